@@ -1,0 +1,118 @@
+/**
+ * The Agent contract. The run loop (experiments/) owns the interaction:
+ * act on the whole vector env at once, hand the transition back through
+ * observe(), and call learn() when the agent says it is ready.
+ *
+ * Model-free agents see observations, actions, rewards and the
+ * terminated/truncated flags, nothing else (never `info`). A model-based
+ * agent may also see state keys and, with the simulator model, env handles
+ * for snapshot/restore: it declares so in `needs`.
+ */
+import type { Env } from "../envs/core.ts";
+
+/** What the run loop tells an agent about the environment it will act in. */
+export interface AgentEnvInfo {
+  envId: string;
+  /** The env's resolved config (variant included); the planner makes simulator copies from it. */
+  envConfig: Record<string, unknown>;
+  obsSize: number;
+  nActions: number;
+  /** Number of env copies acted on at once. */
+  numEnvs: number;
+  maxEpisodeSteps: number;
+}
+
+export interface ActContext {
+  /** Sample (true) or act greedily / with learning's exploration off (false). */
+  explore: boolean;
+  /** State keys of each copy (only passed when needs.stateKeys). */
+  stateKeys?: Int32Array;
+  /** The live env copies (only passed when needs.simulator); never stepped by the agent. */
+  envs?: readonly Env[];
+}
+
+export interface ActResult {
+  actions: Int32Array;
+  /** log pi(a|s) of the chosen actions (policy-gradient learners). */
+  logProbs?: Float32Array;
+  /** V(s) estimates (learners with a critic). */
+  values?: Float32Array;
+}
+
+/** One vector step, as seen by a learner. Buffers are reused by the loop: copy what you keep. */
+export interface Transition {
+  obs: Float32Array;
+  act: ActResult;
+  rewards: Float32Array;
+  terminated: Uint8Array;
+  truncated: Uint8Array;
+  /** Observations after the step (already the next episode's first obs where one ended). */
+  nextObs: Float32Array;
+  /** The ended episode's last observation, where terminated or truncated. */
+  finalObs: Float32Array;
+  /** State keys before the step (-1 where the env has none), for the ledger and tabular models. */
+  stateKeys: Int32Array;
+  /** State keys after the step (pre-reset where an episode ended). */
+  nextStateKeys: Int32Array;
+}
+
+/**
+ * The reinforcement ledger's delta for one update: per state key, per action,
+ * the sum over samples of learning rate x the sample's weight in the policy gradient.
+ */
+export interface LedgerDelta {
+  /** state key -> per-action reinforcement (length nActions). */
+  entries: Record<string, number[]>;
+  /** Sum over all entries (signed). */
+  total: number;
+  /** Sum of absolute values. */
+  totalAbs: number;
+}
+
+export interface UpdateStats {
+  /** 1-based update index. */
+  update: number;
+  /** Env steps consumed so far (over all copies). */
+  envSteps: number;
+  /** Namespaced scalars: "losses/policy_loss", "losses/approx_kl", "charts/learning_rate", ... */
+  metrics: Record<string, number>;
+  ledger?: LedgerDelta;
+}
+
+export interface AgentNeeds {
+  stateKeys: boolean;
+  simulator: boolean;
+}
+
+export interface Agent {
+  readonly name: string;
+  readonly config: Readonly<Record<string, unknown>>;
+  readonly needs: AgentNeeds;
+  act(obs: Float32Array, ctx: ActContext): ActResult;
+  /**
+   * Action probabilities for each observation (batch x nActions, row-major),
+   * under the policy used when explore is false; used by probes (KL, counting).
+   */
+  actionProbs(obs: Float32Array, batch: number, ctx?: Omit<ActContext, "explore">): Float32Array;
+  observe(t: Transition): void;
+  readyToLearn(): boolean;
+  learn(): UpdateStats;
+  /** Env steps observed so far. */
+  readonly envSteps: number;
+  /** Writes the agent to a folder: agent.json (config, steps, env info) plus weights or model files. */
+  save(dir: string): Promise<void>;
+  /** Releases tensors. */
+  dispose(): void;
+}
+
+export interface AgentRegistration<C = Record<string, unknown>> {
+  name: string;
+  description: string;
+  /** JSON Schema with defaults; additionalProperties false. */
+  configSchema: object;
+  /** Model-free learners are "model-free"; the planner is "model-based". */
+  kind: "model-free" | "model-based";
+  create(env: AgentEnvInfo, config: C, seed: number): Agent;
+  /** Loads from a folder written by save(). */
+  load(dir: string, env: AgentEnvInfo): Promise<Agent>;
+}

@@ -1,0 +1,45 @@
+/** Agent registry: one declaration per algorithm, configs validated with their schema. */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { RegistrationError, UnknownIdError } from "../envs/errors.ts";
+import { closest } from "../envs/registry.ts";
+import { validate } from "../envs/schema.ts";
+import type { Agent, AgentEnvInfo, AgentRegistration } from "./core.ts";
+
+const agents = new Map<string, AgentRegistration<any>>();
+
+export function registerAgent<C>(reg: AgentRegistration<C>): void {
+  if (agents.has(reg.name)) throw new RegistrationError(`agent ${reg.name} is already registered`);
+  agents.set(reg.name, reg);
+}
+
+export function agentRegistrations(): AgentRegistration<any>[] {
+  return [...agents.values()];
+}
+
+export function agentRegistration(name: string): AgentRegistration<any> {
+  const reg = agents.get(name);
+  if (!reg) {
+    const close = closest(name, [...agents.keys()]);
+    throw new UnknownIdError(
+      `agent \`${name}\` doesn't exist (known: ${[...agents.keys()].join(", ")}).` +
+        (close.length ? ` Did you mean \`${close[0]}\`?` : ""),
+    );
+  }
+  return reg;
+}
+
+/** Validates a config against the agent's schema, filling defaults into a copy. */
+export function resolveAgentConfig<C = Record<string, unknown>>(name: string, config: unknown = {}): C {
+  return validate<C>(agentRegistration(name).configSchema, structuredClone(config ?? {}), `config for agent ${name}`);
+}
+
+export function createAgent(name: string, env: AgentEnvInfo, config: unknown, seed: number): Agent {
+  return agentRegistration(name).create(env, resolveAgentConfig(name, config), seed);
+}
+
+/** Reads agent.json from a saved folder and loads the agent it names. */
+export async function loadAgent(dir: string, env: AgentEnvInfo): Promise<Agent> {
+  const meta = JSON.parse(await readFile(join(dir, "agent.json"), "utf8")) as { agent: string };
+  return agentRegistration(meta.agent).load(dir, env);
+}

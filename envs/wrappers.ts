@@ -1,0 +1,133 @@
+/**
+ * Generic wrappers. make() applies TimeLimit and OrderEnforcing to every env;
+ * RewardRemoved and RewardNegated build probe variants from any env.
+ */
+import type { BoxSpace, DiscreteSpace, Env, EnvSpec, EnvState, Frame, ResetOptions, ResetResult, StepResult } from "./core.ts";
+import { InvalidActionError, OrderError } from "./errors.ts";
+
+export class Wrapper implements Env {
+  constructor(readonly env: Env) {}
+  get spec(): EnvSpec {
+    return this.env.spec;
+  }
+  get observationSpace(): BoxSpace {
+    return this.env.observationSpace;
+  }
+  get actionSpace(): DiscreteSpace {
+    return this.env.actionSpace;
+  }
+  reset(opts?: ResetOptions): ResetResult {
+    return this.env.reset(opts);
+  }
+  step(action: number): StepResult {
+    return this.env.step(action);
+  }
+  render(): Frame {
+    return this.env.render();
+  }
+  snapshot(): EnvState {
+    return this.env.snapshot();
+  }
+  restore(state: EnvState): void {
+    this.env.restore(state);
+  }
+  stateKey(): number {
+    return this.env.stateKey();
+  }
+  writeObs(out: Float32Array, offset: number): void {
+    this.env.writeObs(out, offset);
+  }
+  close(): void {
+    this.env.close?.();
+  }
+  /** The innermost environment. */
+  get unwrapped(): Env {
+    let e: Env = this.env;
+    while (e instanceof Wrapper) e = e.env;
+    return e;
+  }
+}
+
+/** Truncates (never terminates) after `maxEpisodeSteps` steps. */
+export class TimeLimit extends Wrapper {
+  private elapsed = 0;
+  constructor(env: Env, readonly maxEpisodeSteps: number) {
+    super(env);
+  }
+  override reset(opts?: ResetOptions): ResetResult {
+    this.elapsed = 0;
+    return this.env.reset(opts);
+  }
+  override step(action: number): StepResult {
+    const r = this.env.step(action);
+    this.elapsed++;
+    if (this.elapsed >= this.maxEpisodeSteps && !r.terminated) r.truncated = true;
+    return r;
+  }
+  get elapsedSteps(): number {
+    return this.elapsed;
+  }
+  override snapshot(): EnvState {
+    return { inner: this.env.snapshot(), elapsed: this.elapsed };
+  }
+  override restore(state: EnvState): void {
+    const s = state as { inner: EnvState; elapsed: number };
+    this.env.restore(s.inner);
+    this.elapsed = s.elapsed;
+  }
+}
+
+/** Step before reset, or after the episode ended, is an error; so is an invalid action. */
+export class OrderEnforcing extends Wrapper {
+  private needsReset = true;
+  private everReset = false;
+  override reset(opts?: ResetOptions): ResetResult {
+    this.needsReset = false;
+    this.everReset = true;
+    return this.env.reset(opts);
+  }
+  override step(action: number): StepResult {
+    if (this.needsReset) {
+      throw new OrderError(
+        `${this.spec.id}: step() called ${this.everReset ? "after the episode ended" : "before reset()"}; call reset() first`,
+      );
+    }
+    if (!Number.isInteger(action) || action < 0 || action >= this.actionSpace.n) {
+      throw new InvalidActionError(`${this.spec.id}: action ${action} is outside Discrete(${this.actionSpace.n})`);
+    }
+    const r = this.env.step(action);
+    if (r.terminated || r.truncated) this.needsReset = true;
+    return r;
+  }
+  override render(): Frame {
+    if (!this.everReset) throw new OrderError(`${this.spec.id}: render() called before reset()`);
+    return this.env.render();
+  }
+  override snapshot(): EnvState {
+    return { inner: this.env.snapshot(), needsReset: this.needsReset };
+  }
+  override restore(state: EnvState): void {
+    const s = state as { inner: EnvState; needsReset: boolean };
+    this.env.restore(s.inner);
+    this.needsReset = s.needsReset;
+    this.everReset = true;
+  }
+}
+
+/** Reward always 0; performance and events unchanged (the extinction probe). */
+export class RewardRemoved extends Wrapper {
+  override step(action: number): StepResult {
+    const r = this.env.step(action);
+    r.reward = 0;
+    return r;
+  }
+}
+
+/** Reward negated; performance and events unchanged. */
+export class RewardNegated extends Wrapper {
+  override step(action: number): StepResult {
+    const r = this.env.step(action);
+    r.reward = -r.reward;
+    return r;
+  }
+}
