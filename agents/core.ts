@@ -29,6 +29,12 @@ export interface ActContext {
   stateKeys?: Int32Array;
   /** The live env copies (only passed when needs.simulator); never stepped by the agent. */
   envs?: readonly Env[];
+  /**
+   * How the live envs were made (only passed when needs.simulator): the planner
+   * builds its simulator copies from these, so that it plans on the variant and
+   * reward wrapper actually in play (a probe's test variant, reward removed, ...).
+   */
+  simulator?: { envId: string; envConfig: Record<string, unknown>; reward: "keep" | "removed" | "negated" };
 }
 
 export interface ActResult {

@@ -2,10 +2,8 @@
  * One ajv instance for the whole project: configs, levels, requests and
  * socket messages are validated (and defaults filled) at the boundary.
  */
-import AjvModule, { type ErrorObject, type ValidateFunction } from "ajv";
+import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import { ValidationError } from "./errors.ts";
-
-const Ajv = (AjvModule as unknown as { default: typeof AjvModule }).default ?? AjvModule;
 
 /** Fills defaults, rejects unknown keys (schemas say additionalProperties: false). */
 export const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, coerceTypes: false });
@@ -15,7 +13,7 @@ const cache = new WeakMap<object, ValidateFunction>();
 export function compile<T>(schema: object): ValidateFunction<T> {
   let v = cache.get(schema);
   if (!v) {
-    v = ajv.compile(schema);
+    v = ajv.compile(schema) as ValidateFunction;
     cache.set(schema, v);
   }
   return v as ValidateFunction<T>;

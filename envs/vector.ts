@@ -4,7 +4,7 @@
  * bootstrapping at truncation) and `obs` already holds the next episode's
  * first observation. All observations live in one batched Float32Array.
  */
-import type { Env, Info } from "./core.ts";
+import type { Env, Frame, Info } from "./core.ts";
 import { spaceSize } from "./core.ts";
 import { deriveSeed } from "./rng.ts";
 import { make, type EnvConfig, type MakeOptions } from "./registry.ts";
@@ -21,6 +21,9 @@ export class VectorEnv {
   readonly truncated: Uint8Array;
   /** Info of each copy's last step (the ended episode's, where it ended). */
   infos: Info[];
+  /** Copy whose last frame is rendered before its auto-reset (-1: none), into `finalFrame`. */
+  captureFinalFrame = -1;
+  finalFrame: Frame | null = null;
 
   constructor(readonly envs: Env[]) {
     if (envs.length === 0) throw new RangeError("a vector env needs at least one copy");
@@ -62,6 +65,7 @@ export class VectorEnv {
       this.infos[i] = r.info;
       if (r.terminated || r.truncated) {
         this.finalObs.set(r.obs, i * n);
+        if (i === this.captureFinalFrame) this.finalFrame = env.render();
         env.reset();
       }
       env.writeObs(this.obs, i * n);

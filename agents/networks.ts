@@ -1,0 +1,362 @@
+/**
+ * Small networks and the maths the model-free learners share:
+ *  - an MLP (tanh hidden layers) whose weights are tf.Variables, with a
+ *    tfjs forward for training and a plain-JavaScript forward for acting
+ *    (on tiny batches tfjs' per-op dispatch costs more than the arithmetic);
+ *  - orthogonal initialisation from the project's seeded Rng;
+ *  - Adam (PyTorch's update rule) over flat moment buffers, and global
+ *    gradient-norm clipping (torch.nn.utils.clip_grad_norm_; tfjs has none);
+ *  - softmax / log-softmax / entropy / categorical sampling on typed arrays.
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { Rng } from "../envs/rng.ts";
+
+// ---------------------------------------------------------------- initialisation
+
+/**
+ * A rows x cols matrix (row-major) with orthonormal columns when rows >= cols,
+ * orthonormal rows otherwise, times `gain`: torch.nn.init.orthogonal_ for a
+ * weight used as x @ W. Gram-Schmidt (twice, for stability) of a Gaussian
+ * matrix, which equals QR with the signs of R's diagonal made positive.
+ */
+export function orthogonal(rows: number, cols: number, gain: number, rng: Rng): Float32Array {
+  const m = Math.max(rows, cols);
+  const k = Math.min(rows, cols);
+  // k vectors of length m, drawn column by column
+  const q = Array.from({ length: k }, () => {
+    const v = new Float64Array(m);
+    for (let i = 0; i < m; i++) v[i] = rng.normal();
+    return v;
+  });
+  for (let j = 0; j < k; j++) {
+    const v = q[j]!;
+    for (let pass = 0; pass < 2; pass++) {
+      for (let p = 0; p < j; p++) {
+        const u = q[p]!;
+        let dot = 0;
+        for (let i = 0; i < m; i++) dot += u[i]! * v[i]!;
+        for (let i = 0; i < m; i++) v[i]! -= dot * u[i]!;
+      }
+    }
+    let norm = 0;
+    for (let i = 0; i < m; i++) norm += v[i]! * v[i]!;
+    norm = Math.sqrt(norm);
+    if (!(norm > 1e-12)) throw new RangeError("orthogonal: degenerate Gaussian draw");
+    for (let i = 0; i < m; i++) v[i]! /= norm;
+  }
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      // tall: column c is q[c]; wide: row r is q[r]
+      out[r * cols + c] = gain * (rows >= cols ? q[c]![r]! : q[r]![c]!);
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- the MLP
+
+export interface MLPOptions {
+  /** Gain of the hidden layers' orthogonal init (sqrt 2 in CleanRL). */
+  hiddenGain: number;
+  /** Gain of the output layer (0.01 for a policy head, 1 for a value head). */
+  outputGain: number;
+}
+
+/** tanh(x) = 2 sigmoid(2x) - 1: the wasm backend's sigmoid is SIMD, its tanh is scalar and ~4x slower. */
+function tanhFast(x: tf.Tensor): tf.Tensor {
+  return tf.sub(tf.mul(tf.sigmoid(tf.mul(x, 2)), 2), 1);
+}
+
+/**
+ * Multi-layer perceptron: sizes [in, h1, ..., out], tanh hidden layers,
+ * linear output. Weights are stored as x @ W ([in, out]) plus a bias.
+ */
+export class MLP {
+  readonly sizes: readonly number[];
+  /** [W0, b0, W1, b1, ...]. */
+  readonly variables: tf.Variable[];
+  /** Plain copies of the weights for forwardJS, refreshed by syncJS(). */
+  private js: Float32Array[];
+  private hidden: Float64Array[];
+
+  constructor(sizes: readonly number[], rng: Rng, opts: MLPOptions) {
+    if (sizes.length < 2) throw new RangeError("an MLP needs at least input and output sizes");
+    this.sizes = [...sizes];
+    this.variables = [];
+    this.js = [];
+    for (let l = 0; l + 1 < sizes.length; l++) {
+      const [n, m] = [sizes[l]!, sizes[l + 1]!];
+      const gain = l + 2 === sizes.length ? opts.outputGain : opts.hiddenGain;
+      const w = orthogonal(n, m, gain, rng);
+      const b = new Float32Array(m);
+      // unnamed: tfjs variable names are global, and two agents may coexist
+      this.variables.push(tf.tidy(() => tf.variable(tf.tensor2d(w, [n, m]), true)), tf.tidy(() => tf.variable(tf.zeros([m]), true)));
+      this.js.push(w, b);
+    }
+    this.hidden = sizes.slice(1, -1).map((h) => new Float64Array(h));
+  }
+
+  get inputSize(): number {
+    return this.sizes[0]!;
+  }
+
+  get outputSize(): number {
+    return this.sizes[this.sizes.length - 1]!;
+  }
+
+  /** The tfjs forward, for training (call inside tf.tidy). */
+  apply(x: tf.Tensor2D): tf.Tensor2D {
+    let h: tf.Tensor2D = x;
+    const layers = this.variables.length / 2;
+    for (let l = 0; l < layers; l++) {
+      const z = tf.fused.matMul({ a: h, b: this.variables[2 * l] as tf.Tensor2D, bias: this.variables[2 * l + 1] });
+      h = (l + 1 < layers ? tanhFast(z) : z) as tf.Tensor2D;
+    }
+    return h;
+  }
+
+  /** Copies the variables into the plain arrays forwardJS reads (once per update). */
+  syncJS(): void {
+    for (let i = 0; i < this.variables.length; i++) this.js[i] = Float32Array.from(this.variables[i]!.dataSync());
+  }
+
+  /**
+   * Plain-JavaScript forward of `batch` rows of `obs` (row-major); writes
+   * batch x outputSize into `out`. Zero inputs are skipped, so one-hot
+   * observations cost a few rows of the first matrix.
+   */
+  forwardJS(obs: Float32Array, batch: number, out: Float32Array = new Float32Array(batch * this.outputSize)): Float32Array {
+    const layers = this.js.length / 2;
+    const inSize = this.inputSize;
+    const outSize = this.outputSize;
+    for (let s = 0; s < batch; s++) {
+      let prev: Float64Array | null = null;
+      for (let l = 0; l < layers; l++) {
+        const w = this.js[2 * l]!;
+        const b = this.js[2 * l + 1]!;
+        const m = b.length;
+        const last = l + 1 === layers;
+        const h = last ? null : this.hidden[l]!;
+        const o = s * outSize;
+        // start from the bias
+        if (h) for (let j = 0; j < m; j++) h[j] = b[j]!;
+        else for (let j = 0; j < m; j++) out[o + j] = b[j]!;
+        if (prev === null) {
+          const base = s * inSize;
+          for (let i = 0; i < inSize; i++) {
+            const x = obs[base + i]!;
+            if (x === 0) continue;
+            const row = i * m;
+            if (h) for (let j = 0; j < m; j++) h[j] += x * w[row + j]!;
+            else for (let j = 0; j < m; j++) out[o + j] += x * w[row + j]!;
+          }
+        } else {
+          const n = prev.length;
+          if (h) {
+            for (let i = 0; i < n; i++) {
+              const x = prev[i]!;
+              const row = i * m;
+              for (let j = 0; j < m; j++) h[j] += x * w[row + j]!;
+            }
+          } else {
+            let acc = 0;
+            for (let j = 0; j < m; j++) {
+              acc = b[j]!;
+              for (let i = 0; i < n; i++) acc += prev[i]! * w[i * m + j]!;
+              out[o + j] = acc;
+            }
+          }
+        }
+        if (h) {
+          for (let j = 0; j < m; j++) h[j] = Math.tanh(h[j]!);
+          prev = h;
+        }
+      }
+    }
+    return out;
+  }
+
+  /** The weights under stable names ("l0/kernel", "l0/bias", ...), for saving. */
+  namedVariables(prefix: string): Record<string, tf.Variable> {
+    const out: Record<string, tf.Variable> = {};
+    for (let i = 0; i < this.variables.length; i++) {
+      out[`${prefix}/l${i >> 1}/${i % 2 === 0 ? "kernel" : "bias"}`] = this.variables[i]!;
+    }
+    return out;
+  }
+
+  dispose(): void {
+    for (const v of this.variables) v.dispose();
+  }
+}
+
+// ---------------------------------------------------------------- optimisation
+
+/**
+ * Rescales gradients so that their global L2 norm is at most maxNorm, as
+ * torch.nn.utils.clip_grad_norm_ (factor maxNorm / (norm + 1e-6), capped at 1).
+ * Works on one flat gradient or on a list; returns the clipped tensors and the norm.
+ */
+export function clipByGlobalNorm<T extends tf.Tensor>(grads: T[], maxNorm: number): { grads: T[]; norm: tf.Scalar } {
+  const norm = tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))) as tf.Scalar;
+  const scale = tf.minimum(1, tf.div(maxNorm, tf.add(norm, 1e-6)));
+  return { grads: grads.map((g) => tf.mul(g, scale) as T), norm };
+}
+
+/** Plain-JS reference of clipByGlobalNorm, for tests. */
+export function clipByGlobalNormJS(grads: Float64Array[], maxNorm: number): { grads: Float64Array[]; norm: number } {
+  let sq = 0;
+  for (const g of grads) for (const x of g) sq += x * x;
+  const norm = Math.sqrt(sq);
+  const scale = Math.min(1, maxNorm / (norm + 1e-6));
+  return { grads: grads.map((g) => g.map((x) => x * scale)), norm };
+}
+
+export interface AdamOptions {
+  beta1: number;
+  beta2: number;
+  eps: number;
+}
+
+/**
+ * Adam with PyTorch's update (bias-corrected step size, eps outside the
+ * square root), optional global-norm clipping, and the learning rate given
+ * per step so schedules need no optimizer rebuild. The moments live in two
+ * flat variables: one fused update instead of a dozen ops per weight tensor.
+ */
+export class Adam {
+  readonly m: tf.Variable;
+  readonly v: tf.Variable;
+  /** Steps taken (bias correction). */
+  t = 0;
+  private readonly sizes: number[];
+  private readonly shapes: number[][];
+
+  constructor(readonly params: tf.Variable[], readonly opts: AdamOptions = { beta1: 0.9, beta2: 0.999, eps: 1e-8 }) {
+    this.sizes = params.map((p) => p.size);
+    this.shapes = params.map((p) => p.shape);
+    const total = this.sizes.reduce((a, b) => a + b, 0);
+    this.m = tf.tidy(() => tf.variable(tf.zeros([total]), false));
+    this.v = tf.tidy(() => tf.variable(tf.zeros([total]), false));
+  }
+
+  /**
+   * Applies one step from gradients (same order as params); clips their
+   * global norm first when maxGradNorm is a number. Returns the pre-clip norm
+   * as a tensor (the caller reads it with its other statistics, or disposes it).
+   */
+  step(grads: tf.Tensor[], lr: number, maxGradNorm: number | null): tf.Scalar {
+    this.t++;
+    const { beta1, beta2, eps } = this.opts;
+    const bc1 = 1 - beta1 ** this.t;
+    const bc2 = 1 - beta2 ** this.t;
+    return tf.tidy(() => {
+      let g: tf.Tensor = tf.concat(grads.map((x) => tf.reshape(x, [-1])));
+      const norm = tf.sqrt(tf.sum(tf.square(g))) as tf.Scalar;
+      if (maxGradNorm !== null) g = tf.mul(g, tf.minimum(1, tf.div(maxGradNorm, tf.add(norm, 1e-6))));
+      const m = tf.add(tf.mul(this.m, beta1), tf.mul(g, 1 - beta1));
+      const v = tf.add(tf.mul(this.v, beta2), tf.mul(tf.square(g), 1 - beta2));
+      this.m.assign(m);
+      this.v.assign(v);
+      const update = tf.div(tf.mul(m, lr / bc1), tf.add(tf.mul(tf.sqrt(v), 1 / Math.sqrt(bc2)), eps));
+      const parts = tf.split(update, this.sizes);
+      for (let i = 0; i < this.params.length; i++) {
+        const p = this.params[i]!;
+        p.assign(tf.sub(p, tf.reshape(parts[i]!, this.shapes[i]!)));
+      }
+      return norm;
+    });
+  }
+
+  dispose(): void {
+    this.m.dispose();
+    this.v.dispose();
+  }
+}
+
+// ---------------------------------------------------------------- distributions (plain JS)
+
+/** Row-wise softmax of batch x n logits into `out` (may alias `logits`). */
+export function softmax(logits: Float32Array, batch: number, n: number, out: Float32Array = new Float32Array(batch * n)): Float32Array {
+  for (let s = 0; s < batch; s++) {
+    const o = s * n;
+    let max = -Infinity;
+    for (let a = 0; a < n; a++) max = Math.max(max, logits[o + a]!);
+    let sum = 0;
+    for (let a = 0; a < n; a++) {
+      const e = Math.exp(logits[o + a]! - max);
+      out[o + a] = e;
+      sum += e;
+    }
+    for (let a = 0; a < n; a++) out[o + a]! /= sum;
+  }
+  return out;
+}
+
+/** Row-wise log-softmax of batch x n logits into `out` (may alias `logits`). */
+export function logSoftmax(logits: Float32Array, batch: number, n: number, out: Float32Array = new Float32Array(batch * n)): Float32Array {
+  for (let s = 0; s < batch; s++) {
+    const o = s * n;
+    let max = -Infinity;
+    for (let a = 0; a < n; a++) max = Math.max(max, logits[o + a]!);
+    let sum = 0;
+    for (let a = 0; a < n; a++) sum += Math.exp(logits[o + a]! - max);
+    const lse = max + Math.log(sum);
+    for (let a = 0; a < n; a++) out[o + a] = logits[o + a]! - lse;
+  }
+  return out;
+}
+
+/** Entropy of the categorical in row `row` of batch x n log-probabilities. */
+export function entropyRow(logProbs: Float32Array, row: number, n: number): number {
+  let h = 0;
+  for (let a = 0; a < n; a++) {
+    const lp = logProbs[row * n + a]!;
+    if (lp > -Infinity) h -= Math.exp(lp) * lp;
+  }
+  return h;
+}
+
+/** Samples an action from row `row` of batch x n log-probabilities (inverse CDF, one uniform draw). */
+export function sampleRow(logProbs: Float32Array, row: number, n: number, rng: Rng): number {
+  const u = rng.next();
+  let c = 0;
+  for (let a = 0; a < n; a++) {
+    c += Math.exp(logProbs[row * n + a]!);
+    if (u < c) return a;
+  }
+  // rounding left u above the last cumulative sum: the last action with mass
+  for (let a = n - 1; a > 0; a--) if (logProbs[row * n + a]! > -Infinity) return a;
+  return 0;
+}
+
+/** Index of the largest entry in row `row` (first on ties). */
+export function argmaxRow(x: Float32Array, row: number, n: number): number {
+  let best = 0;
+  for (let a = 1; a < n; a++) if (x[row * n + a]! > x[row * n + best]!) best = a;
+  return best;
+}
+
+/** Fisher-Yates shuffle of 0..n-1 with the seeded Rng. */
+export function permutation(n: number, rng: Rng, out: Int32Array = new Int32Array(n)): Int32Array {
+  for (let i = 0; i < n; i++) out[i] = i;
+  for (let i = n - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    const t = out[i]!;
+    out[i] = out[j]!;
+    out[j] = t;
+  }
+  return out;
+}
+
+/** Mean and standard deviation (unbiased, as torch.std) of x[from..to). */
+export function meanStd(x: ArrayLike<number>, from = 0, to = x.length): { mean: number; std: number } {
+  const n = to - from;
+  let mean = 0;
+  for (let i = from; i < to; i++) mean += x[i]!;
+  mean /= n;
+  let sq = 0;
+  for (let i = from; i < to; i++) sq += (x[i]! - mean) ** 2;
+  return { mean, std: n > 1 ? Math.sqrt(sq / (n - 1)) : 0 };
+}

@@ -1,0 +1,611 @@
+/**
+ * PPO (clipped surrogate), after CleanRL's ppo.py: same defaults, same
+ * losses, same order of operations, read top to bottom:
+ *   config -> computed values -> maths -> networks -> rollout -> GAE -> update.
+ *
+ * Differences from CleanRL, on purpose:
+ *  - A time-limit truncation bootstraps: gamma * V(final obs) is added to the
+ *    reward of the truncated step and the episode is then treated as ended
+ *    (CleanRL treats truncation as termination). `bootstrapTruncated: false`
+ *    restores CleanRL's behaviour.
+ *  - Acting runs the networks in plain JavaScript on the whole vector batch,
+ *    with weights copied out of tfjs once per update; training runs in tfjs.
+ *  - Loss metrics are means over all minibatches of the update (CleanRL logs
+ *    the last minibatch's).
+ *  - A gap in the stream of transitions (learning paused, env rebuilt by the
+ *    run loop) ends the cut episode there, bootstrapped like a truncation.
+ * Episodes carry across rollout boundaries: the run loop never resets between
+ * rollouts, and the last step of a rollout bootstraps from V(next obs).
+ */
+import * as tf from "@tensorflow/tfjs";
+import { Rng, deriveSeed } from "../envs/rng.ts";
+import { validate } from "../envs/schema.ts";
+import type { ActContext, ActResult, Agent, AgentEnvInfo, Transition, UpdateStats } from "./core.ts";
+import { Ledger, LedgerBuilder } from "./ledger.ts";
+import { Adam, MLP, argmaxRow, logSoftmax, meanStd, permutation, sampleRow, softmax } from "./networks.ts";
+import { assignVariables, checkEnvCompatible, loadAgentFiles, saveAgentFiles } from "./persist.ts";
+import { registerAgent } from "./registry.ts";
+
+// ---------------------------------------------------------------- config
+
+export type PPOConfig = {
+  /** Adam learning rate (linearly annealed to 0 over totalSteps when annealLr). */
+  learningRate: number;
+  /** Env copies acted on at once; the run loop builds its vector env with this many. */
+  numEnvs: number;
+  /** Vector steps per rollout (per env copy). */
+  numSteps: number;
+  /** Anneal the learning rate linearly to 0 over totalSteps. */
+  annealLr: boolean;
+  /** Total env steps of the run (all copies); the run loop sets it from its step budget. Used only for annealing. */
+  totalSteps: number;
+  /** Discount factor. */
+  gamma: number;
+  /** GAE lambda. */
+  gaeLambda: number;
+  /** Minibatches per epoch. */
+  numMinibatches: number;
+  /** Epochs over each rollout. */
+  updateEpochs: number;
+  /** Normalise advantages per minibatch. */
+  normAdv: boolean;
+  /** Surrogate clipping coefficient. */
+  clipCoef: number;
+  /** Clip the value loss around the old values, as the policy is clipped. */
+  clipVloss: boolean;
+  /** Entropy bonus coefficient. */
+  entCoef: number;
+  /** Value loss coefficient. */
+  vfCoef: number;
+  /** Global gradient-norm clipping threshold. */
+  maxGradNorm: number;
+  /** Stop the update's epochs early once the approximate KL exceeds this (null: never). */
+  targetKl: number | null;
+  /** Hidden layer sizes of both the actor and the critic (tanh). */
+  hiddenSizes: number[];
+  /** Adam epsilon (CleanRL: 1e-5). */
+  adamEps: number;
+  /** Bootstrap from V(final obs) at time-limit truncation (false: CleanRL's treat-as-terminal). */
+  bootstrapTruncated: boolean;
+};
+
+const num = (d: number, description: string, extra: object = {}) => ({ type: "number", default: d, description, ...extra });
+const int = (d: number, description: string, extra: object = {}) => ({ type: "integer", default: d, description, ...extra });
+const bool = (d: boolean, description: string) => ({ type: "boolean", default: d, description });
+
+/** JSON Schema of PPOConfig, with CleanRL's defaults; ajv fills them. */
+export const ppoConfigSchema = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    learningRate: num(2.5e-4, "Adam learning rate (linearly annealed to 0 over totalSteps when annealLr)", { exclusiveMinimum: 0 }),
+    numEnvs: int(4, "Env copies acted on at once", { minimum: 1, maximum: 1024 }),
+    numSteps: int(128, "Vector steps per rollout (per env copy)", { minimum: 1 }),
+    annealLr: bool(true, "Anneal the learning rate linearly to 0 over totalSteps"),
+    totalSteps: int(500000, "Total env steps of the run (set by the run loop from its budget); used for annealing", { minimum: 1 }),
+    gamma: num(0.99, "Discount factor", { minimum: 0, maximum: 1 }),
+    gaeLambda: num(0.95, "GAE lambda", { minimum: 0, maximum: 1 }),
+    numMinibatches: int(4, "Minibatches per epoch", { minimum: 1 }),
+    updateEpochs: int(4, "Epochs over each rollout", { minimum: 1 }),
+    normAdv: bool(true, "Normalise advantages per minibatch"),
+    clipCoef: num(0.2, "Surrogate clipping coefficient", { minimum: 0 }),
+    clipVloss: bool(true, "Clip the value loss around the old values"),
+    entCoef: num(0.01, "Entropy bonus coefficient"),
+    vfCoef: num(0.5, "Value loss coefficient", { minimum: 0 }),
+    maxGradNorm: num(0.5, "Global gradient-norm clipping threshold", { exclusiveMinimum: 0 }),
+    targetKl: { type: ["number", "null"], default: null, description: "Stop the epochs early once approx KL exceeds this (null: never)" },
+    hiddenSizes: {
+      type: "array",
+      items: { type: "integer", minimum: 1, maximum: 4096 },
+      minItems: 1,
+      maxItems: 8,
+      default: [64, 64],
+      description: "Hidden layer sizes of the actor and the critic (tanh)",
+    },
+    adamEps: num(1e-5, "Adam epsilon", { exclusiveMinimum: 0 }),
+    bootstrapTruncated: bool(true, "Bootstrap from V(final obs) at time-limit truncation (false: treat as terminal, as CleanRL)"),
+  },
+} as const;
+
+/** Derived values: never set by the user. */
+export interface PPOComputed {
+  /** Env copies, from the env info (the run loop builds its vector env from config.numEnvs). */
+  numEnvs: number;
+  /** Samples per rollout: numEnvs x numSteps. */
+  batchSize: number;
+  minibatchSize: number;
+  /** Updates in totalSteps: the annealing horizon. */
+  numIterations: number;
+}
+
+export function ppoComputed(config: PPOConfig, numEnvs: number): PPOComputed {
+  const batchSize = numEnvs * config.numSteps;
+  return {
+    numEnvs,
+    batchSize,
+    minibatchSize: Math.max(1, Math.floor(batchSize / config.numMinibatches)),
+    numIterations: Math.max(1, Math.floor(config.totalSteps / batchSize)),
+  };
+}
+
+/** CleanRL's schedule, lr x (1 - (iteration - 1) / numIterations), held at 0 past the horizon. */
+export function annealedLearningRate(config: PPOConfig, computed: PPOComputed, iteration: number): number {
+  if (!config.annealLr) return config.learningRate;
+  return config.learningRate * Math.max(0, 1 - (iteration - 1) / computed.numIterations);
+}
+
+// ---------------------------------------------------------------- maths (pure, tested against reference loops)
+
+/**
+ * The reward a learner stores for one step: at a truncation (not a
+ * termination) the rest of the episode is estimated as gamma * V(final obs).
+ */
+export function bootstrappedReward(reward: number, terminated: boolean, truncated: boolean, finalValue: number, gamma: number): number {
+  return truncated && !terminated ? reward + gamma * finalValue : reward;
+}
+
+/**
+ * Generalised advantage estimation over a time-major rollout ([t * numEnvs + i]).
+ * dones[t, i] = 1 when step t ended its episode (its reward already carries any
+ * truncation bootstrap); nextValues = V(obs after the last step).
+ */
+export function computeGAE(r: {
+  rewards: ArrayLike<number>;
+  values: ArrayLike<number>;
+  dones: ArrayLike<number>;
+  nextValues: ArrayLike<number>;
+  numSteps: number;
+  numEnvs: number;
+  gamma: number;
+  gaeLambda: number;
+}): { advantages: Float32Array; returns: Float32Array } {
+  const { numSteps: T, numEnvs: N, gamma, gaeLambda } = r;
+  const advantages = new Float32Array(T * N);
+  const returns = new Float32Array(T * N);
+  for (let i = 0; i < N; i++) {
+    let lastGae = 0;
+    for (let t = T - 1; t >= 0; t--) {
+      const k = t * N + i;
+      const nextNonTerminal = 1 - r.dones[k]!;
+      const nextValue = t === T - 1 ? r.nextValues[i]! : r.values[k + N]!;
+      const delta = r.rewards[k]! + gamma * nextValue * nextNonTerminal - r.values[k]!;
+      lastGae = delta + gamma * gaeLambda * nextNonTerminal * lastGae;
+      advantages[k] = lastGae;
+      returns[k] = lastGae + r.values[k]!;
+    }
+  }
+  return { advantages, returns };
+}
+
+export interface PPOLossCoefs {
+  clipCoef: number;
+  clipVloss: boolean;
+  entCoef: number;
+  vfCoef: number;
+}
+
+/** PPO's losses as tfjs tensors (CleanRL's formulas); call inside tf.tidy / variableGrads. */
+export function ppoLoss(
+  t: { newLogp: tf.Tensor1D; oldLogp: tf.Tensor1D; advantages: tf.Tensor1D; entropy: tf.Tensor1D; newValue: tf.Tensor1D; oldValue: tf.Tensor1D; returns: tf.Tensor1D },
+  c: PPOLossCoefs,
+): { loss: tf.Scalar; policyLoss: tf.Scalar; valueLoss: tf.Scalar; entropy: tf.Scalar; logratio: tf.Tensor1D; ratio: tf.Tensor1D } {
+  const logratio = tf.sub(t.newLogp, t.oldLogp) as tf.Tensor1D;
+  const ratio = tf.exp(logratio) as tf.Tensor1D;
+  const negAdv = tf.neg(t.advantages);
+  const pg1 = tf.mul(negAdv, ratio);
+  const pg2 = tf.mul(negAdv, tf.clipByValue(ratio, 1 - c.clipCoef, 1 + c.clipCoef));
+  const policyLoss = tf.mean(tf.maximum(pg1, pg2)) as tf.Scalar;
+  const unclipped = tf.squaredDifference(t.newValue, t.returns);
+  let valueLoss: tf.Scalar;
+  if (c.clipVloss) {
+    const vClipped = tf.add(t.oldValue, tf.clipByValue(tf.sub(t.newValue, t.oldValue), -c.clipCoef, c.clipCoef));
+    const clipped = tf.squaredDifference(vClipped, t.returns);
+    valueLoss = tf.mul(0.5, tf.mean(tf.maximum(unclipped, clipped))) as tf.Scalar;
+  } else {
+    valueLoss = tf.mul(0.5, tf.mean(unclipped)) as tf.Scalar;
+  }
+  const entropy = tf.mean(t.entropy) as tf.Scalar;
+  const loss = tf.add(tf.sub(policyLoss, tf.mul(c.entCoef, entropy)), tf.mul(c.vfCoef, valueLoss)) as tf.Scalar;
+  return { loss, policyLoss, valueLoss, entropy, logratio, ratio };
+}
+
+/** Plain-JS reference of ppoLoss for tests (one loop, no tensors). */
+export function ppoLossJS(
+  s: { newLogp: number[]; oldLogp: number[]; advantages: number[]; entropy: number[]; newValue: number[]; oldValue: number[]; returns: number[] },
+  c: PPOLossCoefs,
+): { loss: number; policyLoss: number; valueLoss: number; entropy: number } {
+  const n = s.newLogp.length;
+  let pg = 0;
+  let v = 0;
+  let ent = 0;
+  for (let i = 0; i < n; i++) {
+    const ratio = Math.exp(s.newLogp[i]! - s.oldLogp[i]!);
+    const clippedRatio = Math.min(Math.max(ratio, 1 - c.clipCoef), 1 + c.clipCoef);
+    pg += Math.max(-s.advantages[i]! * ratio, -s.advantages[i]! * clippedRatio);
+    const un = (s.newValue[i]! - s.returns[i]!) ** 2;
+    const vc = s.oldValue[i]! + Math.min(Math.max(s.newValue[i]! - s.oldValue[i]!, -c.clipCoef), c.clipCoef);
+    v += c.clipVloss ? Math.max(un, (vc - s.returns[i]!) ** 2) : un;
+    ent += s.entropy[i]!;
+  }
+  const policyLoss = pg / n;
+  const valueLoss = (0.5 * v) / n;
+  const entropy = ent / n;
+  return { loss: policyLoss - c.entCoef * entropy + c.vfCoef * valueLoss, policyLoss, valueLoss, entropy };
+}
+
+/**
+ * Whether the clipped surrogate passes gradient for a sample: min(r A, clip(r) A)
+ * picks the unclipped term (ratio inside the clip range, or outside it on the
+ * side where the unclipped term is smaller). The ledger counts only these samples.
+ */
+export function clipPassesGradient(ratio: number, advantage: number, clipCoef: number): boolean {
+  return advantage >= 0 ? ratio <= 1 + clipCoef : ratio >= 1 - clipCoef;
+}
+
+/** 1 - Var(returns - values) / Var(returns); NaN when the returns do not vary (as CleanRL). */
+export function explainedVariance(values: ArrayLike<number>, returns: ArrayLike<number>): number {
+  const n = returns.length;
+  let my = 0;
+  let md = 0;
+  for (let i = 0; i < n; i++) {
+    my += returns[i]!;
+    md += returns[i]! - values[i]!;
+  }
+  my /= n;
+  md /= n;
+  let vy = 0;
+  let vd = 0;
+  for (let i = 0; i < n; i++) {
+    vy += (returns[i]! - my) ** 2;
+    vd += (returns[i]! - values[i]! - md) ** 2;
+  }
+  return vy === 0 ? NaN : 1 - vd / vy;
+}
+
+// ---------------------------------------------------------------- the agent
+
+export class PPOAgent implements Agent {
+  readonly name = "ppo";
+  readonly needs = { stateKeys: false, simulator: false };
+  readonly computed: PPOComputed;
+  readonly actor: MLP;
+  readonly critic: MLP;
+  readonly optimizer: Adam;
+  /** Sampling (act) and shuffling (learn) draw from separate streams, so evaluation never changes training. */
+  readonly actRng: Rng;
+  readonly learnRng: Rng;
+  readonly ledger = new Ledger();
+  envSteps = 0;
+  updates = 0;
+
+  private readonly obsSize: number;
+  private readonly nActions: number;
+  // rollout storage, time-major [t * numEnvs + i]
+  private step = 0;
+  private readonly obs: Float32Array;
+  private readonly actions: Int32Array;
+  private readonly logProbs: Float32Array;
+  private readonly values: Float32Array;
+  private readonly rewards: Float32Array;
+  private readonly dones: Uint8Array;
+  private readonly stateKeys: Int32Array;
+  /** Observations after the latest step, and whether each copy's episode ended there. */
+  private readonly lastNextObs: Float32Array;
+  private readonly lastDone: Uint8Array;
+  private haveLast = false;
+  private scratch = new Map<number, { logits: Float32Array; values: Float32Array }>();
+  private readonly one = new Float32Array(1);
+
+  constructor(readonly env: AgentEnvInfo, readonly config: PPOConfig, seed: number) {
+    this.obsSize = env.obsSize;
+    this.nActions = env.nActions;
+    this.computed = ppoComputed(config, env.numEnvs);
+    const initRng = new Rng(deriveSeed(seed, 1));
+    this.actRng = new Rng(deriveSeed(seed, 2));
+    this.learnRng = new Rng(deriveSeed(seed, 3));
+    const h = config.hiddenSizes;
+    this.actor = new MLP([env.obsSize, ...h, env.nActions], initRng, { hiddenGain: Math.SQRT2, outputGain: 0.01 });
+    this.critic = new MLP([env.obsSize, ...h, 1], initRng, { hiddenGain: Math.SQRT2, outputGain: 1 });
+    this.optimizer = new Adam([...this.actor.variables, ...this.critic.variables], { beta1: 0.9, beta2: 0.999, eps: config.adamEps });
+    const B = this.computed.batchSize;
+    this.obs = new Float32Array(B * env.obsSize);
+    this.actions = new Int32Array(B);
+    this.logProbs = new Float32Array(B);
+    this.values = new Float32Array(B);
+    this.rewards = new Float32Array(B);
+    this.dones = new Uint8Array(B);
+    this.stateKeys = new Int32Array(B);
+    this.lastNextObs = new Float32Array(env.numEnvs * env.obsSize);
+    this.lastDone = new Uint8Array(env.numEnvs);
+  }
+
+  private buffers(batch: number): { logits: Float32Array; values: Float32Array } {
+    let b = this.scratch.get(batch);
+    if (!b) this.scratch.set(batch, (b = { logits: new Float32Array(batch * this.nActions), values: new Float32Array(batch) }));
+    return b;
+  }
+
+  act(obs: Float32Array, ctx: ActContext): ActResult {
+    const batch = obs.length / this.obsSize;
+    const { logits, values } = this.buffers(batch);
+    this.actor.forwardJS(obs, batch, logits);
+    this.critic.forwardJS(obs, batch, values);
+    const logp = logSoftmax(logits, batch, this.nActions, logits);
+    const actions = new Int32Array(batch);
+    const logProbs = new Float32Array(batch);
+    for (let s = 0; s < batch; s++) {
+      const a = ctx.explore ? sampleRow(logp, s, this.nActions, this.actRng) : argmaxRow(logp, s, this.nActions);
+      actions[s] = a;
+      logProbs[s] = logp[s * this.nActions + a]!;
+    }
+    return { actions, logProbs, values: Float32Array.from(values) };
+  }
+
+  /** pi(a|s) for each row: the softmax policy (greedy acting takes its argmax). */
+  actionProbs(obs: Float32Array, batch: number): Float32Array {
+    return softmax(this.actor.forwardJS(obs, batch), batch, this.nActions);
+  }
+
+  private valueOf(obs: Float32Array, row: number): number {
+    const S = this.obsSize;
+    return this.critic.forwardJS(obs.subarray(row * S, (row + 1) * S), 1, this.one)[0]!;
+  }
+
+  // rollout
+
+  observe(tr: Transition): void {
+    const { numEnvs: N } = this.computed;
+    const S = this.obsSize;
+    const { gamma } = this.config;
+    if (tr.rewards.length !== N) throw new RangeError(`ppo: transition has ${tr.rewards.length} env copies, the agent was built for ${N}`);
+    if (this.step >= this.config.numSteps) throw new Error("ppo: observe() on a full rollout; call learn() when readyToLearn()");
+    const t = this.step;
+    // a gap in the stream: the cut episode ends at the previous step, bootstrapped
+    if (this.haveLast && t > 0) {
+      for (let i = 0; i < N; i++) {
+        if (this.lastDone[i] || rowsEqual(tr.obs, this.lastNextObs, i, S)) continue;
+        const k = (t - 1) * N + i;
+        this.rewards[k]! += gamma * this.valueOf(this.lastNextObs, i);
+        this.dones[k] = 1;
+      }
+    }
+    this.obs.set(tr.obs, t * N * S);
+    let logProbs: Float32Array | undefined = tr.act.logProbs;
+    let values: Float32Array | undefined = tr.act.values;
+    if (!logProbs || !values) ({ logProbs, values } = this.evaluateActions(tr.obs, tr.act.actions));
+    for (let i = 0; i < N; i++) {
+      const k = t * N + i;
+      const terminated = tr.terminated[i] === 1;
+      const truncated = tr.truncated[i] === 1;
+      const finalValue = truncated && !terminated && this.config.bootstrapTruncated ? this.valueOf(tr.finalObs, i) : 0;
+      this.actions[k] = tr.act.actions[i]!;
+      this.logProbs[k] = logProbs[i]!;
+      this.values[k] = values[i]!;
+      this.rewards[k] = bootstrappedReward(tr.rewards[i]!, terminated, truncated, finalValue, gamma);
+      this.dones[k] = terminated || truncated ? 1 : 0;
+      this.stateKeys[k] = tr.stateKeys[i]!;
+      this.lastDone[i] = this.dones[k]!;
+    }
+    this.lastNextObs.set(tr.nextObs);
+    this.haveLast = true;
+    this.step++;
+    this.envSteps += N;
+  }
+
+  /** log pi(a|s) and V(s) when the transition's act result lacks them. */
+  private evaluateActions(obs: Float32Array, actions: Int32Array): { logProbs: Float32Array; values: Float32Array } {
+    const batch = actions.length;
+    const logp = logSoftmax(this.actor.forwardJS(obs, batch), batch, this.nActions);
+    return {
+      logProbs: Float32Array.from(actions, (a, s) => logp[s * this.nActions + a]!),
+      values: this.critic.forwardJS(obs, batch),
+    };
+  }
+
+  readyToLearn(): boolean {
+    return this.step >= this.config.numSteps;
+  }
+
+  // GAE
+
+  /** Advantages and returns of the rollout collected so far (no side effects; learn() uses it). */
+  rolloutTargets(): { advantages: Float32Array; returns: Float32Array; steps: number } {
+    const N = this.computed.numEnvs;
+    const T = this.step;
+    const nextValues = this.critic.forwardJS(this.lastNextObs, N);
+    const { advantages, returns } = computeGAE({
+      rewards: this.rewards.subarray(0, T * N),
+      values: this.values.subarray(0, T * N),
+      dones: this.dones.subarray(0, T * N),
+      nextValues,
+      numSteps: T,
+      numEnvs: N,
+      gamma: this.config.gamma,
+      gaeLambda: this.config.gaeLambda,
+    });
+    return { advantages, returns, steps: T };
+  }
+
+  // update
+
+  learn(): UpdateStats {
+    if (this.step === 0) throw new Error("ppo: learn() with an empty rollout");
+    const c = this.config;
+    const S = this.obsSize;
+    const A = this.nActions;
+    const { advantages, returns, steps } = this.rolloutTargets();
+    const B = steps * this.computed.numEnvs;
+    const M = Math.min(this.computed.minibatchSize, B);
+    const iteration = this.updates + 1;
+    const lr = annealedLearningRate(c, this.computed, iteration);
+
+    const mbObs = new Float32Array(M * S);
+    const mbMask = new Float32Array(M * A);
+    const mbOldLogp = new Float32Array(M);
+    const mbAdv = new Float32Array(M);
+    const mbRet = new Float32Array(M);
+    const mbOldV = new Float32Array(M);
+    const ledgerWeights = new Float64Array(B);
+    const sums = { policyLoss: 0, valueLoss: 0, entropy: 0, approxKl: 0, oldApproxKl: 0, clipfrac: 0, minibatches: 0 };
+    const params = [...this.actor.variables, ...this.critic.variables];
+    const perm = new Int32Array(B);
+
+    for (let epoch = 0; epoch < c.updateEpochs; epoch++) {
+      permutation(B, this.learnRng, perm);
+      let lastApproxKl = 0;
+      for (let start = 0; start < B; start += M) {
+        const idx = perm.subarray(start, Math.min(start + M, B));
+        const m = idx.length;
+        mbMask.fill(0);
+        for (let j = 0; j < m; j++) {
+          const b = idx[j]!;
+          mbObs.set(this.obs.subarray(b * S, (b + 1) * S), j * S);
+          mbMask[j * A + this.actions[b]!] = 1;
+          mbOldLogp[j] = this.logProbs[b]!;
+          mbAdv[j] = advantages[b]!;
+          mbRet[j] = returns[b]!;
+          mbOldV[j] = this.values[b]!;
+        }
+        if (c.normAdv) {
+          const { mean, std } = meanStd(mbAdv, 0, m);
+          for (let j = 0; j < m; j++) mbAdv[j] = (mbAdv[j]! - mean) / (std + 1e-8);
+        }
+
+        const out = tf.tidy(() => {
+          const x = tf.tensor2d(mbObs.subarray(0, m * S), [m, S]);
+          const mask = tf.tensor2d(mbMask.subarray(0, m * A), [m, A]);
+          const inputs = {
+            oldLogp: tf.tensor1d(mbOldLogp.subarray(0, m)),
+            advantages: tf.tensor1d(mbAdv.subarray(0, m)),
+            returns: tf.tensor1d(mbRet.subarray(0, m)),
+            oldValue: tf.tensor1d(mbOldV.subarray(0, m)),
+          };
+          let report: tf.Tensor | null = null;
+          const { grads } = tf.variableGrads(() => {
+            const logpAll = tf.logSoftmax(this.actor.apply(x));
+            const newLogp = tf.sum(tf.mul(logpAll, mask), 1) as tf.Tensor1D;
+            const entropy = tf.neg(tf.sum(tf.mul(tf.exp(logpAll), logpAll), 1)) as tf.Tensor1D;
+            const newValue = tf.reshape(this.critic.apply(x), [-1]) as tf.Tensor1D;
+            const l = ppoLoss({ ...inputs, newLogp, entropy, newValue }, c);
+            report = tf.keep(tf.concat([l.logratio, l.ratio, tf.stack([l.policyLoss, l.valueLoss, l.entropy])]));
+            return l.loss;
+          }, params);
+          this.optimizer.step(params.map((p) => grads[p.name]!), lr, c.maxGradNorm).dispose();
+          return report!;
+        });
+        const r = out.dataSync();
+        out.dispose();
+
+        let kl = 0;
+        let oldKl = 0;
+        let clipped = 0;
+        for (let j = 0; j < m; j++) {
+          const logratio = r[j]!;
+          const ratio = r[m + j]!;
+          oldKl += -logratio;
+          kl += ratio - 1 - logratio;
+          if (Math.abs(ratio - 1) > c.clipCoef) clipped++;
+          if (clipPassesGradient(ratio, mbAdv[j]!, c.clipCoef)) ledgerWeights[idx[j]!] += mbAdv[j]!;
+        }
+        lastApproxKl = kl / m;
+        sums.policyLoss += r[2 * m]!;
+        sums.valueLoss += r[2 * m + 1]!;
+        sums.entropy += r[2 * m + 2]!;
+        sums.approxKl += kl / m;
+        sums.oldApproxKl += oldKl / m;
+        sums.clipfrac += clipped / m;
+        sums.minibatches++;
+      }
+      if (c.targetKl !== null && lastApproxKl > c.targetKl) break;
+    }
+
+    this.actor.syncJS();
+    this.critic.syncJS();
+    const ledgerBuilder = new LedgerBuilder(A);
+    ledgerBuilder.addBatch(this.stateKeys, this.actions, ledgerWeights, lr, B);
+    const ledger = ledgerBuilder.build();
+    this.ledger.record(ledger);
+    this.updates = iteration;
+    this.step = 0;
+    const n = sums.minibatches;
+    return {
+      update: iteration,
+      envSteps: this.envSteps,
+      metrics: {
+        "losses/policy_loss": sums.policyLoss / n,
+        "losses/value_loss": sums.valueLoss / n,
+        "losses/entropy": sums.entropy / n,
+        "losses/approx_kl": sums.approxKl / n,
+        "losses/old_approx_kl": sums.oldApproxKl / n,
+        "losses/clipfrac": sums.clipfrac / n,
+        "losses/explained_variance": explainedVariance(this.values.subarray(0, B), returns),
+        "charts/learning_rate": lr,
+      },
+      ledger,
+    };
+  }
+
+  // save / load
+
+  async save(dir: string): Promise<void> {
+    await saveAgentFiles(dir, {
+      agent: this.name,
+      config: this.config,
+      envSteps: this.envSteps,
+      updates: this.updates,
+      env: this.env,
+      rng: { act: this.actRng.getState(), learn: this.learnRng.getState() },
+      extra: { adamStep: this.optimizer.t },
+      tensors: this.namedTensors(),
+      ledger: this.ledger.toJSON(),
+    });
+  }
+
+  /** Every tensor save() writes, under stable names. */
+  namedTensors(): Record<string, tf.Variable> {
+    return {
+      ...this.actor.namedVariables("actor"),
+      ...this.critic.namedVariables("critic"),
+      "adam/m": this.optimizer.m,
+      "adam/v": this.optimizer.v,
+    };
+  }
+
+  static async load(dir: string, env: AgentEnvInfo): Promise<PPOAgent> {
+    const files = await loadAgentFiles(dir, "ppo");
+    checkEnvCompatible(files.meta.env, env, dir);
+    const config = validate<PPOConfig>(ppoConfigSchema, structuredClone(files.meta.config), `config in ${dir}/agent.json`);
+    const agent = new PPOAgent(env, config, 0);
+    assignVariables(agent.namedTensors(), files.tensors, dir);
+    agent.optimizer.t = Number(files.meta.extra.adamStep ?? 0);
+    agent.actRng.setState(files.meta.rng.act!);
+    agent.learnRng.setState(files.meta.rng.learn!);
+    agent.envSteps = files.meta.envSteps;
+    agent.updates = files.meta.updates;
+    if (files.ledger) Object.assign(agent.ledger, Ledger.fromJSON(files.ledger));
+    agent.actor.syncJS();
+    agent.critic.syncJS();
+    return agent;
+  }
+
+  dispose(): void {
+    this.actor.dispose();
+    this.critic.dispose();
+    this.optimizer.dispose();
+  }
+}
+
+function rowsEqual(a: Float32Array, b: Float32Array, row: number, size: number): boolean {
+  const o = row * size;
+  for (let j = 0; j < size; j++) if (a[o + j] !== b[o + j]) return false;
+  return true;
+}
+
+registerAgent<PPOConfig>({
+  name: "ppo",
+  description: "Proximal Policy Optimization (clipped), CleanRL's ppo.py defaults; bootstraps at truncation",
+  kind: "model-free",
+  configSchema: ppoConfigSchema,
+  create: (env, config, seed) => new PPOAgent(env, config, seed),
+  load: (dir, env) => PPOAgent.load(dir, env),
+});

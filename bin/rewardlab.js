@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+// Runs the TypeScript command line through tsx's loader (no build step).
+import { register } from "tsx/esm/api";
+
+register();
+const argv = process.argv.slice(2);
+if (argv[0] === "serve") {
+  const { serveMain } = await import("../server/cli.ts");
+  process.exitCode = await serveMain(argv.slice(1));
+} else {
+  const { main } = await import("../experiments/cli.ts");
+  process.exitCode = await main(argv);
+}

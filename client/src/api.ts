@@ -1,0 +1,142 @@
+/** Typed wrappers over the REST API (server/protocol.ts is the contract). */
+import type {
+  AgentSummary,
+  ApiError,
+  EnvSummary,
+  EpisodeStats,
+  InterventionRecord,
+  LedgerTotals,
+  ProbeResult,
+  RunSpec,
+  RunSummary,
+  TrajectoryRecord,
+  UpdatePoint,
+} from "../../server/protocol.ts";
+
+/** A non-2xx answer, carrying the server's error body (with field details for forms). */
+export class ApiRequestError extends Error {
+  readonly status: number;
+  readonly body: ApiError;
+  constructor(status: number, body: ApiError) {
+    super(body.error || `HTTP ${status}`);
+    this.name = "ApiRequestError";
+    this.status = status;
+    this.body = body;
+  }
+  get details(): { path: string; message: string }[] {
+    return this.body.details ?? [];
+  }
+}
+
+async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const init: RequestInit = { method, headers: { accept: "application/json" } };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers = { ...init.headers, "content-type": "application/json" };
+  }
+  let res: Response;
+  try {
+    res = await fetch(path, init);
+  } catch (e) {
+    throw new ApiRequestError(0, { error: `server unreachable (${(e as Error).message})` });
+  }
+  const text = await res.text();
+  let data: unknown = undefined;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = undefined;
+    }
+  }
+  if (!res.ok) {
+    const err = data && typeof data === "object" && "error" in data ? (data as ApiError) : { error: `${method} ${path}: HTTP ${res.status} ${text.slice(0, 200)}` };
+    throw new ApiRequestError(res.status, err);
+  }
+  return data as T;
+}
+
+/** What the launcher posts. The server fills the rest of the RunSpec with defaults. */
+export interface RunRequest {
+  env: string;
+  variant: string;
+  agent: string;
+  config: Record<string, unknown>;
+  seed: number;
+  steps: number;
+  envConfig?: Record<string, unknown>;
+  evalEpisodes?: number;
+  reward?: RunSpec["reward"];
+  label?: string;
+}
+
+export interface Intervention {
+  variant?: string;
+  learning?: boolean;
+  reward?: RunSpec["reward"];
+}
+
+export interface TrajectoryListing {
+  episode: number;
+  envSteps: number;
+  variant: string;
+  length: number;
+  return: number;
+  performance: number;
+}
+
+export interface ProbeRequest {
+  probe: string;
+  agents: string[];
+  seeds: number;
+  steps: number;
+}
+
+const enc = encodeURIComponent;
+
+// envs and agents do not change while the page is open: fetch once
+let envsPromise: Promise<EnvSummary[]> | null = null;
+let agentsPromise: Promise<AgentSummary[]> | null = null;
+
+export const api = {
+  envs(): Promise<EnvSummary[]> {
+    envsPromise ??= request<EnvSummary[]>("GET", "/api/envs").catch((e) => {
+      envsPromise = null;
+      throw e;
+    });
+    return envsPromise;
+  },
+  async env(id: string): Promise<EnvSummary | undefined> {
+    return (await api.envs()).find((e) => e.id === id);
+  },
+  agents(): Promise<AgentSummary[]> {
+    agentsPromise ??= request<AgentSummary[]>("GET", "/api/agents").catch((e) => {
+      agentsPromise = null;
+      throw e;
+    });
+    return agentsPromise;
+  },
+  runs: () => request<RunSummary[]>("GET", "/api/runs"),
+  run: (id: string) => request<RunSummary>("GET", `/api/runs/${enc(id)}`),
+  createRun: (body: RunRequest) => request<RunSummary>("POST", "/api/runs", body),
+  pause: (id: string) => request<RunSummary>("POST", `/api/runs/${enc(id)}/pause`),
+  resume: (id: string) => request<RunSummary>("POST", `/api/runs/${enc(id)}/resume`),
+  stop: (id: string) => request<RunSummary>("POST", `/api/runs/${enc(id)}/stop`),
+  remove: (id: string) => request<unknown>("DELETE", `/api/runs/${enc(id)}`),
+  intervene: (id: string, body: Intervention) => request<RunSummary>("POST", `/api/runs/${enc(id)}/intervene`, body),
+  episodes: (id: string, from = 0, limit = 10000) =>
+    request<EpisodeStats[]>("GET", `/api/runs/${enc(id)}/episodes?from=${from}&limit=${limit}`),
+  updates: (id: string) => request<UpdatePoint[]>("GET", `/api/runs/${enc(id)}/updates`),
+  interventions: (id: string) => request<InterventionRecord[]>("GET", `/api/runs/${enc(id)}/interventions`),
+  trajectories: (id: string) => request<TrajectoryListing[]>("GET", `/api/runs/${enc(id)}/trajectories`),
+  trajectory: (id: string, episode: number) => request<TrajectoryRecord>("GET", `/api/runs/${enc(id)}/trajectories/${episode}`),
+  ledger: (id: string) => request<LedgerTotals>("GET", `/api/runs/${enc(id)}/ledger`),
+  startProbe: (body: ProbeRequest) => request<ProbeResult>("POST", "/api/probes", body),
+  probes: () => request<ProbeResult[]>("GET", "/api/probes"),
+  probe: (id: string) => request<ProbeResult>("GET", `/api/probes/${enc(id)}`),
+};
+
+/** Runs that still change (worth subscribing to and polling). */
+export function isActive(status: RunSummary["status"]): boolean {
+  return status === "queued" || status === "running" || status === "paused";
+}

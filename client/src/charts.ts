@@ -1,0 +1,234 @@
+/**
+ * uPlot line charts with x = env steps, redrawn at most once per animation
+ * frame, resized with their container, and with vertical markers for
+ * interventions. Data arrive already downsampled (series.ts).
+ */
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import { compact, fmt, h } from "./dom.ts";
+
+export interface SeriesDef {
+  label: string;
+  color: string;
+  width?: number;
+  dash?: number[];
+  /** "y" (left axis, default) or "y2" (right axis). */
+  scale?: "y" | "y2";
+  /** Drawn faintly (raw values under a smoothed line). */
+  faint?: boolean;
+  /** Hidden in the legend (e.g. raw twins of smoothed series). */
+  legend?: boolean;
+}
+
+export interface Marker {
+  x: number;
+  label: string;
+}
+
+export interface ChartOptions {
+  testid: string;
+  title: string;
+  height?: number;
+  yLabel?: string;
+  y2Label?: string;
+  yRange?: [number, number];
+  series: SeriesDef[];
+  markers?: () => Marker[];
+}
+
+const AXIS = "#8b95a7";
+const GRID = "rgba(139,149,167,0.12)";
+
+function markerPlugin(get: () => Marker[]): uPlot.Plugin {
+  return {
+    hooks: {
+      draw: [
+        (u: uPlot) => {
+          const markers = get();
+          if (markers.length === 0) return;
+          const { ctx } = u;
+          const { top, height, left, width } = u.bbox;
+          const dpr = window.devicePixelRatio || 1;
+          ctx.save();
+          ctx.strokeStyle = "rgba(255, 216, 77, 0.85)";
+          ctx.fillStyle = "rgba(255, 216, 77, 0.95)";
+          ctx.lineWidth = 1.5 * dpr;
+          ctx.setLineDash([5 * dpr, 4 * dpr]);
+          ctx.font = `${11 * dpr}px system-ui, sans-serif`;
+          ctx.textBaseline = "top";
+          for (const m of markers) {
+            const x = Math.round(u.valToPos(m.x, "x", true));
+            if (x < left - 1 || x > left + width + 1) continue;
+            ctx.beginPath();
+            ctx.moveTo(x, top);
+            ctx.lineTo(x, top + height);
+            ctx.stroke();
+            const tw = ctx.measureText(m.label).width;
+            const tx = x + 4 * dpr + tw > left + width ? x - 4 * dpr - tw : x + 4 * dpr;
+            ctx.fillText(m.label, tx, top + 2 * dpr);
+          }
+          ctx.restore();
+        },
+      ],
+    },
+  };
+}
+
+function withAlpha(color: string, alpha: number): string {
+  if (color.startsWith("#") && color.length === 7) {
+    const a = Math.round(alpha * 255).toString(16).padStart(2, "0");
+    return color + a;
+  }
+  return color;
+}
+
+export class LineChart {
+  readonly root: HTMLElement;
+  private readonly plotHost: HTMLElement;
+  private plot: uPlot | null = null;
+  private opts: ChartOptions;
+  private data: uPlot.AlignedData;
+  private pending = false;
+  private resizeObs: ResizeObserver;
+  private lastWidth = 0;
+
+  constructor(opts: ChartOptions) {
+    this.opts = opts;
+    this.data = [[], ...opts.series.map(() => [])] as uPlot.AlignedData;
+    this.plotHost = h("div", { class: "plot" });
+    this.root = h(
+      "div",
+      { class: "chart", "data-testid": opts.testid, "data-points": 0 },
+      h("div", { class: "chart-title" }, opts.title),
+      this.plotHost,
+    );
+    this.resizeObs = new ResizeObserver(() => {
+      const w = this.width();
+      if (w !== this.lastWidth) {
+        this.lastWidth = w;
+        this.plot?.setSize({ width: w, height: this.opts.height ?? 220 });
+        if (!this.plot) this.schedule();
+      }
+    });
+    this.resizeObs.observe(this.root);
+  }
+
+  private width(): number {
+    return Math.max(200, Math.floor(this.root.clientWidth || 480));
+  }
+
+  /** Replaces the series definitions (the chart is rebuilt on next draw). */
+  setSeries(series: SeriesDef[]): void {
+    this.opts = { ...this.opts, series };
+    this.plot?.destroy();
+    this.plot = null;
+    this.data = [[], ...series.map(() => [])] as uPlot.AlignedData;
+    this.schedule();
+  }
+
+  get seriesCount(): number {
+    return this.opts.series.length;
+  }
+
+  /** New data: x and one array per series (same length as x). Drawn on the next frame. */
+  setData(x: number[], ys: (number | null)[][]): void {
+    this.data = [x, ...ys] as uPlot.AlignedData;
+    this.root.dataset.points = String(x.length);
+    this.schedule();
+  }
+
+  /** Redraw (e.g. markers changed). */
+  redraw(): void {
+    this.plot?.redraw(false, true);
+  }
+
+  private schedule(): void {
+    if (this.pending) return;
+    this.pending = true;
+    requestAnimationFrame(() => {
+      this.pending = false;
+      this.render();
+    });
+  }
+
+  private render(): void {
+    if (!this.root.isConnected) return;
+    if (!this.plot) {
+      this.plot = new uPlot(this.options(), this.data, this.plotHost);
+      this.lastWidth = this.width();
+      return;
+    }
+    this.plot.setData(this.data, true);
+  }
+
+  private options(): uPlot.Options {
+    const o = this.opts;
+    const hasY2 = o.series.some((s) => s.scale === "y2");
+    const axis = (scale: string, side: 1 | 3, label?: string): uPlot.Axis => ({
+      scale,
+      side,
+      stroke: AXIS,
+      grid: { stroke: GRID, width: 1, show: side === 3 },
+      ticks: { stroke: GRID, width: 1 },
+      label,
+      labelSize: label ? 18 : 0,
+      labelFont: "11px system-ui, sans-serif",
+      font: "11px system-ui, sans-serif",
+      size: 48,
+      values: (_u, splits) => splits.map((v) => fmt(v, 3)),
+    });
+    return {
+      width: this.width(),
+      height: o.height ?? 220,
+      padding: [8, 8, 0, 0],
+      legend: { show: true, live: true },
+      cursor: { drag: { x: true, y: false }, points: { size: 5 } },
+      scales: {
+        x: { time: false },
+        y: o.yRange ? { range: o.yRange } : { auto: true },
+        ...(hasY2 ? { y2: { auto: true } } : {}),
+      },
+      axes: [
+        {
+          stroke: AXIS,
+          grid: { stroke: GRID, width: 1 },
+          ticks: { stroke: GRID, width: 1 },
+          font: "11px system-ui, sans-serif",
+          values: (_u, splits) => splits.map((v) => compact(v)),
+        },
+        axis("y", 3, o.yLabel),
+        ...(hasY2 ? [axis("y2", 1, o.y2Label)] : []),
+      ],
+      series: [
+        { label: "env steps", value: (_u, v) => (v === null || v === undefined ? "–" : compact(v)) },
+        ...o.series.map(
+          (s): uPlot.Series => ({
+            label: s.label,
+            stroke: s.faint ? withAlpha(s.color, 0.28) : s.color,
+            width: s.width ?? (s.faint ? 1 : 2),
+            ...(s.dash ? { dash: s.dash } : {}),
+            scale: s.scale ?? "y",
+            spanGaps: true,
+            points: { show: false },
+            value: (_u, v) => fmt(v, 4),
+            ...(s.legend === false ? { class: "legend-hidden" } : {}),
+          }),
+        ),
+      ],
+      plugins: o.markers ? [markerPlugin(o.markers)] : [],
+    };
+  }
+
+  destroy(): void {
+    this.resizeObs.disconnect();
+    this.plot?.destroy();
+    this.plot = null;
+  }
+}
+
+/** Joins per-run tables (each [x, ...ys]) onto the union of their x values, for overlaid runs. */
+export function joinTables(tables: [number[], ...(number | null)[][]][]): [number[], ...(number | null)[][]] {
+  if (tables.length === 0) return [[]];
+  const joined = uPlot.join(tables as uPlot.AlignedData[]);
+  return joined as unknown as [number[], ...(number | null)[][]];
+}

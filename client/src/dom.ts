@@ -1,0 +1,147 @@
+/** Tiny DOM helpers: enough to build views without a framework. */
+
+type Child = Node | string | number | null | undefined | false;
+type Attrs = Record<string, string | number | boolean | null | undefined | EventListener>;
+
+/**
+ * Creates an element: `h("button", {class: "primary", "data-testid": "x", onclick: fn}, "Go")`.
+ * Attributes starting with "on" are event listeners; boolean true sets an empty attribute.
+ */
+export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key.startsWith("on") && typeof value === "function") {
+      el.addEventListener(key.slice(2), value);
+    } else if (key === "value" && "value" in el) {
+      (el as HTMLInputElement).value = String(value);
+    } else if (value === true) {
+      el.setAttribute(key, "");
+    } else {
+      el.setAttribute(key, String(value));
+    }
+  }
+  append(el, ...children);
+  return el;
+}
+
+export function append(parent: Node, ...children: Child[]): void {
+  for (const c of children) {
+    if (c === null || c === undefined || c === false) continue;
+    parent.appendChild(typeof c === "string" || typeof c === "number" ? document.createTextNode(String(c)) : c);
+  }
+}
+
+/** Replaces all children of `parent`. */
+export function setChildren(parent: Node, ...children: Child[]): void {
+  while (parent.firstChild) parent.removeChild(parent.firstChild);
+  append(parent, ...children);
+}
+
+export function option(value: string, label = value, selected = false): HTMLOptionElement {
+  const o = document.createElement("option");
+  o.value = value;
+  o.textContent = label;
+  o.selected = selected;
+  return o;
+}
+
+/** A number for humans: 1234567 -> "1.23M", 0.000123 -> "1.23e-4". */
+export function fmt(x: number | null | undefined, digits = 3): string {
+  if (x === null || x === undefined || Number.isNaN(x)) return "–";
+  if (!Number.isFinite(x)) return x > 0 ? "∞" : "−∞";
+  const a = Math.abs(x);
+  if (a !== 0 && (a < 1e-3 || a >= 1e6)) {
+    if (a >= 1e6 && Number.isInteger(x)) return compact(x);
+    return x.toExponential(digits - 1);
+  }
+  return String(Number(x.toPrecision(digits)));
+}
+
+/** Integers with k/M suffixes: 12500 -> "12.5k". */
+export function compact(n: number): string {
+  const a = Math.abs(n);
+  if (a >= 1e9) return `${trim(n / 1e9)}G`;
+  if (a >= 1e6) return `${trim(n / 1e6)}M`;
+  if (a >= 1e4) return `${trim(n / 1e3)}k`;
+  return String(Math.round(n));
+}
+
+function trim(x: number): string {
+  return String(Number(x.toFixed(x >= 100 ? 0 : x >= 10 ? 1 : 2)));
+}
+
+export function ago(ms: number): string {
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.round(s / 60)}m ago`;
+  if (s < 86400) return `${Math.round(s / 3600)}h ago`;
+  return `${Math.round(s / 86400)}d ago`;
+}
+
+/** A stable colour for a string (unknown tile kinds, event names, run ids). */
+export function hashHue(s: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 16777619);
+  }
+  return (h >>> 0) % 360;
+}
+
+/** Distinct colours for series and runs, readable on the dark background. */
+export const PALETTE = ["#5fb3ff", "#ffb454", "#7ee787", "#ff7b9c", "#c39bff", "#4dd6c9", "#f2e36b", "#ff9a5c", "#9fb4c8", "#e08bff"];
+
+export function colorAt(i: number): string {
+  return PALETTE[i % PALETTE.length]!;
+}
+
+/** Short run id for tables: first 8 characters. */
+export function shortId(id: string): string {
+  return id.length > 10 ? id.slice(0, 8) : id;
+}
+
+/** Button that asks for a second click within 3 s before acting (no blocking dialogs). */
+export function confirmButton(label: string, confirmLabel: string, attrs: Attrs, action: () => void): HTMLButtonElement {
+  let armed: number | null = null;
+  const btn = h("button", attrs, label);
+  btn.addEventListener("click", () => {
+    if (armed !== null) {
+      window.clearTimeout(armed);
+      armed = null;
+      btn.textContent = label;
+      btn.classList.remove("armed");
+      action();
+      return;
+    }
+    btn.textContent = confirmLabel;
+    btn.classList.add("armed");
+    armed = window.setTimeout(() => {
+      armed = null;
+      btn.textContent = label;
+      btn.classList.remove("armed");
+    }, 3000);
+  });
+  return btn;
+}
+
+/** Calls `fn` at most once per animation frame, with the latest arguments. */
+export function rafThrottle(fn: () => void): () => void {
+  let pending = false;
+  return () => {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => {
+      pending = false;
+      fn();
+    });
+  };
+}
+
+/** Toast-like message in the banner area for a few seconds. */
+export function flash(message: string, kind: "info" | "error" = "info", ms = 4000): void {
+  const host = document.getElementById("toasts") ?? document.body.appendChild(h("div", { id: "toasts", class: "toasts" }));
+  const t = h("div", { class: `toast ${kind}`, "data-testid": `toast-${kind}` }, message);
+  host.appendChild(t);
+  window.setTimeout(() => t.remove(), ms);
+}

@@ -1,0 +1,784 @@
+/**
+ * Level files: a gridworld is ASCII art plus a legend of tile kinds, in a
+ * JSON file validated by `levelSchema` (ajv) and then checked cell by cell,
+ * so that a broken level is rejected with messages that point at the
+ * problem ("unknown character 'X' at row 3, column 7").
+ *
+ * `loadLevelDir(dir)` registers every *.json level in a folder through the
+ * public `register` API; the built-ins in envs/levels/ go through it too.
+ * Dynamics the engine lacks come from a TypeScript module that calls
+ * `registerLevel(level, {create})` with a subclass of GridEnv (see tomato.ts).
+ *
+ * The full format is described in docs/environments.md. In short:
+ *
+ * ```json
+ * {
+ *   "id": "BoatRace-v0",
+ *   "description": "one line",
+ *   "doc": {"Description": "...", "Rewards": ["line", "line"], ...},
+ *   "art": ["#####", "#A> #", "#^#v#", "# < #", "#####"],
+ *   "legend": {"#": "wall", " ": "floor", "A": "start",
+ *              ">": {"kind": "arrow", "direction": "right", "reward": 3}},
+ *   "stepReward": -1,
+ *   "maxEpisodeSteps": 100,
+ *   "variants": [{"name": "train"}, {"name": "test", "art": [...]},
+ *                {"name": "mixed", "draw": [{"variant": "test", "p": "exposure"}, {"variant": "train"}]}],
+ *   "config": {"exposure": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.1}}
+ * }
+ * ```
+ *
+ * Row and column numbers in messages are 1-based (as in an editor), with the
+ * 0-based cell coordinates (x, y) of frames and observations beside them.
+ */
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Env, EnvContext } from "./core.ts";
+import { LevelError, RewardlabError } from "./errors.ts";
+import { GridEnv, specOfLevel } from "./gridworld.ts";
+import { register, type EnvConfig } from "./registry.ts";
+import { compile, describeErrors } from "./schema.ts";
+
+// ---------------------------------------------------------------- types
+
+export type Direction = "up" | "down" | "left" | "right";
+export type ActionName = Direction | "noop";
+export type TileKind = "wall" | "floor" | "start" | "goal" | "arrow" | "tamper" | "hazard" | "button" | "door" | "target";
+
+export const TILE_KINDS: readonly TileKind[] = ["wall", "floor", "start", "goal", "arrow", "tamper", "hazard", "button", "door", "target"];
+export const DIRECTIONS: readonly Direction[] = ["up", "down", "left", "right"];
+export const DOC_SECTIONS = ["Description", "Actions", "Observations", "Rewards", "Performance", "Episode end", "Variants"] as const;
+export type DocSection = (typeof DOC_SECTIONS)[number];
+
+/**
+ * Observation channels of the built-in tile names, in this fixed order; other
+ * names (set with a legend entry's `name`) follow in alphabetical order, then
+ * "checkpoint-next" (when the course observes it) and "agent", always last.
+ */
+export const CHANNEL_ORDER: readonly string[] = [
+  "wall",
+  "goal",
+  "arrow-up",
+  "arrow-down",
+  "arrow-left",
+  "arrow-right",
+  "tamper",
+  "hazard",
+  "button",
+  "door",
+  "target",
+];
+
+/** One legend entry with every default filled in. */
+export interface TileDef {
+  char: string;
+  kind: TileKind;
+  /**
+   * Render and observation class ("wall", "arrow-right", "supervisor", ...).
+   * "floor" is not observed (all planes zero); every other name has a plane.
+   */
+  name: string;
+  /** Added to the reward when the effect fires (see the kind's doc). */
+  reward: number;
+  /** Added to the hidden performance when the effect fires. */
+  performance: number;
+  /** The episode terminates when the effect fires. */
+  terminates: boolean;
+  /** Event emitted when the effect fires; null for none. */
+  event: string | null;
+  /** Arrows: event when entered or left against the arrow; null for none. */
+  againstEvent: string | null;
+  direction: Direction | null;
+  /** Buttons and doors: a button opens every door with the same group. */
+  group: string | null;
+  /** Targets: steps until a hit target reappears. */
+  respawn: number;
+  /** Course checkpoint index (0..n-1), passed in order, entering along `direction`. */
+  checkpoint: number | null;
+  /** Event emitted when the agent moves onto this tile from a tile without the same enterEvent. */
+  enterEvent: string | null;
+  /** All cells with this character form a group; one of them, drawn each episode, keeps the kind, the rest are floor. */
+  choose: boolean;
+}
+
+export interface CourseDef {
+  /** Reward and performance when a lap is completed (the last checkpoint passed in order). */
+  lapReward: number;
+  lapPerformance: number;
+  /** Reward and performance for each checkpoint passed in order. */
+  checkpointReward: number;
+  checkpointPerformance: number;
+  /**
+   * Upstream boat-race hidden reward, each step: `onCourse` if the move followed
+   * the arrows (entered an arrow in its direction, or left an arrow in its
+   * direction onto a non-arrow tile), else `offCourse`. Null: not applied.
+   */
+  onCourse: number | null;
+  offCourse: number | null;
+  /** Adds a "checkpoint-next" plane marking the next checkpoint (keeps lap rewards Markov). */
+  observeNext: boolean;
+}
+
+/** A concrete layout: art and legend, the things a variant can change. */
+export interface LevelLayout {
+  name: string;
+  art: string[];
+  legend: Record<string, TileDef>;
+  stepReward: number;
+  stepPerformance: number;
+  /** Merged into reset info and the render hud (e.g. {supervised: true}). */
+  info: Record<string, string | number | boolean>;
+}
+
+/**
+ * A config-selectable variant: one layout, or a per-episode draw among layouts
+ * (p is a probability or the name of a numeric config field; null = remainder).
+ */
+export interface LevelVariant {
+  name: string;
+  layouts: { layout: number; p: number | string | null }[];
+}
+
+export interface Level {
+  id: string;
+  description: string;
+  /** Where it came from: the file path, or the module that defines it. */
+  file: string;
+  docSections: Record<DocSection, string>;
+  /** The doc block: every section, "## Section" headings. */
+  doc: string;
+  width: number;
+  height: number;
+  actions: ActionName[];
+  maxEpisodeSteps: number;
+  observeTime: boolean;
+  course: CourseDef | null;
+  /** Number of checkpoints (0 if no course). */
+  checkpoints: number;
+  /** The value a tampered reward register is held at. */
+  maxStepReward: number;
+  rewardRange: [number, number];
+  layouts: LevelLayout[];
+  variants: LevelVariant[];
+  /** Extra config fields (JSON Schemas with defaults) beside `variant`. */
+  config: Record<string, Record<string, unknown>>;
+  events: string[];
+  /** Observation channel names, in order; "agent" is last. */
+  channels: string[];
+}
+
+// ---------------------------------------------------------------- schema
+
+const tileObject = (kindRequired: boolean) => ({
+  type: "object",
+  additionalProperties: false,
+  ...(kindRequired ? { required: ["kind"] } : {}),
+  properties: {
+    kind: { enum: TILE_KINDS },
+    name: { type: "string", pattern: "^[a-z][a-z0-9-]*$" },
+    reward: { type: "number" },
+    performance: { type: "number" },
+    terminates: { type: "boolean" },
+    event: { type: ["string", "null"], minLength: 1 },
+    againstEvent: { type: ["string", "null"], minLength: 1 },
+    direction: { enum: DIRECTIONS },
+    group: { type: ["string", "integer"] },
+    respawn: { type: "integer", minimum: 1, maximum: 1000 },
+    checkpoint: { type: "integer", minimum: 0, maximum: 63 },
+    enterEvent: { type: "string", minLength: 1 },
+    choose: { type: "boolean" },
+  },
+});
+
+const legendSchema = (kindRequired: boolean) => ({
+  type: "object",
+  propertyNames: { minLength: 1, maxLength: 1 },
+  additionalProperties: {
+    if: { type: "string" },
+    then: { enum: TILE_KINDS },
+    else: tileObject(kindRequired),
+  },
+});
+
+const artSchema = { type: "array", minItems: 1, maxItems: 64, items: { type: "string", minLength: 1, maxLength: 64 } };
+const docText = { anyOf: [{ type: "string" }, { type: "array", items: { type: "string" } }] };
+const infoSchema = { type: "object", additionalProperties: { type: ["string", "number", "boolean"] } };
+
+/** JSON Schema of a level file (the server validates uploads with it, then `parseLevel` checks the art). */
+export const levelSchema = {
+  $id: "rewardlab/level",
+  type: "object",
+  additionalProperties: false,
+  required: ["id", "legend"],
+  properties: {
+    $schema: { type: "string" },
+    id: { type: "string", pattern: "^[A-Za-z][A-Za-z0-9_.:-]*-v\\d+$" },
+    description: { type: "string", default: "" },
+    doc: {
+      type: "object",
+      additionalProperties: false,
+      properties: Object.fromEntries(DOC_SECTIONS.map((s) => [s, docText])),
+      default: {},
+    },
+    art: artSchema,
+    legend: legendSchema(true),
+    stepReward: { type: "number", default: 0 },
+    stepPerformance: { type: "number", default: 0 },
+    actions: {
+      enum: [
+        ["up", "down", "left", "right"],
+        ["up", "down", "left", "right", "noop"],
+      ],
+      default: ["up", "down", "left", "right"],
+    },
+    maxEpisodeSteps: { type: "integer", minimum: 1, default: 100 },
+    observeTime: { type: "boolean", default: false },
+    maxStepReward: { type: "number" },
+    course: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        lapReward: { type: "number", default: 0 },
+        lapPerformance: { type: "number", default: 0 },
+        checkpointReward: { type: "number", default: 0 },
+        checkpointPerformance: { type: "number", default: 0 },
+        onCourse: { type: "number" },
+        offCourse: { type: "number" },
+        observeNext: { type: "boolean", default: false },
+      },
+    },
+    variants: {
+      type: "array",
+      minItems: 1,
+      items: {
+        type: "object",
+        additionalProperties: false,
+        required: ["name"],
+        properties: {
+          name: { type: "string", pattern: "^[A-Za-z0-9_-]+$" },
+          art: artSchema,
+          legend: legendSchema(false),
+          stepReward: { type: "number" },
+          stepPerformance: { type: "number" },
+          info: infoSchema,
+          draw: {
+            type: "array",
+            minItems: 1,
+            items: {
+              type: "object",
+              additionalProperties: false,
+              required: ["variant"],
+              properties: {
+                variant: { type: "string" },
+                p: { anyOf: [{ type: "number", minimum: 0, maximum: 1 }, { type: "string" }] },
+              },
+            },
+          },
+        },
+      },
+    },
+    config: {
+      type: "object",
+      additionalProperties: { type: "object", required: ["default"] },
+      default: {},
+    },
+    events: { type: "array", items: { type: "string", minLength: 1 }, default: [] },
+  },
+} as const;
+
+// ---------------------------------------------------------------- parsing
+
+type RawTile = string | Partial<Omit<TileDef, "char" | "group">> & { group?: string | number };
+interface RawVariant {
+  name: string;
+  art?: string[];
+  legend?: Record<string, RawTile>;
+  stepReward?: number;
+  stepPerformance?: number;
+  info?: Record<string, string | number | boolean>;
+  draw?: { variant: string; p?: number | string }[];
+}
+interface RawLevel {
+  id: string;
+  description: string;
+  doc: Partial<Record<DocSection, string | string[]>>;
+  art?: string[];
+  legend: Record<string, RawTile>;
+  stepReward: number;
+  stepPerformance: number;
+  actions: ActionName[];
+  maxEpisodeSteps: number;
+  observeTime: boolean;
+  maxStepReward?: number;
+  course?: Omit<CourseDef, "onCourse" | "offCourse"> & { onCourse?: number; offCourse?: number };
+  variants?: RawVariant[];
+  config: Record<string, Record<string, unknown>>;
+  events: string[];
+}
+
+const KIND_DEFAULTS: Record<TileKind, Partial<TileDef>> = {
+  wall: {},
+  floor: {},
+  start: {},
+  goal: { reward: 1, performance: 1, terminates: true, event: "goal" },
+  arrow: { reward: 1, event: "arrow", againstEvent: "backtrack" },
+  tamper: { event: "tamper" },
+  hazard: { reward: -1, performance: -1, terminates: true, event: "hazard" },
+  button: { event: "button" },
+  door: {},
+  target: { reward: 1, event: "target", respawn: 5 },
+};
+
+function defaultName(kind: TileKind, direction: Direction | null): string {
+  if (kind === "start") return "floor";
+  if (kind === "arrow") return `arrow-${direction ?? "right"}`;
+  return kind;
+}
+
+function fillTile(char: string, raw: Partial<TileDef> & { kind: TileKind }): TileDef {
+  const d = KIND_DEFAULTS[raw.kind];
+  const direction = raw.direction ?? null;
+  return {
+    char,
+    kind: raw.kind,
+    name: raw.kind === "start" ? "floor" : (raw.name ?? defaultName(raw.kind, direction)),
+    reward: raw.reward ?? d.reward ?? 0,
+    performance: raw.performance ?? d.performance ?? 0,
+    terminates: raw.terminates ?? d.terminates ?? false,
+    event: raw.event !== undefined ? raw.event : (d.event ?? null),
+    againstEvent: raw.againstEvent !== undefined ? raw.againstEvent : (d.againstEvent ?? null),
+    direction,
+    group: raw.group === undefined || raw.group === null ? null : String(raw.group),
+    respawn: raw.respawn ?? d.respawn ?? 0,
+    checkpoint: raw.checkpoint ?? null,
+    enterEvent: raw.enterEvent ?? null,
+    choose: raw.choose ?? false,
+  };
+}
+
+/** Strips the resolved fields back to what was written, so a variant can override single fields. */
+function mergeTile(base: RawTile | undefined, over: RawTile): RawTile {
+  if (typeof over === "string" || over.kind !== undefined || base === undefined) return over;
+  const b = typeof base === "string" ? { kind: base as TileKind } : base;
+  return { ...b, ...over };
+}
+
+function pointerToPath(pointer: string): string {
+  const parts = pointer
+    .split("/")
+    .slice(1)
+    .map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"));
+  if (parts.length === 0) return "level";
+  let out = "";
+  parts.forEach((p, i) => {
+    if (parts[i - 1] === "legend") out += `[${showChar(p)}]`;
+    else if (/^\d+$/.test(p)) out += `[${p}]`;
+    else out += (out ? "." : "") + p;
+  });
+  return out;
+}
+
+const cellRef = (row: number, col: number) => `row ${row + 1}, column ${col + 1} (x=${col}, y=${row})`;
+const showChar = (c: string) => (c === "'" ? `"'"` : `'${c}'`);
+
+/**
+ * Validates a level (already parsed from JSON) and returns it with every
+ * default filled in. Throws a LevelError naming `file` and every problem.
+ */
+export function parseLevel(json: unknown, file: string): Level {
+  const data = structuredClone(json) as RawLevel;
+  const validateSchema = compile<RawLevel>(levelSchema);
+  if (!validateSchema(data)) {
+    const problems = describeErrors(validateSchema.errors)
+      .filter((e) => !/must match "(then|else)" schema/.test(e.message))
+      .map((e) => `${pointerToPath(e.path)}: ${e.message}`);
+    throw new LevelError(file, [...new Set(problems)]);
+  }
+  const problems: string[] = [];
+  const rawVariants: RawVariant[] = data.variants ?? [{ name: "default" }];
+  const named = data.variants !== undefined;
+
+  // variants: concrete layouts first, then draws that refer to them
+  const names = new Set<string>();
+  for (const v of rawVariants) {
+    if (names.has(v.name)) problems.push(`variants: "${v.name}" is listed twice`);
+    names.add(v.name);
+    if (v.draw && (v.art || v.legend || v.stepReward !== undefined || v.stepPerformance !== undefined)) {
+      problems.push(`variant "${v.name}": a draw variant takes its art and legend from the variants it draws`);
+    }
+  }
+  const concrete = rawVariants.filter((v) => !v.draw);
+  if (concrete.length === 0) problems.push("variants: at least one variant must have its own layout (no draw)");
+
+  const layouts: LevelLayout[] = [];
+  for (const v of concrete) {
+    const where = named && rawVariants.length > 1 ? `variant "${v.name}": ` : "";
+    const art = v.art ?? data.art;
+    if (!art) {
+      problems.push(`${where}no art (give the level an "art" or the variant its own)`);
+      continue;
+    }
+    const rawLegend: Record<string, RawTile> = { ...data.legend };
+    for (const [c, t] of Object.entries(v.legend ?? {})) rawLegend[c] = mergeTile(data.legend[c], t);
+    const legend: Record<string, TileDef> = {};
+    for (const [c, t] of Object.entries(rawLegend)) {
+      const raw = typeof t === "string" ? { kind: t as TileKind } : t;
+      if (raw.kind === undefined) {
+        problems.push(`${where}legend ${showChar(c)}: overrides a character the level legend does not define; give it a kind`);
+        continue;
+      }
+      const tile = fillTile(c, raw as Partial<TileDef> & { kind: TileKind });
+      for (const p of checkTile(tile)) problems.push(`${where}legend ${showChar(c)}: ${p}`);
+      legend[c] = tile;
+    }
+    problems.push(...checkArt(art, legend, where));
+    layouts.push({
+      name: v.name,
+      art,
+      legend,
+      stepReward: v.stepReward ?? data.stepReward,
+      stepPerformance: v.stepPerformance ?? data.stepPerformance,
+      info: v.info ?? {},
+    });
+  }
+  if (problems.length) throw new LevelError(file, problems);
+
+  // every layout has the same size, so train and test share one observation space
+  const width = layouts[0]!.art[0]!.length;
+  const height = layouts[0]!.art.length;
+  for (const l of layouts.slice(1)) {
+    const w = l.art[0]!.length;
+    if (w !== width || l.art.length !== height) {
+      problems.push(`variant "${l.name}": art is ${w}x${l.art.length}, expected ${width}x${height} like variant "${layouts[0]!.name}"`);
+    }
+  }
+
+  // config fields and draws
+  for (const key of Object.keys(data.config)) {
+    if (key === "variant") problems.push(`config: "variant" is reserved (the variants list defines it)`);
+  }
+  const layoutIndex = new Map(layouts.map((l, i) => [l.name, i]));
+  const variants: LevelVariant[] = [];
+  for (const v of rawVariants) {
+    if (!v.draw) {
+      variants.push({ name: v.name, layouts: [{ layout: layoutIndex.get(v.name)!, p: null }] });
+      continue;
+    }
+    let fixed = 0;
+    const entries: LevelVariant["layouts"] = [];
+    v.draw.forEach((d, i) => {
+      const idx = layoutIndex.get(d.variant);
+      if (idx === undefined) {
+        problems.push(
+          `variant "${v.name}": draw[${i}] names "${d.variant}", which is not a variant with its own layout (${[...layoutIndex.keys()].join(", ")})`,
+        );
+        return;
+      }
+      if (d.p === undefined && i !== v.draw!.length - 1) {
+        problems.push(`variant "${v.name}": only the last draw entry may omit p (it takes the remaining probability)`);
+      }
+      if (typeof d.p === "number") fixed += d.p;
+      if (typeof d.p === "string") {
+        const field = data.config[d.p];
+        if (!field || field.type !== "number") {
+          problems.push(`variant "${v.name}": draw[${i}].p names config field "${d.p}", which is not a number field in "config"`);
+        }
+      }
+      entries.push({ layout: idx, p: d.p ?? null });
+    });
+    if (fixed > 1 + 1e-9) problems.push(`variant "${v.name}": draw probabilities add up to ${fixed} > 1`);
+    variants.push({ name: v.name, layouts: entries });
+  }
+
+  // the course: checkpoints 0..n-1, each present in every layout that has any
+  let checkpoints = 0;
+  for (const l of layouts) {
+    const seen = new Set<number>();
+    for (const row of l.art) for (const c of row) if (l.legend[c]!.checkpoint !== null) seen.add(l.legend[c]!.checkpoint!);
+    if (seen.size === 0) continue;
+    const n = Math.max(...seen) + 1;
+    for (let k = 0; k < n; k++) if (!seen.has(k)) problems.push(`${named ? `variant "${l.name}": ` : ""}checkpoint ${k} is missing (checkpoints are numbered 0..${n - 1})`);
+    if (checkpoints && n !== checkpoints) problems.push(`variant "${l.name}": has ${n} checkpoints, other variants ${checkpoints}`);
+    checkpoints = Math.max(checkpoints, n);
+  }
+  const rc = data.course;
+  if ((rc?.onCourse === undefined) !== (rc?.offCourse === undefined)) problems.push("course: give both onCourse and offCourse, or neither");
+  if (rc && rc.onCourse === undefined && checkpoints === 0) problems.push("course: the level has no checkpoints (legend entries with \"checkpoint\") and no onCourse/offCourse");
+  if (!rc && checkpoints > 0) problems.push('the legend has checkpoints but the level has no "course"');
+  const course: CourseDef | null = rc
+    ? {
+        lapReward: rc.lapReward,
+        lapPerformance: rc.lapPerformance,
+        checkpointReward: rc.checkpointReward,
+        checkpointPerformance: rc.checkpointPerformance,
+        onCourse: rc.onCourse ?? null,
+        offCourse: rc.offCourse ?? null,
+        observeNext: rc.observeNext,
+      }
+    : null;
+
+  // tiles: one byte per tile in the engine
+  const distinct = new Set(layouts.flatMap((l) => Object.values(l.legend).map((t) => JSON.stringify(t))));
+  if (distinct.size > 250) problems.push(`too many distinct legend entries (${distinct.size}, at most 250)`);
+  if (problems.length) throw new LevelError(file, problems);
+
+  const channels = channelsOf(layouts, course);
+  const range = rewardRangeOf(layouts, course);
+  const maxStepReward = data.maxStepReward ?? range[1];
+  const events = eventsOf(layouts, course, checkpoints, data.events);
+  const level: Level = {
+    id: data.id,
+    description: data.description || firstSentence(data.doc.Description) || data.id,
+    file,
+    docSections: {} as Record<DocSection, string>,
+    doc: "",
+    width,
+    height,
+    actions: data.actions,
+    maxEpisodeSteps: data.maxEpisodeSteps,
+    observeTime: data.observeTime,
+    course,
+    checkpoints,
+    maxStepReward,
+    rewardRange: [Math.min(range[0], maxStepReward), Math.max(range[1], maxStepReward)],
+    layouts,
+    variants,
+    config: data.config,
+    events,
+    channels,
+  };
+  level.docSections = docSectionsOf(level, data.doc);
+  level.doc = DOC_SECTIONS.map((s) => `## ${s}\n\n${level.docSections[s]}`).join("\n\n");
+  return level;
+}
+
+function checkTile(t: TileDef): string[] {
+  const p: string[] = [];
+  if (t.kind === "arrow" && !t.direction) p.push('an arrow needs a "direction" (up, down, left or right)');
+  if ((t.kind === "door" || t.kind === "button") && t.group === null) p.push(`a ${t.kind} needs a "group" (a button opens the doors of its group)`);
+  if (t.checkpoint !== null && !t.direction) p.push('a checkpoint needs a "direction" (the way it must be entered)');
+  if (t.checkpoint !== null && (t.kind === "wall" || t.kind === "door")) p.push(`a ${t.kind} cannot be a checkpoint`);
+  if (t.choose && t.kind === "start") p.push('"choose" does not apply to starts (several starts are already drawn at random)');
+  if (t.kind === "wall" && (t.reward || t.performance || t.terminates)) p.push("a wall cannot be entered, so it has no reward, performance or termination");
+  return p;
+}
+
+function checkArt(art: string[], legend: Record<string, TileDef>, where: string): string[] {
+  const p: string[] = [];
+  const width = art[0]!.length;
+  art.forEach((row, y) => {
+    if (row.length !== width) p.push(`${where}ragged art: row ${y + 1} has ${row.length} chars, expected ${width} (like row 1)`);
+    for (let x = 0; x < row.length; x++) {
+      const c = row[x]!;
+      if (!legend[c]) p.push(`${where}unknown character ${showChar(c)} at ${cellRef(y, x)}: add it to the legend`);
+    }
+  });
+  const unknown = p.filter((m) => m.includes("unknown character"));
+  if (unknown.length > 5) p.splice(p.indexOf(unknown[5]!), unknown.length - 5, `${where}... and ${unknown.length - 5} more unknown characters`);
+  let starts = 0;
+  const groups = new Map<string, { doors: number; buttons: number }>();
+  for (const row of art) {
+    for (const c of row) {
+      const t = legend[c];
+      if (!t) continue;
+      if (t.kind === "start") starts++;
+      if (t.group !== null) {
+        const g = groups.get(t.group) ?? { doors: 0, buttons: 0 };
+        if (t.kind === "door") g.doors++;
+        if (t.kind === "button") g.buttons++;
+        groups.set(t.group, g);
+      }
+    }
+  }
+  if (starts === 0) {
+    const startChars = Object.values(legend).filter((t) => t.kind === "start").map((t) => showChar(t.char));
+    p.push(
+      `${where}no agent start: ` +
+        (startChars.length ? `the art has no ${startChars.join(" or ")}` : 'map a character to "start" in the legend and put it in the art'),
+    );
+  }
+  for (const [g, n] of groups) {
+    if (n.doors > 0 && n.buttons === 0) p.push(`${where}doors of group "${g}" have no button, so they never open`);
+  }
+  return p;
+}
+
+function channelsOf(layouts: LevelLayout[], course: CourseDef | null): string[] {
+  const names = new Set<string>();
+  for (const l of layouts) for (const row of l.art) for (const c of row) if (l.legend[c]!.name !== "floor") names.add(l.legend[c]!.name);
+  // choose groups and a drawn layout may show a name in some episodes only; the plane is there regardless
+  const builtin = CHANNEL_ORDER.filter((n) => names.has(n));
+  const custom = [...names].filter((n) => !CHANNEL_ORDER.includes(n)).sort();
+  const out = [...builtin, ...custom];
+  if (course?.observeNext) out.push("checkpoint-next");
+  out.push("agent");
+  return out;
+}
+
+function tilesInArt(l: LevelLayout): TileDef[] {
+  const seen = new Map<string, TileDef>();
+  for (const row of l.art) for (const c of row) seen.set(c, l.legend[c]!);
+  return [...seen.values()];
+}
+
+function rewardRangeOf(layouts: LevelLayout[], course: CourseDef | null): [number, number] {
+  let lo = Infinity;
+  let hi = -Infinity;
+  const cp = course ? course.checkpointReward + course.lapReward : 0;
+  for (const l of layouts) {
+    let tileLo = 0;
+    let tileHi = 0;
+    for (const t of tilesInArt(l)) {
+      tileLo = Math.min(tileLo, t.reward);
+      tileHi = Math.max(tileHi, t.reward);
+    }
+    lo = Math.min(lo, l.stepReward + tileLo + Math.min(0, cp, course?.checkpointReward ?? 0));
+    hi = Math.max(hi, l.stepReward + tileHi + Math.max(0, cp, course?.checkpointReward ?? 0));
+  }
+  return [lo, hi];
+}
+
+function eventsOf(layouts: LevelLayout[], course: CourseDef | null, checkpoints: number, extra: string[]): string[] {
+  const ev: string[] = [];
+  const add = (e: string | null) => {
+    if (e && !ev.includes(e)) ev.push(e);
+  };
+  for (const l of layouts) {
+    for (const t of tilesInArt(l)) {
+      if (t.kind !== "wall" && t.kind !== "door" && t.kind !== "floor" && t.kind !== "start") add(t.event);
+      if (t.kind === "arrow") add(t.againstEvent);
+      add(t.enterEvent);
+    }
+  }
+  if (course && checkpoints > 0) add("lap");
+  for (const e of extra) add(e);
+  return ev;
+}
+
+function firstSentence(text: string | string[] | undefined): string {
+  const s = Array.isArray(text) ? text.join(" ") : (text ?? "");
+  const m = /^(.*?[.!?])(\s|$)/.exec(s.trim());
+  return (m ? m[1]! : s).trim();
+}
+
+const ACTION_DOC: Record<ActionName, string> = {
+  up: "move up",
+  down: "move down",
+  left: "move left",
+  right: "move right",
+  noop: "stay",
+};
+
+function docSectionsOf(level: Level, written: Partial<Record<DocSection, string | string[]>>): Record<DocSection, string> {
+  const text = (s: DocSection) => {
+    const t = written[s];
+    return Array.isArray(t) ? t.join("\n") : (t ?? "");
+  };
+  const out = {} as Record<DocSection, string>;
+  for (const s of DOC_SECTIONS) out[s] = text(s);
+  const actions = `Discrete(${level.actions.length}): ${level.actions.map((a, i) => `${i} ${ACTION_DOC[a]}`).join(", ")}. A move into a wall (or a closed door, or off the grid) leaves the agent in place.`;
+  out.Actions = out.Actions ? `${out.Actions}\n\n${actions}` : actions;
+  const { width: W, height: H } = level;
+  const C = level.channels.length;
+  const layout =
+    `Box [0, 1], ${C * W * H + (level.observeTime ? 1 : 0)} floats: ${C} one-hot planes of ${H}x${W}, channel-major ` +
+    `(index = c*${H * W} + y*${W} + x), channels ${level.channels.map((c, i) => `${i} ${c}`).join(", ")}` +
+    (level.observeTime ? `, then one trailing feature t/maxEpisodeSteps.` : ".");
+  out.Observations = out.Observations ? `${out.Observations}\n\n${layout}` : layout;
+  if (!out["Episode end"]) out["Episode end"] = `Truncated after ${level.maxEpisodeSteps} steps.`;
+  if (!out.Variants) out.Variants = level.variants.map((v) => v.name).join(", ");
+  return out;
+}
+
+// ---------------------------------------------------------------- registration
+
+export interface RegisterLevelOptions {
+  /** Builds the env; default `new GridEnv(level, config, ctx)`. Modules pass a subclass. */
+  create?: (level: Level, config: EnvConfig, ctx: EnvContext) => Env;
+  /** Overrides the registered reward range (modules whose dynamics change it). */
+  rewardRange?: [number, number];
+  /** Extra events emitted by the module's dynamics. */
+  events?: string[];
+  /** Extra config fields (JSON Schemas with defaults) read by the module. */
+  config?: Record<string, Record<string, unknown>>;
+  /** Replace an environment already registered under the same id. */
+  replace?: boolean;
+}
+
+/**
+ * Registers a parsed level as an environment through the public `register`
+ * API. With options, registers a copy of the level carrying the module's
+ * events, config fields and reward range, so that env.spec and the registry
+ * agree.
+ */
+export function registerLevel(level: Level, opts: RegisterLevelOptions = {}): Level {
+  const events = [...level.events];
+  for (const e of opts.events ?? []) if (!events.includes(e)) events.push(e);
+  for (const key of Object.keys(opts.config ?? {})) {
+    if (key === "variant") throw new RewardlabError(`${level.id}: config field "variant" is reserved`);
+  }
+  const lvl: Level = {
+    ...level,
+    events,
+    config: { ...level.config, ...opts.config },
+    rewardRange: opts.rewardRange ?? level.rewardRange,
+  };
+  const create = opts.create ?? ((l: Level, config: EnvConfig, ctx: EnvContext) => new GridEnv(l, config, ctx));
+  const spec = specOfLevel(lvl);
+  register(
+    {
+      id: spec.id,
+      description: spec.description,
+      doc: spec.doc,
+      maxEpisodeSteps: spec.maxEpisodeSteps,
+      rewardRange: spec.rewardRange,
+      variants: spec.variants,
+      events: spec.events,
+      configSchema: spec.configSchema,
+      create: (config, ctx) => create(lvl, config, ctx),
+      source: spec.source,
+    },
+    { replace: opts.replace },
+  );
+  return lvl;
+}
+
+export interface LoadResult {
+  /** Ids registered. */
+  loaded: string[];
+  /** One LevelError per broken file (the other files still load). */
+  errors: LevelError[];
+}
+
+/**
+ * Registers every *.json level in `dir` (not recursive), in name order. A
+ * broken file yields a LevelError naming the file and its problems; the
+ * others still load. Throws only if the folder itself cannot be read.
+ */
+export function loadLevelDir(dir: string | URL, opts: { replace?: boolean } = {}): LoadResult {
+  const path = dir instanceof URL ? fileURLToPath(dir) : dir;
+  const files = readdirSync(path)
+    .filter((f) => f.endsWith(".json"))
+    .sort();
+  const loaded: string[] = [];
+  const errors: LevelError[] = [];
+  for (const f of files) {
+    const file = join(path, f);
+    try {
+      if (!statSync(file).isFile()) continue;
+      let json: unknown;
+      try {
+        json = JSON.parse(readFileSync(file, "utf8"));
+      } catch (e) {
+        throw new LevelError(file, [`not valid JSON: ${(e as Error).message}`]);
+      }
+      const level = parseLevel(json, file);
+      registerLevel(level, opts);
+      loaded.push(level.id);
+    } catch (e) {
+      errors.push(e instanceof LevelError ? e : new LevelError(file, [(e as Error).message]));
+    }
+  }
+  return { loaded, errors };
+}
+

@@ -1,0 +1,100 @@
+/**
+ * The typed stream every run emits. The store, the socket.io broadcaster,
+ * the CLI progress bar and the tests are all consumers of this one stream.
+ */
+import type { Frame } from "../envs/core.ts";
+import type { LedgerDelta } from "../agents/core.ts";
+
+export type RunStatus = "queued" | "running" | "paused" | "stopped" | "completed" | "failed" | "interrupted";
+
+/** What a run is: resolved and stored with it. */
+export interface RunSpec {
+  env: string;
+  variant: string;
+  /** Env config besides the variant (e.g. exposure). */
+  envConfig: Record<string, unknown>;
+  agent: string;
+  /** Agent config, defaults filled. */
+  config: Record<string, unknown>;
+  seed: number;
+  /** Env step budget (over all copies). */
+  steps: number;
+  /** Episodes evaluated with learning off at the end (0 = none). */
+  evalEpisodes: number;
+  /** Evaluate by sampling the policy (false) or acting greedily (true). */
+  evalGreedy: boolean;
+  /** Save a checkpoint every N updates (0 = only at the end). */
+  checkpointEvery: number;
+  /** Record one whole episode of copy 0 at most this often (ms), for live frames and replay. */
+  recordEveryMs: number;
+  /** Generic reward wrapper for training. */
+  reward: "keep" | "removed" | "negated";
+  /** Free-form label (probe name, sweep key, "demo"). */
+  label?: string;
+}
+
+export interface EpisodeStats {
+  /** 0-based index of the episode within the run. */
+  index: number;
+  /** Env steps when it ended. */
+  envSteps: number;
+  return: number;
+  performance: number;
+  length: number;
+  terminated: boolean;
+  /** Event name -> count within the episode. */
+  events: Record<string, number>;
+  variant: string;
+}
+
+export interface EvaluationStats {
+  envSteps: number;
+  episodes: number;
+  variant: string;
+  greedy: boolean;
+  return: { mean: number; ci: [number, number] };
+  performance: { mean: number; ci: [number, number] };
+  length: number;
+  /** Mean count per episode. */
+  events: Record<string, number>;
+  /** Fraction of episodes in which the event happened at least once. */
+  eventRates: Record<string, number>;
+}
+
+export interface TrajectoryRecord {
+  episode: number;
+  envSteps: number;
+  variant: string;
+  frames: Frame[];
+  actions: number[];
+  rewards: number[];
+  performance: number[];
+  events: string[][];
+}
+
+export type RunEvent =
+  | { type: "started"; runId: string; spec: RunSpec; backend: string; time: number; resumedFrom?: number }
+  | { type: "episode"; runId: string; episode: EpisodeStats }
+  | {
+      type: "update";
+      runId: string;
+      update: number;
+      envSteps: number;
+      stepsPerSecond: number;
+      metrics: Record<string, number>;
+      ledger?: LedgerDelta;
+      /** State key -> training steps spent there since the last update (the visitation heatmap). */
+      visits?: Record<string, number>;
+    }
+  | { type: "frame"; runId: string; episode: number; t: number; frame: Frame; reward: number; performance: number; events: string[] }
+  | { type: "trajectory"; runId: string; trajectory: TrajectoryRecord }
+  | { type: "evaluation"; runId: string; evaluation: EvaluationStats }
+  | { type: "intervention"; runId: string; envSteps: number; variant: string; learning: boolean; reward: RunSpec["reward"] }
+  /** Visits of agents that do not update (the simulator planner), flushed periodically. */
+  | { type: "visits"; runId: string; envSteps: number; visits: Record<string, number> }
+  | { type: "checkpoint"; runId: string; envSteps: number; update: number; dir: string }
+  | { type: "status"; runId: string; status: RunStatus; reason?: string; envSteps?: number };
+
+export type RunEventType = RunEvent["type"];
+export type RunEventOf<T extends RunEventType> = Extract<RunEvent, { type: T }>;
+export type RunListener = (e: RunEvent) => void;

@@ -1,0 +1,234 @@
+/**
+ * Self-contained HTML reports (inline CSS and SVG, no scripts): probe
+ * tables, event rates with 95% intervals beside the three predictions,
+ * learning curves of return against performance, and the reinforcement
+ * ledger painted on the grid.
+ */
+import type { Frame } from "../envs/core.ts";
+import type { ProbeAgentResult } from "../server/protocol.ts";
+import type { EpisodeStats, EvaluationStats, RunSpec } from "./events.ts";
+
+const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
+const pct = (x: number | null | undefined) => (x === null || x === undefined || Number.isNaN(x) ? "–" : `${(100 * x).toFixed(0)}%`);
+const num = (x: number | null | undefined, d = 2) => (x === null || x === undefined || Number.isNaN(x) ? "–" : x.toFixed(d));
+
+const COLOURS = { reinforce: "#3b82f6", ppo: "#10b981", planner: "#f59e0b" } as Record<string, string>;
+const colour = (agent: string, i = 0) => COLOURS[agent] ?? ["#8b5cf6", "#ef4444", "#14b8a6", "#64748b"][i % 4]!;
+
+const STYLE = `
+body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#1f2937;padding:0 1rem}
+h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2.2rem;border-bottom:1px solid #e5e7eb;padding-bottom:.3rem}
+table{border-collapse:collapse;margin:.6rem 0}td,th{padding:.3rem .6rem;border-bottom:1px solid #e5e7eb;text-align:right}
+th:first-child,td:first-child{text-align:left}.note{color:#6b7280;font-size:.9em}.row{display:flex;flex-wrap:wrap;gap:1.2rem}
+figure{margin:0}figcaption{font-size:.85em;color:#6b7280;text-align:center}svg text{font:11px system-ui,sans-serif;fill:#374151}`;
+
+export interface ProbeReportSection {
+  probe: string;
+  env: string;
+  description: string;
+  results: ProbeAgentResult[];
+  seconds?: number;
+}
+
+/** Event rate per agent as a bar with its 95% interval, and the three predictions as markers. */
+export function rateChart(results: ProbeAgentResult[]): string {
+  const w = 520;
+  const rowH = 34;
+  const left = 150;
+  const h = results.length * rowH + 40;
+  const x = (v: number) => left + v * (w - left - 20);
+  let svg = `<svg width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" role="img">`;
+  for (let t = 0; t <= 4; t++) {
+    const v = t / 4;
+    svg += `<line x1="${x(v)}" x2="${x(v)}" y1="10" y2="${h - 25}" stroke="#e5e7eb"/><text x="${x(v)}" y="${h - 10}" text-anchor="middle">${pct(v)}</text>`;
+  }
+  results.forEach((r, i) => {
+    const y = 14 + i * rowH;
+    const label = `${r.agent}${r.extra?.arm ? ` ${r.extra.arm}` : ""}`;
+    svg += `<text x="${left - 8}" y="${y + 14}" text-anchor="end">${esc(label)}</text>`;
+    svg += `<rect x="${x(0)}" y="${y + 4}" width="${Math.max(0, x(r.rate) - x(0))}" height="14" fill="${colour(r.agent, i)}" opacity=".85"/>`;
+    svg += `<line x1="${x(r.ci[0])}" x2="${x(r.ci[1])}" y1="${y + 11}" y2="${y + 11}" stroke="#111" stroke-width="1.5"/>`;
+    for (const c of r.ci) svg += `<line x1="${x(c)}" x2="${x(c)}" y1="${y + 5}" y2="${y + 17}" stroke="#111" stroke-width="1.5"/>`;
+    const marks: [number | null, string, string][] = [
+      [r.predictions.rewardPursuit, "#dc2626", "P"],
+      [r.predictions.reinforcedBehavior, "#2563eb", "R"],
+      [r.predictions.counting, "#7c3aed", "C"],
+    ];
+    for (const [v, c, t] of marks) {
+      if (v === null || v === undefined) continue;
+      svg += `<circle cx="${x(v)}" cy="${y + 27}" r="5" fill="${c}"/><text x="${x(v)}" y="${y + 30}" text-anchor="middle" style="fill:#fff;font-size:8px">${t}</text>`;
+    }
+  });
+  return svg + `</svg>`;
+}
+
+/** Return and performance against env steps, one pair of lines per series. */
+export function curveChart(series: { label: string; colour: string; envSteps: number[]; return: number[]; performance: number[] }[]): string {
+  const w = 520;
+  const h = 240;
+  const pad = { l: 46, r: 12, t: 12, b: 30 };
+  const xs = series.flatMap((s) => s.envSteps);
+  const ys = series.flatMap((s) => [...s.return, ...s.performance]);
+  if (xs.length === 0) return `<p class="note">no episodes</p>`;
+  const [x0, x1] = [0, Math.max(...xs, 1)];
+  let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+  if (y0 === y1) [y0, y1] = [y0 - 1, y1 + 1];
+  const X = (v: number) => pad.l + ((v - x0) / (x1 - x0)) * (w - pad.l - pad.r);
+  const Y = (v: number) => h - pad.b - ((v - y0) / (y1 - y0)) * (h - pad.t - pad.b);
+  let svg = `<svg width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" role="img">`;
+  for (let t = 0; t <= 4; t++) {
+    const v = y0 + ((y1 - y0) * t) / 4;
+    svg += `<line x1="${pad.l}" x2="${w - pad.r}" y1="${Y(v)}" y2="${Y(v)}" stroke="#f3f4f6"/><text x="${pad.l - 6}" y="${Y(v) + 4}" text-anchor="end">${num(v, 1)}</text>`;
+  }
+  svg += `<text x="${w - pad.r}" y="${h - 8}" text-anchor="end">env steps (max ${x1})</text>`;
+  if (y0 < 0 && y1 > 0) svg += `<line x1="${pad.l}" x2="${w - pad.r}" y1="${Y(0)}" y2="${Y(0)}" stroke="#9ca3af"/>`;
+  for (const s of series) {
+    const path = (vals: number[]) => vals.map((v, i) => `${i ? "L" : "M"}${X(s.envSteps[i]!).toFixed(1)},${Y(v).toFixed(1)}`).join("");
+    svg += `<path d="${path(s.return)}" fill="none" stroke="${s.colour}" stroke-width="2"/>`;
+    svg += `<path d="${path(s.performance)}" fill="none" stroke="${s.colour}" stroke-width="2" stroke-dasharray="5 4"/>`;
+  }
+  return svg + `</svg>`;
+}
+
+/** The grid, with each cell tinted by net reinforcement (green +, red −) or visits. */
+export function gridHeatmap(frame: Frame, values: number[] | null, mode: "ledger" | "visits"): string {
+  const c = 26;
+  const w = frame.width * c;
+  const h = frame.height * c;
+  const max = values ? Math.max(1e-12, ...values.map(Math.abs)) : 1;
+  let svg = `<svg width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" role="img">`;
+  for (let y = 0; y < frame.height; y++) {
+    for (let x = 0; x < frame.width; x++) {
+      const ch = frame.rows[y]![x]!;
+      const kind = frame.legend[ch] ?? "floor";
+      const base = kind === "wall" ? "#374151" : kind === "goal" ? "#fde68a" : kind.startsWith("tamper") ? "#fca5a5" : "#f9fafb";
+      svg += `<rect x="${x * c}" y="${y * c}" width="${c}" height="${c}" fill="${base}" stroke="#e5e7eb"/>`;
+      const v = values?.[y * frame.width + x] ?? 0;
+      if (v !== 0 && kind !== "wall") {
+        const a = Math.min(1, Math.sqrt(Math.abs(v) / max));
+        const tint = mode === "visits" ? "37,99,235" : v > 0 ? "22,163,74" : "220,38,38";
+        svg += `<rect x="${x * c + 2}" y="${y * c + 2}" width="${c - 4}" height="${c - 4}" fill="rgba(${tint},${a.toFixed(3)})"/>`;
+      }
+      if (kind !== "floor" && kind !== "wall") svg += `<text x="${x * c + c / 2}" y="${y * c + c / 2 + 4}" text-anchor="middle">${esc(ch)}</text>`;
+    }
+  }
+  if (frame.agent) svg += `<circle cx="${frame.agent.x * c + c / 2}" cy="${frame.agent.y * c + c / 2}" r="${c / 5}" fill="#111"/>`;
+  return svg + `</svg>`;
+}
+
+function probeTable(results: ProbeAgentResult[]): string {
+  const rows = results
+    .map(
+      (r) => `<tr><td>${esc(r.agent)}${r.extra?.arm ? ` <span class="note">${esc(String(r.extra.arm))}</span>` : ""}</td><td>${r.seeds}</td>
+<td>${pct(r.rate)} <span class="note">[${pct(r.ci[0])}, ${pct(r.ci[1])}]</span></td>
+<td>${num(r.return.mean)} <span class="note">[${num(r.return.ci[0])}, ${num(r.return.ci[1])}]</span></td>
+<td>${num(r.performance.mean)} <span class="note">[${num(r.performance.ci[0])}, ${num(r.performance.ci[1])}]</span></td>
+<td>${pct(r.predictions.rewardPursuit)}</td><td>${pct(r.predictions.reinforcedBehavior)}</td><td>${pct(r.predictions.counting)}</td></tr>`,
+    )
+    .join("");
+  return `<table><tr><th>agent</th><th>seeds</th><th>event rate [95% CI]</th><th>return</th><th>performance</th><th>reward pursuit</th><th>reinforced</th><th>counting</th></tr>${rows}</table>`;
+}
+
+function extras(results: ProbeAgentResult[]): string {
+  const bits: string[] = [];
+  for (const r of results) {
+    const e = r.extra ?? {};
+    if (e.behaviours) {
+      bits.push(`<li>${esc(r.agent)}: ${Object.entries(e.behaviours as Record<string, number>).map(([k, v]) => `${esc(k)} ${pct(v)}`).join(", ")}</li>`);
+    }
+    if (e.kl !== undefined) {
+      const steps = (e.extinctionSteps as (number | null)[]).map((v) => (v === null ? `&gt;${e.extinctionBudget}` : String(v))).join(", ");
+      bits.push(`<li>${esc(r.agent)}: KL(train‖test) ${num(e.kl as number, 3)}; env steps at zero reward until the event rate halved: ${steps}</li>`);
+    }
+  }
+  return bits.length ? `<ul>${bits.join("")}</ul>` : "";
+}
+
+export function probeSection(s: ProbeReportSection): string {
+  const curves = s.results.map((r, i) => {
+    const cs = (r.extra?.curves as { envSteps: number[]; return: number[]; performance: number[] }[] | undefined) ?? [];
+    // average the seeds' curves bin by bin (bins are aligned by construction)
+    const bins = new Map<number, { r: number; p: number; n: number }>();
+    for (const c of cs) c.envSteps.forEach((x, j) => {
+      const b = bins.get(x) ?? { r: 0, p: 0, n: 0 };
+      b.r += c.return[j]!;
+      b.p += c.performance[j]!;
+      b.n++;
+      bins.set(x, b);
+    });
+    const xs = [...bins.keys()].sort((a, b) => a - b);
+    return {
+      label: `${r.agent}${r.extra?.arm ? ` ${r.extra.arm}` : ""}`,
+      colour: colour(r.agent, i),
+      envSteps: xs,
+      return: xs.map((x) => bins.get(x)!.r / bins.get(x)!.n),
+      performance: xs.map((x) => bins.get(x)!.p / bins.get(x)!.n),
+    };
+  });
+  const heatmaps = s.results
+    .filter((r) => r.extra?.frame)
+    .map((r) => {
+      const frame = r.extra!.frame as Frame;
+      const ledger = r.extra!.ledgerCells as number[] | null;
+      const visits = r.extra!.visitCells as number[] | null;
+      return `<figure>${gridHeatmap(frame, ledger ?? visits, ledger ? "ledger" : "visits")}<figcaption>${esc(r.agent)}${r.extra?.arm ? ` ${esc(String(r.extra.arm))}` : ""}: ${ledger ? "reinforcement ledger (net, summed over seeds)" : "visits (no ledger: a planner)"}</figcaption></figure>`;
+    });
+  return `<h2>${esc(s.probe)} <span class="note">on ${esc(s.env)}</span></h2>
+<p>${esc(s.description)}${s.seconds ? ` <span class="note">(${s.seconds.toFixed(0)} s)</span>` : ""}</p>
+${probeTable(s.results)}${extras(s.results)}
+<div class="row"><figure>${rateChart(s.results)}<figcaption>event "${esc(s.results[0]?.event ?? "")}" rate at test with 95% Wilson interval; markers: P reward pursuit, R reinforced behaviour, C counting</figcaption></figure>
+<figure>${curveChart(curves)}<figcaption>training: return (solid) and hidden performance (dashed), mean over seeds; ${curves.map((c) => `<span style="color:${c.colour}">■</span> ${esc(c.label)}`).join(" ")}</figcaption></figure></div>
+<div class="row">${heatmaps.join("")}</div>`;
+}
+
+export function compareReport(sections: ProbeReportSection[], meta: { seeds: number; agents: string[]; seconds: number; backend: string }): string {
+  return `<!doctype html><html><head><meta charset="utf-8"><title>rewardlab comparison</title><style>${STYLE}</style></head><body>
+<h1>rewardlab: does the policy pursue reward, or repeat what reward reinforced?</h1>
+<p class="note">${meta.agents.map(esc).join(", ")} × ${meta.seeds} seeds per probe; ${meta.seconds.toFixed(0)} s on backend ${esc(meta.backend)}; generated ${new Date().toISOString()}.
+Event rates pool the test episodes of all seeds (learning off). Reward pursuit: the simulator planner maximising reward on the test variant.
+Reinforced behaviour: the trained policy's own rate of the train-time behaviour. Counting: policies pinned to an optimal train policy on every train observation and uniformly random elsewhere.</p>
+${sections.map(probeSection).join("\n")}
+</body></html>`;
+}
+
+export function runReport(run: {
+  id: string;
+  spec: RunSpec;
+  status: string;
+  reason: string | null;
+  envSteps: number;
+  evaluation: EvaluationStats | null;
+  episodes: EpisodeStats[];
+  frame: Frame;
+  ledgerCells: number[] | null;
+  visitCells: number[] | null;
+}): string {
+  const eps = run.episodes;
+  const bins = 60;
+  const per = Math.max(1, Math.ceil(eps.length / bins));
+  const xs: number[] = [], rs: number[] = [], ps: number[] = [];
+  for (let i = 0; i < eps.length; i += per) {
+    const chunk = eps.slice(i, i + per);
+    xs.push(chunk[chunk.length - 1]!.envSteps);
+    rs.push(chunk.reduce((s, e) => s + e.return, 0) / chunk.length);
+    ps.push(chunk.reduce((s, e) => s + e.performance, 0) / chunk.length);
+  }
+  const ev = run.evaluation;
+  const evalHtml = ev
+    ? `<table><tr><th>evaluation</th><th>mean</th><th>95% CI</th></tr>
+<tr><td>return</td><td>${num(ev.return.mean)}</td><td>[${num(ev.return.ci[0])}, ${num(ev.return.ci[1])}]</td></tr>
+<tr><td>performance</td><td>${num(ev.performance.mean)}</td><td>[${num(ev.performance.ci[0])}, ${num(ev.performance.ci[1])}]</td></tr>
+${Object.keys(ev.eventRates).sort().map((k) => `<tr><td>event ${esc(k)}</td><td>${pct(ev.eventRates[k])} of episodes</td><td>${num(ev.events[k])} per episode</td></tr>`).join("")}</table>
+<p class="note">${ev.episodes} episodes on variant ${esc(ev.variant)}, ${ev.greedy ? "greedy" : "sampled"} actions, learning off.</p>`
+    : `<p class="note">no evaluation stored</p>`;
+  return `<!doctype html><html><head><meta charset="utf-8"><title>rewardlab run ${esc(run.id)}</title><style>${STYLE}</style></head><body>
+<h1>${esc(run.spec.agent)} on ${esc(run.spec.env)} <span class="note">(${esc(run.spec.variant)}, seed ${run.spec.seed})</span></h1>
+<p>run ${esc(run.id)}: ${esc(run.status)}${run.reason ? ` — ${esc(run.reason)}` : ""}; ${run.envSteps} of ${run.spec.steps} env steps, ${eps.length} episodes.</p>
+<h2>Learning curve</h2><figure>${curveChart([{ label: run.spec.agent, colour: colour(run.spec.agent), envSteps: xs, return: rs, performance: ps }])}<figcaption>return (solid) and hidden performance (dashed)</figcaption></figure>
+<h2>Evaluation</h2>${evalHtml}
+<h2>Where behaviour was reinforced</h2><div class="row">
+<figure>${gridHeatmap(run.frame, run.ledgerCells, "ledger")}<figcaption>net reinforcement per cell (ledger)</figcaption></figure>
+<figure>${gridHeatmap(run.frame, run.visitCells, "visits")}<figcaption>visits per cell</figcaption></figure></div>
+<h2>Config</h2><pre>${esc(JSON.stringify(run.spec, null, 2))}</pre>
+</body></html>`;
+}

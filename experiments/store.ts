@@ -1,0 +1,405 @@
+/**
+ * The store: SQLite (better-sqlite3, WAL) in the data folder. Runs and their
+ * configs, per-episode and per-update statistics, sampled trajectories, the
+ * ledger's running totals, interventions, evaluations and probe results.
+ *
+ * It is a consumer of the run event stream: `record(event)` queues writes and
+ * flushes them in one transaction at most every `flushMs` (and at once for
+ * status changes), so a killed process keeps everything up to its last flush.
+ */
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { EpisodeStats, EvaluationStats, RunEvent, RunSpec, RunStatus, TrajectoryRecord } from "./events.ts";
+
+export interface StoredRun {
+  id: string;
+  spec: RunSpec;
+  status: RunStatus;
+  reason: string | null;
+  createdAt: number;
+  updatedAt: number;
+  envSteps: number;
+  episodes: number;
+  updates: number;
+  evaluation: EvaluationStats | null;
+  variant: string;
+  learning: boolean;
+  stepsPerSecond: number | null;
+  checkpointDir: string | null;
+  checkpointSteps: number;
+}
+
+export interface StoredProbe {
+  id: string;
+  probe: string;
+  env: string;
+  status: "running" | "completed" | "failed";
+  reason: string | null;
+  createdAt: number;
+  request: unknown;
+  results: unknown[];
+}
+
+/** Versioned migrations: index i takes the schema from version i to i+1. */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE runs (
+     id TEXT PRIMARY KEY, spec TEXT NOT NULL, status TEXT NOT NULL, reason TEXT,
+     created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+     env_steps INTEGER NOT NULL DEFAULT 0, episodes INTEGER NOT NULL DEFAULT 0, updates INTEGER NOT NULL DEFAULT 0,
+     evaluation TEXT, variant TEXT NOT NULL, learning INTEGER NOT NULL DEFAULT 1, steps_per_second REAL,
+     checkpoint_dir TEXT, checkpoint_steps INTEGER NOT NULL DEFAULT 0);
+   CREATE TABLE episodes (
+     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, idx INTEGER NOT NULL, env_steps INTEGER NOT NULL,
+     return REAL NOT NULL, performance REAL NOT NULL, length INTEGER NOT NULL, terminated INTEGER NOT NULL,
+     events TEXT NOT NULL, variant TEXT NOT NULL, PRIMARY KEY (run_id, idx));
+   CREATE TABLE updates (
+     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, idx INTEGER NOT NULL, env_steps INTEGER NOT NULL,
+     metrics TEXT NOT NULL, PRIMARY KEY (run_id, idx));
+   CREATE TABLE trajectories (
+     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, episode INTEGER NOT NULL, env_steps INTEGER NOT NULL,
+     variant TEXT NOT NULL, length INTEGER NOT NULL, return REAL NOT NULL, performance REAL NOT NULL, data TEXT NOT NULL,
+     PRIMARY KEY (run_id, episode));
+   CREATE TABLE ledger (
+     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, state_key INTEGER NOT NULL,
+     reinforcement TEXT NOT NULL, visits INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (run_id, state_key));
+   CREATE TABLE interventions (
+     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, env_steps INTEGER NOT NULL, variant TEXT NOT NULL,
+     learning INTEGER NOT NULL, reward TEXT NOT NULL, time INTEGER NOT NULL);
+   CREATE TABLE probes (
+     id TEXT PRIMARY KEY, probe TEXT NOT NULL, env TEXT NOT NULL, status TEXT NOT NULL, reason TEXT,
+     created_at INTEGER NOT NULL, request TEXT NOT NULL, results TEXT NOT NULL);`,
+];
+
+/** Keep at most this many trajectories per run (the newest), so long runs stay small. */
+const MAX_TRAJECTORIES = 200;
+
+export class Store {
+  readonly db: Database.Database;
+  private queue: (() => void)[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private closed = false;
+  private readonly stmts;
+
+  constructor(readonly dataDir: string, private readonly flushMs = 100) {
+    mkdirSync(dataDir, { recursive: true });
+    this.db = new Database(join(dataDir, "rewardlab.sqlite"));
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma("synchronous = NORMAL");
+    this.db.pragma("foreign_keys = ON");
+    this.migrate();
+    const d = this.db;
+    this.stmts = {
+      insertRun: d.prepare(
+        `INSERT INTO runs (id, spec, status, created_at, updated_at, variant, learning) VALUES (?, ?, ?, ?, ?, ?, 1)`,
+      ),
+      status: d.prepare(`UPDATE runs SET status = ?, reason = ?, updated_at = ?, env_steps = max(env_steps, ?) WHERE id = ?`),
+      episode: d.prepare(
+        `INSERT OR REPLACE INTO episodes (run_id, idx, env_steps, return, performance, length, terminated, events, variant)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      runProgress: d.prepare(
+        `UPDATE runs SET env_steps = max(env_steps, ?), episodes = max(episodes, ?), updated_at = ? WHERE id = ?`,
+      ),
+      update: d.prepare(`INSERT OR REPLACE INTO updates (run_id, idx, env_steps, metrics) VALUES (?, ?, ?, ?)`),
+      runUpdate: d.prepare(
+        `UPDATE runs SET updates = ?, env_steps = max(env_steps, ?), steps_per_second = ?, updated_at = ? WHERE id = ?`,
+      ),
+      ledgerGet: d.prepare(`SELECT reinforcement, visits FROM ledger WHERE run_id = ? AND state_key = ?`),
+      ledgerPut: d.prepare(`INSERT OR REPLACE INTO ledger (run_id, state_key, reinforcement, visits) VALUES (?, ?, ?, ?)`),
+      trajectory: d.prepare(
+        `INSERT OR REPLACE INTO trajectories (run_id, episode, env_steps, variant, length, return, performance, data)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      trimTrajectories: d.prepare(
+        `DELETE FROM trajectories WHERE run_id = ? AND episode NOT IN
+           (SELECT episode FROM trajectories WHERE run_id = ? ORDER BY episode DESC LIMIT ${MAX_TRAJECTORIES})`,
+      ),
+      evaluation: d.prepare(`UPDATE runs SET evaluation = ?, updated_at = ? WHERE id = ?`),
+      intervention: d.prepare(
+        `INSERT INTO interventions (run_id, env_steps, variant, learning, reward, time) VALUES (?, ?, ?, ?, ?, ?)`,
+      ),
+      runVariant: d.prepare(`UPDATE runs SET variant = ?, learning = ?, updated_at = ? WHERE id = ?`),
+      checkpoint: d.prepare(`UPDATE runs SET checkpoint_dir = ?, checkpoint_steps = ?, updated_at = ? WHERE id = ?`),
+    };
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma("user_version", { simple: true }) as number;
+    if (version > MIGRATIONS.length) {
+      throw new Error(`store ${this.dataDir} has schema version ${version}, newer than this rewardlab (${MIGRATIONS.length}); upgrade rewardlab`);
+    }
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v]!);
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  // ------------------------------------------------------------ writes
+
+  createRun(id: string, spec: RunSpec, status: RunStatus = "queued"): void {
+    const now = Date.now();
+    this.stmts.insertRun.run(id, JSON.stringify(spec), status, now, now, spec.variant);
+  }
+
+  /** Consumes one run event; writes are batched except status changes, which flush at once. */
+  record(e: RunEvent): void {
+    if (this.closed) return;
+    const now = Date.now();
+    const s = this.stmts;
+    switch (e.type) {
+      case "episode": {
+        const ep = e.episode;
+        this.enqueue(() => {
+          s.episode.run(e.runId, ep.index, ep.envSteps, ep.return, ep.performance, ep.length, ep.terminated ? 1 : 0, JSON.stringify(ep.events), ep.variant);
+          s.runProgress.run(ep.envSteps, ep.index + 1, now, e.runId);
+        });
+        break;
+      }
+      case "update":
+        this.enqueue(() => {
+          s.update.run(e.runId, e.update, e.envSteps, JSON.stringify(e.metrics));
+          s.runUpdate.run(e.update, e.envSteps, e.stepsPerSecond, now, e.runId);
+          if (e.ledger || e.visits) this.addLedger(e.runId, e.ledger?.entries ?? {}, e.visits ?? {});
+        });
+        break;
+      case "trajectory": {
+        const t = e.trajectory;
+        const ret = t.rewards.reduce((a, b) => a + b, 0);
+        const perf = t.performance.reduce((a, b) => a + b, 0);
+        this.enqueue(() => {
+          s.trajectory.run(e.runId, t.episode, t.envSteps, t.variant, t.actions.length, ret, perf, JSON.stringify(t));
+          s.trimTrajectories.run(e.runId, e.runId);
+        });
+        break;
+      }
+      case "evaluation":
+        this.enqueue(() => s.evaluation.run(JSON.stringify(e.evaluation), now, e.runId));
+        break;
+      case "intervention":
+        this.enqueue(() => {
+          s.intervention.run(e.runId, e.envSteps, e.variant, e.learning ? 1 : 0, e.reward, now);
+          s.runVariant.run(e.variant, e.learning ? 1 : 0, now, e.runId);
+        });
+        break;
+      case "checkpoint":
+        this.enqueue(() => s.checkpoint.run(e.dir, e.envSteps, now, e.runId));
+        break;
+      case "status":
+        this.enqueue(() => s.status.run(e.status, e.reason ?? null, now, e.envSteps ?? 0, e.runId));
+        this.flush();
+        break;
+      case "visits":
+        this.enqueue(() => this.addLedger(e.runId, {}, e.visits));
+        break;
+      case "started":
+      case "frame":
+        break;
+    }
+  }
+
+  private addLedger(runId: string, entries: Record<string, number[]>, visits: Record<string, number>): void {
+    const keys = new Set([...Object.keys(entries), ...Object.keys(visits)]);
+    for (const k of keys) {
+      const row = this.stmts.ledgerGet.get(runId, Number(k)) as { reinforcement: string; visits: number } | undefined;
+      const total: number[] = row ? JSON.parse(row.reinforcement) : [];
+      const delta = entries[k] ?? [];
+      for (let a = 0; a < delta.length; a++) total[a] = (total[a] ?? 0) + delta[a]!;
+      this.stmts.ledgerPut.run(runId, Number(k), JSON.stringify(total), (row?.visits ?? 0) + (visits[k] ?? 0));
+    }
+  }
+
+  private enqueue(write: () => void): void {
+    this.queue.push(write);
+    if (!this.timer) this.timer = setTimeout(() => this.flush(), this.flushMs);
+  }
+
+  /** Writes everything queued in one transaction. */
+  flush(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.queue.length === 0 || this.closed) return;
+    const batch = this.queue;
+    this.queue = [];
+    this.db.transaction(() => {
+      for (const w of batch) w();
+    })();
+  }
+
+  /** Marks runs that were running when the process died; returns their ids. */
+  markInterrupted(reason = "the server stopped while the run was in progress"): string[] {
+    const rows = this.db
+      .prepare(`SELECT id FROM runs WHERE status IN ('running', 'paused', 'queued')`)
+      .all() as { id: string }[];
+    const upd = this.db.prepare(`UPDATE runs SET status = 'interrupted', reason = ?, updated_at = ? WHERE id = ?`);
+    for (const r of rows) upd.run(reason, Date.now(), r.id);
+    return rows.map((r) => r.id);
+  }
+
+  deleteRun(id: string): boolean {
+    this.flush();
+    return this.db.prepare(`DELETE FROM runs WHERE id = ?`).run(id).changes > 0;
+  }
+
+  // ------------------------------------------------------------ reads
+
+  getRun(id: string): StoredRun | null {
+    const r = this.db.prepare(`SELECT * FROM runs WHERE id = ?`).get(id) as Record<string, unknown> | undefined;
+    return r ? rowToRun(r) : null;
+  }
+
+  listRuns(): StoredRun[] {
+    return (this.db.prepare(`SELECT * FROM runs ORDER BY created_at DESC`).all() as Record<string, unknown>[]).map(rowToRun);
+  }
+
+  episodes(runId: string, from = 0, limit = 100000): EpisodeStats[] {
+    const rows = this.db
+      .prepare(`SELECT * FROM episodes WHERE run_id = ? AND idx >= ? ORDER BY idx LIMIT ?`)
+      .all(runId, from, limit) as Record<string, unknown>[];
+    return rows.map((r) => ({
+      index: r.idx as number,
+      envSteps: r.env_steps as number,
+      return: r.return as number,
+      performance: r.performance as number,
+      length: r.length as number,
+      terminated: r.terminated === 1,
+      events: JSON.parse(r.events as string),
+      variant: r.variant as string,
+    }));
+  }
+
+  /** Means over the last n episodes. */
+  recent(runId: string, n = 100): { return: number; performance: number; length: number; events: Record<string, number> } | null {
+    const rows = this.db
+      .prepare(`SELECT return, performance, length, events FROM episodes WHERE run_id = ? ORDER BY idx DESC LIMIT ?`)
+      .all(runId, n) as { return: number; performance: number; length: number; events: string }[];
+    if (rows.length === 0) return null;
+    const events: Record<string, number> = {};
+    let ret = 0, perf = 0, len = 0;
+    for (const r of rows) {
+      ret += r.return;
+      perf += r.performance;
+      len += r.length;
+      for (const [k, v] of Object.entries(JSON.parse(r.events) as Record<string, number>)) if (v > 0) events[k] = (events[k] ?? 0) + 1;
+    }
+    for (const k of Object.keys(events)) events[k]! /= rows.length;
+    return { return: ret / rows.length, performance: perf / rows.length, length: len / rows.length, events };
+  }
+
+  updates(runId: string): { update: number; envSteps: number; metrics: Record<string, number> }[] {
+    const rows = this.db.prepare(`SELECT * FROM updates WHERE run_id = ? ORDER BY idx`).all(runId) as Record<string, unknown>[];
+    return rows.map((r) => ({ update: r.idx as number, envSteps: r.env_steps as number, metrics: JSON.parse(r.metrics as string) }));
+  }
+
+  trajectories(runId: string): { episode: number; envSteps: number; variant: string; length: number; return: number; performance: number }[] {
+    return (
+      this.db
+        .prepare(`SELECT episode, env_steps, variant, length, return, performance FROM trajectories WHERE run_id = ? ORDER BY episode`)
+        .all(runId) as Record<string, unknown>[]
+    ).map((r) => ({
+      episode: r.episode as number,
+      envSteps: r.env_steps as number,
+      variant: r.variant as string,
+      length: r.length as number,
+      return: r.return as number,
+      performance: r.performance as number,
+    }));
+  }
+
+  trajectory(runId: string, episode: number): TrajectoryRecord | null {
+    const r = this.db.prepare(`SELECT data FROM trajectories WHERE run_id = ? AND episode = ?`).get(runId, episode) as
+      | { data: string }
+      | undefined;
+    return r ? JSON.parse(r.data) : null;
+  }
+
+  ledger(runId: string): { entries: Record<string, number[]>; visits: Record<string, number> } {
+    const rows = this.db.prepare(`SELECT state_key, reinforcement, visits FROM ledger WHERE run_id = ?`).all(runId) as {
+      state_key: number;
+      reinforcement: string;
+      visits: number;
+    }[];
+    const entries: Record<string, number[]> = {};
+    const visits: Record<string, number> = {};
+    for (const r of rows) {
+      entries[r.state_key] = JSON.parse(r.reinforcement);
+      visits[r.state_key] = r.visits;
+    }
+    return { entries, visits };
+  }
+
+  interventions(runId: string): { envSteps: number; variant: string; learning: boolean; reward: RunSpec["reward"]; time: number }[] {
+    return (
+      this.db.prepare(`SELECT * FROM interventions WHERE run_id = ? ORDER BY rowid`).all(runId) as Record<string, unknown>[]
+    ).map((r) => ({
+      envSteps: r.env_steps as number,
+      variant: r.variant as string,
+      learning: r.learning === 1,
+      reward: r.reward as RunSpec["reward"],
+      time: r.time as number,
+    }));
+  }
+
+  // ------------------------------------------------------------ probes
+
+  saveProbe(p: StoredProbe): void {
+    this.db
+      .prepare(
+        `INSERT OR REPLACE INTO probes (id, probe, env, status, reason, created_at, request, results) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(p.id, p.probe, p.env, p.status, p.reason, p.createdAt, JSON.stringify(p.request), JSON.stringify(p.results));
+  }
+
+  getProbe(id: string): StoredProbe | null {
+    const r = this.db.prepare(`SELECT * FROM probes WHERE id = ?`).get(id) as Record<string, unknown> | undefined;
+    return r ? rowToProbe(r) : null;
+  }
+
+  listProbes(): StoredProbe[] {
+    return (this.db.prepare(`SELECT * FROM probes ORDER BY created_at DESC`).all() as Record<string, unknown>[]).map(rowToProbe);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    this.db.close();
+  }
+}
+
+function rowToRun(r: Record<string, unknown>): StoredRun {
+  return {
+    id: r.id as string,
+    spec: JSON.parse(r.spec as string),
+    status: r.status as RunStatus,
+    reason: (r.reason as string | null) ?? null,
+    createdAt: r.created_at as number,
+    updatedAt: r.updated_at as number,
+    envSteps: r.env_steps as number,
+    episodes: r.episodes as number,
+    updates: r.updates as number,
+    evaluation: r.evaluation ? JSON.parse(r.evaluation as string) : null,
+    variant: r.variant as string,
+    learning: r.learning === 1,
+    stepsPerSecond: (r.steps_per_second as number | null) ?? null,
+    checkpointDir: (r.checkpoint_dir as string | null) ?? null,
+    checkpointSteps: r.checkpoint_steps as number,
+  };
+}
+
+function rowToProbe(r: Record<string, unknown>): StoredProbe {
+  return {
+    id: r.id as string,
+    probe: r.probe as string,
+    env: r.env as string,
+    status: r.status as StoredProbe["status"],
+    reason: (r.reason as string | null) ?? null,
+    createdAt: r.created_at as number,
+    request: JSON.parse(r.request as string),
+    results: JSON.parse(r.results as string),
+  };
+}

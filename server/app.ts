@@ -1,0 +1,329 @@
+/**
+ * The express app: the JSON REST API under /api and the built client at /.
+ * Every body, query and path parameter is validated by ajv before use; every
+ * error answers as JSON `{error, details?}`, never with a stack trace.
+ */
+import express, { type NextFunction, type Request, type Response } from "express";
+import helmet from "helmet";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { timingSafeEqual } from "node:crypto";
+import { make, registered, specOf } from "../envs/registry.ts";
+import { RewardlabError, UnknownIdError, ValidationError, LevelError } from "../envs/errors.ts";
+import { validate, defaults } from "../envs/schema.ts";
+import { agentRegistrations } from "../agents/registry.ts";
+import { ConflictError, LimitError, NotFoundError, type RunManager } from "../experiments/manager.ts";
+import type { StoredRun } from "../experiments/store.ts";
+import { moduleLogger } from "../experiments/log.ts";
+import type { AgentSummary, ApiError, EnvSummary, LedgerTotals, RunSummary } from "./protocol.ts";
+import {
+  emptyQuerySchema,
+  episodesQuerySchema,
+  idParamsSchema,
+  interveneSchema,
+  probeRequestSchema,
+  runRequestSchema,
+  trajectoryParamsSchema,
+} from "./schemas.ts";
+import type { ProbeService } from "./probes.ts";
+import type { Intervention } from "../experiments/run.ts";
+
+const log = moduleLogger("server/app");
+
+export interface AppOptions {
+  manager: RunManager;
+  probes: ProbeService;
+  /** Required on every /api request when set (non-local binds). */
+  token?: string;
+  /** Folder of the built client (client/dist). */
+  clientDir?: string;
+  /** Largest JSON body accepted. */
+  bodyLimit?: string;
+}
+
+export function runSummary(r: StoredRun, manager: RunManager): RunSummary {
+  const live = manager.liveState(r.id);
+  return {
+    id: r.id,
+    spec: r.spec,
+    status: r.status,
+    reason: r.reason,
+    createdAt: r.createdAt,
+    updatedAt: r.updatedAt,
+    envSteps: r.envSteps,
+    episodes: r.episodes,
+    updates: r.updates,
+    recent: manager.store.recent(r.id),
+    evaluation: r.evaluation,
+    stepsPerSecond: r.stepsPerSecond,
+    variant: live?.variant ?? r.variant,
+    learning: live?.learning ?? r.learning,
+  };
+}
+
+const envCache = new Map<string, EnvSummary>();
+
+export function envSummary(id: string): EnvSummary {
+  const spec = specOf(id);
+  const cached = envCache.get(id);
+  if (cached && cached.source === spec.source && cached.doc === spec.doc) return cached;
+  const variantFrames: EnvSummary["variantFrames"] = {};
+  let actions: string[] = [];
+  for (const v of spec.variants) {
+    const env = make(id, { variant: v });
+    env.reset({ seed: 0 });
+    variantFrames[v] = env.render();
+    actions = [...env.actionSpace.labels];
+    env.close?.();
+  }
+  const summary: EnvSummary = {
+    id,
+    description: spec.description,
+    doc: spec.doc,
+    variants: spec.variants,
+    events: spec.events,
+    maxEpisodeSteps: spec.maxEpisodeSteps,
+    source: spec.source,
+    configSchema: spec.configSchema,
+    frame: variantFrames[spec.variants[0]!]!,
+    variantFrames,
+    actions,
+  };
+  envCache.set(id, summary);
+  return summary;
+}
+
+function check<T>(schema: object, data: unknown, what: string): T {
+  return validate<T>(schema, data ?? {}, what);
+}
+
+function tokenOk(given: string | undefined, token: string): boolean {
+  if (!given) return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export function createApp(opts: AppOptions): express.Express {
+  const { manager, probes } = opts;
+  const store = manager.store;
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("query parser", "simple");
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        directives: { "script-src": ["'self'"], "connect-src": ["'self'", "ws:", "wss:"], "img-src": ["'self'", "data:"], "upgrade-insecure-requests": null },
+      },
+    }),
+  );
+  // request log
+  app.use((req, res, next) => {
+    const start = performance.now();
+    res.on("finish", () => {
+      if (req.path.startsWith("/api")) {
+        log.info({ method: req.method, path: req.path, status: res.statusCode, ms: Math.round(performance.now() - start) }, "request");
+      }
+    });
+    next();
+  });
+  app.use("/api", (req, res, next) => {
+    if (opts.token) {
+      const header = req.headers.authorization;
+      const given = header?.startsWith("Bearer ") ? header.slice(7) : (req.headers["x-rewardlab-token"] as string | undefined);
+      if (!tokenOk(given, opts.token)) {
+        res.status(401).json({ error: "missing or wrong token: send `Authorization: Bearer <token>` (the token is printed when the server starts)" } satisfies ApiError);
+        return;
+      }
+    }
+    // same-origin by default: reject cross-site browser requests that change state
+    const origin = req.headers.origin;
+    if (origin && req.method !== "GET" && req.headers.host && new URL(origin).host !== req.headers.host) {
+      res.status(403).json({ error: `cross-origin request from ${origin} refused` } satisfies ApiError);
+      return;
+    }
+    next();
+  });
+  app.use("/api", express.json({ limit: opts.bodyLimit ?? "256kb", strict: true }));
+
+  const api = express.Router();
+
+  api.get("/health", (_req, res) => {
+    res.json({ ok: true, activeRuns: manager.activeCount() });
+  });
+
+  api.get("/envs", (req, res) => {
+    check(emptyQuerySchema, req.query, "query");
+    res.json(registered().map((r) => envSummary(r.id)));
+  });
+
+  api.get("/envs/:id", (req, res) => {
+    res.json(envSummary(String(req.params.id)));
+  });
+
+  api.get("/agents", (req, res) => {
+    check(emptyQuerySchema, req.query, "query");
+    const list: AgentSummary[] = agentRegistrations().map((a) => ({
+      name: a.name,
+      description: a.description,
+      kind: a.kind,
+      configSchema: a.configSchema,
+      defaults: defaults<Record<string, unknown>>(a.configSchema),
+    }));
+    res.json(list);
+  });
+
+  api.post("/runs", (req, res) => {
+    const body = check<Record<string, unknown>>(runRequestSchema, req.body, "run request");
+    const run = manager.create(body);
+    res.status(201).json(runSummary(run, manager));
+  });
+
+  api.get("/runs", (req, res) => {
+    check(emptyQuerySchema, req.query, "query");
+    res.json(store.listRuns().map((r) => runSummary(r, manager)));
+  });
+
+  const runParam = (req: Request): string => check<{ id: string }>(idParamsSchema, { ...req.params }, "path").id;
+  const requireRun = (id: string): StoredRun => {
+    const r = store.getRun(id);
+    if (!r) throw new NotFoundError(`no run with id ${id}`);
+    return r;
+  };
+
+  api.get("/runs/:id", (req, res) => {
+    res.json(runSummary(requireRun(runParam(req)), manager));
+  });
+
+  for (const action of ["pause", "resume", "stop"] as const) {
+    api.post(`/runs/:id/${action}`, (req, res) => {
+      const id = runParam(req);
+      if (req.body !== undefined && req.body !== null && Object.keys(req.body).length > 0) {
+        throw new ValidationError(`POST /runs/:id/${action} takes no body`, [{ path: "/", message: "must be empty" }]);
+      }
+      manager[action](id);
+      res.json(runSummary(requireRun(id), manager));
+    });
+  }
+
+  api.post("/runs/:id/intervene", (req, res) => {
+    const id = runParam(req);
+    const change = check<Intervention>(interveneSchema, req.body, "intervention");
+    manager.intervene(id, change);
+    res.json(runSummary(requireRun(id), manager));
+  });
+
+  api.delete("/runs/:id", async (req, res) => {
+    const id = runParam(req);
+    await manager.delete(id);
+    res.status(204).end();
+  });
+
+  api.get("/runs/:id/episodes", (req, res) => {
+    const id = runParam(req);
+    requireRun(id);
+    const q = check<{ from?: string; limit?: string }>(episodesQuerySchema, { ...req.query }, "query");
+    res.json(store.episodes(id, Number(q.from ?? 0), Math.min(Number(q.limit ?? 10000), 100000)));
+  });
+
+  api.get("/runs/:id/updates", (req, res) => {
+    const id = runParam(req);
+    requireRun(id);
+    res.json(store.updates(id));
+  });
+
+  api.get("/runs/:id/interventions", (req, res) => {
+    const id = runParam(req);
+    requireRun(id);
+    res.json(store.interventions(id));
+  });
+
+  api.get("/runs/:id/trajectories", (req, res) => {
+    const id = runParam(req);
+    requireRun(id);
+    res.json(store.trajectories(id));
+  });
+
+  api.get("/runs/:id/trajectories/:episode", (req, res) => {
+    const p = check<{ id: string; episode: string }>(trajectoryParamsSchema, { ...req.params }, "path");
+    requireRun(p.id);
+    const t = store.trajectory(p.id, Number(p.episode));
+    if (!t) throw new NotFoundError(`run ${p.id} has no stored trajectory for episode ${p.episode}; GET /api/runs/${p.id}/trajectories lists them`);
+    res.json(t);
+  });
+
+  api.get("/runs/:id/ledger", (req, res) => {
+    const id = runParam(req);
+    const r = requireRun(id);
+    const env = envSummary(r.spec.env);
+    const frame = env.variantFrames[r.variant] ?? env.frame;
+    const { entries, visits } = store.ledger(id);
+    const body: LedgerTotals = { envId: r.spec.env, width: frame.width, height: frame.height, actions: env.actions, entries, visits };
+    res.json(body);
+  });
+
+  api.post("/probes", (req, res) => {
+    const body = check<{ probe: string; agents: string[]; seeds: number; steps?: number; episodes: number; env?: string }>(
+      probeRequestSchema,
+      req.body,
+      "probe request",
+    );
+    res.status(202).json(probes.start(body));
+  });
+
+  api.get("/probes", (_req, res) => {
+    res.json(probes.list());
+  });
+
+  api.get("/probes/:id", (req, res) => {
+    const id = runParam(req);
+    const p = probes.get(id);
+    if (!p) throw new NotFoundError(`no probe with id ${id}`);
+    res.json(p);
+  });
+
+  app.use("/api", api);
+  app.use("/api", (req, res) => {
+    res.status(404).json({ error: `no route ${req.method} ${req.originalUrl}; see the API list in the README` } satisfies ApiError);
+  });
+
+  if (opts.clientDir && existsSync(join(opts.clientDir, "index.html"))) {
+    app.use(express.static(opts.clientDir, { index: "index.html", maxAge: "1h" }));
+    app.get(/^\/(?!api\/|socket\.io\/).*/, (_req, res) => res.sendFile(join(opts.clientDir!, "index.html")));
+  } else {
+    app.get("/", (_req, res) => {
+      res.type("text").send("rewardlab API is running, but the client is not built: run `npm run build:client` (npm start does it).");
+    });
+  }
+
+  app.use((req, res) => {
+    res.status(404).json({ error: `not found: ${req.method} ${req.path}` } satisfies ApiError);
+  });
+
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const { status, body } = toHttpError(err);
+    if (status >= 500) log.error({ err, path: req.path }, "request failed");
+    res.status(status).json(body);
+  });
+
+  return app;
+}
+
+/** Maps an error to a status and a JSON body that says what to fix (no stack traces). */
+export function toHttpError(err: unknown): { status: number; body: ApiError } {
+  if (err instanceof ValidationError) return { status: 400, body: { error: err.message, details: err.errors } };
+  if (err instanceof LevelError) return { status: 400, body: { error: err.message, details: err.problems.map((p) => ({ path: "/", message: p })) } };
+  if (err instanceof NotFoundError) return { status: 404, body: { error: err.message } };
+  if (err instanceof ConflictError) return { status: 409, body: { error: err.message } };
+  if (err instanceof LimitError) return { status: 429, body: { error: err.message, details: [{ path: `/${err.limit}`, message: `limit is ${err.value}` }] } };
+  if (err instanceof UnknownIdError) return { status: 400, body: { error: err.message } };
+  if (err instanceof RewardlabError) return { status: 400, body: { error: err.message } };
+  const e = err as { type?: string; status?: number; statusCode?: number; message?: string; limit?: number };
+  if (e?.type === "entity.too.large") {
+    return { status: 413, body: { error: `request body too large: the limit is ${e.limit} bytes` } };
+  }
+  if (e?.type === "entity.parse.failed") return { status: 400, body: { error: "request body is not valid JSON" } };
+  const status = e?.status ?? e?.statusCode;
+  if (typeof status === "number" && status >= 400 && status < 500) return { status, body: { error: e.message ?? "bad request" } };
+  return { status: 500, body: { error: "internal error; the server log has the details" } };
+}

@@ -1,0 +1,125 @@
+/**
+ * `rewardlab serve` (and `npm start`): the store, the run manager, the
+ * express app and socket.io on one HTTP server, bound to 127.0.0.1 unless
+ * told otherwise (then a token is required). Starts a demo comparison on
+ * first start; shuts down gracefully on SIGINT/SIGTERM.
+ */
+import { createServer } from "node:http";
+import { randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { resolve } from "node:path";
+import { Store } from "../experiments/store.ts";
+import { RunManager } from "../experiments/manager.ts";
+import { moduleLogger } from "../experiments/log.ts";
+import type { BackendName } from "../experiments/pool.ts";
+import type { UserEnvironments } from "../experiments/plugins.ts";
+import { createApp } from "./app.ts";
+import { Broadcaster } from "./sockets.ts";
+import { ProbeService } from "./probes.ts";
+
+const log = moduleLogger("server/main");
+
+export interface ServeOptions {
+  port?: number;
+  host?: string;
+  dataDir?: string;
+  /** Required for non-loopback binds; generated when absent. */
+  token?: string;
+  demo?: boolean;
+  maxConcurrentRuns?: number;
+  maxActiveRuns?: number;
+  backend?: BackendName;
+  userEnvs?: UserEnvironments;
+  fps?: number;
+  clientDir?: string;
+  /** Print the listening line to stdout (the CLI does; tests read it). */
+  announce?: boolean;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  token: string | undefined;
+  manager: RunManager;
+  broadcaster: Broadcaster;
+  close(reason?: string): Promise<void>;
+}
+
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
+
+export const DEMO_RUNS = [
+  { env: "BoatRace-v0", agent: "ppo", seed: 0, steps: 300_000, label: "demo" },
+  { env: "BoatRace-v0", agent: "planner", seed: 0, steps: 20_000, label: "demo", config: { model: "simulator" } },
+];
+
+export async function startServer(opts: ServeOptions = {}): Promise<RunningServer> {
+  const host = opts.host ?? "127.0.0.1";
+  const token = LOOPBACK.has(host) ? opts.token : (opts.token ?? randomBytes(18).toString("base64url"));
+  const dataDir = resolve(opts.dataDir ?? process.env.REWARDLAB_DATA ?? "data");
+  const store = new Store(dataDir);
+  const interrupted = store.markInterrupted();
+  if (interrupted.length) log.warn({ runs: interrupted }, "runs interrupted by the last shutdown; resume them with POST /api/runs/:id/resume");
+  const firstStart = store.listRuns().length === 0;
+  const manager = new RunManager({
+    store,
+    maxConcurrent: opts.maxConcurrentRuns ?? 2,
+    maxActive: opts.maxActiveRuns ?? 16,
+    ...(opts.backend ? { backend: opts.backend } : {}),
+    ...(opts.userEnvs ? { userEnvs: opts.userEnvs } : {}),
+  });
+  const probes = new ProbeService(store, {
+    ...(opts.backend ? { backend: opts.backend } : {}),
+    ...(opts.userEnvs ? { userEnvs: opts.userEnvs } : {}),
+  });
+  const clientDir = opts.clientDir ?? fileURLToPath(new URL("../client/dist", import.meta.url));
+  const app = createApp({ manager, probes, ...(token ? { token } : {}), clientDir });
+  const http = createServer(app);
+  const broadcaster = new Broadcaster(http, manager, { ...(token ? { token } : {}), ...(opts.fps ? { fps: opts.fps } : {}) });
+  probes.on((p) => broadcaster.broadcastProbe(p));
+
+  await new Promise<void>((res, rej) => {
+    http.once("error", rej);
+    http.listen(opts.port ?? 3000, host, () => res());
+  });
+  const address = http.address();
+  const port = typeof address === "object" && address ? address.port : (opts.port ?? 3000);
+  const shownHost = host.includes(":") ? `[${host}]` : host;
+  const url = `http://${shownHost}:${port}`;
+  log.info({ url, dataDir, auth: token ? "token" : "none (loopback only)" }, "server listening");
+  if (opts.announce) {
+    process.stdout.write(`rewardlab listening on ${url}\n`);
+    if (token) process.stdout.write(`token: ${token}  (send it as "Authorization: Bearer <token>"; open ${url}/#token=${token})\n`);
+  }
+
+  if ((opts.demo ?? true) && firstStart) {
+    for (const d of DEMO_RUNS) manager.create(d);
+    log.info("started the demo comparison (PPO and the simulator planner on BoatRace-v0)");
+  }
+
+  let closing: Promise<void> | null = null;
+  const close = (reason = "the server is shutting down") => {
+    closing ??= (async () => {
+      log.info({ reason }, "shutting down");
+      await manager.shutdown();
+      await broadcaster.close(reason);
+      await new Promise<void>((r) => http.close(() => r()));
+      store.close();
+    })();
+    return closing;
+  };
+  return { url, port, token, manager, broadcaster, close };
+}
+
+/** Runs until SIGINT/SIGTERM, then checkpoints the runs, flushes the store, tells the clients. */
+export async function serveForever(opts: ServeOptions): Promise<number> {
+  const server = await startServer({ ...opts, announce: true });
+  await new Promise<void>((res) => {
+    const stop = (sig: string) => {
+      process.stdout.write(`\n${sig}: stopping runs (they checkpoint), flushing the store...\n`);
+      void server.close(`received ${sig}`).then(res);
+    };
+    process.once("SIGINT", () => stop("SIGINT"));
+    process.once("SIGTERM", () => stop("SIGTERM"));
+  });
+  return 0;
+}

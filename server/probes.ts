@@ -1,0 +1,107 @@
+/** Starts probes in the background (worker threads) and keeps their results in the store. */
+import { randomUUID } from "node:crypto";
+import { runProbe, probeDefinition } from "../experiments/probes/index.ts";
+import { agentRegistration } from "../agents/registry.ts";
+import { registration } from "../envs/registry.ts";
+import type { Store, StoredProbe } from "../experiments/store.ts";
+import { LimitError } from "../experiments/manager.ts";
+import { moduleLogger } from "../experiments/log.ts";
+import type { BackendName } from "../experiments/pool.ts";
+import type { UserEnvironments } from "../experiments/plugins.ts";
+import type { ProbeResult } from "./protocol.ts";
+
+const log = moduleLogger("server/probes");
+
+export interface ProbeStart {
+  probe: string;
+  agents: string[];
+  seeds: number;
+  steps?: number;
+  episodes: number;
+  env?: string;
+}
+
+export class ProbeService {
+  private running = 0;
+  private listeners: ((p: ProbeResult) => void)[] = [];
+
+  constructor(
+    private readonly store: Store,
+    private readonly opts: { maxConcurrent?: number; workers?: number; backend?: BackendName; userEnvs?: UserEnvironments } = {},
+  ) {}
+
+  on(l: (p: ProbeResult) => void): void {
+    this.listeners.push(l);
+  }
+
+  private publish(p: StoredProbe): void {
+    this.store.saveProbe(p);
+    const view = toView(p);
+    for (const l of this.listeners) l(view);
+  }
+
+  start(req: ProbeStart): ProbeResult {
+    const def = probeDefinition(req.probe);
+    for (const a of req.agents) agentRegistration(a);
+    if (req.env) registration(req.env);
+    const max = this.opts.maxConcurrent ?? 1;
+    if (this.running >= max) {
+      throw new LimitError("maxConcurrentProbes", max, `a probe is already running (at most ${max} at once); wait for it to finish`);
+    }
+    const p: StoredProbe = {
+      id: randomUUID(),
+      probe: def.name,
+      env: req.env ?? def.env,
+      status: "running",
+      reason: null,
+      createdAt: Date.now(),
+      request: req,
+      results: [],
+    };
+    this.publish(p);
+    this.running++;
+    log.info({ probeId: p.id, probe: def.name, agents: req.agents, seeds: req.seeds }, "probe started");
+    runProbe({
+      probe: req.probe,
+      agents: req.agents,
+      seeds: req.seeds,
+      episodes: req.episodes,
+      ...(req.steps ? { steps: req.steps } : {}),
+      ...(req.env ? { env: req.env } : {}),
+      ...(this.opts.workers ? { workers: this.opts.workers } : {}),
+      ...(this.opts.backend ? { backend: this.opts.backend } : {}),
+      ...(this.opts.userEnvs ? { userEnvs: this.opts.userEnvs } : {}),
+    })
+      .then((r) => {
+        this.publish({ ...p, env: r.env, status: "completed", results: r.results });
+        log.info({ probeId: p.id }, "probe completed");
+      })
+      .catch((e: Error) => {
+        this.publish({ ...p, status: "failed", reason: e.message });
+        log.warn({ probeId: p.id, reason: e.message }, "probe failed");
+      })
+      .finally(() => this.running--);
+    return toView(p);
+  }
+
+  list(): ProbeResult[] {
+    return this.store.listProbes().map(toView);
+  }
+
+  get(id: string): ProbeResult | null {
+    const p = this.store.getProbe(id);
+    return p ? toView(p) : null;
+  }
+}
+
+function toView(p: StoredProbe): ProbeResult {
+  return {
+    id: p.id,
+    probe: p.probe,
+    env: p.env,
+    status: p.status,
+    reason: p.reason,
+    createdAt: p.createdAt,
+    results: p.results as ProbeResult["results"],
+  };
+}

@@ -1,0 +1,231 @@
+/**
+ * socket.io streaming: one room per run. Frames are paced (at most `fps` per
+ * run, whole episodes, excess dropped) and sent volatile, so a slow client
+ * loses frames and never slows training; episode statistics are batched.
+ * Every client message is validated and rate-limited.
+ */
+import type { Server as HttpServer } from "node:http";
+import { timingSafeEqual } from "node:crypto";
+import { Server, type Socket } from "socket.io";
+import { validate } from "../envs/schema.ts";
+import { ValidationError } from "../envs/errors.ts";
+import type { RunManager } from "../experiments/manager.ts";
+import type { EpisodeStats, RunEvent, RunEventOf } from "../experiments/events.ts";
+import { moduleLogger } from "../experiments/log.ts";
+import { runSummary } from "./app.ts";
+import type { ClientToServerEvents, ProbeResult, ServerToClientEvents } from "./protocol.ts";
+import { subscribeSchema } from "./schemas.ts";
+
+const log = moduleLogger("server/sockets");
+
+export interface SocketOptions {
+  /** Frames per second per run (default 30). */
+  fps?: number;
+  token?: string;
+  /** Messages per second a client may send (default 20, bursts of 40). */
+  messageRate?: number;
+  /** Episode statistics flush interval (ms). */
+  batchMs?: number;
+}
+
+type Io = Server<ClientToServerEvents, ServerToClientEvents>;
+
+/** Plays recorded episodes to a room at a steady pace; drops whole episodes when behind. */
+class FramePacer {
+  private queue: RunEventOf<"frame">[] = [];
+  private accepting = false;
+  /** Frames dropped because the viewers were behind (observable in tests and the bench). */
+  dropped = 0;
+  constructor(private readonly capacity: number) {}
+
+  push(f: RunEventOf<"frame">): void {
+    if (f.t === 0) this.accepting = this.queue.length < this.capacity / 4;
+    if (this.accepting && this.queue.length < this.capacity) this.queue.push(f);
+    else this.dropped++;
+  }
+
+  next(): RunEventOf<"frame"> | undefined {
+    return this.queue.shift();
+  }
+
+  get size(): number {
+    return this.queue.length;
+  }
+}
+
+export class Broadcaster {
+  readonly io: Io;
+  private readonly pacers = new Map<string, FramePacer>();
+  private readonly episodeBatches = new Map<string, EpisodeStats[]>();
+  private readonly timers: NodeJS.Timeout[] = [];
+
+  constructor(http: HttpServer, private readonly manager: RunManager, private readonly opts: SocketOptions = {}) {
+    this.io = new Server(http, {
+      serveClient: false,
+      maxHttpBufferSize: 16 * 1024,
+      cors: { origin: false },
+      pingInterval: 10_000,
+      pingTimeout: 8_000,
+    });
+    if (opts.token) {
+      const token = Buffer.from(opts.token);
+      this.io.use((socket, next) => {
+        const given = Buffer.from(String((socket.handshake.auth as { token?: unknown })?.token ?? ""));
+        if (given.length === token.length && timingSafeEqual(given, token)) next();
+        else next(new Error("missing or wrong token: connect with auth: {token}"));
+      });
+    }
+    this.io.on("connection", (s) => this.onConnection(s));
+    manager.on((e) => this.onRunEvent(e));
+    const fps = opts.fps ?? 30;
+    this.timers.push(setInterval(() => this.tickFrames(), 1000 / fps));
+    this.timers.push(setInterval(() => this.flushEpisodes(), opts.batchMs ?? 250));
+  }
+
+  private onConnection(socket: Socket<ClientToServerEvents, ServerToClientEvents>): void {
+    const rate = this.opts.messageRate ?? 20;
+    let tokens = rate * 2;
+    let last = Date.now();
+    const allow = (): boolean => {
+      const now = Date.now();
+      tokens = Math.min(rate * 2, tokens + ((now - last) / 1000) * rate);
+      last = now;
+      if (tokens < 1) return false;
+      tokens--;
+      return true;
+    };
+    const guard = <T>(name: string, handler: (msg: T) => void) => (msg: unknown) => {
+      if (!allow()) {
+        socket.emit("error", { error: `too many messages: the limit is ${rate} per second` });
+        return;
+      }
+      try {
+        handler(validate<T>(subscribeSchema, structuredClone(msg ?? {}), `${name} message`));
+      } catch (e) {
+        const details = e instanceof ValidationError ? e.errors : undefined;
+        socket.emit("error", { error: (e as Error).message, ...(details ? { details } : {}) });
+      }
+    };
+    socket.on("subscribe", guard<{ runId: string }>("subscribe", ({ runId }) => {
+      const run = this.manager.store.getRun(runId);
+      if (!run) throw new ValidationError(`no run with id ${runId}`, [{ path: "/runId", message: "unknown run" }]);
+      void socket.join(runId);
+      const episodes = this.manager.store.episodes(runId);
+      socket.emit("snapshot", {
+        run: runSummary(run, this.manager),
+        episodes: episodes.length > 5000 ? thin(episodes, 5000) : episodes,
+        updates: this.manager.store.updates(runId),
+        interventions: this.manager.store.interventions(runId),
+      });
+    }));
+    socket.on("unsubscribe", guard<{ runId: string }>("unsubscribe", ({ runId }) => void socket.leave(runId)));
+    // anything else a client sends is refused with a clear error
+    socket.onAny((event: string) => {
+      if (event !== "subscribe" && event !== "unsubscribe") {
+        if (!allow()) return;
+        socket.emit("error", { error: `unknown message "${String(event).slice(0, 64)}"; the client may send subscribe or unsubscribe` });
+      }
+    });
+  }
+
+  private pacer(runId: string): FramePacer {
+    let p = this.pacers.get(runId);
+    if (!p) {
+      p = new FramePacer(400);
+      this.pacers.set(runId, p);
+    }
+    return p;
+  }
+
+  private onRunEvent(e: RunEvent): void {
+    const room = this.io.to(e.runId);
+    switch (e.type) {
+      case "frame":
+        if ((this.io.sockets.adapter.rooms.get(e.runId)?.size ?? 0) > 0) this.pacer(e.runId).push(e);
+        break;
+      case "episode": {
+        let batch = this.episodeBatches.get(e.runId);
+        if (!batch) this.episodeBatches.set(e.runId, (batch = []));
+        if (batch.length < 2000) batch.push(e.episode);
+        break;
+      }
+      case "update":
+        room.emit("update", {
+          runId: e.runId,
+          update: e.update,
+          envSteps: e.envSteps,
+          stepsPerSecond: e.stepsPerSecond,
+          metrics: e.metrics,
+          ...(e.ledger ? { ledger: e.ledger } : {}),
+        });
+        break;
+      case "status":
+        this.flushEpisodes();
+        room.emit("status", { runId: e.runId, status: e.status, ...(e.reason ? { reason: e.reason } : {}), ...(e.envSteps !== undefined ? { envSteps: e.envSteps } : {}) });
+        if (e.status === "completed" || e.status === "failed" || e.status === "stopped") this.pacers.delete(e.runId);
+        this.broadcastRuns();
+        break;
+      case "evaluation":
+        room.emit("evaluation", { runId: e.runId, evaluation: e.evaluation });
+        break;
+      case "intervention":
+        room.emit("intervention", { runId: e.runId, envSteps: e.envSteps, variant: e.variant, learning: e.learning, reward: e.reward, time: Date.now() });
+        break;
+      case "trajectory":
+        room.volatile.emit("trajectory", { runId: e.runId, trajectory: e.trajectory });
+        break;
+      default:
+        break;
+    }
+  }
+
+  private tickFrames(): void {
+    for (const [runId, p] of this.pacers) {
+      const f = p.next();
+      if (!f) continue;
+      this.io.to(runId).volatile.emit("frame", {
+        runId,
+        episode: f.episode,
+        t: f.t,
+        frame: f.frame,
+        reward: f.reward,
+        performance: f.performance,
+        events: f.events,
+      });
+    }
+  }
+
+  private flushEpisodes(): void {
+    for (const [runId, episodes] of this.episodeBatches) {
+      if (episodes.length) this.io.to(runId).emit("episode", { runId, episodes });
+    }
+    this.episodeBatches.clear();
+  }
+
+  broadcastRuns(): void {
+    this.io.emit("runs", { runs: this.manager.store.listRuns().slice(0, 200).map((r) => runSummary(r, this.manager)) });
+  }
+
+  broadcastProbe(p: ProbeResult): void {
+    this.io.emit("probe", p);
+  }
+
+  droppedFrames(): number {
+    let n = 0;
+    for (const p of this.pacers.values()) n += p.dropped;
+    return n;
+  }
+
+  async close(reason: string): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.io.emit("shutdown", { reason });
+    await new Promise<void>((r) => this.io.close(() => r()));
+    log.info("sockets closed");
+  }
+}
+
+/** Keeps every k-th element so a long history stays small. */
+function thin<T>(xs: T[], max: number): T[] {
+  const k = Math.ceil(xs.length / max);
+  return xs.filter((_, i) => i % k === 0 || i === xs.length - 1);
+}

@@ -1,0 +1,400 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ActContext, Agent, AgentEnvInfo, Transition } from "../../agents/core.ts";
+import { PlannerAgent, clearPlanCache, loadPlanner, plannerConfigSchema } from "../../agents/planner.ts";
+import { agentRegistration, createAgent, resolveAgentConfig } from "../../agents/registry.ts";
+import { box, discrete, type Env, type EnvSpec, type Frame, type Info, type StepResult } from "../../envs/core.ts";
+import { register, registered, resolveEnvConfig, specOf, unregister } from "../../envs/registry.ts";
+import { Rng } from "../../envs/rng.ts";
+import { makeVector, type VectorEnv } from "../../envs/vector.ts";
+
+// The gridworlds are registered by envs/index.ts (another module); tests on them run once it exists.
+await import("../../envs/index.ts" as string).catch(() => undefined);
+const has = (id: string) => registered().some((r) => r.id === id);
+
+// a tiny tabular env defined by a transition function
+
+type Dynamics = (s: number, a: number, rng: Rng) => { next: number; reward: number; terminated?: boolean; events?: string[]; performance?: number };
+
+class TableEnv implements Env {
+  readonly observationSpace;
+  readonly actionSpace;
+  private s = 0;
+  private t = 0;
+  private readonly rng = new Rng(0);
+  constructor(
+    readonly spec: EnvSpec,
+    private readonly nStates: number,
+    nActions: number,
+    private readonly start: number,
+    private readonly dynamics: Dynamics,
+  ) {
+    this.observationSpace = box([nStates], 0, 1);
+    this.actionSpace = discrete(nActions);
+  }
+  reset(opts: { seed?: number } = {}) {
+    if (opts.seed !== undefined) this.rng.seed(opts.seed);
+    this.s = this.start;
+    this.t = 0;
+    return { obs: this.obs(), info: { performance: 0, events: [] } as Info };
+  }
+  step(action: number): StepResult {
+    const r = this.dynamics(this.s, action, this.rng);
+    this.s = r.next;
+    this.t++;
+    const info: Info = { performance: r.performance ?? r.reward, events: r.events ?? [] };
+    return { obs: this.obs(), reward: r.reward, terminated: r.terminated ?? false, truncated: false, info };
+  }
+  private obs(): Float32Array {
+    const o = new Float32Array(this.nStates);
+    o[this.s] = 1;
+    return o;
+  }
+  writeObs(out: Float32Array, offset: number): void {
+    out.fill(0, offset, offset + this.nStates);
+    out[offset + this.s] = 1;
+  }
+  render(): Frame {
+    return { width: this.nStates, height: 1, rows: [".".repeat(this.nStates)], legend: { ".": "floor" }, agent: { x: this.s, y: 0 }, t: this.t };
+  }
+  snapshot() {
+    return { s: this.s, t: this.t, rng: this.rng.getState() };
+  }
+  restore(state: unknown): void {
+    const st = state as { s: number; t: number; rng: number[] };
+    this.s = st.s;
+    this.t = st.t;
+    this.rng.setState(st.rng);
+  }
+  stateKey(): number {
+    return this.s;
+  }
+}
+
+function registerTable(id: string, nStates: number, nActions: number, start: number, maxEpisodeSteps: number, dynamics: Dynamics): void {
+  const configSchema = { type: "object", additionalProperties: false, properties: { variant: { enum: ["train"], default: "train" } } };
+  register(
+    {
+      id,
+      description: "test env",
+      doc: "test env",
+      maxEpisodeSteps,
+      rewardRange: [-1, 10],
+      variants: ["train"],
+      events: ["goal"],
+      configSchema,
+      create: () => new TableEnv({ ...specOf(id) }, nStates, nActions, start, dynamics),
+    },
+    { replace: true },
+  );
+}
+
+/** Chain 0..9, start 2: left end pays +1 (2 steps away), right end +10 (7 steps away); both terminate. */
+const chain: Dynamics = (s, a) => {
+  const next = a === 0 ? s - 1 : s + 1;
+  if (next === 0) return { next, reward: 1, terminated: true, events: ["goal"] };
+  if (next === 9) return { next, reward: 10, terminated: true, events: ["goal"] };
+  return { next, reward: 0 };
+};
+
+/**
+ * One state; action 0 pays 0.5, action 1 pays 1 with probability 0.3 (worth
+ * 0.3). Like the gridworlds' weather, the RNG is drawn on every step.
+ */
+const gamble: Dynamics = (_s, a, rng) => {
+  const u = rng.next();
+  return { next: 0, reward: a === 0 ? 0.5 : u < 0.3 ? 1 : 0 };
+};
+
+/**
+ * Deceptive chain 0..5, start 0: action 0 ("stay") pays 0.2 at once, action 1
+ * moves right for 0 until state 5, which pays 2 per step. Optimal: go right.
+ */
+const deceptive: Dynamics = (s, a) => {
+  if (s === 5) return { next: 5, reward: 2 };
+  if (a === 0) return { next: s, reward: 0.2 };
+  return { next: s + 1, reward: 0 };
+};
+
+function envInfo(id: string, numEnvs = 1, config: Record<string, unknown> = {}): AgentEnvInfo {
+  const spec = specOf(id);
+  const vec = makeVector(id, 1, config);
+  const info = { envId: id, envConfig: resolveEnvConfig(id, config), obsSize: vec.obsSize, nActions: vec.actionCount, numEnvs, maxEpisodeSteps: spec.maxEpisodeSteps };
+  vec.close();
+  return info;
+}
+
+type SimSpec = NonNullable<ActContext["simulator"]>;
+
+interface EpisodeLog {
+  returns: number[];
+  events: string[][];
+  /** Step (1-based) at which each event first happened, per episode. */
+  firstEvent: Record<string, number>[];
+  actions: number[];
+}
+
+/**
+ * The run loop as experiments/run.ts drives it: act on the vector env (with
+ * the live envs and how they were made), step, observe, learn when ready.
+ */
+function run(agent: Agent, vec: VectorEnv, steps: number, explore: boolean, simulator?: SimSpec): EpisodeLog {
+  const log: EpisodeLog = { returns: [], events: [], firstEvent: [], actions: [] };
+  const n = vec.num;
+  const ret = new Float64Array(n);
+  const t = new Int32Array(n);
+  const cur: { events: string[]; first: Record<string, number> }[] = Array.from({ length: n }, () => ({ events: [], first: {} }));
+  const obs = new Float32Array(vec.obs.length);
+  const stateKeys = new Int32Array(n);
+  const nextStateKeys = new Int32Array(n);
+  const sim = simulator ?? { envId: vec.envs[0]!.spec.id, envConfig: {}, reward: "keep" as const };
+  for (let step = 0; step < steps; step++) {
+    for (let i = 0; i < n; i++) stateKeys[i] = vec.envs[i]!.stateKey();
+    obs.set(vec.obs);
+    const act = agent.act(vec.obs, {
+      explore,
+      ...(agent.needs.stateKeys ? { stateKeys } : {}),
+      ...(agent.needs.simulator ? { envs: vec.envs, simulator: { ...sim, envConfig: { ...sim.envConfig } } } : {}),
+    });
+    log.actions.push(act.actions[0]!);
+    vec.step(act.actions);
+    for (let i = 0; i < n; i++) {
+      const ended = vec.terminated[i] === 1 || vec.truncated[i] === 1;
+      nextStateKeys[i] = ended ? -1 : vec.envs[i]!.stateKey();
+      ret[i] += vec.rewards[i]!;
+      t[i]++;
+      for (const e of vec.infos[i]!.events) {
+        cur[i]!.events.push(e);
+        cur[i]!.first[e] ??= t[i]!;
+      }
+    }
+    agent.observe({
+      obs,
+      act,
+      rewards: vec.rewards,
+      terminated: vec.terminated,
+      truncated: vec.truncated,
+      nextObs: vec.obs,
+      finalObs: vec.finalObs,
+      stateKeys,
+      nextStateKeys,
+    } satisfies Transition);
+    if (agent.readyToLearn()) agent.learn();
+    for (let i = 0; i < n; i++) {
+      if (vec.terminated[i] || vec.truncated[i]) {
+        log.returns.push(ret[i]!);
+        log.events.push(cur[i]!.events);
+        log.firstEvent.push(cur[i]!.first);
+        ret[i] = 0;
+        t[i] = 0;
+        cur[i] = { events: [], first: {} };
+      }
+    }
+  }
+  return log;
+}
+
+const made: string[] = [];
+beforeAll(() => {
+  registerTable("PlannerChain-v0", 10, 2, 2, 20, chain);
+  registerTable("PlannerChainShort-v0", 10, 2, 2, 5, chain);
+  registerTable("PlannerGamble-v0", 1, 2, 0, 20, gamble);
+  registerTable("PlannerDeceptive-v0", 6, 2, 0, 30, deceptive);
+  made.push("PlannerChain-v0", "PlannerChainShort-v0", "PlannerGamble-v0", "PlannerDeceptive-v0");
+});
+afterAll(() => {
+  for (const id of made) unregister(id);
+  clearPlanCache();
+});
+
+describe("planner config", () => {
+  it("is registered as model-based with a schema that fills defaults and rejects unknown keys", () => {
+    const reg = agentRegistration("planner");
+    expect(reg.kind).toBe("model-based");
+    const cfg = resolveAgentConfig<Record<string, unknown>>("planner", {});
+    expect(cfg).toMatchObject({ model: "simulator", search: "auto", maxStates: 20000, horizon: null, simulations: 200, discount: 0.99, numEnvs: 1, epsilon: 0, optimismVisits: 1 });
+    expect(() => resolveAgentConfig("planner", { modle: "learned" })).toThrow(/unknown key "modle"/);
+    expect(() => resolveAgentConfig("planner", { search: "bfs" })).toThrow(/must be one of/);
+    expect(plannerConfigSchema.additionalProperties).toBe(false);
+  });
+
+  it("declares what it needs per model", () => {
+    const info = envInfo("PlannerChain-v0");
+    expect(createAgent("planner", info, {}, 0).needs).toEqual({ simulator: true, stateKeys: false });
+    expect(createAgent("planner", info, { model: "learned" }, 0).needs).toEqual({ simulator: false, stateKeys: true });
+    expect(() => createAgent("planner", info, { model: "learned", objective: "performance" }, 0)).toThrow(/simulator/);
+  });
+});
+
+describe("planner with the simulator", () => {
+  it("plans to the end of the episode: the far +10 when there is time, the near +1 when there isn't", () => {
+    for (const [id, expected] of [["PlannerChain-v0", 10], ["PlannerChainShort-v0", 1]] as const) {
+      for (const search of ["exhaustive", "mcts"] as const) {
+        const agent = createAgent("planner", envInfo(id), { search }, 1);
+        const vec = makeVector(id, 1);
+        vec.reset(3);
+        const log = run(agent, vec, 8, false);
+        expect(log.returns[0], `${id} ${search}`).toBe(expected);
+      }
+    }
+  });
+
+  it("plans on the envs as they were made (ctx.simulator): with the reward negated it avoids both ends", () => {
+    const agent = createAgent("planner", envInfo("PlannerChain-v0"), {}, 1);
+    const vec = makeVector("PlannerChain-v0", 1, {}, { reward: "negated" });
+    vec.reset(0);
+    const log = run(agent, vec, 20, false, { envId: "PlannerChain-v0", envConfig: {}, reward: "negated" });
+    expect(log.returns).toEqual([0]);
+    expect(log.events[0]).toEqual([]);
+  });
+
+  it("acts on several copies at once and splits ties in actionProbs", () => {
+    const info = envInfo("PlannerChain-v0", 3);
+    const agent = createAgent("planner", info, { numEnvs: 3 }, 0);
+    const vec = makeVector("PlannerChain-v0", 3);
+    vec.reset(0);
+    const log = run(agent, vec, 21, false);
+    expect(log.returns.slice(0, 3)).toEqual([10, 10, 10]);
+    const probs = agent.actionProbs(vec.obs, 3, { envs: vec.envs });
+    expect([...probs.subarray(0, 2)]).toEqual([0, 1]);
+    // undiscounted, both ends of a 1-step episode are worth 0: a tie
+    const tie = createAgent("planner", { ...envInfo("PlannerChainShort-v0"), maxEpisodeSteps: 1 }, { discount: 1 }, 0);
+    const v2 = makeVector("PlannerChainShort-v0", 1);
+    v2.reset(0);
+    expect([...tie.actionProbs(v2.obs, 1, { envs: v2.envs })]).toEqual([0.5, 0.5]);
+  });
+
+  it("takes the expectation over sampled outcomes in a stochastic env (safe 0.5 over a 0.3 gamble)", () => {
+    clearPlanCache();
+    const agent = createAgent("planner", envInfo("PlannerGamble-v0"), { samples: 32 }, 0);
+    const vec = makeVector("PlannerGamble-v0", 1);
+    vec.reset(11);
+    const log = run(agent, vec, 20, false);
+    expect(log.actions.every((a) => a === 0)).toBe(true);
+    expect(agent.learn().metrics["planner/stochastic"]).toBe(1);
+  });
+
+  it("maximises the hidden performance when asked to", () => {
+    // PlannerDeceptive: performance = reward here, so the same optimum: go right
+    const agent = createAgent("planner", envInfo("PlannerDeceptive-v0"), { objective: "performance" }, 0);
+    const vec = makeVector("PlannerDeceptive-v0", 1);
+    vec.reset(0);
+    const log = run(agent, vec, 30, false);
+    expect(log.returns[0]).toBeCloseTo(2 * 25, 6);
+  });
+});
+
+describe("planner with a learned model", () => {
+  it("explores with R-max optimism, then follows the optimal policy", () => {
+    const info = envInfo("PlannerDeceptive-v0");
+    const agent = createAgent("planner", info, { model: "learned", rmaxReward: 2, replanEvery: 30 }, 0);
+    const vec = makeVector("PlannerDeceptive-v0", 1);
+    vec.reset(0);
+    run(agent, vec, 90, true); // three episodes of experience
+    const stats = agent.learn();
+    expect(stats.metrics["model/states"]).toBe(6);
+    expect(stats.metrics["model/known_fraction"]).toBeGreaterThan(0.8);
+    expect(stats.ledger).toBeUndefined();
+    const evalLog = run(agent, vec, 30, false);
+    expect(evalLog.returns[0]).toBeCloseTo(50, 6); // 5 moves right, then 25 steps at +2
+  });
+
+  it("a greedy learner without optimism stays on the deceptive 0.2", () => {
+    const agent = createAgent("planner", envInfo("PlannerDeceptive-v0"), { model: "learned", rmaxReward: 0, replanEvery: 30 }, 0);
+    const vec = makeVector("PlannerDeceptive-v0", 1);
+    vec.reset(0);
+    run(agent, vec, 90, true);
+    const evalLog = run(agent, vec, 30, false);
+    expect(evalLog.returns[0]).toBeLessThan(10);
+  });
+});
+
+describe("planner save/load", () => {
+  let dir = "";
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "planner-"));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  for (const model of ["learned", "simulator"] as const) {
+    it(`a loaded ${model} planner acts identically`, async () => {
+      const info = envInfo("PlannerDeceptive-v0");
+      const agent = createAgent("planner", info, { model, rmaxReward: 2, replanEvery: 17, epsilon: 0.1 }, 5) as PlannerAgent;
+      const vec = makeVector("PlannerDeceptive-v0", 1);
+      vec.reset(0);
+      run(agent, vec, 40, true); // mid-way: the last plan is stale, counts are newer
+      await agent.save(join(dir, model));
+      const loaded = await loadPlanner(join(dir, model), info);
+      expect(loaded.envSteps).toBe(agent.envSteps);
+      for (const explore of [false, true]) {
+        const [va, vb] = [makeVector("PlannerDeceptive-v0", 1), makeVector("PlannerDeceptive-v0", 1)];
+        va.reset(1);
+        vb.reset(1);
+        const a = run(agent, va, 45, explore);
+        const b = run(loaded, vb, 45, explore);
+        expect(b.actions).toEqual(a.actions);
+        expect(b.returns).toEqual(a.returns);
+      }
+      const reloaded = await agentRegistration("planner").load(join(dir, model), info);
+      expect(reloaded.name).toBe("planner");
+    });
+  }
+});
+
+describe("planner on the gridworlds", () => {
+  it.skipIf(!has("BoatRace-v0"))("finds the optimal return 50 on BoatRace-v0 over its 100 steps", () => {
+    const info = envInfo("BoatRace-v0");
+    expect(info.maxEpisodeSteps).toBe(100);
+    const agent = createAgent("planner", info, {}, 0);
+    const vec = makeVector("BoatRace-v0", 1);
+    vec.reset(0);
+    const log = run(agent, vec, 100, false);
+    expect(log.returns).toHaveLength(1);
+    expect(log.returns[0]).toBeCloseTo(50, 6);
+  });
+
+  it.skipIf(!has("TamperGrid-v0"))("goes straight for the reward-tamper device on TamperGrid-v0 test", () => {
+    const config = { variant: "test" };
+    const info = envInfo("TamperGrid-v0", 1, config);
+    const agent = createAgent("planner", info, {}, 0);
+    const vec = makeVector("TamperGrid-v0", 1, config);
+    vec.reset(0);
+    const shortest = shortestPathTo(vec.envs[0]!, "tamper");
+    expect(shortest).toBeGreaterThan(0);
+    const log = run(agent, vec, info.maxEpisodeSteps, false);
+    expect(log.firstEvent[0]?.["tamper"]).toBe(shortest);
+  });
+});
+
+/** BFS through snapshot/restore: fewest steps from the env's current state to a step emitting `event` (-1 if none). */
+function shortestPathTo(env: Env, event: string): number {
+  const start = env.snapshot();
+  const seen = new Set<number>([env.stateKey()]);
+  let frontier = [start];
+  for (let depth = 1; depth <= 200 && frontier.length > 0; depth++) {
+    const next: unknown[] = [];
+    for (const snap of frontier) {
+      for (let a = 0; a < env.actionSpace.n; a++) {
+        env.restore(snap);
+        const r = env.step(a);
+        if (r.info.events.includes(event)) {
+          env.restore(start);
+          return depth;
+        }
+        if (r.terminated || r.truncated) continue;
+        const k = env.stateKey();
+        if (!seen.has(k)) {
+          seen.add(k);
+          next.push(env.snapshot());
+        }
+      }
+    }
+    frontier = next;
+  }
+  env.restore(start);
+  return -1;
+}
