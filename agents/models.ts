@@ -18,24 +18,53 @@ export interface TabularMdp {
   prob: Float64Array;
 }
 
-/** Incremental builder of a TabularMdp: outcomes are merged by (next, reward). */
+/**
+ * Incremental builder of a TabularMdp: outcomes are merged by (next, reward).
+ * The first outcome of each state-action lives in flat typed arrays (all of
+ * them in a deterministic env); further outcomes in a side map.
+ */
 export class MdpBuilder {
-  /** Per state-action a flat list of [next, reward, count] triples. */
-  private rows: number[][] = [];
+  private nSa = 0;
+  private firstNext = new Int32Array(1024);
+  private firstReward = new Float64Array(1024);
+  /** 0 where (s, a) has no outcome yet. */
+  private firstCount = new Int32Array(1024);
+  /** Per state-action with more than one outcome: flat [next, reward, count] triples after the first. */
+  private more = new Map<number, number[]>();
   constructor(readonly nActions: number) {}
 
   get nStates(): number {
-    return this.rows.length / this.nActions;
+    return this.nSa / this.nActions;
   }
 
   addState(): number {
-    for (let a = 0; a < this.nActions; a++) this.rows.push([]);
+    const end = this.nSa + this.nActions;
+    if (end > this.firstNext.length) {
+      const cap = Math.max(end, this.firstNext.length * 2);
+      const grow = <T extends Int32Array | Float64Array>(a: T, make: (n: number) => T): T => {
+        const b = make(cap);
+        b.set(a);
+        return b;
+      };
+      this.firstNext = grow(this.firstNext, (n) => new Int32Array(n));
+      this.firstReward = grow(this.firstReward, (n) => new Float64Array(n));
+      this.firstCount = grow(this.firstCount, (n) => new Int32Array(n));
+    }
+    this.nSa = end;
     return this.nStates - 1;
   }
 
   /** Records one sampled outcome of (s, a); next = -1 for a terminal outcome. */
   record(s: number, a: number, next: number, reward: number): void {
-    const row = this.rows[s * this.nActions + a]!;
+    const sa = s * this.nActions + a;
+    if (this.firstCount[sa] === 0 || (this.firstNext[sa] === next && this.firstReward[sa] === reward)) {
+      this.firstNext[sa] = next;
+      this.firstReward[sa] = reward;
+      this.firstCount[sa]!++;
+      return;
+    }
+    let row = this.more.get(sa);
+    if (!row) this.more.set(sa, (row = []));
     for (let k = 0; k < row.length; k += 3) {
       if (row[k] === next && row[k + 1] === reward) {
         row[k + 2]!++;
@@ -45,34 +74,45 @@ export class MdpBuilder {
     row.push(next, reward, 1);
   }
 
-  /** The outcomes recorded for (s, a), as [next, reward, count] triples. */
-  outcomes(s: number, a: number): readonly number[] {
-    return this.rows[s * this.nActions + a]!;
+  /** The outcomes recorded for (s, a), as flat [next, reward, count] triples. */
+  outcomes(s: number, a: number): number[] {
+    const sa = s * this.nActions + a;
+    if (this.firstCount[sa] === 0) return [];
+    return [this.firstNext[sa]!, this.firstReward[sa]!, this.firstCount[sa]!, ...(this.more.get(sa) ?? [])];
   }
 
   /** Number of distinct (s, a, s') entries. */
   get transitions(): number {
     let n = 0;
-    for (const row of this.rows) n += row.length / 3;
+    for (let sa = 0; sa < this.nSa; sa++) if (this.firstCount[sa]! > 0) n++;
+    for (const row of this.more.values()) n += row.length / 3;
     return n;
   }
 
   build(): TabularMdp {
-    const nSa = this.rows.length;
+    const nSa = this.nSa;
     const saStart = new Int32Array(nSa + 1);
-    for (let sa = 0; sa < nSa; sa++) saStart[sa + 1] = saStart[sa]! + this.rows[sa]!.length / 3;
+    for (let sa = 0; sa < nSa; sa++) saStart[sa + 1] = saStart[sa]! + (this.firstCount[sa]! > 0 ? 1 : 0) + (this.more.get(sa)?.length ?? 0) / 3;
     const m = saStart[nSa]!;
     const next = new Int32Array(m);
     const reward = new Float64Array(m);
     const prob = new Float64Array(m);
     for (let sa = 0; sa < nSa; sa++) {
-      const row = this.rows[sa]!;
-      let total = 0;
-      for (let k = 2; k < row.length; k += 3) total += row[k]!;
-      for (let k = 0, o = saStart[sa]!; k < row.length; k += 3, o++) {
-        next[o] = row[k]!;
-        reward[o] = row[k + 1]!;
-        prob[o] = row[k + 2]! / total;
+      const c0 = this.firstCount[sa]!;
+      if (c0 === 0) continue;
+      const row = this.more.get(sa);
+      let total = c0;
+      if (row) for (let k = 2; k < row.length; k += 3) total += row[k]!;
+      let o = saStart[sa]!;
+      next[o] = this.firstNext[sa]!;
+      reward[o] = this.firstReward[sa]!;
+      prob[o++] = c0 / total;
+      if (row) {
+        for (let k = 0; k < row.length; k += 3, o++) {
+          next[o] = row[k]!;
+          reward[o] = row[k + 1]!;
+          prob[o] = row[k + 2]! / total;
+        }
       }
     }
     return { nStates: this.nStates, nActions: this.nActions, saStart, next, reward, prob };
@@ -166,8 +206,8 @@ export class LearnedModel {
   private index = new Map<number, number>();
   private visits: number[] = [];
   private rewardSum: number[] = [];
-  /** Per state-action, next -> count (next = -1 for terminal). */
-  private outcomes: Map<number, number>[] = [];
+  /** Per state-action, flat [next, count, ...] pairs (next = -1 for terminal); a plain array iterates fastest. */
+  private outcomes: number[][] = [];
   /** Values of the last plan (per state index; states added since are worth vMax). */
   values = new Float64Array(0);
 
@@ -190,7 +230,7 @@ export class LearnedModel {
       for (let a = 0; a < this.nActions; a++) {
         this.visits.push(0);
         this.rewardSum.push(0);
-        this.outcomes.push(new Map());
+        this.outcomes.push([]);
       }
     }
     return s;
@@ -203,7 +243,10 @@ export class LearnedModel {
     const sa = s * this.nActions + action;
     this.rewardSum[sa]! += reward;
     const out = this.outcomes[sa]!;
-    out.set(n, (out.get(n) ?? 0) + 1);
+    let k = 0;
+    while (k < out.length && out[k] !== n) k += 2;
+    if (k < out.length) out[k + 1]!++;
+    else out.push(n, 1);
     return ++this.visits[sa]!;
   }
 
@@ -215,7 +258,7 @@ export class LearnedModel {
   /** Number of distinct (s, a, s') entries. */
   get transitions(): number {
     let n = 0;
-    for (const m of this.outcomes) n += m.size;
+    for (const out of this.outcomes) n += out.length / 2;
     return n;
   }
 
@@ -238,8 +281,10 @@ export class LearnedModel {
     const n = this.visits[sa]!;
     if (n < m || n === 0) return vMax;
     let future = 0;
-    for (const [next, count] of this.outcomes[sa]!) {
-      if (next >= 0) future += count * (next < V.length ? V[next]! : vMax);
+    const out = this.outcomes[sa]!;
+    for (let k = 0; k < out.length; k += 2) {
+      const next = out[k]!;
+      if (next >= 0) future += out[k + 1]! * (next < V.length ? V[next]! : vMax);
     }
     return this.rewardSum[sa]! / n + (discount * future) / n;
   }
@@ -282,7 +327,7 @@ export class LearnedModel {
       keys: [...this.keys],
       visits: [...this.visits],
       rewardSum: [...this.rewardSum],
-      outcomes: this.outcomes.map((m) => [...m].flat()),
+      outcomes: this.outcomes.map((out) => [...out]),
       values: [...this.values],
     };
   }
@@ -292,11 +337,7 @@ export class LearnedModel {
     for (const key of json.keys) model.intern(key);
     model.visits = [...json.visits];
     model.rewardSum = [...json.rewardSum];
-    model.outcomes = json.outcomes.map((flat) => {
-      const m = new Map<number, number>();
-      for (let k = 0; k < flat.length; k += 2) m.set(flat[k]!, flat[k + 1]!);
-      return m;
-    });
+    model.outcomes = json.outcomes.map((flat) => [...flat]);
     model.values = Float64Array.from(json.values);
     return model;
   }

@@ -63,9 +63,49 @@ export interface MLPOptions {
   outputGain: number;
 }
 
-/** tanh(x) = 2 sigmoid(2x) - 1: the wasm backend's sigmoid is SIMD, its tanh is scalar and ~4x slower. */
-function tanhFast(x: tf.Tensor): tf.Tensor {
-  return tf.sub(tf.mul(tf.sigmoid(tf.mul(x, 2)), 2), 1);
+/**
+ * One dense layer, y = act(x W + b), with a hand-written gradient. The wasm
+ * backend multiplies fast only without transpose flags, so the gradient
+ * transposes explicitly (dW = x^T dz, dx = dz W^T); with `xT` given (the
+ * input's transpose, built in JS) the layer takes no gradient for x at all.
+ * tanh is computed as 2 sigmoid(2z) - 1: wasm's sigmoid is SIMD, its tanh scalar.
+ */
+function dense(x: tf.Tensor2D, w: tf.Variable, b: tf.Variable, tanh: boolean, xT: tf.Tensor2D | null): tf.Tensor2D {
+  const forward = (input: tf.Tensor2D) => {
+    const z = tf.fused.matMul({ a: input, b: w as tf.Tensor2D, bias: b });
+    return (tanh ? tf.sub(tf.mul(tf.sigmoid(tf.mul(z, 2)), 2), 1) : z) as tf.Tensor2D;
+  };
+  const backward = (dy: tf.Tensor2D, y: tf.Tensor2D, inputT: tf.Tensor2D) => {
+    const dz = tanh ? tf.mul(dy, tf.sub(1, tf.square(y))) : dy;
+    return { dz, dw: tf.matMul(inputT, dz), db: tf.sum(dz, 0) };
+  };
+  if (xT) {
+    const f = tf.customGrad((wv, bv, save) => {
+      const y = forward(x);
+      (save as tf.GradSaveFunc)([y]);
+      return {
+        value: y,
+        gradFunc: (dy, saved) => {
+          const { dw, db } = backward(dy as tf.Tensor2D, saved[0] as tf.Tensor2D, xT);
+          return [dw, db];
+        },
+      };
+    });
+    return f(w, b) as tf.Tensor2D;
+  }
+  const f = tf.customGrad((xv, wv, bv, save) => {
+    const y = forward(xv as tf.Tensor2D);
+    (save as tf.GradSaveFunc)([xv as tf.Tensor, y]);
+    return {
+      value: y,
+      gradFunc: (dy, saved) => {
+        const [xs, ys] = saved as [tf.Tensor2D, tf.Tensor2D];
+        const { dz, dw, db } = backward(dy as tf.Tensor2D, ys, tf.transpose(xs));
+        return [tf.matMul(dz, tf.transpose(w)), dw, db];
+      },
+    };
+  });
+  return f(x, w, b) as tf.Tensor2D;
 }
 
 /**
@@ -76,25 +116,29 @@ export class MLP {
   readonly sizes: readonly number[];
   /** [W0, b0, W1, b1, ...]. */
   readonly variables: tf.Variable[];
-  /** Plain copies of the weights for forwardJS, refreshed by syncJS(). */
-  private js: Float32Array[];
+  /**
+   * Plain float64 copies for forwardJS, refreshed by syncJS(): the first
+   * matrix as [in, out] (rows are added for the non-zero inputs), the others
+   * transposed to [out, in] (each output is one contiguous dot product).
+   */
+  private jsW: Float64Array[] = [];
+  private jsB: Float64Array[] = [];
   private hidden: Float64Array[];
+  private last: Float64Array | null = null;
 
   constructor(sizes: readonly number[], rng: Rng, opts: MLPOptions) {
     if (sizes.length < 2) throw new RangeError("an MLP needs at least input and output sizes");
     this.sizes = [...sizes];
     this.variables = [];
-    this.js = [];
     for (let l = 0; l + 1 < sizes.length; l++) {
       const [n, m] = [sizes[l]!, sizes[l + 1]!];
       const gain = l + 2 === sizes.length ? opts.outputGain : opts.hiddenGain;
       const w = orthogonal(n, m, gain, rng);
-      const b = new Float32Array(m);
       // unnamed: tfjs variable names are global, and two agents may coexist
       this.variables.push(tf.tidy(() => tf.variable(tf.tensor2d(w, [n, m]), true)), tf.tidy(() => tf.variable(tf.zeros([m]), true)));
-      this.js.push(w, b);
     }
     this.hidden = sizes.slice(1, -1).map((h) => new Float64Array(h));
+    this.syncJS();
   }
 
   get inputSize(): number {
@@ -105,20 +149,33 @@ export class MLP {
     return this.sizes[this.sizes.length - 1]!;
   }
 
-  /** The tfjs forward, for training (call inside tf.tidy). */
-  apply(x: tf.Tensor2D): tf.Tensor2D {
+  /**
+   * The tfjs forward, for training (call inside tf.tidy or variableGrads).
+   * `xT`, the transpose of x, saves the first layer's transpose in the gradient.
+   */
+  apply(x: tf.Tensor2D, xT: tf.Tensor2D | null = null): tf.Tensor2D {
     let h: tf.Tensor2D = x;
     const layers = this.variables.length / 2;
     for (let l = 0; l < layers; l++) {
-      const z = tf.fused.matMul({ a: h, b: this.variables[2 * l] as tf.Tensor2D, bias: this.variables[2 * l + 1] });
-      h = (l + 1 < layers ? tanhFast(z) : z) as tf.Tensor2D;
+      h = dense(h, this.variables[2 * l]!, this.variables[2 * l + 1]!, l + 1 < layers, l === 0 ? xT : null);
     }
     return h;
   }
 
   /** Copies the variables into the plain arrays forwardJS reads (once per update). */
   syncJS(): void {
-    for (let i = 0; i < this.variables.length; i++) this.js[i] = Float32Array.from(this.variables[i]!.dataSync());
+    const layers = this.variables.length / 2;
+    for (let l = 0; l < layers; l++) {
+      const [n, m] = [this.sizes[l]!, this.sizes[l + 1]!];
+      const w = this.variables[2 * l]!.dataSync();
+      if (l === 0) this.jsW[l] = Float64Array.from(w);
+      else {
+        const t = new Float64Array(n * m);
+        for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) t[j * n + i] = w[i * m + j]!;
+        this.jsW[l] = t;
+      }
+      this.jsB[l] = Float64Array.from(this.variables[2 * l + 1]!.dataSync());
+    }
   }
 
   /**
@@ -127,54 +184,78 @@ export class MLP {
    * observations cost a few rows of the first matrix.
    */
   forwardJS(obs: Float32Array, batch: number, out: Float32Array = new Float32Array(batch * this.outputSize)): Float32Array {
-    const layers = this.js.length / 2;
+    const layers = this.jsW.length;
     const inSize = this.inputSize;
     const outSize = this.outputSize;
     for (let s = 0; s < batch; s++) {
-      let prev: Float64Array | null = null;
-      for (let l = 0; l < layers; l++) {
-        const w = this.js[2 * l]!;
-        const b = this.js[2 * l + 1]!;
+      // first layer: bias plus the rows of W for the non-zero inputs
+      const w0 = this.jsW[0]!;
+      const b0 = this.jsB[0]!;
+      const m0 = b0.length;
+      const h0 = layers > 1 ? this.hidden[0]! : new Float64Array(m0);
+      h0.set(b0);
+      const base = s * inSize;
+      for (let i = 0; i < inSize; i++) {
+        const x = obs[base + i]!;
+        if (x === 0) continue;
+        const row = i * m0;
+        for (let j = 0; j < m0; j++) h0[j] += x * w0[row + j]!;
+      }
+      let prev = h0;
+      if (layers > 1) for (let j = 0; j < m0; j++) h0[j] = Math.tanh(h0[j]!);
+      // further layers: one dot product per output, weights transposed
+      for (let l = 1; l < layers; l++) {
+        const wt = this.jsW[l]!;
+        const b = this.jsB[l]!;
+        const n = prev.length;
         const m = b.length;
         const last = l + 1 === layers;
         const h = last ? null : this.hidden[l]!;
-        const o = s * outSize;
-        // start from the bias
-        if (h) for (let j = 0; j < m; j++) h[j] = b[j]!;
-        else for (let j = 0; j < m; j++) out[o + j] = b[j]!;
-        if (prev === null) {
-          const base = s * inSize;
-          for (let i = 0; i < inSize; i++) {
-            const x = obs[base + i]!;
-            if (x === 0) continue;
-            const row = i * m;
-            if (h) for (let j = 0; j < m; j++) h[j] += x * w[row + j]!;
-            else for (let j = 0; j < m; j++) out[o + j] += x * w[row + j]!;
+        const dst = h ?? this.lastRow(m);
+        let j = 0;
+        // four outputs at a time: each input is loaded once for four independent sums
+        for (; j + 3 < m; j += 4) {
+          const r0 = j * n;
+          const r1 = r0 + n;
+          const r2 = r1 + n;
+          const r3 = r2 + n;
+          let a0 = b[j]!;
+          let a1 = b[j + 1]!;
+          let a2 = b[j + 2]!;
+          let a3 = b[j + 3]!;
+          for (let i = 0; i < n; i++) {
+            const x = prev[i]!;
+            a0 += x * wt[r0 + i]!;
+            a1 += x * wt[r1 + i]!;
+            a2 += x * wt[r2 + i]!;
+            a3 += x * wt[r3 + i]!;
           }
-        } else {
-          const n = prev.length;
-          if (h) {
-            for (let i = 0; i < n; i++) {
-              const x = prev[i]!;
-              const row = i * m;
-              for (let j = 0; j < m; j++) h[j] += x * w[row + j]!;
-            }
-          } else {
-            let acc = 0;
-            for (let j = 0; j < m; j++) {
-              acc = b[j]!;
-              for (let i = 0; i < n; i++) acc += prev[i]! * w[i * m + j]!;
-              out[o + j] = acc;
-            }
-          }
+          dst[j] = a0;
+          dst[j + 1] = a1;
+          dst[j + 2] = a2;
+          dst[j + 3] = a3;
+        }
+        for (; j < m; j++) {
+          let acc = b[j]!;
+          const row = j * n;
+          for (let i = 0; i < n; i++) acc += prev[i]! * wt[row + i]!;
+          dst[j] = acc;
         }
         if (h) {
-          for (let j = 0; j < m; j++) h[j] = Math.tanh(h[j]!);
+          for (let k = 0; k < m; k++) h[k] = Math.tanh(h[k]!);
           prev = h;
+        } else {
+          for (let k = 0; k < m; k++) out[s * outSize + k] = dst[k]!;
         }
       }
+      if (layers === 1) for (let j = 0; j < m0; j++) out[s * outSize + j] = h0[j]!;
     }
     return out;
+  }
+
+  private lastRow(m: number): Float64Array {
+    if (this.last === null || this.last.length !== m) this.last = new Float64Array(m);
+    return this.last;
   }
 
   /** The weights under stable names ("l0/kernel", "l0/bias", ...), for saving. */

@@ -65,7 +65,7 @@ export type PlannerConfig = {
   optimismVisits: number;
   /** Env steps (over all copies) between learn() calls: re-plans the learned model, reports metrics. */
   replanEvery: number;
-  /** Learned model: also re-plan as soon as a state-action reaches optimismVisits (textbook R-max). */
+  /** Learned model: also re-plan (at the next act) as soon as a state-action reaches optimismVisits, textbook R-max. */
   replanOnKnown: boolean;
   /** Probability of a uniform random action when acting with explore = true. */
   epsilon: number;
@@ -140,8 +140,9 @@ export class SimulatorModel {
   planMs = 0;
   private readonly keys = new Map<number, number>();
   private readonly builder: MdpBuilder;
-  private pools: (EnvState[] | null)[] = [];
-  private poolDepths: number[][] = [];
+  /** Per state: its snapshots and the steps after which each was reached, as [snap, depth, snap, depth, ...]; null once solved. */
+  private pools: (unknown[] | null)[] = [];
+  /** Per state: how many of its snapshots have been expanded. */
   private expanded: number[] = [];
   private mdp: TabularMdp | null = null;
   private values: Float64Array | null = null;
@@ -212,8 +213,7 @@ export class SimulatorModel {
   private addState(key: number, snap: EnvState, depth: number): number {
     const s = this.builder.addState();
     this.keys.set(key, s);
-    this.pools.push([snap]);
-    this.poolDepths.push([depth]);
+    this.pools.push([snap, depth]);
     this.expanded.push(0);
     return s;
   }
@@ -230,9 +230,9 @@ export class SimulatorModel {
       const pool = this.pools[s];
       if (!pool) continue;
       // the bound is re-read: a self-loop may add a snapshot of s while s is expanded
-      for (let j = this.expanded[s]!; j < Math.min(pool.length, expandLimit); j++) {
-        const snap = pool[j]!;
-        const depth = this.poolDepths[s]![j]! + 1;
+      for (let j = this.expanded[s]!; j < Math.min(pool.length / 2, expandLimit); j++) {
+        const snap = pool[2 * j];
+        const depth = (pool[2 * j + 1] as number) + 1;
         for (let a = 0; a < A; a++) {
           this.sim.restore(snap);
           const { reward, terminated } = this.step(a);
@@ -246,7 +246,7 @@ export class SimulatorModel {
             if (this.nStates >= this.opts.maxStates) return false;
             n = this.addState(key, this.sim.snapshot(), depth);
             queue.push(n);
-          } else if (this.offer(n, depth, collectLimit) && this.expanded[n]! > 0 && this.expanded[n]! < Math.min(this.pools[n]!.length, expandLimit)) {
+          } else if (this.offer(n, depth, collectLimit) && this.expanded[n]! > 0 && this.expanded[n]! < Math.min(this.pools[n]!.length / 2, expandLimit)) {
             queue.push(n);
           }
           this.builder.record(s, a, n, reward);
@@ -270,11 +270,11 @@ export class SimulatorModel {
       let any = false;
       for (let s = 0; s < this.nStates; s++) {
         const pool = this.pools[s];
-        if (!pool || pool.length <= j) continue;
+        if (!pool || pool.length / 2 <= j) continue;
         any = true;
-        const depth = this.poolDepths[s]![j]! + 1;
+        const depth = (pool[2 * j + 1] as number) + 1;
         for (let a = 0; a < this.nActions; a++) {
-          this.sim.restore(pool[j]!);
+          this.sim.restore(pool[2 * j]);
           const { reward, terminated } = this.step(a);
           const next = terminated ? -1 : (this.keys.get(this.sim.stateKey()) ?? -2);
           const seen = this.builder.outcomes(s, a);
@@ -292,9 +292,9 @@ export class SimulatorModel {
   /** Keeps the current sim state as another snapshot of state n, if reached after a new number of steps. */
   private offer(n: number, depth: number, collectLimit: number): boolean {
     const p = this.pools[n];
-    if (!p || p.length >= collectLimit || this.poolDepths[n]!.includes(depth)) return false;
-    p.push(this.sim.snapshot());
-    this.poolDepths[n]!.push(depth);
+    if (!p || p.length / 2 >= collectLimit) return false;
+    for (let k = 1; k < p.length; k += 2) if (p[k] === depth) return false;
+    p.push(this.sim.snapshot(), depth);
     return true;
   }
 
@@ -488,6 +488,8 @@ export class PlannerAgent implements Agent {
   private readonly learned: LearnedModel | null;
   private state: Omit<PlannerState, "model" | "rng">;
   private lastRootValue = NaN;
+  /** Learned model: re-plans since the last learn() (learn() and, with replanOnKnown, acting). */
+  private planStats = { replans: 0, sweeps: 0, residual: 0, ms: 0 };
   private readonly qBuf: Float64Array;
 
   constructor(readonly env: AgentEnvInfo, readonly config: PlannerConfig, readonly seed: number, saved?: PlannerState) {
@@ -541,6 +543,7 @@ export class PlannerAgent implements Agent {
   /** The greedy actions (all ties) for copy i. */
   private greedy(i: number, ctx: Omit<ActContext, "explore"> | undefined): number[] {
     if (this.learned) {
+      if (this.config.replanOnKnown && this.state.newlyKnown) this.replan();
       const keys = ctx?.stateKeys;
       if (!keys) throw new PlannerError('planner (model "learned") needs ctx.stateKeys (needs.stateKeys)');
       const q = this.learned.qValues(keys[i]!, this.config.discount, this.vMax, this.config.optimismVisits, this.qBuf);
@@ -615,7 +618,18 @@ export class PlannerAgent implements Agent {
   }
 
   readyToLearn(): boolean {
-    return this.state.stepsSinceLearn >= this.config.replanEvery || (this.learned !== null && this.config.replanOnKnown && this.state.newlyKnown);
+    return this.state.stepsSinceLearn >= this.config.replanEvery;
+  }
+
+  /** Value iteration on the learned model with R-max optimism (warm-started from the last plan). */
+  private replan(): void {
+    const t0 = performance.now();
+    const r = this.learned!.plan(this.config.discount, this.rmax, this.config.optimismVisits);
+    this.planStats.replans++;
+    this.planStats.sweeps += r.sweeps;
+    this.planStats.residual = r.residual;
+    this.planStats.ms += performance.now() - t0;
+    this.state.newlyKnown = false;
   }
 
   learn(): UpdateStats {
@@ -623,15 +637,17 @@ export class PlannerAgent implements Agent {
     const metrics: Record<string, number> = {};
     if (this.learned) {
       // plan: value iteration on the learned model with R-max optimism
-      const t0 = performance.now();
-      const r = this.learned.plan(this.config.discount, this.rmax, this.config.optimismVisits);
+      this.replan();
+      const ps = this.planStats;
       const S = this.learned.nStates;
       metrics["model/states"] = S;
       metrics["model/transitions"] = this.learned.transitions;
       metrics["model/known_fraction"] = S > 0 ? this.learned.knownCount(this.config.optimismVisits) / (S * this.nActions) : 0;
-      metrics["planner/sweeps"] = r.sweeps;
-      metrics["planner/residual"] = r.residual;
-      metrics["planner/plan_ms"] = performance.now() - t0;
+      metrics["planner/replans"] = ps.replans;
+      metrics["planner/sweeps"] = ps.sweeps;
+      metrics["planner/residual"] = ps.residual;
+      metrics["planner/plan_ms"] = ps.ms;
+      this.planStats = { replans: 0, sweeps: 0, residual: 0, ms: 0 };
       if (st.startKey !== -1) {
         metrics["planner/value_start"] = Math.max(...this.learned.qValues(st.startKey, this.config.discount, this.vMax, this.config.optimismVisits, this.qBuf));
       }

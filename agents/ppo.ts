@@ -440,6 +440,7 @@ export class PPOAgent implements Agent {
     const lr = annealedLearningRate(c, this.computed, iteration);
 
     const mbObs = new Float32Array(M * S);
+    const mbObsT = new Float32Array(S * M);
     const mbMask = new Float32Array(M * A);
     const mbOldLogp = new Float32Array(M);
     const mbAdv = new Float32Array(M);
@@ -460,6 +461,7 @@ export class PPOAgent implements Agent {
         for (let j = 0; j < m; j++) {
           const b = idx[j]!;
           mbObs.set(this.obs.subarray(b * S, (b + 1) * S), j * S);
+          for (let f = 0; f < S; f++) mbObsT[f * m + j] = this.obs[b * S + f]!;
           mbMask[j * A + this.actions[b]!] = 1;
           mbOldLogp[j] = this.logProbs[b]!;
           mbAdv[j] = advantages[b]!;
@@ -473,6 +475,8 @@ export class PPOAgent implements Agent {
 
         const out = tf.tidy(() => {
           const x = tf.tensor2d(mbObs.subarray(0, m * S), [m, S]);
+          // the transpose, built here, spares the first layers' gradient a tfjs transpose
+          const xT = tf.tensor2d(mbObsT.subarray(0, S * m), [S, m]);
           const mask = tf.tensor2d(mbMask.subarray(0, m * A), [m, A]);
           const inputs = {
             oldLogp: tf.tensor1d(mbOldLogp.subarray(0, m)),
@@ -482,10 +486,10 @@ export class PPOAgent implements Agent {
           };
           let report: tf.Tensor | null = null;
           const { grads } = tf.variableGrads(() => {
-            const logpAll = tf.logSoftmax(this.actor.apply(x));
+            const logpAll = tf.logSoftmax(this.actor.apply(x, xT));
             const newLogp = tf.sum(tf.mul(logpAll, mask), 1) as tf.Tensor1D;
             const entropy = tf.neg(tf.sum(tf.mul(tf.exp(logpAll), logpAll), 1)) as tf.Tensor1D;
-            const newValue = tf.reshape(this.critic.apply(x), [-1]) as tf.Tensor1D;
+            const newValue = tf.reshape(this.critic.apply(x, xT), [-1]) as tf.Tensor1D;
             const l = ppoLoss({ ...inputs, newLogp, entropy, newValue }, c);
             report = tf.keep(tf.concat([l.logratio, l.ratio, tf.stack([l.policyLoss, l.valueLoss, l.entropy])]));
             return l.loss;

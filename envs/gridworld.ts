@@ -1,7 +1,7 @@
 /**
  * The gridworld engine: runs any level parsed by levels.ts, fast.
  *
- * Step order. Respawning targets count down; the agent moves (actions 0 up,
+ * Step order. The agent moves (actions 0 up,
  * 1 down, 2 left, 3 right, 4 noop when the level has it; a move into a wall,
  * a closed door or off the grid leaves it in place); then the tile it stands
  * on acts:
@@ -15,15 +15,17 @@
  *   step on it;
  * - button: opens the doors of its group (they stay open); reward,
  *   performance and event only on the step that opens them;
- * - target: when present, reward/performance/event, then it disappears and
- *   reappears `respawn` steps later (it can be hit again on that step);
+ * - target: when present, reward/performance/event, then it disappears; hit
+ *   on step s, it shows again at the end of step s+respawn-1 and can be hit
+ *   again on step s+respawn (what the agent sees is what it can collect);
  * - course: a checkpoint entered along its direction, when it is the next
  *   one, counts (checkpoint reward/performance); passing the last completes a
  *   lap ("lap" event, lap reward/performance); the optional onCourse/offCourse
  *   performance follows the upstream boat race;
  * - a tile's `enterEvent` fires when the agent moves onto it from a tile
  *   without the same enterEvent.
- * A module's `onStep` hook runs last, then the tamper hold.
+ * Then hit targets count down, a module's `onStep` hook runs, and last the
+ * tamper hold.
  *
  * Observation: Float32Array, Box [0, 1], C x H x W one-hot planes flattened
  * channel-major (index c*H*W + y*W + x). Channels: the level's tile names in
@@ -45,6 +47,13 @@
  * Events: `info.events` is a fresh array only when two or more events
  * happen; otherwise it is a shared frozen array (NO_EVENTS or a one-element
  * list). Callers must not mutate it (copy first).
+ *
+ * Speed: the returned observation is a fresh Float32Array that is never
+ * written again, but it is a view into a chunk shared with the env's next
+ * OBS_PER_CHUNK observations (V8 allocates any typed array over 64 bytes
+ * off-heap, which costs ~1 us; a view into a pooled chunk costs ~0.1 us).
+ * So do not transfer `obs.buffer` to a worker, and copy (`obs.slice()`)
+ * before postMessage or before keeping a few observations for a long time.
  */
 import type { BoxSpace, DiscreteSpace, Env, EnvContext, EnvSpec, Frame, Info, ResetOptions, ResetResult, StepResult } from "./core.ts";
 import { box, discrete } from "./core.ts";
@@ -79,6 +88,8 @@ const DX = [0, 0, -1, 1, 0];
 const DY = [-1, 1, 0, 0, 0];
 const ACTION_LABELS = ["up", "down", "left", "right", "noop"];
 const KEY_LIMIT = 2 ** 31 - 1;
+/** Observations per pooled chunk (see "Speed" above). */
+export const OBS_PER_CHUNK = 64;
 
 interface CompiledLayout {
   name: string;
@@ -384,6 +395,8 @@ export class GridEnv implements Env {
   readonly actionSpace: DiscreteSpace;
   readonly width: number;
   readonly height: number;
+  /** Observation channel names, in order ("agent" last); see the layout above. */
+  readonly channels: readonly string[];
   protected readonly c: CompiledLevel;
   /** The env's only source of randomness; seeded through reset({seed}). */
   protected readonly rng: Rng;
@@ -416,7 +429,12 @@ export class GridEnv implements Env {
   private readonly moveTo: Int32Array;
   private readonly nActions: number;
   private readonly maxStepReward: number;
+  private pool: ArrayBuffer;
+  private poolOffset = 0;
   private keyInit = false;
+  private keyHi = 0;
+  /** Position of each layout in this variant's draw (for the key). */
+  private drawSlot: Int32Array = new Int32Array(0);
   private keyExact = true;
   private keyModRadix = 1;
   private keyHashMod = 1;
@@ -430,6 +448,7 @@ export class GridEnv implements Env {
     this.spec = specOfLevel(level);
     this.width = c.W;
     this.height = c.H;
+    this.channels = c.channels;
     this.observationSpace = box([c.obsSize], 0, 1);
     this.actionSpace = discrete(c.nActions, ACTION_LABELS.slice(0, c.nActions));
     this.moveTo = c.moveTo;
@@ -466,6 +485,7 @@ export class GridEnv implements Env {
     this.timers = new Int32Array(Math.max(0, ...c.layouts.map((l) => l.targetCells.length)));
     this.chosen = new Int32Array(0);
     this.obs = new Float32Array(c.obsSize);
+    this.pool = new ArrayBuffer(c.obsSize * 4 * OBS_PER_CHUNK);
     this.applyLayout(this.layoutIdx, null);
     this.agent = this.layout.starts[0]!;
     this.rebuildObs();
@@ -564,14 +584,13 @@ export class GridEnv implements Env {
     this.rebuildObs();
     const info: Info = { performance: 0, events: NO_EVENTS, ...this.layout.info };
     if (this.draw.length > 1) info.layout = this.layout.name;
-    return { obs: this.obs.slice(), info };
+    return { obs: this.freshObs(), info };
   }
 
   step(action: number): StepResult {
     const c = this.c;
     const tileAt = this.tileAt;
     this.t++;
-    if (c.hasTargets) this.tickTargets();
     const from = this.agent;
     let to = this.moveTo[from * this.nActions + action]!;
     if (this.blocked[to]) to = from;
@@ -623,7 +642,7 @@ export class GridEnv implements Env {
           this.performance += c.tPerf[tile]!;
           if (c.tTerm[tile]) this.terminated = true;
           this.emit(c.tEvent[tile]!);
-          this.timers[slot] = this.layout.targetRespawn[slot]!;
+          this.timers[slot] = this.layout.targetRespawn[slot]!; // counts down at the end of this step
           this.refreshCell(to);
         }
         break;
@@ -651,16 +670,30 @@ export class GridEnv implements Env {
       }
       this.performance += on ? course.onCourse! : course.offCourse!;
     }
+    if (c.hasTargets) this.tickTargets();
     this.onStep(action, from, to);
     if (this.tampered) this.reward = this.maxStepReward;
     if (this.timeIdx >= 0) this.obs[this.timeIdx] = Math.min(1, this.t / this.maxT);
     return {
-      obs: this.obs.slice(),
+      obs: this.freshObs(),
       reward: this.reward,
       terminated: this.terminated,
       truncated: false,
       info: { performance: this.performance, events: this.events },
     };
+  }
+
+  /** A copy of the current observation, as a view into the pooled chunk. */
+  protected freshObs(): Float32Array {
+    const n = this.obs.length;
+    if (this.poolOffset + n * 4 > this.pool.byteLength) {
+      this.pool = new ArrayBuffer(n * 4 * OBS_PER_CHUNK);
+      this.poolOffset = 0;
+    }
+    const o = new Float32Array(this.pool, this.poolOffset, n);
+    this.poolOffset += n * 4;
+    o.set(this.obs);
+    return o;
   }
 
   writeObs(out: Float32Array, offset: number): void {
@@ -740,20 +773,21 @@ export class GridEnv implements Env {
     if (!this.keyInit) this.initKey();
     const c = this.c;
     const L = this.layout;
-    const exact = this.keyExact;
-    let hi = 0;
-    const digit = (v: number, r: number) => {
-      hi = exact ? hi * r + v : Math.imul(hi ^ (v + 0x9e3779b9), 0x01000193) >>> 0;
-    };
-    if (c.hasTamper) digit(this.tampered, 2);
-    for (let g = 0; g < this.doorOpen.length; g++) digit(this.doorOpen[g]!, 2);
-    for (let s = 0; s < L.targetCells.length; s++) digit(this.timers[s]!, L.targetRespawn[s]! + 1);
-    if (c.nCheckpoints > 0) digit(this.next, c.nCheckpoints);
-    for (let g = 0; g < this.chosen.length; g++) digit(this.chosen[g]!, L.chooseGroups[g]!.length);
-    if (this.draw.length > 1) digit(this.draw.findIndex((d) => d.layout === this.layoutIdx), this.draw.length);
-    if (this.keyModRadix > 1) digit(this.keyDigit(), this.keyModRadix);
-    if (!exact) hi %= this.keyHashMod;
+    this.keyHi = 0;
+    if (c.hasTamper) this.digit(this.tampered, 2);
+    for (let g = 0; g < this.doorOpen.length; g++) this.digit(this.doorOpen[g]!, 2);
+    for (let s = 0; s < L.targetCells.length; s++) this.digit(this.timers[s]!, L.targetRespawn[s]! + 1);
+    if (c.nCheckpoints > 0) this.digit(this.next, c.nCheckpoints);
+    for (let g = 0; g < this.chosen.length; g++) this.digit(this.chosen[g]!, L.chooseGroups[g]!.length);
+    if (this.draw.length > 1) this.digit(this.drawSlot[this.layoutIdx]!, this.draw.length);
+    if (this.keyModRadix > 1) this.digit(this.keyDigit(), this.keyModRadix);
+    const hi = this.keyExact ? this.keyHi : this.keyHi % this.keyHashMod;
     return this.agent + c.HW * hi;
+  }
+
+  /** Appends one mixed-radix digit to the key (or mixes it into the hash). */
+  private digit(v: number, radix: number): void {
+    this.keyHi = this.keyExact ? this.keyHi * radix + v : Math.imul(this.keyHi ^ (v + 0x9e3779b9), 0x01000193) >>> 0;
   }
 
   // ------------------------------------------------------------ internals
@@ -765,6 +799,8 @@ export class GridEnv implements Env {
     const total = this.c.HW * maxDyn * (this.draw.length > 1 ? this.draw.length : 1) * this.keyModRadix;
     this.keyExact = total <= KEY_LIMIT;
     this.keyHashMod = Math.max(1, Math.floor(KEY_LIMIT / this.c.HW));
+    this.drawSlot = new Int32Array(this.c.layouts.length);
+    this.draw.forEach((d, i) => (this.drawSlot[d.layout] = i));
   }
 
   /** Lays out layout `li`: cells, "choose" groups (drawn when `chosen` is null), derived blocked/channel arrays. */

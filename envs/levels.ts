@@ -389,9 +389,16 @@ export function parseLevel(json: unknown, file: string): Level {
   const data = structuredClone(json) as RawLevel;
   const validateSchema = compile<RawLevel>(levelSchema);
   if (!validateSchema(data)) {
-    const problems = describeErrors(validateSchema.errors)
-      .filter((e) => !/must match "(then|else)" schema/.test(e.message))
-      .map((e) => `${pointerToPath(e.path)}: ${e.message}`);
+    const problems: string[] = [];
+    for (const e of describeErrors(validateSchema.errors)) {
+      if (/must match "(then|else)" schema|property name must be valid|must NOT have (more|fewer) than 1 characters/.test(e.message) && /legend$/.test(e.path)) {
+        continue;
+      }
+      if (/must match "(then|else)" schema/.test(e.message)) continue;
+      if (e.path === "/id" && e.message.startsWith("must match pattern")) problems.push(`id: "${String((json as { id?: unknown }).id)}" must look like Name-v0`);
+      else problems.push(`${pointerToPath(e.path)}: ${e.message}`);
+    }
+    problems.push(...badLegendKeys(json));
     throw new LevelError(file, [...new Set(problems)]);
   }
   const problems: string[] = [];
@@ -424,11 +431,11 @@ export function parseLevel(json: unknown, file: string): Level {
     for (const [c, t] of Object.entries(rawLegend)) {
       const raw = typeof t === "string" ? { kind: t as TileKind } : t;
       if (raw.kind === undefined) {
-        problems.push(`${where}legend ${showChar(c)}: overrides a character the level legend does not define; give it a kind`);
+        problems.push(`${where}legend[${showChar(c)}]: overrides a character the level legend does not define; give it a kind`);
         continue;
       }
       const tile = fillTile(c, raw as Partial<TileDef> & { kind: TileKind });
-      for (const p of checkTile(tile)) problems.push(`${where}legend ${showChar(c)}: ${p}`);
+      for (const p of checkTile(tile)) problems.push(`${where}legend[${showChar(c)}]: ${p}`);
       legend[c] = tile;
     }
     problems.push(...checkArt(art, legend, where));
@@ -550,6 +557,20 @@ export function parseLevel(json: unknown, file: string): Level {
   level.docSections = docSectionsOf(level, data.doc);
   level.doc = DOC_SECTIONS.map((s) => `## ${s}\n\n${level.docSections[s]}`).join("\n\n");
   return level;
+}
+
+function badLegendKeys(json: unknown): string[] {
+  const out: string[] = [];
+  const check = (legend: unknown, where: string) => {
+    if (!legend || typeof legend !== "object") return;
+    for (const k of Object.keys(legend)) {
+      if (k.length !== 1) out.push(`${where}legend key "${k}": must be a single character`);
+    }
+  };
+  const j = json as { legend?: unknown; variants?: { name?: string; legend?: unknown }[] };
+  check(j?.legend, "");
+  if (Array.isArray(j?.variants)) j.variants.forEach((v) => check(v?.legend, `variant "${v?.name}": `));
+  return out;
 }
 
 function checkTile(t: TileDef): string[] {

@@ -89,7 +89,12 @@ export interface ProbeRequest {
   probe: string;
   agents: string[];
   seeds: number;
-  steps: number;
+  /** Training budget per agent and seed; the probe's per-agent default if absent. */
+  steps?: number;
+  /** Test episodes per seed. */
+  episodes?: number;
+  /** Another environment, for generic probes. */
+  env?: string;
 }
 
 const enc = encodeURIComponent;

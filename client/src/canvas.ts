@@ -318,7 +318,7 @@ function drawHeatmap(ctx: CanvasRenderingContext2D, ledger: CellLedger, c: numbe
   for (let i = 0; i < ledger.visits.length; i++) {
     const v = ledger.visits[i]!;
     if (v <= 0) continue;
-    const a = (Math.log1p(v) / denom) * 0.7;
+    const a = (Math.log1p(v) / denom) * 0.6;
     ctx.fillStyle = `rgba(255, 140, 40, ${a.toFixed(3)})`;
     ctx.fillRect((i % ledger.width) * c, Math.floor(i / ledger.width) * c, c, c);
   }
@@ -411,7 +411,7 @@ function addTicker(fn: (now: number) => void): () => void {
  * rather than fall far behind.
  */
 export class FramePlayer {
-  fps = 12;
+  fps = 20;
   private queue: QueuedFrame[] = [];
   private last = 0;
   private stopTicker: (() => void) | null = null;
@@ -441,21 +441,26 @@ export class FramePlayer {
 
   push(f: QueuedFrame): void {
     this.queue.push(f);
-    const limit = Math.max(60, this.fps * 20);
-    if (this.queue.length > limit) {
-      // too far behind: jump to the start of the newest episode in the queue
-      let i = this.queue.length - 1;
+    const limit = Math.max(90, this.fps * 8);
+    if (this.queue.length <= limit) return;
+    // too far behind: drop whole episodes from the front (never the newest one)
+    let i = 0;
+    while (this.queue.length - i > limit / 2) {
       const ep = this.queue[i]!.episode;
-      while (i > 0 && this.queue[i - 1]!.episode === ep) i--;
-      this.queue = this.queue.slice(Math.min(i, this.queue.length - Math.floor(limit / 2)));
+      let j = i;
+      while (j < this.queue.length && this.queue[j]!.episode === ep) j++;
+      if (j >= this.queue.length) break;
+      i = j;
     }
+    if (this.queue.length - i > limit) i = this.queue.length - Math.floor(limit / 2);
+    this.queue = this.queue.slice(i);
   }
 
   private tick(now: number): void {
     if (this.paused || this.queue.length === 0) return;
-    // catch up faster when the backlog is long
-    const speed = this.queue.length > this.fps * 6 ? 4 : this.queue.length > this.fps * 2 ? 2 : 1;
-    if (now - this.last < 1000 / (this.fps * speed)) return;
+    // a little faster while behind, so latency stays low without jerky jumps
+    const speed = this.queue.length > this.fps * 3 ? 1.5 : 1;
+    if (now - this.last < 1000 / (this.fps * speed) - 2) return;
     this.last = now;
     const f = this.queue.shift()!;
     this.shown++;

@@ -56,6 +56,9 @@ function markerPlugin(get: () => Marker[]): uPlot.Plugin {
           ctx.setLineDash([5 * dpr, 4 * dpr]);
           ctx.font = `${11 * dpr}px system-ui, sans-serif`;
           ctx.textBaseline = "top";
+          // labels of nearby markers go on successive lines instead of overlapping
+          const lineH = 13 * dpr;
+          const rowEnds: number[] = [];
           for (const m of markers) {
             const x = Math.round(u.valToPos(m.x, "x", true));
             if (x < left - 1 || x > left + width + 1) continue;
@@ -65,7 +68,14 @@ function markerPlugin(get: () => Marker[]): uPlot.Plugin {
             ctx.stroke();
             const tw = ctx.measureText(m.label).width;
             const tx = x + 4 * dpr + tw > left + width ? x - 4 * dpr - tw : x + 4 * dpr;
-            ctx.fillText(m.label, tx, top + 2 * dpr);
+            let row = rowEnds.findIndex((end) => end < tx);
+            if (row < 0) row = rowEnds.length;
+            if (row > 3) continue;
+            rowEnds[row] = tx + tw + 6 * dpr;
+            ctx.fillStyle = "rgba(15, 18, 23, 0.75)";
+            ctx.fillRect(tx - 2 * dpr, top + 2 * dpr + row * lineH, tw + 4 * dpr, lineH - dpr);
+            ctx.fillStyle = "rgba(255, 216, 77, 0.95)";
+            ctx.fillText(m.label, tx, top + 2 * dpr + row * lineH);
           }
           ctx.restore();
         },
@@ -85,6 +95,7 @@ function withAlpha(color: string, alpha: number): string {
 export class LineChart {
   readonly root: HTMLElement;
   private readonly plotHost: HTMLElement;
+  private readonly titleEl: HTMLElement;
   private plot: uPlot | null = null;
   private opts: ChartOptions;
   private data: uPlot.AlignedData;
@@ -96,12 +107,8 @@ export class LineChart {
     this.opts = opts;
     this.data = [[], ...opts.series.map(() => [])] as uPlot.AlignedData;
     this.plotHost = h("div", { class: "plot" });
-    this.root = h(
-      "div",
-      { class: "chart", "data-testid": opts.testid, "data-points": 0 },
-      h("div", { class: "chart-title" }, opts.title),
-      this.plotHost,
-    );
+    this.titleEl = h("div", { class: "chart-title" }, opts.title);
+    this.root = h("div", { class: "chart", "data-testid": opts.testid, "data-points": 0 }, this.titleEl, this.plotHost);
     this.resizeObs = new ResizeObserver(() => {
       const w = this.width();
       if (w !== this.lastWidth) {
@@ -124,6 +131,10 @@ export class LineChart {
     this.plot = null;
     this.data = [[], ...series.map(() => [])] as uPlot.AlignedData;
     this.schedule();
+  }
+
+  setTitle(title: string): void {
+    this.titleEl.textContent = title;
   }
 
   get seriesCount(): number {
@@ -180,7 +191,7 @@ export class LineChart {
     return {
       width: this.width(),
       height: o.height ?? 220,
-      padding: [8, 8, 0, 0],
+      padding: [10, 18, 0, 0],
       legend: { show: true, live: true },
       cursor: { drag: { x: true, y: false }, points: { size: 5 } },
       scales: {

@@ -48,7 +48,7 @@ export function mountLauncher(host: HTMLElement): () => void {
   const resetBtn = h("button", { type: "button", "data-testid": "launcher-reset" }, "Defaults");
   const generalError = h("div", { class: "form-error", "data-testid": "launcher-error", role: "alert" });
 
-  const preview = new GridCanvas({ testid: "launcher-preview", maxCell: 22, minCell: 6 });
+  const preview = new GridCanvas({ testid: "launcher-preview", maxCell: 32, minCell: 6 });
   const previewBox = h("div", { class: "preview" }, preview.el);
   const legendBox = h("div", {});
   const envInfo = h("div", { class: "env-info" });

@@ -66,8 +66,9 @@ export class RunModel {
 
   /** Events to chart even before they first happen (a rate of 0 is informative). */
   setKnownEvents(events: readonly string[]): void {
-    this.knownEvents = [...events];
-    this.rates = new RollingEventRates(EVENT_WINDOW, events);
+    this.knownEvents = [...new Set([...this.knownEvents, ...events])];
+    this.rates.addKnown(events);
+    this.changed();
   }
 
   /** Called (synchronously, cheaply) whenever data change; views redraw on their own schedule. */

@@ -71,7 +71,7 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
   const player = new FramePlayer(grid);
   const modeLabel = h("span", { class: "badge mode-live", "data-testid": "canvas-mode" }, "live");
   const hud = h("div", { class: "hud mono", "data-testid": "run-hud" }, "waiting for frames…");
-  const fpsSel = h("select", { "data-testid": "canvas-fps", title: "playback speed" }, ...[4, 8, 12, 20, 30].map((f) => option(String(f), `${f} fps`, f === 12)));
+  const fpsSel = h("select", { "data-testid": "canvas-fps", title: "playback speed" }, ...[5, 10, 20, 30].map((f) => option(String(f), `${f} fps`, f === player.fps)));
   fpsSel.addEventListener("change", () => (player.fps = Number(fpsSel.value)));
   const livePause = h("button", { class: "small", "data-testid": "canvas-pause", title: "freeze the live picture (training continues)" }, "freeze");
   livePause.addEventListener("click", () => {
@@ -178,6 +178,13 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
     try {
       trajectories = await api.trajectories(runId);
       renderTrajectoryList();
+      // a finished run streams nothing: show its latest recorded episode instead
+      const run = model.run ?? (await api.run(runId).catch(() => null));
+      if (run && !isActive(run.status) && trajectories.length && !replay) {
+        const latest = Math.max(...trajectories.map((t) => t.episode));
+        replaySel.value = String(latest);
+        void startReplay(latest);
+      }
     } catch {
       // listed again on the next trajectory event
     }
@@ -410,10 +417,12 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
   const lossesChart = new LineChart({ testid: "chart-losses", title: "Losses, entropy, KL (per update)", height: 200, markers, series: [], y2Label: "entropy / KL" });
   const metricSel = h("select", { "data-testid": "chart-metric-select" });
   const metricChart = new LineChart({ testid: "chart-metric", title: "Metric", height: 180, markers, series: [] });
-  metricSel.addEventListener("change", () => {
+  const showMetric = () => {
     metricChart.setSeries([{ label: metricSel.value, color: "#c39bff" }]);
+    metricChart.setTitle(`${metricSel.value} (${metricSel.value.startsWith("episode/") ? "per episode" : "per update"})`);
     dirty = true;
-  });
+  };
+  metricSel.addEventListener("change", showMetric);
 
   function sameKeys(chart: LineChart, keys: string[], known: string[]): boolean {
     return chart.seriesCount === keys.length && keys.every((k, i) => known[i] === k);
@@ -453,7 +462,7 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
       const current = metricSel.value;
       setChildren(metricSel, ...options.map((o) => option(o)));
       metricSel.value = options.includes(current) ? current : options.includes("charts/learning_rate") ? "charts/learning_rate" : options[0]!;
-      metricChart.setSeries([{ label: metricSel.value, color: "#c39bff" }]);
+      showMetric();
     }
     if (metricSel.value === "episode/length") metricChart.setData(x, [smooth(ep.column("length"), smoothing)]);
     else metricChart.setData(ux, [smooth(up.column(metricSel.value), smoothing * 0.5)]);
@@ -580,6 +589,8 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
             ivState,
             ivLog,
           ),
+          h("section", { class: "panel" }, h("h3", {}, "Evaluation"), evalBox),
+          h("section", { class: "panel" }, h("h3", {}, "Latest update metrics"), metricsBox),
         ),
         h(
           "div",
@@ -593,12 +604,6 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
             lossesChart.root,
             h("div", { class: "metric-pick" }, metricSel),
             metricChart.root,
-          ),
-          h(
-            "div",
-            { class: "two" },
-            h("section", { class: "panel" }, h("h3", {}, "Evaluation"), evalBox),
-            h("section", { class: "panel" }, h("h3", {}, "Latest update metrics"), metricsBox),
           ),
         ),
       ),

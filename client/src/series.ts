@@ -147,6 +147,11 @@ export class RollingEventRates {
     this.counts.clear();
   }
 
+  /** Events to report even at rate 0. */
+  addKnown(events: readonly string[]): void {
+    for (const e of events) this.known.add(e);
+  }
+
   /** Adds one episode's events; returns the current rate of every known event. */
   push(events: Record<string, number>): Record<string, number> {
     const present = Object.keys(events).filter((k) => (events[k] ?? 0) > 0);

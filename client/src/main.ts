@@ -1,0 +1,92 @@
+/**
+ * Entry point: hash routing between the views and the connection indicator.
+ *   #/                 runs list + launcher
+ *   #/run/:id          live run view
+ *   #/compare?ids=a,b  comparison (+ probes)
+ *   #/probes           probes
+ */
+import "./style.css";
+import { mountCompare } from "./compare.ts";
+import { h, setChildren } from "./dom.ts";
+import { mountLauncher } from "./launcher.ts";
+import { mountProbes } from "./probes.ts";
+import { mountRunsList } from "./runs.ts";
+import { mountRunView } from "./runview.ts";
+import { onConnection } from "./socket.ts";
+
+type Route = { view: "home" } | { view: "run"; id: string } | { view: "compare"; ids: string[] } | { view: "probes" } | { view: "missing"; hash: string };
+
+export function parseRoute(hash: string): Route {
+  const raw = hash.replace(/^#/, "") || "/";
+  const [path = "/", query = ""] = raw.split("?");
+  const params = new URLSearchParams(query);
+  const parts = path.split("/").filter(Boolean);
+  if (parts.length === 0) return { view: "home" };
+  if (parts[0] === "run" && parts[1]) return { view: "run", id: decodeURIComponent(parts[1]) };
+  if (parts[0] === "compare") {
+    const ids = (params.get("ids") ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+    return { view: "compare", ids };
+  }
+  if (parts[0] === "probes") return { view: "probes" };
+  return { view: "missing", hash };
+}
+
+const app = document.getElementById("app")!;
+let unmount: (() => void) | null = null;
+
+function render(): void {
+  unmount?.();
+  unmount = null;
+  const route = parseRoute(location.hash);
+  app.dataset.view = route.view;
+  document.querySelectorAll<HTMLAnchorElement>(".topbar nav a").forEach((a) => {
+    const target = parseRoute(a.getAttribute("href") ?? "").view;
+    a.classList.toggle("active", target === route.view || (route.view === "run" && target === "home"));
+  });
+  switch (route.view) {
+    case "home": {
+      const launcherHost = h("section", { class: "panel launcher-panel" });
+      const runsHost = h("section", { class: "panel runs-panel" });
+      setChildren(app, h("div", { class: "home" }, runsHost, launcherHost));
+      const a = mountRunsList(runsHost);
+      const b = mountLauncher(launcherHost);
+      unmount = () => (a(), b());
+      document.title = "rewardlab";
+      break;
+    }
+    case "run":
+      setChildren(app);
+      unmount = mountRunView(app, route.id);
+      document.title = `run ${route.id} · rewardlab`;
+      break;
+    case "compare":
+      setChildren(app);
+      unmount = mountCompare(app, route.ids);
+      document.title = "compare · rewardlab";
+      break;
+    case "probes":
+      setChildren(app);
+      unmount = mountProbes(app);
+      document.title = "probes · rewardlab";
+      break;
+    default:
+      setChildren(app, h("section", { class: "panel" }, h("h2", {}, "Not found"), h("p", {}, `No view for ${route.hash}. `, h("a", { href: "#/" }, "Back to runs"))));
+  }
+  window.scrollTo(0, 0);
+}
+
+// connection indicator (and a banner while the server is away)
+const conn = document.querySelector<HTMLElement>("[data-testid=conn-status]")!;
+const banner = document.getElementById("banner")!;
+onConnection((state, detail) => {
+  conn.dataset.state = state;
+  conn.textContent = state === "connected" ? "live" : state === "connecting" ? "connecting…" : "offline";
+  conn.title = detail ? `${state}: ${detail}` : state;
+  banner.hidden = state === "connected";
+  if (state !== "connected") banner.textContent = `Connection to the server lost${detail ? ` (${detail})` : ""}; reconnecting…`;
+});
+// the first connection is not worth a banner
+banner.hidden = true;
+
+window.addEventListener("hashchange", render);
+render();

@@ -1,0 +1,263 @@
+/**
+ * Browser test of the client against the real server: launch a run from the
+ * form, watch the canvas change and the charts gain points, intervene, replay
+ * an episode, compare two runs, open the probes view. Screenshots go to
+ * test-results/. Runs only under vitest.e2e.config.ts (it sets REWARDLAB_E2E).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { chromium, type Browser, type Page } from "playwright-core";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const SHOTS = join(ROOT, "test-results");
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const MOCK = process.env.REWARDLAB_E2E_MOCK === "1";
+const STEPS = 40_000;
+
+let server: ChildProcess | null = null;
+let serverLog = "";
+let dataDir = "";
+let base = "";
+let browser: Browser | null = null;
+let page: Page;
+const pageErrors: string[] = [];
+const consoleErrors: string[] = [];
+let firstRunId = "";
+
+async function startServer(): Promise<string> {
+  dataDir = await mkdtemp(join(tmpdir(), "rewardlab-e2e-"));
+  const args = MOCK
+    ? ["--import", "tsx", "test/e2e/mock-server.ts", "--port", "0"]
+    : ["bin/rewardlab.js", "serve", "--port", "0", "--data", dataDir, "--no-demo"];
+  server = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
+  return new Promise((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`server did not report "listening on" within 90 s:\n${serverLog.slice(-3000)}`)), 90_000);
+    const onData = (chunk: Buffer) => {
+      serverLog += chunk.toString();
+      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(serverLog);
+      if (m) {
+        clearTimeout(timer);
+        res(m[1]!);
+      }
+    };
+    server!.stdout!.on("data", onData);
+    server!.stderr!.on("data", onData);
+    server!.on("exit", (code) => {
+      clearTimeout(timer);
+      rej(new Error(`server exited with ${code} before listening:\n${serverLog.slice(-3000)}`));
+    });
+  });
+}
+
+async function stopServer(): Promise<void> {
+  const s = server;
+  if (!s || s.exitCode !== null) return;
+  await new Promise<void>((res) => {
+    const kill = setTimeout(() => s.kill("SIGKILL"), 8000);
+    s.once("exit", () => {
+      clearTimeout(kill);
+      res();
+    });
+    s.kill("SIGTERM");
+  });
+}
+
+async function shot(name: string): Promise<void> {
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+/** A hash of a canvas's pixels (changes when anything drawn changes). */
+async function canvasSignature(selector: string): Promise<string> {
+  return page.evaluate((sel) => {
+    const c = document.querySelector<HTMLCanvasElement>(sel);
+    if (!c || c.width < 2) return "none";
+    const data = c.getContext("2d")!.getImageData(0, 0, c.width, c.height).data;
+    let h = 2166136261;
+    let ink = 0;
+    for (let i = 0; i < data.length; i += 4) {
+      h = Math.imul(h ^ (data[i]! + 7 * data[i + 1]! + 31 * data[i + 2]!), 16777619);
+      if (data[i + 3]! > 0) ink++;
+    }
+    return ink === 0 ? "blank" : `${c.width}x${c.height}:${(h >>> 0).toString(16)}`;
+  }, selector);
+}
+
+async function points(testid: string): Promise<number> {
+  const v = await page.getAttribute(`[data-testid=${testid}]`, "data-points");
+  return Number(v ?? 0);
+}
+
+async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 60_000, everyMs = 300): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: T = await fn();
+  while (!ok(last)) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (last value: ${JSON.stringify(last)})`);
+    await new Promise((r) => setTimeout(r, everyMs));
+    last = await fn();
+  }
+  return last;
+}
+
+async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(base + path, {
+    method,
+    headers: body ? { "content-type": "application/json" } : {},
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return (text ? JSON.parse(text) : null) as T;
+}
+
+describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (or set CHROMIUM_PATH)`);
+    if (!existsSync(join(ROOT, "client/dist/index.html"))) {
+      const { build } = await import("vite");
+      await build({ root: join(ROOT, "client"), logLevel: "warn" });
+    }
+    await mkdir(SHOTS, { recursive: true });
+    base = await startServer();
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"],
+    });
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1 });
+    page = await context.newPage();
+    page.on("pageerror", (e) => pageErrors.push(String(e)));
+    page.on("console", (m) => {
+      if (m.type() === "error") consoleErrors.push(m.text());
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await stopServer();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+    if (consoleErrors.length) console.warn(`browser console errors:\n${consoleErrors.join("\n")}`);
+  });
+
+  it("shows environments, agents and the generated config form", async () => {
+    await page.goto(`${base}/#/`);
+    await page.waitForSelector("[data-testid=launcher][data-ready=true]", { timeout: 30_000 });
+    await until("socket connection", () => page.getAttribute("[data-testid=conn-status]", "data-state"), (s) => s === "connected", 20_000);
+    const envIds = await page.$$eval("[data-testid=launcher-env] option", (os) => os.map((o) => (o as HTMLOptionElement).value));
+    expect(envIds).toContain("BoatRace-v0");
+    await page.selectOption("[data-testid=launcher-env]", "BoatRace-v0");
+    await page.selectOption("[data-testid=launcher-agent]", "ppo");
+    expect(await canvasSignature("[data-testid=launcher-preview]")).not.toMatch(/^(none|blank)$/);
+    const fields = await page.$$("[data-testid=config-form] .field");
+    expect(fields.length).toBeGreaterThan(0);
+    await shot("launcher");
+  });
+
+  it("shows a 400's field errors beside the fields", async () => {
+    await page.fill("[data-testid=launcher-steps]", "0");
+    await page.click("[data-testid=launcher-submit]");
+    await page.waitForSelector("[data-testid=launcher-steps-error]:not(:empty)", { timeout: 10_000 });
+    expect(await page.textContent("[data-testid=launcher-steps-error]")).toMatch(/\S/);
+
+    // an agent-config field with a minimum: put it below, expect the message beside that field
+    await page.fill("[data-testid=launcher-steps]", String(STEPS));
+    const key = await page.$$eval("[data-testid=config-form] input[type=number][min]", (els) => {
+      const el = els.find((e) => (e as HTMLInputElement).min !== "" && Number.isFinite(Number((e as HTMLInputElement).min)));
+      return el ? (el as HTMLInputElement).name : null;
+    });
+    if (key) {
+      const min = Number(await page.getAttribute(`[data-testid=config-${key}]`, "min"));
+      const original = await page.inputValue(`[data-testid=config-${key}]`);
+      await page.fill(`[data-testid=config-${key}]`, String(min - 1000));
+      await page.click("[data-testid=launcher-submit]");
+      await page.waitForSelector(`[data-testid=config-${key}-error]:not(:empty)`, { timeout: 10_000 });
+      await shot("launcher-errors");
+      await page.fill(`[data-testid=config-${key}]`, original);
+    } else {
+      await shot("launcher-errors");
+    }
+    expect(page.url()).not.toContain("#/run/");
+  });
+
+  it("launches a run and streams frames and curves", async () => {
+    await page.fill("[data-testid=launcher-seed]", "1");
+    await page.fill("[data-testid=launcher-steps]", String(STEPS));
+    await page.click("[data-testid=launcher-submit]");
+    await page.waitForURL(/#\/run\//, { timeout: 20_000 });
+    firstRunId = decodeURIComponent(page.url().split("#/run/")[1]!);
+    expect(firstRunId).toMatch(/\S/);
+    await page.waitForSelector("[data-testid=run-canvas]");
+
+    // the canvas changes as streamed frames are played
+    const first = await until("a drawn canvas", () => canvasSignature("[data-testid=run-canvas]"), (s) => s !== "none" && s !== "blank", 30_000);
+    await until("the canvas to change", () => canvasSignature("[data-testid=run-canvas]"), (s) => s !== first && s !== "blank", 60_000, 250);
+
+    // the charts gain points
+    const p1 = await until("episodes on the return chart", () => points("chart-return"), (n) => n > 0, 90_000);
+    await until("more points on the return chart", () => points("chart-return"), (n) => n > p1, 90_000);
+    await until("points on the losses chart", () => points("chart-losses"), (n) => n > 0, 90_000);
+    expect(await page.textContent("[data-testid=run-hud]")).toMatch(/episode \d+/);
+    await shot("run-view");
+  });
+
+  it("paints the ledger and applies a live intervention", async () => {
+    await page.check("[data-testid=toggle-ledger]");
+    await page.check("[data-testid=toggle-heatmap]");
+    const run = await api<{ status: string }>("GET", `/api/runs/${firstRunId}`);
+    if (run.status === "running" || run.status === "paused") {
+      await page.uncheck("[data-testid=intervene-learning]");
+      await page.click("[data-testid=intervene-apply]");
+      await until("an intervention in the log", () => page.$$eval("[data-testid=intervention-log] li", (l) => l.length), (n) => n >= 1, 15_000);
+      await page.check("[data-testid=intervene-learning]");
+      await page.click("[data-testid=intervene-apply]");
+      await until("a second intervention", () => page.$$eval("[data-testid=intervention-log] li", (l) => l.length), (n) => n >= 2, 15_000);
+    }
+    await page.waitForTimeout(4500); // one ledger refresh
+    await shot("run-ledger");
+  });
+
+  it("replays a stored episode", async () => {
+    await until("recorded episodes", () => page.$$eval("[data-testid=replay-select] option", (os) => os.length), (n) => n > 1, 60_000);
+    const value = await page.$eval("[data-testid=replay-select] option:nth-child(2)", (o) => (o as HTMLOptionElement).value);
+    await page.selectOption("[data-testid=replay-select]", value);
+    await until("replay mode", () => page.textContent("[data-testid=canvas-mode]"), (t) => /replay/.test(t ?? ""), 10_000);
+    await page.click("[data-testid=replay-play]"); // pause the autoplay
+    await page.click("[data-testid=replay-next]");
+    await page.click("[data-testid=replay-next]");
+    expect(await page.textContent("[data-testid=replay-info]")).toMatch(/step \d+\/\d+/);
+    await shot("run-replay");
+    await page.click("[data-testid=replay-live]");
+  });
+
+  it("compares two runs side by side", async () => {
+    const second = await api<{ id: string }>("POST", "/api/runs", { env: "BoatRace-v0", variant: "default", agent: "reinforce", config: {}, seed: 2, steps: STEPS });
+    await page.goto(`${base}/#/`);
+    await page.waitForSelector(`[data-testid=run-row][data-run-id="${second.id}"]`, { timeout: 20_000 });
+    await page.check(`[data-testid=run-row][data-run-id="${firstRunId}"] [data-testid=run-select]`);
+    await page.check(`[data-testid=run-row][data-run-id="${second.id}"] [data-testid=run-select]`);
+    await shot("runs-list");
+    await page.click("[data-testid=compare-link]");
+    await page.waitForURL(/#\/compare\?ids=/);
+    await until("two lanes", () => page.$$eval("[data-testid=compare-lane]", (l) => l.length), (n) => n === 2, 10_000);
+    for (const id of [firstRunId, second.id]) {
+      await until(`canvas of ${id}`, () => canvasSignature(`[data-testid=compare-canvas][data-run-id="${id}"]`), (s) => s !== "none" && s !== "blank", 30_000);
+    }
+    await until("curves on the comparison chart", () => points("chart-compare-return"), (n) => n > 0, 60_000);
+    await page.waitForTimeout(1500);
+    await shot("compare");
+  });
+
+  it("opens the probes view", async () => {
+    await page.goto(`${base}/#/probes`);
+    await page.waitForSelector("[data-testid=probes]");
+    await until("agents to pick", () => page.$$eval("[data-testid=probe-agents] input", (l) => l.length), (n) => n > 0, 10_000);
+    await shot("probes");
+  });
+
+  it("raised no uncaught errors in the page", () => {
+    expect(pageErrors).toEqual([]);
+  });
+});

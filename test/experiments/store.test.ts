@@ -1,0 +1,68 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { Store } from "../../experiments/store.ts";
+import type { RunSpec } from "../../experiments/events.ts";
+
+const spec: RunSpec = {
+  env: "BoatRace-v0",
+  variant: "default",
+  envConfig: {},
+  agent: "ppo",
+  config: { numEnvs: 4 },
+  seed: 3,
+  steps: 1000,
+  evalEpisodes: 10,
+  evalGreedy: false,
+  checkpointEvery: 10,
+  recordEveryMs: 1000,
+  reward: "keep",
+};
+
+describe("the store", () => {
+  it("keeps runs, episodes, updates, ledger totals and trajectories across reopen", () => {
+    const dir = mkdtempSync(join(tmpdir(), "rl-store-"));
+    const s = new Store(dir);
+    s.createRun("r1", spec);
+    s.record({ type: "status", runId: "r1", status: "running" });
+    for (let i = 0; i < 5; i++) {
+      s.record({
+        type: "episode",
+        runId: "r1",
+        episode: { index: i, envSteps: (i + 1) * 100, return: i, performance: -i, length: 100, terminated: false, events: { lap: i }, variant: "default" },
+      });
+    }
+    s.record({ type: "update", runId: "r1", update: 1, envSteps: 512, stepsPerSecond: 1000, metrics: { "losses/policy_loss": 0.5 }, ledger: { entries: { "7": [1, 0, 0, -1] }, total: 0, totalAbs: 2 }, visits: { "7": 3 } });
+    s.record({ type: "update", runId: "r1", update: 2, envSteps: 1024, stepsPerSecond: 1000, metrics: { "losses/policy_loss": 0.25 }, ledger: { entries: { "7": [0.5, 0, 0, 0] }, total: 0.5, totalAbs: 0.5 }, visits: { "7": 2, "8": 1 } });
+    s.record({ type: "trajectory", runId: "r1", trajectory: { episode: 0, envSteps: 100, variant: "default", frames: [], actions: [1, 2], rewards: [1, -1], performance: [1, 1], events: [[], ["lap"]] } });
+    s.close();
+
+    const t = new Store(dir);
+    const run = t.getRun("r1")!;
+    expect(run.status).toBe("running");
+    expect(run.episodes).toBe(5);
+    expect(run.envSteps).toBe(1024);
+    expect(run.updates).toBe(2);
+    expect(t.episodes("r1").map((e) => e.return)).toEqual([0, 1, 2, 3, 4]);
+    expect(t.recent("r1", 2)).toMatchObject({ return: 3.5, performance: -3.5 });
+    expect(t.updates("r1").map((u) => u.metrics["losses/policy_loss"])).toEqual([0.5, 0.25]);
+    expect(t.ledger("r1")).toEqual({ entries: { "7": [1.5, 0, 0, -1], "8": [] }, visits: { "7": 5, "8": 1 } });
+    expect(t.trajectories("r1")).toEqual([{ episode: 0, envSteps: 100, variant: "default", length: 2, return: 0, performance: 2 }]);
+    // a run that was running when the process died is marked interrupted, with its data intact
+    expect(t.markInterrupted()).toEqual(["r1"]);
+    expect(t.getRun("r1")!.status).toBe("interrupted");
+    expect(t.episodes("r1")).toHaveLength(5);
+    expect(t.deleteRun("r1")).toBe(true);
+    expect(t.episodes("r1")).toHaveLength(0);
+    t.close();
+  });
+
+  it("refuses a store written by a newer schema", () => {
+    const dir = mkdtempSync(join(tmpdir(), "rl-store-"));
+    const s = new Store(dir);
+    s.db.pragma("user_version = 99");
+    s.close();
+    expect(() => new Store(dir)).toThrow(/schema version 99/);
+  });
+});

@@ -1,0 +1,14 @@
+import { defineConfig } from "vitest/config";
+
+// Browser tests: the real server as a child process, Debian's chromium via playwright-core.
+// Run with `npx vitest run --config vitest.e2e.config.ts` (REWARDLAB_E2E_MOCK=1 uses test/e2e/mock-server.ts).
+export default defineConfig({
+  test: {
+    include: ["test/e2e/**/*.test.ts"],
+    testTimeout: 240_000,
+    hookTimeout: 180_000,
+    pool: "forks",
+    fileParallelism: false,
+    env: { REWARDLAB_E2E: "1" },
+  },
+});
