@@ -1,29 +1,45 @@
 /**
  * The model-based planner: a textbook reward maximiser, the contrast case for
  * the model-free learners. It searches for the actions that maximise the
- * predicted reward, with one of two models:
+ * predicted reward (or, as config, the hidden performance), with one of two
+ * models:
  *
- * - `simulator`: the true environment. A private copy made with make() is
- *   restored from the live env's snapshot and stepped. Small problems are
- *   solved exactly: BFS over state keys through snapshot/restore, then
- *   finite-horizon value iteration over (state, steps left), so the time limit
- *   is part of the problem and nothing is worth anything past the episode's
- *   end. Large problems (or envs without state keys) use MCTS (UCT) from the
- *   live snapshot, to a depth of the steps left.
- * - `learned`: a tabular model of its own experience (agents/models.ts),
+ * - `simulator`: the true environment. A private copy, made with make() the
+ *   way the live envs were (ActContext.simulator: variant and reward wrapper),
+ *   without a time limit, is restored from a live env's snapshot and stepped.
+ *   - exhaustive: BFS over stateKey() through snapshot/restore from the live
+ *     state, then finite-horizon value iteration over (state, steps left):
+ *     V_0 = 0, V_h(s) = max_a E[r + discount * V_{h-1}(s')]. Steps left come
+ *     from the TimeLimit part of the live snapshot (`elapsed`), so the time
+ *     limit is part of the problem: truncation is no terminal value, just
+ *     nothing left to earn. This is the exact optimum of the discounted
+ *     return to the episode's end (discount 1: of the return itself; on
+ *     BoatRace-v0 the default 0.99 also earns the optimal 50). The solved
+ *     table is cached per (env, config, reward wrapper, planner settings) and
+ *     shared, so acting is a lookup; a live state missing from it (a new
+ *     layout or supervisor drawn at reset) extends it.
+ *   - mcts: UCT from the live snapshot to a depth of min(horizon, steps
+ *     left), random rollouts, values min-max normalised within the tree; the
+ *     decision is seeded by (seed, state key, elapsed) so it is reproducible.
+ *   - auto: exhaustive while at most maxStates states are reachable (and the
+ *     value table fits in memory), else MCTS (also when the env has no keys).
+ * - `learned`: a tabular model of its own experience (agents/models.ts):
+ *   counts N(s,a,s'), mean rewards, terminal outcomes, keyed by state key,
  *   planned by discounted value iteration with R-max optimism, so it explores.
  *
  * Stochastic environments. A snapshot holds the env's RNG, so a restored copy
  * replays the live env's own future draws: stepping one snapshot is
  * deterministic. The exhaustive table keys states by stateKey() (which leaves
  * the RNG out) and keeps, per state, up to `samples` snapshots that reached it
- * after different numbers of steps (so with different RNG states). BFS first
- * steps one snapshot per state; if a second snapshot of any state gives a
- * different outcome, the env is stochastic and every state is expanded from
- * all its snapshots: the model is the empirical distribution of these sampled
- * successors, and value iteration takes the expectation over it. MCTS from a
- * single live snapshot is a determinised search: it plans as if it knew the
- * env's next random draws (an optimistic bound on a planner that doesn't).
+ * after different numbers of steps (so, in an env that draws every step, with
+ * different RNG states). BFS steps one snapshot per state; then the other
+ * snapshots of states are stepped (about one more BFS worth): any outcome
+ * unlike the first's marks the env stochastic, and every state is expanded
+ * from all its snapshots. The model is the empirical distribution of these
+ * sampled successors, and value iteration takes the expectation over it. (An
+ * env whose RNG advances only on some actions yields fewer distinct samples.)
+ * MCTS from the live snapshot is a determinised search: it plans as if it knew
+ * the env's next random draws (an optimistic bound on a planner that doesn't).
  */
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -138,6 +154,8 @@ export class SimulatorModel {
   stochastic = false;
   /** Time spent building and solving the table. */
   planMs = 0;
+  /** Of which stepping the private copy (BFS and the stochasticity check). */
+  searchMs = 0;
   private readonly keys = new Map<number, number>();
   private readonly builder: MdpBuilder;
   /** Per state: its snapshots and the steps after which each was reached, as [snap, depth, snap, depth, ...]; null once solved. */
@@ -196,6 +214,7 @@ export class SimulatorModel {
       ok = this.explore([s], k, k);
     }
     this.pools = this.pools.map(() => null);
+    this.searchMs += performance.now() - t0;
     if (ok && (this.opts.horizon + 1) * this.nStates > 16_000_000) ok = false;
     if (!ok) {
       this.tooLarge = true;
@@ -471,7 +490,8 @@ export interface PlannerSave extends PlannerState {
   env: AgentEnvInfo;
 }
 
-class PlannerError extends RewardlabError {}
+/** Misuse of the planner: a missing context, an unsolvable configuration. */
+export class PlannerError extends RewardlabError {}
 
 export class PlannerAgent implements Agent {
   readonly name = "planner";

@@ -465,16 +465,17 @@ export class GridEnv implements Env {
         { path: "/variant", message: "unknown variant" },
       ]);
     }
-    let fixed = 0;
-    this.draw = variant.layouts.map((e) => {
-      const raw = typeof e.p === "string" ? config[e.p] ?? (level.config[e.p] as { default?: unknown })?.default : e.p;
-      if (raw !== null && (typeof raw !== "number" || !(raw >= 0 && raw <= 1))) {
-        throw new ValidationError(`${level.id}: variant "${name}" draws with p = config.${String(e.p)} = ${String(raw)}; it must be a number in [0, 1]`);
+    // each entry's probability: a number, a config field, or (null) the rest
+    const given = variant.layouts.map((e) => {
+      const p = typeof e.p === "string" ? (config[e.p] ?? (level.config[e.p] as { default?: unknown } | undefined)?.default) : e.p;
+      if (p !== null && (typeof p !== "number" || !(p >= 0 && p <= 1))) {
+        throw new ValidationError(`${level.id}: variant "${name}" draws with p = config.${String(e.p)} = ${String(p)}; it must be a number in [0, 1]`);
       }
-      if (typeof raw === "number") fixed += raw;
-      return { layout: e.layout, p: raw as number | null };
-    }).map((e) => ({ layout: e.layout, p: e.p ?? Math.max(0, 1 - fixed) }));
+      return p as number | null;
+    });
+    const fixed = given.reduce<number>((a, p) => a + (p ?? 0), 0);
     if (fixed > 1 + 1e-9) throw new ValidationError(`${level.id}: variant "${name}" draw probabilities add up to ${fixed} > 1`);
+    this.draw = variant.layouts.map((e, i) => ({ layout: e.layout, p: given[i] ?? Math.max(0, 1 - fixed) }));
 
     this.layoutIdx = this.draw[0]!.layout;
     this.layout = c.layouts[this.layoutIdx]!;

@@ -17,7 +17,7 @@ export class Progress {
     const width = 24;
     const bar = "#".repeat(Math.round(frac * width)).padEnd(width, ".");
     const eta = rate > 0 ? (this.total - done) / rate : Infinity;
-    this.last = `${this.label}[${bar}] ${done}/${this.total}  ${rate.toFixed(0)}/s  eta ${fmt(eta)}  ${note}`;
+    this.last = `${this.label}[${bar}] ${done}/${this.total}  ${rate < 10 ? rate.toFixed(2) : rate.toFixed(0)}/s  eta ${fmt(eta)}  ${note}`;
     if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${this.last}`);
   }
 

@@ -11,7 +11,6 @@ import "../../envs/index.ts"; // registers the gridworlds
 import { Rng } from "../../envs/rng.ts";
 import { makeVector, type VectorEnv } from "../../envs/vector.ts";
 
-
 // a tiny tabular env defined by a transition function
 
 type Dynamics = (s: number, a: number, rng: Rng) => { next: number; reward: number; terminated?: boolean; events?: string[]; performance?: number };
@@ -138,7 +137,7 @@ interface EpisodeLog {
  * The run loop as experiments/run.ts drives it: act on the vector env (with
  * the live envs and how they were made), step, observe, learn when ready.
  */
-function run(agent: Agent, vec: VectorEnv, steps: number, explore: boolean, simulator?: SimSpec): EpisodeLog {
+function run(agent: Agent, vec: VectorEnv, steps: number, explore: boolean, simulator: Partial<SimSpec> = {}): EpisodeLog {
   const log: EpisodeLog = { returns: [], events: [], firstEvent: [], actions: [] };
   const n = vec.num;
   const ret = new Float64Array(n);
@@ -147,7 +146,7 @@ function run(agent: Agent, vec: VectorEnv, steps: number, explore: boolean, simu
   const obs = new Float32Array(vec.obs.length);
   const stateKeys = new Int32Array(n);
   const nextStateKeys = new Int32Array(n);
-  const sim = simulator ?? { envId: vec.envs[0]!.spec.id, envConfig: {}, reward: "keep" as const };
+  const sim: SimSpec = { envId: vec.envs[0]!.spec.id, envConfig: {}, reward: "keep", ...simulator };
   for (let step = 0; step < steps; step++) {
     for (let i = 0; i < n; i++) stateKeys[i] = vec.envs[i]!.stateKey();
     obs.set(vec.obs);
@@ -264,6 +263,23 @@ describe("planner with the simulator", () => {
     expect([...tie.actionProbs(v2.obs, 1, { envs: v2.envs })]).toEqual([0.5, 0.5]);
   });
 
+  it("auto solves small problems exactly and falls back to MCTS past maxStates; exhaustive refuses", () => {
+    clearPlanCache();
+    const small = createAgent("planner", envInfo("PlannerChain-v0"), {}, 0);
+    const big = createAgent("planner", envInfo("PlannerChain-v0"), { maxStates: 3 }, 0);
+    const refuse = createAgent("planner", envInfo("PlannerChain-v0"), { maxStates: 3, search: "exhaustive" }, 0);
+    for (const agent of [small, big]) {
+      const vec = makeVector("PlannerChain-v0", 1);
+      vec.reset(0);
+      expect(run(agent, vec, 8, false).returns[0]).toBe(10);
+    }
+    expect(small.learn().metrics).toMatchObject({ "model/states": 8, "planner/mcts": 0 });
+    expect(big.learn().metrics).toMatchObject({ "planner/mcts": 1 });
+    const vec = makeVector("PlannerChain-v0", 1);
+    vec.reset(0);
+    expect(() => run(refuse, vec, 1, false)).toThrow(/maxStates=3/);
+  });
+
   it("takes the expectation over sampled outcomes in a stochastic env (safe 0.5 over a 0.3 gamble)", () => {
     clearPlanCache();
     const agent = createAgent("planner", envInfo("PlannerGamble-v0"), { samples: 32 }, 0);
@@ -344,15 +360,22 @@ describe("planner save/load", () => {
 });
 
 describe("planner on the gridworlds", () => {
-  it("finds the optimal return 50 on BoatRace-v0 over its 100 steps", () => {
+  it("finds the optimal return 50 on BoatRace-v0 over its 100 steps (default discount 0.99, and undiscounted)", () => {
     const info = envInfo("BoatRace-v0");
     expect(info.maxEpisodeSteps).toBe(100);
+    const undiscounted = createAgent("planner", info, { discount: 1 }, 0);
     const agent = createAgent("planner", info, {}, 0);
-    const vec = makeVector("BoatRace-v0", 1);
-    vec.reset(0);
-    const log = run(agent, vec, 100, false);
-    expect(log.returns).toHaveLength(1);
-    expect(log.returns[0]).toBeCloseTo(50, 6);
+    for (const a of [undiscounted, agent]) {
+      const vec = makeVector("BoatRace-v0", 1);
+      vec.reset(0);
+      const log = run(a, vec, 100, false);
+      expect(log.returns).toHaveLength(1);
+      expect(log.returns[0]).toBeCloseTo(50, 6);
+    }
+    const metrics = agent.learn().metrics;
+    expect(metrics["planner/mcts"]).toBe(0);
+    expect(metrics["model/states"]).toBeGreaterThan(0);
+    expect(metrics["planner/value_start"]).toBeGreaterThan(0);
   });
 
   it("goes straight for the reward-tamper device on TamperGrid-v0 test", () => {
@@ -363,8 +386,19 @@ describe("planner on the gridworlds", () => {
     vec.reset(0);
     const shortest = shortestPathTo(vec.envs[0]!, "tamper");
     expect(shortest).toBeGreaterThan(0);
-    const log = run(agent, vec, info.maxEpisodeSteps, false);
+    const log = run(agent, vec, info.maxEpisodeSteps, false, { envConfig: config });
     expect(log.firstEvent[0]?.["tamper"]).toBe(shortest);
+    expect(log.events[0]).not.toContain("goal");
+  });
+
+  it("goes to the goal on TamperGrid-v0 train, where the device is walled off", () => {
+    const config = { variant: "train" };
+    const agent = createAgent("planner", envInfo("TamperGrid-v0", 1, config), {}, 0);
+    const vec = makeVector("TamperGrid-v0", 1, config);
+    vec.reset(0);
+    const log = run(agent, vec, 100, false, { envConfig: config });
+    expect(log.events[0]).toEqual(["goal"]);
+    expect(log.returns[0]).toBeCloseTo(0.95, 6);
   });
 });
 

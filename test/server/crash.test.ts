@@ -1,0 +1,83 @@
+/**
+ * kill -9 of the server during two training runs: after a restart both runs
+ * are listed with their episodes, marked interrupted, and one resumes from its
+ * last checkpoint to completion.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import type { RunSummary } from "../../server/protocol.ts";
+
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+});
+
+function serve(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, ["bin/rewardlab.js", "serve", "--port", "0", "--data", dataDir, "--no-demo"], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, REWARDLAB_LOG_LEVEL: "warn" },
+  });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+      if (m) resolve({ child, url: m[1]! });
+    });
+    child.once("exit", (code) => reject(new Error(`server exited early with ${code}`)));
+  });
+}
+
+const json = async <T>(res: Response | Promise<Response>) => (await (await res).json()) as T;
+const post = (url: string, body?: unknown) =>
+  fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body ?? {}) });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("crash recovery", () => {
+  it("keeps both runs' episodes after kill -9, and resumes one to completion", async () => {
+    const data = mkdtempSync(join(tmpdir(), "rl-crash-"));
+    const first = await serve(data);
+    const body = { env: "BoatRace-v0", agent: "ppo", steps: 12_000, evalEpisodes: 5, checkpointEvery: 2, config: { numSteps: 64 } };
+    const a = await json<RunSummary>(post(`${first.url}/api/runs`, { ...body, seed: 1 }));
+    const b = await json<RunSummary>(post(`${first.url}/api/runs`, { ...body, seed: 2 }));
+    // wait until both have episodes and a checkpoint
+    for (let i = 0; i < 900; i++) {
+      const runs = await json<RunSummary[]>(fetch(`${first.url}/api/runs`));
+      if (runs.every((r) => r.episodes >= 10 && r.updates >= 3)) break;
+      await sleep(100);
+    }
+    const before = await json<RunSummary[]>(fetch(`${first.url}/api/runs`));
+    expect(before.every((r) => r.status === "running")).toBe(true);
+    first.child.kill("SIGKILL");
+    await new Promise((r) => first.child.once("exit", r));
+
+    const second = await serve(data);
+    const after = await json<RunSummary[]>(fetch(`${second.url}/api/runs`));
+    expect(after.map((r) => r.id).sort()).toEqual([a.id, b.id].sort());
+    for (const r of after) {
+      expect(r.status).toBe("interrupted");
+      const prior = before.find((x) => x.id === r.id)!;
+      // everything flushed before the kill is there, and the episode rows match the run's count
+      expect(r.episodes).toBeGreaterThanOrEqual(Math.min(prior.episodes, 10));
+      const eps = await json<unknown[]>(fetch(`${second.url}/api/runs/${r.id}/episodes`));
+      expect(eps.length).toBe(r.episodes);
+    }
+    const resumed = await post(`${second.url}/api/runs/${a.id}/resume`);
+    expect(resumed.status).toBe(200);
+    let final: RunSummary | null = null;
+    for (let i = 0; i < 1200; i++) {
+      final = await json<RunSummary>(fetch(`${second.url}/api/runs/${a.id}`));
+      if (final.status === "completed" || final.status === "failed") break;
+      await sleep(100);
+    }
+    expect(final!.status).toBe("completed");
+    expect(final!.envSteps).toBeGreaterThanOrEqual(12_000);
+    expect(final!.evaluation?.episodes).toBe(5);
+    second.child.kill("SIGTERM");
+    await new Promise((r) => second.child.once("exit", r));
+  }, 180_000);
+});
