@@ -16,6 +16,8 @@ export class VectorEnv {
   readonly obs: Float32Array;
   /** Last observation of the episode that just ended, where terminated or truncated. */
   readonly finalObs: Float32Array;
+  /** State key of the ended episode's last state (before the auto-reset), where terminated or truncated. */
+  readonly finalStateKeys: Int32Array;
   readonly rewards: Float32Array;
   readonly terminated: Uint8Array;
   readonly truncated: Uint8Array;
@@ -32,6 +34,7 @@ export class VectorEnv {
     this.obs = new Float32Array(this.num * this.obsSize);
     this.finalObs = new Float32Array(this.num * this.obsSize);
     this.rewards = new Float32Array(this.num);
+    this.finalStateKeys = new Int32Array(this.num).fill(-1);
     this.terminated = new Uint8Array(this.num);
     this.truncated = new Uint8Array(this.num);
     this.infos = envs.map(() => ({ performance: 0, events: [] }));
@@ -65,6 +68,7 @@ export class VectorEnv {
       this.infos[i] = r.info;
       if (r.terminated || r.truncated) {
         this.finalObs.set(r.obs, i * n);
+        this.finalStateKeys[i] = env.stateKey();
         if (i === this.captureFinalFrame) this.finalFrame = env.render();
         env.reset();
       }

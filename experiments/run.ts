@@ -346,8 +346,8 @@ export class Run {
 
       for (let i = 0; i < num; i++) {
         const done = vec.terminated[i]! === 1 || vec.truncated[i]! === 1;
-        // the key of the state reached; where the episode ended the env is already reset, so use -1
-        nextStateKeys[i] = done ? -1 : vec.envs[i]!.stateKey();
+        // the key of the state reached (read before the auto-reset where the episode ended)
+        nextStateKeys[i] = done ? vec.finalStateKeys[i]! : vec.envs[i]!.stateKey();
         const inf = vec.infos[i]!;
         const acc = accs[i]!;
         acc.ret += vec.rewards[i]!;

@@ -5,8 +5,9 @@
  */
 import express, { type NextFunction, type Request, type Response } from "express";
 import helmet from "helmet";
-import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { join, resolve, sep } from "node:path";
+import { levelSchema, parseLevel, registerLevel } from "../envs/levels.ts";
 import { timingSafeEqual } from "node:crypto";
 import { make, registered, specOf } from "../envs/registry.ts";
 import { RewardlabError, UnknownIdError, ValidationError, LevelError } from "../envs/errors.ts";
@@ -39,6 +40,10 @@ export interface AppOptions {
   clientDir?: string;
   /** Largest JSON body accepted. */
   bodyLimit?: string;
+  /** Where uploaded levels are kept (data/levels); uploads are refused without it. */
+  levelsDir?: string;
+  /** Largest level upload, in bytes. */
+  levelLimit?: number;
 }
 
 export function runSummary(r: StoredRun, manager: RunManager): RunSummary {
@@ -144,6 +149,8 @@ export function createApp(opts: AppOptions): express.Express {
     }
     next();
   });
+  const levelLimit = opts.levelLimit ?? 64 * 1024;
+  app.use("/api/levels", express.json({ limit: levelLimit, strict: true }));
   app.use("/api", express.json({ limit: opts.bodyLimit ?? "256kb", strict: true }));
 
   const api = express.Router();
@@ -260,6 +267,28 @@ export function createApp(opts: AppOptions): express.Express {
     const { entries, visits } = store.ledger(id);
     const body: LedgerTotals = { envId: r.spec.env, width: frame.width, height: frame.height, actions: env.actions, entries, visits };
     res.json(body);
+  });
+
+  api.get("/levels/schema", (_req, res) => {
+    res.json(levelSchema);
+  });
+
+  // a level is data: validated by its JSON Schema, size-limited, stored in the data folder, never executed
+  api.post("/levels", (req, res) => {
+    if (!opts.levelsDir) throw new ConflictError("level uploads are disabled on this server");
+    const level = parseLevel(req.body, "uploaded level");
+    const existing = registered().find((r) => r.id === level.id);
+    const file = resolve(opts.levelsDir, `${level.id}.json`);
+    if (!file.startsWith(resolve(opts.levelsDir) + sep)) throw new ValidationError(`level id ${level.id} is not a safe file name`);
+    if (existing && existing.source !== file) {
+      throw new ConflictError(`environment ${level.id} already exists (from ${existing.source === "builtin" ? "rewardlab" : "another source"}); choose another id, e.g. ${level.id.replace(/-v(\d+)$/, (_m, v) => `-v${Number(v) + 1}`)}`);
+    }
+    mkdirSync(opts.levelsDir, { recursive: true });
+    writeFileSync(file, JSON.stringify(req.body, null, 2));
+    registerLevel({ ...level, file }, { replace: true });
+    envCache.delete(level.id);
+    log.info({ env: level.id, file }, "level uploaded");
+    res.status(existing ? 200 : 201).json(envSummary(level.id));
   });
 
   api.post("/probes", (req, res) => {

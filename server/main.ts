@@ -7,7 +7,9 @@
 import { createServer } from "node:http";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
+import { mkdirSync } from "node:fs";
+import { loadLevelDir } from "../envs/levels.ts";
 import { Store } from "../experiments/store.ts";
 import { RunManager } from "../experiments/manager.ts";
 import { moduleLogger } from "../experiments/log.ts";
@@ -57,6 +59,12 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
   const token = LOOPBACK.has(host) ? opts.token : (opts.token ?? randomBytes(18).toString("base64url"));
   const dataDir = resolve(opts.dataDir ?? process.env.REWARDLAB_DATA ?? "data");
   const store = new Store(dataDir);
+  // uploaded levels live in the data folder; workers load them like any --levels folder
+  const levelsDir = join(dataDir, "levels");
+  mkdirSync(levelsDir, { recursive: true });
+  const loadedUploads = loadLevelDir(levelsDir, { replace: true });
+  for (const e of loadedUploads.errors) log.warn({ file: e.file, problems: e.problems }, "an uploaded level no longer loads");
+  const userEnvs: UserEnvironments = { levels: [...(opts.userEnvs?.levels ?? []), levelsDir], plugins: opts.userEnvs?.plugins ?? [] };
   const interrupted = store.markInterrupted();
   if (interrupted.length) log.warn({ runs: interrupted }, "runs interrupted by the last shutdown; resume them with POST /api/runs/:id/resume");
   const firstStart = store.listRuns().length === 0;
@@ -65,14 +73,11 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
     maxConcurrent: opts.maxConcurrentRuns ?? 2,
     maxActive: opts.maxActiveRuns ?? 16,
     ...(opts.backend ? { backend: opts.backend } : {}),
-    ...(opts.userEnvs ? { userEnvs: opts.userEnvs } : {}),
+    userEnvs,
   });
-  const probes = new ProbeService(store, {
-    ...(opts.backend ? { backend: opts.backend } : {}),
-    ...(opts.userEnvs ? { userEnvs: opts.userEnvs } : {}),
-  });
+  const probes = new ProbeService(store, { ...(opts.backend ? { backend: opts.backend } : {}), userEnvs });
   const clientDir = opts.clientDir ?? fileURLToPath(new URL("../client/dist", import.meta.url));
-  const app = createApp({ manager, probes, ...(token ? { token } : {}), clientDir });
+  const app = createApp({ manager, probes, ...(token ? { token } : {}), clientDir, levelsDir });
   const http = createServer(app);
   const broadcaster = new Broadcaster(http, manager, { ...(token ? { token } : {}), ...(opts.fps ? { fps: opts.fps } : {}) });
   probes.on((p) => broadcaster.broadcastProbe(p));

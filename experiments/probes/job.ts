@@ -259,7 +259,7 @@ async function timeExtinction(agent: Agent, spec: RunSpec, job: ProbeJob, trainE
     steps += num;
     for (let i = 0; i < num; i++) {
       const done = vec.terminated[i] || vec.truncated[i];
-      nextKeys[i] = done ? -1 : vec.envs[i]!.stateKey();
+      nextKeys[i] = done ? vec.finalStateKeys[i]! : vec.envs[i]!.stateKey();
       if (vec.infos[i]!.events.includes(ext.event)) hadEvent[i] = 1;
       if (done) {
         window.push(hadEvent[i]!);

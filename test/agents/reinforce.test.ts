@@ -1,0 +1,240 @@
+import * as tf from "@tensorflow/tfjs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { initBackend } from "../../agents/backend.ts";
+import type { AgentEnvInfo, Transition } from "../../agents/core.ts";
+import { ReinforceAgent, discountedReturns, meanKL, reinforceConfigSchema, type ReinforceConfig } from "../../agents/reinforce.ts";
+import "../../agents/ppo.ts";
+import { createAgent, loadAgent, resolveAgentConfig } from "../../agents/registry.ts";
+import { envInfo, registerTestEnvs, runLoop } from "../../agents/testing.ts";
+import { logSoftmax } from "../../agents/networks.ts";
+import { registered } from "../../envs/registry.ts";
+import { defaults } from "../../envs/schema.ts";
+import { makeVector } from "../../envs/vector.ts";
+import "../../envs/index.ts";
+
+const tiny: Partial<ReinforceConfig> = { numEnvs: 2, episodesPerUpdate: 2, hiddenSizes: [16, 16] };
+
+function reinforceConfig(over: Partial<ReinforceConfig> = {}): ReinforceConfig {
+  return resolveAgentConfig<ReinforceConfig>("reinforce", over);
+}
+
+beforeAll(async () => {
+  await initBackend("cpu");
+  registerTestEnvs();
+});
+
+describe("REINFORCE maths", () => {
+  it("config defaults", () => {
+    expect(defaults<ReinforceConfig>(reinforceConfigSchema)).toMatchObject({
+      learningRate: 1e-3,
+      numEnvs: 8,
+      episodesPerUpdate: 16,
+      gamma: 0.99,
+      baseline: true,
+      normalizeReturns: true,
+      bootstrapTruncated: true,
+    });
+    expect(() => resolveAgentConfig("reinforce", { baseLine: true })).toThrow(/baseLine/);
+  });
+
+  it("discounted returns, with and without a bootstrap", () => {
+    const g = discountedReturns([1, 0, 2], 0.5);
+    expect([...g]).toEqual([1 + 0.5 * (0 + 0.5 * 2), 0 + 0.5 * 2, 2]);
+    const b = discountedReturns([1, 0, 2], 0.5, 4);
+    expect([...b]).toEqual([1 + 0.5 * (0 + 0.5 * (2 + 0.5 * 4)), 0 + 0.5 * (2 + 0.5 * 4), 2 + 0.5 * 4]);
+  });
+
+  it("exact KL of categoricals", () => {
+    const p = Float32Array.from([0.5, 0.5, 0.9, 0.1].map(Math.log));
+    const q = Float32Array.from([0.25, 0.75, 0.9, 0.1].map(Math.log));
+    const kl0 = 0.5 * Math.log(0.5 / 0.25) + 0.5 * Math.log(0.5 / 0.75);
+    expect(meanKL(p, q, 2, 2)).toBeCloseTo(kl0 / 2, 6);
+    expect(meanKL(p, p, 2, 2)).toBe(0);
+  });
+});
+
+function send(agent: ReinforceAgent, obs: number[], next: number[], r: number, term: boolean, trunc: boolean, final: number[] = next): void {
+  const o = Float32Array.from(obs);
+  const t: Transition = {
+    obs: o,
+    act: agent.act(o, { explore: true }),
+    rewards: Float32Array.of(r),
+    terminated: Uint8Array.of(term ? 1 : 0),
+    truncated: Uint8Array.of(trunc ? 1 : 0),
+    nextObs: Float32Array.from(next),
+    finalObs: Float32Array.from(final),
+    stateKeys: Int32Array.of(obs.indexOf(1)),
+    nextStateKeys: Int32Array.of(-1),
+  };
+  agent.observe(t);
+}
+
+describe("REINFORCE episodes and returns", () => {
+  const info: AgentEnvInfo = { envId: "hand", envConfig: {}, obsSize: 3, nActions: 2, numEnvs: 1, maxEpisodeSteps: 3 };
+  const s = (k: number) => [0, 1, 2].map((j) => (j === k ? 1 : 0));
+
+  for (const baseline of [true, false]) {
+    it(`truncated episodes ${baseline ? "bootstrap from V(final obs)" : "end without a critic"}; terminated ones never do`, () => {
+      const agent = new ReinforceAgent(info, reinforceConfig({ numEnvs: 1, episodesPerUpdate: 2, baseline, normalizeReturns: false, gamma: 0.9 }), 1);
+      // episode 1: 0 -> 1 -> 2 -> (time limit, final obs 2 is state 2... reached by the third step)
+      send(agent, s(0), s(1), 1, false, false);
+      send(agent, s(1), s(2), 0, false, false);
+      send(agent, s(2), s(0), 2, false, true, s(1));
+      expect(agent.readyToLearn()).toBe(false);
+      // episode 2: 0 -> terminal
+      send(agent, s(0), s(0), 5, true, false, s(2));
+      expect(agent.readyToLearn()).toBe(true);
+      const b = agent.batchTargets();
+      const boot = baseline ? agent.critic!.forwardJS(Float32Array.from(s(1)), 1)[0]! : 0;
+      expect(b.returns[2]).toBeCloseTo(2 + 0.9 * boot, 5);
+      expect(b.returns[1]).toBeCloseTo(0 + 0.9 * (2 + 0.9 * boot), 5);
+      expect(b.returns[0]).toBeCloseTo(1 + 0.9 * (0 + 0.9 * (2 + 0.9 * boot)), 5);
+      expect(b.returns[3]).toBeCloseTo(5, 6);
+      // the weights: return minus baseline
+      const values = baseline ? agent.critic!.forwardJS(b.obs, 4) : new Float32Array(4);
+      for (let k = 0; k < 4; k++) expect(b.weights[k]).toBeCloseTo(b.returns[k]! - values[k]!, 5);
+      agent.dispose();
+    });
+  }
+
+  it("keeps running episodes for the next batch, and cuts an episode at a gap in the stream", () => {
+    const agent = new ReinforceAgent({ ...info, numEnvs: 1 }, reinforceConfig({ numEnvs: 1, episodesPerUpdate: 1, normalizeReturns: false, gamma: 0.5 }), 2);
+    send(agent, s(0), s(1), 1, false, false);
+    // the loop paused: the next transition does not start where the last ended
+    send(agent, s(2), s(0), 3, true, false);
+    const b = agent.batchTargets();
+    expect(b.episodes).toBe(2);
+    const vCut = agent.critic!.forwardJS(Float32Array.from(s(1)), 1)[0]!;
+    expect(b.returns[0]).toBeCloseTo(1 + 0.5 * vCut, 5);
+    expect(b.returns[1]).toBeCloseTo(3, 6);
+    agent.learn();
+    // a running episode survives learn()
+    send(agent, s(0), s(1), 1, false, false);
+    expect(agent.readyToLearn()).toBe(false);
+    send(agent, s(1), s(2), 1, true, false);
+    expect(agent.batchTargets().actions.length).toBe(2);
+    agent.dispose();
+  });
+});
+
+describe("REINFORCE agent", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "rewardlab-reinforce-"));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("reports its metrics and leaks no tensors over updates", () => {
+    const agent = createAgent("reinforce", envInfo("TestChain-v0", 2), reinforceConfig(tiny), 3);
+    const vec = makeVector("TestChain-v0", 2);
+    vec.reset(3);
+    runLoop(agent, vec, 60);
+    const before = tf.memory().numTensors;
+    const r = runLoop(agent, vec, 200);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(r.updates.length).toBeGreaterThan(3);
+    const m = r.updates.at(-1)!.metrics;
+    for (const k of ["losses/policy_loss", "losses/value_loss", "losses/entropy", "losses/approx_kl", "charts/learning_rate"]) {
+      expect(Number.isFinite(m[k])).toBe(true);
+    }
+    expect(m["losses/approx_kl"]).toBeGreaterThanOrEqual(0);
+    vec.close();
+    agent.dispose();
+  });
+
+  it("approx_kl is the exact KL between the policies before and after the update", () => {
+    const agent = createAgent("reinforce", envInfo("TestChain-v0", 2), reinforceConfig({ ...tiny, learningRate: 0.01 }), 8) as ReinforceAgent;
+    const vec = makeVector("TestChain-v0", 2);
+    vec.reset(8);
+    while (!agent.readyToLearn()) runLoop(agent, vec, 2);
+    const { obs, actions } = agent.batchTargets();
+    const B = actions.length;
+    const before = logSoftmax(agent.actor.forwardJS(obs, B), B, 2);
+    const stats = agent.learn();
+    const after = logSoftmax(agent.actor.forwardJS(obs, B), B, 2);
+    expect(stats.metrics["losses/approx_kl"]).toBeCloseTo(meanKL(before, after, B, 2), 8);
+    expect(stats.metrics["losses/approx_kl"]).toBeGreaterThan(0);
+    agent.dispose();
+  });
+
+  it("is deterministic for a seed on the cpu backend", () => {
+    const trace = (seed: number) => {
+      const agent = createAgent("reinforce", envInfo("TestChain-v0", 2), reinforceConfig(tiny), seed);
+      const vec = makeVector("TestChain-v0", 2);
+      vec.reset(seed);
+      const r = runLoop(agent, vec, 120);
+      agent.dispose();
+      return { returns: r.episodeReturns, metrics: r.updates.map((u) => u.metrics) };
+    };
+    expect(trace(5)).toEqual(trace(5));
+  });
+
+  for (const baseline of [true, false]) {
+    it(`saved then loaded acts identically (baseline ${baseline})`, async () => {
+      const info = envInfo("TestChain-v0", 2);
+      const agent = createAgent("reinforce", info, reinforceConfig({ ...tiny, baseline }), 4) as ReinforceAgent;
+      const vec = makeVector("TestChain-v0", 2);
+      vec.reset(4);
+      runLoop(agent, vec, 80);
+      const sub = join(dir, String(baseline));
+      await agent.save(sub);
+      const loaded = (await loadAgent(sub, info)) as ReinforceAgent;
+      expect(loaded.updates).toBe(agent.updates);
+      const obs = new Float32Array(6 * 6);
+      for (let p = 0; p < 6; p++) obs[p * 6 + p] = 1;
+      expect(loaded.actionProbs(obs, 6)).toEqual(agent.actionProbs(obs, 6));
+      expect(loaded.act(obs, { explore: false }).actions).toEqual(agent.act(obs, { explore: false }).actions);
+      for (let k = 0; k < 20; k++) expect(loaded.act(obs, { explore: true })).toEqual(agent.act(obs, { explore: true }));
+      agent.dispose();
+      loaded.dispose();
+    });
+  }
+
+  it("learns the contextual bandit: clearly prefers the paying arm in each context", () => {
+    const config = reinforceConfig({ numEnvs: 8, episodesPerUpdate: 32, learningRate: 3e-3 });
+    const agent = createAgent("reinforce", envInfo("TestBandit-v0", 8), config, 0);
+    const vec = makeVector("TestBandit-v0", 8);
+    vec.reset(0);
+    const r = runLoop(agent, vec, 1600);
+    const p = agent.actionProbs(Float32Array.from([1, 0, 0, 1]), 2);
+    expect(p[0]).toBeGreaterThan(0.9);
+    expect(p[3]).toBeGreaterThan(0.9);
+    expect(r.updates.length).toBe(50);
+    agent.dispose();
+  });
+
+  it("learns to walk right on the chain", () => {
+    const config = reinforceConfig({ numEnvs: 8, episodesPerUpdate: 16, learningRate: 3e-3, hiddenSizes: [32, 32] });
+    const agent = createAgent("reinforce", envInfo("TestChain-v0", 8), config, 1);
+    const vec = makeVector("TestChain-v0", 8);
+    vec.reset(1);
+    runLoop(agent, vec, 4000);
+    const obs = new Float32Array(5 * 6);
+    for (let p = 0; p < 5; p++) obs[p * 6 + p] = 1;
+    const probs = agent.actionProbs(obs, 5);
+    for (let p = 0; p < 5; p++) expect(probs[p * 2 + 1]).toBeGreaterThan(0.8);
+    agent.dispose();
+  });
+});
+
+describe("smoke: two updates on every registered environment", () => {
+  const ids = registered()
+    .map((r) => r.id)
+    .filter((id) => !id.startsWith("Test"));
+  it.each(ids)("%s", (id) => {
+    const agent = createAgent("reinforce", envInfo(id, 2), reinforceConfig({ ...tiny, episodesPerUpdate: 1 }), 0);
+    const vec = makeVector(id, 2);
+    vec.reset(0);
+    const spec = envInfo(id, 1);
+    const r = runLoop(agent, vec, 4 * spec.maxEpisodeSteps);
+    expect(r.updates.length).toBeGreaterThanOrEqual(2);
+    for (const u of r.updates) expect(Number.isFinite(u.metrics["losses/policy_loss"])).toBe(true);
+    vec.close();
+    agent.dispose();
+  });
+});
