@@ -34,6 +34,25 @@ function field(label: string, path: string, control: HTMLElement, hint?: string)
   return { row, error };
 }
 
+/**
+ * Field paths of config errors may come relative to the config object
+ * ("/numEnvs" in "invalid config for agent ppo: ..."): put them under the
+ * request-body field they belong to ("/config/numEnvs").
+ */
+export function scopeDetails(message: string, details: { path: string; message: string }[], envId: string): { path: string; message: string }[] {
+  const prefix = /^invalid config for agent /.test(message)
+    ? "/config"
+    : message.startsWith(`invalid config for ${envId}`)
+      ? "/envConfig"
+      : null;
+  if (!prefix) return details;
+  return details.map((d) => {
+    if (d.path.startsWith(`${prefix}/`)) return d;
+    if (prefix === "/envConfig" && d.path === "/variant") return d; // the variant has its own field
+    return { ...d, path: prefix + (d.path === "/" ? "" : d.path) };
+  });
+}
+
 export function mountLauncher(host: HTMLElement): () => void {
   const envSel = h("select", { id: "launcher-env", "data-testid": "launcher-env" });
   const variantSel = h("select", { id: "launcher-variant", "data-testid": "launcher-variant" });
@@ -199,9 +218,10 @@ export function mountLauncher(host: HTMLElement): () => void {
       if (!Number.isInteger(value)) local.push({ path: `/${key}`, message: "must be an integer" });
     }
     if (agentForm) {
-      const c = agentForm.collect();
-      body.config = c.values;
-      local.push(...c.errors);
+      // only what the user changed: the server fills defaults, and derived fields
+      // (e.g. PPO's totalSteps, set from the run's budget) stay unpinned
+      local.push(...agentForm.collect().errors);
+      body.config = agentForm.changed();
     }
     if (envForm && !envForm.empty) {
       const changed = envForm.changed();
@@ -224,7 +244,7 @@ export function mountLauncher(host: HTMLElement): () => void {
       form.dispatchEvent(new CustomEvent("launched", { detail: run, bubbles: true }));
       if (openAfter.checked) location.hash = `#/run/${encodeURIComponent(run.id)}`;
     } catch (e) {
-      if (e instanceof ApiRequestError) showErrors(e.message, e.details);
+      if (e instanceof ApiRequestError) showErrors(e.message, scopeDetails(e.message, e.details, body.env));
       else showErrors(String(e), []);
     } finally {
       submit.disabled = false;
