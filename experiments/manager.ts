@@ -275,7 +275,9 @@ export class RunManager {
   async shutdown(timeoutMs = 10_000): Promise<void> {
     this.closing = true;
     const waits: Promise<void>[] = [];
+    const cut: string[] = [];
     for (const l of this.live.values()) {
+      cut.push(l.id);
       if (l.worker) {
         l.worker.postMessage({ type: "stop" } satisfies WorkerRequest);
         waits.push(l.done);
@@ -285,7 +287,13 @@ export class RunManager {
     for (const l of this.live.values()) {
       void l.worker?.terminate();
     }
+    // runs the shutdown cut short (they checkpointed on the way out) are interrupted, not stopped by a user
+    const reason = "the server shut down before the run finished; resume it to continue from its last checkpoint";
+    for (const id of cut) {
+      const r = this.store.getRun(id);
+      if (r && r.status !== "completed" && r.status !== "failed") this.emit({ type: "status", runId: id, status: "interrupted", reason });
+    }
     this.store.flush();
-    this.store.markInterrupted("the server shut down before the run finished; resume it to continue from its last checkpoint");
+    this.store.markInterrupted(reason);
   }
 }

@@ -105,10 +105,15 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
   const close = (reason = "the server is shutting down") => {
     closing ??= (async () => {
       log.info({ reason }, "shutting down");
+      broadcaster.announceShutdown(reason);
       await manager.shutdown();
       await broadcaster.close(reason);
-      await new Promise<void>((r) => http.close(() => r()));
+      const closed = new Promise<void>((r) => http.close(() => r()));
+      // keep-alive connections would otherwise hold the process open
+      http.closeAllConnections();
+      await closed;
       store.close();
+      log.info("shutdown complete");
     })();
     return closing;
   };

@@ -216,9 +216,17 @@ export class Broadcaster {
     return n;
   }
 
+  /** Tells every client the server is going away (they reconnect by themselves later). */
+  announceShutdown(reason: string): void {
+    this.io.emit("shutdown", { reason });
+  }
+
   async close(reason: string): Promise<void> {
     for (const t of this.timers) clearInterval(t);
+    this.flushEpisodes();
     this.io.emit("shutdown", { reason });
+    // let the last messages leave before the sockets are cut
+    await new Promise((r) => setTimeout(r, 150));
     await new Promise<void>((r) => this.io.close(() => r()));
     log.info("sockets closed");
   }

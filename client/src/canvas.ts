@@ -319,7 +319,7 @@ function drawHeatmap(ctx: CanvasRenderingContext2D, ledger: CellLedger, c: numbe
     const v = ledger.visits[i]!;
     if (v <= 0) continue;
     const a = (Math.log1p(v) / denom) * 0.6;
-    ctx.fillStyle = `rgba(255, 140, 40, ${a.toFixed(3)})`;
+    ctx.fillStyle = `rgba(120, 150, 255, ${a.toFixed(3)})`;
     ctx.fillRect((i % ledger.width) * c, Math.floor(i / ledger.width) * c, c, c);
   }
 }
@@ -327,6 +327,10 @@ function drawHeatmap(ctx: CanvasRenderingContext2D, ledger: CellLedger, c: numbe
 function drawLedgerArrows(ctx: CanvasRenderingContext2D, ledger: CellLedger, actions: string[], c: number): void {
   if (ledger.maxAbs <= 0) return;
   const nA = ledger.nActions;
+  ctx.save();
+  // a soft dark halo keeps arrows legible on any tile colour
+  ctx.shadowColor = "rgba(0, 0, 0, 0.7)";
+  ctx.shadowBlur = Math.max(1, c * 0.06);
   for (let cell = 0; cell < ledger.width * ledger.height; cell++) {
     const cx = (cell % ledger.width) * c + c / 2;
     const cy = Math.floor(cell / ledger.width) * c + c / 2;
@@ -352,6 +356,7 @@ function drawLedgerArrows(ctx: CanvasRenderingContext2D, ledger: CellLedger, act
       drawArrow(ctx, cx, cy, dir, m, c);
     }
   }
+  ctx.restore();
 }
 
 function drawArrow(ctx: CanvasRenderingContext2D, cx: number, cy: number, [dx, dy]: [number, number], m: number, c: number): void {

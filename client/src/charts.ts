@@ -34,12 +34,25 @@ export interface ChartOptions {
   yRange?: [number, number];
   series: SeriesDef[];
   markers?: () => Marker[];
+  /** Show uPlot's legend with live values (default true). */
+  legend?: boolean;
+  /** Write each marker's label beside its line (default true; off for small charts). */
+  markerLabels?: boolean;
 }
 
 const AXIS = "#8b95a7";
 const GRID = "rgba(139,149,167,0.12)";
 
-function markerPlugin(get: () => Marker[]): uPlot.Plugin {
+/** Tick labels: short, and exponents only for tiny or huge values ("2.5e-4", "1.2M"). */
+export function tick(v: number): string {
+  const a = Math.abs(v);
+  if (a === 0) return "0";
+  if (a < 1e-3) return v.toExponential(1).replace("e-", "e−");
+  if (a >= 1e6) return compact(v);
+  return String(Number(v.toPrecision(4)));
+}
+
+function markerPlugin(get: () => Marker[], labels: boolean): uPlot.Plugin {
   return {
     hooks: {
       draw: [
@@ -56,6 +69,7 @@ function markerPlugin(get: () => Marker[]): uPlot.Plugin {
           ctx.setLineDash([5 * dpr, 4 * dpr]);
           ctx.font = `${11 * dpr}px system-ui, sans-serif`;
           ctx.textBaseline = "top";
+          ctx.textAlign = "left";
           // labels of nearby markers go on successive lines instead of overlapping
           const lineH = 13 * dpr;
           const rowEnds: number[] = [];
@@ -66,6 +80,7 @@ function markerPlugin(get: () => Marker[]): uPlot.Plugin {
             ctx.moveTo(x, top);
             ctx.lineTo(x, top + height);
             ctx.stroke();
+            if (!labels) continue;
             const tw = ctx.measureText(m.label).width;
             const tx = x + 4 * dpr + tw > left + width ? x - 4 * dpr - tw : x + 4 * dpr;
             let row = rowEnds.findIndex((end) => end < tx);
@@ -185,14 +200,15 @@ export class LineChart {
       labelSize: label ? 18 : 0,
       labelFont: "11px system-ui, sans-serif",
       font: "11px system-ui, sans-serif",
-      size: 48,
-      values: (_u, splits) => splits.map((v) => fmt(v, 3)),
+      // wide enough for the longest tick label
+      size: (_u, values) => Math.max(36, ...(values ?? []).map((s) => s.length * 6.5 + 16)),
+      values: (_u, splits) => splits.map(tick),
     });
     return {
       width: this.width(),
       height: o.height ?? 220,
       padding: [10, 18, 0, 0],
-      legend: { show: true, live: true },
+      legend: { show: o.legend !== false, live: true },
       cursor: { drag: { x: true, y: false }, points: { size: 5 } },
       scales: {
         x: { time: false },
@@ -226,7 +242,7 @@ export class LineChart {
           }),
         ),
       ],
-      plugins: o.markers ? [markerPlugin(o.markers)] : [],
+      plugins: o.markers ? [markerPlugin(o.markers, o.markerLabels !== false)] : [],
     };
   }
 
@@ -236,6 +252,55 @@ export class LineChart {
     this.plot = null;
   }
 }
+
+/**
+ * Small multiples: one small chart per metric, each on its own scale (a value
+ * loss of 40 and a KL of 0.001 do not share an axis). New metrics add a chart.
+ */
+export class ChartGrid {
+  readonly root: HTMLElement;
+  private readonly charts = new Map<string, LineChart>();
+  private readonly markers: (() => Marker[]) | undefined;
+
+  constructor(opts: { testid: string; title: string; markers?: () => Marker[] }) {
+    this.markers = opts.markers;
+    this.root = h("div", { class: "chart-grid-wrap", "data-testid": opts.testid, "data-points": 0 }, h("div", { class: "chart-title" }, opts.title));
+    this.grid = h("div", { class: "chart-grid" });
+    this.root.appendChild(this.grid);
+  }
+
+  private readonly grid: HTMLElement;
+
+  /** x and one column per metric key; charts appear in key order. */
+  setData(x: number[], columns: [string, (number | null)[]][]): void {
+    columns.forEach(([key, ys], i) => {
+      let chart = this.charts.get(key);
+      if (!chart) {
+        const name = key.includes("/") ? key.slice(key.indexOf("/") + 1) : key;
+        chart = new LineChart({
+          testid: `chart-${key.replace(/[^a-zA-Z0-9]+/g, "-")}`,
+          title: name,
+          height: 120,
+          legend: false,
+          markerLabels: false,
+          series: [{ label: name, color: PALETTE_LOSSES[i % PALETTE_LOSSES.length]!, width: 1.5 }],
+          ...(this.markers ? { markers: this.markers } : {}),
+        });
+        this.charts.set(key, chart);
+        this.grid.appendChild(chart.root);
+      }
+      chart.setData(x, [ys]);
+    });
+    this.root.dataset.points = String(x.length);
+  }
+
+  destroy(): void {
+    for (const c of this.charts.values()) c.destroy();
+    this.charts.clear();
+  }
+}
+
+const PALETTE_LOSSES = ["#ff7b9c", "#f2e36b", "#7ee787", "#5fb3ff", "#c39bff", "#4dd6c9", "#ff9a5c", "#9fb4c8"];
 
 /** Joins per-run tables (each [x, ...ys]) onto the union of their x values, for overlaid runs. */
 export function joinTables(tables: [number[], ...(number | null)[][]][]): [number[], ...(number | null)[][]] {

@@ -4,7 +4,8 @@
  * run), event rates and any update metric; then the probe section.
  */
 import type { RunSummary } from "../../server/protocol.ts";
-import { api } from "./api.ts";
+import type { TrajectoryRecord } from "../../server/protocol.ts";
+import { api, isActive } from "./api.ts";
 import { FramePlayer, GridCanvas } from "./canvas.ts";
 import { joinTables, LineChart, type Marker, type SeriesDef } from "./charts.ts";
 import { colorAt, fmt, h, option, setChildren, shortId } from "./dom.ts";
@@ -13,10 +14,14 @@ import { RunModel } from "./runmodel.ts";
 import { eventsSummary, progressBar, statusBadge } from "./runs.ts";
 import { smoothingControl } from "./runview.ts";
 import { smooth } from "./series.ts";
+import { onRuns } from "./socket.ts";
 
 const MAX_RUNS = 8;
 
 interface Lane {
+  /** Latest recorded episode, looped on the canvas once the run no longer streams. */
+  loop: TrajectoryRecord | null;
+  loopLoading: boolean;
   model: RunModel;
   grid: GridCanvas;
   player: FramePlayer;
@@ -28,7 +33,8 @@ interface Lane {
 
 export function mountCompare(host: HTMLElement, ids: string[]): () => void {
   ids = [...new Set(ids)].slice(0, MAX_RUNS);
-  let smoothing = 0.6;
+  // overlaid noisy runs read better smoothed harder than a single run
+  let smoothing = 0.85;
   let dirty = true;
 
   const picker = h("div", { class: "compare-picker", "data-testid": "compare-picker" }, h("span", { class: "muted small" }, "loading runs…"));
@@ -44,13 +50,44 @@ export function mountCompare(host: HTMLElement, ids: string[]): () => void {
     const player = new FramePlayer(grid);
     const hud = h("div", { class: "hud mono small" }, "waiting for frames…");
     player.onShow = (f) => {
-      hud.textContent = `ep ${f.episode} · t ${f.t}${f.events.length ? ` · ${f.events.join(" ")}` : ""}`;
+      const replaying = model.run !== null && !isActive(model.run.status);
+      hud.textContent = `${replaying ? "replay of " : ""}ep ${f.episode} · t ${f.t}${f.events.length ? ` · ${f.events.join(" ")}` : ""}`;
     };
     model.onFrame = (f) => player.push(f);
     // run colours skip the first two palette entries, which mean return and performance elsewhere
     const color = colorAt(i + 2);
-    return { model, grid, player, head: h("div", { class: "lane-head" }), stats: h("div", { class: "lane-stats small" }), hud, color };
+    model.onTrajectory = (t) => {
+      lane.loop = t;
+    };
+    const lane: Lane = { loop: null, loopLoading: false, model, grid, player, head: h("div", { class: "lane-head" }), stats: h("div", { class: "lane-stats small" }), hud, color };
+    return lane;
   });
+
+  /** Finished runs stream nothing: replay their latest recorded episode in a loop. */
+  function loopFinished(l: Lane): void {
+    const run = l.model.run;
+    if (!run || isActive(run.status) || l.player.backlog > 0) return;
+    if (l.loop) {
+      const t = l.loop;
+      t.frames.forEach((frame, i) =>
+        l.player.push({ frame, episode: t.episode, t: i, reward: t.rewards[i - 1] ?? 0, performance: t.performance[i - 1] ?? 0, events: t.events[i - 1] ?? [] }),
+      );
+      return;
+    }
+    if (l.loopLoading) return;
+    l.loopLoading = true;
+    void api
+      .trajectories(run.id)
+      .then((list) => {
+        if (list.length === 0) return;
+        const latest = Math.max(...list.map((t) => t.episode));
+        return api.trajectory(run.id, latest).then((t) => {
+          l.loop = t;
+        });
+      })
+      .catch(() => undefined);
+  }
+  const loopTimer = window.setInterval(() => lanes.forEach(loopFinished), 1000);
 
   const allMarkers = (): Marker[] =>
     lanes.flatMap((l) => (lanes.length > 1 ? l.model.markers().map((m) => ({ x: m.x, label: `${shortId(l.model.runId)}: ${m.label}` })) : l.model.markers()));
@@ -144,11 +181,12 @@ export function mountCompare(host: HTMLElement, ids: string[]): () => void {
         ` ${run.spec.env} · ${run.variant} · ${run.spec.agent} · seed ${run.spec.seed} `,
         statusBadge(run.status),
       );
+      const recent = l.model.recentStats() ?? run.recent;
       setChildren(
         l.stats,
         progressBar(run.envSteps, run.spec.steps),
-        h("div", {}, h("span", { class: "ret" }, `return ${fmt(run.recent?.return)}`), " · ", h("span", { class: "perf" }, `performance ${fmt(run.recent?.performance)}`)),
-        h("div", { class: "muted" }, eventsSummary(run.recent?.events)),
+        h("div", {}, h("span", { class: "ret" }, `return ${fmt(recent?.return)}`), " · ", h("span", { class: "perf" }, `performance ${fmt(recent?.performance)}`)),
+        h("div", { class: "muted" }, eventsSummary(recent?.events)),
       );
     }
   }
@@ -190,10 +228,14 @@ export function mountCompare(host: HTMLElement, ids: string[]): () => void {
   }, 400);
 
   let alive = true;
-  void api
-    .runs()
-    .then((runs) => alive && renderPicker(runs))
-    .catch(() => setChildren(picker, h("span", { class: "form-error" }, "could not load runs")));
+  const refreshPicker = () =>
+    void api
+      .runs()
+      .then((runs) => alive && renderPicker(runs))
+      .catch(() => setChildren(picker, h("span", { class: "form-error" }, "could not load runs")));
+  refreshPicker();
+  const offRuns = onRuns((e) => renderPicker(e.runs));
+  const pickerTimer = window.setInterval(refreshPicker, 5000);
   void api.envs().then((envs) => {
     for (const l of lanes) {
       void api
@@ -219,6 +261,9 @@ export function mountCompare(host: HTMLElement, ids: string[]): () => void {
   return () => {
     alive = false;
     window.clearInterval(timer);
+    window.clearInterval(loopTimer);
+    window.clearInterval(pickerTimer);
+    offRuns();
     window.removeEventListener("resize", onResize);
     unmountProbes();
     for (const l of lanes) {

@@ -30,11 +30,11 @@ function svg<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string,
 /** Grouped bars per agent: the measured rate with its interval, then the three predictions. */
 export function probeChart(result: ProbeResult): SVGSVGElement {
   const agents = result.results;
-  const W = Math.max(420, 70 + agents.length * 190);
+  const W = Math.max(480, 70 + agents.length * 200);
   const H = 260;
   const m = { l: 44, r: 12, t: 16, b: 44 };
   const plotH = H - m.t - m.b;
-  const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "probe-chart", "data-testid": "probe-chart", role: "img" });
+  const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: "probe-chart", "data-testid": "probe-chart", role: "img" });
   const y = (v: number) => m.t + plotH * (1 - Math.max(0, Math.min(1, v)));
   for (const tick of [0, 0.25, 0.5, 0.75, 1]) {
     root.appendChild(svg("line", { x1: m.l, x2: W - m.r, y1: y(tick), y2: y(tick), class: "grid" }));

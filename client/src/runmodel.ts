@@ -45,6 +45,8 @@ export class RunModel {
   missing = false;
 
   private rates = new RollingEventRates(EVENT_WINDOW);
+  /** The last EVENT_WINDOW episodes, for "recent" means that move with the stream. */
+  private recentEpisodes: EpisodeStats[] = [];
   private knownEvents: string[] = [];
   private lastEpisode = -1;
   private lastUpdate = -1;
@@ -130,6 +132,10 @@ export class RunModel {
       },
       intervention: (e) => {
         const { runId: _runId, ...rec } = e;
+        const seen = this.interventions.some(
+          (i) => i.envSteps === rec.envSteps && i.variant === rec.variant && i.learning === rec.learning && i.reward === rec.reward,
+        );
+        if (seen) return;
         this.interventions.push(rec);
         this.remember(this.sinceSnapshot.interventions, [rec]);
         if (this.run) {
@@ -223,6 +229,7 @@ export class RunModel {
     this.lastEpisode = -1;
     this.lastUpdate = -1;
     this.latestMetrics = {};
+    this.recentEpisodes = [];
     for (const e of episodes) this.addEpisode(e);
     for (const u of updates) this.addUpdate(u);
     this.interventions = [...interventions];
@@ -232,6 +239,8 @@ export class RunModel {
   private addEpisode(e: EpisodeStats): void {
     if (e.index <= this.lastEpisode) return;
     this.lastEpisode = e.index;
+    this.recentEpisodes.push(e);
+    if (this.recentEpisodes.length > EVENT_WINDOW) this.recentEpisodes.shift();
     this.episodes.push(e.envSteps, { return: e.return, performance: e.performance, length: e.length });
     this.eventRates.push(e.envSteps, this.rates.push(e.events ?? {}));
   }
@@ -241,6 +250,16 @@ export class RunModel {
     this.lastUpdate = u.update;
     this.updates.push(u.envSteps, u.metrics);
     Object.assign(this.latestMetrics, u.metrics);
+  }
+
+  /** Means over the last (up to) 100 episodes received, like RunSummary.recent. */
+  recentStats(): RunSummary["recent"] {
+    const w = this.recentEpisodes;
+    if (w.length === 0) return null;
+    const events: Record<string, number> = {};
+    for (const e of w) for (const [k, v] of Object.entries(e.events ?? {})) events[k] = (events[k] ?? 0) + v / w.length;
+    const mean = (f: (e: EpisodeStats) => number) => w.reduce((a, e) => a + f(e), 0) / w.length;
+    return { return: mean((e) => e.return), performance: mean((e) => e.performance), length: mean((e) => e.length), events };
   }
 
   get events(): string[] {

@@ -7,9 +7,10 @@
 import type { EnvSummary, InterventionRecord, LedgerTotals, TrajectoryRecord } from "../../server/protocol.ts";
 import { api, ApiRequestError, isActive, type TrajectoryListing } from "./api.ts";
 import { FramePlayer, GridCanvas, kindLegend, type QueuedFrame } from "./canvas.ts";
-import { LineChart, type SeriesDef } from "./charts.ts";
+import { ChartGrid, LineChart, type SeriesDef } from "./charts.ts";
 import { compact, confirmButton, flash, fmt, h, option, setChildren, shortId } from "./dom.ts";
 import { RunModel } from "./runmodel.ts";
+import { isConnected } from "./socket.ts";
 import { eventsSummary, progressBar, runAction, statusBadge } from "./runs.ts";
 import { addLedgerEntries, emptyCellLedger, smooth, type CellLedger } from "./series.ts";
 import { colorAt } from "./dom.ts";
@@ -18,8 +19,8 @@ const RETURN_COLOR = "#5fb3ff";
 const PERF_COLOR = "#ffb454";
 const LEDGER_REFRESH_MS = 4000;
 const CHART_REFRESH_MS = 300;
-/** Metrics drawn on the right axis of the losses chart (different scale from the losses). */
-const RIGHT_AXIS = new Set(["losses/entropy", "losses/approx_kl", "losses/old_approx_kl", "losses/clipfrac", "losses/explained_variance"]);
+/** Losses shown first, in CleanRL's order; any other losses/* follow alphabetically. */
+const LOSS_ORDER = ["losses/policy_loss", "losses/value_loss", "losses/entropy", "losses/approx_kl", "losses/clipfrac", "losses/explained_variance"];
 
 export function smoothingControl(onChange: (w: number) => void, initial = 0.6): HTMLElement {
   const input = h("input", { type: "range", min: 0, max: 0.99, step: 0.01, value: initial, "data-testid": "chart-smoothing" });
@@ -323,12 +324,13 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
   let ivTouched = false;
   for (const el of [ivVariant, ivLearning, ivReward]) el.addEventListener("change", () => (ivTouched = true));
 
-  function syncIntervention(force = false): void {
+  /** Shows the run's current settings in the controls, unless the user is editing them. */
+  function syncIntervention(): void {
     const run = model.run;
     if (!run) return;
     if (env && ivVariant.options.length !== env.variants.length) setChildren(ivVariant, ...env.variants.map((v) => option(v)));
     if (!env && ivVariant.options.length === 0) setChildren(ivVariant, option(run.variant));
-    if (!ivTouched || force) {
+    if (!ivTouched) {
       ivVariant.value = run.variant;
       ivLearning.checked = run.learning;
       ivReward.value = model.currentReward();
@@ -369,16 +371,17 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
     ivApply.disabled = true;
     try {
       const updated = await api.intervene(runId, body);
-      model.run = { ...updated };
+      // the worker applies the change a moment later: show what was asked for right away
+      model.run = { ...updated, ...(body.variant ? { variant: body.variant } : {}), ...(body.learning !== undefined ? { learning: body.learning } : {}) };
       ivTouched = false;
       flash(`Intervention applied at ${compact(updated.envSteps)} env steps`);
-      // the socket's intervention event adds the marker; fetch in case the socket is down
-      if (!model.interventions.some((i) => i.envSteps >= updated.envSteps - 1 && i.variant === updated.variant)) {
+      // the socket's intervention event adds the marker; without a socket, read the list
+      if (!isConnected()) {
         const list = await api.interventions(runId).catch(() => null);
-        if (list && list.length > model.interventions.length) model.interventions = list;
+        if (list) model.interventions = list;
       }
       dirty = true;
-      syncIntervention(true);
+      syncIntervention();
     } catch (e) {
       flash(`intervene: ${(e as Error).message}`, "error");
     } finally {
@@ -387,7 +390,7 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
   });
   model.onIntervention = () => {
     renderInterventionLog();
-    syncIntervention(true);
+    syncIntervention();
     dirty = true;
   };
 
@@ -414,9 +417,11 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
     markers,
     series: [],
   });
-  const lossesChart = new LineChart({ testid: "chart-losses", title: "Losses, entropy, KL (per update)", height: 200, markers, series: [], y2Label: "entropy / KL" });
+  const lossesChart = new ChartGrid({ testid: "chart-losses", title: "Losses, entropy, KL (per update, each on its own scale)", markers });
   const metricSel = h("select", { "data-testid": "chart-metric-select" });
   const metricChart = new LineChart({ testid: "chart-metric", title: "Metric", height: 180, markers, series: [] });
+  let metricPicked = false;
+  metricSel.addEventListener("change", () => (metricPicked = true));
   const showMetric = () => {
     metricChart.setSeries([{ label: metricSel.value, color: "#c39bff" }]);
     metricChart.setTitle(`${metricSel.value} (${metricSel.value.startsWith("episode/") ? "per episode" : "per update"})`);
@@ -428,7 +433,6 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
     return chart.seriesCount === keys.length && keys.every((k, i) => known[i] === k);
   }
   let eventKeys: string[] = [];
-  let lossKeys: string[] = [];
 
   function refreshCharts(): void {
     const ep = model.episodes;
@@ -446,22 +450,18 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
 
     const up = model.updates;
     const cols = up.columns;
-    const losses = cols.filter((c) => c.startsWith("losses/")).sort();
-    if (!sameKeys(lossesChart, losses, lossKeys)) {
-      lossKeys = losses;
-      lossesChart.setSeries(
-        lossKeys.map((k, i): SeriesDef => ({ label: k.slice(7), color: colorAt(i), scale: RIGHT_AXIS.has(k) ? "y2" : "y" })),
-      );
-    }
+    const rank = (k: string) => (LOSS_ORDER.includes(k) ? LOSS_ORDER.indexOf(k) : LOSS_ORDER.length);
+    const losses = cols.filter((c) => c.startsWith("losses/")).sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
     const ux = up.x();
-    lossesChart.setData(ux, lossKeys.map((k) => smooth(up.column(k), smoothing * 0.5)));
+    lossesChart.setData(ux, losses.map((k) => [k, smooth(up.column(k), smoothing * 0.5)]));
 
     // metric explorer: every update metric, plus episode length
     const options = ["episode/length", ...cols.filter((c) => !c.startsWith("losses/")).sort(), ...losses];
     if (metricSel.options.length !== options.length) {
       const current = metricSel.value;
       setChildren(metricSel, ...options.map((o) => option(o)));
-      metricSel.value = options.includes(current) ? current : options.includes("charts/learning_rate") ? "charts/learning_rate" : options[0]!;
+      const preferred = options.includes("charts/learning_rate") ? "charts/learning_rate" : options[0]!;
+      metricSel.value = metricPicked && options.includes(current) ? current : preferred;
       showMetric();
     }
     if (metricSel.value === "episode/length") metricChart.setData(x, [smooth(ep.column("length"), smoothing)]);
@@ -482,6 +482,7 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
       return;
     }
     if (!run) return;
+    const recent = model.recentStats() ?? run.recent;
     title.textContent = `Run ${shortId(run.id)}${run.spec.label ? ` · ${run.spec.label}` : ""}`;
     setChildren(
       meta,
@@ -496,9 +497,9 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
       stat("episodes", compact(run.episodes)),
       stat("updates", compact(run.updates)),
       stat("steps/s", run.stepsPerSecond ? compact(run.stepsPerSecond) : "–"),
-      stat("return (last 100)", fmt(run.recent?.return), "ret"),
-      stat("performance (last 100)", fmt(run.recent?.performance), "perf"),
-      stat("events / episode", eventsSummary(run.recent?.events, 4)),
+      stat("return (last 100)", fmt(recent?.return), "ret"),
+      stat("performance (last 100)", fmt(recent?.performance), "perf"),
+      stat("events / episode", eventsSummary(recent?.events, 4)),
     );
     const active = isActive(run.status);
     pauseBtn.textContent = run.status === "paused" ? "Resume" : "Pause";
@@ -654,6 +655,23 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
   const onResize = () => grid.requestDraw();
   window.addEventListener("resize", onResize);
   cleanups.push(() => window.removeEventListener("resize", onResize));
+
+  // keys: space plays/pauses the replay (or freezes the live picture), arrows step the replay
+  const onKey = (ev: KeyboardEvent) => {
+    const target = ev.target as HTMLElement | null;
+    if (target && /^(INPUT|SELECT|TEXTAREA|BUTTON)$/.test(target.tagName)) return;
+    if (ev.key === " ") {
+      ev.preventDefault();
+      if (replay) setReplayPlaying(!replay.playing);
+      else livePause.click();
+    } else if (ev.key === "ArrowLeft" && replay) {
+      stepReplay(-1);
+    } else if (ev.key === "ArrowRight" && replay) {
+      stepReplay(1);
+    }
+  };
+  window.addEventListener("keydown", onKey);
+  cleanups.push(() => window.removeEventListener("keydown", onKey));
 
   return () => {
     for (const c of cleanups) c();

@@ -49,7 +49,9 @@ export class SeriesTable {
 
   push(x: number, values: Record<string, number | null | undefined>): void {
     const last = this.xs.length - 1;
-    if (last < 0 || this.filled[last]! >= this.size) {
+    // rows at the same x (episodes of parallel env copies ending together) share a bucket
+    const sameX = last >= 0 && this.xs[last] === x;
+    if (last < 0 || (this.filled[last]! >= this.size && !sameX)) {
       this.xs.push(x);
       this.filled.push(0);
       for (const arr of this.sums.values()) arr.push(0);
@@ -77,11 +79,13 @@ export class SeriesTable {
     if (this.filled[i]! >= this.size && this.xs.length >= this.cap) this.merge();
   }
 
-  /** Halves the number of buckets: pairs (0,1), (2,3), ... become one (all are full here). */
+  /** Halves the number of buckets: pairs (0,1), (2,3), ... become one. */
   private merge(): void {
-    const half = this.xs.length >> 1;
-    const pair = (arr: number[]) => Array.from({ length: half }, (_, j) => arr[2 * j]! + arr[2 * j + 1]!);
-    this.xs = Array.from({ length: half }, (_, j) => this.xs[2 * j + 1]!);
+    const n = this.xs.length;
+    const half = Math.ceil(n / 2);
+    // an odd last bucket stays on its own
+    const pair = (arr: number[]) => Array.from({ length: half }, (_, j) => arr[2 * j]! + (2 * j + 1 < n ? arr[2 * j + 1]! : 0));
+    this.xs = Array.from({ length: half }, (_, j) => this.xs[Math.min(2 * j + 1, n - 1)]!);
     this.filled = pair(this.filled);
     for (const key of [...this.sums.keys()]) {
       this.sums.set(key, pair(this.sums.get(key)!));

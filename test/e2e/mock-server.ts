@@ -345,7 +345,9 @@ setInterval(() => {
 setInterval(() => {
   for (const r of runs.values()) {
     const f = r.frames.shift();
-    if (f) io.to(r.summary.id).volatile.emit("frame", f);
+    // not volatile: socket.io drops volatile packets emitted while the transport is busy, so a
+    // client watching several runs would only get the first run's frames each tick
+    if (f) io.to(r.summary.id).emit("frame", f);
   }
 }, 1000 / 30);
 

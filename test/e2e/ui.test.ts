@@ -16,7 +16,7 @@ const ROOT = resolve(import.meta.dirname, "../..");
 const SHOTS = join(ROOT, "test-results");
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const MOCK = process.env.REWARDLAB_E2E_MOCK === "1";
-const STEPS = 40_000;
+const STEPS = 100_000;
 
 let server: ChildProcess | null = null;
 let serverLog = "";
@@ -28,11 +28,13 @@ const pageErrors: string[] = [];
 const consoleErrors: string[] = [];
 let firstRunId = "";
 
-async function startServer(): Promise<string> {
-  dataDir = await mkdtemp(join(tmpdir(), "rewardlab-e2e-"));
+/** Starts the server (again, on `port`, with the same data folder when restarting). */
+async function startServer(port = 0): Promise<string> {
+  dataDir ||= await mkdtemp(join(tmpdir(), "rewardlab-e2e-"));
+  serverLog = "";
   const args = MOCK
-    ? ["--import", "tsx", "test/e2e/mock-server.ts", "--port", "0"]
-    : ["bin/rewardlab.js", "serve", "--port", "0", "--data", dataDir, "--no-demo"];
+    ? ["--import", "tsx", "test/e2e/mock-server.ts", "--port", String(port)]
+    : ["bin/rewardlab.js", "serve", "--port", String(port), "--data", dataDir, "--no-demo"];
   server = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
   return new Promise((res, rej) => {
     const timer = setTimeout(() => rej(new Error(`server did not report "listening on" within 90 s:\n${serverLog.slice(-3000)}`)), 90_000);
@@ -233,7 +235,7 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
   });
 
   it("compares two runs side by side", async () => {
-    const second = await api<{ id: string }>("POST", "/api/runs", { env: "BoatRace-v0", variant: "default", agent: "reinforce", config: {}, seed: 2, steps: STEPS });
+    const second = await api<{ id: string }>("POST", "/api/runs", { env: "BoatRace-v0", variant: "default", agent: "reinforce", config: {}, seed: 2, steps: 400_000 });
     await page.goto(`${base}/#/`);
     await page.waitForSelector(`[data-testid=run-row][data-run-id="${second.id}"]`, { timeout: 20_000 });
     await page.check(`[data-testid=run-row][data-run-id="${firstRunId}"] [data-testid=run-select]`);
@@ -245,16 +247,56 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     for (const id of [firstRunId, second.id]) {
       await until(`canvas of ${id}`, () => canvasSignature(`[data-testid=compare-canvas][data-run-id="${id}"]`), (s) => s !== "none" && s !== "blank", 30_000);
     }
+    // the second run streams live frames into its lane once it runs
+    const secondCanvas = `[data-testid=compare-canvas][data-run-id="${second.id}"]`;
+    const before = await canvasSignature(secondCanvas);
+    await until("the second lane's canvas to change", () => canvasSignature(secondCanvas), (s) => s !== before, 90_000, 250);
     await until("curves on the comparison chart", () => points("chart-compare-return"), (n) => n > 0, 60_000);
     await page.waitForTimeout(1500);
     await shot("compare");
   });
 
-  it("opens the probes view", async () => {
+  it("runs a small probe and shows its bars", async () => {
+    // free a training slot: stop both runs (a probe trains too)
+    for (const r of await api<{ id: string; status: string }[]>("GET", "/api/runs")) {
+      if (r.status === "running" || r.status === "queued" || r.status === "paused") await api("POST", `/api/runs/${r.id}/stop`).catch(() => undefined);
+    }
     await page.goto(`${base}/#/probes`);
     await page.waitForSelector("[data-testid=probes]");
     await until("agents to pick", () => page.$$eval("[data-testid=probe-agents] input", (l) => l.length), (n) => n > 0, 10_000);
+    await page.fill("[data-testid=probe-name]", "tamper");
+    for (const input of await page.$$("[data-testid=probe-agents] input")) {
+      const name = await input.getAttribute("value");
+      if (name === "planner" || name === "reinforce") await input.check();
+      else await input.uncheck();
+    }
+    await page.fill("[data-testid=probe-seeds]", "2");
+    await page.fill("[data-testid=probe-steps]", "2000");
+    await page.fill("[data-testid=probe-episodes]", "10");
+    await page.click("[data-testid=probe-submit]");
+    await page.waitForSelector("[data-testid=probe-row]", { timeout: 10_000 });
+    await page.waitForSelector("[data-testid=probe-chart]", { timeout: 120_000 });
+    expect(await page.$$eval("[data-testid=probe-table] tbody tr", (l) => l.length)).toBe(2);
     await shot("probes");
+  });
+
+  it("reconnects by itself after a server restart", async () => {
+    await page.goto(`${base}/#/run/${encodeURIComponent(firstRunId)}`);
+    const conn = () => page.getAttribute("[data-testid=conn-status]", "data-state");
+    await until("connected", conn, (s) => s === "connected", 20_000);
+    await until("the run's history", () => points("chart-return"), (n) => n > 0, 30_000);
+    const port = Number(new URL(base).port);
+    await stopServer();
+    await until("the indicator to show the lost connection", conn, (s) => s !== "connected", 20_000);
+    await shot("disconnected");
+    base = await startServer(port);
+    await until("reconnected", conn, (s) => s === "connected", 60_000);
+    if (!MOCK) {
+      // resubscribed: the new server's snapshot refills the view (the run survived in the store)
+      await until("the run's history after reconnecting", () => points("chart-return"), (n) => n > 0, 30_000);
+      await until("the run's status", () => page.textContent("[data-testid=run-status]"), (t) => /\w/.test(t ?? ""), 10_000);
+    }
+    await shot("reconnected");
   });
 
   it("raised no uncaught errors in the page", () => {

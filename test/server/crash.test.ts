@@ -80,4 +80,38 @@ describe("crash recovery", () => {
     second.child.kill("SIGTERM");
     await new Promise((r) => second.child.once("exit", r));
   }, 180_000);
+
+  it("on SIGTERM checkpoints the runs, tells the clients, and leaves them resumable", async () => {
+    const data = mkdtempSync(join(tmpdir(), "rl-term-"));
+    const first = await serve(data);
+    const run = await json<RunSummary>(post(`${first.url}/api/runs`, { env: "GoalShift-v0", agent: "reinforce", steps: 5_000_000, seed: 3 }));
+    const { io } = await import("socket.io-client");
+    const socket = io(first.url, { transports: ["websocket"], reconnection: false });
+    const told = new Promise<{ reason: string }>((r) => socket.once("shutdown", r));
+    socket.emit("subscribe", { runId: run.id });
+    for (let i = 0; i < 300; i++) {
+      const r = await json<RunSummary>(fetch(`${first.url}/api/runs/${run.id}`));
+      if (r.episodes >= 5) break;
+      await sleep(100);
+    }
+    first.child.kill("SIGTERM");
+    const code = await new Promise((r) => first.child.once("exit", r));
+    expect(code).toBe(0);
+    expect((await told).reason).toMatch(/SIGTERM/);
+    socket.close();
+    const second = await serve(data);
+    const after = await json<RunSummary>(fetch(`${second.url}/api/runs/${run.id}`));
+    expect(after.status).toBe("interrupted");
+    expect(after.reason).toMatch(/resume/);
+    expect((await post(`${second.url}/api/runs/${run.id}/resume`)).status).toBe(200);
+    for (let i = 0; i < 100; i++) {
+      const r = await json<RunSummary>(fetch(`${second.url}/api/runs/${run.id}`));
+      if (r.status === "running" && r.envSteps > after.envSteps) break;
+      await sleep(100);
+    }
+    const resumed = await json<RunSummary>(fetch(`${second.url}/api/runs/${run.id}`));
+    expect(resumed.status).toBe("running");
+    expect(resumed.envSteps).toBeGreaterThan(after.envSteps);
+    second.child.kill("SIGKILL");
+  }, 120_000);
 });
