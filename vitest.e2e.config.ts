@@ -1,7 +1,7 @@
 import { defineConfig } from "vitest/config";
 
 // Browser tests: the real server as a child process, Debian's chromium via playwright-core.
-// Run with `npx vitest run --config vitest.e2e.config.ts` (REWARDLAB_E2E_MOCK=1 uses test/e2e/mock-server.ts).
+// Run with `npx vitest run --config vitest.e2e.config.ts`.
 export default defineConfig({
   test: {
     include: ["test/e2e/**/*.test.ts"],

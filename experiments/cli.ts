@@ -20,6 +20,8 @@ import { loadUserEnvironments, type UserEnvironments } from "./plugins.ts";
 import { probeDefinition, probes, runProbe } from "./probes/index.ts";
 import { Store } from "./store.ts";
 import { compareReport, runReport, type ProbeReportSection } from "./report.ts";
+import { runSweep } from "./sweeps/index.ts";
+import { startQueueWorker } from "./sweeps/queue.ts";
 
 type Verb = (argv: string[]) => Promise<number>;
 
@@ -447,6 +449,83 @@ const reportVerb: Verb = async (argv) => {
   }
 };
 
+// ---------------------------------------------------------------- sweep / worker
+
+const sweepVerb: Verb = async (argv) => {
+  const { values, positionals } = parse(argv, {
+    queue: { type: "string" },
+    workers: { type: "string" },
+    data: { type: "string" },
+    attempts: { type: "string" },
+    json: { type: "boolean" },
+  });
+  const file = positionals[0];
+  if (!file) {
+    err("usage: rewardlab sweep <spec.json> [--queue redis://host:port] [--workers N] [--data DIR] [--json]");
+    return 2;
+  }
+  let spec: unknown;
+  try {
+    spec = JSON.parse(await readFile(file, "utf8"));
+  } catch (e) {
+    throw new RewardlabError(`sweep spec ${file}: ${(e as Error).message}`);
+  }
+  const store = new Store(dataDir(values.data));
+  const progress = new Progress(1, !values.json, "sweep ");
+  try {
+    const summary = await runSweep(spec, {
+      store,
+      ...(values.queue ? { queue: values.queue } : {}),
+      ...(values.workers ? { workers: intArg(values.workers, "workers", 1) } : {}),
+      ...(values.attempts ? { attempts: intArg(values.attempts, "attempts", 3) } : {}),
+      userEnvs: currentUserEnvs,
+      onProgress: (p) => {
+        progress.total = p.total;
+        progress.update(p.skipped + p.done + p.failed, `done ${p.done}  running ${p.running}  failed ${p.failed}  skipped ${p.skipped}`);
+      },
+    });
+    progress.done();
+    if (values.json) {
+      out(JSON.stringify(summary));
+    } else {
+      out(`sweep ${summary.name} (${summary.id}, ${summary.mode}): ${summary.completed} completed, ${summary.failed} failed, ${summary.skipped} already in the store, of ${summary.total}, in ${summary.seconds.toFixed(1)} s`);
+      for (const p of summary.probes) printProbe(p);
+      out(`stored in ${store.dataDir}; \`rewardlab runs\` lists the runs`);
+    }
+    return summary.failed > 0 ? 1 : 0;
+  } finally {
+    store.close();
+  }
+};
+
+const workerVerb: Verb = async (argv) => {
+  const { values } = parse(argv, {
+    queue: { type: "string" },
+    concurrency: { type: "string" },
+    "lock-ms": { type: "string" },
+    backend: { type: "string" },
+  }, false);
+  if (!values.queue) {
+    err("usage: rewardlab worker --queue redis://host:port [--concurrency N] [--lock-ms MS] [--backend B]");
+    return 2;
+  }
+  const concurrency = intArg(values.concurrency, "concurrency", 1);
+  const worker = startQueueWorker(values.queue, {
+    concurrency,
+    ...(values["lock-ms"] ? { lockMs: intArg(values["lock-ms"], "lock-ms", 30000) } : {}),
+    ...(values.backend ? { backend: values.backend as "tensorflow" | "wasm" | "cpu" } : {}),
+    userEnvs: currentUserEnvs,
+  });
+  await worker.waitUntilReady();
+  out(`rewardlab worker taking jobs from ${values.queue} (concurrency ${concurrency})`);
+  await new Promise<void>((res) => {
+    const stop = () => void worker.close().then(res);
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  return 0;
+};
+
 // ---------------------------------------------------------------- main
 
 const verbs: Record<string, { run: Verb; help: string }> = {
@@ -458,6 +537,8 @@ const verbs: Record<string, { run: Verb; help: string }> = {
   compare: { run: compareVerb, help: "every probe for every agent, then an HTML report: compare [--probes all|a,b] [--agents ...] [--seeds N]" },
   runs: { run: runsVerb, help: "list stored runs: runs [--data DIR] [--json]" },
   report: { run: reportVerb, help: "write one run's HTML report: report <run-id> [--data DIR]" },
+  sweep: { run: sweepVerb, help: "run a sweep spec: sweep <spec.json> [--queue redis://host:port] [--workers N] [--json]" },
+  worker: { run: workerVerb, help: "take sweep jobs from a queue: worker --queue redis://host:port [--concurrency N]" },
   serve: { run: async () => 2, help: "serve the client and API: serve [--port N] [--data DIR] (see rewardlab serve --help)" },
 };
 

@@ -44,6 +44,7 @@ interface Live {
   status: RunStatus;
   learning: boolean;
   variant: string;
+  reward: RunSpec["reward"];
   resumeFrom?: string;
   done: Promise<void>;
   resolveDone: () => void;
@@ -97,17 +98,17 @@ export class RunManager {
     }
     const id = randomUUID();
     this.store.createRun(id, spec, "queued");
-    this.track(id, spec.variant);
+    this.track(id, spec.variant, spec.reward);
     this.queue.push(id);
     log.info({ runId: id, env: spec.env, agent: spec.agent, seed: spec.seed, steps: spec.steps }, "run created");
     this.schedule();
     return this.store.getRun(id)!;
   }
 
-  private track(id: string, variant: string, resumeFrom?: string): Live {
+  private track(id: string, variant: string, reward: RunSpec["reward"], resumeFrom?: string): Live {
     let resolveDone!: () => void;
     const done = new Promise<void>((r) => (resolveDone = r));
-    const l: Live = { id, worker: null, status: "queued", learning: true, variant, done, resolveDone, ...(resumeFrom ? { resumeFrom } : {}) };
+    const l: Live = { id, worker: null, status: "queued", learning: true, variant, reward, done, resolveDone, ...(resumeFrom ? { resumeFrom } : {}) };
     this.live.set(id, l);
     return l;
   }
@@ -156,6 +157,7 @@ export class RunManager {
         if (e.type === "intervention") {
           l.variant = e.variant;
           l.learning = e.learning;
+          l.reward = e.reward;
         }
         this.emit(e);
       } else if (m.type === "done") finish(m.status);
@@ -210,7 +212,8 @@ export class RunManager {
     if (!r.checkpointDir) throw new ConflictError(`run ${r.id} has no checkpoint to resume from`);
     if (r.envSteps >= r.spec.steps && r.status !== "interrupted") throw new ConflictError(`run ${r.id} already used its whole budget`);
     registration(r.spec.env);
-    const l = this.track(r.id, r.variant, join(this.runDir(r.id), "checkpoint"));
+    const last = this.store.interventions(r.id).at(-1);
+    const l = this.track(r.id, r.variant, last?.reward ?? r.spec.reward, join(this.runDir(r.id), "checkpoint"));
     this.emit({ type: "status", runId: r.id, status: "queued", reason: `resuming from checkpoint at ${r.checkpointSteps} steps` });
     l.status = "queued";
     this.queue.push(r.id);
@@ -248,6 +251,10 @@ export class RunManager {
       }
     }
     this.send(id, { type: "intervene", change });
+    // accepted: the worker applies it before its next step; report the requested state at once
+    if (change.variant !== undefined) l.variant = change.variant;
+    if (change.learning !== undefined) l.learning = change.learning;
+    if (change.reward !== undefined) l.reward = change.reward;
     return r;
   }
 
@@ -262,9 +269,9 @@ export class RunManager {
     await rm(this.runDir(id), { recursive: true, force: true });
   }
 
-  liveState(id: string): { learning: boolean; variant: string } | null {
+  liveState(id: string): { learning: boolean; variant: string; reward: RunSpec["reward"] } | null {
     const l = this.live.get(id);
-    return l ? { learning: l.learning, variant: l.variant } : null;
+    return l ? { learning: l.learning, variant: l.variant, reward: l.reward } : null;
   }
 
   activeCount(): number {

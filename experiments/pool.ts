@@ -9,12 +9,15 @@ import type { RunEvent, RunSpec, RunStatus } from "./events.ts";
 import type { Intervention } from "./run.ts";
 import type { UserEnvironments } from "./plugins.ts";
 import type { ProbeJob, ProbeJobResult } from "./probes/job.ts";
+import type { SweepJob } from "./sweeps/spec.ts";
+import type { JobOutcome } from "./sweeps/execute.ts";
 
 export type BackendName = "tensorflow" | "wasm" | "cpu";
 
 export type WorkerRequest =
   | { type: "run"; runId: string; spec: RunSpec; dir: string; resumeFrom?: string; backend?: BackendName; userEnvs: UserEnvironments }
   | { type: "probe-job"; job: ProbeJob; backend?: BackendName; userEnvs: UserEnvironments }
+  | { type: "sweep-job"; job: SweepJob; backend?: BackendName; userEnvs: UserEnvironments }
   | { type: "pause" }
   | { type: "resume" }
   | { type: "stop" }
@@ -24,6 +27,7 @@ export type WorkerReply =
   | { type: "event"; event: RunEvent }
   | { type: "done"; status: RunStatus }
   | { type: "result"; result: ProbeJobResult }
+  | { type: "outcome"; outcome: JobOutcome }
   | { type: "warning"; message: string }
   | { type: "error"; message: string };
 
@@ -38,28 +42,52 @@ export function defaultWorkers(): number {
   return Math.max(1, availableParallelism());
 }
 
-/** Runs probe jobs on up to `workers` threads; resolves with results in job order. */
-export async function runJobs(
-  jobs: ProbeJob[],
-  opts: { workers?: number; backend?: BackendName; userEnvs?: UserEnvironments; onResult?: (r: ProbeJobResult, done: number) => void },
-): Promise<ProbeJobResult[]> {
-  const results: ProbeJobResult[] = new Array(jobs.length);
+/** Runs `fn` over items with at most `width` in flight; resolves with results in item order. */
+export async function inLanes<T, R>(items: T[], width: number, fn: (item: T) => Promise<R>, onResult?: (r: R, done: number) => void): Promise<R[]> {
+  const results: R[] = new Array(items.length);
   let next = 0;
   let done = 0;
-  const width = Math.max(1, Math.min(opts.workers ?? defaultWorkers(), jobs.length));
   const lane = async () => {
-    while (next < jobs.length) {
+    while (next < items.length) {
       const i = next++;
-      results[i] = await runOneJob(jobs[i]!, opts.backend, opts.userEnvs ?? {});
+      results[i] = await fn(items[i]!);
       done++;
-      opts.onResult?.(results[i]!, done);
+      onResult?.(results[i]!, done);
     }
   };
-  await Promise.all(Array.from({ length: width }, lane));
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(width, items.length)) }, lane));
   return results;
 }
 
-function runOneJob(job: ProbeJob, backend: BackendName | undefined, userEnvs: UserEnvironments): Promise<ProbeJobResult> {
+/** Runs probe jobs on up to `workers` threads; resolves with results in job order. */
+export function runJobs(
+  jobs: ProbeJob[],
+  opts: { workers?: number; backend?: BackendName; userEnvs?: UserEnvironments; onResult?: (r: ProbeJobResult, done: number) => void },
+): Promise<ProbeJobResult[]> {
+  return inLanes(
+    jobs,
+    opts.workers ?? defaultWorkers(),
+    (job) =>
+      inWorker<ProbeJobResult>(
+        { type: "probe-job", job, ...(opts.backend ? { backend: opts.backend } : {}), userEnvs: opts.userEnvs ?? {} },
+        (m) => (m.type === "result" ? m.result : undefined),
+        `probe job ${job.agent} seed ${job.seed}`,
+      ),
+    opts.onResult,
+  );
+}
+
+/** Executes one sweep job on a fresh worker thread. */
+export function runSweepJobInWorker(job: SweepJob, backend: BackendName | undefined, userEnvs: UserEnvironments): Promise<JobOutcome> {
+  return inWorker<JobOutcome>(
+    { type: "sweep-job", job, ...(backend ? { backend } : {}), userEnvs },
+    (m) => (m.type === "outcome" ? m.outcome : undefined),
+    `sweep job ${job.key}`,
+  );
+}
+
+/** Posts one request to a fresh worker thread and resolves with the reply `pick` accepts. */
+function inWorker<R>(request: WorkerRequest, pick: (m: WorkerReply) => R | undefined, what: string): Promise<R> {
   return new Promise((resolve, reject) => {
     const w = spawnWorker();
     let settled = false;
@@ -70,11 +98,12 @@ function runOneJob(job: ProbeJob, backend: BackendName | undefined, userEnvs: Us
       f();
     };
     w.on("message", (m: WorkerReply) => {
-      if (m.type === "result") finish(() => resolve(m.result));
-      else if (m.type === "error") finish(() => reject(new Error(`probe job ${job.agent} seed ${job.seed} failed: ${m.message}`)));
+      const r = pick(m);
+      if (r !== undefined) finish(() => resolve(r));
+      else if (m.type === "error") finish(() => reject(new Error(`${what} failed: ${m.message}`)));
     });
     w.on("error", (e) => finish(() => reject(e)));
-    w.on("exit", (code) => finish(() => reject(new Error(`probe job worker exited with code ${code}`))));
-    w.postMessage({ type: "probe-job", job, ...(backend ? { backend } : {}), userEnvs } satisfies WorkerRequest);
+    w.on("exit", (code) => finish(() => reject(new Error(`${what}: worker exited with code ${code}`))));
+    w.postMessage(request);
   });
 }

@@ -66,13 +66,13 @@ export function resolveRunSpec(request: unknown): RunSpec {
   );
   const envConfig: EnvConfig = { ...(req.envConfig ?? {}) };
   if (req.variant !== undefined) envConfig.variant = req.variant;
-  const resolvedEnv = resolveEnvConfig(req.env, envConfig);
+  const resolvedEnv = prefixed(() => resolveEnvConfig(req.env, envConfig), (path) => (path === "/variant" ? "/variant" : `/envConfig${path}`));
   const reg = agentRegistration(req.agent);
   const userConfig = { ...(req.config ?? {}) };
   // annealing schedules run over the run's budget unless the user pins them
   const props = (reg.configSchema as { properties?: Record<string, unknown> }).properties ?? {};
   if ("totalSteps" in props && userConfig.totalSteps === undefined) userConfig.totalSteps = req.steps;
-  const config = resolveAgentConfig<Record<string, unknown>>(req.agent, userConfig);
+  const config = prefixed(() => resolveAgentConfig<Record<string, unknown>>(req.agent, userConfig), (path) => `/config${path === "/" ? "" : path}`);
   const { variant, ...rest } = resolvedEnv;
   return {
     env: req.env,
@@ -89,6 +89,19 @@ export function resolveRunSpec(request: unknown): RunSpec {
     reward: req.reward,
     ...(req.label !== undefined ? { label: req.label } : {}),
   };
+}
+
+/** Re-roots a nested schema's error paths in the request ("/numEnvs" -> "/config/numEnvs"), for forms. */
+function prefixed<T>(f: () => T, path: (p: string) => string): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof ValidationError) {
+      const errors = e.errors.map((x) => ({ ...x, path: path(x.path) }));
+      throw new ValidationError(e.message.replace(/(\s)(\/[^\s]*)/g, (_m, sp: string, p: string) => `${sp}${path(p)}`), errors);
+    }
+    throw e;
+  }
 }
 
 export function agentEnvInfo(spec: Pick<RunSpec, "env" | "variant" | "envConfig" | "config">): AgentEnvInfo {
@@ -210,11 +223,15 @@ export class Run {
         this.setStatus("stopped");
       } else {
         if (this.spec.evalEpisodes > 0 && this.agent) {
-          this.evaluation = evaluate(this.agent, this.spec, {
-            episodes: this.spec.evalEpisodes,
-            seed: deriveSeed(this.spec.seed, 0x5eed),
-            greedy: this.spec.evalGreedy,
-          });
+          this.evaluation = {
+            ...evaluate(this.agent, this.spec, {
+              episodes: this.spec.evalEpisodes,
+              seed: deriveSeed(this.spec.seed, 0x5eed),
+              greedy: this.spec.evalGreedy,
+            }),
+            // the run's own step count (the agent's excludes steps taken with learning off)
+            envSteps: this.envSteps,
+          };
           this.emit({ type: "evaluation", runId: this.id, evaluation: this.evaluation });
         }
         await this.checkpoint();

@@ -69,6 +69,16 @@ const MIGRATIONS: string[] = [
    CREATE TABLE probes (
      id TEXT PRIMARY KEY, probe TEXT NOT NULL, env TEXT NOT NULL, status TEXT NOT NULL, reason TEXT,
      created_at INTEGER NOT NULL, request TEXT NOT NULL, results TEXT NOT NULL);`,
+  // 2: sweeps, their runs (by key) and probe-job results
+  `CREATE TABLE sweeps (
+     id TEXT PRIMARY KEY, name TEXT NOT NULL, spec TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+     status TEXT NOT NULL, total INTEGER NOT NULL, mode TEXT NOT NULL);
+   ALTER TABLE runs ADD COLUMN sweep TEXT;
+   ALTER TABLE runs ADD COLUMN host TEXT;
+   CREATE TABLE probe_jobs (
+     key TEXT PRIMARY KEY, sweep TEXT NOT NULL, probe TEXT NOT NULL, agent TEXT NOT NULL, arm TEXT NOT NULL,
+     seed INTEGER NOT NULL, status TEXT NOT NULL, reason TEXT, result TEXT, host TEXT, written_at INTEGER NOT NULL);
+   CREATE TABLE sweep_jobs (sweep TEXT NOT NULL, key TEXT NOT NULL, kind TEXT NOT NULL, PRIMARY KEY (sweep, key));`,
 ];
 
 /** Keep at most this many trajectories per run (the newest), so long runs stay small. */
@@ -361,6 +371,103 @@ export class Store {
 
   listProbes(): StoredProbe[] {
     return (this.db.prepare(`SELECT * FROM probes ORDER BY created_at DESC`).all() as Record<string, unknown>[]).map(rowToProbe);
+  }
+
+  // ------------------------------------------------------------ sweeps
+
+  createSweep(id: string, name: string, spec: unknown, keys: { key: string; kind: string }[], mode: string): void {
+    const now = Date.now();
+    this.db.transaction(() => {
+      this.db
+        .prepare(`INSERT INTO sweeps (id, name, spec, created_at, updated_at, status, total, mode) VALUES (?, ?, ?, ?, ?, 'running', ?, ?)
+                  ON CONFLICT(id) DO UPDATE SET status = 'running', updated_at = excluded.updated_at, mode = excluded.mode`)
+        .run(id, name, JSON.stringify(spec), now, now, keys.length, mode);
+      const ins = this.db.prepare(`INSERT OR IGNORE INTO sweep_jobs (sweep, key, kind) VALUES (?, ?, ?)`);
+      for (const k of keys) ins.run(id, k.key, k.kind);
+    })();
+  }
+
+  finishSweep(id: string, status: "completed" | "failed" | "interrupted"): void {
+    this.db.prepare(`UPDATE sweeps SET status = ?, updated_at = ? WHERE id = ?`).run(status, Date.now(), id);
+  }
+
+  /** Keys whose outcome is already stored (completed or failed for its own reason). */
+  doneKeys(keys: string[]): Set<string> {
+    const done = new Set<string>();
+    const run = this.db.prepare(`SELECT 1 FROM runs WHERE id = ? AND sweep IS NOT NULL AND status IN ('completed', 'failed')`);
+    const probe = this.db.prepare(`SELECT 1 FROM probe_jobs WHERE key = ?`);
+    for (const k of keys) if (run.get(k) || probe.get(k)) done.add(k);
+    return done;
+  }
+
+  /**
+   * Writes one job's outcome exactly once: a second write of the same key
+   * (a retried or duplicated job) is ignored and returns false.
+   */
+  writeOutcome(sweepId: string, o: import("./sweeps/execute.ts").JobOutcome, checkpointDir: string | null): boolean {
+    this.flush();
+    return this.db.transaction(() => {
+      if (this.doneKeys([o.key]).size > 0) return false;
+      const now = Date.now();
+      if (o.kind === "probe") {
+        this.db
+          .prepare(`INSERT INTO probe_jobs (key, sweep, probe, agent, arm, seed, status, reason, result, host, written_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+          .run(o.key, sweepId, o.probe, o.result?.agent ?? "", o.result?.arm ?? "", o.result?.seed ?? -1, o.status, o.reason, o.result ? JSON.stringify(o.result) : null, o.host, now);
+        return true;
+      }
+      this.db.prepare(`DELETE FROM runs WHERE id = ?`).run(o.key);
+      this.db
+        .prepare(
+          `INSERT INTO runs (id, spec, status, reason, created_at, updated_at, env_steps, episodes, updates, evaluation, variant, learning, checkpoint_dir, checkpoint_steps, sweep, host)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`,
+        )
+        .run(o.key, JSON.stringify(o.spec), o.status, o.reason, now, now, o.envSteps, o.episodes.length, o.updates.length, o.evaluation ? JSON.stringify(o.evaluation) : null, o.spec.variant, checkpointDir, checkpointDir ? o.envSteps : 0, sweepId, o.host);
+      for (const ep of o.episodes) {
+        this.stmts.episode.run(o.key, ep.index, ep.envSteps, ep.return, ep.performance, ep.length, ep.terminated ? 1 : 0, JSON.stringify(ep.events), ep.variant);
+      }
+      for (const u of o.updates) this.stmts.update.run(o.key, u.update, u.envSteps, JSON.stringify(u.metrics));
+      return true;
+    })();
+  }
+
+  probeJobResults(keys: string[]): Map<string, unknown> {
+    const out = new Map<string, unknown>();
+    const q = this.db.prepare(`SELECT result FROM probe_jobs WHERE key = ? AND result IS NOT NULL`);
+    for (const k of keys) {
+      const r = q.get(k) as { result: string } | undefined;
+      if (r) out.set(k, JSON.parse(r.result));
+    }
+    return out;
+  }
+
+  sweepProgress(id: string): { id: string; name: string; status: string; mode: string; total: number; completed: number; failed: number; createdAt: number; updatedAt: number; spec: unknown } | null {
+    const sw = this.db.prepare(`SELECT * FROM sweeps WHERE id = ?`).get(id) as Record<string, unknown> | undefined;
+    if (!sw) return null;
+    const counts = this.db
+      .prepare(
+        `SELECT
+           (SELECT count(*) FROM sweep_jobs j JOIN runs r ON r.id = j.key WHERE j.sweep = ? AND r.status = 'completed')
+         + (SELECT count(*) FROM sweep_jobs j JOIN probe_jobs p ON p.key = j.key WHERE j.sweep = ? AND p.status = 'completed') AS completed,
+           (SELECT count(*) FROM sweep_jobs j JOIN runs r ON r.id = j.key WHERE j.sweep = ? AND r.status = 'failed')
+         + (SELECT count(*) FROM sweep_jobs j JOIN probe_jobs p ON p.key = j.key WHERE j.sweep = ? AND p.status = 'failed') AS failed`,
+      )
+      .get(id, id, id, id) as { completed: number; failed: number };
+    return {
+      id,
+      name: sw.name as string,
+      status: sw.status as string,
+      mode: sw.mode as string,
+      total: sw.total as number,
+      completed: counts.completed,
+      failed: counts.failed,
+      createdAt: sw.created_at as number,
+      updatedAt: sw.updated_at as number,
+      spec: JSON.parse(sw.spec as string),
+    };
+  }
+
+  listSweeps(): string[] {
+    return (this.db.prepare(`SELECT id FROM sweeps ORDER BY created_at DESC`).all() as { id: string }[]).map((r) => r.id);
   }
 
   close(): void {

@@ -10,6 +10,7 @@ import { Run } from "./run.ts";
 import { loadUserEnvironments } from "./plugins.ts";
 import type { WorkerRequest, WorkerReply } from "./pool.ts";
 import { runProbeJob } from "./probes/job.ts";
+import { executeSweepJob } from "./sweeps/execute.ts";
 
 if (!parentPort) throw new Error("experiments/worker.ts must run in a worker thread");
 const port = parentPort;
@@ -33,6 +34,12 @@ port.on("message", async (m: WorkerRequest) => {
         await initBackend(m.backend);
         const result = await runProbeJob(m.job);
         send({ type: "result", result });
+        break;
+      }
+      case "sweep-job": {
+        await loadUserEnvironments(m.userEnvs);
+        await initBackend(m.backend);
+        send({ type: "outcome", outcome: await executeSweepJob(m.job) });
         break;
       }
       case "pause":

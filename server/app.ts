@@ -63,6 +63,7 @@ export function runSummary(r: StoredRun, manager: RunManager): RunSummary {
     stepsPerSecond: r.stepsPerSecond,
     variant: live?.variant ?? r.variant,
     learning: live?.learning ?? r.learning,
+    reward: live?.reward ?? manager.store.interventions(r.id).at(-1)?.reward ?? r.spec.reward,
   };
 }
 
@@ -298,6 +299,22 @@ export function createApp(opts: AppOptions): express.Express {
       "probe request",
     );
     res.status(202).json(probes.start(body));
+  });
+
+  api.get("/probes/definitions", (_req, res) => {
+    res.json(
+      Object.values(probes.definitions()).map((d) => ({
+        name: d.name,
+        description: d.description,
+        env: d.env,
+        generic: d.generic,
+        train: d.train.variant,
+        test: d.test.variant,
+        testReward: d.test.reward,
+        event: d.event,
+        arms: (d.arms ?? []).map((a) => a.name),
+      })),
+    );
   });
 
   api.get("/probes", (_req, res) => {

@@ -1,6 +1,6 @@
 /** Starts probes in the background (worker threads) and keeps their results in the store. */
 import { randomUUID } from "node:crypto";
-import { runProbe, probeDefinition } from "../experiments/probes/index.ts";
+import { runProbe, probeDefinition, probes as probeDefinitions } from "../experiments/probes/index.ts";
 import { agentRegistration } from "../agents/registry.ts";
 import { registration } from "../envs/registry.ts";
 import type { Store, StoredProbe } from "../experiments/store.ts";
@@ -82,6 +82,10 @@ export class ProbeService {
       })
       .finally(() => this.running--);
     return toView(p);
+  }
+
+  definitions() {
+    return probeDefinitions;
   }
 
   list(): ProbeResult[] {

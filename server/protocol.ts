@@ -3,7 +3,7 @@
  * resource shapes and the socket.io event maps. Type-only: the client
  * imports it with `import type`.
  */
-import type { Frame, EnvSpec } from "../envs/core.ts";
+import type { Frame } from "../envs/core.ts";
 import type { LedgerDelta } from "../agents/core.ts";
 import type { EpisodeStats, EvaluationStats, RunSpec, RunStatus, TrajectoryRecord } from "../experiments/events.ts";
 
@@ -53,6 +53,8 @@ export interface RunSummary {
   /** Current variant (differs from spec.variant after an intervention). */
   variant: string;
   learning: boolean;
+  /** Current reward wrapper (differs from spec.reward after an intervention). */
+  reward: RunSpec["reward"];
 }
 
 /** A point of a run's history, for charts (GET /api/runs/:id/updates). */

@@ -30,6 +30,9 @@ export interface SocketOptions {
 
 type Io = Server<ClientToServerEvents, ServerToClientEvents>;
 
+/** Packets waiting on a client's connection beyond which its frames are dropped. */
+const MAX_BACKLOG = 16;
+
 /** Plays recorded episodes to a room at a steady pace; drops whole episodes when behind. */
 class FramePacer {
   private queue: RunEventOf<"frame">[] = [];
@@ -183,15 +186,19 @@ export class Broadcaster {
     for (const [runId, p] of this.pacers) {
       const f = p.next();
       if (!f) continue;
-      this.io.to(runId).volatile.emit("frame", {
-        runId,
-        episode: f.episode,
-        t: f.t,
-        frame: f.frame,
-        reward: f.reward,
-        performance: f.performance,
-        events: f.events,
-      });
+      const msg = { runId, episode: f.episode, t: f.t, frame: f.frame, reward: f.reward, performance: f.performance, events: f.events };
+      // per client, not volatile: a client watching several runs gets each run's frame in the same tick;
+      // one whose connection is backed up skips the frame, so its buffer stays bounded
+      for (const id of this.io.sockets.adapter.rooms.get(runId) ?? []) {
+        const socket = this.io.sockets.sockets.get(id);
+        if (!socket) continue;
+        const backlog = (socket.conn as unknown as { writeBuffer?: unknown[] }).writeBuffer?.length ?? 0;
+        if (backlog > MAX_BACKLOG) {
+          p.dropped++;
+          continue;
+        }
+        socket.emit("frame", msg);
+      }
     }
   }
 

@@ -171,10 +171,22 @@ function adaptSide(s: ProbeSide, env: string): ProbeSide {
   return variants.includes(s.variant) ? s : { ...s, variant: variants[0]!, envConfig: {} };
 }
 
-export async function runProbe(
-  req: ProbeRequest,
-  onProgress?: (done: number, total: number, r: ProbeJobResult) => void,
-): Promise<Omit<ProbeResult, "id" | "createdAt" | "status" | "reason">> {
+/** A probe expanded into its jobs, with what aggregation needs. */
+export interface ProbePlan {
+  def: ProbeDefinition;
+  env: string;
+  test: ProbeSide;
+  event: string;
+  reinforcedEvent: string;
+  arms: ProbeArm[];
+  agents: string[];
+  episodes: number;
+  firstSeed: number;
+  countingPolicies: number;
+  jobs: ProbeJob[];
+}
+
+export function planProbe(req: ProbeRequest): ProbePlan {
   const def = probeDefinition(req.probe);
   const env = req.env ?? def.env;
   if (req.env && !def.generic && req.env !== def.env) {
@@ -188,7 +200,6 @@ export async function runProbe(
   const arms = def.arms ?? [{ name: "", train }];
   const episodes = req.episodes ?? 100;
   const firstSeed = req.firstSeed ?? 0;
-
   const jobs: ProbeJob[] = [];
   for (const agent of req.agents) {
     for (const arm of arms) {
@@ -210,7 +221,15 @@ export async function runProbe(
       }
     }
   }
+  return { def, env, test, event, reinforcedEvent, arms, agents: req.agents, episodes, firstSeed, countingPolicies: req.countingPolicies ?? 500, jobs };
+}
 
+export async function runProbe(
+  req: ProbeRequest,
+  onProgress?: (done: number, total: number, r: ProbeJobResult) => void,
+): Promise<Omit<ProbeResult, "id" | "createdAt" | "status" | "reason">> {
+  const plan = planProbe(req);
+  const jobs = plan.jobs;
   let results: ProbeJobResult[];
   if (req.inline) {
     results = [];
@@ -227,13 +246,18 @@ export async function runProbe(
       onResult: (r, done) => onProgress?.(done, jobs.length, r),
     });
   }
+  return aggregateProbe(plan, results);
+}
 
+/** The probe table from its jobs' results, with the predictions that need no trained agent computed here. */
+export function aggregateProbe(plan: ProbePlan, results: ProbeJobResult[]): Omit<ProbeResult, "id" | "createdAt" | "status" | "reason"> {
+  const { def, env, test, event, reinforcedEvent, arms, episodes, firstSeed } = plan;
   // predictions that do not depend on the trained agent
   const pursuit = plannerRate(env, test, event, Math.min(episodes, 50), deriveSeed(firstSeed, 7));
-  const counting = countingPrediction(env, arms, test, event, req.countingPolicies ?? 500, firstSeed);
+  const counting = countingPrediction(env, arms, test, event, plan.countingPolicies, firstSeed);
 
   const rows: ProbeAgentResult[] = [];
-  for (const agent of req.agents) {
+  for (const agent of plan.agents) {
     for (const arm of arms) {
       const mine = results.filter((r) => r.agent === agent && r.arm === arm.name);
       const testEps = mine.flatMap((r) => r.test);

@@ -15,7 +15,6 @@ import { chromium, type Browser, type Page } from "playwright-core";
 const ROOT = resolve(import.meta.dirname, "../..");
 const SHOTS = join(ROOT, "test-results");
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const MOCK = process.env.REWARDLAB_E2E_MOCK === "1";
 const STEPS = 100_000;
 
 let server: ChildProcess | null = null;
@@ -32,9 +31,7 @@ let firstRunId = "";
 async function startServer(port = 0): Promise<string> {
   dataDir ||= await mkdtemp(join(tmpdir(), "rewardlab-e2e-"));
   serverLog = "";
-  const args = MOCK
-    ? ["--import", "tsx", "test/e2e/mock-server.ts", "--port", String(port)]
-    : ["bin/rewardlab.js", "serve", "--port", String(port), "--data", dataDir, "--no-demo"];
+  const args = ["bin/rewardlab.js", "serve", "--port", String(port), "--data", dataDir, "--no-demo"];
   server = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
   return new Promise((res, rej) => {
     const timer = setTimeout(() => rej(new Error(`server did not report "listening on" within 90 s:\n${serverLog.slice(-3000)}`)), 90_000);
@@ -291,11 +288,9 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     await shot("disconnected");
     base = await startServer(port);
     await until("reconnected", conn, (s) => s === "connected", 60_000);
-    if (!MOCK) {
-      // resubscribed: the new server's snapshot refills the view (the run survived in the store)
-      await until("the run's history after reconnecting", () => points("chart-return"), (n) => n > 0, 30_000);
-      await until("the run's status", () => page.textContent("[data-testid=run-status]"), (t) => /\w/.test(t ?? ""), 10_000);
-    }
+    // resubscribed: the new server's snapshot refills the view (the run survived in the store)
+    await until("the run's history after reconnecting", () => points("chart-return"), (n) => n > 0, 30_000);
+    await until("the run's status", () => page.textContent("[data-testid=run-status]"), (t) => /\w/.test(t ?? ""), 10_000);
     await shot("reconnected");
   });
 

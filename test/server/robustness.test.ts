@@ -101,7 +101,7 @@ describe("malformed socket messages", () => {
       socket.on("error", () => errors++);
       sockets.push(socket);
     }
-    await Promise.all(sockets.map((s) => new Promise((r) => s.once("connect", r))));
+    await Promise.all(sockets.map((s) => new Promise<void>((r) => s.once("connect", () => r()))));
     const payloads = (): [string, unknown] => {
       const bad = [
         () => ["subscribe", { runId: 42 }],
@@ -136,7 +136,7 @@ describe("malformed socket messages", () => {
 
   it("rate-limits a flooding client with an error that names the limit", async () => {
     const socket = io(server.url, { transports: ["websocket"], forceNew: true });
-    await new Promise((r) => socket.once("connect", r));
+    await new Promise<void>((r) => socket.once("connect", () => r()));
     const messages: string[] = [];
     socket.on("error", (e: { error: string }) => messages.push(e.error));
     for (let i = 0; i < 200; i++) socket.emit("subscribe", { runId: "nope" });
@@ -180,7 +180,7 @@ describe("a non-local bind", () => {
       expect(err.message).toMatch(/token/);
       refused.close();
       const ok = io(s.url, { transports: ["websocket"], forceNew: true, auth: { token: s.token } });
-      await new Promise((r) => ok.once("connect", r));
+      await new Promise<void>((r) => ok.once("connect", () => r()));
       ok.close();
     } finally {
       await s.close();

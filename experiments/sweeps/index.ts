@@ -1,0 +1,134 @@
+/**
+ * The sweep coordinator: expands a spec into keyed jobs, skips those the
+ * store already has, runs the rest on local worker threads (default) or on a
+ * BullMQ queue, and writes every outcome into the store exactly once. The
+ * aggregated probe tables are computed here, from the stored job results.
+ */
+import { mkdir, writeFile } from "node:fs/promises";
+import { join, resolve, sep } from "node:path";
+import type { ProbeResult } from "../../server/protocol.ts";
+import type { Store } from "../store.ts";
+import { defaultWorkers, inLanes, runSweepJobInWorker, type BackendName } from "../pool.ts";
+import type { UserEnvironments } from "../plugins.ts";
+import { aggregateProbe } from "../probes/index.ts";
+import type { ProbeJobResult } from "../probes/job.ts";
+import type { JobOutcome } from "./execute.ts";
+import { expandSweep, type ExpandedSweep } from "./spec.ts";
+import { runOnQueue } from "./queue.ts";
+
+export interface SweepProgress {
+  total: number;
+  skipped: number;
+  done: number;
+  failed: number;
+  running: number;
+  /** Seconds since the sweep started. */
+  elapsed: number;
+}
+
+export interface SweepOptions {
+  store: Store;
+  /** redis://host:port: send jobs to BullMQ workers instead of local threads. */
+  queue?: string;
+  workers?: number;
+  userEnvs?: UserEnvironments;
+  onProgress?: (p: SweepProgress) => void;
+  /** Attempts per job on the queue. */
+  attempts?: number;
+}
+
+export interface SweepSummary {
+  id: string;
+  name: string;
+  mode: "local" | "queue";
+  total: number;
+  skipped: number;
+  completed: number;
+  failed: number;
+  seconds: number;
+  probes: Omit<ProbeResult, "id" | "createdAt" | "status" | "reason">[];
+}
+
+/** Writes an outcome's checkpoint files under data/runs/<key>/checkpoint and the rest into the store. */
+async function writeOutcome(store: Store, sweepId: string, o: JobOutcome): Promise<boolean> {
+  let dir: string | null = null;
+  if (o.kind === "run" && o.checkpoint) {
+    const base = resolve(store.dataDir, "runs");
+    dir = resolve(base, o.key, "checkpoint");
+    if (!dir.startsWith(base + sep) || !/^[0-9a-f]{32}$/.test(o.key)) throw new Error(`bad job key ${o.key}`);
+    await mkdir(dir, { recursive: true });
+    for (const [name, b64] of Object.entries(o.checkpoint)) {
+      if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new Error(`bad checkpoint file name ${name}`);
+      await writeFile(join(dir, name), Buffer.from(b64, "base64"));
+    }
+  }
+  return store.writeOutcome(sweepId, o, dir);
+}
+
+export async function runSweep(input: unknown, opts: SweepOptions): Promise<SweepSummary> {
+  const started = performance.now();
+  const sweep = expandSweep(input);
+  const { store } = opts;
+  const mode = opts.queue ? "queue" : "local";
+  store.createSweep(sweep.id, sweep.spec.name, sweep.spec, sweep.jobs.map((j) => ({ key: j.key, kind: j.kind })), mode);
+  const done = store.doneKeys(sweep.jobs.map((j) => j.key));
+  const todo = sweep.jobs.filter((j) => !done.has(j.key));
+  const progress: SweepProgress = { total: sweep.jobs.length, skipped: done.size, done: 0, failed: 0, running: 0, elapsed: 0 };
+  const report = () => {
+    progress.elapsed = (performance.now() - started) / 1000;
+    opts.onProgress?.({ ...progress });
+  };
+  report();
+  const onOutcome = async (o: JobOutcome) => {
+    await writeOutcome(store, sweep.id, o);
+    if (o.status === "failed") progress.failed++;
+    else progress.done++;
+    progress.running = Math.max(0, progress.running - 1);
+    report();
+  };
+  const backend = (sweep.spec.backend ?? null) as BackendName | null;
+  try {
+    if (opts.queue) {
+      await runOnQueue(todo, opts.queue, backend, {
+        onOutcome,
+        onActive: () => {
+          progress.running++;
+          report();
+        },
+        ...(opts.attempts ? { attempts: opts.attempts } : {}),
+      });
+    } else {
+      await inLanes(todo, opts.workers ?? defaultWorkers(), async (job) => {
+        progress.running++;
+        report();
+        await onOutcome(await runSweepJobInWorker(job, backend ?? undefined, opts.userEnvs ?? {}));
+      });
+    }
+    store.finishSweep(sweep.id, progress.failed > 0 ? "failed" : "completed");
+  } catch (e) {
+    store.finishSweep(sweep.id, "interrupted");
+    throw e;
+  }
+  const after = store.sweepProgress(sweep.id)!;
+  return {
+    id: sweep.id,
+    name: sweep.spec.name,
+    mode,
+    total: sweep.jobs.length,
+    skipped: done.size,
+    completed: after.completed,
+    failed: after.failed,
+    seconds: (performance.now() - started) / 1000,
+    probes: aggregateProbes(store, sweep),
+  };
+}
+
+/** Probe tables from the stored job results (in job order, so the same results give the same table). */
+export function aggregateProbes(store: Store, sweep: ExpandedSweep): SweepSummary["probes"] {
+  return sweep.probePlans.map((plan, i) => {
+    const keys = sweep.jobs.filter((j) => j.kind === "probe" && j.probeIndex === i).map((j) => j.key);
+    const stored = store.probeJobResults(keys);
+    const results = keys.map((k) => stored.get(k)).filter((r): r is ProbeJobResult => r !== undefined);
+    return aggregateProbe(plan, results);
+  });
+}

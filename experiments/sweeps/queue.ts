@@ -1,0 +1,178 @@
+/**
+ * Sweeps beyond one machine on BullMQ (Redis). The coordinator adds one job
+ * per sweep job, with the job's stable key as its BullMQ id, and writes each
+ * outcome into its own SQLite store when the job completes; workers on any
+ * machine take jobs and train them on local worker threads. Only the queue is
+ * shared: job specs go out, outcomes (statistics and checkpoints) come back.
+ *
+ * Faults: a worker that dies mid-job stops renewing its lock; after
+ * `lockMs` another worker's stalled-job check puts the job back and someone
+ * retries it (at most `attempts` times). A run that fails for its own reason
+ * completes with a failed outcome, so it is stored once and never retried.
+ */
+import { Queue, QueueEvents, Worker, type ConnectionOptions, type Job } from "bullmq";
+import { RewardlabError } from "../../envs/errors.ts";
+import { moduleLogger } from "../log.ts";
+import { runSweepJobInWorker, type BackendName } from "../pool.ts";
+import type { UserEnvironments } from "../plugins.ts";
+import type { JobOutcome } from "./execute.ts";
+import type { SweepJob } from "./spec.ts";
+
+const log = moduleLogger("experiments/sweeps/queue");
+
+export const QUEUE_NAME = "rewardlab-sweep-jobs";
+
+export interface QueueJobData {
+  job: SweepJob;
+  backend: BackendName | null;
+}
+
+/** redis://[:password@]host:port[/db] -> ioredis options (BullMQ needs maxRetriesPerRequest null on workers). */
+export function connectionFrom(url: string): ConnectionOptions {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new RewardlabError(`--queue must be a redis:// URL such as redis://127.0.0.1:6379, got "${url}"`);
+  }
+  if (u.protocol !== "redis:") throw new RewardlabError(`--queue must be a redis:// URL, got "${url}"`);
+  return {
+    host: u.hostname || "127.0.0.1",
+    port: Number(u.port || 6379),
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    ...(u.pathname.length > 1 ? { db: Number(u.pathname.slice(1)) } : {}),
+    maxRetriesPerRequest: null,
+  };
+}
+
+export interface QueueRunOptions {
+  attempts?: number;
+  onOutcome: (o: JobOutcome) => Promise<void> | void;
+  /** Called when a job is taken by a worker. */
+  onActive?: (key: string) => void;
+  pollMs?: number;
+}
+
+/** A failed outcome for a job whose attempts ran out (its workers kept dying). */
+function exhausted(job: SweepJob, reason: string): JobOutcome {
+  if (job.kind === "probe") {
+    return { kind: "probe", key: job.key, probe: job.job.probe, status: "failed", reason, result: null, seconds: 0, host: "queue" };
+  }
+  return { kind: "run", key: job.key, spec: job.spec, status: "failed", reason, envSteps: 0, episodes: [], updates: [], evaluation: null, checkpoint: null, seconds: 0, host: "queue" };
+}
+
+/** Sends the jobs to the queue and resolves when every one has an outcome written. */
+export async function runOnQueue(jobs: SweepJob[], url: string, backend: BackendName | null, opts: QueueRunOptions): Promise<void> {
+  const connection = connectionFrom(url);
+  const queue = new Queue<QueueJobData, JobOutcome>(QUEUE_NAME, { connection });
+  const events = new QueueEvents(QUEUE_NAME, { connection });
+  const byKey = new Map(jobs.map((j) => [j.key, j]));
+  const pending = new Set(byKey.keys());
+  let settle!: () => void;
+  let fail!: (e: Error) => void;
+  const allDone = new Promise<void>((res, rej) => {
+    settle = res;
+    fail = rej;
+  });
+  const handling = new Set<string>();
+  const handle = async (key: string, outcome: JobOutcome) => {
+    if (!pending.has(key) || handling.has(key)) return;
+    handling.add(key);
+    try {
+      await opts.onOutcome(outcome);
+      pending.delete(key);
+      if (pending.size === 0) settle();
+    } catch (e) {
+      fail(e as Error);
+    } finally {
+      handling.delete(key);
+    }
+  };
+  const check = async (key: string) => {
+    const job = await queue.getJob(key);
+    if (!job) return;
+    const state = await job.getState();
+    if (state === "completed" && job.returnvalue) await handle(key, job.returnvalue);
+    else if (state === "failed") await handle(key, exhausted(byKey.get(key)!, `gave up after ${job.attemptsMade} attempts: ${job.failedReason}`));
+  };
+  try {
+    await events.waitUntilReady();
+    events.on("completed", ({ jobId }) => void check(jobId).catch((e) => log.warn({ err: e }, "checking a completed job")));
+    events.on("failed", ({ jobId }) => void check(jobId).catch((e) => log.warn({ err: e }, "checking a failed job")));
+    events.on("active", ({ jobId }) => opts.onActive?.(jobId));
+    const toAdd: SweepJob[] = [];
+    for (const j of jobs) {
+      const existing = await queue.getJob(j.key);
+      if (!existing) toAdd.push(j);
+      else {
+        const state = await existing.getState();
+        if (state === "failed") {
+          // a previous coordinator gave up on it: try again from scratch
+          await existing.remove();
+          toAdd.push(j);
+        }
+      }
+    }
+    await queue.addBulk(
+      toAdd.map((j) => ({
+        name: j.kind,
+        data: { job: j, backend },
+        opts: {
+          jobId: j.key,
+          attempts: opts.attempts ?? 3,
+          backoff: { type: "fixed", delay: 1000 },
+          removeOnComplete: { age: 7 * 24 * 3600 },
+          removeOnFail: { age: 7 * 24 * 3600 },
+        },
+      })),
+    );
+    log.info({ added: toAdd.length, already: jobs.length - toAdd.length, queue: QUEUE_NAME }, "sweep jobs queued");
+    // events can be missed (a reconnect): poll the pending jobs as well
+    const poll = setInterval(() => {
+      for (const key of pending) void check(key).catch(() => {});
+    }, opts.pollMs ?? 2000);
+    for (const key of [...pending]) await check(key);
+    if (pending.size === 0) settle();
+    try {
+      await allDone;
+    } finally {
+      clearInterval(poll);
+    }
+  } finally {
+    await events.close();
+    await queue.close();
+  }
+}
+
+export interface QueueWorkerOptions {
+  concurrency?: number;
+  /** A job whose worker stops renewing its lock this long is retried elsewhere. */
+  lockMs?: number;
+  userEnvs?: UserEnvironments;
+  /** Overrides the backend the sweep asked for. */
+  backend?: BackendName;
+}
+
+/** Takes jobs from the queue and trains them on local worker threads; resolves once closed. */
+export function startQueueWorker(url: string, opts: QueueWorkerOptions = {}): Worker<QueueJobData, JobOutcome> {
+  const lockDuration = opts.lockMs ?? 30_000;
+  const worker = new Worker<QueueJobData, JobOutcome>(
+    QUEUE_NAME,
+    async (job: Job<QueueJobData, JobOutcome>) => {
+      const backend = opts.backend ?? job.data.backend ?? undefined;
+      log.info({ key: job.id, kind: job.data.job.kind, attempt: job.attemptsMade + 1 }, "job taken");
+      const outcome = await runSweepJobInWorker(job.data.job, backend, opts.userEnvs ?? {});
+      log.info({ key: job.id, status: outcome.status, seconds: outcome.seconds.toFixed(1) }, "job done");
+      return outcome;
+    },
+    {
+      connection: connectionFrom(url),
+      concurrency: opts.concurrency ?? 1,
+      lockDuration,
+      stalledInterval: Math.max(1000, Math.floor(lockDuration / 2)),
+      maxStalledCount: 2,
+    },
+  );
+  worker.on("failed", (job, err) => log.warn({ key: job?.id, err: err.message }, "job attempt failed"));
+  return worker;
+}
