@@ -27,6 +27,7 @@ import {
   trajectoryParamsSchema,
 } from "./schemas.ts";
 import type { ProbeService } from "./probes.ts";
+import type { SweepService } from "./sweeps.ts";
 import type { Intervention } from "../experiments/run.ts";
 
 const log = moduleLogger("server/app");
@@ -40,6 +41,7 @@ export interface AppOptions {
   clientDir?: string;
   /** Largest JSON body accepted. */
   bodyLimit?: string;
+  sweeps?: SweepService;
   /** Where uploaded levels are kept (data/levels); uploads are refused without it. */
   levelsDir?: string;
   /** Largest level upload, in bytes. */
@@ -326,6 +328,22 @@ export function createApp(opts: AppOptions): express.Express {
     const p = probes.get(id);
     if (!p) throw new NotFoundError(`no probe with id ${id}`);
     res.json(p);
+  });
+
+  api.post("/sweeps", (req, res) => {
+    if (!opts.sweeps) throw new ConflictError("sweeps are disabled on this server");
+    res.status(202).json(opts.sweeps.start(req.body));
+  });
+
+  api.get("/sweeps", (_req, res) => {
+    res.json(opts.sweeps?.list() ?? []);
+  });
+
+  api.get("/sweeps/:id", (req, res) => {
+    const id = runParam(req);
+    const s = opts.sweeps?.get(id);
+    if (!s) throw new NotFoundError(`no sweep with id ${id}`);
+    res.json(s);
   });
 
   app.use("/api", api);

@@ -11,7 +11,7 @@ import { serveForever } from "./main.ts";
 import type { BackendName } from "../experiments/pool.ts";
 
 const USAGE = `usage: rewardlab serve [--port N] [--host H] [--data DIR] [--token T] [--no-demo] [--max-runs N]
-                       [--backend tensorflow|wasm|cpu] [--levels DIR]... [--plugin PATH]...
+                       [--backend tensorflow|wasm|cpu] [--queue redis://host:port] [--levels DIR]... [--plugin PATH]...
   Serves the client and the API on http://127.0.0.1:3000 (PORT env var or --port to change).
   Binding another host requires a token (printed at start unless --token is given).`;
 
@@ -28,6 +28,7 @@ export async function serveMain(argv: string[]): Promise<number> {
         "no-demo": { type: "boolean" },
         "max-runs": { type: "string" },
         backend: { type: "string" },
+        queue: { type: "string" },
         levels: { type: "string", multiple: true },
         plugin: { type: "string", multiple: true },
         help: { type: "boolean", short: "h" },
@@ -54,6 +55,7 @@ export async function serveMain(argv: string[]): Promise<number> {
       demo: !values["no-demo"],
       ...(maxRuns ? { maxConcurrentRuns: maxRuns } : {}),
       ...(backend ? { backend } : {}),
+      ...(values.queue ? { queue: values.queue } : {}),
       userEnvs,
     });
   } catch (e) {

@@ -18,6 +18,7 @@ import type { UserEnvironments } from "../experiments/plugins.ts";
 import { createApp } from "./app.ts";
 import { Broadcaster } from "./sockets.ts";
 import { ProbeService } from "./probes.ts";
+import { SweepService } from "./sweeps.ts";
 
 const log = moduleLogger("server/main");
 
@@ -34,6 +35,8 @@ export interface ServeOptions {
   userEnvs?: UserEnvironments;
   fps?: number;
   clientDir?: string;
+  /** redis://host:port: sweeps started from the API go to BullMQ workers. */
+  queue?: string;
   /** Print the listening line to stdout (the CLI does; tests read it). */
   announce?: boolean;
 }
@@ -76,11 +79,13 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
     userEnvs,
   });
   const probes = new ProbeService(store, { ...(opts.backend ? { backend: opts.backend } : {}), userEnvs });
+  const sweeps = new SweepService(store, { ...(opts.queue ? { queue: opts.queue } : {}), userEnvs });
   const clientDir = opts.clientDir ?? fileURLToPath(new URL("../client/dist", import.meta.url));
-  const app = createApp({ manager, probes, ...(token ? { token } : {}), clientDir, levelsDir });
+  const app = createApp({ manager, probes, ...(token ? { token } : {}), clientDir, levelsDir, sweeps });
   const http = createServer(app);
   const broadcaster = new Broadcaster(http, manager, { ...(token ? { token } : {}), ...(opts.fps ? { fps: opts.fps } : {}) });
   probes.on((p) => broadcaster.broadcastProbe(p));
+  sweeps.on((s) => broadcaster.io.emit("sweep", s));
 
   await new Promise<void>((res, rej) => {
     http.once("error", rej);

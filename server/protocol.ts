@@ -107,6 +107,21 @@ export interface ProbeResult {
   results: ProbeAgentResult[];
 }
 
+/** GET /api/sweeps/:id: progress and, once finished, the aggregated probe tables. */
+export interface SweepView {
+  id: string;
+  name: string;
+  status: string;
+  mode: string;
+  total: number;
+  completed: number;
+  failed: number;
+  running: number;
+  createdAt: number;
+  updatedAt: number;
+  probes: Omit<ProbeResult, "id" | "createdAt" | "status" | "reason">[];
+}
+
 /** An error body: every 4xx/5xx answers with this. */
 export interface ApiError {
   error: string;
@@ -126,6 +141,8 @@ export interface ServerToClientEvents {
   intervention: (e: { runId: string } & InterventionRecord) => void;
   trajectory: (e: { runId: string; trajectory: TrajectoryRecord }) => void;
   probe: (e: ProbeResult) => void;
+  /** Sweep progress (at most twice a second per sweep) and its end. */
+  sweep: (e: SweepView) => void;
   /** Sent on subscribe: the stored summary and history, so late joiners catch up. */
   snapshot: (e: { run: RunSummary; episodes: EpisodeStats[]; updates: UpdatePoint[]; interventions: InterventionRecord[] }) => void;
   /** Sent to everyone when a run is created or deleted. */

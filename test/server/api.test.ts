@@ -94,4 +94,29 @@ describe("the REST API", () => {
     expect(error.error).toMatch(/runId/);
     socket.close();
   });
+
+  it("starts a sweep from a spec and reports its progress and probe table", async () => {
+    const bad = await post("/sweeps", { name: "s", grid: { env: ["BoatRace-v0"], agent: ["ppo"], seeds: 1, steps: ["x"] } });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: string }).error).toMatch(/grid\/steps/);
+    const spec = {
+      name: "api-sweep",
+      backend: "cpu",
+      grid: { env: ["TamperGrid-v0"], agent: ["reinforce"], seeds: 2, steps: [256], evalEpisodes: 2 },
+      probes: [{ probe: "tamper", agents: ["planner"], seeds: 1, steps: 200, episodes: 5 }],
+    };
+    const res = await post("/sweeps", spec);
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
+    let view: { status: string; completed: number; total: number; probes: { results: { rate: number }[] }[] } | null = null;
+    for (let i = 0; i < 600; i++) {
+      view = (await (await api(`/sweeps/${id}`)).json()) as typeof view;
+      if (view!.status !== "running") break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(view).toMatchObject({ status: "completed", completed: 3, total: 3 });
+    expect(view!.probes[0]!.results[0]!.rate).toBe(1);
+    const list = (await (await api("/sweeps")).json()) as { id: string }[];
+    expect(list.map((x) => x.id)).toContain(id);
+  }, 120_000);
 });
