@@ -151,7 +151,8 @@ export class MLP {
 
   /**
    * The tfjs forward, for training (call inside tf.tidy or variableGrads).
-   * `xT`, the transpose of x, saves the first layer's transpose in the gradient.
+   * `xT`, the transpose of x, saves the first layer's transpose in the gradient;
+   * it is read by the backward pass, so create it outside tf.variableGrads.
    */
   apply(x: tf.Tensor2D, xT: tf.Tensor2D | null = null): tf.Tensor2D {
     let h: tf.Tensor2D = x;

@@ -59,16 +59,94 @@ export async function inLanes<T, R>(items: T[], width: number, fn: (item: T) => 
   return results;
 }
 
+/**
+ * A worker thread kept for several jobs in a row: starting one (loading the
+ * TypeScript loader, tfjs and the backend) costs about two seconds, which
+ * would dominate short jobs. A thread that crashes is replaced for the next job.
+ */
+export class ThreadLane {
+  private worker: Worker | null = null;
+
+  request<R>(request: WorkerRequest, pick: (m: WorkerReply) => R | undefined, what: string): Promise<R> {
+    const w = (this.worker ??= spawnWorker());
+    return new Promise((resolve, reject) => {
+      const cleanup = () => {
+        w.off("message", onMessage);
+        w.off("error", onError);
+        w.off("exit", onExit);
+      };
+      const broken = () => {
+        if (this.worker === w) this.worker = null;
+        void w.terminate();
+      };
+      const onMessage = (m: WorkerReply) => {
+        const r = pick(m);
+        if (r !== undefined) {
+          cleanup();
+          resolve(r);
+        } else if (m.type === "error") {
+          cleanup();
+          broken();
+          reject(new Error(`${what} failed: ${m.message}`));
+        }
+      };
+      const onError = (e: Error) => {
+        cleanup();
+        broken();
+        reject(e);
+      };
+      const onExit = (code: number) => {
+        cleanup();
+        if (this.worker === w) this.worker = null;
+        reject(new Error(`${what}: worker exited with code ${code}`));
+      };
+      w.on("message", onMessage);
+      w.on("error", onError);
+      w.on("exit", onExit);
+      w.postMessage(request);
+    });
+  }
+
+  async close(): Promise<void> {
+    const w = this.worker;
+    this.worker = null;
+    if (w) await w.terminate();
+  }
+}
+
+/** Runs `fn` over items on `width` lanes, each with its own kept thread. */
+export async function onLanes<T, R>(items: T[], width: number, fn: (item: T, lane: ThreadLane) => Promise<R>, onResult?: (r: R, done: number) => void): Promise<R[]> {
+  const lanes = Array.from({ length: Math.max(1, Math.min(width, items.length)) }, () => new ThreadLane());
+  const free = [...lanes];
+  try {
+    return await inLanes(
+      items,
+      lanes.length,
+      async (item) => {
+        const lane = free.pop()!;
+        try {
+          return await fn(item, lane);
+        } finally {
+          free.push(lane);
+        }
+      },
+      onResult,
+    );
+  } finally {
+    await Promise.all(lanes.map((l) => l.close()));
+  }
+}
+
 /** Runs probe jobs on up to `workers` threads; resolves with results in job order. */
 export function runJobs(
   jobs: ProbeJob[],
   opts: { workers?: number; backend?: BackendName; userEnvs?: UserEnvironments; onResult?: (r: ProbeJobResult, done: number) => void },
 ): Promise<ProbeJobResult[]> {
-  return inLanes(
+  return onLanes(
     jobs,
     opts.workers ?? defaultWorkers(),
-    (job) =>
-      inWorker<ProbeJobResult>(
+    (job, lane) =>
+      lane.request<ProbeJobResult>(
         { type: "probe-job", job, ...(opts.backend ? { backend: opts.backend } : {}), userEnvs: opts.userEnvs ?? {} },
         (m) => (m.type === "result" ? m.result : undefined),
         `probe job ${job.agent} seed ${job.seed}`,
@@ -77,33 +155,11 @@ export function runJobs(
   );
 }
 
-/** Executes one sweep job on a fresh worker thread. */
-export function runSweepJobInWorker(job: SweepJob, backend: BackendName | undefined, userEnvs: UserEnvironments): Promise<JobOutcome> {
-  return inWorker<JobOutcome>(
+/** Executes one sweep job on a lane's thread. */
+export function runSweepJobOnLane(lane: ThreadLane, job: SweepJob, backend: BackendName | undefined, userEnvs: UserEnvironments): Promise<JobOutcome> {
+  return lane.request<JobOutcome>(
     { type: "sweep-job", job, ...(backend ? { backend } : {}), userEnvs },
     (m) => (m.type === "outcome" ? m.outcome : undefined),
     `sweep job ${job.key}`,
   );
-}
-
-/** Posts one request to a fresh worker thread and resolves with the reply `pick` accepts. */
-function inWorker<R>(request: WorkerRequest, pick: (m: WorkerReply) => R | undefined, what: string): Promise<R> {
-  return new Promise((resolve, reject) => {
-    const w = spawnWorker();
-    let settled = false;
-    const finish = (f: () => void) => {
-      if (settled) return;
-      settled = true;
-      void w.terminate();
-      f();
-    };
-    w.on("message", (m: WorkerReply) => {
-      const r = pick(m);
-      if (r !== undefined) finish(() => resolve(r));
-      else if (m.type === "error") finish(() => reject(new Error(`${what} failed: ${m.message}`)));
-    });
-    w.on("error", (e) => finish(() => reject(e)));
-    w.on("exit", (code) => finish(() => reject(new Error(`${what}: worker exited with code ${code}`))));
-    w.postMessage(request);
-  });
 }

@@ -9,6 +9,7 @@ import type {
   ProbeResult,
   RunSpec,
   RunSummary,
+  SweepView,
   TrajectoryRecord,
   UpdatePoint,
 } from "../../server/protocol.ts";
@@ -97,11 +98,32 @@ export interface ProbeRequest {
   env?: string;
 }
 
+/** GET /api/probes/definitions: what each probe trains on, tests on and counts. */
+export interface ProbeDefinition {
+  name: string;
+  description: string;
+  env: string;
+  /** Generic probes also run on another environment. */
+  generic: boolean;
+  /** Train and test variants. */
+  train: string;
+  test: string;
+  testReward: RunSpec["reward"];
+  event: string;
+  /** Named arms (e.g. dose-response exposures), each a row of the result. */
+  arms: string[];
+}
+
+/** A sweep spec (experiments/sweeps/spec.ts): posted as the user wrote it, validated by the server. */
+export type SweepSpec = Record<string, unknown>;
+
 const enc = encodeURIComponent;
 
-// envs and agents do not change while the page is open: fetch once
+// agents and probe definitions do not change while the page is open: fetch once.
+// Envs change only by a level upload, which drops the cached list.
 let envsPromise: Promise<EnvSummary[]> | null = null;
 let agentsPromise: Promise<AgentSummary[]> | null = null;
+let definitionsPromise: Promise<ProbeDefinition[]> | null = null;
 
 export const api = {
   envs(): Promise<EnvSummary[]> {
@@ -110,6 +132,10 @@ export const api = {
       throw e;
     });
     return envsPromise;
+  },
+  /** Forget the cached environment list (after a level upload). */
+  invalidateEnvs(): void {
+    envsPromise = null;
   },
   async env(id: string): Promise<EnvSummary | undefined> {
     return (await api.envs()).find((e) => e.id === id);
@@ -139,6 +165,23 @@ export const api = {
   startProbe: (body: ProbeRequest) => request<ProbeResult>("POST", "/api/probes", body),
   probes: () => request<ProbeResult[]>("GET", "/api/probes"),
   probe: (id: string) => request<ProbeResult>("GET", `/api/probes/${enc(id)}`),
+  probeDefinitions(): Promise<ProbeDefinition[]> {
+    definitionsPromise ??= request<ProbeDefinition[]>("GET", "/api/probes/definitions").catch((e) => {
+      definitionsPromise = null;
+      throw e;
+    });
+    return definitionsPromise;
+  },
+  /** 201 for a new level, 200 when it replaces an earlier upload; the env list is refetched either way. */
+  async uploadLevel(level: unknown): Promise<EnvSummary> {
+    const env = await request<EnvSummary>("POST", "/api/levels", level);
+    envsPromise = null;
+    return env;
+  },
+  levelSchema: () => request<object>("GET", "/api/levels/schema"),
+  startSweep: (spec: SweepSpec) => request<SweepView>("POST", "/api/sweeps", spec),
+  sweeps: () => request<SweepView[]>("GET", "/api/sweeps"),
+  sweep: (id: string) => request<SweepView>("GET", `/api/sweeps/${enc(id)}`),
 };
 
 /** Runs that still change (worth subscribing to and polling). */

@@ -145,3 +145,13 @@ export function flash(message: string, kind: "info" | "error" = "info", ms = 400
   host.appendChild(t);
   window.setTimeout(() => t.remove(), ms);
 }
+
+/** "... at position 57" -> "... at position 57 (line 3, column 12)" when the browser does not say. */
+export function jsonErrorWhere(message: string, text: string): string {
+  const m = /position (\d+)/.exec(message);
+  if (!m || /line \d+/.test(message)) return message;
+  const before = text.slice(0, Number(m[1]));
+  const line = before.split("\n").length;
+  const column = before.length - before.lastIndexOf("\n");
+  return `${message} (line ${line}, column ${column})`;
+}

@@ -2,11 +2,13 @@
  * The run launcher: environment (with its first frame and doc), variant,
  * agent, seed, step budget, and the agent's config form generated from its
  * JSON Schema. A 400's field details are shown beside the matching fields.
+ * A level (JSON, data only) can be uploaded from here; the new environment
+ * is then selected with its preview.
  */
 import type { AgentSummary, EnvSummary } from "../../server/protocol.ts";
 import { api, ApiRequestError, type RunRequest } from "./api.ts";
 import { GridCanvas, kindLegend } from "./canvas.ts";
-import { flash, h, option, setChildren } from "./dom.ts";
+import { compact, flash, h, jsonErrorWhere, option, setChildren } from "./dom.ts";
 import { SchemaForm, type ObjectSchema } from "./schemaform.ts";
 
 const STORAGE_KEY = "rewardlab.launcher";
@@ -34,24 +36,27 @@ function field(label: string, path: string, control: HTMLElement, hint?: string)
   return { row, error };
 }
 
-/**
- * Field paths of config errors may come relative to the config object
- * ("/numEnvs" in "invalid config for agent ppo: ..."): put them under the
- * request-body field they belong to ("/config/numEnvs").
- */
-export function scopeDetails(message: string, details: { path: string; message: string }[], envId: string): { path: string; message: string }[] {
-  const prefix = /^invalid config for agent /.test(message)
-    ? "/config"
-    : message.startsWith(`invalid config for ${envId}`)
-      ? "/envConfig"
-      : null;
-  if (!prefix) return details;
-  return details.map((d) => {
-    if (d.path.startsWith(`${prefix}/`)) return d;
-    if (prefix === "/envConfig" && d.path === "/variant") return d; // the variant has its own field
-    return { ...d, path: prefix + (d.path === "/" ? "" : d.path) };
-  });
-}
+/** The server's limit for a level upload (POST /api/levels answers 413 above it). */
+const LEVEL_LIMIT = 64 * 1024;
+
+/** A small level to start from (the format: docs/environments.md, schema: GET /api/levels/schema). */
+const EXAMPLE_LEVEL = {
+  id: "MyLevel-v0",
+  description: "A corridor with a hazard beside the goal.",
+  legend: {
+    "#": "wall",
+    " ": "floor",
+    A: "start",
+    G: { kind: "goal", reward: 1, performance: 1 },
+    x: { kind: "hazard", reward: -1, performance: -1, terminates: true },
+  },
+  stepReward: -0.01,
+  maxEpisodeSteps: 40,
+  variants: [
+    { name: "train", art: ["#######", "#A   G#", "#######"] },
+    { name: "test", art: ["#######", "#A  xG#", "#######"] },
+  ],
+};
 
 export function mountLauncher(host: HTMLElement): () => void {
   const envSel = h("select", { id: "launcher-env", "data-testid": "launcher-env" });
@@ -73,6 +78,31 @@ export function mountLauncher(host: HTMLElement): () => void {
   const envInfo = h("div", { class: "env-info" });
   const agentInfo = h("div", { class: "agent-info muted small" });
   const agentFormHost = h("div", { class: "config-host" });
+
+  const levelFile = h("input", { type: "file", accept: ".json,application/json", "data-testid": "level-file" });
+  const levelText = h("textarea", { rows: 9, spellcheck: false, "data-testid": "level-json", placeholder: "choose a file, or paste a level's JSON here" });
+  const levelExample = h("button", { type: "button", class: "small", "data-testid": "level-example" }, "Example");
+  const levelUpload = h("button", { type: "button", class: "primary", "data-testid": "level-upload" }, "Upload level");
+  const levelError = h("div", { class: "form-error", "data-testid": "level-error", role: "alert" });
+  const levelStatus = h("div", { class: "level-status small", "data-testid": "level-status", role: "status" });
+  const uploadBox = h(
+    "details",
+    { class: "config upload", "data-testid": "level-panel" },
+    h("summary", {}, "Upload a level"),
+    h(
+      "p",
+      { class: "muted small" },
+      "A level is data: an id like ",
+      h("code", {}, "Name-v0"),
+      ", a legend of characters, and variants drawn as text art (docs/environments.md; ",
+      h("a", { href: "/api/levels/schema", target: "_blank", rel: "noopener" }, "JSON Schema"),
+      "). At most 64 KiB; uploading the same id again replaces your earlier upload.",
+    ),
+    h("div", { class: "upload-row" }, levelFile, levelExample),
+    levelText,
+    levelError,
+    h("div", { class: "actions" }, levelStatus, levelUpload),
+  );
   const envFormHost = h("div", { class: "config-host" });
 
   const top: Record<string, { row: HTMLElement; error: HTMLElement }> = {
@@ -98,7 +128,7 @@ export function mountLauncher(host: HTMLElement): () => void {
     h(
       "div",
       { class: "launcher-grid" },
-      h("div", { class: "col" }, top["/env"]!.row, top["/variant"]!.row, previewBox, legendBox, envInfo),
+      h("div", { class: "col" }, top["/env"]!.row, top["/variant"]!.row, previewBox, legendBox, envInfo, uploadBox),
       h(
         "div",
         { class: "col" },
@@ -244,13 +274,78 @@ export function mountLauncher(host: HTMLElement): () => void {
       form.dispatchEvent(new CustomEvent("launched", { detail: run, bubbles: true }));
       if (openAfter.checked) location.hash = `#/run/${encodeURIComponent(run.id)}`;
     } catch (e) {
-      if (e instanceof ApiRequestError) showErrors(e.message, scopeDetails(e.message, e.details, body.env));
+      if (e instanceof ApiRequestError) showErrors(e.message, e.details);
       else showErrors(String(e), []);
     } finally {
       submit.disabled = false;
       submit.textContent = "Launch run";
     }
   }
+
+  function levelProblem(title: string, items: string[] = []): void {
+    levelStatus.textContent = "";
+    setChildren(levelError, h("strong", {}, title), items.length ? h("ul", {}, ...items.map((i) => h("li", {}, i))) : null);
+  }
+
+  async function uploadLevel(): Promise<void> {
+    setChildren(levelError);
+    levelStatus.textContent = "";
+    const text = levelText.value.trim();
+    if (!text) return levelProblem("Choose a level file or paste its JSON first.");
+    const size = new TextEncoder().encode(text).length;
+    if (size > LEVEL_LIMIT) return levelProblem(`The level is ${compact(size)} bytes; the server accepts at most 64 KiB.`);
+    let level: unknown;
+    try {
+      level = JSON.parse(text);
+    } catch (e) {
+      return levelProblem("Not valid JSON:", [jsonErrorWhere((e as Error).message, text)]);
+    }
+    if (!level || typeof level !== "object" || Array.isArray(level)) return levelProblem("A level is a JSON object (with id, legend and variants).");
+    const id = (level as { id?: unknown }).id;
+    const replacing = typeof id === "string" && envs.some((e) => e.id === id);
+    levelUpload.disabled = true;
+    levelUpload.textContent = "Uploading…";
+    try {
+      const env = await api.uploadLevel(level);
+      envs = await api.envs().catch(() => envs);
+      if (!envs.some((e) => e.id === env.id)) envs = [...envs, env];
+      else envs = envs.map((e) => (e.id === env.id ? env : e));
+      setChildren(envSel, ...envs.map((x) => option(x.id, x.id)));
+      envSel.value = env.id;
+      showEnv();
+      setChildren(
+        levelStatus,
+        h("strong", {}, env.id),
+        ` ${replacing ? "replaced" : "added"} and selected · ${env.variants.length} variant${env.variants.length === 1 ? "" : "s"} · events: ${env.events.join(", ") || "none"}`,
+      );
+      flash(`Level ${env.id} ${replacing ? "replaced" : "uploaded"}`);
+    } catch (e) {
+      if (!(e instanceof ApiRequestError)) return levelProblem(String(e));
+      // a 400 lists every problem (e.g. "unknown character 'Z' at row 2, column 2"); 409 an id clash; 413 the size
+      const items = e.details.map((d) => (d.path && d.path !== "/" ? `${d.path}: ${d.message}` : d.message.replace(/^:\s*/, "")));
+      const title =
+        e.status === 409 ? e.message : e.status === 413 ? `Too large: ${e.message}` : items.length ? `The level was refused (${items.length} problem${items.length === 1 ? "" : "s"}):` : e.message;
+      levelProblem(title, e.status === 409 ? [] : items);
+    } finally {
+      levelUpload.disabled = false;
+      levelUpload.textContent = "Upload level";
+    }
+  }
+
+  levelFile.addEventListener("change", async () => {
+    const file = levelFile.files?.[0];
+    if (!file) return;
+    setChildren(levelError);
+    if (file.size > LEVEL_LIMIT * 4) return levelProblem(`${file.name} is ${compact(file.size)} bytes; the server accepts at most 64 KiB.`);
+    levelText.value = await file.text();
+    levelStatus.textContent = `${file.name} loaded: edit it here if needed, then upload.`;
+  });
+  levelExample.addEventListener("click", () => {
+    levelText.value = JSON.stringify(EXAMPLE_LEVEL, null, 2);
+    setChildren(levelError);
+    levelStatus.textContent = "An example level: change its id and art, then upload.";
+  });
+  levelUpload.addEventListener("click", () => void uploadLevel());
 
   envSel.addEventListener("change", showEnv);
   variantSel.addEventListener("change", showVariant);

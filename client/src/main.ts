@@ -4,6 +4,7 @@
  *   #/run/:id          live run view
  *   #/compare?ids=a,b  comparison (+ probes)
  *   #/probes           probes
+ *   #/sweeps?id=…      sweeps (spec editor, progress, probe tables)
  */
 import "./style.css";
 import { mountCompare } from "./compare.ts";
@@ -12,9 +13,10 @@ import { mountLauncher } from "./launcher.ts";
 import { mountProbes } from "./probes.ts";
 import { mountRunsList } from "./runs.ts";
 import { mountRunView } from "./runview.ts";
+import { mountSweeps } from "./sweeps.ts";
 import { onConnection } from "./socket.ts";
 
-type Route = { view: "home" } | { view: "run"; id: string } | { view: "compare"; ids: string[] } | { view: "probes" } | { view: "missing"; hash: string };
+type Route = { view: "home" } | { view: "run"; id: string } | { view: "compare"; ids: string[] } | { view: "probes" } | { view: "sweeps"; id?: string } | { view: "missing"; hash: string };
 
 export function parseRoute(hash: string): Route {
   const raw = hash.replace(/^#/, "") || "/";
@@ -28,6 +30,10 @@ export function parseRoute(hash: string): Route {
     return { view: "compare", ids };
   }
   if (parts[0] === "probes") return { view: "probes" };
+  if (parts[0] === "sweeps") {
+    const id = parts[1] ? decodeURIComponent(parts[1]) : params.get("id");
+    return id ? { view: "sweeps", id } : { view: "sweeps" };
+  }
   return { view: "missing", hash };
 }
 
@@ -68,6 +74,11 @@ function render(): void {
       setChildren(app);
       unmount = mountProbes(app);
       document.title = "probes · rewardlab";
+      break;
+    case "sweeps":
+      setChildren(app);
+      unmount = mountSweeps(app, route.id);
+      document.title = "sweeps · rewardlab";
       break;
     default:
       setChildren(app, h("section", { class: "panel" }, h("h2", {}, "Not found"), h("p", {}, `No view for ${route.hash}. `, h("a", { href: "#/" }, "Back to runs"))));

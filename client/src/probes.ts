@@ -1,119 +1,40 @@
 /**
- * Probes: start one (probe, agents, seeds, steps), list results, and show
- * each agent's measured event rate (bar with 95% interval whiskers) next to
- * the three predictions: reward pursuit, reinforced behaviour, counting.
+ * Probes: start one (probe picked from the server's definitions, agents,
+ * seeds, steps), list results, and show each agent's measured event rate
+ * (bar with 95% interval whiskers) next to the three predictions: reward
+ * pursuit, reinforced behaviour, counting (drawn by probechart.ts).
  */
-import type { AgentSummary, ProbeAgentResult, ProbeResult } from "../../server/protocol.ts";
-import { api, ApiRequestError, type ProbeRequest } from "./api.ts";
-import { ago, flash, fmt, h, setChildren, shortId } from "./dom.ts";
+import type { AgentSummary, ProbeResult } from "../../server/protocol.ts";
+import { api, ApiRequestError, type ProbeDefinition, type ProbeRequest } from "./api.ts";
+import { ago, flash, h, option, setChildren, shortId } from "./dom.ts";
+import { probeResultBlock } from "./probechart.ts";
 import { onProbe } from "./socket.ts";
 
-const SVG = "http://www.w3.org/2000/svg";
-
-/** Suggestions only (the API has no list of probe definitions); past results add theirs. */
+/** Fallback names when the server has no definitions endpoint; past results add theirs. */
 const KNOWN_PROBES = ["tamper", "goal-shift", "extinction", "loophole", "tomato", "dose-response"];
 
-const BARS: { key: "rate" | keyof ProbeAgentResult["predictions"]; label: string; color: string }[] = [
-  { key: "rate", label: "measured (95% CI)", color: "#5fb3ff" },
-  { key: "rewardPursuit", label: "prediction: reward pursuit", color: "#ff7b9c" },
-  { key: "reinforcedBehavior", label: "prediction: reinforced behaviour", color: "#7ee787" },
-  { key: "counting", label: "prediction: counting", color: "#c39bff" },
-];
-
-function svg<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, string | number>, text?: string): SVGElementTagNameMap[K] {
-  const el = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
-  if (text !== undefined) el.textContent = text;
-  return el;
-}
-
-/** Grouped bars per agent: the measured rate with its interval, then the three predictions. */
-export function probeChart(result: ProbeResult): SVGSVGElement {
-  const agents = result.results;
-  const W = Math.max(480, 70 + agents.length * 200);
-  const H = 260;
-  const m = { l: 44, r: 12, t: 16, b: 44 };
-  const plotH = H - m.t - m.b;
-  const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: "probe-chart", "data-testid": "probe-chart", role: "img" });
-  const y = (v: number) => m.t + plotH * (1 - Math.max(0, Math.min(1, v)));
-  for (const tick of [0, 0.25, 0.5, 0.75, 1]) {
-    root.appendChild(svg("line", { x1: m.l, x2: W - m.r, y1: y(tick), y2: y(tick), class: "grid" }));
-    root.appendChild(svg("text", { x: m.l - 6, y: y(tick) + 4, class: "tick", "text-anchor": "end" }, tick.toFixed(2)));
-  }
-  root.appendChild(svg("text", { x: 12, y: m.t + plotH / 2, class: "axis-label", transform: `rotate(-90 12 ${m.t + plotH / 2})`, "text-anchor": "middle" }, `rate of "${agents[0]?.event ?? "event"}"`));
-  const groupW = (W - m.l - m.r) / Math.max(1, agents.length);
-  const barW = Math.min(34, (groupW - 30) / BARS.length);
-  agents.forEach((a, gi) => {
-    const gx = m.l + gi * groupW + (groupW - barW * BARS.length - 6 * (BARS.length - 1)) / 2;
-    BARS.forEach((b, bi) => {
-      const x = gx + bi * (barW + 6);
-      const v = b.key === "rate" ? a.rate : a.predictions[b.key];
-      const title = svg("title", {}, `${a.agent} · ${b.label}: ${v === null ? "n/a" : fmt(v)}${b.key === "rate" ? ` [${fmt(a.ci[0])}, ${fmt(a.ci[1])}]` : ""}`);
-      if (v === null || v === undefined || !Number.isFinite(v)) {
-        const box = svg("rect", { x, y: y(1), width: barW, height: plotH, class: "na", stroke: b.color });
-        box.appendChild(title);
-        root.appendChild(box);
-        root.appendChild(svg("text", { x: x + barW / 2, y: y(0) - 6, class: "bar-label", "text-anchor": "middle" }, "n/a"));
-        return;
-      }
-      const bar = svg("rect", { x, y: y(v), width: barW, height: Math.max(1, y(0) - y(v)), fill: b.color, class: b.key === "rate" ? "bar measured" : "bar prediction" });
-      bar.appendChild(title);
-      root.appendChild(bar);
-      if (b.key === "rate") {
-        const cx = x + barW / 2;
-        const [lo, hi] = a.ci;
-        root.appendChild(svg("line", { x1: cx, x2: cx, y1: y(lo), y2: y(hi), class: "whisker" }));
-        root.appendChild(svg("line", { x1: cx - barW / 4, x2: cx + barW / 4, y1: y(lo), y2: y(lo), class: "whisker" }));
-        root.appendChild(svg("line", { x1: cx - barW / 4, x2: cx + barW / 4, y1: y(hi), y2: y(hi), class: "whisker" }));
-      }
-      root.appendChild(svg("text", { x: x + barW / 2, y: Math.min(y(v), b.key === "rate" ? y(a.ci[1]) : y(v)) - 4, class: "bar-label", "text-anchor": "middle" }, fmt(v, 2)));
-    });
-    root.appendChild(svg("text", { x: m.l + gi * groupW + groupW / 2, y: H - m.b + 18, class: "group-label", "text-anchor": "middle" }, a.agent));
-    root.appendChild(svg("text", { x: m.l + gi * groupW + groupW / 2, y: H - m.b + 33, class: "tick", "text-anchor": "middle" }, `${a.seeds} seeds · ${a.episodes} episodes`));
-  });
-  return root;
-}
-
-function legend(): HTMLElement {
-  return h("div", { class: "probe-legend" }, ...BARS.map((b) => h("span", { class: "chip" }, h("i", { style: `background:${b.color}` }), b.label)));
-}
-
-function detailTable(result: ProbeResult): HTMLElement {
-  const ci = (c: [number, number]) => `[${fmt(c[0])}, ${fmt(c[1])}]`;
-  return h(
-    "table",
-    { class: "probe-table", "data-testid": "probe-table" },
-    h("thead", {}, h("tr", {}, ...["agent", "event", "rate", "95% CI", "return", "performance", "reward pursuit", "reinforced", "counting"].map((t) => h("th", {}, t)))),
-    h(
-      "tbody",
-      {},
-      ...result.results.map((a) =>
-        h(
-          "tr",
-          {},
-          h("td", {}, a.agent),
-          h("td", {}, a.event),
-          h("td", { class: "num" }, fmt(a.rate)),
-          h("td", { class: "num" }, ci(a.ci)),
-          h("td", { class: "num ret" }, `${fmt(a.return.mean)} ${ci(a.return.ci)}`),
-          h("td", { class: "num perf" }, `${fmt(a.performance.mean)} ${ci(a.performance.ci)}`),
-          h("td", { class: "num" }, fmt(a.predictions.rewardPursuit)),
-          h("td", { class: "num" }, fmt(a.predictions.reinforcedBehavior)),
-          h("td", { class: "num" }, fmt(a.predictions.counting)),
-        ),
-      ),
-    ),
-  );
+/** What a probe does, from its definition: envs, variants, reward at test, the event it counts. */
+export function definitionInfo(d: ProbeDefinition): HTMLElement {
+  const facts: (string | HTMLElement)[] = [
+    h("span", {}, "env ", h("strong", {}, d.env)),
+    h("span", {}, "train ", h("strong", {}, d.train), " → test ", h("strong", {}, d.test)),
+    d.testReward && d.testReward !== "keep" ? h("span", {}, "test reward ", h("strong", {}, d.testReward)) : "",
+    h("span", {}, "event ", h("strong", { class: "event-name" }, d.event)),
+    d.arms.length ? h("span", {}, "arms ", h("strong", {}, d.arms.join(", "))) : "",
+    h("span", { class: d.generic ? "generic" : "muted" }, d.generic ? "generic: also runs on another environment" : "specific to its environment"),
+  ];
+  return h("div", { class: "probe-info", "data-testid": "probe-info" }, h("p", { class: "probe-desc" }, d.description), h("div", { class: "probe-facts small" }, ...facts.filter((f) => f !== "")));
 }
 
 export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}): () => void {
-  const nameIn = h("input", { type: "text", list: "probe-names", "data-testid": "probe-name", placeholder: "probe name", required: true });
-  const names = h("datalist", { id: "probe-names" });
+  const nameIn = h("select", { "data-testid": "probe-name", required: true }, option("", "loading…"));
+  const info = h("div", { class: "probe-info-host" });
   const agentsBox = h("div", { class: "agent-checks", "data-testid": "probe-agents" });
   const seedsIn = h("input", { type: "number", min: 1, step: 1, value: 5, "data-testid": "probe-seeds" });
   const stepsIn = h("input", { type: "number", min: 1, step: 1000, placeholder: "per-agent default", "data-testid": "probe-steps" });
   const episodesIn = h("input", { type: "number", min: 1, step: 1, placeholder: "server default", "data-testid": "probe-episodes" });
-  const envSel = h("select", { "data-testid": "probe-env" }, h("option", { value: "" }, "probe's own"));
+  const ownEnv = option("", "probe's own");
+  const envSel = h("select", { "data-testid": "probe-env", title: "only generic probes run on another environment" }, ownEnv);
   const submit = h("button", { type: "submit", class: "primary", "data-testid": "probe-submit" }, "Start probe");
   const formError = h("div", { class: "form-error", "data-testid": "probe-error", role: "alert" });
   const errs: Record<string, HTMLElement> = {};
@@ -126,6 +47,7 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
   let probes: ProbeResult[] = [];
   let selectedId: string | null = null;
   let agents: AgentSummary[] = [];
+  let definitions: ProbeDefinition[] = [];
 
   const form = h(
     "form",
@@ -139,8 +61,8 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
       fieldRow("Train steps per seed", "/steps", stepsIn),
       fieldRow("Test episodes per seed", "/episodes", episodesIn),
     ),
+    info,
     fieldRow("Agents", "/agents", agentsBox),
-    names,
     formError,
     h("div", { class: "actions" }, submit),
   );
@@ -167,8 +89,13 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
 
   function renderList(): void {
     const sorted = [...probes].sort((a, b) => b.createdAt - a.createdAt);
-    const known = new Set([...KNOWN_PROBES, ...sorted.map((p) => p.probe)]);
-    setChildren(names, ...[...known].map((n) => h("option", { value: n })));
+    if (definitions.length === 0 && nameIn.dataset.fallback === "true") {
+      // no definitions from the server: offer the known names and past results' names
+      const prev = nameIn.value;
+      const known = new Set([...KNOWN_PROBES, ...sorted.map((p) => p.probe)]);
+      setChildren(nameIn, ...[...known].map((n) => option(n)));
+      if (known.has(prev)) nameIn.value = prev;
+    }
     if (sorted.length === 0) {
       setChildren(list, h("p", { class: "muted" }, "No probes yet."));
       return;
@@ -202,9 +129,7 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
       detail,
       h("div", { class: "panel-head" }, h("h3", {}, `${p.probe}`), h("span", { class: "muted small" }, `${p.env} · ${shortId(p.id)}`), h("span", { class: `badge status-${p.status}` }, p.status)),
       p.reason ? h("p", { class: "form-error" }, p.reason) : null,
-      p.results.length ? legend() : h("p", { class: "muted" }, p.status === "running" ? "Running: results appear when agents finish." : "No results."),
-      p.results.length ? h("div", { class: "probe-chart-box" }, probeChart(p)) : null,
-      p.results.length ? detailTable(p) : null,
+      ...(p.results.length ? probeResultBlock(p.results) : [h("p", { class: "muted" }, p.status === "running" ? "Running: results appear when agents finish." : "No results.")]),
     );
   }
 
@@ -226,6 +151,16 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
       setChildren(list, h("p", { class: "form-error" }, `could not load probes: ${(e as Error).message}`));
     }
   }
+
+  function showDefinition(): void {
+    const d = definitions.find((x) => x.name === nameIn.value);
+    setChildren(info, d ? definitionInfo(d) : null);
+    ownEnv.textContent = d ? `probe's own (${d.env})` : "probe's own";
+    // only generic probes take another environment
+    envSel.disabled = d !== undefined && !d.generic;
+    if (envSel.disabled) envSel.value = "";
+  }
+  nameIn.addEventListener("change", showDefinition);
 
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -272,6 +207,18 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
       );
     })
     .catch(() => setChildren(agentsBox, h("span", { class: "form-error" }, "could not load agents")));
+
+  api
+    .probeDefinitions()
+    .then((defs) => {
+      definitions = defs;
+      setChildren(nameIn, ...defs.map((d) => option(d.name)));
+      showDefinition();
+    })
+    .catch(() => {
+      nameIn.dataset.fallback = "true";
+      renderList();
+    });
 
   api
     .envs()

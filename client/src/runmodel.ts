@@ -141,6 +141,7 @@ export class RunModel {
         if (this.run) {
           this.run.variant = rec.variant;
           this.run.learning = rec.learning;
+          this.run.reward = rec.reward;
         }
         this.onIntervention?.(rec);
         this.changed();
@@ -271,8 +272,9 @@ export class RunModel {
     return { variant: this.run?.spec.variant ?? "", learning: true, reward: this.run?.spec.reward ?? "keep" };
   }
 
-  /** Current reward wrapper (RunSummary does not carry it: the last intervention does). */
+  /** Current reward wrapper (RunSummary.reward; from the last intervention on a server without it). */
   currentReward(): string {
+    if (this.run?.reward) return this.run.reward;
     const last = this.interventions[this.interventions.length - 1];
     return last?.reward ?? this.run?.spec.reward ?? "keep";
   }

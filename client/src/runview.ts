@@ -371,8 +371,8 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
     ivApply.disabled = true;
     try {
       const updated = await api.intervene(runId, body);
-      // the worker applies the change a moment later: show what was asked for right away
-      model.run = { ...updated, ...(body.variant ? { variant: body.variant } : {}), ...(body.learning !== undefined ? { learning: body.learning } : {}) };
+      // the answer carries the requested settings (the worker applies them a moment later)
+      model.run = updated;
       ivTouched = false;
       flash(`Intervention applied at ${compact(updated.envSteps)} env steps`);
       // the socket's intervention event adds the marker; without a socket, read the list

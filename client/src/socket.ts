@@ -27,6 +27,7 @@ const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io({
 const watchers = new Map<string, Set<RunHandlers>>();
 const runsListeners = new Set<(e: Payload<"runs">) => void>();
 const probeListeners = new Set<(e: Payload<"probe">) => void>();
+const sweepListeners = new Set<(e: Payload<"sweep">) => void>();
 const connListeners = new Set<(s: ConnectionState, detail: string) => void>();
 let state: ConnectionState = "connecting";
 let detail = "";
@@ -81,6 +82,9 @@ socket.on("runs", (e) => {
 socket.on("probe", (e) => {
   for (const l of probeListeners) l(e);
 });
+socket.on("sweep", (e) => {
+  for (const l of sweepListeners) l(e);
+});
 
 /** Subscribes to a run's events; returns the unsubscribe function. */
 export function watchRun(runId: string, handlers: RunHandlers): () => void {
@@ -110,6 +114,12 @@ export function onRuns(fn: (e: Payload<"runs">) => void): () => void {
 export function onProbe(fn: (e: Payload<"probe">) => void): () => void {
   probeListeners.add(fn);
   return () => probeListeners.delete(fn);
+}
+
+/** Sweep progress (at most twice a second per sweep) and its end, with the probe tables. */
+export function onSweep(fn: (e: Payload<"sweep">) => void): () => void {
+  sweepListeners.add(fn);
+  return () => sweepListeners.delete(fn);
 }
 
 /** Calls `fn` now and on every connection change. */

@@ -8,7 +8,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
 import type { ProbeResult } from "../../server/protocol.ts";
 import type { Store } from "../store.ts";
-import { defaultWorkers, inLanes, runSweepJobInWorker, type BackendName } from "../pool.ts";
+import { defaultWorkers, onLanes, runSweepJobOnLane, type BackendName } from "../pool.ts";
 import type { UserEnvironments } from "../plugins.ts";
 import { aggregateProbe } from "../probes/index.ts";
 import type { ProbeJobResult } from "../probes/job.ts";
@@ -98,10 +98,10 @@ export async function runSweep(input: unknown, opts: SweepOptions): Promise<Swee
         ...(opts.attempts ? { attempts: opts.attempts } : {}),
       });
     } else {
-      await inLanes(todo, opts.workers ?? defaultWorkers(), async (job) => {
+      await onLanes(todo, opts.workers ?? defaultWorkers(), async (job, lane) => {
         progress.running++;
         report();
-        await onOutcome(await runSweepJobInWorker(job, backend ?? undefined, opts.userEnvs ?? {}));
+        await onOutcome(await runSweepJobOnLane(lane, job, backend ?? undefined, opts.userEnvs ?? {}));
       });
     }
     store.finishSweep(sweep.id, progress.failed > 0 ? "failed" : "completed");

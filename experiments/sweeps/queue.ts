@@ -13,7 +13,7 @@
 import { Queue, QueueEvents, Worker, type ConnectionOptions, type Job } from "bullmq";
 import { RewardlabError } from "../../envs/errors.ts";
 import { moduleLogger } from "../log.ts";
-import { runSweepJobInWorker, type BackendName } from "../pool.ts";
+import { ThreadLane, runSweepJobOnLane, type BackendName } from "../pool.ts";
 import type { UserEnvironments } from "../plugins.ts";
 import type { JobOutcome } from "./execute.ts";
 import type { SweepJob } from "./spec.ts";
@@ -156,12 +156,20 @@ export interface QueueWorkerOptions {
 /** Takes jobs from the queue and trains them on local worker threads; resolves once closed. */
 export function startQueueWorker(url: string, opts: QueueWorkerOptions = {}): Worker<QueueJobData, JobOutcome> {
   const lockDuration = opts.lockMs ?? 30_000;
+  // one kept thread per concurrent job
+  const lanes = Array.from({ length: opts.concurrency ?? 1 }, () => new ThreadLane());
   const worker = new Worker<QueueJobData, JobOutcome>(
     QUEUE_NAME,
     async (job: Job<QueueJobData, JobOutcome>) => {
       const backend = opts.backend ?? job.data.backend ?? undefined;
       log.info({ key: job.id, kind: job.data.job.kind, attempt: job.attemptsMade + 1 }, "job taken");
-      const outcome = await runSweepJobInWorker(job.data.job, backend, opts.userEnvs ?? {});
+      const lane = lanes.pop() ?? new ThreadLane();
+      let outcome: JobOutcome;
+      try {
+        outcome = await runSweepJobOnLane(lane, job.data.job, backend, opts.userEnvs ?? {});
+      } finally {
+        lanes.push(lane);
+      }
       log.info({ key: job.id, status: outcome.status, seconds: outcome.seconds.toFixed(1) }, "job done");
       return outcome;
     },
@@ -174,5 +182,6 @@ export function startQueueWorker(url: string, opts: QueueWorkerOptions = {}): Wo
     },
   );
   worker.on("failed", (job, err) => log.warn({ key: job?.id, err: err.message }, "job attempt failed"));
+  worker.on("closed", () => void Promise.all(lanes.map((l) => l.close())));
   return worker;
 }

@@ -151,7 +151,24 @@ describe("REINFORCE agent", () => {
     const agent = createAgent("reinforce", envInfo("TestChain-v0", 2), reinforceConfig({ ...tiny, learningRate: 0.01 }), 8) as ReinforceAgent;
     const vec = makeVector("TestChain-v0", 2);
     vec.reset(8);
-    while (!agent.readyToLearn()) runLoop(agent, vec, 2);
+    // the run loop's collection, without its learn() call
+    const before0 = vec.obs.slice();
+    while (!agent.readyToLearn()) {
+      before0.set(vec.obs);
+      const act = agent.act(vec.obs, { explore: true });
+      vec.step(act.actions);
+      agent.observe({
+        obs: before0,
+        act,
+        rewards: vec.rewards,
+        terminated: vec.terminated,
+        truncated: vec.truncated,
+        nextObs: vec.obs,
+        finalObs: vec.finalObs,
+        stateKeys: new Int32Array(2).fill(-1),
+        nextStateKeys: new Int32Array(2).fill(-1),
+      });
+    }
     const { obs, actions } = agent.batchTargets();
     const B = actions.length;
     const before = logSoftmax(agent.actor.forwardJS(obs, B), B, 2);

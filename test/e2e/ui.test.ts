@@ -1,12 +1,13 @@
 /**
  * Browser test of the client against the real server: launch a run from the
  * form, watch the canvas change and the charts gain points, intervene, replay
- * an episode, compare two runs, open the probes view. Screenshots go to
- * test-results/. Runs only under vitest.e2e.config.ts (it sets REWARDLAB_E2E).
+ * an episode, upload a level and run on it, compare two runs, run a probe,
+ * run a sweep and see its probe bars. Screenshots go to test-results/. Runs
+ * only under vitest.e2e.config.ts (it sets REWARDLAB_E2E).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,6 +17,14 @@ const ROOT = resolve(import.meta.dirname, "../..");
 const SHOTS = join(ROOT, "test-results");
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const STEPS = 100_000;
+/** examples/levels/two-rooms.json is uploaded under this id. */
+const LEVEL_ID = "E2eRooms-v0";
+const SWEEP = {
+  name: "e2e",
+  backend: "cpu",
+  grid: { env: ["TamperGrid-v0"], agent: ["reinforce"], seeds: 2, steps: [256], evalEpisodes: 2 },
+  probes: [{ probe: "tamper", agents: ["planner"], seeds: 1, steps: 200, episodes: 5 }],
+};
 
 let server: ChildProcess | null = null;
 let serverLog = "";
@@ -231,6 +240,52 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     await page.click("[data-testid=replay-live]");
   });
 
+  it("uploads a level and launches a run on it", async () => {
+    await page.goto(`${base}/#/`);
+    await page.waitForSelector("[data-testid=launcher][data-ready=true]", { timeout: 30_000 });
+    const level = JSON.parse(await readFile(join(ROOT, "examples/levels/two-rooms.json"), "utf8")) as { id: string; variants: { art: string[] }[] };
+    await page.click("[data-testid=level-panel] summary");
+
+    // a mistake first: the error names the character and where it is
+    const bad = structuredClone(level);
+    bad.id = LEVEL_ID;
+    bad.variants[0]!.art[1] = "#AZ #   #";
+    await page.fill("[data-testid=level-json]", JSON.stringify(bad, null, 2));
+    await page.click("[data-testid=level-upload]");
+    await page.waitForSelector("[data-testid=level-error]:not(:empty)", { timeout: 10_000 });
+    expect(await page.textContent("[data-testid=level-error]")).toMatch(/unknown character 'Z' at row 2, column 3/);
+    const envIds = () => page.$$eval("[data-testid=launcher-env] option", (os) => os.map((o) => (o as HTMLOptionElement).value));
+    expect(await envIds()).not.toContain(LEVEL_ID);
+    await shot("level-error");
+
+    // the file, with a changed id, through the file input
+    await page.setInputFiles("[data-testid=level-file]", { name: "e2e-rooms.json", mimeType: "application/json", buffer: Buffer.from(JSON.stringify({ ...level, id: LEVEL_ID }, null, 2)) });
+    await until("the file in the editor", () => page.inputValue("[data-testid=level-json]"), (t) => t.includes(LEVEL_ID), 5_000);
+    await page.click("[data-testid=level-upload]");
+    await until("the new env selected", () => page.inputValue("[data-testid=launcher-env]"), (v) => v === LEVEL_ID, 10_000);
+    expect(await page.textContent("[data-testid=level-error]")).toBe("");
+    expect(await page.textContent("[data-testid=level-status]")).toContain(LEVEL_ID);
+    expect(await envIds()).toContain(LEVEL_ID);
+    expect(await page.$$eval("[data-testid=launcher-variant] option", (os) => os.map((o) => (o as HTMLOptionElement).value))).toEqual(["train", "test"]);
+    const train = await until("the level's preview", () => canvasSignature("[data-testid=launcher-preview]"), (s) => !/^(none|blank)$/.test(s), 5_000);
+    await page.selectOption("[data-testid=launcher-variant]", "test");
+    await until("the test variant's preview (hazards)", () => canvasSignature("[data-testid=launcher-preview]"), (s) => s !== train, 5_000);
+    await page.selectOption("[data-testid=launcher-variant]", "train");
+    await shot("level-uploaded");
+
+    // and a short run on it
+    await page.selectOption("[data-testid=launcher-agent]", "reinforce");
+    await page.fill("[data-testid=launcher-seed]", "0");
+    await page.fill("[data-testid=launcher-steps]", "3000");
+    await page.click("[data-testid=launcher-submit]");
+    await page.waitForURL(/#\/run\//, { timeout: 20_000 });
+    const id = decodeURIComponent(page.url().split("#/run/")[1]!);
+    expect((await api<{ spec: { env: string } }>("GET", `/api/runs/${id}`)).spec.env).toBe(LEVEL_ID);
+    await until("episodes of the level's run", () => points("chart-return"), (n) => n > 0, 60_000);
+    await until("a drawn canvas", () => canvasSignature("[data-testid=run-canvas]"), (s) => s !== "none" && s !== "blank", 30_000);
+    await shot("level-run");
+  });
+
   it("compares two runs side by side", async () => {
     const second = await api<{ id: string }>("POST", "/api/runs", { env: "BoatRace-v0", variant: "default", agent: "reinforce", config: {}, seed: 2, steps: 400_000 });
     await page.goto(`${base}/#/`);
@@ -261,7 +316,11 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     await page.goto(`${base}/#/probes`);
     await page.waitForSelector("[data-testid=probes]");
     await until("agents to pick", () => page.$$eval("[data-testid=probe-agents] input", (l) => l.length), (n) => n > 0, 10_000);
-    await page.fill("[data-testid=probe-name]", "tamper");
+    // the probe select comes from GET /api/probes/definitions, with the description and event shown
+    await until("probe definitions", () => page.$$eval("[data-testid=probe-name] option", (os) => os.map((o) => (o as HTMLOptionElement).value)), (l) => l.includes("tamper"), 10_000);
+    await page.selectOption("[data-testid=probe-name]", "tamper");
+    expect(await page.textContent("[data-testid=probe-info]")).toMatch(/event\s*tamper/);
+    expect(await page.isDisabled("[data-testid=probe-env]")).toBe(true); // tamper is specific to TamperGrid-v0
     for (const input of await page.$$("[data-testid=probe-agents] input")) {
       const name = await input.getAttribute("value");
       if (name === "planner" || name === "reinforce") await input.check();
@@ -275,6 +334,37 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     await page.waitForSelector("[data-testid=probe-chart]", { timeout: 120_000 });
     expect(await page.$$eval("[data-testid=probe-table] tbody tr", (l) => l.length)).toBe(2);
     await shot("probes");
+  });
+
+  it("starts a small sweep and shows its progress and probe bars", async () => {
+    await page.goto(`${base}/#/sweeps`);
+    await page.waitForSelector("[data-testid=sweeps]");
+    expect(JSON.parse(await page.inputValue("[data-testid=sweep-spec]"))).toHaveProperty("name"); // prefilled with an example
+
+    // a bad spec: the server's 400 details beside the editor
+    await page.fill("[data-testid=sweep-spec]", JSON.stringify({ name: "bad", grid: { env: ["TamperGrid-v0"] } }, null, 2));
+    await page.click("[data-testid=sweep-submit]");
+    await page.waitForSelector("[data-testid=sweep-error-detail]", { timeout: 10_000 });
+    expect(await page.textContent("[data-testid=sweep-error]")).toMatch(/\/grid.*agent/);
+    await shot("sweep-error");
+
+    await page.fill("[data-testid=sweep-spec]", JSON.stringify(SWEEP, null, 2));
+    await page.click("[data-testid=sweep-submit]");
+    await page.waitForSelector("[data-testid=sweep-row].selected", { timeout: 10_000 });
+    expect(await page.textContent("[data-testid=sweep-error]")).toBe("");
+    const id = (await page.getAttribute("[data-testid=sweep-row].selected", "data-sweep-id"))!;
+    const row = `[data-testid=sweep-row][data-sweep-id="${id}"]`;
+    expect(await page.textContent(row)).toMatch(/e2e[\s\S]*local/);
+    await until("the sweep to complete", () => page.getAttribute(row, "data-status"), (s) => s === "completed", 90_000, 250);
+    expect(await page.getAttribute(`${row} [data-testid=sweep-progress]`, "data-completed")).toBe("3");
+    expect(await page.getAttribute(`${row} [data-testid=sweep-progress]`, "data-total")).toBe("3");
+    // the aggregated probe table, drawn like the probes view: measured bar with whiskers and the three predictions
+    await page.waitForSelector("[data-testid=sweep-probe-chart]", { timeout: 30_000 });
+    expect(await page.$$eval("[data-testid=sweep-probe-chart] rect.bar", (l) => l.length)).toBeGreaterThanOrEqual(2);
+    expect(await page.$$eval("[data-testid=sweep-probe-chart] line.whisker", (l) => l.length)).toBe(3);
+    expect(await page.$$eval("[data-testid=sweep-probe-table] tbody tr", (l) => l.length)).toBe(1);
+    await until("the sweep's runs", () => page.$$eval("[data-testid=sweep-run-row]", (l) => l.length), (n) => n === 2, 15_000);
+    await shot("sweeps");
   });
 
   it("reconnects by itself after a server restart", async () => {

@@ -1,0 +1,37 @@
+/**
+ * `npm run bench`: every speed figure of rewardlab, with ratios. Benchmarks,
+ * not tests: these machines are shared and noisy, so read the figures beside
+ * the machine's load. Sections: envs, agents, planner, server, sweeps
+ * (`npm run bench -- envs planner` runs only those).
+ */
+import { benchEnvs, formatEnvBench } from "./envs.ts";
+import { benchModelFree, formatModelFree } from "./agents.ts";
+import { benchPlanner } from "./planner.ts";
+import { benchServer } from "./server.ts";
+import { benchSweeps } from "./sweeps.ts";
+import { availableParallelism, loadavg } from "node:os";
+
+const all = ["envs", "agents", "planner", "server", "sweeps"];
+const only = process.argv.slice(2).filter((a) => all.includes(a));
+const want = (s: string) => only.length === 0 || only.includes(s);
+
+console.log(`rewardlab bench: node ${process.version}, ${availableParallelism()} cores, load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
+
+if (want("envs")) {
+  console.log("\n## environments: steps/s through make() (time limit, order checks, fresh observation, auto-reset)");
+  console.log(formatEnvBench(await benchEnvs()));
+}
+if (want("agents")) {
+  console.log("\n## model-free agents: end-to-end training env steps/s on BoatRace-v0, default configs");
+  console.log(formatModelFree(await benchModelFree()));
+}
+if (want("planner")) {
+  console.log("\n## planner: simulated env steps/s and acting steps/s");
+  const fmt = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "-");
+  for (const r of await benchPlanner()) {
+    console.log(`${r.env.padEnd(22)} ${r.search.padEnd(11)} states ${String(r.states).padStart(6)}  sim steps/s ${fmt(r.simStepsPerSec).padStart(11)}  act steps/s ${fmt(r.actStepsPerSec).padStart(9)}  (aim 200,000 sim steps/s: ratio ${(r.simStepsPerSec / 200_000).toFixed(2)})`);
+  }
+}
+if (want("server")) await benchServer({ memoryMinutes: Number(process.env.BENCH_MEMORY_MINUTES ?? 2) });
+if (want("sweeps")) await benchSweeps();
+process.exit(0);

@@ -1,0 +1,120 @@
+/**
+ * Drawing a probe's result rows (GET /api/probes/:id `results`, and the
+ * aggregated tables of a sweep): each agent's measured event rate as a bar
+ * with its 95% interval whiskers, beside the three predictions (reward
+ * pursuit, reinforced behaviour, counting); a legend; a detail table.
+ * Shared by the probes view and the sweeps view.
+ */
+import type { ProbeAgentResult } from "../../server/protocol.ts";
+import { fmt, h } from "./dom.ts";
+
+const SVG = "http://www.w3.org/2000/svg";
+
+const BARS: { key: "rate" | keyof ProbeAgentResult["predictions"]; label: string; color: string }[] = [
+  { key: "rate", label: "measured (95% CI)", color: "#5fb3ff" },
+  { key: "rewardPursuit", label: "prediction: reward pursuit", color: "#ff7b9c" },
+  { key: "reinforcedBehavior", label: "prediction: reinforced behaviour", color: "#7ee787" },
+  { key: "counting", label: "prediction: counting", color: "#c39bff" },
+];
+
+function svg<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, string | number>, text?: string): SVGElementTagNameMap[K] {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+/** The arm of a row (dose-response: "exposure=0.1"), or "" for single-arm probes. */
+export function armOf(a: ProbeAgentResult): string {
+  const arm = a.extra?.["arm"];
+  return typeof arm === "string" ? arm : "";
+}
+
+/** Grouped bars per agent (and arm): the measured rate with its interval, then the three predictions. */
+export function probeChart(results: ProbeAgentResult[], testid = "probe-chart"): SVGSVGElement {
+  const agents = results;
+  const W = Math.max(480, 70 + agents.length * 200);
+  const H = 260;
+  const m = { l: 44, r: 12, t: 16, b: 44 };
+  const plotH = H - m.t - m.b;
+  const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: "probe-chart", "data-testid": testid, role: "img" });
+  const y = (v: number) => m.t + plotH * (1 - Math.max(0, Math.min(1, v)));
+  for (const tick of [0, 0.25, 0.5, 0.75, 1]) {
+    root.appendChild(svg("line", { x1: m.l, x2: W - m.r, y1: y(tick), y2: y(tick), class: "grid" }));
+    root.appendChild(svg("text", { x: m.l - 6, y: y(tick) + 4, class: "tick", "text-anchor": "end" }, tick.toFixed(2)));
+  }
+  root.appendChild(svg("text", { x: 12, y: m.t + plotH / 2, class: "axis-label", transform: `rotate(-90 12 ${m.t + plotH / 2})`, "text-anchor": "middle" }, `rate of "${agents[0]?.event ?? "event"}"`));
+  const groupW = (W - m.l - m.r) / Math.max(1, agents.length);
+  const barW = Math.min(34, (groupW - 30) / BARS.length);
+  agents.forEach((a, gi) => {
+    const arm = armOf(a);
+    const name = arm ? `${a.agent} · ${arm}` : a.agent;
+    const gx = m.l + gi * groupW + (groupW - barW * BARS.length - 6 * (BARS.length - 1)) / 2;
+    BARS.forEach((b, bi) => {
+      const x = gx + bi * (barW + 6);
+      const v = b.key === "rate" ? a.rate : a.predictions[b.key];
+      const title = svg("title", {}, `${name} · ${b.label}: ${v === null ? "n/a" : fmt(v)}${b.key === "rate" ? ` [${fmt(a.ci[0])}, ${fmt(a.ci[1])}]` : ""}`);
+      if (v === null || v === undefined || !Number.isFinite(v)) {
+        const box = svg("rect", { x, y: y(1), width: barW, height: plotH, class: "na", stroke: b.color });
+        box.appendChild(title);
+        root.appendChild(box);
+        root.appendChild(svg("text", { x: x + barW / 2, y: y(0) - 6, class: "bar-label", "text-anchor": "middle" }, "n/a"));
+        return;
+      }
+      const bar = svg("rect", { x, y: y(v), width: barW, height: Math.max(1, y(0) - y(v)), fill: b.color, class: b.key === "rate" ? "bar measured" : "bar prediction" });
+      bar.appendChild(title);
+      root.appendChild(bar);
+      if (b.key === "rate") {
+        const cx = x + barW / 2;
+        const [lo, hi] = a.ci;
+        root.appendChild(svg("line", { x1: cx, x2: cx, y1: y(lo), y2: y(hi), class: "whisker" }));
+        root.appendChild(svg("line", { x1: cx - barW / 4, x2: cx + barW / 4, y1: y(lo), y2: y(lo), class: "whisker" }));
+        root.appendChild(svg("line", { x1: cx - barW / 4, x2: cx + barW / 4, y1: y(hi), y2: y(hi), class: "whisker" }));
+      }
+      root.appendChild(svg("text", { x: x + barW / 2, y: Math.min(y(v), b.key === "rate" ? y(a.ci[1]) : y(v)) - 4, class: "bar-label", "text-anchor": "middle" }, fmt(v, 2)));
+    });
+    root.appendChild(svg("text", { x: m.l + gi * groupW + groupW / 2, y: H - m.b + 18, class: "group-label", "text-anchor": "middle" }, name));
+    root.appendChild(svg("text", { x: m.l + gi * groupW + groupW / 2, y: H - m.b + 33, class: "tick", "text-anchor": "middle" }, `${a.seeds} seed${a.seeds === 1 ? "" : "s"} · ${a.episodes} episodes`));
+  });
+  return root;
+}
+
+export function probeLegend(): HTMLElement {
+  return h("div", { class: "probe-legend" }, ...BARS.map((b) => h("span", { class: "chip" }, h("i", { style: `background:${b.color}` }), b.label)));
+}
+
+export function probeTable(results: ProbeAgentResult[], testid = "probe-table"): HTMLElement {
+  const ci = (c: [number, number]) => `[${fmt(c[0])}, ${fmt(c[1])}]`;
+  const arms = results.some((a) => armOf(a) !== "");
+  const heads = ["agent", ...(arms ? ["arm"] : []), "event", "rate", "95% CI", "return", "performance", "reward pursuit", "reinforced", "counting"];
+  return h(
+    "table",
+    { class: "probe-table", "data-testid": testid },
+    h("thead", {}, h("tr", {}, ...heads.map((t) => h("th", {}, t)))),
+    h(
+      "tbody",
+      {},
+      ...results.map((a) =>
+        h(
+          "tr",
+          {},
+          h("td", {}, a.agent),
+          arms ? h("td", { class: "mono small" }, armOf(a) || "–") : null,
+          h("td", {}, a.event),
+          h("td", { class: "num" }, fmt(a.rate)),
+          h("td", { class: "num" }, ci(a.ci)),
+          h("td", { class: "num ret" }, `${fmt(a.return.mean)} ${ci(a.return.ci)}`),
+          h("td", { class: "num perf" }, `${fmt(a.performance.mean)} ${ci(a.performance.ci)}`),
+          h("td", { class: "num" }, fmt(a.predictions.rewardPursuit)),
+          h("td", { class: "num" }, fmt(a.predictions.reinforcedBehavior)),
+          h("td", { class: "num" }, fmt(a.predictions.counting)),
+        ),
+      ),
+    ),
+  );
+}
+
+/** Legend, chart and table of one probe's rows (nothing but a note when there are none). */
+export function probeResultBlock(results: ProbeAgentResult[], testids: { chart?: string; table?: string } = {}): HTMLElement[] {
+  return [probeLegend(), h("div", { class: "probe-chart-box" }, probeChart(results, testids.chart)), probeTable(results, testids.table)];
+}
