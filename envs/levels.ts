@@ -367,6 +367,7 @@ function pointerToPath(pointer: string): string {
   const parts = pointer
     .split("/")
     .slice(1)
+    .filter((p) => p !== "")
     .map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"));
   if (parts.length === 0) return "level";
   let out = "";

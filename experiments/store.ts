@@ -409,6 +409,7 @@ export class Store {
     return this.db.transaction(() => {
       if (this.doneKeys([o.key]).size > 0) return false;
       const now = Date.now();
+      this.db.prepare(`UPDATE sweeps SET updated_at = ? WHERE id = ?`).run(now, sweepId);
       if (o.kind === "probe") {
         this.db
           .prepare(`INSERT INTO probe_jobs (key, sweep, probe, agent, arm, seed, status, reason, result, host, written_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
@@ -428,6 +429,10 @@ export class Store {
       for (const u of o.updates) this.stmts.update.run(o.key, u.update, u.envSteps, JSON.stringify(u.metrics));
       return true;
     })();
+  }
+
+  sweepRunKeys(sweepId: string): string[] {
+    return (this.db.prepare(`SELECT key FROM sweep_jobs WHERE sweep = ? AND kind = 'run' ORDER BY rowid`).all(sweepId) as { key: string }[]).map((r) => r.key);
   }
 
   probeJobResults(keys: string[]): Map<string, unknown> {

@@ -6,7 +6,9 @@
 import express, { type NextFunction, type Request, type Response } from "express";
 import helmet from "helmet";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { join, resolve, sep } from "node:path";
+import { basename, join, resolve, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+import { BUILTIN_LEVELS } from "../envs/index.ts";
 import { levelSchema, parseLevel, registerLevel } from "../envs/levels.ts";
 import { timingSafeEqual } from "node:crypto";
 import { make, registered, specOf } from "../envs/registry.ts";
@@ -70,6 +72,14 @@ export function runSummary(r: StoredRun, manager: RunManager): RunSummary {
 }
 
 const envCache = new Map<string, EnvSummary>();
+const BUILTIN_DIR = fileURLToPath(BUILTIN_LEVELS);
+
+/** Where an environment came from, without exposing the server's paths. */
+function describeSource(source: string): string {
+  if (source === "builtin" || source.startsWith(BUILTIN_DIR) || source.endsWith("envs/tomato.ts")) return "builtin";
+  if (source.includes(`${sep}levels${sep}`) && source.includes(`data`)) return `uploaded: ${basename(source)}`;
+  return basename(source);
+}
 
 export function envSummary(id: string): EnvSummary {
   const spec = specOf(id);
@@ -91,7 +101,7 @@ export function envSummary(id: string): EnvSummary {
     variants: spec.variants,
     events: spec.events,
     maxEpisodeSteps: spec.maxEpisodeSteps,
-    source: spec.source,
+    source: describeSource(spec.source),
     configSchema: spec.configSchema,
     frame: variantFrames[spec.variants[0]!]!,
     variantFrames,
@@ -284,7 +294,7 @@ export function createApp(opts: AppOptions): express.Express {
     const file = resolve(opts.levelsDir, `${level.id}.json`);
     if (!file.startsWith(resolve(opts.levelsDir) + sep)) throw new ValidationError(`level id ${level.id} is not a safe file name`);
     if (existing && existing.source !== file) {
-      throw new ConflictError(`environment ${level.id} already exists (from ${existing.source === "builtin" ? "rewardlab" : "another source"}); choose another id, e.g. ${level.id.replace(/-v(\d+)$/, (_m, v) => `-v${Number(v) + 1}`)}`);
+      throw new ConflictError(`environment ${level.id} already exists (${describeSource(existing.source ?? "builtin") === "builtin" ? "built into rewardlab" : `from ${describeSource(existing.source ?? "")}`}); choose another id, e.g. ${level.id.replace(/-v(\d+)$/, (_m, v) => `-v${Number(v) + 1}`)}`);
     }
     mkdirSync(opts.levelsDir, { recursive: true });
     writeFileSync(file, JSON.stringify(req.body, null, 2));
@@ -332,6 +342,11 @@ export function createApp(opts: AppOptions): express.Express {
 
   api.post("/sweeps", (req, res) => {
     if (!opts.sweeps) throw new ConflictError("sweeps are disabled on this server");
+    const q = check<{ dryRun?: string }>({ type: "object", additionalProperties: false, properties: { dryRun: { enum: ["0", "1", "true", "false"] } } }, { ...req.query }, "query");
+    if (q.dryRun === "1" || q.dryRun === "true") {
+      res.json(opts.sweeps.check(req.body));
+      return;
+    }
     res.status(202).json(opts.sweeps.start(req.body));
   });
 

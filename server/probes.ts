@@ -1,6 +1,6 @@
 /** Starts probes in the background (worker threads) and keeps their results in the store. */
 import { randomUUID } from "node:crypto";
-import { runProbe, probeDefinition, probes as probeDefinitions } from "../experiments/probes/index.ts";
+import { runProbe, planProbe, probeDefinition, probes as probeDefinitions } from "../experiments/probes/index.ts";
 import { agentRegistration } from "../agents/registry.ts";
 import { registration } from "../envs/registry.ts";
 import type { Store, StoredProbe } from "../experiments/store.ts";
@@ -44,6 +44,8 @@ export class ProbeService {
     const def = probeDefinition(req.probe);
     for (const a of req.agents) agentRegistration(a);
     if (req.env) registration(req.env);
+    // the whole plan is checked before answering (e.g. an env given to a probe that is specific to one)
+    planProbe({ probe: req.probe, agents: req.agents, seeds: req.seeds, ...(req.env ? { env: req.env } : {}) });
     const max = this.opts.maxConcurrent ?? 1;
     if (this.running >= max) {
       throw new LimitError("maxConcurrentProbes", max, `a probe is already running (at most ${max} at once); wait for it to finish`);

@@ -119,6 +119,8 @@ export interface SweepView {
   running: number;
   createdAt: number;
   updatedAt: number;
+  /** Ids of the sweep's runs (their job keys; GET /api/runs/:id works for those already stored). */
+  runs: string[];
   probes: Omit<ProbeResult, "id" | "createdAt" | "status" | "reason">[];
 }
 

@@ -27,6 +27,13 @@ export class SweepService {
     if (view) for (const l of this.listeners) l(view);
   }
 
+  /** Validates a spec without starting it: its id and job counts. */
+  check(spec: unknown): { id: string; name: string; jobs: number; runs: number; probeJobs: number } {
+    const sweep = expandSweep(spec);
+    const runs = sweep.jobs.filter((j) => j.kind === "run").length;
+    return { id: sweep.id, name: sweep.spec.name, jobs: sweep.jobs.length, runs, probeJobs: sweep.jobs.length - runs };
+  }
+
   /** Validates and starts a sweep in the background; answers at once with its view. */
   start(spec: unknown): SweepView {
     const sweep = expandSweep(spec);
@@ -60,7 +67,7 @@ export class SweepService {
   }
 
   private placeholder(id: string, name: string, total: number): SweepView {
-    return { id, name, status: "running", mode: this.opts.queue ? "queue" : "local", total, completed: 0, failed: 0, running: 0, createdAt: Date.now(), updatedAt: Date.now(), probes: [] };
+    return { id, name, status: "running", mode: this.opts.queue ? "queue" : "local", total, completed: 0, failed: 0, running: 0, createdAt: Date.now(), updatedAt: Date.now(), runs: [], probes: [] };
   }
 
   list(): SweepView[] {
@@ -90,6 +97,7 @@ export class SweepService {
       running: live?.running ?? 0,
       createdAt: p.createdAt,
       updatedAt: p.updatedAt,
+      runs: this.store.sweepRunKeys(id),
       probes,
     };
   }

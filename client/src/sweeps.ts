@@ -207,8 +207,9 @@ export function mountSweeps(host: HTMLElement, initialId?: string): () => void {
     specIn.setSelectionRange(range.start, range.end);
   }
 
-  function showProblem(title: string, details: { path: string; message: string }[] = []): void {
-    specIn.classList.add("invalid");
+  /** Shows why the spec was not started; `invalid` marks the editor (not for a busy server). */
+  function showProblem(title: string, details: { path: string; message: string }[] = [], invalid = true): void {
+    specIn.classList.toggle("invalid", invalid);
     setChildren(
       errorBox,
       h("strong", {}, title),
@@ -269,9 +270,10 @@ export function mountSweeps(host: HTMLElement, initialId?: string): () => void {
       void loadRuns();
     } catch (e) {
       if (!(e instanceof ApiRequestError)) {
-        showProblem(String(e));
-      } else if (e.status === 429) {
-        showProblem(`${e.message}.`);
+        showProblem(String(e), [], false);
+      } else if (e.status === 429 || e.status === 0 || e.status >= 500) {
+        // busy (one sweep at a time), unreachable or broken: the spec itself may be fine
+        showProblem(`${e.message}.`, [], false);
       } else {
         // the message repeats the details after the first ": /": keep its head (it says where, e.g. "sweep spec /grid (env …)")
         const title = e.details.length ? e.message.split(/: (?=\/)/)[0]! : e.message;
