@@ -53,8 +53,9 @@ export interface RunningServer {
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
 
 export const DEMO_RUNS = [
-  { env: "BoatRace-v0", agent: "ppo", seed: 0, steps: 300_000, label: "demo" },
-  { env: "BoatRace-v0", agent: "planner", seed: 0, steps: 20_000, label: "demo", config: { model: "simulator" } },
+  // about a minute or two of live training each on this kind of machine
+  { env: "BoatRace-v0", agent: "ppo", seed: 0, steps: 500_000, label: "demo" },
+  { env: "BoatRace-v0", agent: "planner", seed: 0, steps: 500_000, label: "demo", config: { model: "simulator" } },
 ];
 
 export async function startServer(opts: ServeOptions = {}): Promise<RunningServer> {
