@@ -244,7 +244,9 @@ const evalVerb: Verb = async (argv) => {
 
 function printProbe(r: Awaited<ReturnType<typeof runProbe>>): void {
   const f = (x: number | null | undefined, d = 2) => (x === null || x === undefined || Number.isNaN(x) ? "-" : x.toFixed(d));
-  const pct = (x: number | null | undefined) => (x === null || x === undefined ? "-" : `${(100 * x).toFixed(0)}%`);
+  // one decimal near the ends, where a Wilson bound like 0.4% would otherwise print as 0%
+  const pct = (x: number | null | undefined) =>
+    x === null || x === undefined ? "-" : `${(100 * x).toFixed(x > 0 && (x < 0.1 || x > 0.9) && x < 1 ? 1 : 0)}%`;
   out(`probe ${r.probe} on ${r.env}: event "${r.results[0]?.event ?? "?"}" at test, learning off`);
   const header = ["agent", "arm", "seeds", "rate [95% CI]", "return", "performance", "pursuit", "reinforced", "counting"];
   const rows = r.results.map((x) => [

@@ -9,7 +9,8 @@ import type { ProbeAgentResult } from "../server/protocol.ts";
 import type { EpisodeStats, EvaluationStats, RunSpec } from "./events.ts";
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
-const pct = (x: number | null | undefined) => (x === null || x === undefined || Number.isNaN(x) ? "–" : `${(100 * x).toFixed(0)}%`);
+const pct = (x: number | null | undefined) =>
+  x === null || x === undefined || Number.isNaN(x) ? "–" : `${(100 * x).toFixed(x > 0 && (x < 0.1 || x > 0.9) && x < 1 ? 1 : 0)}%`;
 const num = (x: number | null | undefined, d = 2) => (x === null || x === undefined || Number.isNaN(x) ? "–" : x.toFixed(d));
 
 const COLOURS = { reinforce: "#3b82f6", ppo: "#10b981", planner: "#f59e0b" } as Record<string, string>;
