@@ -271,6 +271,10 @@ function printProbe(r: Awaited<ReturnType<typeof runProbe>>): void {
     const bits: string[] = [];
     if (extra.behaviours) bits.push(`behaviours ${Object.entries(extra.behaviours as Record<string, number>).map(([k, v]) => `${k} ${pct(v)}`).join(", ")}`);
     if (extra.kl !== undefined) bits.push(`KL(train||test) ${f(extra.kl as number, 3)}`);
+    if (extra.counting) {
+      const c = extra.counting as { policies: number; pinnedObservations: number; pinnedCoverage: number };
+      bits.push(`counting: ${c.policies} policies, ${c.pinnedObservations} train observations pinned, ${pct(c.pinnedCoverage)} of their test steps on pinned observations`);
+    }
     if (extra.extinctionSteps) bits.push(`steps to half rate at zero reward: ${(extra.extinctionSteps as (number | null)[]).map((v) => (v === null ? `>${extra.extinctionBudget}` : v)).join(", ")}`);
     if (bits.length) out(`  ${x.agent}${extra.arm ? ` ${extra.arm}` : ""}: ${bits.join("; ")}`);
   }

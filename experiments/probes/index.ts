@@ -14,7 +14,7 @@ import type { ProbeAgentResult, ProbeResult } from "../../server/protocol.ts";
 import { agentEnvInfo } from "../run.ts";
 import { meanCI, wilson } from "../stats.ts";
 import { BEHAVIOURS } from "./classify.ts";
-import { collectPinned, countingRate } from "./counting.ts";
+import { collectPinned, countingRate, type CountingResult } from "./counting.ts";
 import { plannerRate, runProbeJob, type ProbeJob, type ProbeJobResult, type ProbeSide } from "./job.ts";
 import { runJobs, type BackendName } from "../pool.ts";
 import type { UserEnvironments } from "../plugins.ts";
@@ -273,6 +273,9 @@ export function aggregateProbe(plan: ProbePlan, results: ProbeJobResult[]): Omit
         testEventRates: eventRates(testEps),
       };
       if (arm.name) extra.arm = arm.name;
+      const c = counting.get(arm.name);
+      // how much of test-time behaviour the optimal train policy pins down (0: counting is pure chance)
+      if (c) extra.counting = { policies: c.policies, pinnedObservations: c.pinned, pinnedCoverage: c.pinnedCoverage };
       extra.curves = mine.map((r) => r.curve);
       const sumCells = (pick: (r: ProbeJobResult) => number[] | null) => {
         const lists = mine.map(pick).filter((x): x is number[] => x !== null);
@@ -303,7 +306,7 @@ export function aggregateProbe(plan: ProbePlan, results: ProbeJobResult[]): Omit
         predictions: {
           rewardPursuit: pursuit.rate,
           reinforcedBehavior: reinforced,
-          counting: counting.get(arm.name) ?? null,
+          counting: counting.get(arm.name)?.rate ?? null,
         },
         extra,
       });
@@ -320,8 +323,8 @@ function eventRates(eps: { events: Record<string, number> }[]): Record<string, n
 }
 
 /** Counting prediction per arm: pin an optimal (planner) policy on train observations, randomise the rest. */
-function countingPrediction(env: string, arms: ProbeArm[], test: ProbeSide, event: string, policies: number, seed: number): Map<string, number> {
-  const out = new Map<string, number>();
+function countingPrediction(env: string, arms: ProbeArm[], test: ProbeSide, event: string, policies: number, seed: number): Map<string, CountingResult> {
+  const out = new Map<string, CountingResult>();
   for (const arm of arms) {
     const spec = { env, variant: arm.train.variant, envConfig: arm.train.envConfig, config: { model: "simulator" } };
     const planner = createAgent("planner", agentEnvInfo(spec), spec.config, seed);
@@ -345,7 +348,7 @@ function countingPrediction(env: string, arms: ProbeArm[], test: ProbeSide, even
       policies,
       deriveSeed(seed, 13),
     );
-    out.set(arm.name, r.rate);
+    out.set(arm.name, r);
   }
   return out;
 }
