@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { RegistrationError, UnknownIdError } from "../envs/errors.ts";
 import { closest } from "../envs/registry.ts";
-import { validate } from "../envs/schema.ts";
+import { cloneInput, validate } from "../envs/schema.ts";
 import type { Agent, AgentEnvInfo, AgentRegistration } from "./core.ts";
 
 const agents = new Map<string, AgentRegistration<any>>();
@@ -31,7 +31,7 @@ export function agentRegistration(name: string): AgentRegistration<any> {
 
 /** Validates a config against the agent's schema, filling defaults into a copy. */
 export function resolveAgentConfig<C = Record<string, unknown>>(name: string, config: unknown = {}): C {
-  return validate<C>(agentRegistration(name).configSchema, structuredClone(config ?? {}), `config for agent ${name}`);
+  return validate<C>(agentRegistration(name).configSchema, cloneInput(config ?? {}, `config for agent ${name}`), `config for agent ${name}`);
 }
 
 export function createAgent(name: string, env: AgentEnvInfo, config: unknown, seed: number): Agent {

@@ -37,7 +37,7 @@ import type { Env, EnvContext } from "./core.ts";
 import { LevelError, RewardlabError } from "./errors.ts";
 import { GridEnv, specOfLevel } from "./gridworld.ts";
 import { register, type EnvConfig } from "./registry.ts";
-import { compile, describeErrors } from "./schema.ts";
+import { cloneInput, compile, describeErrors } from "./schema.ts";
 
 // ---------------------------------------------------------------- types
 
@@ -387,7 +387,7 @@ const showChar = (c: string) => (c === "'" ? `"'"` : `'${c}'`);
  * default filled in. Throws a LevelError naming `file` and every problem.
  */
 export function parseLevel(json: unknown, file: string): Level {
-  const data = structuredClone(json) as RawLevel;
+  const data = cloneInput(json, `level ${file}`) as RawLevel;
   const validateSchema = compile<RawLevel>(levelSchema);
   if (!validateSchema(data)) {
     const problems: string[] = [];

@@ -5,7 +5,7 @@
  */
 import type { Env, EnvContext, EnvSpec } from "./core.ts";
 import { RegistrationError, UnknownIdError } from "./errors.ts";
-import { validate } from "./schema.ts";
+import { cloneInput, validate } from "./schema.ts";
 import { OrderEnforcing, TimeLimit, RewardRemoved, RewardNegated } from "./wrappers.ts";
 
 export interface EnvConfig {
@@ -89,7 +89,7 @@ export function specOf(id: string): EnvSpec {
 /** Validates (and fills defaults into a copy of) an env config. */
 export function resolveEnvConfig(id: string, config: EnvConfig = {}): EnvConfig {
   const reg = registration(id);
-  return validate<EnvConfig>(reg.configSchema, structuredClone(config), `config for ${id}`);
+  return validate<EnvConfig>(reg.configSchema, cloneInput(config, `config for ${id}`), `config for ${id}`);
 }
 
 export function make(id: string, config: EnvConfig = {}, opts: MakeOptions = {}): Env {

@@ -51,6 +51,27 @@ export function validate<T>(schema: object, data: unknown, what: string): T {
   return data as T;
 }
 
+/** Deepest nesting accepted from outside (configs, requests, messages, levels). */
+export const MAX_DEPTH = 32;
+
+/**
+ * A copy of untrusted input to validate and fill with defaults; refuses
+ * nesting deeper than MAX_DEPTH first (checked without recursion), so that
+ * hostile depth is a clear error, not a stack overflow.
+ */
+export function cloneInput<T>(value: T, what: string): T {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length) {
+    const [v, d] = stack.pop()!;
+    if (v === null || typeof v !== "object") continue;
+    if (d >= MAX_DEPTH) {
+      throw new ValidationError(`invalid ${what}: nested deeper than ${MAX_DEPTH} levels`, [{ path: "/", message: `nested deeper than ${MAX_DEPTH} levels` }]);
+    }
+    for (const child of Object.values(v as object)) stack.push([child, d + 1]);
+  }
+  return structuredClone(value);
+}
+
 /** Fills a fresh object with the schema's defaults. */
 export function defaults<T>(schema: object): T {
   return validate<T>(schema, {}, "defaults");

@@ -10,7 +10,7 @@ import type { Frame } from "../envs/core.ts";
 import { make, registration, resolveEnvConfig, type EnvConfig } from "../envs/registry.ts";
 import { deriveSeed } from "../envs/rng.ts";
 import { VectorEnv } from "../envs/vector.ts";
-import { validate } from "../envs/schema.ts";
+import { cloneInput, validate } from "../envs/schema.ts";
 import { ValidationError } from "../envs/errors.ts";
 import type { Agent, AgentEnvInfo, Transition } from "../agents/core.ts";
 import { agentRegistration, createAgent, loadAgent, resolveAgentConfig } from "../agents/registry.ts";
@@ -61,7 +61,7 @@ export const runRequestSchema = {
 export function resolveRunSpec(request: unknown): RunSpec {
   const req = validate<Required<Omit<RunRequest, "variant" | "envConfig" | "config" | "label">> & RunRequest>(
     runRequestSchema,
-    structuredClone(request),
+    cloneInput(request, "run request"),
     "run request",
   );
   const envConfig: EnvConfig = { ...(req.envConfig ?? {}) };

@@ -7,7 +7,7 @@
 import type { Server as HttpServer } from "node:http";
 import { timingSafeEqual } from "node:crypto";
 import { Server, type Socket } from "socket.io";
-import { validate } from "../envs/schema.ts";
+import { cloneInput, validate } from "../envs/schema.ts";
 import { ValidationError } from "../envs/errors.ts";
 import type { RunManager } from "../experiments/manager.ts";
 import type { EpisodeStats, RunEvent, RunEventOf } from "../experiments/events.ts";
@@ -103,7 +103,7 @@ export class Broadcaster {
         return;
       }
       try {
-        handler(validate<T>(subscribeSchema, structuredClone(msg ?? {}), `${name} message`));
+        handler(validate<T>(subscribeSchema, cloneInput(msg ?? {}, `${name} message`), `${name} message`));
       } catch (e) {
         const details = e instanceof ValidationError ? e.errors : undefined;
         socket.emit("error", { error: (e as Error).message, ...(details ? { details } : {}) });

@@ -5,7 +5,7 @@
  * sweep skips what the store already has and a retried job never counts twice.
  */
 import { createHash } from "node:crypto";
-import { validate } from "../../envs/schema.ts";
+import { cloneInput, validate } from "../../envs/schema.ts";
 import { resolveRunSpec, type RunRequest } from "../run.ts";
 import type { RunSpec } from "../events.ts";
 import { planProbe, type ProbePlan } from "../probes/index.ts";
@@ -102,7 +102,7 @@ export function keyOf(value: unknown): string {
 
 /** Validates the spec (naming the bad field) and expands it into keyed jobs. */
 export function expandSweep(input: unknown): ExpandedSweep {
-  const spec = validate<SweepSpec>(sweepSpecSchema, structuredClone(input), "sweep spec");
+  const spec = validate<SweepSpec>(sweepSpecSchema, cloneInput(input, "sweep spec"), "sweep spec");
   const jobs: SweepJob[] = [];
   const seen = new Set<string>();
   const addRun = (req: RunRequest, where: string) => {
