@@ -442,3 +442,32 @@ export function meanStd(x: ArrayLike<number>, from = 0, to = x.length): { mean: 
   for (let i = from; i < to; i++) sq += (x[i]! - mean) ** 2;
   return { mean, std: n > 1 ? Math.sqrt(sq / (n - 1)) : 0 };
 }
+
+/** Count, mean and variance of a stream of numbers (Welford), serialisable. */
+export class RunningMoments {
+  n = 0;
+  mean = 0;
+  private m2 = 0;
+
+  add(x: number): void {
+    this.n++;
+    const d = x - this.mean;
+    this.mean += d / this.n;
+    this.m2 += d * (x - this.mean);
+  }
+
+  /** Population standard deviation (0 before two samples). */
+  std(): number {
+    return this.n > 1 ? Math.sqrt(this.m2 / this.n) : 0;
+  }
+
+  toJSON(): { n: number; mean: number; m2: number } {
+    return { n: this.n, mean: this.mean, m2: this.m2 };
+  }
+
+  load(s: { n: number; mean: number; m2: number }): void {
+    this.n = s.n;
+    this.mean = s.mean;
+    this.m2 = s.m2;
+  }
+}

@@ -172,6 +172,8 @@ export interface LoopResult {
   updates: UpdateStats[];
   /** Returns of the episodes finished during the loop, in order. */
   episodeReturns: number[];
+  /** Env steps into the loop (all copies) at which each of those episodes ended. */
+  episodeEnds: number[];
   timings: LoopTimings;
 }
 
@@ -186,7 +188,7 @@ export function runLoop(agent: Agent, vec: VectorEnv, steps: number, onUpdate?: 
   const stateKeys = new Int32Array(num);
   const nextStateKeys = new Int32Array(num);
   const returns = new Float64Array(num);
-  const result: LoopResult = { updates: [], episodeReturns: [], timings: { actMs: 0, envMs: 0, observeMs: 0, learnMs: 0 } };
+  const result: LoopResult = { updates: [], episodeReturns: [], episodeEnds: [], timings: { actMs: 0, envMs: 0, observeMs: 0, learnMs: 0 } };
   const tm = result.timings;
   for (let done = 0; done < steps; done += num) {
     let t0 = performance.now();
@@ -202,6 +204,7 @@ export function runLoop(agent: Agent, vec: VectorEnv, steps: number, onUpdate?: 
       returns[i] += vec.rewards[i]!;
       if (ended) {
         result.episodeReturns.push(returns[i]!);
+        result.episodeEnds.push(done + num);
         returns[i] = 0;
       }
     }

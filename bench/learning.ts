@@ -99,6 +99,9 @@ export interface LearningRun {
   greedy: EvalFigures;
   /** Mean return of the last 100 training episodes. */
   trainReturn: number;
+  /** First env step at which the mean of the last 100 training returns reached `threshold` (null: never). */
+  stepsToThreshold: number | null;
+  threshold: number;
   lastMetrics: Record<string, number>;
 }
 
@@ -110,6 +113,7 @@ export function trainAndEvaluate(
   seed: number,
   overrides: Record<string, unknown> = {},
   evalEpisodes = 200,
+  threshold = Infinity,
 ): LearningRun {
   // as the run loop does: annealing schedules span the run's budget
   const config = resolveAgentConfig<{ numEnvs: number }>(name, name === "ppo" ? { totalSteps: steps, ...overrides } : overrides);
@@ -122,6 +126,15 @@ export function trainAndEvaluate(
   const seconds = (performance.now() - t0) / 1000;
   vec.close();
   const last = r.episodeReturns.slice(-100);
+  let stepsToThreshold: number | null = null;
+  let window = 0;
+  for (let k = 0; k < r.episodeReturns.length; k++) {
+    window += r.episodeReturns[k]! - (k >= 100 ? r.episodeReturns[k - 100]! : 0);
+    if (k >= 99 && window / 100 >= threshold) {
+      stepsToThreshold = r.episodeEnds[k]!;
+      break;
+    }
+  }
   const run: LearningRun = {
     agent: name,
     envId,
@@ -132,6 +145,8 @@ export function trainAndEvaluate(
     sampled: evaluateAgent(agent, envId, variant, evalEpisodes, 10_000 + seed, true),
     greedy: evaluateAgent(agent, envId, variant, evalEpisodes, 20_000 + seed, false),
     trainReturn: last.reduce((a, b) => a + b, 0) / Math.max(1, last.length),
+    stepsToThreshold,
+    threshold,
     lastMetrics: r.updates.at(-1)?.metrics ?? {},
   };
   agent.dispose();
@@ -148,7 +163,9 @@ export function describeRun(r: LearningRun, goalEvent = "goal"): string {
     `${r.agent.padEnd(9)} ${r.envId}${r.variant ? `/${r.variant}` : ""} seed ${r.seed}: ${r.steps} steps in ${fmt(r.seconds, 0)}s; ` +
     `eval return sampled ${fmt(r.sampled.meanReturn)} greedy ${fmt(r.greedy.meanReturn)}; ` +
     `performance sampled ${fmt(r.sampled.meanPerformance)}; ${goalEvent} rate sampled ${rate(r.sampled)}% greedy ${rate(r.greedy)}%; ` +
-    `train return (last 100) ${fmt(r.trainReturn)}; entropy ${fmt(r.lastMetrics["losses/entropy"] ?? NaN, 3)}`
+    `train return (last 100) ${fmt(r.trainReturn)}` +
+    (Number.isFinite(r.threshold) ? `, reached ${r.threshold} at ${r.stepsToThreshold ?? "never"}` : "") +
+    `; entropy ${fmt(r.lastMetrics["losses/entropy"] ?? NaN, 3)}`
   );
 }
 
@@ -162,13 +179,17 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   console.log(`backend ${backend}`);
   const seeds = (arg("seeds") ?? "0,1,2").split(",").map(Number);
   const overrides = JSON.parse(arg("config") ?? "{}") as Record<string, unknown>;
-  const plan: { agent: string; env: string; variant?: string; steps: number; event: string }[] = [];
+  const plan: { agent: string; env: string; variant?: string; steps: number; event: string; threshold: number }[] = [];
   const agents = arg("agent") ? [arg("agent")!] : ["ppo", "reinforce"];
   const envs = arg("env") ? [arg("env")!] : ["BoatRace-v0", "GoalShift-v0"];
   for (const env of envs) {
     for (const agent of agents) {
       const steps = Number(arg("steps") ?? 300_000);
-      plan.push(env === "GoalShift-v0" ? { agent, env, variant: "train", steps, event: "goal" } : { agent, env, steps, event: "lap" });
+      plan.push(
+        env === "GoalShift-v0"
+          ? { agent, env, variant: "train", steps, event: "goal", threshold: 0.9 }
+          : { agent, env, steps, event: "lap", threshold: env === "BoatRace-v0" ? 40 : Infinity },
+      );
     }
   }
   for (const env of envs) {
@@ -179,7 +200,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   for (const p of plan) {
     const runs: LearningRun[] = [];
     for (const seed of seeds) {
-      const r = trainAndEvaluate(p.agent, p.env, p.variant, p.steps, seed, overrides);
+      const r = trainAndEvaluate(p.agent, p.env, p.variant, p.steps, seed, overrides, 200, p.threshold);
       runs.push(r);
       console.log(describeRun(r, p.event));
     }

@@ -4,6 +4,7 @@ import { availableBackends, currentBackend, initBackend } from "../../agents/bac
 import {
   Adam,
   MLP,
+  RunningMoments,
   clipByGlobalNorm,
   clipByGlobalNormJS,
   logSoftmax,
@@ -188,6 +189,18 @@ describe("networks", () => {
     adam.dispose();
     p.dispose();
     q.dispose();
+  });
+
+  it("running moments (Welford) match the direct formulas and round-trip", () => {
+    const xs = [3, -1, 4, 1, -5, 9, 2.5];
+    const r = new RunningMoments();
+    xs.forEach((x) => r.add(x));
+    const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+    expect(r.mean).toBeCloseTo(mean, 12);
+    expect(r.std()).toBeCloseTo(Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / xs.length), 12);
+    const copy = new RunningMoments();
+    copy.load(JSON.parse(JSON.stringify(r)));
+    expect(copy.std()).toBe(r.std());
   });
 
   it("softmax, log-softmax, seeded sampling and shuffles", () => {
