@@ -7,6 +7,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // tfjs backends are process-global: keep each file in its own fork
+    reporters: ["default", "json"],
+    outputFile: { json: "test-results/unit.json" },
     pool: "forks",
     maxWorkers: 2,
   },

@@ -7,6 +7,8 @@ export default defineConfig({
     include: ["test/e2e/**/*.test.ts"],
     testTimeout: 240_000,
     hookTimeout: 180_000,
+    reporters: ["default", "json"],
+    outputFile: { json: "test-results/e2e.json" },
     pool: "forks",
     fileParallelism: false,
     env: { REWARDLAB_E2E: "1" },
