@@ -1,8 +1,8 @@
 /**
  * The counting prediction (the essay's counting argument, measured): sample
  * policies uniformly among the functions from observations to actions that
- * agree with an optimal policy on every observation seen in optimal
- * train-variant trajectories and are arbitrary (uniform, fixed per
+ * are optimal on every observation seen in optimal train-variant trajectories
+ * (uniform among tied optimal actions there) and arbitrary (uniform, fixed per
  * observation) elsewhere; report the fraction that show the event at test.
  */
 import type { Env } from "../../envs/core.ts";
@@ -20,21 +20,30 @@ export function obsKey(obs: Float32Array): string {
   return `${obs.length}:${(h1 >>> 0).toString(36)}:${(h2 >>> 0).toString(36)}`;
 }
 
-/** Observation -> action of the optimal policy, on every observation its train episodes visit. */
+/**
+ * Observation -> the optimal actions there (ties included), on every
+ * observation that optimal train episodes visit; the episodes follow a
+ * uniformly drawn optimal action, so every optimal route gets visited.
+ */
 export function collectPinned(
   env: Env,
-  optimalAction: (obs: Float32Array, env: Env) => number,
+  optimalActions: (obs: Float32Array, env: Env) => number[],
   episodes: number,
   seed: number,
-): Map<string, number> {
-  const pinned = new Map<string, number>();
+): Map<string, number[]> {
+  const pinned = new Map<string, number[]>();
+  const rng = new Rng(deriveSeed(seed, 0xc0));
   for (let ep = 0; ep < episodes; ep++) {
     let { obs } = env.reset({ seed: deriveSeed(seed, ep) });
     for (;;) {
-      const a = optimalAction(obs, env);
       const key = obsKey(obs);
-      if (!pinned.has(key)) pinned.set(key, a);
-      const r = env.step(a);
+      let best = pinned.get(key);
+      if (!best) {
+        best = optimalActions(obs, env);
+        if (best.length === 0) throw new Error("collectPinned: the optimal policy returned no action");
+        pinned.set(key, best);
+      }
+      const r = env.step(best[rng.int(best.length)]!);
       if (r.terminated || r.truncated) break;
       obs = r.obs;
     }
@@ -55,7 +64,7 @@ export interface CountingResult {
 /** Samples `policies` policies; each plays `episodesPerPolicy` test episodes; counts those showing `event` in any. */
 export function countingRate(
   makeTestEnv: () => Env,
-  pinned: Map<string, number>,
+  pinned: Map<string, number[]>,
   event: string,
   policies: number,
   seed: number,
@@ -74,15 +83,15 @@ export function countingRate(
     for (let ep = 0; ep < episodesPerPolicy; ep++) {
       let { obs } = env.reset({ seed: deriveSeed(seed ^ 0x7e57, p * episodesPerPolicy + ep) });
       for (;;) {
+        // one fixed action per observation per policy: an optimal one where training pins the
+        // observation (uniform among ties), any action elsewhere
         const key = obsKey(obs);
-        let a = pinned.get(key);
-        if (a !== undefined) pinnedSteps++;
-        else {
-          a = free.get(key);
-          if (a === undefined) {
-            a = rng.int(n);
-            free.set(key, a);
-          }
+        const best = pinned.get(key);
+        if (best) pinnedSteps++;
+        let a = free.get(key);
+        if (a === undefined) {
+          a = best ? best[rng.int(best.length)]! : rng.int(n);
+          free.set(key, a);
         }
         const r = env.step(a);
         steps++;

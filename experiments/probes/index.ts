@@ -326,8 +326,10 @@ function eventRates(eps: { events: Record<string, number> }[]): Record<string, n
 function countingPrediction(env: string, arms: ProbeArm[], test: ProbeSide, event: string, policies: number, seed: number): Map<string, CountingResult> {
   const out = new Map<string, CountingResult>();
   for (const arm of arms) {
-    const spec = { env, variant: arm.train.variant, envConfig: arm.train.envConfig, config: { model: "simulator" } };
+    // undiscounted, so that every policy optimal for the episode's return counts (BoatRace's two loops tie)
+    const spec = { env, variant: arm.train.variant, envConfig: arm.train.envConfig, config: { model: "simulator", discount: 1 } };
     const planner = createAgent("planner", agentEnvInfo(spec), spec.config, seed);
+    const nActions = agentEnvInfo(spec).nActions;
     const trainEnv = make(env, { ...arm.train.envConfig, variant: arm.train.variant }, { reward: arm.train.reward });
     const keys = new Int32Array(1);
     const simulator = { envId: env, envConfig: { ...arm.train.envConfig, variant: arm.train.variant }, reward: arm.train.reward };
@@ -335,7 +337,8 @@ function countingPrediction(env: string, arms: ProbeArm[], test: ProbeSide, even
       trainEnv,
       (obs, e) => {
         keys[0] = e.stateKey();
-        return planner.act(obs, { explore: false, stateKeys: keys, envs: [e], simulator }).actions[0]!;
+        const probs = planner.actionProbs(obs, 1, { stateKeys: keys, envs: [e], simulator });
+        return Array.from({ length: nActions }, (_, a) => a).filter((a) => probs[a]! > 0);
       },
       50,
       deriveSeed(seed, 11),

@@ -8,12 +8,12 @@ registerFork();
 describe("the counting sampler", () => {
   const trainEnv = make("Fork-v0", { variant: "train" });
   // the optimal train policy: go left from the start
-  const pinned = collectPinned(trainEnv, () => 0, 5, 1);
+  const pinned = collectPinned(trainEnv, () => [0], 5, 1);
 
   it("pins exactly the observations optimal train trajectories visit", () => {
     expect(pinned.size).toBe(1);
     const start = new Float32Array([0, 1, 0, 0]);
-    expect(pinned.get(obsKey(start))).toBe(0);
+    expect(pinned.get(obsKey(start))).toEqual([0]);
   });
 
   it("is 1 when every test observation is pinned", () => {
@@ -29,6 +29,14 @@ describe("the counting sampler", () => {
     expect(r.rate).toBeLessThan(0.25 + 0.03);
     // and no sampled policy ever shows "right": the pinned state always goes left
     expect(countingRate(() => make("Fork-v0", { variant: "test" }), pinned, "right", 1000, 7).rate).toBe(0);
+  });
+
+  it("draws uniformly among tied optimal actions at pinned observations", () => {
+    // if both actions at the start were optimal, half the sampled policies would go left
+    const tied = collectPinned(make("Fork-v0", { variant: "train" }), () => [0, 1], 20, 1);
+    const r = countingRate(() => make("Fork-v0", { variant: "train" }), tied, "left", 4000, 5);
+    expect(r.rate).toBeGreaterThan(0.5 - 0.03);
+    expect(r.rate).toBeLessThan(0.5 + 0.03);
   });
 
   it("is deterministic for a seed", () => {
