@@ -323,7 +323,16 @@ const probeVerb: Verb = async (argv) => {
   progress.done();
   const seconds = (performance.now() - started) / 1000;
   if (values.json) {
-    out(JSON.stringify({ ...r, seconds }));
+    // flat numbers for scripts: return and performance are means, with their intervals beside them
+    const results = r.results.map(({ extra, return: ret, performance: perf, ...row }) => ({
+      ...row,
+      return: ret.mean,
+      returnCI: ret.ci,
+      performance: perf.mean,
+      performanceCI: perf.ci,
+      extra: Object.fromEntries(Object.entries(extra ?? {}).filter(([k]) => !["curves", "ledgerCells", "visitCells", "frame"].includes(k))),
+    }));
+    out(JSON.stringify({ probe: r.probe, env: r.env, results, seconds }));
   } else {
     printProbe(r);
     out(`(${seconds.toFixed(0)} s)`);
