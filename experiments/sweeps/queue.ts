@@ -121,8 +121,10 @@ export async function runOnQueue(jobs: SweepJob[], url: string, backend: Backend
           jobId: j.key,
           attempts: opts.attempts ?? 3,
           backoff: { type: "fixed", delay: 1000 },
-          removeOnComplete: { age: 7 * 24 * 3600 },
-          removeOnFail: { age: 7 * 24 * 3600 },
+          // outcomes carry checkpoints (~100 KB+): keep only enough for a coordinator restart;
+          // an evicted one is simply trained again (writes are idempotent by key)
+          removeOnComplete: { age: 24 * 3600, count: 1000 },
+          removeOnFail: { age: 7 * 24 * 3600, count: 1000 },
         },
       })),
     );
