@@ -61,6 +61,19 @@ Terminated at the hole; truncated after 50 steps.
 ## Variants
 train: hole top-right. test: hole bottom-left (the top-right corner is plain ice; entering it emits "old-hole").`;
 
+/** What register() and env.spec say about the environment. */
+const SPEC: EnvSpec = {
+  id: "IcyPond-v0",
+  description: "A plug-in example: sliding on ice to a fish hole that moves between train and test.",
+  doc,
+  maxEpisodeSteps: 50,
+  rewardRange: [-0.01, 0.99],
+  variants: ["train", "test"],
+  events: ["goal", "old-hole"],
+  source: "examples/plugins/icy-pond.ts",
+  configSchema,
+};
+
 class IcyPond implements Env {
   readonly spec: EnvSpec;
   readonly observationSpace = box([3 * W * H], 0, 1);
@@ -73,17 +86,7 @@ class IcyPond implements Env {
 
   constructor(private readonly variant: string) {
     this.hole = HOLES[variant]!;
-    this.spec = {
-      id: "IcyPond-v0",
-      description: "A plug-in example: sliding on ice to a fish hole that moves between train and test.",
-      doc,
-      maxEpisodeSteps: 50,
-      rewardRange: [-0.01, 0.99],
-      variants: ["train", "test"],
-      events: ["goal", "old-hole"],
-      source: "examples/plugins/icy-pond.ts",
-      configSchema,
-    };
+    this.spec = SPEC;
   }
 
   private obs(): Float32Array {
@@ -161,18 +164,7 @@ class IcyPond implements Env {
 }
 
 if (!registered().some((r) => r.id === "IcyPond-v0")) {
-  register({
-    id: "IcyPond-v0",
-    description: "A plug-in example: sliding on ice to a fish hole that moves between train and test.",
-    doc,
-    maxEpisodeSteps: 50,
-    rewardRange: [-0.01, 0.99],
-    variants: ["train", "test"],
-    events: ["goal", "old-hole"],
-    configSchema,
-    source: "examples/plugins/icy-pond.ts",
-    create: (config) => new IcyPond(String(config.variant)),
-  });
+  register({ ...SPEC, create: (config) => new IcyPond(String(config.variant)) });
 }
 
 if (!probes["icy-shift"]) {
