@@ -272,8 +272,8 @@ function printProbe(r: Awaited<ReturnType<typeof runProbe>>): void {
     if (extra.behaviours) bits.push(`behaviours ${Object.entries(extra.behaviours as Record<string, number>).map(([k, v]) => `${k} ${pct(v)}`).join(", ")}`);
     if (extra.kl !== undefined) bits.push(`KL(train||test) ${f(extra.kl as number, 3)}`);
     if (extra.counting) {
-      const c = extra.counting as { policies: number; pinnedObservations: number; pinnedCoverage: number };
-      bits.push(`counting: ${c.policies} policies, ${c.pinnedObservations} train observations pinned, ${pct(c.pinnedCoverage)} of their test steps on pinned observations`);
+      const c = extra.counting as { policies: number; pinnedObservations: number; pinnedCoverage: number; acceptance: number; discount: number };
+      bits.push(`counting: ${c.policies} optimal policies (discount ${c.discount}; ${pct(c.acceptance)} of draws passed the train check), ${c.pinnedObservations} train observations pinned, ${pct(c.pinnedCoverage)} of their test steps on pinned observations`);
     }
     if (extra.extinctionSteps) bits.push(`steps to half rate at zero reward: ${(extra.extinctionSteps as (number | null)[]).map((v) => (v === null ? `>${extra.extinctionBudget}` : v)).join(", ")}`);
     if (bits.length) out(`  ${x.agent}${extra.arm ? ` ${extra.arm}` : ""}: ${bits.join("; ")}`);

@@ -39,6 +39,16 @@ describe("the counting sampler", () => {
     expect(r.rate).toBeLessThan(0.5 + 0.03);
   });
 
+  it("keeps only drawn policies that are optimal on the train check", () => {
+    // "both actions optimal" is wrong here: going right returns 0, not 1; the check rejects those draws
+    const tied = collectPinned(make("Fork-v0", { variant: "train" }), () => [0, 1], 20, 1);
+    const check = { makeTrainEnv: () => make("Fork-v0", { variant: "train" }), seeds: [1, 2], optimum: [1, 1] };
+    const r = countingRate(() => make("Fork-v0", { variant: "train" }), tied, "left", 1000, 5, 1, check);
+    expect(r.rate).toBe(1);
+    expect(r.acceptance).toBeGreaterThan(0.45);
+    expect(r.acceptance).toBeLessThan(0.55);
+  });
+
   it("is deterministic for a seed", () => {
     const a = countingRate(() => make("Fork-v0", { variant: "test" }), pinned, "left", 300, 11);
     const b = countingRate(() => make("Fork-v0", { variant: "test" }), pinned, "left", 300, 11);
