@@ -12,7 +12,7 @@ import { deriveSeed } from "../envs/rng.ts";
 import { VectorEnv } from "../envs/vector.ts";
 import { cloneInput, validate } from "../envs/schema.ts";
 import { ValidationError } from "../envs/errors.ts";
-import type { Agent, AgentEnvInfo, Transition } from "../agents/core.ts";
+import type { ActContext, Agent, AgentEnvInfo, Transition } from "../agents/core.ts";
 import { agentRegistration, createAgent, loadAgent, resolveAgentConfig } from "../agents/registry.ts";
 import type { EpisodeStats, EvaluationStats, RunEvent, RunListener, RunSpec, RunStatus, TrajectoryRecord } from "./events.ts";
 import { meanCI } from "./stats.ts";
@@ -116,6 +116,17 @@ export function agentEnvInfo(spec: Pick<RunSpec, "env" | "variant" | "envConfig"
   };
   env.close?.();
   return info;
+}
+
+type Simulator = NonNullable<ActContext["simulator"]>;
+
+/** The act context an agent asked for in `needs`: state keys, and for the simulator planner the live envs and how they were made. */
+export function actContext(agent: Agent, explore: boolean, vec: VectorEnv, stateKeys: Int32Array, simulator: Simulator): ActContext {
+  return {
+    explore,
+    ...(agent.needs.stateKeys ? { stateKeys } : {}),
+    ...(agent.needs.simulator ? { envs: vec.envs, simulator } : {}),
+  };
 }
 
 export interface Intervention {
@@ -290,13 +301,13 @@ export class Run {
 
     const num = info.numEnvs;
     let vec = this.makeVector(num, deriveSeed(spec.seed, this.envSteps));
+    let simulator: Simulator = { envId: spec.env, envConfig: { ...spec.envConfig, variant: this.variant }, reward: this.reward };
     const obsSize = vec.obsSize;
     const obsBefore = new Float32Array(num * obsSize);
     const stateKeys = new Int32Array(num);
     const nextStateKeys = new Int32Array(num);
     const accs = Array.from({ length: num }, newAcc);
     const yieldEvery = this.opts.yieldEvery ?? 64;
-    const needs = agent.needs;
 
     // recording of copy 0's episodes, for live frames and replay
     let recording: TrajectoryRecord | null = null;
@@ -336,6 +347,7 @@ export class Run {
           this.reward = change.reward ?? this.reward;
           vec.close();
           vec = this.makeVector(num, deriveSeed(spec.seed, this.envSteps + 1));
+          simulator = { envId: spec.env, envConfig: { ...spec.envConfig, variant: this.variant }, reward: this.reward };
           for (let i = 0; i < num; i++) accs[i] = newAcc();
           recording = null;
           startRecording();
@@ -350,13 +362,7 @@ export class Run {
         if (k >= 0) visits.set(k, (visits.get(k) ?? 0) + 1);
       }
       obsBefore.set(vec.obs);
-      const act = agent.act(vec.obs, {
-        explore: true,
-        ...(needs.stateKeys ? { stateKeys } : {}),
-        ...(needs.simulator
-          ? { envs: vec.envs, simulator: { envId: spec.env, envConfig: { ...spec.envConfig, variant: this.variant }, reward: this.reward } }
-          : {}),
-      });
+      const act = agent.act(vec.obs, actContext(agent, true, vec, stateKeys, simulator));
       vec.step(act.actions);
       this.envSteps += num;
       vectorSteps++;
@@ -495,16 +501,11 @@ export function evaluate(
   const finished: EpisodeStats[] = [];
   const stateKeys = new Int32Array(num);
   const needs = agent.needs;
+  const simulator: Simulator = { envId: spec.env, envConfig: { ...spec.envConfig, variant }, reward: opts.reward ?? "keep" };
   let steps = 0;
   while (finished.length < opts.episodes) {
     if (needs.stateKeys) for (let i = 0; i < num; i++) stateKeys[i] = vec.envs[i]!.stateKey();
-    const act = agent.act(vec.obs, {
-      explore: !opts.greedy,
-      ...(needs.stateKeys ? { stateKeys } : {}),
-      ...(needs.simulator
-        ? { envs: vec.envs, simulator: { envId: spec.env, envConfig: { ...spec.envConfig, variant }, reward: opts.reward ?? "keep" } }
-        : {}),
-    });
+    const act = agent.act(vec.obs, actContext(agent, !opts.greedy, vec, stateKeys, simulator));
     vec.step(act.actions);
     steps += num;
     for (let i = 0; i < num; i++) {

@@ -9,7 +9,7 @@ import { deriveSeed } from "../../envs/rng.ts";
 import { make } from "../../envs/registry.ts";
 import { VectorEnv } from "../../envs/vector.ts";
 import type { EpisodeStats, RunSpec } from "../events.ts";
-import { Run, agentEnvInfo, evaluate, resolveRunSpec } from "../run.ts";
+import { Run, actContext, agentEnvInfo, evaluate, resolveRunSpec } from "../run.ts";
 import { classifyEpisode } from "./classify.ts";
 
 export interface ProbeSide {
@@ -244,17 +244,12 @@ async function timeExtinction(agent: Agent, spec: RunSpec, job: ProbeJob, trainE
   const nextKeys = new Int32Array(num);
   const window: number[] = [];
   const hadEvent = new Uint8Array(num);
+  const simulator = { envId: spec.env, envConfig: { ...spec.envConfig, variant: job.test.variant }, reward: "removed" as const };
   let steps = 0;
   while (steps < ext.maxSteps) {
     for (let i = 0; i < num; i++) keys[i] = vec.envs[i]!.stateKey();
     obsBefore.set(vec.obs);
-    const act = agent.act(vec.obs, {
-      explore: true,
-      ...(agent.needs.stateKeys ? { stateKeys: keys } : {}),
-      ...(agent.needs.simulator
-        ? { envs: vec.envs, simulator: { envId: spec.env, envConfig: { ...spec.envConfig, variant: job.test.variant }, reward: "removed" as const } }
-        : {}),
-    });
+    const act = agent.act(vec.obs, actContext(agent, true, vec, keys, simulator));
     vec.step(act.actions);
     steps += num;
     for (let i = 0; i < num; i++) {
