@@ -6,7 +6,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { rm } from "node:fs/promises";
-import { join, resolve, sep } from "node:path";
+import { dirname, join, resolve, sep } from "node:path";
 import type { Worker } from "node:worker_threads";
 import { RewardlabError, ValidationError } from "../envs/errors.ts";
 import { registration } from "../envs/registry.ts";
@@ -16,6 +16,7 @@ import { spawnWorker, type BackendName, type WorkerReply, type WorkerRequest } f
 import type { Store, StoredRun } from "./store.ts";
 import type { UserEnvironments } from "./plugins.ts";
 import { moduleLogger } from "./log.ts";
+import { resumableCheckpoint } from "./checkpoint.ts";
 
 const log = moduleLogger("experiments/manager");
 
@@ -209,11 +210,12 @@ export class RunManager {
 
   /** Resumes an interrupted run from its last checkpoint (its agent, at its step count). */
   private resumeFromCheckpoint(r: StoredRun): StoredRun {
-    if (!r.checkpointDir) throw new ConflictError(`run ${r.id} has no checkpoint to resume from`);
+    const from = r.checkpointDir ? resumableCheckpoint(dirname(r.checkpointDir)) : null;
+    if (!from) throw new ConflictError(`run ${r.id} has no complete checkpoint to resume from`);
     if (r.envSteps >= r.spec.steps && r.status !== "interrupted") throw new ConflictError(`run ${r.id} already used its whole budget`);
     registration(r.spec.env);
     const last = this.store.interventions(r.id).at(-1);
-    const l = this.track(r.id, r.variant, last?.reward ?? r.spec.reward, join(this.runDir(r.id), "checkpoint"));
+    const l = this.track(r.id, r.variant, last?.reward ?? r.spec.reward, from);
     this.emit({ type: "status", runId: r.id, status: "queued", reason: `resuming from checkpoint at ${r.checkpointSteps} steps` });
     l.status = "queued";
     this.queue.push(r.id);

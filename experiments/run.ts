@@ -4,8 +4,6 @@
  * Nothing reaches into the loop: callers pause, resume, stop and intervene
  * through the Run object, and listen to its events.
  */
-import { mkdir } from "node:fs/promises";
-import { join } from "node:path";
 import type { Frame } from "../envs/core.ts";
 import { make, registration, resolveEnvConfig, type EnvConfig } from "../envs/registry.ts";
 import { deriveSeed } from "../envs/rng.ts";
@@ -16,6 +14,7 @@ import type { ActContext, Agent, AgentEnvInfo, Transition } from "../agents/core
 import { agentRegistration, createAgent, loadAgent, resolveAgentConfig } from "../agents/registry.ts";
 import type { EpisodeStats, EvaluationStats, RunEvent, RunListener, RunSpec, RunStatus, TrajectoryRecord } from "./events.ts";
 import { meanCI } from "./stats.ts";
+import { writeCheckpoint } from "./checkpoint.ts";
 
 /** What a user may give; resolveRunSpec fills the rest. */
 export interface RunRequest {
@@ -262,9 +261,8 @@ export class Run {
 
   private async checkpoint(): Promise<void> {
     if (!this.opts.dir || !this.agent) return;
-    const dir = join(this.opts.dir, "checkpoint");
-    await mkdir(dir, { recursive: true });
-    await this.agent.save(dir);
+    const agent = this.agent;
+    const dir = await writeCheckpoint(this.opts.dir, (d) => agent.save(d));
     this.emit({ type: "checkpoint", runId: this.id, envSteps: this.envSteps, update: this.updates, dir });
   }
 

@@ -15,6 +15,7 @@ import type { ProbeJobResult } from "../probes/job.ts";
 import type { JobOutcome } from "./execute.ts";
 import { expandSweep, type ExpandedSweep } from "./spec.ts";
 import { runOnQueue } from "./queue.ts";
+import { writeCheckpoint } from "../checkpoint.ts";
 
 export interface SweepProgress {
   total: number;
@@ -54,13 +55,16 @@ async function writeOutcome(store: Store, sweepId: string, o: JobOutcome): Promi
   let dir: string | null = null;
   if (o.kind === "run" && o.checkpoint) {
     const base = resolve(store.dataDir, "runs");
-    dir = resolve(base, o.key, "checkpoint");
-    if (!dir.startsWith(base + sep) || !/^[0-9a-f]{32}$/.test(o.key)) throw new Error(`bad job key ${o.key}`);
-    await mkdir(dir, { recursive: true });
-    for (const [name, b64] of Object.entries(o.checkpoint)) {
-      if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new Error(`bad checkpoint file name ${name}`);
-      await writeFile(join(dir, name), Buffer.from(b64, "base64"));
-    }
+    const runDir = resolve(base, o.key);
+    if (!runDir.startsWith(base + sep) || !/^[0-9a-f]{32}$/.test(o.key)) throw new Error(`bad job key ${o.key}`);
+    const files = Object.entries(o.checkpoint);
+    for (const [name] of files) if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new Error(`bad checkpoint file name ${name}`);
+    // agent.json last: it marks a complete save
+    files.sort(([a], [b]) => Number(a === "agent.json") - Number(b === "agent.json"));
+    await mkdir(runDir, { recursive: true });
+    dir = await writeCheckpoint(runDir, async (d) => {
+      for (const [name, b64] of files) await writeFile(join(d, name), Buffer.from(b64, "base64"));
+    });
   }
   return store.writeOutcome(sweepId, o, dir);
 }

@@ -74,7 +74,7 @@ describe("crash recovery", () => {
       if (final.status === "completed" || final.status === "failed") break;
       await sleep(100);
     }
-    expect(final!.status).toBe("completed");
+    expect(final!.status, final!.reason ?? "").toBe("completed");
     expect(final!.envSteps).toBeGreaterThanOrEqual(12_000);
     expect(final!.evaluation?.episodes).toBe(5);
     second.child.kill("SIGTERM");

@@ -1,0 +1,60 @@
+/**
+ * Checkpoints that a crash cannot tear.
+ *
+ * An agent's save writes several files (agent.json, weights, ledger). Written
+ * in place, a kill -9 in the middle leaves a directory that mixes two saves or
+ * holds a truncated file, and the run can never be resumed. So a checkpoint is
+ * written whole into `checkpoint.next/` and then swapped in by renames:
+ *
+ *   checkpoint/       -> checkpoint.prev/   (rename)
+ *   checkpoint.next/  -> checkpoint/        (rename)
+ *   checkpoint.prev/  removed
+ *
+ * A crash at any point leaves `checkpoint/` or `checkpoint.prev/` complete, and
+ * `resumableCheckpoint` picks the newest complete one. A save is complete when
+ * its agent.json (written last by every agent's save) is present.
+ *
+ * This guards against the process dying, not against the machine losing power
+ * (the files are not fsync'ed: the page cache survives a killed process).
+ */
+import { existsSync } from "node:fs";
+import { mkdir, rename, rm } from "node:fs/promises";
+import { join } from "node:path";
+
+export const CHECKPOINT_DIR = "checkpoint";
+const NEXT = `${CHECKPOINT_DIR}.next`;
+const PREV = `${CHECKPOINT_DIR}.prev`;
+
+const complete = (dir: string) => existsSync(join(dir, "agent.json"));
+
+/** Saves through `save(dir)` into a fresh directory, then swaps it in; returns the checkpoint's path. */
+export async function writeCheckpoint(runDir: string, save: (dir: string) => Promise<void>): Promise<string> {
+  const next = join(runDir, NEXT);
+  const current = join(runDir, CHECKPOINT_DIR);
+  const prev = join(runDir, PREV);
+  await rm(next, { recursive: true, force: true });
+  await mkdir(next, { recursive: true });
+  await save(next);
+  if (!complete(next)) throw new Error(`the agent's save wrote no agent.json into ${next}`);
+  if (existsSync(current)) {
+    // keep a complete older checkpoint as the fallback until the new one is in place
+    if (complete(current)) {
+      await rm(prev, { recursive: true, force: true });
+      await rename(current, prev);
+    } else {
+      await rm(current, { recursive: true, force: true });
+    }
+  }
+  await rename(next, current);
+  await rm(prev, { recursive: true, force: true });
+  return current;
+}
+
+/** The newest complete checkpoint in a run's folder, or null if there is none. */
+export function resumableCheckpoint(runDir: string): string | null {
+  for (const name of [CHECKPOINT_DIR, PREV]) {
+    const dir = join(runDir, name);
+    if (complete(dir)) return dir;
+  }
+  return null;
+}
