@@ -30,6 +30,7 @@ import {
 } from "./schemas.ts";
 import type { ProbeService } from "./probes.ts";
 import type { SweepService } from "./sweeps.ts";
+import type { StreamStats } from "./sockets.ts";
 import type { Intervention } from "../experiments/run.ts";
 
 const log = moduleLogger("server/app");
@@ -48,6 +49,8 @@ export interface AppOptions {
   levelsDir?: string;
   /** Largest level upload, in bytes. */
   levelLimit?: number;
+  /** Streaming figures for /api/health (the sockets exist only once the HTTP server does). */
+  streamStats?: () => StreamStats;
 }
 
 export function runSummary(r: StoredRun, manager: RunManager): RunSummary {
@@ -169,7 +172,13 @@ export function createApp(opts: AppOptions): express.Express {
   const api = express.Router();
 
   api.get("/health", (_req, res) => {
-    res.json({ ok: true, activeRuns: manager.activeCount() });
+    const m = process.memoryUsage();
+    res.json({
+      ok: true,
+      activeRuns: manager.activeCount(),
+      memory: { heapUsedMiB: +(m.heapUsed / 2 ** 20).toFixed(1), rssMiB: +(m.rss / 2 ** 20).toFixed(1) },
+      ...(opts.streamStats ? { stream: opts.streamStats() } : {}),
+    });
   });
 
   api.get("/envs", (req, res) => {

@@ -34,6 +34,8 @@ export interface ServeOptions {
   backend?: BackendName;
   userEnvs?: UserEnvironments;
   fps?: number;
+  /** Packets a client may have waiting before it is cut off (default 512). */
+  maxStalled?: number;
   clientDir?: string;
   /** redis://host:port: sweeps started from the API go to BullMQ workers. */
   queue?: string;
@@ -82,9 +84,11 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
   const probes = new ProbeService(store, { ...(opts.backend ? { backend: opts.backend } : {}), userEnvs });
   const sweeps = new SweepService(store, { ...(opts.queue ? { queue: opts.queue } : {}), userEnvs });
   const clientDir = opts.clientDir ?? fileURLToPath(new URL("../client/dist", import.meta.url));
-  const app = createApp({ manager, probes, ...(token ? { token } : {}), clientDir, levelsDir, sweeps });
+  // called per request, by which time the broadcaster below exists
+  const streamStats = () => broadcaster.stats();
+  const app = createApp({ manager, probes, ...(token ? { token } : {}), clientDir, levelsDir, sweeps, streamStats });
   const http = createServer(app);
-  const broadcaster = new Broadcaster(http, manager, { ...(token ? { token } : {}), ...(opts.fps ? { fps: opts.fps } : {}) });
+  const broadcaster = new Broadcaster(http, manager, { ...(token ? { token } : {}), ...(opts.fps ? { fps: opts.fps } : {}), ...(opts.maxStalled ? { maxStalled: opts.maxStalled } : {}) });
   probes.on((p) => broadcaster.broadcastProbe(p));
   sweeps.on((s) => broadcaster.io.emit("sweep", s));
 

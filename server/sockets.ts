@@ -26,12 +26,34 @@ export interface SocketOptions {
   messageRate?: number;
   /** Episode statistics flush interval (ms). */
   batchMs?: number;
+  /** Packets a client may have waiting before it is cut off (default MAX_STALLED). */
+  maxStalled?: number;
 }
 
 type Io = Server<ClientToServerEvents, ServerToClientEvents>;
 
 /** Packets waiting on a client's connection beyond which its frames are dropped. */
 const MAX_BACKLOG = 16;
+/**
+ * Packets waiting beyond which a client is cut off: statistics are never
+ * dropped, so a client that reads slower than they arrive would otherwise
+ * buffer without bound. It reconnects and gets a fresh snapshot. (A client
+ * that stops reading altogether misses its pings and is dropped by the
+ * heartbeat, pingInterval + pingTimeout = 18 s, usually first.)
+ */
+export const MAX_STALLED = 512;
+
+const backlogOf = (socket: Socket): number => (socket.conn as unknown as { writeBuffer?: unknown[] }).writeBuffer?.length ?? 0;
+
+/** What the streaming layer has done, for /api/health and the soak benchmark. */
+export interface StreamStats {
+  clients: number;
+  framesDropped: number;
+  /** Clients cut off because their backlog passed MAX_STALLED packets. */
+  stalledCut: number;
+  /** The longest backlog (packets waiting) of any client now. */
+  maxBacklog: number;
+}
 
 /** Plays recorded episodes to a room at a steady pace; drops whole episodes when behind. */
 class FramePacer {
@@ -61,6 +83,9 @@ export class Broadcaster {
   private readonly pacers = new Map<string, FramePacer>();
   private readonly episodeBatches = new Map<string, EpisodeStats[]>();
   private readonly timers: NodeJS.Timeout[] = [];
+  private stalledCut = 0;
+  /** Frames dropped by pacers of runs that have ended. */
+  private droppedBefore = 0;
 
   constructor(http: HttpServer, private readonly manager: RunManager, private readonly opts: SocketOptions = {}) {
     this.io = new Server(http, {
@@ -83,6 +108,18 @@ export class Broadcaster {
     const fps = opts.fps ?? 30;
     this.timers.push(setInterval(() => this.tickFrames(), 1000 / fps));
     this.timers.push(setInterval(() => this.flushEpisodes(), opts.batchMs ?? 250));
+    this.timers.push(setInterval(() => this.cutStalled(), 1000));
+  }
+
+  private cutStalled(): void {
+    const max = this.opts.maxStalled ?? MAX_STALLED;
+    for (const socket of this.io.sockets.sockets.values()) {
+      const backlog = backlogOf(socket);
+      if (backlog <= max) continue;
+      this.stalledCut++;
+      log.warn({ socket: socket.id, backlog }, "client reads too slowly: cutting its connection (it reconnects with a fresh snapshot)");
+      socket.conn.close(true);
+    }
   }
 
   private onConnection(socket: Socket<ClientToServerEvents, ServerToClientEvents>): void {
@@ -165,7 +202,10 @@ export class Broadcaster {
       case "status":
         this.flushEpisodes();
         room.emit("status", { runId: e.runId, status: e.status, ...(e.reason ? { reason: e.reason } : {}), ...(e.envSteps !== undefined ? { envSteps: e.envSteps } : {}) });
-        if (e.status === "completed" || e.status === "failed" || e.status === "stopped") this.pacers.delete(e.runId);
+        if (e.status === "completed" || e.status === "failed" || e.status === "stopped") {
+          this.droppedBefore += this.pacers.get(e.runId)?.dropped ?? 0;
+          this.pacers.delete(e.runId);
+        }
         this.broadcastRuns();
         break;
       case "evaluation":
@@ -192,8 +232,7 @@ export class Broadcaster {
       for (const id of this.io.sockets.adapter.rooms.get(runId) ?? []) {
         const socket = this.io.sockets.sockets.get(id);
         if (!socket) continue;
-        const backlog = (socket.conn as unknown as { writeBuffer?: unknown[] }).writeBuffer?.length ?? 0;
-        if (backlog > MAX_BACKLOG) {
+        if (backlogOf(socket) > MAX_BACKLOG) {
           p.dropped++;
           continue;
         }
@@ -218,9 +257,15 @@ export class Broadcaster {
   }
 
   droppedFrames(): number {
-    let n = 0;
+    let n = this.droppedBefore;
     for (const p of this.pacers.values()) n += p.dropped;
     return n;
+  }
+
+  stats(): StreamStats {
+    let maxBacklog = 0;
+    for (const socket of this.io.sockets.sockets.values()) maxBacklog = Math.max(maxBacklog, backlogOf(socket));
+    return { clients: this.io.engine.clientsCount, framesDropped: this.droppedFrames(), stalledCut: this.stalledCut, maxBacklog };
   }
 
   /** Tells every client the server is going away (they reconnect by themselves later). */
