@@ -32,6 +32,6 @@ if (want("planner")) {
     console.log(`${r.env.padEnd(22)} ${r.search.padEnd(11)} states ${String(r.states).padStart(6)}  sim steps/s ${fmt(r.simStepsPerSec).padStart(11)}  act steps/s ${fmt(r.actStepsPerSec).padStart(9)}  (aim 200,000 sim steps/s: ratio ${(r.simStepsPerSec / 200_000).toFixed(2)})`);
   }
 }
-if (want("server")) await benchServer({ memoryMinutes: Number(process.env.BENCH_MEMORY_MINUTES ?? 2) });
+if (want("server")) await benchServer({ soakMinutes: Number(process.env.BENCH_SOAK_MINUTES ?? 10) });
 if (want("sweeps")) await benchSweeps();
 process.exit(0);

@@ -1,16 +1,21 @@
 /**
  * Server benchmarks: what watching costs (training steps/s of one run with
- * 0, 1 and 5 socket clients subscribed) and server memory with 4 runs
- * streaming (sampled every few seconds; flat means no growth from buffering).
+ * 0, 1 and 5 socket clients subscribed), and a soak: 4 runs for 10 minutes
+ * (BENCH_SOAK_MINUTES to change) with 5 clients each, one reading very
+ * slowly, reporting steps/s and server memory from start to end.
  */
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { io } from "socket.io-client";
+import { spawn, type ChildProcess } from "node:child_process";
+import type { Socket as NetSocket } from "node:net";
+import { fileURLToPath } from "node:url";
+import { io, type Socket } from "socket.io-client";
 import "../envs/index.ts";
 import "../agents/index.ts";
 import { startServer } from "../server/main.ts";
 import type { RunSummary } from "../server/protocol.ts";
+import type { StreamStats } from "../server/sockets.ts";
 
 async function post(url: string, body: unknown): Promise<RunSummary> {
   const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
@@ -44,7 +49,7 @@ async function watchedThroughput(clients: number, seconds: number, backend: "was
   }
 }
 
-export async function benchServer(opts: { seconds?: number; memoryMinutes?: number; backend?: "wasm" | "cpu" } = {}): Promise<void> {
+export async function benchServer(opts: { seconds?: number; soakMinutes?: number; backend?: "wasm" | "cpu" } = {}): Promise<void> {
   const seconds = opts.seconds ?? 15;
   const backend = opts.backend ?? "wasm";
   console.log(`\n## watching cost: PPO on BoatRace-v0, one run, backend ${backend}, ${seconds} s per measurement (steps counted from the store)`);
@@ -56,34 +61,115 @@ export async function benchServer(opts: { seconds?: number; memoryMinutes?: numb
     console.log(`${String(n).padEnd(8)} ${r.toFixed(0).padStart(7)}   ${(r / base).toFixed(2)}`);
   }
 
-  const minutes = opts.memoryMinutes ?? 2;
-  console.log(`\n## server memory with 4 runs streaming to 2 clients each, ${minutes} min (heap and RSS of the server process)`);
-  const server = await startServer({ port: 0, dataDir: mkdtempSync(join(tmpdir(), "rl-bench-")), demo: false, backend, maxConcurrentRuns: 4 });
+  await soak({ minutes: opts.soakMinutes ?? 10 });
+}
+
+interface Health {
+  activeRuns: number;
+  memory: { heapUsedMiB: number; rssMiB: number };
+  stream: StreamStats;
+}
+
+/** Starts `rewardlab serve` as its own process, so the memory read is the server's alone. */
+async function serveChild(maxRuns: number): Promise<{ child: ChildProcess; url: string }> {
+  const data = mkdtempSync(join(tmpdir(), "rl-soak-"));
+  const bin = fileURLToPath(new URL("../bin/rewardlab.js", import.meta.url));
+  const child = spawn(process.execPath, [bin, "serve", "--port", "0", "--data", data, "--no-demo", "--max-runs", String(maxRuns)], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, REWARDLAB_LOG_LEVEL: "warn" },
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    child.once("exit", (code) => reject(new Error(`server exited with ${code}`)));
+  });
+  return { child, url };
+}
+
+/**
+ * The soak: 4 PPO runs training for `minutes` in a server process, each
+ * watched by 5 socket clients, one of which reads very slowly (its TCP socket
+ * is paused, and resumed for one chunk every 5 s). Reports training steps/s and the
+ * server's memory at the start and the end, and what the slow readers got.
+ */
+export async function soak(opts: { minutes: number }): Promise<void> {
+  const { minutes } = opts;
+  console.log(`\n## soak: 4 PPO runs (wasm) for ${minutes} min, 5 socket clients each, one reading very slowly; server in its own process`);
+  const { child, url } = await serveChild(4);
+  const health = async () => (await (await fetch(`${url}/api/health`)).json()) as Health;
+  const totalSteps = async () => ((await (await fetch(`${url}/api/runs`)).json()) as RunSummary[]).reduce((a, r) => a + r.envSteps, 0);
+  const sockets: Socket[] = [];
+  const slowReaders: Socket[] = [];
+  const received = { fast: 0, slow: 0 };
+  let slowReconnects = 0;
   try {
-    const sockets = [];
     for (let i = 0; i < 4; i++) {
-      const run = await post(`${server.url}/api/runs`, { env: i % 2 ? "GoalShift-v0" : "BoatRace-v0", agent: "ppo", steps: 50_000_000, seed: i, recordEveryMs: 200 });
-      for (let c = 0; c < 2; c++) {
-        const s = io(server.url, { transports: ["websocket"] });
-        s.emit("subscribe", { runId: run.id });
+      const run = await post(`${url}/api/runs`, { env: i % 2 ? "GoalShift-v0" : "BoatRace-v0", agent: "ppo", steps: 50_000_000, seed: i, recordEveryMs: 200 });
+      for (let c = 0; c < 5; c++) {
+        const slow = c === 4;
+        const s = io(url, { transports: ["websocket"], reconnectionDelay: 500 });
+        let connects = 0;
+        s.on("connect", () => {
+          if (slow && connects++ > 0) slowReconnects++;
+          s.emit("subscribe", { runId: run.id });
+        });
+        s.on("frame", () => (slow ? received.slow++ : received.fast++));
+        s.on("episode", () => (slow ? received.slow++ : received.fast++));
+        s.on("update", () => (slow ? received.slow++ : received.fast++));
         sockets.push(s);
+        if (slow) slowReaders.push(s);
       }
     }
-    console.log(`t (s)   heap MiB   rss MiB`);
+    const tcpOf = (s: Socket) => (s.io.engine as unknown as { transport?: { ws?: { _socket?: NetSocket } } } | undefined)?.transport?.ws?._socket;
+    // a slow reader takes one chunk off its TCP socket every 5 s (a chunk is at most 64 KiB)
+    const reader = setInterval(() => {
+      for (const s of slowReaders) {
+        const tcp = tcpOf(s);
+        if (!tcp) continue;
+        tcp.once("data", () => tcp.pause());
+        tcp.resume();
+      }
+    }, 5000);
+    await sleep(1000);
+    for (const s of slowReaders) tcpOf(s)?.pause();
+
+    await sleep(10_000); // warm up: workers start, backends initialise
+    const samples = Math.max(2, Math.round(minutes * 2));
+    const interval = (minutes * 60_000) / samples;
+    console.log(`t (s)   steps/s   heap MiB   rss MiB   frames dropped   slow cut   max backlog   msgs fast/slow client`);
+    let steps0 = await totalSteps();
+    let t0 = performance.now();
     const start = performance.now();
-    while (performance.now() - start < minutes * 60_000) {
-      await sleep(Math.min(30_000, (minutes * 60_000) / 8));
-      global.gc?.();
-      const m = process.memoryUsage();
-      console.log(`${((performance.now() - start) / 1000).toFixed(0).padEnd(7)} ${(m.heapUsed / 2 ** 20).toFixed(1).padStart(8)}   ${(m.rss / 2 ** 20).toFixed(1).padStart(7)}`);
+    const rows: { rate: number; heap: number; rss: number }[] = [];
+    for (let k = 0; k < samples; k++) {
+      await sleep(interval);
+      const [steps1, h] = [await totalSteps(), await health()];
+      const now = performance.now();
+      const rate = ((steps1 - steps0) / (now - t0)) * 1000;
+      steps0 = steps1;
+      t0 = now;
+      rows.push({ rate, heap: h.memory.heapUsedMiB, rss: h.memory.rssMiB });
+      const perFast = received.fast / 16;
+      const perSlow = received.slow / 4;
+      console.log(
+        `${((now - start) / 1000).toFixed(0).padEnd(7)} ${rate.toFixed(0).padStart(7)}   ${h.memory.heapUsedMiB.toFixed(1).padStart(8)}   ${h.memory.rssMiB.toFixed(1).padStart(7)}   ${String(h.stream.framesDropped).padStart(14)}   ${String(h.stream.stalledCut).padStart(8)}   ${String(h.stream.maxBacklog).padStart(11)}   ${perFast.toFixed(0)}/${perSlow.toFixed(0)}`,
+      );
     }
-    for (const s of sockets) s.close();
+    clearInterval(reader);
+    const first = rows[0]!;
+    const last = rows.at(-1)!;
+    console.log(`start -> end: steps/s ${first.rate.toFixed(0)} -> ${last.rate.toFixed(0)} (ratio ${(last.rate / first.rate).toFixed(2)}), heap ${first.heap} -> ${last.heap} MiB, rss ${first.rss} -> ${last.rss} MiB; slow readers reconnected ${slowReconnects} times`);
   } finally {
-    await server.close();
+    for (const s of sockets) s.close();
+    child.kill("SIGTERM");
+    await new Promise((r) => child.once("exit", r));
   }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const minutes = Number(process.env.BENCH_MEMORY_MINUTES ?? 2);
-  await benchServer({ memoryMinutes: minutes });
+  await benchServer({ soakMinutes: Number(process.env.BENCH_SOAK_MINUTES ?? 10) });
 }

@@ -17,7 +17,7 @@
  * This guards against the process dying, not against the machine losing power
  * (the files are not fsync'ed: the page cache survives a killed process).
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 
@@ -57,4 +57,18 @@ export function resumableCheckpoint(runDir: string): string | null {
     if (complete(dir)) return dir;
   }
   return null;
+}
+
+/** What a checkpoint says about where it was taken: its step count and the ledger's running total (if the agent keeps one). */
+export function readCheckpointPoint(dir: string): { envSteps: number; ledger: Record<string, number[]> | null } {
+  const meta = JSON.parse(readFileSync(join(dir, "agent.json"), "utf8")) as { envSteps?: unknown };
+  if (typeof meta.envSteps !== "number") throw new Error(`${dir}/agent.json has no envSteps`);
+  let ledger: Record<string, number[]> | null = null;
+  try {
+    const saved = JSON.parse(readFileSync(join(dir, "ledger.json"), "utf8")) as { total?: { entries?: Record<string, number[]> } };
+    ledger = saved.total?.entries ?? null;
+  } catch {
+    // agents without a ledger (the planner) save none
+  }
+  return { envSteps: meta.envSteps, ledger };
 }

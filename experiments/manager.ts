@@ -11,12 +11,12 @@ import type { Worker } from "node:worker_threads";
 import { RewardlabError, ValidationError } from "../envs/errors.ts";
 import { registration } from "../envs/registry.ts";
 import type { RunEvent, RunListener, RunSpec, RunStatus } from "./events.ts";
-import { resolveRunSpec, type Intervention } from "./run.ts";
+import { resolveRunSpec, type Intervention, type ResumePoint } from "./run.ts";
 import { spawnWorker, type BackendName, type WorkerReply, type WorkerRequest } from "./pool.ts";
 import type { Store, StoredRun } from "./store.ts";
 import type { UserEnvironments } from "./plugins.ts";
 import { moduleLogger } from "./log.ts";
-import { resumableCheckpoint } from "./checkpoint.ts";
+import { readCheckpointPoint, resumableCheckpoint } from "./checkpoint.ts";
 
 const log = moduleLogger("experiments/manager");
 
@@ -46,7 +46,7 @@ interface Live {
   learning: boolean;
   variant: string;
   reward: RunSpec["reward"];
-  resumeFrom?: string;
+  resumeFrom?: ResumePoint;
   done: Promise<void>;
   resolveDone: () => void;
 }
@@ -106,7 +106,7 @@ export class RunManager {
     return this.store.getRun(id)!;
   }
 
-  private track(id: string, variant: string, reward: RunSpec["reward"], resumeFrom?: string): Live {
+  private track(id: string, variant: string, reward: RunSpec["reward"], resumeFrom?: ResumePoint): Live {
     let resolveDone!: () => void;
     const done = new Promise<void>((r) => (resolveDone = r));
     const l: Live = { id, worker: null, status: "queued", learning: true, variant, reward, done, resolveDone, ...(resumeFrom ? { resumeFrom } : {}) };
@@ -208,15 +208,25 @@ export class RunManager {
     throw new ConflictError(`run ${id} is ${r.status}; nothing to resume`);
   }
 
-  /** Resumes an interrupted run from its last checkpoint (its agent, at its step count). */
+  /**
+   * Resumes an interrupted, stopped or failed run from its last checkpoint:
+   * its history is rewound to the checkpoint (what was recorded after it
+   * belongs to training the checkpoint does not hold) and the agent trains on
+   * from there.
+   */
   private resumeFromCheckpoint(r: StoredRun): StoredRun {
     const from = r.checkpointDir ? resumableCheckpoint(dirname(r.checkpointDir)) : null;
     if (!from) throw new ConflictError(`run ${r.id} has no complete checkpoint to resume from`);
     if (r.envSteps >= r.spec.steps && r.status !== "interrupted") throw new ConflictError(`run ${r.id} already used its whole budget`);
     registration(r.spec.env);
+    const saved = readCheckpointPoint(from);
+    const rewound = this.store.rewindTo(r.id, saved.envSteps, saved.ledger);
     const last = this.store.interventions(r.id).at(-1);
-    const l = this.track(r.id, r.variant, last?.reward ?? r.spec.reward, from);
-    this.emit({ type: "status", runId: r.id, status: "queued", reason: `resuming from checkpoint at ${r.checkpointSteps} steps` });
+    const l = this.track(r.id, r.variant, last?.reward ?? r.spec.reward, { dir: from, episodes: rewound.episodes });
+    const discarded = rewound.discardedEpisodes ? `; ${rewound.discardedEpisodes} episodes recorded after it were discarded` : "";
+    const reason = `resuming from the checkpoint at ${saved.envSteps} steps${discarded}`;
+    log.info({ runId: r.id, ...rewound, envSteps: saved.envSteps }, "run resumed from checkpoint");
+    this.emit({ type: "status", runId: r.id, status: "queued", reason });
     l.status = "queued";
     this.queue.push(r.id);
     this.schedule();

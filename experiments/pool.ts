@@ -6,7 +6,7 @@
 import { Worker } from "node:worker_threads";
 import { availableParallelism } from "node:os";
 import type { RunEvent, RunSpec, RunStatus } from "./events.ts";
-import type { Intervention } from "./run.ts";
+import type { Intervention, ResumePoint } from "./run.ts";
 import type { UserEnvironments } from "./plugins.ts";
 import type { ProbeJob, ProbeJobResult } from "./probes/job.ts";
 import type { SweepJob } from "./sweeps/spec.ts";
@@ -15,7 +15,7 @@ import type { JobOutcome } from "./sweeps/execute.ts";
 export type BackendName = "tensorflow" | "wasm" | "cpu";
 
 export type WorkerRequest =
-  | { type: "run"; runId: string; spec: RunSpec; dir: string; resumeFrom?: string; backend?: BackendName; userEnvs: UserEnvironments }
+  | { type: "run"; runId: string; spec: RunSpec; dir: string; resumeFrom?: ResumePoint; backend?: BackendName; userEnvs: UserEnvironments }
   | { type: "probe-job"; job: ProbeJob; backend?: BackendName; userEnvs: UserEnvironments }
   | { type: "sweep-job"; job: SweepJob; backend?: BackendName; userEnvs: UserEnvironments }
   | { type: "pause" }

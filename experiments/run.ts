@@ -138,12 +138,18 @@ export interface Intervention {
 export interface RunOptions {
   /** Where checkpoints go (checkpoint/ inside it); none if absent. */
   dir?: string;
-  /** Resume from a saved agent folder, continuing at its envSteps. */
-  resumeFrom?: string;
+  /** Resume from a saved agent, continuing at its envSteps and at this episode index. */
+  resumeFrom?: ResumePoint;
   /** Yield to the event loop every this many vector steps (pause/stop latency). */
   yieldEvery?: number;
   /** Backend name, reported in the started event. */
   backend?: string;
+}
+
+/** Where a resumed run picks up: the checkpoint folder, and the episodes the store kept before it. */
+export interface ResumePoint {
+  dir: string;
+  episodes: number;
 }
 
 /** Per-copy episode accumulators. */
@@ -280,8 +286,9 @@ export class Run {
     const spec = this.spec;
     const info = agentEnvInfo(spec);
     if (this.opts.resumeFrom) {
-      this.agent = await loadAgent(this.opts.resumeFrom, info);
+      this.agent = await loadAgent(this.opts.resumeFrom.dir, info);
       this.envSteps = this.agent.envSteps;
+      this.episodes = this.opts.resumeFrom.episodes;
     } else {
       this.agent = createAgent(spec.agent, info, spec.config, spec.seed);
     }

@@ -250,6 +250,37 @@ export class Store {
     return rows.map((r) => r.id);
   }
 
+  /**
+   * Rewinds a run's history to a checkpoint taken at `envSteps`, before it is
+   * resumed from there: episodes, updates and stored trajectories recorded
+   * after the checkpoint belong to a stretch of training the resumed agent
+   * never had, so they are deleted, and the run's counters set back. The
+   * ledger's reinforcement is reset to the checkpoint's own running total
+   * when given (visit counts cannot be rewound and keep the discarded
+   * stretch). Returns where the resumed run continues and what was discarded.
+   */
+  rewindTo(id: string, envSteps: number, ledger: Record<string, number[]> | null): { episodes: number; updates: number; discardedEpisodes: number; discardedUpdates: number } {
+    this.flush();
+    return this.db.transaction(() => {
+      const d = this.db;
+      const discardedEpisodes = d.prepare(`DELETE FROM episodes WHERE run_id = ? AND env_steps > ?`).run(id, envSteps).changes;
+      const discardedUpdates = d.prepare(`DELETE FROM updates WHERE run_id = ? AND env_steps > ?`).run(id, envSteps).changes;
+      d.prepare(`DELETE FROM trajectories WHERE run_id = ? AND env_steps > ?`).run(id, envSteps);
+      const episodes = (d.prepare(`SELECT coalesce(max(idx) + 1, 0) AS n FROM episodes WHERE run_id = ?`).get(id) as { n: number }).n;
+      const updates = (d.prepare(`SELECT coalesce(max(idx), 0) AS n FROM updates WHERE run_id = ?`).get(id) as { n: number }).n;
+      if (ledger) {
+        const visits = new Map(
+          (d.prepare(`SELECT state_key, visits FROM ledger WHERE run_id = ?`).all(id) as { state_key: number; visits: number }[]).map((r) => [r.state_key, r.visits]),
+        );
+        d.prepare(`DELETE FROM ledger WHERE run_id = ?`).run(id);
+        for (const [k, v] of Object.entries(ledger)) this.stmts.ledgerPut.run(id, Number(k), JSON.stringify(v), visits.get(Number(k)) ?? 0);
+        for (const [k, n] of visits) if (!(String(k) in ledger)) this.stmts.ledgerPut.run(id, k, "[]", n);
+      }
+      d.prepare(`UPDATE runs SET env_steps = ?, episodes = ?, updates = ?, updated_at = ? WHERE id = ?`).run(envSteps, episodes, updates, Date.now(), id);
+      return { episodes, updates, discardedEpisodes, discardedUpdates };
+    })();
+  }
+
   deleteRun(id: string): boolean {
     this.flush();
     return this.db.prepare(`DELETE FROM runs WHERE id = ?`).run(id).changes > 0;

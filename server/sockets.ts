@@ -150,13 +150,7 @@ export class Broadcaster {
       const run = this.manager.store.getRun(runId);
       if (!run) throw new ValidationError(`no run with id ${runId}`, [{ path: "/runId", message: "unknown run" }]);
       void socket.join(runId);
-      const episodes = this.manager.store.episodes(runId);
-      socket.emit("snapshot", {
-        run: runSummary(run, this.manager),
-        episodes: episodes.length > 5000 ? thin(episodes, 5000) : episodes,
-        updates: this.manager.store.updates(runId),
-        interventions: this.manager.store.interventions(runId),
-      });
+      socket.emit("snapshot", this.snapshot(runId)!);
     }));
     socket.on("unsubscribe", guard<{ runId: string }>("unsubscribe", ({ runId }) => void socket.leave(runId)));
     // anything else a client sends is refused with a clear error
@@ -166,6 +160,19 @@ export class Broadcaster {
         socket.emit("error", { error: `unknown message "${String(event).slice(0, 64)}"; the client may send subscribe or unsubscribe` });
       }
     });
+  }
+
+  /** A run's summary and history, as a subscriber receives it first. */
+  private snapshot(runId: string): Parameters<ServerToClientEvents["snapshot"]>[0] | null {
+    const run = this.manager.store.getRun(runId);
+    if (!run) return null;
+    const episodes = this.manager.store.episodes(runId);
+    return {
+      run: runSummary(run, this.manager),
+      episodes: episodes.length > 5000 ? thin(episodes, 5000) : episodes,
+      updates: this.manager.store.updates(runId),
+      interventions: this.manager.store.interventions(runId),
+    };
   }
 
   private pacer(runId: string): FramePacer {
@@ -202,6 +209,11 @@ export class Broadcaster {
       case "status":
         this.flushEpisodes();
         room.emit("status", { runId: e.runId, status: e.status, ...(e.reason ? { reason: e.reason } : {}), ...(e.envSteps !== undefined ? { envSteps: e.envSteps } : {}) });
+        if (e.status === "queued") {
+          // a run resumed from a checkpoint has had its history rewound: watchers start again from a fresh snapshot
+          const snap = this.snapshot(e.runId);
+          if (snap) room.emit("snapshot", snap);
+        }
         if (e.status === "completed" || e.status === "failed" || e.status === "stopped") {
           this.droppedBefore += this.pacers.get(e.runId)?.dropped ?? 0;
           this.pacers.delete(e.runId);

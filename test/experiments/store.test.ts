@@ -21,6 +21,31 @@ const spec: RunSpec = {
 };
 
 describe("the store", () => {
+  it("rewinds a run to a checkpoint: later episodes, updates and trajectories go, the ledger takes the checkpoint's total", () => {
+    const s = new Store(mkdtempSync(join(tmpdir(), "rl-store-")));
+    s.createRun("r", spec);
+    for (let i = 0; i < 10; i++) {
+      s.record({ type: "episode", runId: "r", episode: { index: i, envSteps: (i + 1) * 100, return: i, performance: 0, length: 100, terminated: true, events: {}, variant: "default" } });
+      s.record({ type: "trajectory", runId: "r", trajectory: { episode: i, envSteps: (i + 1) * 100, variant: "default", frames: [], actions: [0], rewards: [0], performance: [0], events: [[]] } });
+    }
+    for (let u = 1; u <= 4; u++) {
+      s.record({ type: "update", runId: "r", update: u, envSteps: u * 256, stepsPerSecond: 1, metrics: {}, ledger: { entries: { "3": [u, 0] }, total: u, totalAbs: u }, visits: { "3": 10 } });
+    }
+    // the checkpoint was taken after update 2, at 512 steps, when the ledger's total was 1 + 2
+    const r = s.rewindTo("r", 512, { "3": [3, 0] });
+    expect(r).toEqual({ episodes: 5, updates: 2, discardedEpisodes: 5, discardedUpdates: 2 });
+    expect(s.episodes("r").map((e) => e.index)).toEqual([0, 1, 2, 3, 4]);
+    expect(s.updates("r")).toHaveLength(2);
+    expect(s.trajectories("r").map((t) => t.episode)).toEqual([0, 1, 2, 3, 4]);
+    expect(s.ledger("r")).toEqual({ entries: { "3": [3, 0] }, visits: { "3": 40 } });
+    expect(s.getRun("r")).toMatchObject({ envSteps: 512, episodes: 5, updates: 2 });
+    // the resumed run's episodes continue the numbering
+    s.record({ type: "episode", runId: "r", episode: { index: 5, envSteps: 600, return: 9, performance: 0, length: 88, terminated: true, events: {}, variant: "default" } });
+    s.flush();
+    expect(s.getRun("r")).toMatchObject({ envSteps: 600, episodes: 6 });
+    s.close();
+  });
+
   it("keeps runs, episodes, updates, ledger totals and trajectories across reopen", () => {
     const dir = mkdtempSync(join(tmpdir(), "rl-store-"));
     const s = new Store(dir);

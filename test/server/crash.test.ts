@@ -66,8 +66,21 @@ describe("crash recovery", () => {
       const eps = await json<unknown[]>(fetch(`${second.url}/api/runs/${r.id}/episodes`));
       expect(eps.length).toBe(r.episodes);
     }
+    // a watcher gets a fresh snapshot when the resume rewinds the history to the checkpoint
+    const { io } = await import("socket.io-client");
+    const watcher = io(second.url, { transports: ["websocket"], reconnection: false });
+    const snapshots: { run: RunSummary; episodes: { index: number }[] }[] = [];
+    watcher.on("snapshot", (e) => snapshots.push(e));
+    watcher.emit("subscribe", { runId: a.id });
+    for (let i = 0; i < 100 && snapshots.length < 1; i++) await sleep(50);
     const resumed = await post(`${second.url}/api/runs/${a.id}/resume`);
     expect(resumed.status).toBe(200);
+    for (let i = 0; i < 100 && snapshots.length < 2; i++) await sleep(50);
+    expect(snapshots).toHaveLength(2);
+    const rewound = snapshots[1]!;
+    expect(rewound.run.episodes).toBeLessThanOrEqual(snapshots[0]!.run.episodes);
+    expect(rewound.episodes.at(-1)!.index + 1).toBe(rewound.run.episodes);
+    watcher.close();
     let final: RunSummary | null = null;
     for (let i = 0; i < 1200; i++) {
       final = await json<RunSummary>(fetch(`${second.url}/api/runs/${a.id}`));
@@ -77,6 +90,12 @@ describe("crash recovery", () => {
     expect(final!.status, final!.reason ?? "").toBe("completed");
     expect(final!.envSteps).toBeGreaterThanOrEqual(12_000);
     expect(final!.evaluation?.episodes).toBe(5);
+    // the history was rewound to the checkpoint and continued: one episode per index, in step order, from the start
+    const eps = await json<{ index: number; envSteps: number }[]>(fetch(`${second.url}/api/runs/${a.id}/episodes?limit=100000`));
+    expect(eps.length).toBe(final!.episodes);
+    expect(eps.map((e) => e.index)).toEqual(eps.map((_, i) => i));
+    for (let i = 1; i < eps.length; i++) expect(eps[i]!.envSteps).toBeGreaterThanOrEqual(eps[i - 1]!.envSteps);
+    expect(eps[0]!.envSteps).toBeLessThan(before.find((x) => x.id === a.id)!.envSteps);
     second.child.kill("SIGTERM");
     await new Promise((r) => second.child.once("exit", r));
   }, 180_000);
