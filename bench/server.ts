@@ -74,7 +74,7 @@ interface Health {
 async function serveChild(maxRuns: number): Promise<{ child: ChildProcess; url: string }> {
   const data = mkdtempSync(join(tmpdir(), "rl-soak-"));
   const bin = fileURLToPath(new URL("../bin/rewardlab.js", import.meta.url));
-  const child = spawn(process.execPath, [bin, "serve", "--port", "0", "--data", data, "--no-demo", "--max-runs", String(maxRuns)], {
+  const child = spawn(process.execPath, ["--expose-gc", bin, "serve", "--port", "0", "--data", data, "--no-demo", "--max-runs", String(maxRuns)], {
     stdio: ["ignore", "pipe", "inherit"],
     env: { ...process.env, REWARDLAB_LOG_LEVEL: "warn" },
   });
@@ -100,7 +100,8 @@ export async function soak(opts: { minutes: number }): Promise<void> {
   const { minutes } = opts;
   console.log(`\n## soak: 4 PPO runs (wasm) for ${minutes} min, 5 socket clients each, one reading very slowly; server in its own process`);
   const { child, url } = await serveChild(4);
-  const health = async () => (await (await fetch(`${url}/api/health`)).json()) as Health;
+  // memory is read after a full collection (the child runs with --expose-gc), so it shows what is kept, not what awaits collection
+  const health = async () => (await (await fetch(`${url}/api/health?gc=1`)).json()) as Health;
   const totalSteps = async () => ((await (await fetch(`${url}/api/runs`)).json()) as RunSummary[]).reduce((a, r) => a + r.envSteps, 0);
   const sockets: Socket[] = [];
   const slowReaders: Socket[] = [];

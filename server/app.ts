@@ -21,6 +21,7 @@ import { moduleLogger } from "../experiments/log.ts";
 import type { AgentSummary, ApiError, EnvSummary, LedgerTotals, RunSummary } from "./protocol.ts";
 import {
   emptyQuerySchema,
+  healthQuerySchema,
   episodesQuerySchema,
   idParamsSchema,
   interveneSchema,
@@ -171,7 +172,9 @@ export function createApp(opts: AppOptions): express.Express {
 
   const api = express.Router();
 
-  api.get("/health", (_req, res) => {
+  api.get("/health", (req, res) => {
+    const q = check<{ gc?: "1" }>(healthQuerySchema, { ...req.query }, "query");
+    if (q.gc && typeof global.gc === "function") global.gc();
     const m = process.memoryUsage();
     res.json({
       ok: true,

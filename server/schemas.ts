@@ -31,6 +31,9 @@ export const episodesQuerySchema = {
 
 export const emptyQuerySchema = { type: "object", additionalProperties: false, properties: {} } as const;
 
+/** `gc=1` collects garbage first when the server runs with --expose-gc (benchmarks read memory after a collection). */
+export const healthQuerySchema = { type: "object", additionalProperties: false, properties: { gc: { enum: ["1"] } } } as const;
+
 export const trajectoryParamsSchema = {
   type: "object",
   required: ["id", "episode"],
