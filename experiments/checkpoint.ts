@@ -20,6 +20,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
+import type { RunCheckpointState } from "./run.ts";
 
 export const CHECKPOINT_DIR = "checkpoint";
 const NEXT = `${CHECKPOINT_DIR}.next`;
@@ -59,10 +60,20 @@ export function resumableCheckpoint(runDir: string): string | null {
   return null;
 }
 
-/** What a checkpoint says about where it was taken: its step count and the ledger's running total (if the agent keeps one). */
-export function readCheckpointPoint(dir: string): { envSteps: number; ledger: Record<string, number[]> | null } {
-  const meta = JSON.parse(readFileSync(join(dir, "agent.json"), "utf8")) as { envSteps?: unknown };
-  if (typeof meta.envSteps !== "number") throw new Error(`${dir}/agent.json has no envSteps`);
+/** The run's own state at the checkpoint (step count, variant, learning, reward), beside the agent's files. */
+export const RUN_STATE_FILE = "run.json";
+
+/** What a checkpoint says about where it was taken: the run's state and the ledger's running total (if the agent keeps one). */
+export function readCheckpointPoint(dir: string): { state: Partial<RunCheckpointState> & { envSteps: number }; ledger: Record<string, number[]> | null } {
+  let state: (Partial<RunCheckpointState> & { envSteps: number }) | null = null;
+  try {
+    state = JSON.parse(readFileSync(join(dir, RUN_STATE_FILE), "utf8"));
+  } catch {
+    // checkpoints from before run.json: the agent's own step count is the best there is
+    const meta = JSON.parse(readFileSync(join(dir, "agent.json"), "utf8")) as { envSteps?: unknown };
+    if (typeof meta.envSteps !== "number") throw new Error(`${dir}/agent.json has no envSteps`);
+    state = { envSteps: meta.envSteps };
+  }
   let ledger: Record<string, number[]> | null = null;
   try {
     const saved = JSON.parse(readFileSync(join(dir, "ledger.json"), "utf8")) as { total?: { entries?: Record<string, number[]> } };
@@ -70,5 +81,5 @@ export function readCheckpointPoint(dir: string): { envSteps: number; ledger: Re
   } catch {
     // agents without a ledger (the planner) save none
   }
-  return { envSteps: meta.envSteps, ledger };
+  return { state: state!, ledger };
 }

@@ -220,12 +220,21 @@ export class RunManager {
     if (r.envSteps >= r.spec.steps && r.status !== "interrupted") throw new ConflictError(`run ${r.id} already used its whole budget`);
     registration(r.spec.env);
     const saved = readCheckpointPoint(from);
-    const rewound = this.store.rewindTo(r.id, saved.envSteps, saved.ledger);
-    const last = this.store.interventions(r.id).at(-1);
-    const l = this.track(r.id, r.variant, last?.reward ?? r.spec.reward, { dir: from, episodes: rewound.episodes });
+    const at = saved.state.envSteps;
+    // the intervention state at the checkpoint (older checkpoints carry none: the last intervention up to it)
+    const before = this.store.interventions(r.id).filter((iv) => iv.envSteps <= at).at(-1);
+    const state = {
+      envSteps: at,
+      variant: saved.state.variant ?? before?.variant ?? r.spec.variant,
+      learning: saved.state.learning ?? before?.learning ?? true,
+      reward: saved.state.reward ?? before?.reward ?? r.spec.reward,
+    };
+    const rewound = this.store.rewindTo(r.id, at, saved.ledger, state);
+    const l = this.track(r.id, state.variant, state.reward, { dir: from, episodes: rewound.episodes, ...state });
+    l.learning = state.learning;
     const discarded = rewound.discardedEpisodes ? `; ${rewound.discardedEpisodes} episodes recorded after it were discarded` : "";
-    const reason = `resuming from the checkpoint at ${saved.envSteps} steps${discarded}`;
-    log.info({ runId: r.id, ...rewound, envSteps: saved.envSteps }, "run resumed from checkpoint");
+    const reason = `resuming from the checkpoint at ${at} steps${discarded}`;
+    log.info({ runId: r.id, ...rewound, envSteps: at }, "run resumed from checkpoint");
     this.emit({ type: "status", runId: r.id, status: "queued", reason });
     l.status = "queued";
     this.queue.push(r.id);

@@ -4,6 +4,8 @@
  * Nothing reaches into the loop: callers pause, resume, stop and intervene
  * through the Run object, and listen to its events.
  */
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import type { Frame } from "../envs/core.ts";
 import { make, registration, resolveEnvConfig, type EnvConfig } from "../envs/registry.ts";
 import { deriveSeed } from "../envs/rng.ts";
@@ -14,7 +16,7 @@ import type { ActContext, Agent, AgentEnvInfo, Transition } from "../agents/core
 import { agentRegistration, createAgent, loadAgent, resolveAgentConfig } from "../agents/registry.ts";
 import type { EpisodeStats, EvaluationStats, RunEvent, RunListener, RunSpec, RunStatus, TrajectoryRecord } from "./events.ts";
 import { meanCI } from "./stats.ts";
-import { writeCheckpoint } from "./checkpoint.ts";
+import { RUN_STATE_FILE, writeCheckpoint } from "./checkpoint.ts";
 
 /** What a user may give; resolveRunSpec fills the rest. */
 export interface RunRequest {
@@ -146,8 +148,17 @@ export interface RunOptions {
   backend?: string;
 }
 
-/** Where a resumed run picks up: the checkpoint folder, and the episodes the store kept before it. */
-export interface ResumePoint {
+/** The run's own state at a checkpoint (run.json beside the agent's files). */
+export interface RunCheckpointState {
+  /** The run's step count (the agent's own count leaves out steps taken with learning off). */
+  envSteps: number;
+  variant: string;
+  learning: boolean;
+  reward: RunSpec["reward"];
+}
+
+/** Where a resumed run picks up: the checkpoint folder, its state, and the episodes the store kept before it. */
+export interface ResumePoint extends RunCheckpointState {
   dir: string;
   episodes: number;
 }
@@ -268,7 +279,11 @@ export class Run {
   private async checkpoint(): Promise<void> {
     if (!this.opts.dir || !this.agent) return;
     const agent = this.agent;
-    const dir = await writeCheckpoint(this.opts.dir, (d) => agent.save(d));
+    const state: RunCheckpointState = { envSteps: this.envSteps, variant: this.variant, learning: this.learning, reward: this.reward };
+    const dir = await writeCheckpoint(this.opts.dir, async (d) => {
+      await writeFile(join(d, RUN_STATE_FILE), JSON.stringify(state));
+      await agent.save(d); // writes agent.json last, which marks the checkpoint complete
+    });
     this.emit({ type: "checkpoint", runId: this.id, envSteps: this.envSteps, update: this.updates, dir });
   }
 
@@ -286,9 +301,13 @@ export class Run {
     const spec = this.spec;
     const info = agentEnvInfo(spec);
     if (this.opts.resumeFrom) {
-      this.agent = await loadAgent(this.opts.resumeFrom.dir, info);
-      this.envSteps = this.agent.envSteps;
-      this.episodes = this.opts.resumeFrom.episodes;
+      const from = this.opts.resumeFrom;
+      this.agent = await loadAgent(from.dir, info);
+      this.envSteps = from.envSteps;
+      this.episodes = from.episodes;
+      this.variant = from.variant;
+      this.learning = from.learning;
+      this.reward = from.reward;
     } else {
       this.agent = createAgent(spec.agent, info, spec.config, spec.seed);
     }

@@ -254,18 +254,26 @@ export class Store {
    * Rewinds a run's history to a checkpoint taken at `envSteps`, before it is
    * resumed from there: episodes, updates and stored trajectories recorded
    * after the checkpoint belong to a stretch of training the resumed agent
-   * never had, so they are deleted, and the run's counters set back. The
+   * never had, so they are deleted (with the interventions made in it), and
+   * the run's counters, variant and learning flag set back. The
    * ledger's reinforcement is reset to the checkpoint's own running total
    * when given (visit counts cannot be rewound and keep the discarded
    * stretch). Returns where the resumed run continues and what was discarded.
    */
-  rewindTo(id: string, envSteps: number, ledger: Record<string, number[]> | null): { episodes: number; updates: number; discardedEpisodes: number; discardedUpdates: number } {
+  rewindTo(
+    id: string,
+    envSteps: number,
+    ledger: Record<string, number[]> | null,
+    state?: { variant: string; learning: boolean },
+  ): { episodes: number; updates: number; discardedEpisodes: number; discardedUpdates: number } {
     this.flush();
     return this.db.transaction(() => {
       const d = this.db;
       const discardedEpisodes = d.prepare(`DELETE FROM episodes WHERE run_id = ? AND env_steps > ?`).run(id, envSteps).changes;
       const discardedUpdates = d.prepare(`DELETE FROM updates WHERE run_id = ? AND env_steps > ?`).run(id, envSteps).changes;
       d.prepare(`DELETE FROM trajectories WHERE run_id = ? AND env_steps > ?`).run(id, envSteps);
+      d.prepare(`DELETE FROM interventions WHERE run_id = ? AND env_steps > ?`).run(id, envSteps);
+      if (state) d.prepare(`UPDATE runs SET variant = ?, learning = ? WHERE id = ?`).run(state.variant, state.learning ? 1 : 0, id);
       const episodes = (d.prepare(`SELECT coalesce(max(idx) + 1, 0) AS n FROM episodes WHERE run_id = ?`).get(id) as { n: number }).n;
       const updates = (d.prepare(`SELECT coalesce(max(idx), 0) AS n FROM updates WHERE run_id = ?`).get(id) as { n: number }).n;
       if (ledger) {

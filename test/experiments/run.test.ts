@@ -8,6 +8,7 @@ import { initBackend } from "../../agents/backend.ts";
 import { register, registered } from "../../envs/registry.ts";
 import { Run, resolveRunSpec } from "../../experiments/run.ts";
 import type { RunEvent } from "../../experiments/events.ts";
+import { readCheckpointPoint, resumableCheckpoint } from "../../experiments/checkpoint.ts";
 
 beforeAll(async () => {
   await initBackend("cpu");
@@ -94,6 +95,35 @@ describe("a run", () => {
     expect(events.filter((e) => e.type === "update").length).toBe(updatesBefore);
     const iv = events.find((e) => e.type === "intervention") as Extract<RunEvent, { type: "intervention" }>;
     expect(iv).toMatchObject({ variant: "test", learning: false });
+  });
+
+  it("resumes from a checkpoint in the state it was taken: the run's step count, variant, learning and reward", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "rl-resume-"));
+    const spec = resolveRunSpec({ env: "TamperGrid-v0", agent: "reinforce", steps: 10_000_000, seed: 4, recordEveryMs: 0, evalEpisodes: 0 });
+    const first = new Run("r", spec, { dir, yieldEvery: 4 });
+    const done = first.execute();
+    while (first.updates < 1) await new Promise((r) => setTimeout(r, 5));
+    first.intervene({ variant: "test", learning: false, reward: "negated" });
+    const at = first.envSteps;
+    while (first.envSteps < at + 300) await new Promise((r) => setTimeout(r, 5));
+    first.stop();
+    expect(await done).toBe("stopped");
+    const point = readCheckpointPoint(resumableCheckpoint(dir)!);
+    // steps with learning off count for the run, not for the agent
+    expect(point.state).toEqual({ envSteps: first.envSteps, variant: "test", learning: false, reward: "negated" });
+    expect(first.agent!.envSteps).toBeLessThan(first.envSteps);
+
+    const second = new Run("r", spec, { dir, yieldEvery: 4, resumeFrom: { dir: resumableCheckpoint(dir)!, episodes: first.episodes, ...(point.state as Required<typeof point.state>) } });
+    const events = collect(second);
+    const resumed = second.execute();
+    while (second.envSteps < first.envSteps + 300) await new Promise((r) => setTimeout(r, 5));
+    second.stop();
+    await resumed;
+    const episodes = events.filter((e) => e.type === "episode").map((e) => (e as Extract<RunEvent, { type: "episode" }>).episode);
+    expect(episodes[0]!.index).toBe(first.episodes);
+    expect(episodes[0]!.envSteps).toBeGreaterThan(first.envSteps);
+    expect(new Set(episodes.map((e) => e.variant))).toEqual(new Set(["test"]));
+    expect(events.some((e) => e.type === "update")).toBe(false);
   });
 
   it("fails alone with its reason when the environment throws", async () => {
