@@ -208,6 +208,13 @@ export class RunManager {
     throw new ConflictError(`run ${id} is ${r.status}; nothing to resume`);
   }
 
+  /** Whether a run that is not live can be resumed from a checkpoint (what resume() would try). */
+  canResume(r: StoredRun): boolean {
+    if (this.live.has(r.id) || !r.checkpointDir) return false;
+    if (r.status === "interrupted") return true;
+    return (r.status === "stopped" || r.status === "failed") && r.envSteps < r.spec.steps;
+  }
+
   /**
    * Resumes an interrupted, stopped or failed run from its last checkpoint:
    * its history is rewound to the checkpoint (what was recorded after it
@@ -217,7 +224,7 @@ export class RunManager {
   private resumeFromCheckpoint(r: StoredRun): StoredRun {
     const from = r.checkpointDir ? resumableCheckpoint(dirname(r.checkpointDir)) : null;
     if (!from) throw new ConflictError(`run ${r.id} has no complete checkpoint to resume from`);
-    if (r.envSteps >= r.spec.steps && r.status !== "interrupted") throw new ConflictError(`run ${r.id} already used its whole budget`);
+    if (!this.canResume(r)) throw new ConflictError(`run ${r.id} already used its whole budget`);
     registration(r.spec.env);
     const saved = readCheckpointPoint(from);
     const at = saved.state.envSteps;

@@ -72,6 +72,7 @@ export function runSummary(r: StoredRun, manager: RunManager): RunSummary {
     variant: live?.variant ?? r.variant,
     learning: live?.learning ?? r.learning,
     reward: live?.reward ?? manager.store.interventions(r.id).at(-1)?.reward ?? r.spec.reward,
+    resumable: manager.canResume(r),
   };
 }
 

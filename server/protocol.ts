@@ -55,6 +55,8 @@ export interface RunSummary {
   learning: boolean;
   /** Current reward wrapper (differs from spec.reward after an intervention). */
   reward: RunSpec["reward"];
+  /** Interrupted, stopped or failed with a checkpoint and budget left: POST /resume restarts it from the checkpoint. */
+  resumable: boolean;
 }
 
 /** A point of a run's history, for charts (GET /api/runs/:id/updates). */

@@ -236,7 +236,8 @@ export class LineChart {
             ...(s.dash ? { dash: s.dash } : {}),
             scale: s.scale ?? "y",
             spanGaps: true,
-            points: { show: false },
+            // a line needs two distinct x values: until then (e.g. one batch of episodes that ended together) show the points
+            points: { show: (u: uPlot) => singleX(u.data[0]), size: 6 },
             value: (_u, v) => fmt(v, 4),
             ...(s.legend === false ? { class: "legend-hidden" } : {}),
           }),
@@ -307,4 +308,9 @@ export function joinTables(tables: [number[], ...(number | null)[][]][]): [numbe
   if (tables.length === 0) return [[]];
   const joined = uPlot.join(tables as uPlot.AlignedData[]);
   return joined as unknown as [number[], ...(number | null)[][]];
+}
+
+/** Whether a series' x values hold fewer than two distinct values (nothing to draw a line between). */
+function singleX(x: ArrayLike<number>): boolean {
+  return x.length > 0 && x[0] === x[x.length - 1];
 }

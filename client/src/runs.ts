@@ -98,7 +98,10 @@ export function mountRunsList(host: HTMLElement): () => void {
     });
     const current = () => runs.find((r) => r.id === run.id) ?? run;
     const pause = h("button", { class: "small", "data-testid": "run-pause" }, "pause");
-    pause.addEventListener("click", () => void runAction(current(), current().status === "paused" ? "resume" : "pause").then(refresh));
+    pause.addEventListener("click", () => {
+      const r = current();
+      void runAction(r, r.status === "paused" || r.resumable ? "resume" : "pause").then(refresh);
+    });
     const stop = h("button", { class: "small", "data-testid": "run-stop" }, "stop");
     stop.addEventListener("click", () => void runAction(current(), "stop").then(refresh));
     const del = confirmButton("delete", "sure?", { class: "small danger", "data-testid": "run-delete" }, () => {
@@ -132,8 +135,9 @@ export function mountRunsList(host: HTMLElement): () => void {
     setChildren(evCell!, h("span", { class: "small" }, eventsSummary(run.recent?.events)));
     setChildren(spsCell!, h("span", { class: "num" }, run.stepsPerSecond ? compact(run.stepsPerSecond) : "–"));
     const active = isActive(run.status);
-    row.pause.textContent = run.status === "paused" ? "resume" : "pause";
-    row.pause.disabled = !active;
+    row.pause.textContent = run.status === "paused" || run.resumable ? "resume" : "pause";
+    row.pause.title = run.resumable ? "resume from the last checkpoint" : "";
+    row.pause.disabled = !active && !run.resumable;
     row.stop.disabled = !active;
     row.check.checked = selected.has(run.id);
   }

@@ -60,7 +60,8 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
   const compareLink = h("a", { class: "button", "data-testid": "run-compare-link", href: `#/compare?ids=${encodeURIComponent(runId)}` }, "Compare…");
   pauseBtn.addEventListener("click", () => {
     if (!model.run) return;
-    void runAction(model.run, model.run.status === "paused" ? "resume" : "pause").then(() => model.refreshSummary());
+    const resume = model.run.status === "paused" || model.run.resumable;
+    void runAction(model.run, resume ? "resume" : "pause").then(() => model.refreshSummary());
   });
   stopBtn.addEventListener("click", () => {
     if (model.run) void runAction(model.run, "stop").then(() => model.refreshSummary());
@@ -502,8 +503,9 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
       stat("events / episode", eventsSummary(recent?.events, 4)),
     );
     const active = isActive(run.status);
-    pauseBtn.textContent = run.status === "paused" ? "Resume" : "Pause";
-    pauseBtn.disabled = !active;
+    pauseBtn.textContent = run.status === "paused" || run.resumable ? "Resume" : "Pause";
+    pauseBtn.title = run.resumable ? "resume from the last checkpoint" : "";
+    pauseBtn.disabled = !active && !run.resumable;
     stopBtn.disabled = !active;
     const ev = model.evaluation;
     if (ev) {

@@ -367,8 +367,15 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     await shot("sweeps");
   });
 
-  it("reconnects by itself after a server restart", async () => {
-    await page.goto(`${base}/#/run/${encodeURIComponent(firstRunId)}`);
+  it("reconnects by itself after a server restart, and resumes the interrupted run from its checkpoint", async () => {
+    // a run long enough to still be training when the server goes down
+    const res = await fetch(`${base}/api/runs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ env: "BoatRace-v0", agent: "reinforce", steps: 20_000_000, seed: 5 }),
+    });
+    const longRun = ((await res.json()) as { id: string }).id;
+    await page.goto(`${base}/#/run/${encodeURIComponent(longRun)}`);
     const conn = () => page.getAttribute("[data-testid=conn-status]", "data-state");
     await until("connected", conn, (s) => s === "connected", 20_000);
     await until("the run's history", () => points("chart-return"), (n) => n > 0, 30_000);
@@ -380,8 +387,15 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     await until("reconnected", conn, (s) => s === "connected", 60_000);
     // resubscribed: the new server's snapshot refills the view (the run survived in the store)
     await until("the run's history after reconnecting", () => points("chart-return"), (n) => n > 0, 30_000);
-    await until("the run's status", () => page.textContent("[data-testid=run-status]"), (t) => /\w/.test(t ?? ""), 10_000);
+    await until("the run's status", () => page.textContent("[data-testid=run-status]"), (t) => /interrupted/.test(t ?? ""), 10_000);
     await shot("reconnected");
+    // the graceful shutdown checkpointed it: the view offers to resume, and resuming trains on
+    const button = "[data-testid=run-view] [data-testid=run-pause]";
+    await until("a resume button", () => page.textContent(button), (t) => /resume/i.test(t ?? ""), 10_000);
+    await page.click(button);
+    await until("the run training again", () => page.textContent("[data-testid=run-status]"), (t) => /running/.test(t ?? ""), 30_000);
+    await until("the pause button back", () => page.textContent(button), (t) => /pause/i.test(t ?? ""), 10_000);
+    await fetch(`${base}/api/runs/${longRun}/stop`, { method: "POST" });
   });
 
   it("raised no uncaught errors in the page", () => {
