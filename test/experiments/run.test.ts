@@ -116,7 +116,7 @@ describe("a run", () => {
     const second = new Run("r", spec, { dir, yieldEvery: 4, resumeFrom: { dir: resumableCheckpoint(dir)!, episodes: first.episodes, ...(point.state as Required<typeof point.state>) } });
     const events = collect(second);
     const resumed = second.execute();
-    while (second.envSteps < first.envSteps + 300) await new Promise((r) => setTimeout(r, 5));
+    while (events.filter((e) => e.type === "episode").length < 3) await new Promise((r) => setTimeout(r, 5));
     second.stop();
     await resumed;
     const episodes = events.filter((e) => e.type === "episode").map((e) => (e as Extract<RunEvent, { type: "episode" }>).episode);
