@@ -309,16 +309,21 @@ export class Store {
     const rows = this.db
       .prepare(`SELECT * FROM episodes WHERE run_id = ? AND idx >= ? ORDER BY idx LIMIT ?`)
       .all(runId, from, limit) as Record<string, unknown>[];
-    return rows.map((r) => ({
-      index: r.idx as number,
-      envSteps: r.env_steps as number,
-      return: r.return as number,
-      performance: r.performance as number,
-      length: r.length as number,
-      terminated: r.terminated === 1,
-      events: JSON.parse(r.events as string),
-      variant: r.variant as string,
-    }));
+    return rows.map(rowToEpisode);
+  }
+
+  /** At most about `max` episodes spread evenly over the whole run (the first, every k-th, and the last): an overview of a long run. */
+  episodesOverview(runId: string, max: number): EpisodeStats[] {
+    const k = this.stride("episodes", runId, max);
+    const rows = this.db
+      .prepare(`SELECT * FROM episodes WHERE run_id = ? AND (idx % ? = 0 OR idx IN ((SELECT min(idx) FROM episodes WHERE run_id = ?), (SELECT max(idx) FROM episodes WHERE run_id = ?))) ORDER BY idx`)
+      .all(runId, k, runId, runId) as Record<string, unknown>[];
+    return rows.map(rowToEpisode);
+  }
+
+  private stride(table: "episodes" | "updates", runId: string, max: number): number {
+    const n = (this.db.prepare(`SELECT count(*) AS n FROM ${table} WHERE run_id = ?`).get(runId) as { n: number }).n;
+    return Math.max(1, Math.ceil(n / Math.max(1, max)));
   }
 
   /** Means over the last n episodes. */
@@ -341,7 +346,16 @@ export class Store {
 
   updates(runId: string): { update: number; envSteps: number; metrics: Record<string, number> }[] {
     const rows = this.db.prepare(`SELECT * FROM updates WHERE run_id = ? ORDER BY idx`).all(runId) as Record<string, unknown>[];
-    return rows.map((r) => ({ update: r.idx as number, envSteps: r.env_steps as number, metrics: JSON.parse(r.metrics as string) }));
+    return rows.map(rowToUpdate);
+  }
+
+  /** At most about `max` updates spread evenly over the whole run (the first, every k-th, and the last). */
+  updatesOverview(runId: string, max: number): { update: number; envSteps: number; metrics: Record<string, number> }[] {
+    const k = this.stride("updates", runId, max);
+    const rows = this.db
+      .prepare(`SELECT * FROM updates WHERE run_id = ? AND (idx % ? = 0 OR idx IN ((SELECT min(idx) FROM updates WHERE run_id = ?), (SELECT max(idx) FROM updates WHERE run_id = ?))) ORDER BY idx`)
+      .all(runId, k, runId, runId) as Record<string, unknown>[];
+    return rows.map(rowToUpdate);
   }
 
   trajectories(runId: string): { episode: number; envSteps: number; variant: string; length: number; return: number; performance: number }[] {
@@ -520,6 +534,23 @@ export class Store {
     this.closed = true;
     this.db.close();
   }
+}
+
+function rowToEpisode(r: Record<string, unknown>): EpisodeStats {
+  return {
+    index: r.idx as number,
+    envSteps: r.env_steps as number,
+    return: r.return as number,
+    performance: r.performance as number,
+    length: r.length as number,
+    terminated: r.terminated === 1,
+    events: JSON.parse(r.events as string),
+    variant: r.variant as string,
+  };
+}
+
+function rowToUpdate(r: Record<string, unknown>): { update: number; envSteps: number; metrics: Record<string, number> } {
+  return { update: r.idx as number, envSteps: r.env_steps as number, metrics: JSON.parse(r.metrics as string) };
 }
 
 function rowToRun(r: Record<string, unknown>): StoredRun {

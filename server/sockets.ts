@@ -43,6 +43,9 @@ const MAX_BACKLOG = 16;
  */
 export const MAX_STALLED = 512;
 
+/** Episodes (and updates) a snapshot carries at most, about. */
+const SNAPSHOT_POINTS = 5000;
+
 const backlogOf = (socket: Socket): number => (socket.conn as unknown as { writeBuffer?: unknown[] }).writeBuffer?.length ?? 0;
 
 /** What the streaming layer has done, for /api/health and the soak benchmark. */
@@ -166,11 +169,12 @@ export class Broadcaster {
   private snapshot(runId: string): Parameters<ServerToClientEvents["snapshot"]>[0] | null {
     const run = this.manager.store.getRun(runId);
     if (!run) return null;
-    const episodes = this.manager.store.episodes(runId);
+    // long runs have 10^5 episodes and updates or more: a snapshot carries about 5,000 of each,
+    // spread over the whole run, with the last (the charts cannot show more; REST serves them all)
     return {
       run: runSummary(run, this.manager),
-      episodes: episodes.length > 5000 ? thin(episodes, 5000) : episodes,
-      updates: this.manager.store.updates(runId),
+      episodes: this.manager.store.episodesOverview(runId, SNAPSHOT_POINTS),
+      updates: this.manager.store.updatesOverview(runId, SNAPSHOT_POINTS),
       interventions: this.manager.store.interventions(runId),
     };
   }
@@ -294,10 +298,4 @@ export class Broadcaster {
     await new Promise<void>((r) => this.io.close(() => r()));
     log.info("sockets closed");
   }
-}
-
-/** Keeps every k-th element so a long history stays small. */
-function thin<T>(xs: T[], max: number): T[] {
-  const k = Math.ceil(xs.length / max);
-  return xs.filter((_, i) => i % k === 0 || i === xs.length - 1);
 }

@@ -21,6 +21,21 @@ const spec: RunSpec = {
 };
 
 describe("the store", () => {
+  it("gives an overview of a long run: evenly spread over all of it, with the first and the last", () => {
+    const s = new Store(mkdtempSync(join(tmpdir(), "rl-store-")));
+    s.createRun("r", spec);
+    for (let i = 0; i < 12; i++) {
+      s.record({ type: "episode", runId: "r", episode: { index: i, envSteps: (i + 1) * 10, return: i, performance: 0, length: 10, terminated: true, events: {}, variant: "default" } });
+      s.record({ type: "update", runId: "r", update: i + 1, envSteps: (i + 1) * 10, stepsPerSecond: 1, metrics: { x: i } });
+    }
+    s.flush();
+    expect(s.episodesOverview("r", 5).map((e) => e.index)).toEqual([0, 3, 6, 9, 11]);
+    expect(s.updatesOverview("r", 5).map((u) => u.update)).toEqual([1, 3, 6, 9, 12]);
+    expect(s.episodesOverview("r", 100)).toHaveLength(12);
+    expect(s.episodesOverview("none", 5)).toEqual([]);
+    s.close();
+  });
+
   it("rewinds a run to a checkpoint: later episodes, updates and trajectories go, the ledger takes the checkpoint's total", () => {
     const s = new Store(mkdtempSync(join(tmpdir(), "rl-store-")));
     s.createRun("r", spec);
