@@ -102,7 +102,16 @@ export async function soak(opts: { minutes: number }): Promise<void> {
   const { child, url } = await serveChild(4);
   // memory is read after a full collection (the child runs with --expose-gc), so it shows what is kept, not what awaits collection
   const health = async () => (await (await fetch(`${url}/api/health?gc=1`)).json()) as Health;
-  const totalSteps = async () => ((await (await fetch(`${url}/api/runs`)).json()) as RunSummary[]).reduce((a, r) => a + r.envSteps, 0);
+  /** Steps and episodes so far, summed per environment (BoatRace episodes have a fixed length; GoalShift's shorten as the policy learns). */
+  const totals = async () => {
+    const t: Record<string, { steps: number; episodes: number }> = {};
+    for (const r of (await (await fetch(`${url}/api/runs`)).json()) as RunSummary[]) {
+      const e = (t[r.spec.env] ??= { steps: 0, episodes: 0 });
+      e.steps += r.envSteps;
+      e.episodes += r.episodes;
+    }
+    return t;
+  };
   const sockets: Socket[] = [];
   const slowReaders: Socket[] = [];
   const received = { fast: 0, slow: 0 };
@@ -141,29 +150,32 @@ export async function soak(opts: { minutes: number }): Promise<void> {
     await sleep(10_000); // warm up: workers start, backends initialise
     const samples = Math.max(2, Math.round(minutes * 2));
     const interval = (minutes * 60_000) / samples;
-    console.log(`t (s)   steps/s   heap MiB   rss MiB   frames dropped   slow cut   max backlog   msgs fast/slow client`);
-    let steps0 = await totalSteps();
+    console.log(`t (s)   steps/s (BoatRace + GoalShift)   episodes/s (BoatRace + GoalShift)   heap MiB   rss MiB   frames dropped   slow cut   max backlog   msgs per fast/slow client`);
+    let c0 = await totals();
     let t0 = performance.now();
     const start = performance.now();
-    const rows: { rate: number; heap: number; rss: number }[] = [];
+    const rows: { rate: number; heap: number; rss: number; perEnv: string }[] = [];
+    const envs = ["BoatRace-v0", "GoalShift-v0"];
     for (let k = 0; k < samples; k++) {
       await sleep(interval);
-      const [steps1, h] = [await totalSteps(), await health()];
+      const [c1, h] = [await totals(), await health()];
       const now = performance.now();
-      const rate = ((steps1 - steps0) / (now - t0)) * 1000;
-      steps0 = steps1;
+      const per = (key: "steps" | "episodes") => envs.map((e) => ((c1[e]![key] - c0[e]![key]) / (now - t0)) * 1000);
+      const steps = per("steps");
+      const episodes = per("episodes");
+      const rate = steps[0]! + steps[1]!;
+      c0 = c1;
       t0 = now;
-      rows.push({ rate, heap: h.memory.heapUsedMiB, rss: h.memory.rssMiB });
-      const perFast = received.fast / 16;
-      const perSlow = received.slow / 4;
+      const perEnv = `${steps.map((x) => x.toFixed(0)).join(" + ")}`;
+      rows.push({ rate, heap: h.memory.heapUsedMiB, rss: h.memory.rssMiB, perEnv });
       console.log(
-        `${((now - start) / 1000).toFixed(0).padEnd(7)} ${rate.toFixed(0).padStart(7)}   ${h.memory.heapUsedMiB.toFixed(1).padStart(8)}   ${h.memory.rssMiB.toFixed(1).padStart(7)}   ${String(h.stream.framesDropped).padStart(14)}   ${String(h.stream.stalledCut).padStart(8)}   ${String(h.stream.maxBacklog).padStart(11)}   ${perFast.toFixed(0)}/${perSlow.toFixed(0)}`,
+        `${((now - start) / 1000).toFixed(0).padEnd(7)} ${`${rate.toFixed(0)} (${perEnv})`.padEnd(31)} ${episodes.map((x) => x.toFixed(0)).join(" + ").padEnd(35)} ${h.memory.heapUsedMiB.toFixed(1).padStart(8)}   ${h.memory.rssMiB.toFixed(1).padStart(7)}   ${String(h.stream.framesDropped).padStart(14)}   ${String(h.stream.stalledCut).padStart(8)}   ${String(h.stream.maxBacklog).padStart(11)}   ${(received.fast / 16).toFixed(0)}/${(received.slow / 4).toFixed(0)}`,
       );
     }
     clearInterval(reader);
     const first = rows[0]!;
     const last = rows.at(-1)!;
-    console.log(`start -> end: steps/s ${first.rate.toFixed(0)} -> ${last.rate.toFixed(0)} (ratio ${(last.rate / first.rate).toFixed(2)}), heap ${first.heap} -> ${last.heap} MiB, rss ${first.rss} -> ${last.rss} MiB; slow readers reconnected ${slowReconnects} times`);
+    console.log(`start -> end: steps/s ${first.rate.toFixed(0)} (${first.perEnv}) -> ${last.rate.toFixed(0)} (${last.perEnv}) (ratio ${(last.rate / first.rate).toFixed(2)}), heap ${first.heap} -> ${last.heap} MiB, rss ${first.rss} -> ${last.rss} MiB; slow readers reconnected ${slowReconnects} times`);
   } finally {
     for (const s of sockets) s.close();
     child.kill("SIGTERM");
