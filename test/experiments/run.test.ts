@@ -1,4 +1,4 @@
-import { mkdtempSync, existsSync } from "node:fs";
+import { cpSync, mkdtempSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -6,7 +6,7 @@ import "../../envs/index.ts";
 import "../../agents/index.ts";
 import { initBackend } from "../../agents/backend.ts";
 import { register, registered } from "../../envs/registry.ts";
-import { Run, resolveRunSpec } from "../../experiments/run.ts";
+import { Run, resolveRunSpec, type ResumePoint } from "../../experiments/run.ts";
 import type { RunEvent } from "../../experiments/events.ts";
 import { readCheckpointPoint, resumableCheckpoint } from "../../experiments/checkpoint.ts";
 
@@ -113,13 +113,29 @@ describe("a run", () => {
     expect(point.state).toEqual({ envSteps: first.envSteps, variant: "test", learning: false, reward: "negated" });
     expect(first.agent!.envSteps).toBeLessThan(first.envSteps);
 
-    const second = new Run("r", spec, { dir, yieldEvery: 4, resumeFrom: { dir: resumableCheckpoint(dir)!, episodes: first.episodes, ...(point.state as Required<typeof point.state>) } });
-    const events = collect(second);
-    const resumed = second.execute();
-    while (events.filter((e) => e.type === "episode").length < 3) await new Promise((r) => setTimeout(r, 5));
-    second.stop();
-    await resumed;
-    const episodes = events.filter((e) => e.type === "episode").map((e) => (e as Extract<RunEvent, { type: "episode" }>).episode);
+    // keep a copy: the resumed run checkpoints over the original when it stops
+    const copy = join(dir, "copy");
+    cpSync(resumableCheckpoint(dir)!, copy, { recursive: true });
+    const resumeAndCollect = async (from: ResumePoint, runDir?: string, updates = 0) => {
+      const run = new Run("r", spec, { ...(runDir ? { dir: runDir } : {}), yieldEvery: 4, resumeFrom: from });
+      const events = collect(run);
+      const resumed = run.execute();
+      const count = (type: RunEvent["type"]) => events.filter((e) => e.type === type).length;
+      while (count("episode") < 3 || count("update") < updates) await new Promise((r) => setTimeout(r, 5));
+      run.stop();
+      await resumed;
+      return { run, events, episodes: events.filter((e) => e.type === "episode").map((e) => (e as Extract<RunEvent, { type: "episode" }>).episode) };
+    };
+    const state = point.state as Required<typeof point.state>;
+    const { run: second, events, episodes } = await resumeAndCollect({ dir: resumableCheckpoint(dir)!, episodes: first.episodes, ...state }, dir);
+    // resuming is deterministic on cpu: the same checkpoint continues the same way, learning included
+    const learningOn = { dir: copy, episodes: first.episodes, ...state, learning: true };
+    const a = await resumeAndCollect(learningOn, undefined, 2);
+    const b = await resumeAndCollect(learningOn, undefined, 2);
+    const n = Math.min(a.episodes.length, b.episodes.length);
+    expect(b.episodes.slice(0, n)).toEqual(a.episodes.slice(0, n));
+    const updates = (r: typeof a) => r.events.filter((e) => e.type === "update").slice(0, 2).map((e) => (e as Extract<RunEvent, { type: "update" }>).metrics);
+    expect(updates(b)).toEqual(updates(a));
     expect(episodes[0]!.index).toBe(first.episodes);
     expect(episodes[0]!.envSteps).toBeGreaterThan(first.envSteps);
     expect(new Set(episodes.map((e) => e.variant))).toEqual(new Set(["test"]));
