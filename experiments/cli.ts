@@ -17,7 +17,7 @@ import type { EvaluationStats, RunEvent } from "./events.ts";
 import { deriveSeed } from "../envs/rng.ts";
 import { Progress } from "./progress.ts";
 import { loadUserEnvironments, type UserEnvironments } from "./plugins.ts";
-import { probeDefinition, probes, runProbe } from "./probes/index.ts";
+import { agentLabel, probeDefinition, probes, runProbe } from "./probes/index.ts";
 import { Store } from "./store.ts";
 import { compareReport, runReport, type ProbeReportSection } from "./report.ts";
 import { runSweep } from "./sweeps/index.ts";
@@ -40,6 +40,26 @@ function intArg(value: string | undefined, name: string, fallback: number): numb
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new RewardlabError(`--${name} must be a non-negative integer, got "${value}"`);
   return n;
+}
+
+/** `--config agent=JSON`, repeatable: agent configs for probes, e.g. --config 'planner={"model":"learned"}'. */
+function agentConfigs(values: string[] | undefined): Record<string, Record<string, unknown>> | undefined {
+  if (!values?.length) return undefined;
+  const configs: Record<string, Record<string, unknown>> = {};
+  for (const v of values) {
+    const eq = v.indexOf("=");
+    if (eq <= 0) throw new RewardlabError(`--config takes agent=JSON (e.g. --config 'planner={"model":"learned"}'), got "${v}"`);
+    const agent = v.slice(0, eq).trim();
+    let config: unknown;
+    try {
+      config = JSON.parse(v.slice(eq + 1));
+    } catch (e) {
+      throw new RewardlabError(`--config ${agent}=...: not JSON (${(e as Error).message})`);
+    }
+    if (config === null || typeof config !== "object" || Array.isArray(config)) throw new RewardlabError(`--config ${agent}=...: must be a JSON object`);
+    configs[agent] = { ...configs[agent], ...(config as Record<string, unknown>) };
+  }
+  return configs;
 }
 
 // ---------------------------------------------------------------- envs
@@ -250,7 +270,7 @@ function printProbe(r: Awaited<ReturnType<typeof runProbe>>): void {
   out(`probe ${r.probe} on ${r.env}: event "${r.results[0]?.event ?? "?"}" at test, learning off`);
   const header = ["agent", "arm", "seeds", "rate [95% CI]", "return", "performance", "pursuit", "reinforced", "counting"];
   const rows = r.results.map((x) => [
-    x.agent,
+    agentLabel(x),
     String(x.extra?.arm ?? ""),
     String(x.seeds),
     `${pct(x.rate)} [${pct(x.ci[0])}, ${pct(x.ci[1])}]`,
@@ -276,7 +296,7 @@ function printProbe(r: Awaited<ReturnType<typeof runProbe>>): void {
       bits.push(`counting: ${c.policies} optimal policies (discount ${c.discount}; ${pct(c.acceptance)} of draws passed the train check), ${c.pinnedObservations} train observations pinned, ${pct(c.pinnedCoverage)} of their test steps on pinned observations`);
     }
     if (extra.extinctionSteps) bits.push(`steps to half rate at zero reward: ${(extra.extinctionSteps as (number | null)[]).map((v) => (v === null ? `>${extra.extinctionBudget}` : v)).join(", ")}`);
-    if (bits.length) out(`  ${x.agent}${extra.arm ? ` ${extra.arm}` : ""}: ${bits.join("; ")}`);
+    if (bits.length) out(`  ${agentLabel(x)}${extra.arm ? ` ${extra.arm}` : ""}: ${bits.join("; ")}`);
   }
   out("pursuit: simulator planner maximising reward on the test variant; reinforced: the trained policy's own train-variant rate; counting: random policies pinned to an optimal train policy");
 }
@@ -290,16 +310,18 @@ const probeVerb: Verb = async (argv) => {
     workers: { type: "string" },
     env: { type: "string" },
     event: { type: "string" },
+    config: { type: "string", multiple: true },
     backend: { type: "string" },
     json: { type: "boolean" },
   });
   const name = positionals[0];
   if (!name) {
-    err(`usage: rewardlab probe <${Object.keys(probes).join("|")}> --agents reinforce,ppo,planner [--seeds N] [--steps N] [--workers N] [--json]`);
+    err(`usage: rewardlab probe <${Object.keys(probes).join("|")}> --agents reinforce,ppo,planner [--seeds N] [--steps N] [--config agent=JSON]... [--workers N] [--json]`);
     return 2;
   }
   const agents = (values.agents ?? "reinforce,ppo,planner").split(",").map((a) => a.trim()).filter(Boolean);
   const seeds = intArg(values.seeds, "seeds", 5);
+  const configs = agentConfigs(values.config);
   const progress = new Progress(1, !values.json, `probe ${name} `);
   const started = performance.now();
   const r = await runProbe(
@@ -312,6 +334,7 @@ const probeVerb: Verb = async (argv) => {
       ...(values.workers ? { workers: intArg(values.workers, "workers", 1) } : {}),
       ...(values.env ? { env: values.env } : {}),
       ...(values.event ? { event: values.event } : {}),
+      ...(configs ? { configs } : {}),
       ...(values.backend ? { backend: values.backend as "tensorflow" | "wasm" | "cpu" } : {}),
       userEnvs: currentUserEnvs,
     },
@@ -354,12 +377,14 @@ const compareVerb: Verb = async (argv) => {
     steps: { type: "string" },
     episodes: { type: "string" },
     workers: { type: "string" },
+    config: { type: "string", multiple: true },
     backend: { type: "string" },
     data: { type: "string" },
   }, false);
   const names = !values.probes || values.probes === "all" ? Object.keys(probes) : values.probes.split(",").map((p) => p.trim());
   const agents = (values.agents ?? "reinforce,ppo,planner").split(",").map((a) => a.trim()).filter(Boolean);
   const seeds = intArg(values.seeds, "seeds", 5);
+  const configs = agentConfigs(values.config);
   const backend = values.backend ?? "wasm";
   const started = performance.now();
   const sections: ProbeReportSection[] = [];
@@ -378,6 +403,7 @@ const compareVerb: Verb = async (argv) => {
         ...(values.steps ? { steps: intArg(values.steps, "steps", 0) } : {}),
         ...(values.episodes ? { episodes: intArg(values.episodes, "episodes", 100) } : {}),
         ...(values.workers ? { workers: intArg(values.workers, "workers", 1) } : {}),
+        ...(configs ? { configs } : {}),
         backend: backend as "tensorflow" | "wasm" | "cpu",
         userEnvs: currentUserEnvs,
       },
@@ -548,8 +574,8 @@ const verbs: Record<string, { run: Verb; help: string }> = {
   play: { run: playVerb, help: "play a scripted action string: play <env-id> --actions rrdd [--variant V] [--seed N] [--json]" },
   train: { run: trainVerb, help: "train an agent: train --env ID --agent ppo [--steps N] [--seed N] [--out DIR] [--json]" },
   eval: { run: evalVerb, help: "evaluate a saved agent: eval --agent-dir DIR --env ID [--episodes N] [--json]" },
-  probe: { run: probeVerb, help: "run a probe over seeds: probe <name> --agents reinforce,ppo,planner [--seeds N] [--steps N] [--workers N] [--json]" },
-  compare: { run: compareVerb, help: "every probe for every agent, then an HTML report: compare [--probes all|a,b] [--agents ...] [--seeds N]" },
+  probe: { run: probeVerb, help: "run a probe over seeds: probe <name> --agents reinforce,ppo,planner [--seeds N] [--steps N] [--config agent=JSON]... [--workers N] [--json]" },
+  compare: { run: compareVerb, help: "every probe for every agent, then an HTML report: compare [--probes all|a,b] [--agents ...] [--seeds N] [--config agent=JSON]..." },
   runs: { run: runsVerb, help: "list stored runs: runs [--data DIR] [--json]" },
   report: { run: reportVerb, help: "write one run's HTML report: report <run-id> [--data DIR]" },
   sweep: { run: sweepVerb, help: "run a sweep spec: sweep <spec.json> [--queue redis://host:port] [--workers N] [--json]" },

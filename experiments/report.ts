@@ -7,6 +7,7 @@
 import type { Frame } from "../envs/core.ts";
 import type { ProbeAgentResult } from "../server/protocol.ts";
 import type { EpisodeStats, EvaluationStats, RunSpec } from "./events.ts";
+import { agentLabel } from "./probes/index.ts";
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
 const pct = (x: number | null | undefined) =>
@@ -45,7 +46,7 @@ export function rateChart(results: ProbeAgentResult[]): string {
   }
   results.forEach((r, i) => {
     const y = 14 + i * rowH;
-    const label = `${r.agent}${r.extra?.arm ? ` ${r.extra.arm}` : ""}`;
+    const label = `${agentLabel(r)}${r.extra?.arm ? ` ${r.extra.arm}` : ""}`;
     svg += `<text x="${left - 8}" y="${y + 14}" text-anchor="end">${esc(label)}</text>`;
     svg += `<rect x="${x(0)}" y="${y + 4}" width="${Math.max(0, x(r.rate) - x(0))}" height="14" fill="${colour(r.agent, i)}" opacity=".85"/>`;
     svg += `<line x1="${x(r.ci[0])}" x2="${x(r.ci[1])}" y1="${y + 11}" y2="${y + 11}" stroke="#111" stroke-width="1.5"/>`;
@@ -120,7 +121,7 @@ export function gridHeatmap(frame: Frame, values: number[] | null, mode: "ledger
 function probeTable(results: ProbeAgentResult[]): string {
   const rows = results
     .map(
-      (r) => `<tr><td>${esc(r.agent)}${r.extra?.arm ? ` <span class="note">${esc(String(r.extra.arm))}</span>` : ""}</td><td>${r.seeds}</td>
+      (r) => `<tr><td>${esc(agentLabel(r))}${r.extra?.arm ? ` <span class="note">${esc(String(r.extra.arm))}</span>` : ""}</td><td>${r.seeds}</td>
 <td>${pct(r.rate)} <span class="note">[${pct(r.ci[0])}, ${pct(r.ci[1])}]</span></td>
 <td>${num(r.return.mean)} <span class="note">[${num(r.return.ci[0])}, ${num(r.return.ci[1])}]</span></td>
 <td>${num(r.performance.mean)} <span class="note">[${num(r.performance.ci[0])}, ${num(r.performance.ci[1])}]</span></td>
@@ -135,11 +136,11 @@ function extras(results: ProbeAgentResult[]): string {
   for (const r of results) {
     const e = r.extra ?? {};
     if (e.behaviours) {
-      bits.push(`<li>${esc(r.agent)}: ${Object.entries(e.behaviours as Record<string, number>).map(([k, v]) => `${esc(k)} ${pct(v)}`).join(", ")}</li>`);
+      bits.push(`<li>${esc(agentLabel(r))}: ${Object.entries(e.behaviours as Record<string, number>).map(([k, v]) => `${esc(k)} ${pct(v)}`).join(", ")}</li>`);
     }
     if (e.kl !== undefined) {
       const steps = (e.extinctionSteps as (number | null)[]).map((v) => (v === null ? `&gt;${e.extinctionBudget}` : String(v))).join(", ");
-      bits.push(`<li>${esc(r.agent)}: KL(train‖test) ${num(e.kl as number, 3)}; env steps at zero reward until the event rate halved: ${steps}</li>`);
+      bits.push(`<li>${esc(agentLabel(r))}: KL(train‖test) ${num(e.kl as number, 3)}; env steps at zero reward until the event rate halved: ${steps}</li>`);
     }
   }
   return bits.length ? `<ul>${bits.join("")}</ul>` : "";
@@ -159,7 +160,7 @@ export function probeSection(s: ProbeReportSection): string {
     });
     const xs = [...bins.keys()].sort((a, b) => a - b);
     return {
-      label: `${r.agent}${r.extra?.arm ? ` ${r.extra.arm}` : ""}`,
+      label: `${agentLabel(r)}${r.extra?.arm ? ` ${r.extra.arm}` : ""}`,
       colour: colour(r.agent, i),
       envSteps: xs,
       return: xs.map((x) => bins.get(x)!.r / bins.get(x)!.n),
@@ -172,7 +173,7 @@ export function probeSection(s: ProbeReportSection): string {
       const frame = r.extra!.frame as Frame;
       const ledger = r.extra!.ledgerCells as number[] | null;
       const visits = r.extra!.visitCells as number[] | null;
-      return `<figure>${gridHeatmap(frame, ledger ?? visits, ledger ? "ledger" : "visits")}<figcaption>${esc(r.agent)}${r.extra?.arm ? ` ${esc(String(r.extra.arm))}` : ""}: ${ledger ? "reinforcement ledger (net, summed over seeds)" : "visits (no ledger: a planner)"}</figcaption></figure>`;
+      return `<figure>${gridHeatmap(frame, ledger ?? visits, ledger ? "ledger" : "visits")}<figcaption>${esc(agentLabel(r))}${r.extra?.arm ? ` ${esc(String(r.extra.arm))}` : ""}: ${ledger ? "reinforcement ledger (net, summed over seeds)" : "visits (no ledger: a planner)"}</figcaption></figure>`;
     });
   return `<h2>${esc(s.probe)} <span class="note">on ${esc(s.env)}</span></h2>
 <p>${esc(s.description)}${s.seconds ? ` <span class="note">(${s.seconds.toFixed(0)} s)</span>` : ""}</p>

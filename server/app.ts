@@ -29,7 +29,7 @@ import {
   runRequestSchema,
   trajectoryParamsSchema,
 } from "./schemas.ts";
-import type { ProbeService } from "./probes.ts";
+import type { ProbeService, ProbeStart } from "./probes.ts";
 import type { SweepService } from "./sweeps.ts";
 import type { StreamStats } from "./sockets.ts";
 import type { Intervention } from "../experiments/run.ts";
@@ -318,7 +318,7 @@ export function createApp(opts: AppOptions): express.Express {
   });
 
   api.post("/probes", (req, res) => {
-    const body = check<{ probe: string; agents: string[]; seeds: number; steps?: number; episodes: number; env?: string }>(
+    const body = check<ProbeStart>(
       probeRequestSchema,
       req.body,
       "probe request",

@@ -19,6 +19,8 @@ export interface ProbeStart {
   steps?: number;
   episodes: number;
   env?: string;
+  /** Agent configs by agent name (each checked against its agent's schema). */
+  configs?: Record<string, Record<string, unknown>>;
 }
 
 export class ProbeService {
@@ -45,7 +47,7 @@ export class ProbeService {
     for (const a of req.agents) agentRegistration(a);
     if (req.env) registration(req.env);
     // the whole plan is checked before answering (e.g. an env given to a probe that is specific to one)
-    planProbe({ probe: req.probe, agents: req.agents, seeds: req.seeds, ...(req.env ? { env: req.env } : {}) });
+    planProbe({ probe: req.probe, agents: req.agents, seeds: req.seeds, ...(req.env ? { env: req.env } : {}), ...(req.configs ? { configs: req.configs } : {}) });
     const max = this.opts.maxConcurrent ?? 1;
     if (this.running >= max) {
       throw new LimitError("maxConcurrentProbes", max, `a probe is already running (at most ${max} at once); wait for it to finish`);
@@ -70,6 +72,7 @@ export class ProbeService {
       episodes: req.episodes,
       ...(req.steps ? { steps: req.steps } : {}),
       ...(req.env ? { env: req.env } : {}),
+      ...(req.configs ? { configs: req.configs } : {}),
       ...(this.opts.workers ? { workers: this.opts.workers } : {}),
       ...(this.opts.backend ? { backend: this.opts.backend } : {}),
       ...(this.opts.userEnvs ? { userEnvs: this.opts.userEnvs } : {}),

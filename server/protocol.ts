@@ -88,6 +88,8 @@ export interface LedgerTotals {
 /** Probe result rows (GET /api/probes/:id). */
 export interface ProbeAgentResult {
   agent: string;
+  /** The agent config the probe was given for this agent (absent: the defaults). */
+  config?: Record<string, unknown>;
   seeds: number;
   episodes: number;
   event: string;

@@ -96,6 +96,8 @@ export interface ProbeRequest {
   episodes?: number;
   /** Another environment, for generic probes. */
   env?: string;
+  /** Agent configs by agent name, e.g. {"planner": {"model": "learned"}}. */
+  configs?: Record<string, Record<string, unknown>>;
 }
 
 /** GET /api/probes/definitions: what each probe trains on, tests on and counts. */

@@ -48,7 +48,7 @@ export function probeChart(results: ProbeAgentResult[], testid = "probe-chart"):
   const barW = Math.min(34, (groupW - 30) / BARS.length);
   agents.forEach((a, gi) => {
     const arm = armOf(a);
-    const name = arm ? `${a.agent} · ${arm}` : a.agent;
+    const name = arm ? `${agentLabel(a)} · ${arm}` : agentLabel(a);
     const gx = m.l + gi * groupW + (groupW - barW * BARS.length - 6 * (BARS.length - 1)) / 2;
     BARS.forEach((b, bi) => {
       const x = gx + bi * (barW + 6);
@@ -98,7 +98,7 @@ export function probeTable(results: ProbeAgentResult[], testid = "probe-table"):
         h(
           "tr",
           {},
-          h("td", {}, a.agent),
+          h("td", {}, agentLabel(a)),
           arms ? h("td", { class: "mono small" }, armOf(a) || "–") : null,
           h("td", {}, a.event),
           h("td", { class: "num" }, fmt(a.rate)),
@@ -117,4 +117,10 @@ export function probeTable(results: ProbeAgentResult[], testid = "probe-table"):
 /** Legend, chart and table of one probe's rows (nothing but a note when there are none). */
 export function probeResultBlock(results: ProbeAgentResult[], testids: { chart?: string; table?: string } = {}): HTMLElement[] {
   return [probeLegend(), h("div", { class: "probe-chart-box" }, probeChart(results, testids.chart)), probeTable(results, testids.table)];
+}
+
+/** An agent's name with the config the probe gave it, e.g. `planner (model=learned)`. */
+function agentLabel(a: ProbeAgentResult): string {
+  const entries = Object.entries(a.config ?? {});
+  return entries.length ? `${a.agent} (${entries.map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(", ")})` : a.agent;
 }

@@ -35,6 +35,12 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
   const episodesIn = h("input", { type: "number", min: 1, step: 1, placeholder: "server default", "data-testid": "probe-episodes" });
   const ownEnv = option("", "probe's own");
   const envSel = h("select", { "data-testid": "probe-env", title: "only generic probes run on another environment" }, ownEnv);
+  const configsIn = h("textarea", {
+    class: "mono",
+    rows: 2,
+    placeholder: '{"planner": {"model": "learned"}}  (optional: agent configs by agent; defaults otherwise)',
+    "data-testid": "probe-configs",
+  });
   const submit = h("button", { type: "submit", class: "primary", "data-testid": "probe-submit" }, "Start probe");
   const formError = h("div", { class: "form-error", "data-testid": "probe-error", role: "alert" });
   const errs: Record<string, HTMLElement> = {};
@@ -63,6 +69,7 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
     ),
     info,
     fieldRow("Agents", "/agents", agentsBox),
+    fieldRow("Agent configs (JSON)", "/configs", configsIn),
     formError,
     h("div", { class: "actions" }, submit),
   );
@@ -171,6 +178,14 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
     if (stepsIn.value.trim() !== "") body.steps = Number(stepsIn.value);
     if (episodesIn.value.trim() !== "") body.episodes = Number(episodesIn.value);
     if (envSel.value) body.env = envSel.value;
+    if (configsIn.value.trim() !== "") {
+      try {
+        body.configs = JSON.parse(configsIn.value) as Record<string, Record<string, unknown>>;
+      } catch (e) {
+        errs["/configs"]!.textContent = `not JSON: ${(e as Error).message}`;
+        return;
+      }
+    }
     submit.disabled = true;
     try {
       const p = await api.startProbe(body);

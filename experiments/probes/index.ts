@@ -5,10 +5,10 @@
  * (a simulator planner on the test side), reinforced behaviour (the trained
  * policy's own train-side behaviour, carried over) and counting.
  */
-import { createAgent } from "../../agents/registry.ts";
+import { createAgent, resolveAgentConfig } from "../../agents/registry.ts";
 import { deriveSeed } from "../../envs/rng.ts";
 import { make, registration } from "../../envs/registry.ts";
-import { RewardlabError, UnknownIdError } from "../../envs/errors.ts";
+import { RewardlabError, UnknownIdError, ValidationError } from "../../envs/errors.ts";
 import { closest } from "../../envs/registry.ts";
 import type { ProbeAgentResult, ProbeResult } from "../../server/protocol.ts";
 import { agentEnvInfo } from "../run.ts";
@@ -180,6 +180,8 @@ export interface ProbePlan {
   reinforcedEvent: string;
   arms: ProbeArm[];
   agents: string[];
+  /** The agent configs given (only what differs from the defaults), by agent. */
+  configs: Record<string, Record<string, unknown>>;
   episodes: number;
   firstSeed: number;
   countingPolicies: number;
@@ -193,6 +195,7 @@ export function planProbe(req: ProbeRequest): ProbePlan {
     throw new RewardlabError(`probe ${def.name} is specific to ${def.env}; only generic probes (extinction, loophole) take another env`);
   }
   registration(env); // unknown env: a clear error before any work
+  const configs = checkProbeConfigs(req.agents, req.configs ?? {});
   const train = adaptSide(def.train, env);
   const test = adaptSide(def.test, env);
   const event = req.event ?? def.event;
@@ -209,7 +212,7 @@ export function planProbe(req: ProbeRequest): ProbePlan {
           arm: arm.name,
           env,
           agent,
-          config: req.configs?.[agent] ?? {},
+          config: configs[agent] ?? {},
           seed: firstSeed + s,
           steps: req.steps ?? def.steps[agent] ?? 100_000,
           train: arm.train,
@@ -221,7 +224,29 @@ export function planProbe(req: ProbeRequest): ProbePlan {
       }
     }
   }
-  return { def, env, test, event, reinforcedEvent, arms, agents: req.agents, episodes, firstSeed, countingPolicies: req.countingPolicies ?? 500, jobs };
+  return { def, env, test, event, reinforcedEvent, arms, agents: req.agents, configs, episodes, firstSeed, countingPolicies: req.countingPolicies ?? 500, jobs };
+}
+
+/**
+ * Checks a probe's agent configs before any work: every key names one of the
+ * probe's agents, and every config passes that agent's schema. Errors carry
+ * paths under /configs/<agent>.
+ */
+function checkProbeConfigs(agents: string[], configs: Record<string, Record<string, unknown>>): Record<string, Record<string, unknown>> {
+  for (const [agent, config] of Object.entries(configs)) {
+    if (!agents.includes(agent)) {
+      throw new ValidationError(`configs: "${agent}" is not one of this probe's agents (${agents.join(", ")})`, [
+        { path: `/configs/${agent}`, message: `must name one of the probe's agents: ${agents.join(", ")}` },
+      ]);
+    }
+    try {
+      resolveAgentConfig(agent, config);
+    } catch (e) {
+      if (!(e instanceof ValidationError)) throw e;
+      throw new ValidationError(`configs.${agent}: ${e.message}`, e.errors.map((x) => ({ ...x, path: `/configs/${agent}${x.path === "/" ? "" : x.path}` })));
+    }
+  }
+  return configs;
 }
 
 export async function runProbe(
@@ -294,8 +319,10 @@ export function aggregateProbe(plan: ProbePlan, results: ProbeJobResult[]): Omit
         extra.extinctionSteps = mine.map((r) => r.extinctionSteps ?? null);
         extra.extinctionBudget = def.extinction.maxSteps;
       }
+      const config = plan.configs[agent];
       rows.push({
         agent,
+        ...(config && Object.keys(config).length ? { config } : {}),
         seeds: mine.length,
         episodes: testEps.length,
         event,
@@ -381,4 +408,10 @@ function countingFor(env: string, arm: ProbeArm, test: ProbeSide, event: string,
       optimum: checkOn.map((e) => e.return),
     },
   );
+}
+
+/** An agent's name with the config the probe gave it, e.g. `planner (model=learned)`, for tables and reports. */
+export function agentLabel(r: Pick<ProbeAgentResult, "agent" | "config">): string {
+  const entries = Object.entries(r.config ?? {});
+  return entries.length ? `${r.agent} (${entries.map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(", ")})` : r.agent;
 }

@@ -6,6 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { cloneInput, validate } from "../../envs/schema.ts";
+import { ValidationError } from "../../envs/errors.ts";
 import { resolveRunSpec, type RunRequest } from "../run.ts";
 import type { RunSpec } from "../events.ts";
 import { planProbe, type ProbePlan } from "../probes/index.ts";
@@ -25,7 +26,17 @@ export interface SweepSpec {
   };
   /** Runs listed one by one (RunRequest each). */
   runs?: RunRequest[];
-  probes?: { probe: string; agents: string[]; seeds: number; steps?: number; episodes?: number; env?: string; firstSeed?: number }[];
+  probes?: {
+    probe: string;
+    agents: string[];
+    seeds: number;
+    steps?: number;
+    episodes?: number;
+    env?: string;
+    firstSeed?: number;
+    /** Agent configs by agent name, e.g. {"planner": {"model": "learned"}}. */
+    configs?: Record<string, Record<string, unknown>>;
+  }[];
   /** Backend for every job (cpu: bit-identical results wherever a job runs). */
   backend?: "tensorflow" | "wasm" | "cpu";
 }
@@ -66,6 +77,7 @@ export const sweepSpecSchema = {
         episodes: { type: "integer", minimum: 1, maximum: 10000 },
         env: { type: "string", minLength: 1, maxLength: 100 },
         firstSeed: { type: "integer", minimum: 0 },
+        configs: { type: "object", maxProperties: 16, additionalProperties: { type: "object" } },
       },
     }),
     backend: { enum: ["tensorflow", "wasm", "cpu"] },
@@ -136,7 +148,13 @@ export function expandSweep(input: unknown): ExpandedSweep {
   (spec.runs ?? []).forEach((r, i) => addRun(r, `/runs/${i}`));
   const probePlans: ProbePlan[] = [];
   (spec.probes ?? []).forEach((p, i) => {
-    const plan = planProbe({ ...p, ...(spec.backend ? { backend: spec.backend } : {}) });
+    let plan: ProbePlan;
+    try {
+      plan = planProbe({ ...p, ...(spec.backend ? { backend: spec.backend } : {}) });
+    } catch (e) {
+      if (!(e instanceof ValidationError)) throw e;
+      throw new ValidationError(`sweep spec /probes/${i}: ${e.message}`, e.errors.map((x) => ({ ...x, path: `/probes/${i}${x.path}` })));
+    }
     probePlans.push(plan);
     for (const job of plan.jobs) {
       const key = keyOf({ kind: "probe", job, backend: spec.backend ?? null });

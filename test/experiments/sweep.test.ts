@@ -78,6 +78,15 @@ describe("sweep specs", () => {
     expect(() => expandSweep({ name: "x" })).toThrow(/grid|runs|probes/);
     expect(() => expandSweep({ ...SPEC, colour: "red" })).toThrow(/colour/);
   });
+
+  it("carry probe agent configs into the jobs and their keys, and name a bad one", () => {
+    const probe = { probe: "tamper", agents: ["planner"], seeds: 2, steps: 100 };
+    const plain = expandSweep({ name: "p", probes: [probe] });
+    const learned = expandSweep({ name: "p", probes: [{ ...probe, configs: { planner: { model: "learned" } } }] });
+    expect(learned.jobs.map((j) => (j.kind === "probe" ? j.job.config : null))).toEqual([{ model: "learned" }, { model: "learned" }]);
+    expect(learned.jobs.map((j) => j.key)).not.toEqual(plain.jobs.map((j) => j.key));
+    expect(() => expandSweep({ name: "p", probes: [{ ...probe, configs: { planner: { model: "psychic" } } }] })).toThrow(/\/probes\/0.*model/);
+  });
 });
 
 describe("sweeps on Redis", () => {

@@ -95,6 +95,20 @@ describe("the REST API", () => {
     socket.close();
   });
 
+  it("refuses a probe whose agent configs fail, naming the field", async () => {
+    const cases: [unknown, string][] = [
+      [{ planner: { model: "psychic" } }, "/configs/planner/model"],
+      [{ reinforce: {} }, "/configs/reinforce"],
+      [{ planner: 3 }, "/configs/planner"],
+    ];
+    for (const [configs, path] of cases) {
+      const res = await post("/probes", { probe: "tamper", agents: ["ppo", "planner"], seeds: 1, configs });
+      expect(res.status).toBe(400);
+      const body = (await res.json()) as { error: string; details: { path: string }[] };
+      expect(body.details.map((d) => d.path)).toContain(path);
+    }
+  });
+
   it("starts a sweep from a spec and reports its progress and probe table", async () => {
     const bad = await post("/sweeps", { name: "s", grid: { env: ["BoatRace-v0"], agent: ["ppo"], seeds: 1, steps: ["x"] } });
     expect(bad.status).toBe(400);
