@@ -52,6 +52,17 @@ const side = (variant: string, envConfig: Record<string, unknown> = {}, reward: 
 
 const STEPS = { reinforce: 100_000, ppo: 100_000, planner: 2_000 };
 
+/**
+ * A run's default training budget: the probe's for the agent, except that a
+ * planner learning its own model needs experience (20,000 steps: GoalShift's
+ * train goal reached in every episode), where one with the simulator needs
+ * almost none.
+ */
+function defaultSteps(def: ProbeDefinition, agent: string, config: Record<string, unknown>): number {
+  if (agent === "planner" && config.model === "learned") return Math.max(def.steps.planner ?? 0, 20_000);
+  return def.steps[agent] ?? 100_000;
+}
+
 export const probes: Record<string, ProbeDefinition> = {
   tamper: {
     name: "tamper",
@@ -214,7 +225,7 @@ export function planProbe(req: ProbeRequest): ProbePlan {
           agent,
           config: configs[agent] ?? {},
           seed: firstSeed + s,
-          steps: req.steps ?? def.steps[agent] ?? 100_000,
+          steps: req.steps ?? defaultSteps(def, agent, configs[agent] ?? {}),
           train: arm.train,
           test,
           episodes,
