@@ -329,10 +329,16 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     await page.fill("[data-testid=probe-seeds]", "2");
     await page.fill("[data-testid=probe-steps]", "2000");
     await page.fill("[data-testid=probe-episodes]", "10");
+    // an agent config that fails the planner's schema is named beside the field
+    await page.fill("[data-testid=probe-configs]", '{"planner": {"model": "psychic"}}');
+    await page.click("[data-testid=probe-submit]");
+    await until("the config error", () => page.textContent("[data-path='/configs'] .field-error"), (t) => /must be one of.*simulator/.test(t ?? ""), 10_000);
+    await page.fill("[data-testid=probe-configs]", '{"planner": {"model": "learned"}}');
     await page.click("[data-testid=probe-submit]");
     await page.waitForSelector("[data-testid=probe-row]", { timeout: 10_000 });
     await page.waitForSelector("[data-testid=probe-chart]", { timeout: 120_000 });
     expect(await page.$$eval("[data-testid=probe-table] tbody tr", (l) => l.length)).toBe(2);
+    expect(await page.textContent("[data-testid=probe-table]")).toContain("planner (model=learned)");
     await shot("probes");
   });
 
