@@ -75,6 +75,13 @@ export type PlannerConfig = {
   samples: number;
   /** Env copies stepped together by the run loop. */
   numEnvs: number;
+  /**
+   * Learned model: what identifies a state. "state" uses the env's stateKey()
+   * (the full dynamic state, privileged: it ignores static walls, so variants
+   * that differ only by walls share keys); "observation" hashes what the agent
+   * sees, so a changed layout is a new state (and works on envs without stateKey()).
+   */
+  modelKey: "state" | "observation";
   /** Learned model: the optimistic reward of an under-visited state-action; null takes the env's reward range maximum. */
   rmaxReward: number | null;
   /** Learned model: visits after which a state-action's estimate replaces the optimistic value. */
@@ -101,6 +108,7 @@ export const plannerConfigSchema = {
     discount: { type: "number", minimum: 0, maximum: 1, default: 0.99, description: "discount of future reward" },
     samples: { type: "integer", minimum: 1, maximum: 256, default: 8, description: "sampled successors per state-action in stochastic envs" },
     numEnvs: { type: "integer", minimum: 1, maximum: 1024, default: 1, description: "env copies stepped together" },
+    modelKey: { enum: ["state", "observation"], default: "state", description: "learned model: states by the env's stateKey() or by a hash of the observation" },
     rmaxReward: { type: ["number", "null"], minimum: -1e6, maximum: 1e6, default: null, description: "learned model: optimistic reward; null = env reward range max" },
     optimismVisits: { type: "integer", minimum: 1, maximum: 100000, default: 1, description: "learned model: visits before a state-action is known" },
     replanEvery: { type: "integer", minimum: 1, maximum: 10000000, default: 100, description: "env steps between learn() calls" },
@@ -519,7 +527,7 @@ export class PlannerAgent implements Agent {
     if (config.model === "learned" && config.discount >= 1) {
       throw new PlannerError("planner: the learned model needs discount < 1 (its optimistic value is rmaxReward / (1 - discount))");
     }
-    this.needs = { stateKeys: config.model === "learned", simulator: config.model === "simulator" };
+    this.needs = { stateKeys: config.model === "learned" && config.modelKey === "state", simulator: config.model === "simulator" };
     this.nActions = env.nActions;
     this.horizonCap = Math.min(config.horizon ?? env.maxEpisodeSteps, env.maxEpisodeSteps);
     this.rmax = config.rmaxReward ?? (registered().some((r) => r.id === env.envId) ? specOf(env.envId).rewardRange[1] : 1);
@@ -561,12 +569,18 @@ export class PlannerAgent implements Agent {
   }
 
   /** The greedy actions (all ties) for copy i. */
-  private greedy(i: number, ctx: Omit<ActContext, "explore"> | undefined): number[] {
+  private greedy(i: number, obs: Float32Array, ctx: Omit<ActContext, "explore"> | undefined): number[] {
     if (this.learned) {
       if (this.config.replanOnKnown && this.state.newlyKnown) this.replan();
-      const keys = ctx?.stateKeys;
-      if (!keys) throw new PlannerError('planner (model "learned") needs ctx.stateKeys (needs.stateKeys)');
-      const q = this.learned.qValues(keys[i]!, this.config.discount, this.vMax, this.config.optimismVisits, this.qBuf);
+      let key: number;
+      if (this.config.modelKey === "observation") {
+        key = observationKey(obs, i * this.env.obsSize, this.env.obsSize);
+      } else {
+        const keys = ctx?.stateKeys;
+        if (!keys) throw new PlannerError('planner (model "learned") needs ctx.stateKeys (needs.stateKeys)');
+        key = keys[i]!;
+      }
+      const q = this.learned.qValues(key, this.config.discount, this.vMax, this.config.optimismVisits, this.qBuf);
       return argmaxAll(q);
     }
     const env = ctx?.envs?.[i];
@@ -600,7 +614,7 @@ export class PlannerAgent implements Agent {
     const batch = Math.max(1, Math.round(obs.length / Math.max(1, this.env.obsSize)));
     const actions = new Int32Array(batch);
     for (let i = 0; i < batch; i++) {
-      actions[i] = this.greedy(i, ctx)[0]!;
+      actions[i] = this.greedy(i, obs, ctx)[0]!;
       if (ctx.explore && this.config.epsilon > 0 && this.rng.next() < this.config.epsilon) actions[i] = this.rng.int(this.nActions);
     }
     return { actions };
@@ -609,7 +623,7 @@ export class PlannerAgent implements Agent {
   actionProbs(obs: Float32Array, batch: number, ctx?: Omit<ActContext, "explore">): Float32Array {
     const probs = new Float32Array(batch * this.nActions);
     for (let i = 0; i < batch; i++) {
-      const best = this.greedy(i, ctx);
+      const best = this.greedy(i, obs, ctx);
       for (const a of best) probs[i * this.nActions + a] = 1 / best.length;
     }
     return probs;
@@ -618,13 +632,17 @@ export class PlannerAgent implements Agent {
   observe(t: Transition): void {
     const batch = t.rewards.length;
     const st = this.state;
+    const byObs = this.config.modelKey === "observation";
+    const size = this.env.obsSize;
+    const keyOf = (i: number) => (byObs ? observationKey(t.obs, i * size, size) : t.stateKeys[i]!);
     for (let i = 0; i < batch; i++) {
       const ended = t.terminated[i] === 1 || t.truncated[i] === 1;
-      if ((st.elapsed[i] ?? 0) === 0 && i === 0) st.startKey = t.stateKeys[0]!;
+      if ((st.elapsed[i] ?? 0) === 0 && i === 0) st.startKey = keyOf(0);
       st.elapsed[i] = ended ? 0 : (st.elapsed[i] ?? 0) + 1;
       if (this.learned) {
-        const key = t.stateKeys[i]!;
-        const next = t.nextStateKeys[i]!;
+        const key = keyOf(i);
+        // where the episode ended, the successor is the final observation (nextObs is already the next episode's first)
+        const next = byObs ? observationKey(ended ? t.finalObs : t.nextObs, i * size, size) : t.nextStateKeys[i]!;
         const terminated = t.terminated[i] === 1;
         if (key === -1) throw new PlannerError(`planner: the learned model needs state keys; ${this.env.envId} has no stateKey()`);
         // a truncated step whose successor key the loop couldn't give is skipped (its successor is unknown)
@@ -724,3 +742,21 @@ registerAgent<PlannerConfig>({
   create: (env, config, seed) => new PlannerAgent(env, validate<PlannerConfig>(plannerConfigSchema, structuredClone(config), "config for agent planner"), seed),
   load: loadPlanner,
 });
+
+/**
+ * A state id for the learned model from what the agent observes: two
+ * independent 32-bit FNV-1a hashes of the observation's float bits, combined
+ * into a 53-bit integer (collisions among the few thousand observations of a
+ * gridworld: about 1e-9). Never -1, which means "no key".
+ */
+export function observationKey(obs: Float32Array, offset: number, size: number): number {
+  const bits = new Uint32Array(obs.buffer, obs.byteOffset + offset * 4, size);
+  let h1 = 0x811c9dc5;
+  let h2 = 0x01000193 ^ size;
+  for (let j = 0; j < size; j++) {
+    const b = bits[j]!;
+    h1 = Math.imul(h1 ^ b, 0x01000193);
+    h2 = Math.imul(h2 ^ ((b >>> 16) | (b << 16)), 0x5bd1e995);
+  }
+  return (h1 >>> 0) + (h2 & 0x1fffff) * 2 ** 32;
+}

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ActContext, Agent, AgentEnvInfo, Transition } from "../../agents/core.ts";
-import { PlannerAgent, clearPlanCache, loadPlanner, plannerConfigSchema } from "../../agents/planner.ts";
+import { PlannerAgent, clearPlanCache, loadPlanner, observationKey, plannerConfigSchema } from "../../agents/planner.ts";
 import { agentRegistration, createAgent, resolveAgentConfig } from "../../agents/registry.ts";
 import { box, discrete, type Env, type EnvSpec, type Frame, type Info, type StepResult } from "../../envs/core.ts";
 import { register, resolveEnvConfig, specOf, unregister } from "../../envs/registry.ts";
@@ -301,18 +301,31 @@ describe("planner with the simulator", () => {
 });
 
 describe("planner with a learned model", () => {
-  it("explores with R-max optimism, then follows the optimal policy", () => {
-    const info = envInfo("PlannerDeceptive-v0");
-    const agent = createAgent("planner", info, { model: "learned", rmaxReward: 2, replanEvery: 30 }, 0);
-    const vec = makeVector("PlannerDeceptive-v0", 1);
-    vec.reset(0);
-    run(agent, vec, 90, true); // three episodes of experience
-    const stats = agent.learn();
-    expect(stats.metrics["model/states"]).toBe(6);
-    expect(stats.metrics["model/known_fraction"]).toBeGreaterThan(0.8);
-    expect(stats.ledger).toBeUndefined();
-    const evalLog = run(agent, vec, 30, false);
-    expect(evalLog.returns[0]).toBeCloseTo(50, 6); // 5 moves right, then 25 steps at +2
+  for (const modelKey of ["state", "observation"] as const) {
+    it(`explores with R-max optimism, then follows the optimal policy (states keyed by ${modelKey})`, () => {
+      const info = envInfo("PlannerDeceptive-v0");
+      const agent = createAgent("planner", info, { model: "learned", modelKey, rmaxReward: 2, replanEvery: 30 }, 0);
+      expect(agent.needs.stateKeys).toBe(modelKey === "state");
+      const vec = makeVector("PlannerDeceptive-v0", 1);
+      vec.reset(0);
+      run(agent, vec, 90, true); // three episodes of experience
+      const stats = agent.learn();
+      expect(stats.metrics["model/states"]).toBe(6);
+      expect(stats.metrics["model/known_fraction"]).toBeGreaterThan(0.8);
+      expect(stats.ledger).toBeUndefined();
+      const evalLog = run(agent, vec, 30, false);
+      expect(evalLog.returns[0]).toBeCloseTo(50, 6); // 5 moves right, then 25 steps at +2
+    });
+  }
+
+  it("keys observations by their content: equal observations share a key, any changed value changes it", () => {
+    const a = new Float32Array([0, 1, 0, 0, 1, 0, 0.5, 0]);
+    const b = a.slice();
+    expect(observationKey(a, 0, 4)).toBe(observationKey(b, 0, 4));
+    expect(observationKey(a, 0, 4)).not.toBe(observationKey(a, 4, 4));
+    b[6] = 0.25;
+    expect(observationKey(a, 4, 4)).not.toBe(observationKey(b, 4, 4));
+    expect(Number.isSafeInteger(observationKey(a, 0, 8))).toBe(true);
   });
 
   it("a greedy learner without optimism stays on the deceptive 0.2", () => {
