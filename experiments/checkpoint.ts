@@ -65,7 +65,7 @@ export const RUN_STATE_FILE = "run.json";
 
 /** What a checkpoint says about where it was taken: the run's state and the ledger's running total (if the agent keeps one). */
 export function readCheckpointPoint(dir: string): { state: Partial<RunCheckpointState> & { envSteps: number }; ledger: Record<string, number[]> | null } {
-  let state: (Partial<RunCheckpointState> & { envSteps: number }) | null = null;
+  let state: Partial<RunCheckpointState> & { envSteps: number };
   try {
     state = JSON.parse(readFileSync(join(dir, RUN_STATE_FILE), "utf8"));
   } catch {
@@ -81,5 +81,5 @@ export function readCheckpointPoint(dir: string): { state: Partial<RunCheckpoint
   } catch {
     // agents without a ledger (the planner) save none
   }
-  return { state: state!, ledger };
+  return { state, ledger };
 }

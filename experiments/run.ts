@@ -282,7 +282,7 @@ export class Run {
     const state: RunCheckpointState = { envSteps: this.envSteps, variant: this.variant, learning: this.learning, reward: this.reward };
     const dir = await writeCheckpoint(this.opts.dir, async (d) => {
       await writeFile(join(d, RUN_STATE_FILE), JSON.stringify(state));
-      await agent.save(d); // writes agent.json last, which marks the checkpoint complete
+      await agent.save(d);
     });
     this.emit({ type: "checkpoint", runId: this.id, envSteps: this.envSteps, update: this.updates, dir });
   }

@@ -314,16 +314,17 @@ export class Store {
 
   /** At most about `max` episodes spread evenly over the whole run (the first, every k-th, and the last): an overview of a long run. */
   episodesOverview(runId: string, max: number): EpisodeStats[] {
-    const k = this.stride("episodes", runId, max);
-    const rows = this.db
-      .prepare(`SELECT * FROM episodes WHERE run_id = ? AND (idx % ? = 0 OR idx IN ((SELECT min(idx) FROM episodes WHERE run_id = ?), (SELECT max(idx) FROM episodes WHERE run_id = ?))) ORDER BY idx`)
-      .all(runId, k, runId, runId) as Record<string, unknown>[];
-    return rows.map(rowToEpisode);
+    return this.overview("episodes", runId, max).map(rowToEpisode);
   }
 
-  private stride(table: "episodes" | "updates", runId: string, max: number): number {
+  private overview(table: "episodes" | "updates", runId: string, max: number): Record<string, unknown>[] {
     const n = (this.db.prepare(`SELECT count(*) AS n FROM ${table} WHERE run_id = ?`).get(runId) as { n: number }).n;
-    return Math.max(1, Math.ceil(n / Math.max(1, max)));
+    const k = Math.max(1, Math.ceil(n / Math.max(1, max)));
+    return this.db
+      .prepare(
+        `SELECT * FROM ${table} WHERE run_id = ? AND (idx % ? = 0 OR idx IN ((SELECT min(idx) FROM ${table} WHERE run_id = ?), (SELECT max(idx) FROM ${table} WHERE run_id = ?))) ORDER BY idx`,
+      )
+      .all(runId, k, runId, runId) as Record<string, unknown>[];
   }
 
   /** Means over the last n episodes. */
@@ -351,12 +352,9 @@ export class Store {
 
   /** At most about `max` updates spread evenly over the whole run (the first, every k-th, and the last). */
   updatesOverview(runId: string, max: number): { update: number; envSteps: number; metrics: Record<string, number> }[] {
-    const k = this.stride("updates", runId, max);
-    const rows = this.db
-      .prepare(`SELECT * FROM updates WHERE run_id = ? AND (idx % ? = 0 OR idx IN ((SELECT min(idx) FROM updates WHERE run_id = ?), (SELECT max(idx) FROM updates WHERE run_id = ?))) ORDER BY idx`)
-      .all(runId, k, runId, runId) as Record<string, unknown>[];
-    return rows.map(rowToUpdate);
+    return this.overview("updates", runId, max).map(rowToUpdate);
   }
+
 
   trajectories(runId: string): { episode: number; envSteps: number; variant: string; length: number; return: number; performance: number }[] {
     return (

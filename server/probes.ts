@@ -1,6 +1,6 @@
 /** Starts probes in the background (worker threads) and keeps their results in the store. */
 import { randomUUID } from "node:crypto";
-import { runProbe, planProbe, probeDefinition, probes as probeDefinitions } from "../experiments/probes/index.ts";
+import { runProbe, planProbe, probeDefinition, probes as probeDefinitions, type ProbeRequest } from "../experiments/probes/index.ts";
 import { agentRegistration } from "../agents/registry.ts";
 import { registration } from "../envs/registry.ts";
 import type { Store, StoredProbe } from "../experiments/store.ts";
@@ -12,16 +12,8 @@ import type { ProbeResult } from "./protocol.ts";
 
 const log = moduleLogger("server/probes");
 
-export interface ProbeStart {
-  probe: string;
-  agents: string[];
-  seeds: number;
-  steps?: number;
-  episodes: number;
-  env?: string;
-  /** Agent configs by agent name (each checked against its agent's schema). */
-  configs?: Record<string, Record<string, unknown>>;
-}
+/** A probe as POST /api/probes takes it: ProbeRequest's user-facing fields, episodes filled by the schema. */
+export type ProbeStart = Pick<ProbeRequest, "probe" | "agents" | "seeds" | "steps" | "env" | "configs"> & { episodes: number };
 
 export class ProbeService {
   private running = 0;

@@ -150,10 +150,10 @@ export class Broadcaster {
       }
     };
     socket.on("subscribe", guard<{ runId: string }>("subscribe", ({ runId }) => {
-      const run = this.manager.store.getRun(runId);
-      if (!run) throw new ValidationError(`no run with id ${runId}`, [{ path: "/runId", message: "unknown run" }]);
+      const snapshot = this.snapshot(runId);
+      if (!snapshot) throw new ValidationError(`no run with id ${runId}`, [{ path: "/runId", message: "unknown run" }]);
       void socket.join(runId);
-      socket.emit("snapshot", this.snapshot(runId)!);
+      socket.emit("snapshot", snapshot);
     }));
     socket.on("unsubscribe", guard<{ runId: string }>("unsubscribe", ({ runId }) => void socket.leave(runId)));
     // anything else a client sends is refused with a clear error

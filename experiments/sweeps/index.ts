@@ -59,8 +59,6 @@ async function writeOutcome(store: Store, sweepId: string, o: JobOutcome): Promi
     if (!runDir.startsWith(base + sep) || !/^[0-9a-f]{32}$/.test(o.key)) throw new Error(`bad job key ${o.key}`);
     const files = Object.entries(o.checkpoint);
     for (const [name] of files) if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new Error(`bad checkpoint file name ${name}`);
-    // agent.json last: it marks a complete save
-    files.sort(([a], [b]) => Number(a === "agent.json") - Number(b === "agent.json"));
     await mkdir(runDir, { recursive: true });
     dir = await writeCheckpoint(runDir, async (d) => {
       for (const [name, b64] of files) await writeFile(join(d, name), Buffer.from(b64, "base64"));

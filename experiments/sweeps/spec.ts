@@ -9,7 +9,7 @@ import { cloneInput, validate } from "../../envs/schema.ts";
 import { ValidationError } from "../../envs/errors.ts";
 import { resolveRunSpec, type RunRequest } from "../run.ts";
 import type { RunSpec } from "../events.ts";
-import { planProbe, type ProbePlan } from "../probes/index.ts";
+import { planProbe, type ProbePlan, type ProbeRequest } from "../probes/index.ts";
 import type { ProbeJob } from "../probes/job.ts";
 
 export interface SweepSpec {
@@ -26,17 +26,7 @@ export interface SweepSpec {
   };
   /** Runs listed one by one (RunRequest each). */
   runs?: RunRequest[];
-  probes?: {
-    probe: string;
-    agents: string[];
-    seeds: number;
-    steps?: number;
-    episodes?: number;
-    env?: string;
-    firstSeed?: number;
-    /** Agent configs by agent name, e.g. {"planner": {"model": "learned"}}. */
-    configs?: Record<string, Record<string, unknown>>;
-  }[];
+  probes?: Pick<ProbeRequest, "probe" | "agents" | "seeds" | "steps" | "episodes" | "env" | "firstSeed" | "configs">[];
   /** Backend for every job (cpu: bit-identical results wherever a job runs). */
   backend?: "tensorflow" | "wasm" | "cpu";
 }
