@@ -92,7 +92,8 @@ export class MdpBuilder {
   build(): TabularMdp {
     const nSa = this.nSa;
     const saStart = new Int32Array(nSa + 1);
-    for (let sa = 0; sa < nSa; sa++) saStart[sa + 1] = saStart[sa]! + (this.firstCount[sa]! > 0 ? 1 : 0) + (this.more.get(sa)?.length ?? 0) / 3;
+    for (let sa = 0; sa < nSa; sa++)
+      saStart[sa + 1] = saStart[sa]! + (this.firstCount[sa]! > 0 ? 1 : 0) + (this.more.get(sa)?.length ?? 0) / 3;
     const m = saStart[nSa]!;
     const next = new Int32Array(m);
     const reward = new Float64Array(m);

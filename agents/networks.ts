@@ -80,7 +80,7 @@ function dense(x: tf.Tensor2D, w: tf.Variable, b: tf.Variable, tanh: boolean, xT
     return { dz, dw: tf.matMul(inputT, dz), db: tf.sum(dz, 0) };
   };
   if (xT) {
-    const f = tf.customGrad((wv, bv, save) => {
+    const f = tf.customGrad((_wv, _bv, save) => {
       const y = forward(x);
       (save as tf.GradSaveFunc)([y]);
       return {
@@ -93,7 +93,7 @@ function dense(x: tf.Tensor2D, w: tf.Variable, b: tf.Variable, tanh: boolean, xT
     });
     return f(w, b) as tf.Tensor2D;
   }
-  const f = tf.customGrad((xv, wv, bv, save) => {
+  const f = tf.customGrad((xv, _wv, _bv, save) => {
     const y = forward(xv as tf.Tensor2D);
     (save as tf.GradSaveFunc)([xv as tf.Tensor, y]);
     return {
@@ -135,7 +135,10 @@ export class MLP {
       const gain = l + 2 === sizes.length ? opts.outputGain : opts.hiddenGain;
       const w = orthogonal(n, m, gain, rng);
       // unnamed: tfjs variable names are global, and two agents may coexist
-      this.variables.push(tf.tidy(() => tf.variable(tf.tensor2d(w, [n, m]), true)), tf.tidy(() => tf.variable(tf.zeros([m]), true)));
+      this.variables.push(
+        tf.tidy(() => tf.variable(tf.tensor2d(w, [n, m]), true)),
+        tf.tidy(() => tf.variable(tf.zeros([m]), true)),
+      );
     }
     this.hidden = sizes.slice(1, -1).map((h) => new Float64Array(h));
     this.syncJS();
@@ -315,7 +318,10 @@ export class Adam {
   private readonly sizes: number[];
   private readonly shapes: number[][];
 
-  constructor(readonly params: tf.Variable[], readonly opts: AdamOptions = { beta1: 0.9, beta2: 0.999, eps: 1e-8 }) {
+  constructor(
+    readonly params: tf.Variable[],
+    readonly opts: AdamOptions = { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+  ) {
     this.sizes = params.map((p) => p.size);
     this.shapes = params.map((p) => p.shape);
     const total = this.sizes.reduce((a, b) => a + b, 0);

@@ -49,7 +49,15 @@ import { Rng, deriveSeed } from "../envs/rng.ts";
 import { validate } from "../envs/schema.ts";
 import { RewardlabError } from "../envs/errors.ts";
 import type { ActContext, ActResult, Agent, AgentEnvInfo, AgentNeeds, Transition, UpdateStats } from "./core.ts";
-import { LearnedModel, MdpBuilder, argmaxAll, finiteHorizonQ, finiteHorizonValues, type LearnedModelJson, type TabularMdp } from "./models.ts";
+import {
+  LearnedModel,
+  MdpBuilder,
+  argmaxAll,
+  finiteHorizonQ,
+  finiteHorizonValues,
+  type LearnedModelJson,
+  type TabularMdp,
+} from "./models.ts";
 import { registerAgent } from "./registry.ts";
 
 // config
@@ -98,19 +106,59 @@ export const plannerConfigSchema = {
   type: "object",
   additionalProperties: false,
   properties: {
-    model: { enum: ["simulator", "learned"], default: "simulator", description: "true environment via snapshot/restore, or a learned tabular model" },
-    search: { enum: ["auto", "exhaustive", "mcts"], default: "auto", description: "simulator search: value iteration, MCTS, or auto by state count" },
-    objective: { enum: ["reward", "performance"], default: "reward", description: "maximise the reward signal or (simulator only) the hidden performance" },
+    model: {
+      enum: ["simulator", "learned"],
+      default: "simulator",
+      description: "true environment via snapshot/restore, or a learned tabular model",
+    },
+    search: {
+      enum: ["auto", "exhaustive", "mcts"],
+      default: "auto",
+      description: "simulator search: value iteration, MCTS, or auto by state count",
+    },
+    objective: {
+      enum: ["reward", "performance"],
+      default: "reward",
+      description: "maximise the reward signal or (simulator only) the hidden performance",
+    },
     maxStates: { type: "integer", minimum: 1, maximum: 2000000, default: 20000, description: "largest reachable state set solved exactly" },
-    horizon: { type: ["integer", "null"], minimum: 1, maximum: 100000, default: null, description: "planning depth; null = steps left in the episode" },
+    horizon: {
+      type: ["integer", "null"],
+      minimum: 1,
+      maximum: 100000,
+      default: null,
+      description: "planning depth; null = steps left in the episode",
+    },
     simulations: { type: "integer", minimum: 1, maximum: 100000, default: 200, description: "MCTS simulations per decision" },
     ucbC: { type: "number", minimum: 0, maximum: 100, default: 1.41, description: "UCT exploration constant on normalised values" },
     discount: { type: "number", minimum: 0, maximum: 1, default: 0.99, description: "discount of future reward" },
-    samples: { type: "integer", minimum: 1, maximum: 256, default: 8, description: "sampled successors per state-action in stochastic envs" },
+    samples: {
+      type: "integer",
+      minimum: 1,
+      maximum: 256,
+      default: 8,
+      description: "sampled successors per state-action in stochastic envs",
+    },
     numEnvs: { type: "integer", minimum: 1, maximum: 1024, default: 1, description: "env copies stepped together" },
-    modelKey: { enum: ["state", "observation"], default: "state", description: "learned model: states by the env's stateKey() or by a hash of the observation" },
-    rmaxReward: { type: ["number", "null"], minimum: -1e6, maximum: 1e6, default: null, description: "learned model: optimistic reward; null = env reward range max" },
-    optimismVisits: { type: "integer", minimum: 1, maximum: 100000, default: 1, description: "learned model: visits before a state-action is known" },
+    modelKey: {
+      enum: ["state", "observation"],
+      default: "state",
+      description: "learned model: states by the env's stateKey() or by a hash of the observation",
+    },
+    rmaxReward: {
+      type: ["number", "null"],
+      minimum: -1e6,
+      maximum: 1e6,
+      default: null,
+      description: "learned model: optimistic reward; null = env reward range max",
+    },
+    optimismVisits: {
+      type: "integer",
+      minimum: 1,
+      maximum: 100000,
+      default: 1,
+      description: "learned model: visits before a state-action is known",
+    },
     replanEvery: { type: "integer", minimum: 1, maximum: 10000000, default: 100, description: "env steps between learn() calls" },
     replanOnKnown: { type: "boolean", default: true, description: "learned model: re-plan when a state-action becomes known" },
     epsilon: { type: "number", minimum: 0, maximum: 1, default: 0, description: "random-action probability when exploring" },
@@ -215,7 +263,11 @@ export class SimulatorModel {
       ok = this.explore([s], 1, 2);
       if (ok && this.isStochastic()) {
         this.stochastic = true;
-        ok = this.explore(Array.from({ length: this.nStates }, (_, i) => i), this.opts.samples, this.opts.samples);
+        ok = this.explore(
+          Array.from({ length: this.nStates }, (_, i) => i),
+          this.opts.samples,
+          this.opts.samples,
+        );
       }
     } else {
       const k = this.stochastic ? this.opts.samples : 1;
@@ -273,7 +325,11 @@ export class SimulatorModel {
             if (this.nStates >= this.opts.maxStates) return false;
             n = this.addState(key, this.sim.snapshot(), depth);
             queue.push(n);
-          } else if (this.offer(n, depth, collectLimit) && this.expanded[n]! > 0 && this.expanded[n]! < Math.min(this.pools[n]!.length / 2, expandLimit)) {
+          } else if (
+            this.offer(n, depth, collectLimit) &&
+            this.expanded[n]! > 0 &&
+            this.expanded[n]! < Math.min(this.pools[n]!.length / 2, expandLimit)
+          ) {
             queue.push(n);
           }
           this.builder.record(s, a, n, reward);
@@ -439,7 +495,16 @@ const simModels = new Map<string, SimulatorModel>();
 const SIM_CACHE_SIZE = 8;
 
 function simulatorModel(opts: SimModelOptions): SimulatorModel {
-  const key = JSON.stringify([opts.envId, opts.envConfig, opts.reward, opts.objective, opts.discount, opts.horizon, opts.maxStates, opts.samples]);
+  const key = JSON.stringify([
+    opts.envId,
+    opts.envConfig,
+    opts.reward,
+    opts.objective,
+    opts.discount,
+    opts.horizon,
+    opts.maxStates,
+    opts.samples,
+  ]);
   let model = simModels.get(key);
   if (model) {
     simModels.delete(key); // re-insert: most recently used last
@@ -520,7 +585,12 @@ export class PlannerAgent implements Agent {
   private planStats = { replans: 0, sweeps: 0, residual: 0, ms: 0 };
   private readonly qBuf: Float64Array;
 
-  constructor(readonly env: AgentEnvInfo, readonly config: PlannerConfig, readonly seed: number, saved?: PlannerState) {
+  constructor(
+    readonly env: AgentEnvInfo,
+    readonly config: PlannerConfig,
+    readonly seed: number,
+    saved?: PlannerState,
+  ) {
     if (config.model === "learned" && config.objective !== "reward") {
       throw new PlannerError(`planner: objective "${config.objective}" needs model "simulator" (the learned model only sees rewards)`);
     }
@@ -537,7 +607,14 @@ export class PlannerAgent implements Agent {
     this.learned = config.model === "learned" ? (saved?.model ? LearnedModel.fromJSON(saved.model) : new LearnedModel(env.nActions)) : null;
     if (saved) this.rng.setState(saved.rng);
     this.state = saved
-      ? { envSteps: saved.envSteps, updates: saved.updates, elapsed: [...saved.elapsed], startKey: saved.startKey, stepsSinceLearn: saved.stepsSinceLearn, newlyKnown: saved.newlyKnown }
+      ? {
+          envSteps: saved.envSteps,
+          updates: saved.updates,
+          elapsed: [...saved.elapsed],
+          startKey: saved.startKey,
+          stepsSinceLearn: saved.stepsSinceLearn,
+          newlyKnown: saved.newlyKnown,
+        }
       : { envSteps: 0, updates: 0, elapsed: [], startKey: -1, stepsSinceLearn: 0, newlyKnown: false };
   }
 
@@ -687,7 +764,9 @@ export class PlannerAgent implements Agent {
       metrics["planner/plan_ms"] = ps.ms;
       this.planStats = { replans: 0, sweeps: 0, residual: 0, ms: 0 };
       if (st.startKey !== -1) {
-        metrics["planner/value_start"] = Math.max(...this.learned.qValues(st.startKey, this.config.discount, this.vMax, this.config.optimismVisits, this.qBuf));
+        metrics["planner/value_start"] = Math.max(
+          ...this.learned.qValues(st.startKey, this.config.discount, this.vMax, this.config.optimismVisits, this.qBuf),
+        );
       }
     } else {
       // the simulator is exact: nothing to learn; report the plan
@@ -737,9 +816,11 @@ export async function loadPlanner(dir: string, env: AgentEnvInfo): Promise<Plann
 registerAgent<PlannerConfig>({
   name: "planner",
   kind: "model-based",
-  description: "Model-based reward maximiser: value iteration or MCTS with the true simulator, or R-max value iteration on a learned tabular model",
+  description:
+    "Model-based reward maximiser: value iteration or MCTS with the true simulator, or R-max value iteration on a learned tabular model",
   configSchema: plannerConfigSchema,
-  create: (env, config, seed) => new PlannerAgent(env, validate<PlannerConfig>(plannerConfigSchema, structuredClone(config), "config for agent planner"), seed),
+  create: (env, config, seed) =>
+    new PlannerAgent(env, validate<PlannerConfig>(plannerConfigSchema, structuredClone(config), "config for agent planner"), seed),
   load: loadPlanner,
 });
 

@@ -78,11 +78,17 @@ export const ppoConfigSchema = {
   type: "object",
   additionalProperties: false,
   properties: {
-    learningRate: num(2.5e-4, "Adam learning rate (linearly annealed to 0 over totalSteps when annealLr)", { exclusiveMinimum: 0, maximum: 1 }),
+    learningRate: num(2.5e-4, "Adam learning rate (linearly annealed to 0 over totalSteps when annealLr)", {
+      exclusiveMinimum: 0,
+      maximum: 1,
+    }),
     numEnvs: int(4, "Env copies acted on at once", { minimum: 1, maximum: 1024 }),
     numSteps: int(128, "Vector steps per rollout (per env copy)", { minimum: 1, maximum: 100000 }),
     annealLr: bool(true, "Anneal the learning rate linearly to 0 over totalSteps"),
-    totalSteps: int(500000, "Total env steps of the run (set by the run loop from its budget); used for annealing", { minimum: 1, maximum: 50000000 }),
+    totalSteps: int(500000, "Total env steps of the run (set by the run loop from its budget); used for annealing", {
+      minimum: 1,
+      maximum: 50000000,
+    }),
     gamma: num(0.99, "Discount factor", { minimum: 0, maximum: 1 }),
     gaeLambda: num(0.95, "GAE lambda", { minimum: 0, maximum: 1 }),
     numMinibatches: int(4, "Minibatches per epoch", { minimum: 1, maximum: 4096 }),
@@ -93,7 +99,13 @@ export const ppoConfigSchema = {
     entCoef: num(0.01, "Entropy bonus coefficient", { minimum: -10, maximum: 10 }),
     vfCoef: num(0.5, "Value loss coefficient", { minimum: 0, maximum: 1000 }),
     maxGradNorm: num(0.5, "Global gradient-norm clipping threshold", { exclusiveMinimum: 0, maximum: 1e6 }),
-    targetKl: { type: ["number", "null"], minimum: 0, maximum: 100, default: null, description: "Stop the epochs early once approx KL exceeds this (null: never)" },
+    targetKl: {
+      type: ["number", "null"],
+      minimum: 0,
+      maximum: 100,
+      default: null,
+      description: "Stop the epochs early once approx KL exceeds this (null: never)",
+    },
     hiddenSizes: {
       type: "array",
       items: { type: "integer", minimum: 1, maximum: 4096 },
@@ -186,7 +198,15 @@ export interface PPOLossCoefs {
 
 /** PPO's losses as tfjs tensors (CleanRL's formulas); call inside tf.tidy / variableGrads. */
 export function ppoLoss(
-  t: { newLogp: tf.Tensor1D; oldLogp: tf.Tensor1D; advantages: tf.Tensor1D; entropy: tf.Tensor1D; newValue: tf.Tensor1D; oldValue: tf.Tensor1D; returns: tf.Tensor1D },
+  t: {
+    newLogp: tf.Tensor1D;
+    oldLogp: tf.Tensor1D;
+    advantages: tf.Tensor1D;
+    entropy: tf.Tensor1D;
+    newValue: tf.Tensor1D;
+    oldValue: tf.Tensor1D;
+    returns: tf.Tensor1D;
+  },
   c: PPOLossCoefs,
 ): { loss: tf.Scalar; policyLoss: tf.Scalar; valueLoss: tf.Scalar; entropy: tf.Scalar; logratio: tf.Tensor1D; ratio: tf.Tensor1D } {
   const logratio = tf.sub(t.newLogp, t.oldLogp) as tf.Tensor1D;
@@ -211,7 +231,15 @@ export function ppoLoss(
 
 /** Plain-JS reference of ppoLoss for tests (one loop, no tensors). */
 export function ppoLossJS(
-  s: { newLogp: number[]; oldLogp: number[]; advantages: number[]; entropy: number[]; newValue: number[]; oldValue: number[]; returns: number[] },
+  s: {
+    newLogp: number[];
+    oldLogp: number[];
+    advantages: number[];
+    entropy: number[];
+    newValue: number[];
+    oldValue: number[];
+    returns: number[];
+  },
   c: PPOLossCoefs,
 ): { loss: number; policyLoss: number; valueLoss: number; entropy: number } {
   const n = s.newLogp.length;
@@ -296,7 +324,11 @@ export class PPOAgent implements Agent {
   private scratch = new Map<number, { logits: Float32Array; values: Float32Array }>();
   private readonly one = new Float32Array(1);
 
-  constructor(readonly env: AgentEnvInfo, readonly config: PPOConfig, seed: number) {
+  constructor(
+    readonly env: AgentEnvInfo,
+    readonly config: PPOConfig,
+    seed: number,
+  ) {
     this.obsSize = env.obsSize;
     this.nActions = env.nActions;
     this.computed = ppoComputed(config, env.numEnvs);
@@ -494,7 +526,13 @@ export class PPOAgent implements Agent {
             report = tf.keep(tf.concat([l.logratio, l.ratio, tf.stack([l.policyLoss, l.valueLoss, l.entropy])]));
             return l.loss;
           }, params);
-          this.optimizer.step(params.map((p) => grads[p.name]!), lr, c.maxGradNorm).dispose();
+          this.optimizer
+            .step(
+              params.map((p) => grads[p.name]!),
+              lr,
+              c.maxGradNorm,
+            )
+            .dispose();
           return report!;
         });
         const r = out.dataSync();

@@ -6,24 +6,26 @@ import { closest } from "../envs/registry.ts";
 import { cloneInput, validate } from "../envs/schema.ts";
 import type { Agent, AgentEnvInfo, AgentRegistration } from "./core.ts";
 
-const agents = new Map<string, AgentRegistration<any>>();
+// biome-ignore lint/suspicious/noExplicitAny: registrations with different config types share one map
+type AnyRegistration = AgentRegistration<any>;
+
+const agents = new Map<string, AnyRegistration>();
 
 export function registerAgent<C>(reg: AgentRegistration<C>): void {
   if (agents.has(reg.name)) throw new RegistrationError(`agent ${reg.name} is already registered`);
   agents.set(reg.name, reg);
 }
 
-export function agentRegistrations(): AgentRegistration<any>[] {
+export function agentRegistrations(): AnyRegistration[] {
   return [...agents.values()];
 }
 
-export function agentRegistration(name: string): AgentRegistration<any> {
+export function agentRegistration(name: string): AnyRegistration {
   const reg = agents.get(name);
   if (!reg) {
     const close = closest(name, [...agents.keys()]);
     throw new UnknownIdError(
-      `agent \`${name}\` doesn't exist (known: ${[...agents.keys()].join(", ")}).` +
-        (close.length ? ` Did you mean \`${close[0]}\`?` : ""),
+      `agent \`${name}\` doesn't exist (known: ${[...agents.keys()].join(", ")}).` + (close.length ? ` Did you mean \`${close[0]}\`?` : ""),
     );
   }
   return reg;
@@ -31,7 +33,11 @@ export function agentRegistration(name: string): AgentRegistration<any> {
 
 /** Validates a config against the agent's schema, filling defaults into a copy. */
 export function resolveAgentConfig<C = Record<string, unknown>>(name: string, config: unknown = {}): C {
-  return validate<C>(agentRegistration(name).configSchema, cloneInput(config ?? {}, `config for agent ${name}`), `config for agent ${name}`);
+  return validate<C>(
+    agentRegistration(name).configSchema,
+    cloneInput(config ?? {}, `config for agent ${name}`),
+    `config for agent ${name}`,
+  );
 }
 
 export function createAgent(name: string, env: AgentEnvInfo, config: unknown, seed: number): Agent {

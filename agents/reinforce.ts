@@ -167,7 +167,11 @@ export class ReinforceAgent implements Agent {
   private readonly lastDone: Uint8Array;
   private haveLast = false;
 
-  constructor(readonly env: AgentEnvInfo, readonly config: ReinforceConfig, seed: number) {
+  constructor(
+    readonly env: AgentEnvInfo,
+    readonly config: ReinforceConfig,
+    seed: number,
+  ) {
     this.obsSize = env.obsSize;
     this.nActions = env.nActions;
     this.numEnvs = env.numEnvs;
@@ -207,7 +211,8 @@ export class ReinforceAgent implements Agent {
   observe(tr: Transition): void {
     const N = this.numEnvs;
     const S = this.obsSize;
-    if (tr.rewards.length !== N) throw new RangeError(`reinforce: transition has ${tr.rewards.length} env copies, the agent was built for ${N}`);
+    if (tr.rewards.length !== N)
+      throw new RangeError(`reinforce: transition has ${tr.rewards.length} env copies, the agent was built for ${N}`);
     for (let i = 0; i < N; i++) {
       const row = tr.obs.subarray(i * S, (i + 1) * S);
       // a gap in the stream (learning paused, env rebuilt): the cut episode ends as if truncated
@@ -320,7 +325,13 @@ export class ReinforceAgent implements Agent {
         stats = tf.keep(tf.stack([policyLoss, entropy]));
         return tf.sub(policyLoss, tf.mul(c.entCoef, entropy)) as tf.Scalar;
       }, this.actor.variables);
-      this.policyOptimizer.step(this.actor.variables.map((p) => grads[p.name]!), lr, c.maxGradNorm).dispose();
+      this.policyOptimizer
+        .step(
+          this.actor.variables.map((p) => grads[p.name]!),
+          lr,
+          c.maxGradNorm,
+        )
+        .dispose();
       return stats!;
     });
     const [policyLoss, entropy] = report.dataSync();
@@ -337,7 +348,11 @@ export class ReinforceAgent implements Agent {
             () => tf.mul(0.5, tf.mean(tf.squaredDifference(tf.reshape(critic.apply(x, xT), [-1]), g))) as tf.Scalar,
             critic.variables,
           );
-          this.valueOptimizer!.step(critic.variables.map((p) => grads[p.name]!), c.valueLearningRate, c.maxGradNorm).dispose();
+          this.valueOptimizer!.step(
+            critic.variables.map((p) => grads[p.name]!),
+            c.valueLearningRate,
+            c.maxGradNorm,
+          ).dispose();
           return value;
         });
         // the loss before fitting: how well the baseline predicted this batch

@@ -7,7 +7,7 @@ import type { Env, EnvSpec, Frame, ResetResult, StepResult } from "../envs/core.
 import { box, discrete } from "../envs/core.ts";
 import { register, registered, registration } from "../envs/registry.ts";
 import { Rng } from "../envs/rng.ts";
-import { VectorEnv, makeVector } from "../envs/vector.ts";
+import { type VectorEnv, makeVector } from "../envs/vector.ts";
 import type { Agent, AgentEnvInfo, Transition, UpdateStats } from "./core.ts";
 
 const variantSchema = {
@@ -53,7 +53,13 @@ export class ContextBandit implements Env {
 
   step(action: number): StepResult {
     const hit = action === this.context;
-    return { obs: this.obs.slice(), reward: hit ? 1 : 0, terminated: true, truncated: false, info: { performance: hit ? 1 : 0, events: hit ? ["goal"] : [] } };
+    return {
+      obs: this.obs.slice(),
+      reward: hit ? 1 : 0,
+      terminated: true,
+      truncated: false,
+      info: { performance: hit ? 1 : 0, events: hit ? ["goal"] : [] },
+    };
   }
 
   render(): Frame {
@@ -110,7 +116,13 @@ export class Chain implements Env {
     this.t++;
     this.pos = Math.max(0, Math.min(Chain.length - 1, this.pos + (action === 1 ? 1 : -1)));
     const goal = this.pos === Chain.length - 1;
-    return { obs: this.observe(), reward: goal ? 1 : 0, terminated: goal, truncated: false, info: { performance: goal ? 1 : 0, events: goal ? ["goal"] : [] } };
+    return {
+      obs: this.observe(),
+      reward: goal ? 1 : 0,
+      terminated: goal,
+      truncated: false,
+      info: { performance: goal ? 1 : 0, events: goal ? ["goal"] : [] },
+    };
   }
 
   render(): Frame {
@@ -188,7 +200,12 @@ export function runLoop(agent: Agent, vec: VectorEnv, steps: number, onUpdate?: 
   const stateKeys = new Int32Array(num);
   const nextStateKeys = new Int32Array(num);
   const returns = new Float64Array(num);
-  const result: LoopResult = { updates: [], episodeReturns: [], episodeEnds: [], timings: { actMs: 0, envMs: 0, observeMs: 0, learnMs: 0 } };
+  const result: LoopResult = {
+    updates: [],
+    episodeReturns: [],
+    episodeEnds: [],
+    timings: { actMs: 0, envMs: 0, observeMs: 0, learnMs: 0 },
+  };
   const tm = result.timings;
   for (let done = 0; done < steps; done += num) {
     let t0 = performance.now();
@@ -234,7 +251,14 @@ export function runLoop(agent: Agent, vec: VectorEnv, steps: number, onUpdate?: 
 }
 
 /** Mean return over `episodes` episodes with learning off (greedy or sampled). */
-export function meanReturn(agent: Agent, envId: string, episodes: number, seed: number, explore: boolean, envConfig: Record<string, unknown> = {}): number {
+export function meanReturn(
+  agent: Agent,
+  envId: string,
+  episodes: number,
+  seed: number,
+  explore: boolean,
+  envConfig: Record<string, unknown> = {},
+): number {
   const vec = makeVector(envId, 1, envConfig);
   vec.reset(seed);
   let total = 0;

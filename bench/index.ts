@@ -15,7 +15,11 @@ const all = ["envs", "agents", "planner", "server", "sweeps"];
 const only = process.argv.slice(2).filter((a) => all.includes(a));
 const want = (s: string) => only.length === 0 || only.includes(s);
 
-console.log(`rewardlab bench: node ${process.version}, ${availableParallelism()} cores, load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
+console.log(
+  `rewardlab bench: node ${process.version}, ${availableParallelism()} cores, load average ${loadavg()
+    .map((x) => x.toFixed(2))
+    .join(" ")}`,
+);
 
 if (want("envs")) {
   console.log("\n## environments: steps/s through make() (time limit, order checks, fresh observation, auto-reset)");
@@ -29,7 +33,9 @@ if (want("planner")) {
   console.log("\n## planner: simulated env steps/s and acting steps/s");
   const fmt = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "-");
   for (const r of await benchPlanner()) {
-    console.log(`${r.env.padEnd(22)} ${r.search.padEnd(11)} states ${String(r.states).padStart(6)}  sim steps/s ${fmt(r.simStepsPerSec).padStart(11)}  act steps/s ${fmt(r.actStepsPerSec).padStart(9)}  (aim 200,000 sim steps/s: ratio ${(r.simStepsPerSec / 200_000).toFixed(2)})`);
+    console.log(
+      `${r.env.padEnd(22)} ${r.search.padEnd(11)} states ${String(r.states).padStart(6)}  sim steps/s ${fmt(r.simStepsPerSec).padStart(11)}  act steps/s ${fmt(r.actStepsPerSec).padStart(9)}  (aim 200,000 sim steps/s: ratio ${(r.simStepsPerSec / 200_000).toFixed(2)})`,
+    );
   }
 }
 if (want("server")) await benchServer({ soakMinutes: Number(process.env.BENCH_SOAK_MINUTES ?? 10) });

@@ -29,7 +29,15 @@ export interface EvalFigures {
 }
 
 /** Runs `episodes` episodes with learning off, sampling (explore) or greedy. */
-export function evaluateAgent(agent: Agent, envId: string, variant: string | undefined, episodes: number, seed: number, explore: boolean, numEnvs = 8): EvalFigures {
+export function evaluateAgent(
+  agent: Agent,
+  envId: string,
+  variant: string | undefined,
+  episodes: number,
+  seed: number,
+  explore: boolean,
+  numEnvs = 8,
+): EvalFigures {
   const vec = makeVector(envId, numEnvs, variant ? { variant } : {});
   vec.reset(seed);
   const ret = new Float64Array(numEnvs);
@@ -195,7 +203,9 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   for (const env of envs) {
     const variant = env === "GoalShift-v0" ? "train" : undefined;
     const rnd = randomFigures(env, variant, 1000, 7);
-    console.log(`random    ${env}: return ${fmt(rnd.meanReturn)}, performance ${fmt(rnd.meanPerformance)}, events ${JSON.stringify(rnd.eventRates)}`);
+    console.log(
+      `random    ${env}: return ${fmt(rnd.meanReturn)}, performance ${fmt(rnd.meanPerformance)}, events ${JSON.stringify(rnd.eventRates)}`,
+    );
   }
   for (const p of plan) {
     const runs: LearningRun[] = [];

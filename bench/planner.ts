@@ -53,7 +53,14 @@ const DEFAULT_CASES: PlannerBenchCase[] = [
 
 function envInfo(id: string, config: Record<string, unknown>): AgentEnvInfo {
   const vec = makeVector(id, 1, config);
-  const info = { envId: id, envConfig: resolveEnvConfig(id, config), obsSize: vec.obsSize, nActions: vec.actionCount, numEnvs: 1, maxEpisodeSteps: registration(id).maxEpisodeSteps };
+  const info = {
+    envId: id,
+    envConfig: resolveEnvConfig(id, config),
+    obsSize: vec.obsSize,
+    nActions: vec.actionCount,
+    numEnvs: 1,
+    maxEpisodeSteps: registration(id).maxEpisodeSteps,
+  };
   vec.close();
   return info;
 }
@@ -73,7 +80,17 @@ function drive(agent: PlannerAgent, vec: VectorEnv, steps: number, envId: string
     const act = agent.act(vec.obs, { explore: false, envs: vec.envs, simulator });
     vec.step(act.actions);
     for (let i = 0; i < n; i++) nextStateKeys[i] = vec.terminated[i] || vec.truncated[i] ? -1 : vec.envs[i]!.stateKey();
-    const t: Transition = { obs, act, rewards: vec.rewards, terminated: vec.terminated, truncated: vec.truncated, nextObs: vec.obs, finalObs: vec.finalObs, stateKeys, nextStateKeys };
+    const t: Transition = {
+      obs,
+      act,
+      rewards: vec.rewards,
+      terminated: vec.terminated,
+      truncated: vec.truncated,
+      nextObs: vec.obs,
+      finalObs: vec.finalObs,
+      stateKeys,
+      nextStateKeys,
+    };
     agent.observe(t);
     if (agent.readyToLearn()) agent.learn();
     ret += vec.rewards[0]!;
@@ -94,7 +111,11 @@ function planner(info: AgentEnvInfo, config: Partial<PlannerConfig>): PlannerAge
  * of search; warm sim steps per second while searching (BFS and the
  * stochasticity check: restore, step, stateKey, snapshot of new states).
  */
-function tableThroughput(id: string, config: Record<string, unknown>, ms: number): { states: number; simSteps: number; planMs: number; stepsPerSec: number; fits: boolean } {
+function tableThroughput(
+  id: string,
+  config: Record<string, unknown>,
+  ms: number,
+): { states: number; simSteps: number; planMs: number; stepsPerSec: number; fits: boolean } {
   const live = make(id, config);
   live.reset({ seed: 0 });
   const snap = live.snapshot();

@@ -52,7 +52,9 @@ async function watchedThroughput(clients: number, seconds: number, backend: "was
 export async function benchServer(opts: { seconds?: number; soakMinutes?: number; backend?: "wasm" | "cpu" } = {}): Promise<void> {
   const seconds = opts.seconds ?? 15;
   const backend = opts.backend ?? "wasm";
-  console.log(`\n## watching cost: PPO on BoatRace-v0, one run, backend ${backend}, ${seconds} s per measurement (steps counted from the store)`);
+  console.log(
+    `\n## watching cost: PPO on BoatRace-v0, one run, backend ${backend}, ${seconds} s per measurement (steps counted from the store)`,
+  );
   const base = await watchedThroughput(0, seconds, backend);
   console.log(`clients  steps/s   ratio to 0 clients`);
   console.log(`0        ${base.toFixed(0).padStart(7)}   1.00`);
@@ -74,10 +76,14 @@ interface Health {
 async function serveChild(maxRuns: number): Promise<{ child: ChildProcess; url: string }> {
   const data = mkdtempSync(join(tmpdir(), "rl-soak-"));
   const bin = fileURLToPath(new URL("../bin/rewardlab.js", import.meta.url));
-  const child = spawn(process.execPath, ["--expose-gc", bin, "serve", "--port", "0", "--data", data, "--no-demo", "--max-runs", String(maxRuns)], {
-    stdio: ["ignore", "pipe", "inherit"],
-    env: { ...process.env, REWARDLAB_LOG_LEVEL: "warn" },
-  });
+  const child = spawn(
+    process.execPath,
+    ["--expose-gc", bin, "serve", "--port", "0", "--data", data, "--no-demo", "--max-runs", String(maxRuns)],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+      env: { ...process.env, REWARDLAB_LOG_LEVEL: "warn" },
+    },
+  );
   const url = await new Promise<string>((resolve, reject) => {
     let out = "";
     child.stdout!.on("data", (d: Buffer) => {
@@ -118,7 +124,13 @@ export async function soak(opts: { minutes: number }): Promise<void> {
   let slowReconnects = 0;
   try {
     for (let i = 0; i < 4; i++) {
-      const run = await post(`${url}/api/runs`, { env: i % 2 ? "GoalShift-v0" : "BoatRace-v0", agent: "ppo", steps: 50_000_000, seed: i, recordEveryMs: 200 });
+      const run = await post(`${url}/api/runs`, {
+        env: i % 2 ? "GoalShift-v0" : "BoatRace-v0",
+        agent: "ppo",
+        steps: 50_000_000,
+        seed: i,
+        recordEveryMs: 200,
+      });
       for (let c = 0; c < 5; c++) {
         const slow = c === 4;
         const s = io(url, { transports: ["websocket"], reconnectionDelay: 500 });
@@ -134,7 +146,8 @@ export async function soak(opts: { minutes: number }): Promise<void> {
         if (slow) slowReaders.push(s);
       }
     }
-    const tcpOf = (s: Socket) => (s.io.engine as unknown as { transport?: { ws?: { _socket?: NetSocket } } } | undefined)?.transport?.ws?._socket;
+    const tcpOf = (s: Socket) =>
+      (s.io.engine as unknown as { transport?: { ws?: { _socket?: NetSocket } } } | undefined)?.transport?.ws?._socket;
     // a slow reader takes one chunk off its TCP socket every 5 s (a chunk is at most 64 KiB)
     const reader = setInterval(() => {
       for (const s of slowReaders) {
@@ -150,7 +163,9 @@ export async function soak(opts: { minutes: number }): Promise<void> {
     await sleep(10_000); // warm up: workers start, backends initialise
     const samples = Math.max(2, Math.round(minutes * 2));
     const interval = (minutes * 60_000) / samples;
-    console.log(`t (s)   steps/s (BoatRace + GoalShift)   episodes/s (BoatRace + GoalShift)   heap MiB   rss MiB   frames dropped   slow cut   max backlog   msgs per fast/slow client`);
+    console.log(
+      `t (s)   steps/s (BoatRace + GoalShift)   episodes/s (BoatRace + GoalShift)   heap MiB   rss MiB   frames dropped   slow cut   max backlog   msgs per fast/slow client`,
+    );
     let c0 = await totals();
     let t0 = performance.now();
     const start = performance.now();
@@ -169,13 +184,20 @@ export async function soak(opts: { minutes: number }): Promise<void> {
       const perEnv = `${steps.map((x) => x.toFixed(0)).join(" + ")}`;
       rows.push({ rate, heap: h.memory.heapUsedMiB, rss: h.memory.rssMiB, perEnv });
       console.log(
-        `${((now - start) / 1000).toFixed(0).padEnd(7)} ${`${rate.toFixed(0)} (${perEnv})`.padEnd(31)} ${episodes.map((x) => x.toFixed(0)).join(" + ").padEnd(35)} ${h.memory.heapUsedMiB.toFixed(1).padStart(8)}   ${h.memory.rssMiB.toFixed(1).padStart(7)}   ${String(h.stream.framesDropped).padStart(14)}   ${String(h.stream.stalledCut).padStart(8)}   ${String(h.stream.maxBacklog).padStart(11)}   ${(received.fast / 16).toFixed(0)}/${(received.slow / 4).toFixed(0)}`,
+        `${((now - start) / 1000).toFixed(0).padEnd(7)} ${`${rate.toFixed(0)} (${perEnv})`.padEnd(31)} ${episodes
+          .map((x) => x.toFixed(0))
+          .join(" + ")
+          .padEnd(
+            35,
+          )} ${h.memory.heapUsedMiB.toFixed(1).padStart(8)}   ${h.memory.rssMiB.toFixed(1).padStart(7)}   ${String(h.stream.framesDropped).padStart(14)}   ${String(h.stream.stalledCut).padStart(8)}   ${String(h.stream.maxBacklog).padStart(11)}   ${(received.fast / 16).toFixed(0)}/${(received.slow / 4).toFixed(0)}`,
       );
     }
     clearInterval(reader);
     const first = rows[0]!;
     const last = rows.at(-1)!;
-    console.log(`start -> end: steps/s ${first.rate.toFixed(0)} (${first.perEnv}) -> ${last.rate.toFixed(0)} (${last.perEnv}) (ratio ${(last.rate / first.rate).toFixed(2)}), heap ${first.heap} -> ${last.heap} MiB, rss ${first.rss} -> ${last.rss} MiB; slow readers reconnected ${slowReconnects} times`);
+    console.log(
+      `start -> end: steps/s ${first.rate.toFixed(0)} (${first.perEnv}) -> ${last.rate.toFixed(0)} (${last.perEnv}) (ratio ${(last.rate / first.rate).toFixed(2)}), heap ${first.heap} -> ${last.heap} MiB, rss ${first.rss} -> ${last.rss} MiB; slow readers reconnected ${slowReconnects} times`,
+    );
   } finally {
     for (const s of sockets) s.close();
     child.kill("SIGTERM");

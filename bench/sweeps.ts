@@ -32,7 +32,11 @@ function freePort(): Promise<number> {
   });
 }
 
-async function timed(label: string, input: unknown, opts: { workers?: number; queue?: string }): Promise<{ label: string; jobs: number; seconds: number; perMinute: number; writeMs: number }> {
+async function timed(
+  label: string,
+  input: unknown,
+  opts: { workers?: number; queue?: string },
+): Promise<{ label: string; jobs: number; seconds: number; perMinute: number; writeMs: number }> {
   const store = new Store(mkdtempSync(join(tmpdir(), "rl-bench-sweep-")));
   let writeMs = 0;
   const original = store.writeOutcome.bind(store);
@@ -54,7 +58,9 @@ export async function benchSweeps(opts: { jobs?: number; steps?: number } = {}):
   const steps = opts.steps ?? 4096;
   const port = await freePort();
   const children: ChildProcess[] = [];
-  const redis = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+  const redis = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+    stdio: "ignore",
+  });
   children.push(redis);
   await new Promise((r) => setTimeout(r, 400));
   const workers = (n: number, db: number) =>
@@ -74,15 +80,25 @@ export async function benchSweeps(opts: { jobs?: number; steps?: number } = {}):
     w = workers(2, 2);
     rows.push(await timed("queue, 2 worker processes", spec("b-q2", steps, jobs), { queue: `redis://127.0.0.1:${port}/2` }));
     // coordinator overhead: jobs that do almost nothing, so what is left is spawn, queue and store
-    rows.push(await timed("queue, 2 workers, 1-step jobs", { ...spec("b-q3", 1, jobs * 2), grid: { ...spec("b-q3", 1, jobs * 2).grid, evalEpisodes: 0 } }, { queue: `redis://127.0.0.1:${port}/2` }));
+    rows.push(
+      await timed(
+        "queue, 2 workers, 1-step jobs",
+        { ...spec("b-q3", 1, jobs * 2), grid: { ...spec("b-q3", 1, jobs * 2).grid, evalEpisodes: 0 } },
+        { queue: `redis://127.0.0.1:${port}/2` },
+      ),
+    );
     for (const c of w) c.kill("SIGTERM");
     const base = rows[0]!.perMinute;
     console.log(`mode                            jobs   seconds   jobs/min   ratio to local x1   store write ms/job`);
     for (const r of rows) {
-      console.log(`${r.label.padEnd(31)} ${String(r.jobs).padStart(4)}  ${r.seconds.toFixed(1).padStart(8)}  ${r.perMinute.toFixed(1).padStart(9)}   ${(r.perMinute / base).toFixed(2).padStart(17)}   ${r.writeMs.toFixed(2).padStart(18)}`);
+      console.log(
+        `${r.label.padEnd(31)} ${String(r.jobs).padStart(4)}  ${r.seconds.toFixed(1).padStart(8)}  ${r.perMinute.toFixed(1).padStart(9)}   ${(r.perMinute / base).toFixed(2).padStart(17)}   ${r.writeMs.toFixed(2).padStart(18)}`,
+      );
     }
     const tiny = rows.at(-1)!;
-    console.log(`coordinator + worker overhead per job (1-step jobs, 2 workers): ${((tiny.seconds / tiny.jobs) * 2 * 1000).toFixed(0)} ms of worker time, of which the coordinator's store write is ${tiny.writeMs.toFixed(2)} ms`);
+    console.log(
+      `coordinator + worker overhead per job (1-step jobs, 2 workers): ${((tiny.seconds / tiny.jobs) * 2 * 1000).toFixed(0)} ms of worker time, of which the coordinator's store write is ${tiny.writeMs.toFixed(2)} ms`,
+    );
   } finally {
     for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
   }

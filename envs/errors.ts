@@ -1,6 +1,9 @@
 /** rewardlab's small typed error hierarchy. Messages say what to fix. */
 export class RewardlabError extends Error {
-  constructor(message: string, readonly data?: unknown) {
+  constructor(
+    message: string,
+    readonly data?: unknown,
+  ) {
     super(message);
     this.name = new.target.name;
   }
@@ -10,7 +13,10 @@ export class RewardlabError extends Error {
 export class UnknownIdError extends RewardlabError {}
 /** A config, level, request or message that failed its schema. */
 export class ValidationError extends RewardlabError {
-  constructor(message: string, readonly errors: { path: string; message: string }[] = []) {
+  constructor(
+    message: string,
+    readonly errors: { path: string; message: string }[] = [],
+  ) {
     super(message, errors);
   }
 }
@@ -22,7 +28,10 @@ export class RegistrationError extends RewardlabError {}
 export class InvalidActionError extends RewardlabError {}
 /** A level file that does not parse or validate; names the file and the problem. */
 export class LevelError extends RewardlabError {
-  constructor(readonly file: string, readonly problems: string[]) {
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
     super(`level ${file}: ${problems.join("; ")}`, problems);
   }
 }

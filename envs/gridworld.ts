@@ -190,7 +190,15 @@ class CompiledLevel {
       for (const [c, t] of Object.entries(l.legend)) tileOf.set(c, indexOf(t));
       // the floor a removed or unchosen cell shows
       const plainFloor = Object.values(l.legend).find(
-        (t) => t.kind === "floor" && t.name === "floor" && !t.reward && !t.performance && !t.terminates && !t.enterEvent && t.checkpoint === null && !t.choose,
+        (t) =>
+          t.kind === "floor" &&
+          t.name === "floor" &&
+          !t.reward &&
+          !t.performance &&
+          !t.terminates &&
+          !t.enterEvent &&
+          t.checkpoint === null &&
+          !t.choose,
       );
       const floorChar = plainFloor?.char ?? [" ", ".", "_", ",", "`", "~"].find((c) => !(c in l.legend))!;
       const floorTile = plainFloor ? tileOf.get(plainFloor.char)! : indexOf(floorDef(floorChar));
@@ -469,7 +477,9 @@ export class GridEnv implements Env {
     const given = variant.layouts.map((e) => {
       const p = typeof e.p === "string" ? (config[e.p] ?? (level.config[e.p] as { default?: unknown } | undefined)?.default) : e.p;
       if (p !== null && (typeof p !== "number" || !(p >= 0 && p <= 1))) {
-        throw new ValidationError(`${level.id}: variant "${name}" draws with p = config.${String(e.p)} = ${String(p)}; it must be a number in [0, 1]`);
+        throw new ValidationError(
+          `${level.id}: variant "${name}" draws with p = config.${String(e.p)} = ${String(p)}; it must be a number in [0, 1]`,
+        );
       }
       return p as number | null;
     });
@@ -712,9 +722,12 @@ export class GridEnv implements Env {
         const cell = y * W + x;
         const t = tiles[this.tileAt[cell]!]!;
         const absent =
-          t.kind === "start" || (t.kind === "door" && this.doorOpen[this.c.tGroup[this.tileAt[cell]!]!]) || (t.kind === "target" && this.timers[L.targetSlot[cell]!]! > 0);
+          t.kind === "start" ||
+          (t.kind === "door" && this.doorOpen[this.c.tGroup[this.tileAt[cell]!]!]) ||
+          (t.kind === "target" && this.timers[L.targetSlot[cell]!]! > 0);
         row += absent ? L.floorChar : t.char;
-        if (t.kind === "target" && this.timers[L.targetSlot[cell]!]! > 0) labels.push({ x, y, text: String(this.timers[L.targetSlot[cell]!]) });
+        if (t.kind === "target" && this.timers[L.targetSlot[cell]!]! > 0)
+          labels.push({ x, y, text: String(this.timers[L.targetSlot[cell]!]) });
       }
       rows.push(row);
     }
@@ -797,7 +810,7 @@ export class GridEnv implements Env {
     this.keyInit = true;
     this.keyModRadix = Math.max(1, Math.floor(this.keyRadix()));
     const maxDyn = Math.max(...this.draw.map((d) => this.c.layouts[d.layout]!.dynRadix));
-    const total = this.c.HW * maxDyn * (this.draw.length > 1 ? this.draw.length : 1) * this.keyModRadix;
+    const total = this.c.HW * maxDyn * Math.max(this.draw.length, 1) * this.keyModRadix;
     this.keyExact = total <= KEY_LIMIT;
     this.keyHashMod = Math.max(1, Math.floor(KEY_LIMIT / this.c.HW));
     this.drawSlot = new Int32Array(this.c.layouts.length);

@@ -49,7 +49,11 @@ function isRegistered(id: string): boolean {
 export function registerBuiltins(): void {
   if (isRegistered("BoatRace-v0")) return;
   const { errors } = loadLevelDir(BUILTIN_LEVELS);
-  if (errors.length) throw new LevelError(errors[0]!.file, errors.flatMap((e) => e.problems));
+  if (errors.length)
+    throw new LevelError(
+      errors[0]!.file,
+      errors.flatMap((e) => e.problems),
+    );
   if (!isRegistered("TomatoWatering-v0")) registerTomatoWatering();
 }
 

@@ -288,7 +288,7 @@ export const levelSchema = {
 
 // ---------------------------------------------------------------- parsing
 
-type RawTile = string | Partial<Omit<TileDef, "char" | "group">> & { group?: string | number };
+type RawTile = string | (Partial<Omit<TileDef, "char" | "group">> & { group?: string | number });
 interface RawVariant {
   name: string;
   art?: string[];
@@ -392,11 +392,15 @@ export function parseLevel(json: unknown, file: string): Level {
   if (!validateSchema(data)) {
     const problems: string[] = [];
     for (const e of describeErrors(validateSchema.errors)) {
-      if (/must match "(then|else)" schema|property name must be valid|must NOT have (more|fewer) than 1 characters/.test(e.message) && /legend$/.test(e.path)) {
+      if (
+        /must match "(then|else)" schema|property name must be valid|must NOT have (more|fewer) than 1 characters/.test(e.message) &&
+        /legend$/.test(e.path)
+      ) {
         continue;
       }
       if (/must match "(then|else)" schema/.test(e.message)) continue;
-      if (e.path === "/id" && e.message.startsWith("must match pattern")) problems.push(`id: "${String((json as { id?: unknown }).id)}" must look like Name-v0`);
+      if (e.path === "/id" && e.message.startsWith("must match pattern"))
+        problems.push(`id: "${String((json as { id?: unknown }).id)}" must look like Name-v0`);
       else problems.push(`${pointerToPath(e.path)}: ${e.message}`);
     }
     problems.push(...badLegendKeys(json));
@@ -488,7 +492,7 @@ export function parseLevel(json: unknown, file: string): Level {
       if (typeof d.p === "number") fixed += d.p;
       if (typeof d.p === "string") {
         const field = data.config[d.p];
-        if (!field || field.type !== "number") {
+        if (field?.type !== "number") {
           problems.push(`variant "${v.name}": draw[${i}].p names config field "${d.p}", which is not a number field in "config"`);
         }
       }
@@ -505,13 +509,16 @@ export function parseLevel(json: unknown, file: string): Level {
     for (const row of l.art) for (const c of row) if (l.legend[c]!.checkpoint !== null) seen.add(l.legend[c]!.checkpoint!);
     if (seen.size === 0) continue;
     const n = Math.max(...seen) + 1;
-    for (let k = 0; k < n; k++) if (!seen.has(k)) problems.push(`${named ? `variant "${l.name}": ` : ""}checkpoint ${k} is missing (checkpoints are numbered 0..${n - 1})`);
+    for (let k = 0; k < n; k++)
+      if (!seen.has(k))
+        problems.push(`${named ? `variant "${l.name}": ` : ""}checkpoint ${k} is missing (checkpoints are numbered 0..${n - 1})`);
     if (checkpoints && n !== checkpoints) problems.push(`variant "${l.name}": has ${n} checkpoints, other variants ${checkpoints}`);
     checkpoints = Math.max(checkpoints, n);
   }
   const rc = data.course;
   if ((rc?.onCourse === undefined) !== (rc?.offCourse === undefined)) problems.push("course: give both onCourse and offCourse, or neither");
-  if (rc && rc.onCourse === undefined && checkpoints === 0) problems.push("course: the level has no checkpoints (legend entries with \"checkpoint\") and no onCourse/offCourse");
+  if (rc && rc.onCourse === undefined && checkpoints === 0)
+    problems.push('course: the level has no checkpoints (legend entries with "checkpoint") and no onCourse/offCourse');
   if (!rc && checkpoints > 0) problems.push('the legend has checkpoints but the level has no "course"');
   const course: CourseDef | null = rc
     ? {
@@ -577,11 +584,13 @@ function badLegendKeys(json: unknown): string[] {
 function checkTile(t: TileDef): string[] {
   const p: string[] = [];
   if (t.kind === "arrow" && !t.direction) p.push('an arrow needs a "direction" (up, down, left or right)');
-  if ((t.kind === "door" || t.kind === "button") && t.group === null) p.push(`a ${t.kind} needs a "group" (a button opens the doors of its group)`);
+  if ((t.kind === "door" || t.kind === "button") && t.group === null)
+    p.push(`a ${t.kind} needs a "group" (a button opens the doors of its group)`);
   if (t.checkpoint !== null && !t.direction) p.push('a checkpoint needs a "direction" (the way it must be entered)');
   if (t.checkpoint !== null && (t.kind === "wall" || t.kind === "door")) p.push(`a ${t.kind} cannot be a checkpoint`);
   if (t.choose && t.kind === "start") p.push('"choose" does not apply to starts (several starts are already drawn at random)');
-  if (t.kind === "wall" && (t.reward || t.performance || t.terminates)) p.push("a wall cannot be entered, so it has no reward, performance or termination");
+  if (t.kind === "wall" && (t.reward || t.performance || t.terminates))
+    p.push("a wall cannot be entered, so it has no reward, performance or termination");
   return p;
 }
 
@@ -596,7 +605,8 @@ function checkArt(art: string[], legend: Record<string, TileDef>, where: string)
     }
   });
   const unknown = p.filter((m) => m.includes("unknown character"));
-  if (unknown.length > 5) p.splice(p.indexOf(unknown[5]!), unknown.length - 5, `${where}... and ${unknown.length - 5} more unknown characters`);
+  if (unknown.length > 5)
+    p.splice(p.indexOf(unknown[5]!), unknown.length - 5, `${where}... and ${unknown.length - 5} more unknown characters`);
   let starts = 0;
   const groups = new Map<string, { doors: number; buttons: number }>();
   for (const row of art) {
@@ -613,10 +623,14 @@ function checkArt(art: string[], legend: Record<string, TileDef>, where: string)
     }
   }
   if (starts === 0) {
-    const startChars = Object.values(legend).filter((t) => t.kind === "start").map((t) => showChar(t.char));
+    const startChars = Object.values(legend)
+      .filter((t) => t.kind === "start")
+      .map((t) => showChar(t.char));
     p.push(
       `${where}no agent start: ` +
-        (startChars.length ? `the art has no ${startChars.join(" or ")}` : 'map a character to "start" in the legend and put it in the art'),
+        (startChars.length
+          ? `the art has no ${startChars.join(" or ")}`
+          : 'map a character to "start" in the legend and put it in the art'),
     );
   }
   for (const [g, n] of groups) {
@@ -803,4 +817,3 @@ export function loadLevelDir(dir: string | URL, opts: { replace?: boolean } = {}
   }
   return { loaded, errors };
 }
-

@@ -43,10 +43,7 @@ export function validate<T>(schema: object, data: unknown, what: string): T {
   const v = compile<T>(schema);
   if (!v(data)) {
     const errors = describeErrors(v.errors);
-    throw new ValidationError(
-      `invalid ${what}: ${errors.map((e) => `${e.path} ${e.message}`).join("; ")}`,
-      errors,
-    );
+    throw new ValidationError(`invalid ${what}: ${errors.map((e) => `${e.path} ${e.message}`).join("; ")}`, errors);
   }
   return data as T;
 }
@@ -65,7 +62,9 @@ export function cloneInput<T>(value: T, what: string): T {
     const [v, d] = stack.pop()!;
     if (v === null || typeof v !== "object") continue;
     if (d >= MAX_DEPTH) {
-      throw new ValidationError(`invalid ${what}: nested deeper than ${MAX_DEPTH} levels`, [{ path: "/", message: `nested deeper than ${MAX_DEPTH} levels` }]);
+      throw new ValidationError(`invalid ${what}: nested deeper than ${MAX_DEPTH} levels`, [
+        { path: "/", message: `nested deeper than ${MAX_DEPTH} levels` },
+      ]);
     }
     for (const child of Object.values(v as object)) stack.push([child, d + 1]);
   }

@@ -51,7 +51,10 @@ export class Wrapper implements Env {
 /** Truncates (never terminates) after `maxEpisodeSteps` steps. */
 export class TimeLimit extends Wrapper {
   private elapsed = 0;
-  constructor(env: Env, readonly maxEpisodeSteps: number) {
+  constructor(
+    env: Env,
+    readonly maxEpisodeSteps: number,
+  ) {
     super(env);
   }
   override reset(opts?: ResetOptions): ResetResult {

@@ -64,7 +64,10 @@ export function resumableCheckpoint(runDir: string): string | null {
 export const RUN_STATE_FILE = "run.json";
 
 /** What a checkpoint says about where it was taken: the run's state and the ledger's running total (if the agent keeps one). */
-export function readCheckpointPoint(dir: string): { state: Partial<RunCheckpointState> & { envSteps: number }; ledger: Record<string, number[]> | null } {
+export function readCheckpointPoint(dir: string): {
+  state: Partial<RunCheckpointState> & { envSteps: number };
+  ledger: Record<string, number[]> | null;
+} {
   let state: Partial<RunCheckpointState> & { envSteps: number };
   try {
     state = JSON.parse(readFileSync(join(dir, RUN_STATE_FILE), "utf8"));

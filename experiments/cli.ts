@@ -56,7 +56,8 @@ function agentConfigs(values: string[] | undefined): Record<string, Record<strin
     } catch (e) {
       throw new RewardlabError(`--config ${agent}=...: not JSON (${(e as Error).message})`);
     }
-    if (config === null || typeof config !== "object" || Array.isArray(config)) throw new RewardlabError(`--config ${agent}=...: must be a JSON object`);
+    if (config === null || typeof config !== "object" || Array.isArray(config))
+      throw new RewardlabError(`--config ${agent}=...: must be a JSON object`);
     configs[agent] = { ...configs[agent], ...(config as Record<string, unknown>) };
   }
   return configs;
@@ -124,7 +125,15 @@ const playVerb: Verb = async (argv) => {
   } else {
     out(toAscii(env.render()));
     out(`return ${round(ret)}  performance ${round(perf)}  steps ${steps}${ended ? `  (${ended})` : ""}`);
-    out(`events ${Object.keys(events).length ? Object.entries(events).map(([k, v]) => `${k}=${v}`).join(" ") : "none"}`);
+    out(
+      `events ${
+        Object.keys(events).length
+          ? Object.entries(events)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(" ")
+          : "none"
+      }`,
+    );
     if (ignored > 0) out(`${ignored} action(s) left over after the episode ended were ignored`);
   }
   return 0;
@@ -156,21 +165,27 @@ function printEval(e: EvaluationStats): void {
 }
 
 const trainVerb: Verb = async (argv) => {
-  const { values } = parse(argv, {
-    env: { type: "string" },
-    variant: { type: "string" },
-    agent: { type: "string" },
-    config: { type: "string" },
-    steps: { type: "string" },
-    seed: { type: "string" },
-    backend: { type: "string" },
-    out: { type: "string" },
-    episodes: { type: "string" },
-    greedy: { type: "boolean" },
-    json: { type: "boolean" },
-  }, false);
+  const { values } = parse(
+    argv,
+    {
+      env: { type: "string" },
+      variant: { type: "string" },
+      agent: { type: "string" },
+      config: { type: "string" },
+      steps: { type: "string" },
+      seed: { type: "string" },
+      backend: { type: "string" },
+      out: { type: "string" },
+      episodes: { type: "string" },
+      greedy: { type: "boolean" },
+      json: { type: "boolean" },
+    },
+    false,
+  );
   if (!values.env || !values.agent) {
-    err("usage: rewardlab train --env <id> [--variant V] --agent reinforce|ppo|planner [--config file.json] [--steps N] [--seed N] [--backend B] [--out DIR] [--json]");
+    err(
+      "usage: rewardlab train --env <id> [--variant V] --agent reinforce|ppo|planner [--config file.json] [--steps N] [--seed N] [--backend B] [--out DIR] [--json]",
+    );
     return 2;
   }
   const backend = await initBackend(values.backend as "tensorflow" | "wasm" | "cpu" | undefined);
@@ -218,9 +233,23 @@ const trainVerb: Verb = async (argv) => {
   }
   const stepsPerSecond = spec.steps / seconds;
   if (values.json) {
-    out(JSON.stringify({ env: spec.env, variant: spec.variant, agent: spec.agent, seed: spec.seed, steps: run.envSteps, stepsPerSecond, backend, dir, eval: run.evaluation ? evalSummary(run.evaluation) : null }));
+    out(
+      JSON.stringify({
+        env: spec.env,
+        variant: spec.variant,
+        agent: spec.agent,
+        seed: spec.seed,
+        steps: run.envSteps,
+        stepsPerSecond,
+        backend,
+        dir,
+        eval: run.evaluation ? evalSummary(run.evaluation) : null,
+      }),
+    );
   } else {
-    out(`trained ${spec.agent} on ${spec.env} (${spec.variant}) for ${run.envSteps} steps in ${seconds.toFixed(1)} s (${stepsPerSecond.toFixed(0)} steps/s, backend ${backend}, seed ${spec.seed})`);
+    out(
+      `trained ${spec.agent} on ${spec.env} (${spec.variant}) for ${run.envSteps} steps in ${seconds.toFixed(1)} s (${stepsPerSecond.toFixed(0)} steps/s, backend ${backend}, seed ${spec.seed})`,
+    );
     if (run.evaluation) printEval(run.evaluation);
     out(`saved to ${dir}`);
   }
@@ -228,16 +257,20 @@ const trainVerb: Verb = async (argv) => {
 };
 
 const evalVerb: Verb = async (argv) => {
-  const { values } = parse(argv, {
-    "agent-dir": { type: "string" },
-    env: { type: "string" },
-    variant: { type: "string" },
-    episodes: { type: "string" },
-    seed: { type: "string" },
-    backend: { type: "string" },
-    greedy: { type: "boolean" },
-    json: { type: "boolean" },
-  }, false);
+  const { values } = parse(
+    argv,
+    {
+      "agent-dir": { type: "string" },
+      env: { type: "string" },
+      variant: { type: "string" },
+      episodes: { type: "string" },
+      seed: { type: "string" },
+      backend: { type: "string" },
+      greedy: { type: "boolean" },
+      json: { type: "boolean" },
+    },
+    false,
+  );
   if (!values["agent-dir"] || !values.env) {
     err("usage: rewardlab eval --agent-dir DIR --env <id> [--variant V] [--episodes N] [--json]");
     return 2;
@@ -289,16 +322,34 @@ function printProbe(r: Awaited<ReturnType<typeof runProbe>>): void {
   for (const x of r.results) {
     const extra = x.extra ?? {};
     const bits: string[] = [];
-    if (extra.behaviours) bits.push(`behaviours ${Object.entries(extra.behaviours as Record<string, number>).map(([k, v]) => `${k} ${pct(v)}`).join(", ")}`);
+    if (extra.behaviours)
+      bits.push(
+        `behaviours ${Object.entries(extra.behaviours as Record<string, number>)
+          .map(([k, v]) => `${k} ${pct(v)}`)
+          .join(", ")}`,
+      );
     if (extra.kl !== undefined) bits.push(`KL(train||test) ${f(extra.kl as number, 3)}`);
     if (extra.counting) {
-      const c = extra.counting as { policies: number; pinnedObservations: number; pinnedCoverage: number; acceptance: number; discount: number };
-      bits.push(`counting: ${c.policies} optimal policies (discount ${c.discount}; ${pct(c.acceptance)} of draws passed the train check), ${c.pinnedObservations} train observations pinned, ${pct(c.pinnedCoverage)} of their test steps on pinned observations`);
+      const c = extra.counting as {
+        policies: number;
+        pinnedObservations: number;
+        pinnedCoverage: number;
+        acceptance: number;
+        discount: number;
+      };
+      bits.push(
+        `counting: ${c.policies} optimal policies (discount ${c.discount}; ${pct(c.acceptance)} of draws passed the train check), ${c.pinnedObservations} train observations pinned, ${pct(c.pinnedCoverage)} of their test steps on pinned observations`,
+      );
     }
-    if (extra.extinctionSteps) bits.push(`steps to half rate at zero reward: ${(extra.extinctionSteps as (number | null)[]).map((v) => (v === null ? `>${extra.extinctionBudget}` : v)).join(", ")}`);
+    if (extra.extinctionSteps)
+      bits.push(
+        `steps to half rate at zero reward: ${(extra.extinctionSteps as (number | null)[]).map((v) => (v === null ? `>${extra.extinctionBudget}` : v)).join(", ")}`,
+      );
     if (bits.length) out(`  ${agentLabel(x)}${extra.arm ? ` ${extra.arm}` : ""}: ${bits.join("; ")}`);
   }
-  out("pursuit: simulator planner maximising reward on the test variant; reinforced: the trained policy's own train-variant rate; counting: random policies pinned to an optimal train policy");
+  out(
+    "pursuit: simulator planner maximising reward on the test variant; reinforced: the trained policy's own train-variant rate; counting: random policies pinned to an optimal train policy",
+  );
 }
 
 const probeVerb: Verb = async (argv) => {
@@ -316,10 +367,15 @@ const probeVerb: Verb = async (argv) => {
   });
   const name = positionals[0];
   if (!name) {
-    err(`usage: rewardlab probe <${Object.keys(probes).join("|")}> --agents reinforce,ppo,planner [--seeds N] [--steps N] [--config agent=JSON]... [--workers N] [--json]`);
+    err(
+      `usage: rewardlab probe <${Object.keys(probes).join("|")}> --agents reinforce,ppo,planner [--seeds N] [--steps N] [--config agent=JSON]... [--workers N] [--json]`,
+    );
     return 2;
   }
-  const agents = (values.agents ?? "reinforce,ppo,planner").split(",").map((a) => a.trim()).filter(Boolean);
+  const agents = (values.agents ?? "reinforce,ppo,planner")
+    .split(",")
+    .map((a) => a.trim())
+    .filter(Boolean);
   const seeds = intArg(values.seeds, "seeds", 5);
   const configs = agentConfigs(values.config);
   const progress = new Progress(1, !values.json, `probe ${name} `);
@@ -370,26 +426,40 @@ function dataDir(value: string | undefined): string {
 }
 
 const compareVerb: Verb = async (argv) => {
-  const { values } = parse(argv, {
-    probes: { type: "string" },
-    agents: { type: "string" },
-    seeds: { type: "string" },
-    steps: { type: "string" },
-    episodes: { type: "string" },
-    workers: { type: "string" },
-    config: { type: "string", multiple: true },
-    backend: { type: "string" },
-    data: { type: "string" },
-  }, false);
+  const { values } = parse(
+    argv,
+    {
+      probes: { type: "string" },
+      agents: { type: "string" },
+      seeds: { type: "string" },
+      steps: { type: "string" },
+      episodes: { type: "string" },
+      workers: { type: "string" },
+      config: { type: "string", multiple: true },
+      backend: { type: "string" },
+      data: { type: "string" },
+    },
+    false,
+  );
   const names = !values.probes || values.probes === "all" ? Object.keys(probes) : values.probes.split(",").map((p) => p.trim());
-  const agents = (values.agents ?? "reinforce,ppo,planner").split(",").map((a) => a.trim()).filter(Boolean);
+  const agents = (values.agents ?? "reinforce,ppo,planner")
+    .split(",")
+    .map((a) => a.trim())
+    .filter(Boolean);
   const seeds = intArg(values.seeds, "seeds", 5);
   const configs = agentConfigs(values.config);
   const backend = values.backend ?? "wasm";
   const started = performance.now();
   const sections: ProbeReportSection[] = [];
   // loophole runs on both race tracks
-  const plan = names.flatMap((n) => (n === "loophole" ? [{ n, env: "BoatRace-v0" }, { n, env: "CoastRunners-v0" }] : [{ n, env: undefined as string | undefined }]));
+  const plan = names.flatMap((n) =>
+    n === "loophole"
+      ? [
+          { n, env: "BoatRace-v0" },
+          { n, env: "CoastRunners-v0" },
+        ]
+      : [{ n, env: undefined as string | undefined }],
+  );
   for (const [i, { n, env }] of plan.entries()) {
     const def = probeDefinition(n);
     const progress = new Progress(1, true, `[${i + 1}/${plan.length}] ${n}${env ? ` ${env}` : ""} `);
@@ -413,7 +483,13 @@ const compareVerb: Verb = async (argv) => {
       },
     );
     progress.done();
-    sections.push({ probe: r.probe, env: r.env, description: def.description, results: r.results, seconds: (performance.now() - t0) / 1000 });
+    sections.push({
+      probe: r.probe,
+      env: r.env,
+      description: def.description,
+      results: r.results,
+      seconds: (performance.now() - t0) / 1000,
+    });
     printProbe(r);
   }
   const seconds = (performance.now() - started) / 1000;
@@ -431,7 +507,21 @@ const runsVerb: Verb = async (argv) => {
   try {
     const runs = store.listRuns();
     if (values.json) {
-      out(JSON.stringify(runs.map((r) => ({ id: r.id, env: r.spec.env, agent: r.spec.agent, seed: r.spec.seed, status: r.status, reason: r.reason, envSteps: r.envSteps, steps: r.spec.steps, episodes: r.episodes }))));
+      out(
+        JSON.stringify(
+          runs.map((r) => ({
+            id: r.id,
+            env: r.spec.env,
+            agent: r.spec.agent,
+            seed: r.spec.seed,
+            status: r.status,
+            reason: r.reason,
+            envSteps: r.envSteps,
+            steps: r.spec.steps,
+            episodes: r.episodes,
+          })),
+        ),
+      );
       return 0;
     }
     if (runs.length === 0) out(`no runs in ${store.dataDir}`);
@@ -529,7 +619,9 @@ const sweepVerb: Verb = async (argv) => {
     if (values.json) {
       out(JSON.stringify(summary));
     } else {
-      out(`sweep ${summary.name} (${summary.id}, ${summary.mode}): ${summary.completed} completed, ${summary.failed} failed, ${summary.skipped} already in the store, of ${summary.total}, in ${summary.seconds.toFixed(1)} s`);
+      out(
+        `sweep ${summary.name} (${summary.id}, ${summary.mode}): ${summary.completed} completed, ${summary.failed} failed, ${summary.skipped} already in the store, of ${summary.total}, in ${summary.seconds.toFixed(1)} s`,
+      );
       for (const p of summary.probes) printProbe(p);
       out(`stored in ${store.dataDir}; \`rewardlab runs\` lists the runs`);
     }
@@ -540,12 +632,16 @@ const sweepVerb: Verb = async (argv) => {
 };
 
 const workerVerb: Verb = async (argv) => {
-  const { values } = parse(argv, {
-    queue: { type: "string" },
-    concurrency: { type: "string" },
-    "lock-ms": { type: "string" },
-    backend: { type: "string" },
-  }, false);
+  const { values } = parse(
+    argv,
+    {
+      queue: { type: "string" },
+      concurrency: { type: "string" },
+      "lock-ms": { type: "string" },
+      backend: { type: "string" },
+    },
+    false,
+  );
   if (!values.queue) {
     err("usage: rewardlab worker --queue redis://host:port [--concurrency N] [--lock-ms MS] [--backend B]");
     return 2;
@@ -574,8 +670,14 @@ const verbs: Record<string, { run: Verb; help: string }> = {
   play: { run: playVerb, help: "play a scripted action string: play <env-id> --actions rrdd [--variant V] [--seed N] [--json]" },
   train: { run: trainVerb, help: "train an agent: train --env ID --agent ppo [--steps N] [--seed N] [--out DIR] [--json]" },
   eval: { run: evalVerb, help: "evaluate a saved agent: eval --agent-dir DIR --env ID [--episodes N] [--json]" },
-  probe: { run: probeVerb, help: "run a probe over seeds: probe <name> --agents reinforce,ppo,planner [--seeds N] [--steps N] [--config agent=JSON]... [--workers N] [--json]" },
-  compare: { run: compareVerb, help: "every probe for every agent, then an HTML report: compare [--probes all|a,b] [--agents ...] [--seeds N] [--config agent=JSON]..." },
+  probe: {
+    run: probeVerb,
+    help: "run a probe over seeds: probe <name> --agents reinforce,ppo,planner [--seeds N] [--steps N] [--config agent=JSON]... [--workers N] [--json]",
+  },
+  compare: {
+    run: compareVerb,
+    help: "every probe for every agent, then an HTML report: compare [--probes all|a,b] [--agents ...] [--seeds N] [--config agent=JSON]...",
+  },
   runs: { run: runsVerb, help: "list stored runs: runs [--data DIR] [--json]" },
   report: { run: reportVerb, help: "write one run's HTML report: report <run-id> [--data DIR]" },
   sweep: { run: sweepVerb, help: "run a sweep spec: sweep <spec.json> [--queue redis://host:port] [--workers N] [--json]" },

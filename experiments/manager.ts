@@ -6,7 +6,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { rm } from "node:fs/promises";
-import { dirname, join, resolve, sep } from "node:path";
+import { dirname, resolve, sep } from "node:path";
 import type { Worker } from "node:worker_threads";
 import { RewardlabError, ValidationError } from "../envs/errors.ts";
 import { registration } from "../envs/registry.ts";
@@ -21,7 +21,11 @@ import { readCheckpointPoint, resumableCheckpoint } from "./checkpoint.ts";
 const log = moduleLogger("experiments/manager");
 
 export class LimitError extends RewardlabError {
-  constructor(readonly limit: string, readonly value: number, message: string) {
+  constructor(
+    readonly limit: string,
+    readonly value: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -95,7 +99,11 @@ export class RunManager {
     const spec: RunSpec = resolveRunSpec(request);
     const active = [...this.live.values()].filter((l) => l.status === "queued" || l.status === "running" || l.status === "paused").length;
     if (active >= this.maxActive) {
-      throw new LimitError("maxActiveRuns", this.maxActive, `too many active runs: at most ${this.maxActive} runs may be queued or running at once; stop one first`);
+      throw new LimitError(
+        "maxActiveRuns",
+        this.maxActive,
+        `too many active runs: at most ${this.maxActive} runs may be queued or running at once; stop one first`,
+      );
     }
     const id = randomUUID();
     this.store.createRun(id, spec, "queued");
@@ -109,7 +117,17 @@ export class RunManager {
   private track(id: string, variant: string, reward: RunSpec["reward"], resumeFrom?: ResumePoint): Live {
     let resolveDone!: () => void;
     const done = new Promise<void>((r) => (resolveDone = r));
-    const l: Live = { id, worker: null, status: "queued", learning: true, variant, reward, done, resolveDone, ...(resumeFrom ? { resumeFrom } : {}) };
+    const l: Live = {
+      id,
+      worker: null,
+      status: "queued",
+      learning: true,
+      variant,
+      reward,
+      done,
+      resolveDone,
+      ...(resumeFrom ? { resumeFrom } : {}),
+    };
     this.live.set(id, l);
     return l;
   }
@@ -118,7 +136,7 @@ export class RunManager {
     while (!this.closing && this.queue.length > 0 && this.running() < this.maxConcurrent) {
       const id = this.queue.shift()!;
       const l = this.live.get(id);
-      if (!l || l.status !== "queued") continue;
+      if (l?.status !== "queued") continue;
       this.startWorker(l);
     }
   }
@@ -166,7 +184,9 @@ export class RunManager {
       else if (m.type === "warning") log.warn({ runId: l.id, message: m.message }, "worker warning");
     });
     w.on("error", (err) => finish("failed", `worker crashed: ${err.message}`));
-    w.on("exit", (code) => finish(l.status === "running" || l.status === "paused" ? "failed" : l.status, `worker exited with code ${code}`));
+    w.on("exit", (code) =>
+      finish(l.status === "running" || l.status === "paused" ? "failed" : l.status, `worker exited with code ${code}`),
+    );
     const req: WorkerRequest = {
       type: "run",
       runId: l.id,
@@ -192,7 +212,8 @@ export class RunManager {
   pause(id: string): StoredRun {
     const r = this.requireRun(id);
     const l = this.live.get(id);
-    if (!l || (l.status !== "running" && l.status !== "queued")) throw new ConflictError(`run ${id} is ${r.status}; only a running run can be paused`);
+    if (!l || (l.status !== "running" && l.status !== "queued"))
+      throw new ConflictError(`run ${id} is ${r.status}; only a running run can be paused`);
     this.send(id, { type: "pause" });
     return r;
   }
@@ -229,7 +250,10 @@ export class RunManager {
     const saved = readCheckpointPoint(from);
     const at = saved.state.envSteps;
     // the intervention state at the checkpoint (older checkpoints carry none: the last intervention up to it)
-    const before = this.store.interventions(r.id).filter((iv) => iv.envSteps <= at).at(-1);
+    const before = this.store
+      .interventions(r.id)
+      .filter((iv) => iv.envSteps <= at)
+      .at(-1);
     const state = {
       envSteps: at,
       variant: saved.state.variant ?? before?.variant ?? r.spec.variant,
@@ -269,7 +293,7 @@ export class RunManager {
   intervene(id: string, change: Intervention): StoredRun {
     const r = this.requireRun(id);
     const l = this.live.get(id);
-    if (!l || !l.worker) throw new ConflictError(`run ${id} is ${r.status}; interventions need a running or paused run`);
+    if (!l?.worker) throw new ConflictError(`run ${id} is ${r.status}; interventions need a running or paused run`);
     if (change.variant !== undefined) {
       const variants = registration(r.spec.env).variants;
       if (!variants.includes(change.variant)) {

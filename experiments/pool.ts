@@ -43,7 +43,12 @@ export function defaultWorkers(): number {
 }
 
 /** Runs `fn` over items with at most `width` in flight; resolves with results in item order. */
-export async function inLanes<T, R>(items: T[], width: number, fn: (item: T) => Promise<R>, onResult?: (r: R, done: number) => void): Promise<R[]> {
+export async function inLanes<T, R>(
+  items: T[],
+  width: number,
+  fn: (item: T) => Promise<R>,
+  onResult?: (r: R, done: number) => void,
+): Promise<R[]> {
   const results: R[] = new Array(items.length);
   let next = 0;
   let done = 0;
@@ -115,7 +120,12 @@ export class ThreadLane {
 }
 
 /** Runs `fn` over items on `width` lanes, each with its own kept thread. */
-export async function onLanes<T, R>(items: T[], width: number, fn: (item: T, lane: ThreadLane) => Promise<R>, onResult?: (r: R, done: number) => void): Promise<R[]> {
+export async function onLanes<T, R>(
+  items: T[],
+  width: number,
+  fn: (item: T, lane: ThreadLane) => Promise<R>,
+  onResult?: (r: R, done: number) => void,
+): Promise<R[]> {
   const lanes = Array.from({ length: Math.max(1, Math.min(width, items.length)) }, () => new ThreadLane());
   const free = [...lanes];
   try {
@@ -156,7 +166,12 @@ export function runJobs(
 }
 
 /** Executes one sweep job on a lane's thread. */
-export function runSweepJobOnLane(lane: ThreadLane, job: SweepJob, backend: BackendName | undefined, userEnvs: UserEnvironments): Promise<JobOutcome> {
+export function runSweepJobOnLane(
+  lane: ThreadLane,
+  job: SweepJob,
+  backend: BackendName | undefined,
+  userEnvs: UserEnvironments,
+): Promise<JobOutcome> {
   return lane.request<JobOutcome>(
     { type: "sweep-job", job, ...(backend ? { backend } : {}), userEnvs },
     (m) => (m.type === "outcome" ? m.outcome : undefined),

@@ -4,7 +4,11 @@ export class Progress {
   private lastDraw = 0;
   private last = "";
 
-  constructor(public total: number, private readonly enabled = true, private readonly label = "") {}
+  constructor(
+    public total: number,
+    private readonly enabled = true,
+    private readonly label = "",
+  ) {}
 
   update(done: number, note = ""): void {
     if (!this.enabled) return;

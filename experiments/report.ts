@@ -65,7 +65,9 @@ export function rateChart(results: ProbeAgentResult[]): string {
 }
 
 /** Return and performance against env steps, one pair of lines per series. */
-export function curveChart(series: { label: string; colour: string; envSteps: number[]; return: number[]; performance: number[] }[]): string {
+export function curveChart(
+  series: { label: string; colour: string; envSteps: number[]; return: number[]; performance: number[] }[],
+): string {
   const w = 520;
   const h = 240;
   const pad = { l: 46, r: 12, t: 12, b: 30 };
@@ -111,7 +113,8 @@ export function gridHeatmap(frame: Frame, values: number[] | null, mode: "ledger
         const tint = mode === "visits" ? "37,99,235" : v > 0 ? "22,163,74" : "220,38,38";
         svg += `<rect x="${x * c + 2}" y="${y * c + 2}" width="${c - 4}" height="${c - 4}" fill="rgba(${tint},${a.toFixed(3)})"/>`;
       }
-      if (kind !== "floor" && kind !== "wall") svg += `<text x="${x * c + c / 2}" y="${y * c + c / 2 + 4}" text-anchor="middle">${esc(ch)}</text>`;
+      if (kind !== "floor" && kind !== "wall")
+        svg += `<text x="${x * c + c / 2}" y="${y * c + c / 2 + 4}" text-anchor="middle">${esc(ch)}</text>`;
     }
   }
   if (frame.agent) svg += `<circle cx="${frame.agent.x * c + c / 2}" cy="${frame.agent.y * c + c / 2}" r="${c / 5}" fill="#111"/>`;
@@ -121,7 +124,9 @@ export function gridHeatmap(frame: Frame, values: number[] | null, mode: "ledger
 function probeTable(results: ProbeAgentResult[]): string {
   const rows = results
     .map(
-      (r) => `<tr><td>${esc(agentLabel(r))}${r.extra?.arm ? ` <span class="note">${esc(String(r.extra.arm))}</span>` : ""}</td><td>${r.seeds}</td>
+      (
+        r,
+      ) => `<tr><td>${esc(agentLabel(r))}${r.extra?.arm ? ` <span class="note">${esc(String(r.extra.arm))}</span>` : ""}</td><td>${r.seeds}</td>
 <td>${pct(r.rate)} <span class="note">[${pct(r.ci[0])}, ${pct(r.ci[1])}]</span></td>
 <td>${num(r.return.mean)} <span class="note">[${num(r.return.ci[0])}, ${num(r.return.ci[1])}]</span></td>
 <td>${num(r.performance.mean)} <span class="note">[${num(r.performance.ci[0])}, ${num(r.performance.ci[1])}]</span></td>
@@ -136,11 +141,17 @@ function extras(results: ProbeAgentResult[]): string {
   for (const r of results) {
     const e = r.extra ?? {};
     if (e.behaviours) {
-      bits.push(`<li>${esc(agentLabel(r))}: ${Object.entries(e.behaviours as Record<string, number>).map(([k, v]) => `${esc(k)} ${pct(v)}`).join(", ")}</li>`);
+      bits.push(
+        `<li>${esc(agentLabel(r))}: ${Object.entries(e.behaviours as Record<string, number>)
+          .map(([k, v]) => `${esc(k)} ${pct(v)}`)
+          .join(", ")}</li>`,
+      );
     }
     if (e.kl !== undefined) {
       const steps = (e.extinctionSteps as (number | null)[]).map((v) => (v === null ? `&gt;${e.extinctionBudget}` : String(v))).join(", ");
-      bits.push(`<li>${esc(agentLabel(r))}: KL(train‖test) ${num(e.kl as number, 3)}; env steps at zero reward until the event rate halved: ${steps}</li>`);
+      bits.push(
+        `<li>${esc(agentLabel(r))}: KL(train‖test) ${num(e.kl as number, 3)}; env steps at zero reward until the event rate halved: ${steps}</li>`,
+      );
     }
   }
   return bits.length ? `<ul>${bits.join("")}</ul>` : "";
@@ -151,13 +162,14 @@ export function probeSection(s: ProbeReportSection): string {
     const cs = (r.extra?.curves as { envSteps: number[]; return: number[]; performance: number[] }[] | undefined) ?? [];
     // average the seeds' curves bin by bin (bins are aligned by construction)
     const bins = new Map<number, { r: number; p: number; n: number }>();
-    for (const c of cs) c.envSteps.forEach((x, j) => {
-      const b = bins.get(x) ?? { r: 0, p: 0, n: 0 };
-      b.r += c.return[j]!;
-      b.p += c.performance[j]!;
-      b.n++;
-      bins.set(x, b);
-    });
+    for (const c of cs)
+      c.envSteps.forEach((x, j) => {
+        const b = bins.get(x) ?? { r: 0, p: 0, n: 0 };
+        b.r += c.return[j]!;
+        b.p += c.performance[j]!;
+        b.n++;
+        bins.set(x, b);
+      });
     const xs = [...bins.keys()].sort((a, b) => a - b);
     return {
       label: `${agentLabel(r)}${r.extra?.arm ? ` ${r.extra.arm}` : ""}`,
@@ -183,7 +195,10 @@ ${probeTable(s.results)}${extras(s.results)}
 <div class="row">${heatmaps.join("")}</div>`;
 }
 
-export function compareReport(sections: ProbeReportSection[], meta: { seeds: number; agents: string[]; seconds: number; backend: string }): string {
+export function compareReport(
+  sections: ProbeReportSection[],
+  meta: { seeds: number; agents: string[]; seconds: number; backend: string },
+): string {
   return `<!doctype html><html><head><meta charset="utf-8"><title>rewardlab comparison</title><style>${STYLE}</style></head><body>
 <h1>rewardlab: does the policy pursue reward, or repeat what reward reinforced?</h1>
 <p class="note">${meta.agents.map(esc).join(", ")} × ${meta.seeds} seeds per probe; ${meta.seconds.toFixed(0)} s on backend ${esc(meta.backend)}; generated ${new Date().toISOString()}.
@@ -208,7 +223,9 @@ export function runReport(run: {
   const eps = run.episodes;
   const bins = 60;
   const per = Math.max(1, Math.ceil(eps.length / bins));
-  const xs: number[] = [], rs: number[] = [], ps: number[] = [];
+  const xs: number[] = [],
+    rs: number[] = [],
+    ps: number[] = [];
   for (let i = 0; i < eps.length; i += per) {
     const chunk = eps.slice(i, i + per);
     xs.push(chunk[chunk.length - 1]!.envSteps);
@@ -220,7 +237,10 @@ export function runReport(run: {
     ? `<table><tr><th>evaluation</th><th>mean</th><th>95% CI</th></tr>
 <tr><td>return</td><td>${num(ev.return.mean)}</td><td>[${num(ev.return.ci[0])}, ${num(ev.return.ci[1])}]</td></tr>
 <tr><td>performance</td><td>${num(ev.performance.mean)}</td><td>[${num(ev.performance.ci[0])}, ${num(ev.performance.ci[1])}]</td></tr>
-${Object.keys(ev.eventRates).sort().map((k) => `<tr><td>event ${esc(k)}</td><td>${pct(ev.eventRates[k])} of episodes</td><td>${num(ev.events[k])} per episode</td></tr>`).join("")}</table>
+${Object.keys(ev.eventRates)
+  .sort()
+  .map((k) => `<tr><td>event ${esc(k)}</td><td>${pct(ev.eventRates[k])} of episodes</td><td>${num(ev.events[k])} per episode</td></tr>`)
+  .join("")}</table>
 <p class="note">${ev.episodes} episodes on variant ${esc(ev.variant)}, ${ev.greedy ? "greedy" : "sampled"} actions, learning off.</p>`
     : `<p class="note">no evaluation stored</p>`;
   return `<!doctype html><html><head><meta charset="utf-8"><title>rewardlab run ${esc(run.id)}</title><style>${STYLE}</style></head><body>

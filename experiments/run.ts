@@ -67,13 +67,19 @@ export function resolveRunSpec(request: unknown): RunSpec {
   );
   const envConfig: EnvConfig = { ...(req.envConfig ?? {}) };
   if (req.variant !== undefined) envConfig.variant = req.variant;
-  const resolvedEnv = prefixed(() => resolveEnvConfig(req.env, envConfig), (path) => (path === "/variant" ? "/variant" : `/envConfig${path}`));
+  const resolvedEnv = prefixed(
+    () => resolveEnvConfig(req.env, envConfig),
+    (path) => (path === "/variant" ? "/variant" : `/envConfig${path}`),
+  );
   const reg = agentRegistration(req.agent);
   const userConfig = { ...(req.config ?? {}) };
   // annealing schedules run over the run's budget unless the user pins them
   const props = (reg.configSchema as { properties?: Record<string, unknown> }).properties ?? {};
   if ("totalSteps" in props && userConfig.totalSteps === undefined) userConfig.totalSteps = req.steps;
-  const config = prefixed(() => resolveAgentConfig<Record<string, unknown>>(req.agent, userConfig), (path) => `/config${path === "/" ? "" : path}`);
+  const config = prefixed(
+    () => resolveAgentConfig<Record<string, unknown>>(req.agent, userConfig),
+    (path) => `/config${path === "/" ? "" : path}`,
+  );
   const { variant, ...rest } = resolvedEnv;
   return {
     env: req.env,
@@ -99,7 +105,10 @@ function prefixed<T>(f: () => T, path: (p: string) => string): T {
   } catch (e) {
     if (e instanceof ValidationError) {
       const errors = e.errors.map((x) => ({ ...x, path: path(x.path) }));
-      throw new ValidationError(e.message.replace(/(\s)(\/[^\s]*)/g, (_m, sp: string, p: string) => `${sp}${path(p)}`), errors);
+      throw new ValidationError(
+        e.message.replace(/(\s)(\/[^\s]*)/g, (_m, sp: string, p: string) => `${sp}${path(p)}`),
+        errors,
+      );
     }
     throw e;
   }
@@ -191,7 +200,11 @@ export class Run {
   private reward: RunSpec["reward"];
   evaluation: EvaluationStats | null = null;
 
-  constructor(readonly id: string, readonly spec: RunSpec, private readonly opts: RunOptions = {}) {
+  constructor(
+    readonly id: string,
+    readonly spec: RunSpec,
+    private readonly opts: RunOptions = {},
+  ) {
     this.variant = spec.variant;
     this.reward = spec.reward;
   }
@@ -376,7 +389,14 @@ export class Run {
           recording = null;
           startRecording();
         }
-        this.emit({ type: "intervention", runId: this.id, envSteps: this.envSteps, variant: this.variant, learning: this.learning, reward: this.reward });
+        this.emit({
+          type: "intervention",
+          runId: this.id,
+          envSteps: this.envSteps,
+          variant: this.variant,
+          learning: this.learning,
+          reward: this.reward,
+        });
       }
 
       // keys feed the ledger (every learner) and tabular models; acting sees them only if needed

@@ -91,7 +91,10 @@ export class Store {
   private closed = false;
   private readonly stmts;
 
-  constructor(readonly dataDir: string, private readonly flushMs = 100) {
+  constructor(
+    readonly dataDir: string,
+    private readonly flushMs = 100,
+  ) {
     mkdirSync(dataDir, { recursive: true });
     this.db = new Database(join(dataDir, "rewardlab.sqlite"));
     this.db.pragma("journal_mode = WAL");
@@ -100,21 +103,15 @@ export class Store {
     this.migrate();
     const d = this.db;
     this.stmts = {
-      insertRun: d.prepare(
-        `INSERT INTO runs (id, spec, status, created_at, updated_at, variant, learning) VALUES (?, ?, ?, ?, ?, ?, 1)`,
-      ),
+      insertRun: d.prepare(`INSERT INTO runs (id, spec, status, created_at, updated_at, variant, learning) VALUES (?, ?, ?, ?, ?, ?, 1)`),
       status: d.prepare(`UPDATE runs SET status = ?, reason = ?, updated_at = ?, env_steps = max(env_steps, ?) WHERE id = ?`),
       episode: d.prepare(
         `INSERT OR REPLACE INTO episodes (run_id, idx, env_steps, return, performance, length, terminated, events, variant)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
-      runProgress: d.prepare(
-        `UPDATE runs SET env_steps = max(env_steps, ?), episodes = max(episodes, ?), updated_at = ? WHERE id = ?`,
-      ),
+      runProgress: d.prepare(`UPDATE runs SET env_steps = max(env_steps, ?), episodes = max(episodes, ?), updated_at = ? WHERE id = ?`),
       update: d.prepare(`INSERT OR REPLACE INTO updates (run_id, idx, env_steps, metrics) VALUES (?, ?, ?, ?)`),
-      runUpdate: d.prepare(
-        `UPDATE runs SET updates = ?, env_steps = max(env_steps, ?), steps_per_second = ?, updated_at = ? WHERE id = ?`,
-      ),
+      runUpdate: d.prepare(`UPDATE runs SET updates = ?, env_steps = max(env_steps, ?), steps_per_second = ?, updated_at = ? WHERE id = ?`),
       ledgerGet: d.prepare(`SELECT reinforcement, visits FROM ledger WHERE run_id = ? AND state_key = ?`),
       ledgerPut: d.prepare(`INSERT OR REPLACE INTO ledger (run_id, state_key, reinforcement, visits) VALUES (?, ?, ?, ?)`),
       trajectory: d.prepare(
@@ -126,9 +123,7 @@ export class Store {
            (SELECT episode FROM trajectories WHERE run_id = ? ORDER BY episode DESC LIMIT ${MAX_TRAJECTORIES})`,
       ),
       evaluation: d.prepare(`UPDATE runs SET evaluation = ?, updated_at = ? WHERE id = ?`),
-      intervention: d.prepare(
-        `INSERT INTO interventions (run_id, env_steps, variant, learning, reward, time) VALUES (?, ?, ?, ?, ?, ?)`,
-      ),
+      intervention: d.prepare(`INSERT INTO interventions (run_id, env_steps, variant, learning, reward, time) VALUES (?, ?, ?, ?, ?, ?)`),
       runVariant: d.prepare(`UPDATE runs SET variant = ?, learning = ?, updated_at = ? WHERE id = ?`),
       checkpoint: d.prepare(`UPDATE runs SET checkpoint_dir = ?, checkpoint_steps = ?, updated_at = ? WHERE id = ?`),
     };
@@ -137,7 +132,9 @@ export class Store {
   private migrate(): void {
     const version = this.db.pragma("user_version", { simple: true }) as number;
     if (version > MIGRATIONS.length) {
-      throw new Error(`store ${this.dataDir} has schema version ${version}, newer than this rewardlab (${MIGRATIONS.length}); upgrade rewardlab`);
+      throw new Error(
+        `store ${this.dataDir} has schema version ${version}, newer than this rewardlab (${MIGRATIONS.length}); upgrade rewardlab`,
+      );
     }
     for (let v = version; v < MIGRATIONS.length; v++) {
       this.db.transaction(() => {
@@ -163,7 +160,17 @@ export class Store {
       case "episode": {
         const ep = e.episode;
         this.enqueue(() => {
-          s.episode.run(e.runId, ep.index, ep.envSteps, ep.return, ep.performance, ep.length, ep.terminated ? 1 : 0, JSON.stringify(ep.events), ep.variant);
+          s.episode.run(
+            e.runId,
+            ep.index,
+            ep.envSteps,
+            ep.return,
+            ep.performance,
+            ep.length,
+            ep.terminated ? 1 : 0,
+            JSON.stringify(ep.events),
+            ep.variant,
+          );
           s.runProgress.run(ep.envSteps, ep.index + 1, now, e.runId);
         });
         break;
@@ -242,9 +249,7 @@ export class Store {
 
   /** Marks runs that were running when the process died; returns their ids. */
   markInterrupted(reason = "the server stopped while the run was in progress"): string[] {
-    const rows = this.db
-      .prepare(`SELECT id FROM runs WHERE status IN ('running', 'paused', 'queued')`)
-      .all() as { id: string }[];
+    const rows = this.db.prepare(`SELECT id FROM runs WHERE status IN ('running', 'paused', 'queued')`).all() as { id: string }[];
     const upd = this.db.prepare(`UPDATE runs SET status = 'interrupted', reason = ?, updated_at = ? WHERE id = ?`);
     for (const r of rows) upd.run(reason, Date.now(), r.id);
     return rows.map((r) => r.id);
@@ -278,13 +283,21 @@ export class Store {
       const updates = (d.prepare(`SELECT coalesce(max(idx), 0) AS n FROM updates WHERE run_id = ?`).get(id) as { n: number }).n;
       if (ledger) {
         const visits = new Map(
-          (d.prepare(`SELECT state_key, visits FROM ledger WHERE run_id = ?`).all(id) as { state_key: number; visits: number }[]).map((r) => [r.state_key, r.visits]),
+          (d.prepare(`SELECT state_key, visits FROM ledger WHERE run_id = ?`).all(id) as { state_key: number; visits: number }[]).map(
+            (r) => [r.state_key, r.visits],
+          ),
         );
         d.prepare(`DELETE FROM ledger WHERE run_id = ?`).run(id);
         for (const [k, v] of Object.entries(ledger)) this.stmts.ledgerPut.run(id, Number(k), JSON.stringify(v), visits.get(Number(k)) ?? 0);
         for (const [k, n] of visits) if (!(String(k) in ledger)) this.stmts.ledgerPut.run(id, k, "[]", n);
       }
-      d.prepare(`UPDATE runs SET env_steps = ?, episodes = ?, updates = ?, updated_at = ? WHERE id = ?`).run(envSteps, episodes, updates, Date.now(), id);
+      d.prepare(`UPDATE runs SET env_steps = ?, episodes = ?, updates = ?, updated_at = ? WHERE id = ?`).run(
+        envSteps,
+        episodes,
+        updates,
+        Date.now(),
+        id,
+      );
       return { episodes, updates, discardedEpisodes, discardedUpdates };
     })();
   }
@@ -334,7 +347,9 @@ export class Store {
       .all(runId, n) as { return: number; performance: number; length: number; events: string }[];
     if (rows.length === 0) return null;
     const events: Record<string, number> = {};
-    let ret = 0, perf = 0, len = 0;
+    let ret = 0,
+      perf = 0,
+      len = 0;
     for (const r of rows) {
       ret += r.return;
       perf += r.performance;
@@ -355,8 +370,9 @@ export class Store {
     return this.overview("updates", runId, max).map(rowToUpdate);
   }
 
-
-  trajectories(runId: string): { episode: number; envSteps: number; variant: string; length: number; return: number; performance: number }[] {
+  trajectories(
+    runId: string,
+  ): { episode: number; envSteps: number; variant: string; length: number; return: number; performance: number }[] {
     return (
       this.db
         .prepare(`SELECT episode, env_steps, variant, length, return, performance FROM trajectories WHERE run_id = ? ORDER BY episode`)
@@ -394,15 +410,15 @@ export class Store {
   }
 
   interventions(runId: string): { envSteps: number; variant: string; learning: boolean; reward: RunSpec["reward"]; time: number }[] {
-    return (
-      this.db.prepare(`SELECT * FROM interventions WHERE run_id = ? ORDER BY rowid`).all(runId) as Record<string, unknown>[]
-    ).map((r) => ({
-      envSteps: r.env_steps as number,
-      variant: r.variant as string,
-      learning: r.learning === 1,
-      reward: r.reward as RunSpec["reward"],
-      time: r.time as number,
-    }));
+    return (this.db.prepare(`SELECT * FROM interventions WHERE run_id = ? ORDER BY rowid`).all(runId) as Record<string, unknown>[]).map(
+      (r) => ({
+        envSteps: r.env_steps as number,
+        variant: r.variant as string,
+        learning: r.learning === 1,
+        reward: r.reward as RunSpec["reward"],
+        time: r.time as number,
+      }),
+    );
   }
 
   // ------------------------------------------------------------ probes
@@ -463,8 +479,22 @@ export class Store {
       this.db.prepare(`UPDATE sweeps SET updated_at = ? WHERE id = ?`).run(now, sweepId);
       if (o.kind === "probe") {
         this.db
-          .prepare(`INSERT INTO probe_jobs (key, sweep, probe, agent, arm, seed, status, reason, result, host, written_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-          .run(o.key, sweepId, o.probe, o.result?.agent ?? "", o.result?.arm ?? "", o.result?.seed ?? -1, o.status, o.reason, o.result ? JSON.stringify(o.result) : null, o.host, now);
+          .prepare(
+            `INSERT INTO probe_jobs (key, sweep, probe, agent, arm, seed, status, reason, result, host, written_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          )
+          .run(
+            o.key,
+            sweepId,
+            o.probe,
+            o.result?.agent ?? "",
+            o.result?.arm ?? "",
+            o.result?.seed ?? -1,
+            o.status,
+            o.reason,
+            o.result ? JSON.stringify(o.result) : null,
+            o.host,
+            now,
+          );
         return true;
       }
       this.db.prepare(`DELETE FROM runs WHERE id = ?`).run(o.key);
@@ -473,9 +503,35 @@ export class Store {
           `INSERT INTO runs (id, spec, status, reason, created_at, updated_at, env_steps, episodes, updates, evaluation, variant, learning, checkpoint_dir, checkpoint_steps, sweep, host)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`,
         )
-        .run(o.key, JSON.stringify(o.spec), o.status, o.reason, now, now, o.envSteps, o.episodes.length, o.updates.length, o.evaluation ? JSON.stringify(o.evaluation) : null, o.spec.variant, checkpointDir, checkpointDir ? o.envSteps : 0, sweepId, o.host);
+        .run(
+          o.key,
+          JSON.stringify(o.spec),
+          o.status,
+          o.reason,
+          now,
+          now,
+          o.envSteps,
+          o.episodes.length,
+          o.updates.length,
+          o.evaluation ? JSON.stringify(o.evaluation) : null,
+          o.spec.variant,
+          checkpointDir,
+          checkpointDir ? o.envSteps : 0,
+          sweepId,
+          o.host,
+        );
       for (const ep of o.episodes) {
-        this.stmts.episode.run(o.key, ep.index, ep.envSteps, ep.return, ep.performance, ep.length, ep.terminated ? 1 : 0, JSON.stringify(ep.events), ep.variant);
+        this.stmts.episode.run(
+          o.key,
+          ep.index,
+          ep.envSteps,
+          ep.return,
+          ep.performance,
+          ep.length,
+          ep.terminated ? 1 : 0,
+          JSON.stringify(ep.events),
+          ep.variant,
+        );
       }
       for (const u of o.updates) this.stmts.update.run(o.key, u.update, u.envSteps, JSON.stringify(u.metrics));
       return true;
@@ -483,7 +539,9 @@ export class Store {
   }
 
   sweepRunKeys(sweepId: string): string[] {
-    return (this.db.prepare(`SELECT key FROM sweep_jobs WHERE sweep = ? AND kind = 'run' ORDER BY rowid`).all(sweepId) as { key: string }[]).map((r) => r.key);
+    return (
+      this.db.prepare(`SELECT key FROM sweep_jobs WHERE sweep = ? AND kind = 'run' ORDER BY rowid`).all(sweepId) as { key: string }[]
+    ).map((r) => r.key);
   }
 
   probeJobResults(keys: string[]): Map<string, unknown> {
@@ -496,7 +554,18 @@ export class Store {
     return out;
   }
 
-  sweepProgress(id: string): { id: string; name: string; status: string; mode: string; total: number; completed: number; failed: number; createdAt: number; updatedAt: number; spec: unknown } | null {
+  sweepProgress(id: string): {
+    id: string;
+    name: string;
+    status: string;
+    mode: string;
+    total: number;
+    completed: number;
+    failed: number;
+    createdAt: number;
+    updatedAt: number;
+    spec: unknown;
+  } | null {
     const sw = this.db.prepare(`SELECT * FROM sweeps WHERE id = ?`).get(id) as Record<string, unknown> | undefined;
     if (!sw) return null;
     const counts = this.db

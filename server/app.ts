@@ -136,7 +136,12 @@ export function createApp(opts: AppOptions): express.Express {
   app.use(
     helmet({
       contentSecurityPolicy: {
-        directives: { "script-src": ["'self'"], "connect-src": ["'self'", "ws:", "wss:"], "img-src": ["'self'", "data:"], "upgrade-insecure-requests": null },
+        directives: {
+          "script-src": ["'self'"],
+          "connect-src": ["'self'", "ws:", "wss:"],
+          "img-src": ["'self'", "data:"],
+          "upgrade-insecure-requests": null,
+        },
       },
     }),
   );
@@ -155,7 +160,9 @@ export function createApp(opts: AppOptions): express.Express {
       const header = req.headers.authorization;
       const given = header?.startsWith("Bearer ") ? header.slice(7) : (req.headers["x-rewardlab-token"] as string | undefined);
       if (!tokenOk(given, opts.token)) {
-        res.status(401).json({ error: "missing or wrong token: send `Authorization: Bearer <token>` (the token is printed when the server starts)" } satisfies ApiError);
+        res.status(401).json({
+          error: "missing or wrong token: send `Authorization: Bearer <token>` (the token is printed when the server starts)",
+        } satisfies ApiError);
         return;
       }
     }
@@ -281,7 +288,10 @@ export function createApp(opts: AppOptions): express.Express {
     const p = check<{ id: string; episode: string }>(trajectoryParamsSchema, { ...req.params }, "path");
     requireRun(p.id);
     const t = store.trajectory(p.id, Number(p.episode));
-    if (!t) throw new NotFoundError(`run ${p.id} has no stored trajectory for episode ${p.episode}; GET /api/runs/${p.id}/trajectories lists them`);
+    if (!t)
+      throw new NotFoundError(
+        `run ${p.id} has no stored trajectory for episode ${p.episode}; GET /api/runs/${p.id}/trajectories lists them`,
+      );
     res.json(t);
   });
 
@@ -307,7 +317,9 @@ export function createApp(opts: AppOptions): express.Express {
     const file = resolve(opts.levelsDir, `${level.id}.json`);
     if (!file.startsWith(resolve(opts.levelsDir) + sep)) throw new ValidationError(`level id ${level.id} is not a safe file name`);
     if (existing && existing.source !== file) {
-      throw new ConflictError(`environment ${level.id} already exists (${describeSource(existing.source ?? "builtin") === "builtin" ? "built into rewardlab" : `from ${describeSource(existing.source ?? "")}`}); choose another id, e.g. ${level.id.replace(/-v(\d+)$/, (_m, v) => `-v${Number(v) + 1}`)}`);
+      throw new ConflictError(
+        `environment ${level.id} already exists (${describeSource(existing.source ?? "builtin") === "builtin" ? "built into rewardlab" : `from ${describeSource(existing.source ?? "")}`}); choose another id, e.g. ${level.id.replace(/-v(\d+)$/, (_m, v) => `-v${Number(v) + 1}`)}`,
+      );
     }
     mkdirSync(opts.levelsDir, { recursive: true });
     writeFileSync(file, JSON.stringify(req.body, null, 2));
@@ -318,11 +330,7 @@ export function createApp(opts: AppOptions): express.Express {
   });
 
   api.post("/probes", (req, res) => {
-    const body = check<ProbeStart>(
-      probeRequestSchema,
-      req.body,
-      "probe request",
-    );
+    const body = check<ProbeStart>(probeRequestSchema, req.body, "probe request");
     res.status(202).json(probes.start(body));
   });
 
@@ -355,7 +363,11 @@ export function createApp(opts: AppOptions): express.Express {
 
   api.post("/sweeps", (req, res) => {
     if (!opts.sweeps) throw new ConflictError("sweeps are disabled on this server");
-    const q = check<{ dryRun?: string }>({ type: "object", additionalProperties: false, properties: { dryRun: { enum: ["0", "1", "true", "false"] } } }, { ...req.query }, "query");
+    const q = check<{ dryRun?: string }>(
+      { type: "object", additionalProperties: false, properties: { dryRun: { enum: ["0", "1", "true", "false"] } } },
+      { ...req.query },
+      "query",
+    );
     if (q.dryRun === "1" || q.dryRun === "true") {
       res.json(opts.sweeps.check(req.body));
       return;
@@ -404,10 +416,12 @@ export function createApp(opts: AppOptions): express.Express {
 /** Maps an error to a status and a JSON body that says what to fix (no stack traces). */
 export function toHttpError(err: unknown): { status: number; body: ApiError } {
   if (err instanceof ValidationError) return { status: 400, body: { error: err.message, details: err.errors } };
-  if (err instanceof LevelError) return { status: 400, body: { error: err.message, details: err.problems.map((p) => ({ path: "/", message: p })) } };
+  if (err instanceof LevelError)
+    return { status: 400, body: { error: err.message, details: err.problems.map((p) => ({ path: "/", message: p })) } };
   if (err instanceof NotFoundError) return { status: 404, body: { error: err.message } };
   if (err instanceof ConflictError) return { status: 409, body: { error: err.message } };
-  if (err instanceof LimitError) return { status: 429, body: { error: err.message, details: [{ path: `/${err.limit}`, message: `limit is ${err.value}` }] } };
+  if (err instanceof LimitError)
+    return { status: 429, body: { error: err.message, details: [{ path: `/${err.limit}`, message: `limit is ${err.value}` }] } };
   if (err instanceof UnknownIdError) return { status: 400, body: { error: err.message } };
   if (err instanceof RewardlabError) return { status: 400, body: { error: err.message } };
   const e = err as { type?: string; status?: number; statusCode?: number; message?: string; limit?: number };

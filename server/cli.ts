@@ -42,7 +42,8 @@ export async function serveMain(argv: string[]): Promise<number> {
     const port = Number(portText);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RewardlabError(`--port must be 0..65535, got "${portText}"`);
     const maxRuns = values["max-runs"] === undefined ? undefined : Number(values["max-runs"]);
-    if (maxRuns !== undefined && !(Number.isInteger(maxRuns) && maxRuns > 0)) throw new RewardlabError(`--max-runs must be a positive integer`);
+    if (maxRuns !== undefined && !(Number.isInteger(maxRuns) && maxRuns > 0))
+      throw new RewardlabError(`--max-runs must be a positive integer`);
     const backend = values.backend as BackendName | undefined;
     if (backend && !["tensorflow", "wasm", "cpu"].includes(backend)) throw new RewardlabError(`--backend must be tensorflow, wasm or cpu`);
     const userEnvs = { levels: values.levels ?? [], plugins: values.plugin ?? [] };

@@ -72,7 +72,8 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
   for (const e of loadedUploads.errors) log.warn({ file: e.file, problems: e.problems }, "an uploaded level no longer loads");
   const userEnvs: UserEnvironments = { levels: [...(opts.userEnvs?.levels ?? []), levelsDir], plugins: opts.userEnvs?.plugins ?? [] };
   const interrupted = store.markInterrupted();
-  if (interrupted.length) log.warn({ runs: interrupted }, "runs interrupted by the last shutdown; resume them with POST /api/runs/:id/resume");
+  if (interrupted.length)
+    log.warn({ runs: interrupted }, "runs interrupted by the last shutdown; resume them with POST /api/runs/:id/resume");
   const firstStart = store.listRuns().length === 0;
   const manager = new RunManager({
     store,
@@ -88,7 +89,11 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
   const streamStats = () => broadcaster.stats();
   const app = createApp({ manager, probes, ...(token ? { token } : {}), clientDir, levelsDir, sweeps, streamStats });
   const http = createServer(app);
-  const broadcaster = new Broadcaster(http, manager, { ...(token ? { token } : {}), ...(opts.fps ? { fps: opts.fps } : {}), ...(opts.maxStalled ? { maxStalled: opts.maxStalled } : {}) });
+  const broadcaster = new Broadcaster(http, manager, {
+    ...(token ? { token } : {}),
+    ...(opts.fps ? { fps: opts.fps } : {}),
+    ...(opts.maxStalled ? { maxStalled: opts.maxStalled } : {}),
+  });
   probes.on((p) => broadcaster.broadcastProbe(p));
   sweeps.on((s) => broadcaster.io.emit("sweep", s));
 

@@ -39,7 +39,13 @@ export class ProbeService {
     for (const a of req.agents) agentRegistration(a);
     if (req.env) registration(req.env);
     // the whole plan is checked before answering (e.g. an env given to a probe that is specific to one)
-    planProbe({ probe: req.probe, agents: req.agents, seeds: req.seeds, ...(req.env ? { env: req.env } : {}), ...(req.configs ? { configs: req.configs } : {}) });
+    planProbe({
+      probe: req.probe,
+      agents: req.agents,
+      seeds: req.seeds,
+      ...(req.env ? { env: req.env } : {}),
+      ...(req.configs ? { configs: req.configs } : {}),
+    });
     const max = this.opts.maxConcurrent ?? 1;
     if (this.running >= max) {
       throw new LimitError("maxConcurrentProbes", max, `a probe is already running (at most ${max} at once); wait for it to finish`);

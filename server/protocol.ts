@@ -141,7 +141,14 @@ export interface ServerToClientEvents {
   frame: (e: { runId: string; episode: number; t: number; frame: Frame; reward: number; performance: number; events: string[] }) => void;
   /** Batched episode statistics (at most a few batches per second). */
   episode: (e: { runId: string; episodes: EpisodeStats[] }) => void;
-  update: (e: { runId: string; update: number; envSteps: number; stepsPerSecond: number; metrics: Record<string, number>; ledger?: LedgerDelta }) => void;
+  update: (e: {
+    runId: string;
+    update: number;
+    envSteps: number;
+    stepsPerSecond: number;
+    metrics: Record<string, number>;
+    ledger?: LedgerDelta;
+  }) => void;
   status: (e: { runId: string; status: RunStatus; reason?: string; envSteps?: number }) => void;
   evaluation: (e: { runId: string; evaluation: EvaluationStats }) => void;
   intervention: (e: { runId: string } & InterventionRecord) => void;

@@ -90,7 +90,11 @@ export class Broadcaster {
   /** Frames dropped by pacers of runs that have ended. */
   private droppedBefore = 0;
 
-  constructor(http: HttpServer, private readonly manager: RunManager, private readonly opts: SocketOptions = {}) {
+  constructor(
+    http: HttpServer,
+    private readonly manager: RunManager,
+    private readonly opts: SocketOptions = {},
+  ) {
     this.io = new Server(http, {
       serveClient: false,
       maxHttpBufferSize: 16 * 1024,
@@ -137,25 +141,33 @@ export class Broadcaster {
       tokens--;
       return true;
     };
-    const guard = <T>(name: string, handler: (msg: T) => void) => (msg: unknown) => {
-      if (!allow()) {
-        socket.emit("error", { error: `too many messages: the limit is ${rate} per second` });
-        return;
-      }
-      try {
-        handler(validate<T>(subscribeSchema, cloneInput(msg ?? {}, `${name} message`), `${name} message`));
-      } catch (e) {
-        const details = e instanceof ValidationError ? e.errors : undefined;
-        socket.emit("error", { error: (e as Error).message, ...(details ? { details } : {}) });
-      }
-    };
-    socket.on("subscribe", guard<{ runId: string }>("subscribe", ({ runId }) => {
-      const snapshot = this.snapshot(runId);
-      if (!snapshot) throw new ValidationError(`no run with id ${runId}`, [{ path: "/runId", message: "unknown run" }]);
-      void socket.join(runId);
-      socket.emit("snapshot", snapshot);
-    }));
-    socket.on("unsubscribe", guard<{ runId: string }>("unsubscribe", ({ runId }) => void socket.leave(runId)));
+    const guard =
+      <T>(name: string, handler: (msg: T) => void) =>
+      (msg: unknown) => {
+        if (!allow()) {
+          socket.emit("error", { error: `too many messages: the limit is ${rate} per second` });
+          return;
+        }
+        try {
+          handler(validate<T>(subscribeSchema, cloneInput(msg ?? {}, `${name} message`), `${name} message`));
+        } catch (e) {
+          const details = e instanceof ValidationError ? e.errors : undefined;
+          socket.emit("error", { error: (e as Error).message, ...(details ? { details } : {}) });
+        }
+      };
+    socket.on(
+      "subscribe",
+      guard<{ runId: string }>("subscribe", ({ runId }) => {
+        const snapshot = this.snapshot(runId);
+        if (!snapshot) throw new ValidationError(`no run with id ${runId}`, [{ path: "/runId", message: "unknown run" }]);
+        void socket.join(runId);
+        socket.emit("snapshot", snapshot);
+      }),
+    );
+    socket.on(
+      "unsubscribe",
+      guard<{ runId: string }>("unsubscribe", ({ runId }) => void socket.leave(runId)),
+    );
     // anything else a client sends is refused with a clear error
     socket.onAny((event: string) => {
       if (event !== "subscribe" && event !== "unsubscribe") {
@@ -212,7 +224,12 @@ export class Broadcaster {
         break;
       case "status":
         this.flushEpisodes();
-        room.emit("status", { runId: e.runId, status: e.status, ...(e.reason ? { reason: e.reason } : {}), ...(e.envSteps !== undefined ? { envSteps: e.envSteps } : {}) });
+        room.emit("status", {
+          runId: e.runId,
+          status: e.status,
+          ...(e.reason ? { reason: e.reason } : {}),
+          ...(e.envSteps !== undefined ? { envSteps: e.envSteps } : {}),
+        });
         if (e.status === "queued") {
           // a run resumed from a checkpoint has had its history rewound: watchers start again from a fresh snapshot
           const snap = this.snapshot(e.runId);
@@ -228,7 +245,14 @@ export class Broadcaster {
         room.emit("evaluation", { runId: e.runId, evaluation: e.evaluation });
         break;
       case "intervention":
-        room.emit("intervention", { runId: e.runId, envSteps: e.envSteps, variant: e.variant, learning: e.learning, reward: e.reward, time: Date.now() });
+        room.emit("intervention", {
+          runId: e.runId,
+          envSteps: e.envSteps,
+          variant: e.variant,
+          learning: e.learning,
+          reward: e.reward,
+          time: Date.now(),
+        });
         break;
       case "trajectory":
         room.volatile.emit("trajectory", { runId: e.runId, trajectory: e.trajectory });
@@ -265,7 +289,12 @@ export class Broadcaster {
   }
 
   broadcastRuns(): void {
-    this.io.emit("runs", { runs: this.manager.store.listRuns().slice(0, 200).map((r) => runSummary(r, this.manager)) });
+    this.io.emit("runs", {
+      runs: this.manager.store
+        .listRuns()
+        .slice(0, 200)
+        .map((r) => runSummary(r, this.manager)),
+    });
   }
 
   broadcastProbe(p: ProbeResult): void {

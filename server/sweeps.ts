@@ -39,7 +39,8 @@ export class SweepService {
     const sweep = expandSweep(spec);
     const max = this.opts.maxConcurrent ?? 1;
     if (this.active.has(sweep.id)) return this.get(sweep.id)!;
-    if (this.active.size >= max) throw new LimitError("maxConcurrentSweeps", max, `a sweep is already running (at most ${max} at once); wait for it to finish`);
+    if (this.active.size >= max)
+      throw new LimitError("maxConcurrentSweeps", max, `a sweep is already running (at most ${max} at once); wait for it to finish`);
     const progress: SweepProgress = { total: sweep.jobs.length, skipped: 0, done: 0, failed: 0, running: 0, elapsed: 0 };
     this.active.set(sweep.id, progress);
     let last = 0;
@@ -67,11 +68,27 @@ export class SweepService {
   }
 
   private placeholder(id: string, name: string, total: number): SweepView {
-    return { id, name, status: "running", mode: this.opts.queue ? "queue" : "local", total, completed: 0, failed: 0, running: 0, createdAt: Date.now(), updatedAt: Date.now(), runs: [], probes: [] };
+    return {
+      id,
+      name,
+      status: "running",
+      mode: this.opts.queue ? "queue" : "local",
+      total,
+      completed: 0,
+      failed: 0,
+      running: 0,
+      createdAt: Date.now(),
+      updatedAt: Date.now(),
+      runs: [],
+      probes: [],
+    };
   }
 
   list(): SweepView[] {
-    return this.store.listSweeps().map((id) => this.get(id, false)!).filter(Boolean);
+    return this.store
+      .listSweeps()
+      .map((id) => this.get(id, false)!)
+      .filter(Boolean);
   }
 
   get(id: string, withProbes = true): SweepView | null {

@@ -42,7 +42,7 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
     throw new ApiRequestError(0, { error: `server unreachable (${(e as Error).message})` });
   }
   const text = await res.text();
-  let data: unknown = undefined;
+  let data: unknown;
   if (text) {
     try {
       data = JSON.parse(text);
@@ -51,7 +51,10 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
     }
   }
   if (!res.ok) {
-    const err = data && typeof data === "object" && "error" in data ? (data as ApiError) : { error: `${method} ${path}: HTTP ${res.status} ${text.slice(0, 200)}` };
+    const err =
+      data && typeof data === "object" && "error" in data
+        ? (data as ApiError)
+        : { error: `${method} ${path}: HTTP ${res.status} ${text.slice(0, 200)}` };
     throw new ApiRequestError(res.status, err);
   }
   return data as T;

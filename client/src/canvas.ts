@@ -58,7 +58,14 @@ export function kindLegend(frame: Frame): HTMLElement {
   const box = h("div", { class: "kind-legend" });
   for (const kind of [...used].sort()) {
     const st = tileStyle(kind);
-    box.appendChild(h("span", { class: "chip" }, h("i", { style: `background:${st.glyphColor && st.fill === TILE.floor!.fill ? st.glyphColor : st.fill}` }), kind));
+    box.appendChild(
+      h(
+        "span",
+        { class: "chip" },
+        h("i", { style: `background:${st.glyphColor && st.fill === TILE.floor!.fill ? st.glyphColor : st.fill}` }),
+        kind,
+      ),
+    );
   }
   box.appendChild(h("span", { class: "chip" }, h("i", { class: "agent-dot" }), "agent"));
   return box;

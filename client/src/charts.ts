@@ -101,7 +101,9 @@ function markerPlugin(get: () => Marker[], labels: boolean): uPlot.Plugin {
 
 function withAlpha(color: string, alpha: number): string {
   if (color.startsWith("#") && color.length === 7) {
-    const a = Math.round(alpha * 255).toString(16).padStart(2, "0");
+    const a = Math.round(alpha * 255)
+      .toString(16)
+      .padStart(2, "0");
     return color + a;
   }
   return color;
@@ -265,7 +267,11 @@ export class ChartGrid {
 
   constructor(opts: { testid: string; title: string; markers?: () => Marker[] }) {
     this.markers = opts.markers;
-    this.root = h("div", { class: "chart-grid-wrap", "data-testid": opts.testid, "data-points": 0 }, h("div", { class: "chart-title" }, opts.title));
+    this.root = h(
+      "div",
+      { class: "chart-grid-wrap", "data-testid": opts.testid, "data-points": 0 },
+      h("div", { class: "chart-title" }, opts.title),
+    );
     this.grid = h("div", { class: "chart-grid" });
     this.root.appendChild(this.grid);
   }

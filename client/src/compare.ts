@@ -37,7 +37,11 @@ export function mountCompare(host: HTMLElement, ids: string[]): () => void {
   let smoothing = 0.85;
   let dirty = true;
 
-  const picker = h("div", { class: "compare-picker", "data-testid": "compare-picker" }, h("span", { class: "muted small" }, "loading runs…"));
+  const picker = h(
+    "div",
+    { class: "compare-picker", "data-testid": "compare-picker" },
+    h("span", { class: "muted small" }, "loading runs…"),
+  );
   const lanesBox = h("div", { class: "lanes", "data-testid": "compare-lanes" });
   const eventSel = h("select", { "data-testid": "compare-event" });
   const metricSel = h("select", { "data-testid": "compare-metric" });
@@ -59,7 +63,17 @@ export function mountCompare(host: HTMLElement, ids: string[]): () => void {
     model.onTrajectory = (t) => {
       lane.loop = t;
     };
-    const lane: Lane = { loop: null, loopLoading: false, model, grid, player, head: h("div", { class: "lane-head" }), stats: h("div", { class: "lane-stats small" }), hud, color };
+    const lane: Lane = {
+      loop: null,
+      loopLoading: false,
+      model,
+      grid,
+      player,
+      head: h("div", { class: "lane-head" }),
+      stats: h("div", { class: "lane-stats small" }),
+      hud,
+      color,
+    };
     return lane;
   });
 
@@ -70,7 +84,14 @@ export function mountCompare(host: HTMLElement, ids: string[]): () => void {
     if (l.loop) {
       const t = l.loop;
       t.frames.forEach((frame, i) =>
-        l.player.push({ frame, episode: t.episode, t: i, reward: t.rewards[i - 1] ?? 0, performance: t.performance[i - 1] ?? 0, events: t.events[i - 1] ?? [] }),
+        l.player.push({
+          frame,
+          episode: t.episode,
+          t: i,
+          reward: t.rewards[i - 1] ?? 0,
+          performance: t.performance[i - 1] ?? 0,
+          events: t.events[i - 1] ?? [],
+        }),
       );
       return;
     }
@@ -90,7 +111,9 @@ export function mountCompare(host: HTMLElement, ids: string[]): () => void {
   const loopTimer = window.setInterval(() => lanes.forEach(loopFinished), 1000);
 
   const allMarkers = (): Marker[] =>
-    lanes.flatMap((l) => (lanes.length > 1 ? l.model.markers().map((m) => ({ x: m.x, label: `${shortId(l.model.runId)}: ${m.label}` })) : l.model.markers()));
+    lanes.flatMap((l) =>
+      lanes.length > 1 ? l.model.markers().map((m) => ({ x: m.x, label: `${shortId(l.model.runId)}: ${m.label}` })) : l.model.markers(),
+    );
 
   const returnChart = new LineChart({
     testid: "chart-compare-return",
@@ -128,7 +151,13 @@ export function mountCompare(host: HTMLElement, ids: string[]): () => void {
       h(
         "section",
         { class: "panel" },
-        h("div", { class: "panel-head" }, h("h2", {}, "Compare runs"), h("div", { class: "spacer" }), smoothingControl((w) => ((smoothing = w), (dirty = true)), smoothing)),
+        h(
+          "div",
+          { class: "panel-head" },
+          h("h2", {}, "Compare runs"),
+          h("div", { class: "spacer" }),
+          smoothingControl((w) => ((smoothing = w), (dirty = true)), smoothing),
+        ),
         picker,
       ),
       lanes.length
@@ -139,7 +168,12 @@ export function mountCompare(host: HTMLElement, ids: string[]): () => void {
             "section",
             { class: "panel charts" },
             returnChart.root,
-            h("div", { class: "two" }, h("div", {}, h("div", { class: "metric-pick" }, "event ", eventSel), eventsChart.root), h("div", {}, h("div", { class: "metric-pick" }, "metric ", metricSel), metricChart.root)),
+            h(
+              "div",
+              { class: "two" },
+              h("div", {}, h("div", { class: "metric-pick" }, "event ", eventSel), eventsChart.root),
+              h("div", {}, h("div", { class: "metric-pick" }, "metric ", metricSel), metricChart.root),
+            ),
           )
         : null,
       probeHost,
@@ -148,7 +182,14 @@ export function mountCompare(host: HTMLElement, ids: string[]): () => void {
 
   for (const l of lanes) {
     lanesBox.appendChild(
-      h("section", { class: "panel lane", "data-testid": "compare-lane", "data-run-id": l.model.runId, style: `border-top: 3px solid ${l.color}` }, l.head, h("div", { class: "canvas-box" }, l.grid.el), l.hud, l.stats),
+      h(
+        "section",
+        { class: "panel lane", "data-testid": "compare-lane", "data-run-id": l.model.runId, style: `border-top: 3px solid ${l.color}` },
+        l.head,
+        h("div", { class: "canvas-box" }, l.grid.el),
+        l.hud,
+        l.stats,
+      ),
     );
   }
 
@@ -162,7 +203,14 @@ export function mountCompare(host: HTMLElement, ids: string[]): () => void {
           const next = check.checked ? [...ids, r.id] : ids.filter((x) => x !== r.id);
           location.hash = next.length ? `#/compare?ids=${next.map(encodeURIComponent).join(",")}` : "#/compare";
         });
-        return h("label", { class: "chip pick" }, check, h("span", { class: "mono" }, shortId(r.id)), ` ${r.spec.env} · ${r.variant} · ${r.spec.agent} `, statusBadge(r.status));
+        return h(
+          "label",
+          { class: "chip pick" },
+          check,
+          h("span", { class: "mono" }, shortId(r.id)),
+          ` ${r.spec.env} · ${r.variant} · ${r.spec.agent} `,
+          statusBadge(r.status),
+        );
       }),
     );
     if (sorted.length === 0) setChildren(picker, h("span", { class: "muted" }, "No runs yet."));
@@ -185,7 +233,13 @@ export function mountCompare(host: HTMLElement, ids: string[]): () => void {
       setChildren(
         l.stats,
         progressBar(run.envSteps, run.spec.steps),
-        h("div", {}, h("span", { class: "ret" }, `return ${fmt(recent?.return)}`), " · ", h("span", { class: "perf" }, `performance ${fmt(recent?.performance)}`)),
+        h(
+          "div",
+          {},
+          h("span", { class: "ret" }, `return ${fmt(recent?.return)}`),
+          " · ",
+          h("span", { class: "perf" }, `performance ${fmt(recent?.performance)}`),
+        ),
         h("div", { class: "muted" }, eventsSummary(recent?.events)),
       );
     }
@@ -194,7 +248,10 @@ export function mountCompare(host: HTMLElement, ids: string[]): () => void {
   function refreshCharts(): void {
     const tables = lanes.map((l) => {
       const x = l.model.episodes.x();
-      return [x, smooth(l.model.episodes.column("return"), smoothing), smooth(l.model.episodes.column("performance"), smoothing)] as [number[], ...(number | null)[][]];
+      return [x, smooth(l.model.episodes.column("return"), smoothing), smooth(l.model.episodes.column("performance"), smoothing)] as [
+        number[],
+        ...(number | null)[][],
+      ];
     });
     const joined = joinTables(tables);
     returnChart.setData(joined[0], joined.slice(1) as (number | null)[][]);
@@ -216,7 +273,9 @@ export function mountCompare(host: HTMLElement, ids: string[]): () => void {
       metricSel.value = metrics.includes(cur) ? cur : metrics.includes("losses/entropy") ? "losses/entropy" : (metrics[0] ?? "");
     }
     const mk = metricSel.value;
-    const mJoined = joinTables(lanes.map((l) => [l.model.updates.x(), smooth(l.model.updates.column(mk), smoothing * 0.5)] as [number[], (number | null)[]]));
+    const mJoined = joinTables(
+      lanes.map((l) => [l.model.updates.x(), smooth(l.model.updates.column(mk), smoothing * 0.5)] as [number[], (number | null)[]]),
+    );
     metricChart.setData(mJoined[0], mJoined.slice(1) as (number | null)[][]);
   }
 

@@ -32,7 +32,13 @@ function remembered(): Remembered {
 /** A labelled input with an error line under it, addressed by a request-body path. */
 function field(label: string, path: string, control: HTMLElement, hint?: string): { row: HTMLElement; error: HTMLElement } {
   const error = h("div", { class: "field-error", "data-testid": `${control.dataset.testid}-error`, role: "alert" });
-  const row = h("div", { class: "field", "data-path": path }, h("label", { for: control.id }, label, hint ? h("span", { class: "hint" }, hint) : null), control, error);
+  const row = h(
+    "div",
+    { class: "field", "data-path": path },
+    h("label", { for: control.id }, label, hint ? h("span", { class: "hint" }, hint) : null),
+    control,
+    error,
+  );
   return { row, error };
 }
 
@@ -64,8 +70,21 @@ export function mountLauncher(host: HTMLElement): () => void {
   const agentSel = h("select", { id: "launcher-agent", "data-testid": "launcher-agent" });
   const seedIn = h("input", { id: "launcher-seed", "data-testid": "launcher-seed", type: "number", min: 0, step: 1, value: 0 });
   const stepsIn = h("input", { id: "launcher-steps", "data-testid": "launcher-steps", type: "number", min: 1, step: 1000, value: 50000 });
-  const evalIn = h("input", { id: "launcher-eval", "data-testid": "launcher-eval", type: "number", min: 0, step: 1, placeholder: "server default" });
-  const rewardSel = h("select", { id: "launcher-reward", "data-testid": "launcher-reward" }, option("keep"), option("removed"), option("negated"));
+  const evalIn = h("input", {
+    id: "launcher-eval",
+    "data-testid": "launcher-eval",
+    type: "number",
+    min: 0,
+    step: 1,
+    placeholder: "server default",
+  });
+  const rewardSel = h(
+    "select",
+    { id: "launcher-reward", "data-testid": "launcher-reward" },
+    option("keep"),
+    option("removed"),
+    option("negated"),
+  );
   const labelIn = h("input", { id: "launcher-label", "data-testid": "launcher-label", type: "text", placeholder: "optional" });
   const openAfter = h("input", { id: "launcher-open", "data-testid": "launcher-open", type: "checkbox", checked: true });
   const submit = h("button", { type: "submit", class: "primary", "data-testid": "launcher-submit" }, "Launch run");
@@ -80,7 +99,12 @@ export function mountLauncher(host: HTMLElement): () => void {
   const agentFormHost = h("div", { class: "config-host" });
 
   const levelFile = h("input", { type: "file", accept: ".json,application/json", "data-testid": "level-file" });
-  const levelText = h("textarea", { rows: 9, spellcheck: false, "data-testid": "level-json", placeholder: "choose a file, or paste a level's JSON here" });
+  const levelText = h("textarea", {
+    rows: 9,
+    spellcheck: false,
+    "data-testid": "level-json",
+    placeholder: "choose a file, or paste a level's JSON here",
+  });
   const levelExample = h("button", { type: "button", class: "small", "data-testid": "level-example" }, "Example");
   const levelUpload = h("button", { type: "button", class: "primary", "data-testid": "level-upload" }, "Upload level");
   const levelError = h("div", { class: "form-error", "data-testid": "level-error", role: "alert" });
@@ -189,7 +213,11 @@ export function mountLauncher(host: HTMLElement): () => void {
     const agent = agents.find((a) => a.name === agentSel.value);
     if (!agent) return;
     setChildren(agentInfo, h("span", { class: `badge kind-${agent.kind}` }, agent.kind), " ", agent.description);
-    agentForm = new SchemaForm(agent.configSchema as ObjectSchema, { testidPrefix: "config", pathPrefix: "/config", values: agent.defaults });
+    agentForm = new SchemaForm(agent.configSchema as ObjectSchema, {
+      testidPrefix: "config",
+      pathPrefix: "/config",
+      values: agent.defaults,
+    });
     setChildren(agentFormHost, agentForm.root);
   }
 
@@ -216,11 +244,7 @@ export function mountLauncher(host: HTMLElement): () => void {
         general.push(`${d.path} ${d.message}`);
       }
     }
-    setChildren(
-      generalError,
-      h("strong", {}, message),
-      general.length ? h("ul", {}, ...general.map((g) => h("li", {}, g))) : null,
-    );
+    setChildren(generalError, h("strong", {}, message), general.length ? h("ul", {}, ...general.map((g) => h("li", {}, g))) : null);
     // open a collapsed section that holds an invalid field
     form.querySelectorAll(".field.invalid").forEach((el) => {
       const d = el.closest("details");
@@ -244,7 +268,10 @@ export function mountLauncher(host: HTMLElement): () => void {
       steps: intOrNaN(stepsIn),
     };
     const local: { path: string; message: string }[] = [];
-    for (const [key, value] of [["seed", body.seed], ["steps", body.steps]] as const) {
+    for (const [key, value] of [
+      ["seed", body.seed],
+      ["steps", body.steps],
+    ] as const) {
       if (!Number.isInteger(value)) local.push({ path: `/${key}`, message: "must be an integer" });
     }
     if (agentForm) {
@@ -269,7 +296,10 @@ export function mountLauncher(host: HTMLElement): () => void {
     submit.textContent = "Launching…";
     try {
       const run = await api.createRun(body);
-      localStorage.setItem(STORAGE_KEY, JSON.stringify({ env: body.env, variant: body.variant, agent: body.agent, seed: body.seed, steps: body.steps }));
+      localStorage.setItem(
+        STORAGE_KEY,
+        JSON.stringify({ env: body.env, variant: body.variant, agent: body.agent, seed: body.seed, steps: body.steps }),
+      );
       flash(`Run ${run.id} launched`);
       form.dispatchEvent(new CustomEvent("launched", { detail: run, bubbles: true }));
       if (openAfter.checked) location.hash = `#/run/${encodeURIComponent(run.id)}`;
@@ -300,7 +330,8 @@ export function mountLauncher(host: HTMLElement): () => void {
     } catch (e) {
       return levelProblem("Not valid JSON:", [jsonErrorWhere((e as Error).message, text)]);
     }
-    if (!level || typeof level !== "object" || Array.isArray(level)) return levelProblem("A level is a JSON object (with id, legend and variants).");
+    if (!level || typeof level !== "object" || Array.isArray(level))
+      return levelProblem("A level is a JSON object (with id, legend and variants).");
     const id = (level as { id?: unknown }).id;
     const replacing = typeof id === "string" && envs.some((e) => e.id === id);
     levelUpload.disabled = true;
@@ -324,7 +355,13 @@ export function mountLauncher(host: HTMLElement): () => void {
       // a 400 lists every problem (e.g. "unknown character 'Z' at row 2, column 2"); 409 an id clash; 413 the size
       const items = e.details.map((d) => (d.path && d.path !== "/" ? `${d.path}: ${d.message}` : d.message.replace(/^:\s*/, "")));
       const title =
-        e.status === 409 ? e.message : e.status === 413 ? `Too large: ${e.message}` : items.length ? `The level was refused (${items.length} problem${items.length === 1 ? "" : "s"}):` : e.message;
+        e.status === 409
+          ? e.message
+          : e.status === 413
+            ? `Too large: ${e.message}`
+            : items.length
+              ? `The level was refused (${items.length} problem${items.length === 1 ? "" : "s"}):`
+              : e.message;
       levelProblem(title, e.status === 409 ? [] : items);
     } finally {
       levelUpload.disabled = false;

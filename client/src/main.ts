@@ -16,7 +16,13 @@ import { mountRunView } from "./runview.ts";
 import { mountSweeps } from "./sweeps.ts";
 import { onConnection } from "./socket.ts";
 
-type Route = { view: "home" } | { view: "run"; id: string } | { view: "compare"; ids: string[] } | { view: "probes" } | { view: "sweeps"; id?: string } | { view: "missing"; hash: string };
+type Route =
+  | { view: "home" }
+  | { view: "run"; id: string }
+  | { view: "compare"; ids: string[] }
+  | { view: "probes" }
+  | { view: "sweeps"; id?: string }
+  | { view: "missing"; hash: string };
 
 export function parseRoute(hash: string): Route {
   const raw = hash.replace(/^#/, "") || "/";
@@ -26,7 +32,10 @@ export function parseRoute(hash: string): Route {
   if (parts.length === 0) return { view: "home" };
   if (parts[0] === "run" && parts[1]) return { view: "run", id: decodeURIComponent(parts[1]) };
   if (parts[0] === "compare") {
-    const ids = (params.get("ids") ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+    const ids = (params.get("ids") ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
     return { view: "compare", ids };
   }
   if (parts[0] === "probes") return { view: "probes" };
@@ -81,7 +90,15 @@ function render(): void {
       document.title = "sweeps · rewardlab";
       break;
     default:
-      setChildren(app, h("section", { class: "panel" }, h("h2", {}, "Not found"), h("p", {}, `No view for ${route.hash}. `, h("a", { href: "#/" }, "Back to runs"))));
+      setChildren(
+        app,
+        h(
+          "section",
+          { class: "panel" },
+          h("h2", {}, "Not found"),
+          h("p", {}, `No view for ${route.hash}. `, h("a", { href: "#/" }, "Back to runs")),
+        ),
+      );
   }
   window.scrollTo(0, 0);
 }

@@ -26,7 +26,7 @@ function svg<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string,
 
 /** The arm of a row (dose-response: "exposure=0.1"), or "" for single-arm probes. */
 export function armOf(a: ProbeAgentResult): string {
-  const arm = a.extra?.["arm"];
+  const arm = a.extra?.arm;
   return typeof arm === "string" ? arm : "";
 }
 
@@ -43,7 +43,13 @@ export function probeChart(results: ProbeAgentResult[], testid = "probe-chart"):
     root.appendChild(svg("line", { x1: m.l, x2: W - m.r, y1: y(tick), y2: y(tick), class: "grid" }));
     root.appendChild(svg("text", { x: m.l - 6, y: y(tick) + 4, class: "tick", "text-anchor": "end" }, tick.toFixed(2)));
   }
-  root.appendChild(svg("text", { x: 12, y: m.t + plotH / 2, class: "axis-label", transform: `rotate(-90 12 ${m.t + plotH / 2})`, "text-anchor": "middle" }, `rate of "${agents[0]?.event ?? "event"}"`));
+  root.appendChild(
+    svg(
+      "text",
+      { x: 12, y: m.t + plotH / 2, class: "axis-label", transform: `rotate(-90 12 ${m.t + plotH / 2})`, "text-anchor": "middle" },
+      `rate of "${agents[0]?.event ?? "event"}"`,
+    ),
+  );
   const groupW = (W - m.l - m.r) / Math.max(1, agents.length);
   const barW = Math.min(34, (groupW - 30) / BARS.length);
   agents.forEach((a, gi) => {
@@ -53,7 +59,11 @@ export function probeChart(results: ProbeAgentResult[], testid = "probe-chart"):
     BARS.forEach((b, bi) => {
       const x = gx + bi * (barW + 6);
       const v = b.key === "rate" ? a.rate : a.predictions[b.key];
-      const title = svg("title", {}, `${name} · ${b.label}: ${v === null ? "n/a" : fmt(v)}${b.key === "rate" ? ` [${fmt(a.ci[0])}, ${fmt(a.ci[1])}]` : ""}`);
+      const title = svg(
+        "title",
+        {},
+        `${name} · ${b.label}: ${v === null ? "n/a" : fmt(v)}${b.key === "rate" ? ` [${fmt(a.ci[0])}, ${fmt(a.ci[1])}]` : ""}`,
+      );
       if (v === null || v === undefined || !Number.isFinite(v)) {
         const box = svg("rect", { x, y: y(1), width: barW, height: plotH, class: "na", stroke: b.color });
         box.appendChild(title);
@@ -61,7 +71,14 @@ export function probeChart(results: ProbeAgentResult[], testid = "probe-chart"):
         root.appendChild(svg("text", { x: x + barW / 2, y: y(0) - 6, class: "bar-label", "text-anchor": "middle" }, "n/a"));
         return;
       }
-      const bar = svg("rect", { x, y: y(v), width: barW, height: Math.max(1, y(0) - y(v)), fill: b.color, class: b.key === "rate" ? "bar measured" : "bar prediction" });
+      const bar = svg("rect", {
+        x,
+        y: y(v),
+        width: barW,
+        height: Math.max(1, y(0) - y(v)),
+        fill: b.color,
+        class: b.key === "rate" ? "bar measured" : "bar prediction",
+      });
       bar.appendChild(title);
       root.appendChild(bar);
       if (b.key === "rate") {
@@ -71,22 +88,51 @@ export function probeChart(results: ProbeAgentResult[], testid = "probe-chart"):
         root.appendChild(svg("line", { x1: cx - barW / 4, x2: cx + barW / 4, y1: y(lo), y2: y(lo), class: "whisker" }));
         root.appendChild(svg("line", { x1: cx - barW / 4, x2: cx + barW / 4, y1: y(hi), y2: y(hi), class: "whisker" }));
       }
-      root.appendChild(svg("text", { x: x + barW / 2, y: Math.min(y(v), b.key === "rate" ? y(a.ci[1]) : y(v)) - 4, class: "bar-label", "text-anchor": "middle" }, fmt(v, 2)));
+      root.appendChild(
+        svg(
+          "text",
+          { x: x + barW / 2, y: Math.min(y(v), b.key === "rate" ? y(a.ci[1]) : y(v)) - 4, class: "bar-label", "text-anchor": "middle" },
+          fmt(v, 2),
+        ),
+      );
     });
-    root.appendChild(svg("text", { x: m.l + gi * groupW + groupW / 2, y: H - m.b + 18, class: "group-label", "text-anchor": "middle" }, name));
-    root.appendChild(svg("text", { x: m.l + gi * groupW + groupW / 2, y: H - m.b + 33, class: "tick", "text-anchor": "middle" }, `${a.seeds} seed${a.seeds === 1 ? "" : "s"} · ${a.episodes} episodes`));
+    root.appendChild(
+      svg("text", { x: m.l + gi * groupW + groupW / 2, y: H - m.b + 18, class: "group-label", "text-anchor": "middle" }, name),
+    );
+    root.appendChild(
+      svg(
+        "text",
+        { x: m.l + gi * groupW + groupW / 2, y: H - m.b + 33, class: "tick", "text-anchor": "middle" },
+        `${a.seeds} seed${a.seeds === 1 ? "" : "s"} · ${a.episodes} episodes`,
+      ),
+    );
   });
   return root;
 }
 
 export function probeLegend(): HTMLElement {
-  return h("div", { class: "probe-legend" }, ...BARS.map((b) => h("span", { class: "chip" }, h("i", { style: `background:${b.color}` }), b.label)));
+  return h(
+    "div",
+    { class: "probe-legend" },
+    ...BARS.map((b) => h("span", { class: "chip" }, h("i", { style: `background:${b.color}` }), b.label)),
+  );
 }
 
 export function probeTable(results: ProbeAgentResult[], testid = "probe-table"): HTMLElement {
   const ci = (c: [number, number]) => `[${fmt(c[0])}, ${fmt(c[1])}]`;
   const arms = results.some((a) => armOf(a) !== "");
-  const heads = ["agent", ...(arms ? ["arm"] : []), "event", "rate", "95% CI", "return", "performance", "reward pursuit", "reinforced", "counting"];
+  const heads = [
+    "agent",
+    ...(arms ? ["arm"] : []),
+    "event",
+    "rate",
+    "95% CI",
+    "return",
+    "performance",
+    "reward pursuit",
+    "reinforced",
+    "counting",
+  ];
   return h(
     "table",
     { class: "probe-table", "data-testid": testid },
@@ -122,5 +168,7 @@ export function probeResultBlock(results: ProbeAgentResult[], testids: { chart?:
 /** An agent's name with the config the probe gave it, e.g. `planner (model=learned)`. */
 function agentLabel(a: ProbeAgentResult): string {
   const entries = Object.entries(a.config ?? {});
-  return entries.length ? `${a.agent} (${entries.map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(", ")})` : a.agent;
+  return entries.length
+    ? `${a.agent} (${entries.map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(", ")})`
+    : a.agent;
 }

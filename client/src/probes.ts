@@ -21,9 +21,18 @@ export function definitionInfo(d: ProbeDefinition): HTMLElement {
     d.testReward && d.testReward !== "keep" ? h("span", {}, "test reward ", h("strong", {}, d.testReward)) : "",
     h("span", {}, "event ", h("strong", { class: "event-name" }, d.event)),
     d.arms.length ? h("span", {}, "arms ", h("strong", {}, d.arms.join(", "))) : "",
-    h("span", { class: d.generic ? "generic" : "muted" }, d.generic ? "generic: also runs on another environment" : "specific to its environment"),
+    h(
+      "span",
+      { class: d.generic ? "generic" : "muted" },
+      d.generic ? "generic: also runs on another environment" : "specific to its environment",
+    ),
   ];
-  return h("div", { class: "probe-info", "data-testid": "probe-info" }, h("p", { class: "probe-desc" }, d.description), h("div", { class: "probe-facts small" }, ...facts.filter((f) => f !== "")));
+  return h(
+    "div",
+    { class: "probe-info", "data-testid": "probe-info" },
+    h("p", { class: "probe-desc" }, d.description),
+    h("div", { class: "probe-facts small" }, ...facts.filter((f) => f !== "")),
+  );
 }
 
 export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}): () => void {
@@ -49,7 +58,11 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
     return h("div", { class: "field", "data-path": path }, h("label", {}, label), control, errs[path]);
   };
   const list = h("div", { class: "probe-list", "data-testid": "probe-list" });
-  const detail = h("div", { class: "probe-detail", "data-testid": "probe-detail" }, h("p", { class: "muted" }, "Pick a probe result to see it."));
+  const detail = h(
+    "div",
+    { class: "probe-detail", "data-testid": "probe-detail" },
+    h("p", { class: "muted" }, "Pick a probe result to see it."),
+  );
   let probes: ProbeResult[] = [];
   let selectedId: string | null = null;
   let agents: AgentSummary[] = [];
@@ -90,7 +103,12 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
         ),
         form,
       ),
-      h("div", { class: "probe-cols" }, h("section", { class: "panel" }, h("h3", {}, "Results"), list), h("section", { class: "panel" }, detail)),
+      h(
+        "div",
+        { class: "probe-cols" },
+        h("section", { class: "panel" }, h("h3", {}, "Results"), list),
+        h("section", { class: "panel" }, detail),
+      ),
     ),
   );
 
@@ -112,7 +130,12 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
       ...sorted.map((p) => {
         const row = h(
           "button",
-          { class: `probe-row ${p.id === selectedId ? "selected" : ""}`, "data-testid": "probe-row", "data-probe-id": p.id, type: "button" },
+          {
+            class: `probe-row ${p.id === selectedId ? "selected" : ""}`,
+            "data-testid": "probe-row",
+            "data-probe-id": p.id,
+            type: "button",
+          },
           h("span", { class: "mono" }, shortId(p.id)),
           h("strong", {}, p.probe),
           h("span", { class: "muted small" }, p.env),
@@ -134,9 +157,17 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
     if (!p) return;
     setChildren(
       detail,
-      h("div", { class: "panel-head" }, h("h3", {}, `${p.probe}`), h("span", { class: "muted small" }, `${p.env} · ${shortId(p.id)}`), h("span", { class: `badge status-${p.status}` }, p.status)),
+      h(
+        "div",
+        { class: "panel-head" },
+        h("h3", {}, `${p.probe}`),
+        h("span", { class: "muted small" }, `${p.env} · ${shortId(p.id)}`),
+        h("span", { class: `badge status-${p.status}` }, p.status),
+      ),
       p.reason ? h("p", { class: "form-error" }, p.reason) : null,
-      ...(p.results.length ? probeResultBlock(p.results) : [h("p", { class: "muted" }, p.status === "running" ? "Running: results appear when agents finish." : "No results.")]),
+      ...(p.results.length
+        ? probeResultBlock(p.results)
+        : [h("p", { class: "muted" }, p.status === "running" ? "Running: results appear when agents finish." : "No results.")]),
     );
   }
 
@@ -217,7 +248,13 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
       setChildren(
         agentsBox,
         ...agents.map((ag, i) =>
-          h("label", { class: "check" }, h("input", { type: "checkbox", value: ag.name, checked: i < 2, "data-testid": `probe-agent-${ag.name}` }), `${ag.name} `, h("span", { class: "muted small" }, ag.kind)),
+          h(
+            "label",
+            { class: "check" },
+            h("input", { type: "checkbox", value: ag.name, checked: i < 2, "data-testid": `probe-agent-${ag.name}` }),
+            `${ag.name} `,
+            h("span", { class: "muted small" }, ag.kind),
+          ),
         ),
       );
     })

@@ -200,7 +200,12 @@ export class RunModel {
     }
   }
 
-  private async backfill(upTo: number, episodes: EpisodeStats[], updates: UpdatePoint[], interventions: InterventionRecord[]): Promise<void> {
+  private async backfill(
+    upTo: number,
+    episodes: EpisodeStats[],
+    updates: UpdatePoint[],
+    interventions: InterventionRecord[],
+  ): Promise<void> {
     try {
       const earlier: EpisodeStats[] = [];
       for (let from = 0; from < upTo; ) {

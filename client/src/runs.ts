@@ -34,9 +34,14 @@ export function progressBar(done: number, total: number): HTMLElement {
 
 export function eventsSummary(events: Record<string, number> | undefined, max = 3): string {
   if (!events) return "–";
-  const entries = Object.entries(events).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]);
+  const entries = Object.entries(events)
+    .filter(([, v]) => v > 0)
+    .sort((a, b) => b[1] - a[1]);
   if (entries.length === 0) return "none";
-  return entries.slice(0, max).map(([k, v]) => `${k} ${fmt(v, 2)}`).join(" · ");
+  return entries
+    .slice(0, max)
+    .map(([k, v]) => `${k} ${fmt(v, 2)}`)
+    .join(" · ");
 }
 
 export async function runAction(run: RunSummary, action: "pause" | "resume" | "stop" | "delete"): Promise<void> {
@@ -68,9 +73,20 @@ export function mountRunsList(host: HTMLElement): () => void {
       h(
         "tr",
         {},
-        ...["", "run", "environment", "agent", "seed", "status", "progress", "return", "performance", "events / episode", "steps/s", ""].map((t) =>
-          h("th", {}, t),
-        ),
+        ...[
+          "",
+          "run",
+          "environment",
+          "agent",
+          "seed",
+          "status",
+          "progress",
+          "return",
+          "performance",
+          "events / episode",
+          "steps/s",
+          "",
+        ].map((t) => h("th", {}, t)),
       ),
     ),
     tbody,
@@ -123,11 +139,29 @@ export function mountRunsList(host: HTMLElement): () => void {
 
   function fillRow(row: Row, run: RunSummary): void {
     const [idCell, envCell, agentCell, seedCell, statusCell, progCell, retCell, perfCell, evCell, spsCell] = row.cells;
-    setChildren(idCell!, h("a", { href: `#/run/${encodeURIComponent(run.id)}`, class: "mono", title: run.id }, shortId(run.id)), run.spec.label ? h("div", { class: "muted small" }, run.spec.label) : null, h("div", { class: "muted small" }, ago(run.createdAt)));
-    setChildren(envCell!, run.spec.env, h("div", { class: "muted small" }, run.variant !== run.spec.variant ? `${run.spec.variant} → ${run.variant}` : run.variant, run.learning ? "" : " · frozen"));
+    setChildren(
+      idCell!,
+      h("a", { href: `#/run/${encodeURIComponent(run.id)}`, class: "mono", title: run.id }, shortId(run.id)),
+      run.spec.label ? h("div", { class: "muted small" }, run.spec.label) : null,
+      h("div", { class: "muted small" }, ago(run.createdAt)),
+    );
+    setChildren(
+      envCell!,
+      run.spec.env,
+      h(
+        "div",
+        { class: "muted small" },
+        run.variant !== run.spec.variant ? `${run.spec.variant} → ${run.variant}` : run.variant,
+        run.learning ? "" : " · frozen",
+      ),
+    );
     setChildren(agentCell!, run.spec.agent);
     setChildren(seedCell!, String(run.spec.seed));
-    setChildren(statusCell!, statusBadge(run.status), run.reason ? h("div", { class: "muted small", title: run.reason }, run.reason.slice(0, 40)) : null);
+    setChildren(
+      statusCell!,
+      statusBadge(run.status),
+      run.reason ? h("div", { class: "muted small", title: run.reason }, run.reason.slice(0, 40)) : null,
+    );
     statusCell!.dataset.testid = "run-status";
     setChildren(progCell!, progressBar(run.envSteps, run.spec.steps));
     setChildren(retCell!, h("span", { class: "num ret" }, fmt(run.recent?.return)));

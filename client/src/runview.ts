@@ -20,7 +20,14 @@ const PERF_COLOR = "#ffb454";
 const LEDGER_REFRESH_MS = 4000;
 const CHART_REFRESH_MS = 300;
 /** Losses shown first, in CleanRL's order; any other losses/* follow alphabetically. */
-const LOSS_ORDER = ["losses/policy_loss", "losses/value_loss", "losses/entropy", "losses/approx_kl", "losses/clipfrac", "losses/explained_variance"];
+const LOSS_ORDER = [
+  "losses/policy_loss",
+  "losses/value_loss",
+  "losses/entropy",
+  "losses/approx_kl",
+  "losses/clipfrac",
+  "losses/explained_variance",
+];
 
 export function smoothingControl(onChange: (w: number) => void, initial = 0.6): HTMLElement {
   const input = h("input", { type: "range", min: 0, max: 0.99, step: 0.01, value: initial, "data-testid": "chart-smoothing" });
@@ -57,7 +64,11 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
       })
       .catch((e: Error) => flash(e.message, "error"));
   });
-  const compareLink = h("a", { class: "button", "data-testid": "run-compare-link", href: `#/compare?ids=${encodeURIComponent(runId)}` }, "Compare…");
+  const compareLink = h(
+    "a",
+    { class: "button", "data-testid": "run-compare-link", href: `#/compare?ids=${encodeURIComponent(runId)}` },
+    "Compare…",
+  );
   pauseBtn.addEventListener("click", () => {
     if (!model.run) return;
     const resume = model.run.status === "paused" || model.run.resumable;
@@ -73,9 +84,17 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
   const player = new FramePlayer(grid);
   const modeLabel = h("span", { class: "badge mode-live", "data-testid": "canvas-mode" }, "live");
   const hud = h("div", { class: "hud mono", "data-testid": "run-hud" }, "waiting for frames…");
-  const fpsSel = h("select", { "data-testid": "canvas-fps", title: "playback speed" }, ...[5, 10, 20, 30].map((f) => option(String(f), `${f} fps`, f === player.fps)));
+  const fpsSel = h(
+    "select",
+    { "data-testid": "canvas-fps", title: "playback speed" },
+    ...[5, 10, 20, 30].map((f) => option(String(f), `${f} fps`, f === player.fps)),
+  );
   fpsSel.addEventListener("change", () => (player.fps = Number(fpsSel.value)));
-  const livePause = h("button", { class: "small", "data-testid": "canvas-pause", title: "freeze the live picture (training continues)" }, "freeze");
+  const livePause = h(
+    "button",
+    { class: "small", "data-testid": "canvas-pause", title: "freeze the live picture (training continues)" },
+    "freeze",
+  );
   livePause.addEventListener("click", () => {
     player.paused = !player.paused;
     livePause.textContent = player.paused ? "unfreeze" : "freeze";
@@ -116,7 +135,9 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
       h("span", { class: "ret" }, `r ${fmt(r)} (Σ ${fmt(ret)})`),
       h("span", { class: "perf" }, `perf ${fmt(p)} (Σ ${fmt(perf)})`),
       events.length ? h("span", { class: "events" }, events.join(" ")) : null,
-      ...(extra ? Object.entries(extra).map(([k, v]) => h("span", { class: "muted" }, `${k} ${typeof v === "number" ? fmt(v) : String(v)}`)) : []),
+      ...(extra
+        ? Object.entries(extra).map(([k, v]) => h("span", { class: "muted" }, `${k} ${typeof v === "number" ? fmt(v) : String(v)}`))
+        : []),
     );
   }
 
@@ -137,11 +158,10 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
       ledgerActions = totals.actions;
       grid.setLedger(ledger, ledgerActions);
       const n = Object.keys(totals.entries).length;
-      ledgerNote.textContent = n
-        ? `${n} states reinforced · arrow size ∝ √|Σ lr·weight| per action`
-        : "Nothing reinforced yet.";
+      ledgerNote.textContent = n ? `${n} states reinforced · arrow size ∝ √|Σ lr·weight| per action` : "Nothing reinforced yet.";
     } catch (e) {
-      ledgerNote.textContent = e instanceof ApiRequestError && e.status === 404 ? "No ledger for this run." : `ledger: ${(e as Error).message}`;
+      ledgerNote.textContent =
+        e instanceof ApiRequestError && e.status === 404 ? "No ledger for this run." : `ledger: ${(e as Error).message}`;
     }
   }
   model.onLedger = (delta) => {
@@ -170,7 +190,10 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
       replaySel,
       option("", sorted.length ? `${sorted.length} recorded episodes: pick one` : "no recorded episodes yet"),
       ...sorted.map((t) =>
-        option(String(t.episode), `ep ${t.episode} @ ${compact(t.envSteps)} · ${t.variant} · R ${fmt(t.return)} · P ${fmt(t.performance)} · ${t.length} steps`),
+        option(
+          String(t.episode),
+          `ep ${t.episode} @ ${compact(t.envSteps)} · ${t.variant} · R ${fmt(t.return)} · P ${fmt(t.performance)} · ${t.length} steps`,
+        ),
       ),
     );
     replaySel.value = current;
@@ -245,7 +268,16 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
       perf += rec.performance[k] ?? 0;
     }
     const action = i >= 0 ? (env?.actions[rec.actions[i] ?? -1] ?? String(rec.actions[i])) : "–";
-    showHud(rec.episode, index, i >= 0 ? (rec.rewards[i] ?? 0) : 0, i >= 0 ? (rec.performance[i] ?? 0) : 0, i >= 0 ? (rec.events[i] ?? []) : [], ret, perf, frame.hud);
+    showHud(
+      rec.episode,
+      index,
+      i >= 0 ? (rec.rewards[i] ?? 0) : 0,
+      i >= 0 ? (rec.performance[i] ?? 0) : 0,
+      i >= 0 ? (rec.events[i] ?? []) : [],
+      ret,
+      perf,
+      frame.hud,
+    );
     replayInfo.textContent = `step ${index}/${rec.frames.length - 1} · action ${action} · variant ${rec.variant} · @ ${compact(rec.envSteps)} env steps`;
   }
 
@@ -354,7 +386,9 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
     const marks = model.markers();
     setChildren(
       ivLog,
-      ...model.interventions.map((iv: InterventionRecord, i) => h("li", {}, h("span", { class: "mono" }, `@${compact(iv.envSteps)}`), " ", marks[i]?.label ?? "")),
+      ...model.interventions.map((iv: InterventionRecord, i) =>
+        h("li", {}, h("span", { class: "mono" }, `@${compact(iv.envSteps)}`), " ", marks[i]?.label ?? ""),
+      ),
     );
   }
 
@@ -447,14 +481,20 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
       eventKeys = [...events];
       eventsChart.setSeries(eventKeys.map((e, i): SeriesDef => ({ label: e, color: colorAt(i + 2) })));
     }
-    eventsChart.setData(model.eventRates.x(), eventKeys.map((e) => model.eventRates.column(e)));
+    eventsChart.setData(
+      model.eventRates.x(),
+      eventKeys.map((e) => model.eventRates.column(e)),
+    );
 
     const up = model.updates;
     const cols = up.columns;
     const rank = (k: string) => (LOSS_ORDER.includes(k) ? LOSS_ORDER.indexOf(k) : LOSS_ORDER.length);
     const losses = cols.filter((c) => c.startsWith("losses/")).sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
     const ux = up.x();
-    lossesChart.setData(ux, losses.map((k) => [k, smooth(up.column(k), smoothing * 0.5)]));
+    lossesChart.setData(
+      ux,
+      losses.map((k) => [k, smooth(up.column(k), smoothing * 0.5)]),
+    );
 
     // metric explorer: every update metric, plus episode length
     const options = ["episode/length", ...cols.filter((c) => !c.startsWith("losses/")).sort(), ...losses];
@@ -471,7 +511,11 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
 
   // ------------------------------------------------------------ header, evaluation, metrics
 
-  const evalBox = h("div", { "data-testid": "run-evaluation" }, h("p", { class: "muted small" }, "Evaluated with learning off when the run completes."));
+  const evalBox = h(
+    "div",
+    { "data-testid": "run-evaluation" },
+    h("p", { class: "muted small" }, "Evaluated with learning off when the run completes."),
+  );
   const metricsBox = h("table", { class: "kv", "data-testid": "run-metrics" });
   const missingBox = h("div", { class: "form-error", hidden: true, "data-testid": "run-missing" });
 
@@ -511,12 +555,28 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
     if (ev) {
       setChildren(
         evalBox,
-        h("p", { class: "small" }, `${ev.episodes} episodes on `, h("strong", {}, ev.variant), ` at ${compact(ev.envSteps)} env steps, ${ev.greedy ? "greedy" : "sampled"} policy`),
+        h(
+          "p",
+          { class: "small" },
+          `${ev.episodes} episodes on `,
+          h("strong", {}, ev.variant),
+          ` at ${compact(ev.envSteps)} env steps, ${ev.greedy ? "greedy" : "sampled"} policy`,
+        ),
         h(
           "table",
           { class: "kv" },
-          h("tr", {}, h("th", {}, "return"), h("td", { class: "ret" }, `${fmt(ev.return.mean)} [${fmt(ev.return.ci[0])}, ${fmt(ev.return.ci[1])}]`)),
-          h("tr", {}, h("th", {}, "performance"), h("td", { class: "perf" }, `${fmt(ev.performance.mean)} [${fmt(ev.performance.ci[0])}, ${fmt(ev.performance.ci[1])}]`)),
+          h(
+            "tr",
+            {},
+            h("th", {}, "return"),
+            h("td", { class: "ret" }, `${fmt(ev.return.mean)} [${fmt(ev.return.ci[0])}, ${fmt(ev.return.ci[1])}]`),
+          ),
+          h(
+            "tr",
+            {},
+            h("th", {}, "performance"),
+            h("td", { class: "perf" }, `${fmt(ev.performance.mean)} [${fmt(ev.performance.ci[0])}, ${fmt(ev.performance.ci[1])}]`),
+          ),
           h("tr", {}, h("th", {}, "length"), h("td", {}, fmt(ev.length))),
           ...Object.entries(ev.eventRates).map(([k, v]) => h("tr", {}, h("th", {}, `rate: ${k}`), h("td", {}, fmt(v)))),
         ),
@@ -580,7 +640,11 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
             "section",
             { class: "panel intervene", "data-testid": "intervene" },
             h("h3", {}, "Intervene live"),
-            h("p", { class: "muted small" }, "Change the world under a training agent: switch the variant, freeze learning, or remove the reward. Marked on every chart."),
+            h(
+              "p",
+              { class: "muted small" },
+              "Change the world under a training agent: switch the variant, freeze learning, or remove the reward. Marked on every chart.",
+            ),
             h(
               "div",
               { class: "iv-grid" },
@@ -601,7 +665,13 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
           h(
             "section",
             { class: "panel charts" },
-            h("div", { class: "panel-head" }, h("h3", {}, "Learning"), h("div", { class: "spacer" }), smoothingControl((w) => ((smoothing = w), (dirty = true)), smoothing)),
+            h(
+              "div",
+              { class: "panel-head" },
+              h("h3", {}, "Learning"),
+              h("div", { class: "spacer" }),
+              smoothingControl((w) => ((smoothing = w), (dirty = true)), smoothing),
+            ),
             returnChart.root,
             eventsChart.root,
             lossesChart.root,

@@ -124,7 +124,7 @@ export function smooth(ys: readonly (number | null)[], weight: number): (number 
     }
     last = last * weight + (1 - weight) * y;
     n++;
-    out[i] = last / (1 - Math.pow(weight, n));
+    out[i] = last / (1 - weight ** n);
   }
   return out;
 }

@@ -29,12 +29,23 @@ export const EXAMPLE_SPEC = {
 
 /** JSON indented by 2, with arrays of plain values kept on one line (specs are mostly such lists). */
 export function formatSpec(value: unknown): string {
-  return JSON.stringify(value, null, 2).replace(/\[\s*\n([^[\]{}]*?)\n\s*\]/g, (_m, inner: string) => `[${inner.trim().replace(/,\s*\n\s*/g, ", ")}]`);
+  return JSON.stringify(value, null, 2).replace(
+    /\[\s*\n([^[\]{}]*?)\n\s*\]/g,
+    (_m, inner: string) => `[${inner.trim().replace(/,\s*\n\s*/g, ", ")}]`,
+  );
 }
 
 /** The parts of a sweep spec used to recognise its runs (experiments/sweeps/spec.ts). */
 interface SpecShape {
-  grid?: { env?: string[]; variant?: string[]; agent?: string[]; config?: Record<string, unknown>[]; seeds?: number | number[]; steps?: number[]; evalEpisodes?: number };
+  grid?: {
+    env?: string[];
+    variant?: string[];
+    agent?: string[];
+    config?: Record<string, unknown>[];
+    seeds?: number | number[];
+    steps?: number[];
+    evalEpisodes?: number;
+  };
   runs?: { env?: string; variant?: string; agent?: string; seed?: number; steps?: number }[];
 }
 
@@ -80,7 +91,8 @@ export function runMatchesSpec(run: RunSummary, spec: SpecShape): boolean {
       return true;
   }
   return (spec.runs ?? []).some(
-    (r) => r.env === s.env && r.agent === s.agent && (r.seed ?? 0) === s.seed && r.steps === s.steps && (!r.variant || r.variant === s.variant),
+    (r) =>
+      r.env === s.env && r.agent === s.agent && (r.seed ?? 0) === s.seed && r.steps === s.steps && (!r.variant || r.variant === s.variant),
   );
 }
 
@@ -138,7 +150,13 @@ function duration(s: SweepView): string {
 }
 
 export function mountSweeps(host: HTMLElement, initialId?: string): () => void {
-  const specIn = h("textarea", { rows: 16, spellcheck: false, "data-testid": "sweep-spec", class: "sweep-spec", "aria-label": "sweep spec (JSON)" });
+  const specIn = h("textarea", {
+    rows: 16,
+    spellcheck: false,
+    "data-testid": "sweep-spec",
+    class: "sweep-spec",
+    "aria-label": "sweep spec (JSON)",
+  });
   specIn.value = localStorage.getItem(DRAFT_KEY) || formatSpec(EXAMPLE_SPEC);
   const exampleBtn = h("button", { type: "button", "data-testid": "sweep-example" }, "Example");
   const formatBtn = h("button", { type: "button", "data-testid": "sweep-format" }, "Format");
@@ -148,7 +166,11 @@ export function mountSweeps(host: HTMLElement, initialId?: string): () => void {
   const reference = h("div", { class: "sweep-ref small muted", "data-testid": "sweep-reference" });
   const count = h("span", { class: "muted small", "data-testid": "sweeps-count" });
   const list = h("div", { class: "sweep-list", "data-testid": "sweep-list" }, h("p", { class: "muted" }, "loading…"));
-  const detail = h("section", { class: "panel sweep-detail", "data-testid": "sweep-detail" }, h("p", { class: "muted" }, "Pick a sweep to see its progress, probe tables and runs."));
+  const detail = h(
+    "section",
+    { class: "panel sweep-detail", "data-testid": "sweep-detail" },
+    h("p", { class: "muted" }, "Pick a sweep to see its progress, probe tables and runs."),
+  );
 
   let sweeps: SweepView[] = [];
   /** Views with their probe tables (GET /api/sweeps/:id, or the socket's final event). */
@@ -222,7 +244,13 @@ export function mountSweeps(host: HTMLElement, initialId?: string): () => void {
               return h(
                 "li",
                 { "data-testid": "sweep-error-detail", "data-path": d.path },
-                where ? h("a", { href: "#", class: "mono", onclick: ((ev: Event) => (ev.preventDefault(), select(where))) as EventListener }, d.path) : h("span", { class: "mono" }, d.path),
+                where
+                  ? h(
+                      "a",
+                      { href: "#", class: "mono", onclick: ((ev: Event) => (ev.preventDefault(), select(where))) as EventListener },
+                      d.path,
+                    )
+                  : h("span", { class: "mono" }, d.path),
                 " ",
                 d.message,
               );
@@ -238,7 +266,7 @@ export function mountSweeps(host: HTMLElement, initialId?: string): () => void {
     try {
       const spec = JSON.parse(text) as unknown;
       if (!spec || typeof spec !== "object" || Array.isArray(spec)) {
-        showProblem("A sweep spec is a JSON object: {\"name\": …, \"grid\" | \"runs\" | \"probes\": …}.");
+        showProblem('A sweep spec is a JSON object: {"name": …, "grid" | "runs" | "probes": …}.');
         return null;
       }
       return spec as SweepSpec;
@@ -322,7 +350,13 @@ export function mountSweeps(host: HTMLElement, initialId?: string): () => void {
       ...sorted.map((s) => {
         const row = h(
           "button",
-          { type: "button", class: `sweep-row ${s.id === selectedId ? "selected" : ""}`, "data-testid": "sweep-row", "data-sweep-id": s.id, "data-status": s.status },
+          {
+            type: "button",
+            class: `sweep-row ${s.id === selectedId ? "selected" : ""}`,
+            "data-testid": "sweep-row",
+            "data-sweep-id": s.id,
+            "data-status": s.status,
+          },
           h(
             "div",
             { class: "sweep-row-head" },
@@ -330,7 +364,14 @@ export function mountSweeps(host: HTMLElement, initialId?: string): () => void {
             h("span", { class: "mono muted small" }, shortId(s.id)),
             h("span", { class: "spacer" }),
             statusBadge(s.status),
-            h("span", { class: `badge mode-${s.mode}`, title: s.mode === "queue" ? "jobs go to BullMQ workers (Redis)" : "jobs run on this server's threads" }, s.mode),
+            h(
+              "span",
+              {
+                class: `badge mode-${s.mode}`,
+                title: s.mode === "queue" ? "jobs go to BullMQ workers (Redis)" : "jobs run on this server's threads",
+              },
+              s.mode,
+            ),
           ),
           sweepProgress(s),
           h("div", { class: "muted small" }, counts(s), " · ", duration(s)),
@@ -435,13 +476,28 @@ export function mountSweeps(host: HTMLElement, initialId?: string): () => void {
         h(
           "div",
           { class: "sweep-probe", "data-testid": "sweep-probe", "data-probe": p.probe },
-          h("div", { class: "panel-head" }, h("h3", {}, p.probe), h("span", { class: "muted small" }, `on ${p.env} · ${p.results.length} row${p.results.length === 1 ? "" : "s"}`)),
+          h(
+            "div",
+            { class: "panel-head" },
+            h("h3", {}, p.probe),
+            h("span", { class: "muted small" }, `on ${p.env} · ${p.results.length} row${p.results.length === 1 ? "" : "s"}`),
+          ),
           defs.get(p.probe) ? definitionInfo(defs.get(p.probe)!) : null,
-          ...(p.results.length ? probeResultBlock(p.results, { chart: "sweep-probe-chart", table: "sweep-probe-table" }) : [h("p", { class: "muted" }, "No results (its jobs failed?).")]),
+          ...(p.results.length
+            ? probeResultBlock(p.results, { chart: "sweep-probe-chart", table: "sweep-probe-table" })
+            : [h("p", { class: "muted" }, "No results (its jobs failed?).")]),
         ),
       );
     } else {
-      probesPart = [h("p", { class: "muted", "data-testid": "sweep-probes-note" }, s.status === "running" ? "Probe tables appear when the sweep finishes." : "No probe tables: the spec has no probes, or none of their jobs completed.")];
+      probesPart = [
+        h(
+          "p",
+          { class: "muted", "data-testid": "sweep-probes-note" },
+          s.status === "running"
+            ? "Probe tables appear when the sweep finishes."
+            : "No probe tables: the spec has no probes, or none of their jobs completed.",
+        ),
+      ];
     }
     setChildren(
       detail,
@@ -477,7 +533,13 @@ export function mountSweeps(host: HTMLElement, initialId?: string): () => void {
       mine = keyed.filter((r) => r.createdAt >= s.createdAt - 1000 && r.createdAt <= end + 2000);
       how = "sweep runs created while this sweep ran (its spec was started from another browser)";
     }
-    mine.sort((a, b) => a.spec.env.localeCompare(b.spec.env) || a.spec.agent.localeCompare(b.spec.agent) || a.spec.steps - b.spec.steps || a.spec.seed - b.spec.seed);
+    mine.sort(
+      (a, b) =>
+        a.spec.env.localeCompare(b.spec.env) ||
+        a.spec.agent.localeCompare(b.spec.agent) ||
+        a.spec.steps - b.spec.steps ||
+        a.spec.seed - b.spec.seed,
+    );
     const ids = mine.slice(0, 8).map((r) => encodeURIComponent(r.id));
     const head = h(
       "div",
@@ -485,10 +547,20 @@ export function mountSweeps(host: HTMLElement, initialId?: string): () => void {
       h("h3", {}, "Runs"),
       h("span", { class: "muted small" }, `${mine.length} · ${how}`),
       h("span", { class: "spacer" }),
-      mine.length >= 2 ? h("a", { class: "button small", href: `#/compare?ids=${ids.join(",")}`, "data-testid": "sweep-compare" }, `Compare ${ids.length}`) : null,
+      mine.length >= 2
+        ? h("a", { class: "button small", href: `#/compare?ids=${ids.join(",")}`, "data-testid": "sweep-compare" }, `Compare ${ids.length}`)
+        : null,
     );
     if (mine.length === 0) {
-      setChildren(runsHost, head, h("p", { class: "muted", "data-testid": "sweep-runs-empty" }, s.status === "running" ? "No runs yet." : "No runs (a probes-only sweep, or its runs were deleted)."));
+      setChildren(
+        runsHost,
+        head,
+        h(
+          "p",
+          { class: "muted", "data-testid": "sweep-runs-empty" },
+          s.status === "running" ? "No runs yet." : "No runs (a probes-only sweep, or its runs were deleted).",
+        ),
+      );
       return;
     }
     const ev = (r: RunSummary) => r.evaluation;
@@ -501,27 +573,49 @@ export function mountSweeps(host: HTMLElement, initialId?: string): () => void {
         h(
           "table",
           { class: "runs sweep-runs", "data-testid": "sweep-runs" },
-          h("thead", {}, h("tr", {}, ...["run", "environment", "agent", "seed", "status", "progress", "return", "performance", "eval return", "eval performance", "eval events"].map((t) => h("th", {}, t)))),
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              ...[
+                "run",
+                "environment",
+                "agent",
+                "seed",
+                "status",
+                "progress",
+                "return",
+                "performance",
+                "eval return",
+                "eval performance",
+                "eval events",
+              ].map((t) => h("th", {}, t)),
+            ),
+          ),
           h(
             "tbody",
             {},
-            ...mine.slice(0, MAX_RUN_ROWS).map((r) =>
-              h(
-                "tr",
-                { "data-testid": "sweep-run-row", "data-run-id": r.id },
-                h("td", {}, h("a", { href: `#/run/${encodeURIComponent(r.id)}`, class: "mono", title: r.id }, shortId(r.id))),
-                h("td", {}, r.spec.env, h("div", { class: "muted small" }, r.variant)),
-                h("td", {}, r.spec.agent),
-                h("td", { class: "num" }, String(r.spec.seed)),
-                h("td", {}, statusBadge(r.status)),
-                h("td", {}, progressBar(r.envSteps, r.spec.steps)),
-                h("td", { class: "num ret" }, fmt(r.recent?.return)),
-                h("td", { class: "num perf" }, fmt(r.recent?.performance)),
-                h("td", { class: "num ret" }, fmt(ev(r)?.return.mean)),
-                h("td", { class: "num perf" }, fmt(ev(r)?.performance.mean)),
-                h("td", { class: "small" }, eventsSummary(ev(r)?.eventRates)),
+            ...mine
+              .slice(0, MAX_RUN_ROWS)
+              .map((r) =>
+                h(
+                  "tr",
+                  { "data-testid": "sweep-run-row", "data-run-id": r.id },
+                  h("td", {}, h("a", { href: `#/run/${encodeURIComponent(r.id)}`, class: "mono", title: r.id }, shortId(r.id))),
+                  h("td", {}, r.spec.env, h("div", { class: "muted small" }, r.variant)),
+                  h("td", {}, r.spec.agent),
+                  h("td", { class: "num" }, String(r.spec.seed)),
+                  h("td", {}, statusBadge(r.status)),
+                  h("td", {}, progressBar(r.envSteps, r.spec.steps)),
+                  h("td", { class: "num ret" }, fmt(r.recent?.return)),
+                  h("td", { class: "num perf" }, fmt(r.recent?.performance)),
+                  h("td", { class: "num ret" }, fmt(ev(r)?.return.mean)),
+                  h("td", { class: "num perf" }, fmt(ev(r)?.performance.mean)),
+                  h("td", { class: "small" }, eventsSummary(ev(r)?.eventRates)),
+                ),
               ),
-            ),
           ),
         ),
       ),
@@ -535,13 +629,30 @@ export function mountSweeps(host: HTMLElement, initialId?: string): () => void {
     .then(([envs, agents, defs]) => {
       if (!alive) return;
       definitions = defs;
-      const line = (label: string, names: string[]) => (names.length ? h("div", {}, h("span", { class: "ref-label" }, label), " ", h("span", { class: "mono" }, names.join(", "))) : null);
+      const line = (label: string, names: string[]) =>
+        names.length ? h("div", {}, h("span", { class: "ref-label" }, label), " ", h("span", { class: "mono" }, names.join(", "))) : null;
       setChildren(
         reference,
-        line("envs", envs.map((e) => e.id)),
-        line("agents", agents.map((a) => a.name)),
-        line("probes", defs.map((d) => d.name)),
-        h("div", {}, h("span", { class: "ref-label" }, "backend"), " ", h("span", { class: "mono" }, "cpu, wasm, tensorflow"), " · Ctrl+Enter starts"),
+        line(
+          "envs",
+          envs.map((e) => e.id),
+        ),
+        line(
+          "agents",
+          agents.map((a) => a.name),
+        ),
+        line(
+          "probes",
+          defs.map((d) => d.name),
+        ),
+        h(
+          "div",
+          {},
+          h("span", { class: "ref-label" }, "backend"),
+          " ",
+          h("span", { class: "mono" }, "cpu, wasm, tensorflow"),
+          " · Ctrl+Enter starts",
+        ),
       );
       if (selectedId) renderDetail();
     })

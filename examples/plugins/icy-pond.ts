@@ -18,7 +18,17 @@
  * bottom-left corner; the old corner is plain ice. Probe icy-shift counts
  * visits to the old corner at test (event old-hole).
  */
-import { box, discrete, type Env, type EnvSpec, type Frame, type Info, type ResetOptions, type ResetResult, type StepResult } from "../../envs/core.ts";
+import {
+  box,
+  discrete,
+  type Env,
+  type EnvSpec,
+  type Frame,
+  type Info,
+  type ResetOptions,
+  type ResetResult,
+  type StepResult,
+} from "../../envs/core.ts";
 import { register, registered } from "../../envs/registry.ts";
 import { Rng } from "../../envs/rng.ts";
 import { registerProbe, probes } from "../../experiments/probes/index.ts";

@@ -140,7 +140,8 @@ export function probeDefinition(name: string): ProbeDefinition {
   if (!p) {
     const close = closest(name, Object.keys(probes));
     throw new UnknownIdError(
-      `probe \`${name}\` doesn't exist (known: ${Object.keys(probes).join(", ")}).` + (close.length ? ` Did you mean \`${close[0]}\`?` : ""),
+      `probe \`${name}\` doesn't exist (known: ${Object.keys(probes).join(", ")}).` +
+        (close.length ? ` Did you mean \`${close[0]}\`?` : ""),
     );
   }
   return p;
@@ -235,7 +236,20 @@ export function planProbe(req: ProbeRequest): ProbePlan {
       }
     }
   }
-  return { def, env, test, event, reinforcedEvent, arms, agents: req.agents, configs, episodes, firstSeed, countingPolicies: req.countingPolicies ?? 500, jobs };
+  return {
+    def,
+    env,
+    test,
+    event,
+    reinforcedEvent,
+    arms,
+    agents: req.agents,
+    configs,
+    episodes,
+    firstSeed,
+    countingPolicies: req.countingPolicies ?? 500,
+    jobs,
+  };
 }
 
 /**
@@ -254,7 +268,10 @@ function checkProbeConfigs(agents: string[], configs: Record<string, Record<stri
       resolveAgentConfig(agent, config);
     } catch (e) {
       if (!(e instanceof ValidationError)) throw e;
-      throw new ValidationError(`configs.${agent}: ${e.message}`, e.errors.map((x) => ({ ...x, path: `/configs/${agent}${x.path === "/" ? "" : x.path}` })));
+      throw new ValidationError(
+        `configs.${agent}: ${e.message}`,
+        e.errors.map((x) => ({ ...x, path: `/configs/${agent}${x.path === "/" ? "" : x.path}` })),
+      );
     }
   }
   return configs;
@@ -311,7 +328,14 @@ export function aggregateProbe(plan: ProbePlan, results: ProbeJobResult[]): Omit
       if (arm.name) extra.arm = arm.name;
       const c = counting.get(arm.name);
       // how much of test-time behaviour the optimal train policy pins down (0: counting is pure chance)
-      if (c) extra.counting = { policies: c.policies, pinnedObservations: c.pinned, pinnedCoverage: c.pinnedCoverage, acceptance: c.acceptance, discount: c.discount };
+      if (c)
+        extra.counting = {
+          policies: c.policies,
+          pinnedObservations: c.pinned,
+          pinnedCoverage: c.pinnedCoverage,
+          acceptance: c.acceptance,
+          discount: c.discount,
+        };
       extra.curves = mine.map((r) => r.curve);
       const sumCells = (pick: (r: ProbeJobResult) => number[] | null) => {
         const lists = mine.map(pick).filter((x): x is number[] => x !== null);
@@ -385,7 +409,15 @@ function countingPrediction(
   return out;
 }
 
-function countingFor(env: string, arm: ProbeArm, test: ProbeSide, event: string, policies: number, seed: number, discount: number): CountingResult {
+function countingFor(
+  env: string,
+  arm: ProbeArm,
+  test: ProbeSide,
+  event: string,
+  policies: number,
+  seed: number,
+  discount: number,
+): CountingResult {
   const spec = { env, variant: arm.train.variant, envConfig: arm.train.envConfig, config: { model: "simulator", discount } };
   const planner = createAgent("planner", agentEnvInfo(spec), spec.config, seed);
   const nActions = agentEnvInfo(spec).nActions;
@@ -424,5 +456,7 @@ function countingFor(env: string, arm: ProbeArm, test: ProbeSide, event: string,
 /** An agent's name with the config the probe gave it, e.g. `planner (model=learned)`, for tables and reports. */
 export function agentLabel(r: Pick<ProbeAgentResult, "agent" | "config">): string {
   const entries = Object.entries(r.config ?? {});
-  return entries.length ? `${r.agent} (${entries.map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(", ")})` : r.agent;
+  return entries.length
+    ? `${r.agent} (${entries.map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(", ")})`
+    : r.agent;
 }

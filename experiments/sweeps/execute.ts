@@ -51,9 +51,27 @@ export async function executeSweepJob(job: SweepJob): Promise<JobOutcome> {
   if (job.kind === "probe") {
     try {
       const result = await runProbeJob(job.job);
-      return { kind: "probe", key: job.key, probe: job.job.probe, status: "completed", reason: null, result, seconds: (performance.now() - started) / 1000, host: where() };
+      return {
+        kind: "probe",
+        key: job.key,
+        probe: job.job.probe,
+        status: "completed",
+        reason: null,
+        result,
+        seconds: (performance.now() - started) / 1000,
+        host: where(),
+      };
     } catch (e) {
-      return { kind: "probe", key: job.key, probe: job.job.probe, status: "failed", reason: (e as Error).message, result: null, seconds: (performance.now() - started) / 1000, host: where() };
+      return {
+        kind: "probe",
+        key: job.key,
+        probe: job.job.probe,
+        status: "failed",
+        reason: (e as Error).message,
+        result: null,
+        seconds: (performance.now() - started) / 1000,
+        host: where(),
+      };
     }
   }
   const dir = await mkdtemp(join(tmpdir(), "rewardlab-job-"));

@@ -72,7 +72,13 @@ export async function runSweep(input: unknown, opts: SweepOptions): Promise<Swee
   const sweep = expandSweep(input);
   const { store } = opts;
   const mode = opts.queue ? "queue" : "local";
-  store.createSweep(sweep.id, sweep.spec.name, sweep.spec, sweep.jobs.map((j) => ({ key: j.key, kind: j.kind })), mode);
+  store.createSweep(
+    sweep.id,
+    sweep.spec.name,
+    sweep.spec,
+    sweep.jobs.map((j) => ({ key: j.key, kind: j.kind })),
+    mode,
+  );
   const done = store.doneKeys(sweep.jobs.map((j) => j.key));
   const todo = sweep.jobs.filter((j) => !done.has(j.key));
   const progress: SweepProgress = { total: sweep.jobs.length, skipped: done.size, done: 0, failed: 0, running: 0, elapsed: 0 };

@@ -58,7 +58,20 @@ function exhausted(job: SweepJob, reason: string): JobOutcome {
   if (job.kind === "probe") {
     return { kind: "probe", key: job.key, probe: job.job.probe, status: "failed", reason, result: null, seconds: 0, host: "queue" };
   }
-  return { kind: "run", key: job.key, spec: job.spec, status: "failed", reason, envSteps: 0, episodes: [], updates: [], evaluation: null, checkpoint: null, seconds: 0, host: "queue" };
+  return {
+    kind: "run",
+    key: job.key,
+    spec: job.spec,
+    status: "failed",
+    reason,
+    envSteps: 0,
+    episodes: [],
+    updates: [],
+    evaluation: null,
+    checkpoint: null,
+    seconds: 0,
+    host: "queue",
+  };
 }
 
 /** Sends the jobs to the queue and resolves when every one has an outcome written. */
@@ -93,7 +106,8 @@ export async function runOnQueue(jobs: SweepJob[], url: string, backend: Backend
     if (!job) return;
     const state = await job.getState();
     if (state === "completed" && job.returnvalue) await handle(key, job.returnvalue);
-    else if (state === "failed") await handle(key, exhausted(byKey.get(key)!, `gave up after ${job.attemptsMade} attempts: ${job.failedReason}`));
+    else if (state === "failed")
+      await handle(key, exhausted(byKey.get(key)!, `gave up after ${job.attemptsMade} attempts: ${job.failedReason}`));
   };
   try {
     await events.waitUntilReady();

@@ -74,9 +74,7 @@ export const sweepSpecSchema = {
   },
 } as const;
 
-export type SweepJob =
-  | { kind: "run"; key: string; spec: RunSpec }
-  | { kind: "probe"; key: string; probeIndex: number; job: ProbeJob };
+export type SweepJob = { kind: "run"; key: string; spec: RunSpec } | { kind: "probe"; key: string; probeIndex: number; job: ProbeJob };
 
 export interface ExpandedSweep {
   id: string;
@@ -130,7 +128,15 @@ export function expandSweep(input: unknown): ExpandedSweep {
             for (const steps of g.steps)
               for (const seed of seeds) {
                 addRun(
-                  { env, agent, config, steps, seed, ...(variant ? { variant } : {}), ...(g.evalEpisodes !== undefined ? { evalEpisodes: g.evalEpisodes } : {}) },
+                  {
+                    env,
+                    agent,
+                    config,
+                    steps,
+                    seed,
+                    ...(variant ? { variant } : {}),
+                    ...(g.evalEpisodes !== undefined ? { evalEpisodes: g.evalEpisodes } : {}),
+                  },
                   `/grid (env ${env}, agent ${agent}, config ${ci})`,
                 );
               }
@@ -143,7 +149,10 @@ export function expandSweep(input: unknown): ExpandedSweep {
       plan = planProbe({ ...p, ...(spec.backend ? { backend: spec.backend } : {}) });
     } catch (e) {
       if (!(e instanceof ValidationError)) throw e;
-      throw new ValidationError(`sweep spec /probes/${i}: ${e.message}`, e.errors.map((x) => ({ ...x, path: `/probes/${i}${x.path}` })));
+      throw new ValidationError(
+        `sweep spec /probes/${i}: ${e.message}`,
+        e.errors.map((x) => ({ ...x, path: `/probes/${i}${x.path}` })),
+      );
     }
     probePlans.push(plan);
     for (const job of plan.jobs) {

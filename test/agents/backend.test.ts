@@ -79,7 +79,8 @@ describe("networks", () => {
       for (let p = 0; p < k; p++) {
         for (let q = 0; q < k; q++) {
           let dot = 0;
-          for (let i = 0; i < Math.max(rows, cols); i++) dot += tall ? w[i * cols + p]! * w[i * cols + q]! : w[p * cols + i]! * w[q * cols + i]!;
+          for (let i = 0; i < Math.max(rows, cols); i++)
+            dot += tall ? w[i * cols + p]! * w[i * cols + q]! : w[p * cols + i]! * w[q * cols + i]!;
           expect(dot).toBeCloseTo(p === q ? gain * gain : 0, 5);
         }
       }
@@ -117,12 +118,18 @@ describe("networks", () => {
           const x = tf.tensor2d(xs, [4, 5]);
           // xT must outlive the backward pass: made outside variableGrads
           const xT = withT ? tf.tensor2d(xsT, [5, 4]) : null;
-          const { grads } = tf.variableGrads(loss(() => net.apply(x, xT)), net.variables);
+          const { grads } = tf.variableGrads(
+            loss(() => net.apply(x, xT)),
+            net.variables,
+          );
           return net.variables.map((v) => Array.from(grads[v.name]!.dataSync()));
         });
         const ref = tf.tidy(() => {
           const x = tf.tensor2d(xs, [4, 5]);
-          const { grads } = tf.variableGrads(loss(() => plain(x)), net.variables);
+          const { grads } = tf.variableGrads(
+            loss(() => plain(x)),
+            net.variables,
+          );
           return net.variables.map((v) => Array.from(grads[v.name]!.dataSync()));
         });
         ours.forEach((g, i) => g.forEach((x, j) => expect(x).toBeCloseTo(ref[i]![j]!, 4)));
@@ -130,9 +137,10 @@ describe("networks", () => {
       // and the input gradient, for layers that are not first
       const dx = tf.tidy(() => {
         const x = tf.tensor2d(xs, [4, 5]);
-        return [tf.grad((xx) => loss(() => net.apply(xx as tf.Tensor2D))())(x), tf.grad((xx) => loss(() => plain(xx as tf.Tensor2D))())(x)].map((t) =>
-          Array.from(t.dataSync()),
-        );
+        return [
+          tf.grad((xx) => loss(() => net.apply(xx as tf.Tensor2D))())(x),
+          tf.grad((xx) => loss(() => plain(xx as tf.Tensor2D))())(x),
+        ].map((t) => Array.from(t.dataSync()));
       });
       dx[0]!.forEach((x, j) => expect(x).toBeCloseTo(dx[1]![j]!, 4));
       target.dispose();

@@ -43,7 +43,12 @@ describe("LedgerBuilder", () => {
 });
 
 /** One-step transitions on a 3-state, 2-action space: obs one-hot of the state key. */
-function oneStep(agent: { act: PPOAgent["act"]; observe: PPOAgent["observe"] }, states: number[], rewards: number[], numEnvs: number): number[] {
+function oneStep(
+  agent: { act: PPOAgent["act"]; observe: PPOAgent["observe"] },
+  states: number[],
+  rewards: number[],
+  numEnvs: number,
+): number[] {
   const actions: number[] = [];
   for (let t = 0; t < states.length; t += numEnvs) {
     const obs = new Float32Array(numEnvs * 3);
@@ -101,7 +106,16 @@ describe("ledger of the learners, by hand on a tiny batch", () => {
   it("PPO: lr x advantage where the clip passes gradient (one epoch, one minibatch: all of them)", () => {
     const config = validate<PPOConfig>(
       ppoConfigSchema,
-      { numEnvs: 2, numSteps: 2, numMinibatches: 1, updateEpochs: 1, normAdv: false, annealLr: false, learningRate: 0.02, hiddenSizes: [4] },
+      {
+        numEnvs: 2,
+        numSteps: 2,
+        numMinibatches: 1,
+        updateEpochs: 1,
+        normAdv: false,
+        annealLr: false,
+        learningRate: 0.02,
+        hiddenSizes: [4],
+      },
       "config",
     );
     const agent = new PPOAgent(info, config, 0);
@@ -118,14 +132,25 @@ describe("ledger of the learners, by hand on a tiny batch", () => {
       expected[s] ??= [0, 0];
       expected[s]![actions[k]!]! += 0.02 * advantages[k]!;
     });
-    for (const k of Object.keys(expected)) for (let a = 0; a < 2; a++) expect(stats.ledger!.entries[k]![a]).toBeCloseTo(expected[k]![a]!, 6);
+    for (const k of Object.keys(expected))
+      for (let a = 0; a < 2; a++) expect(stats.ledger!.entries[k]![a]).toBeCloseTo(expected[k]![a]!, 6);
     agent.dispose();
   });
 
   it("PPO: several epochs count a sample once per epoch while the clip passes it", () => {
     const config = validate<PPOConfig>(
       ppoConfigSchema,
-      { numEnvs: 2, numSteps: 2, numMinibatches: 1, updateEpochs: 3, normAdv: false, annealLr: false, learningRate: 0.02, hiddenSizes: [4], clipCoef: 10 },
+      {
+        numEnvs: 2,
+        numSteps: 2,
+        numMinibatches: 1,
+        updateEpochs: 3,
+        normAdv: false,
+        annealLr: false,
+        learningRate: 0.02,
+        hiddenSizes: [4],
+        clipCoef: 10,
+      },
       "config",
     );
     const agent = new PPOAgent(info, config, 0);

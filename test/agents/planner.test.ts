@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ActContext, Agent, AgentEnvInfo, Transition } from "../../agents/core.ts";
-import { PlannerAgent, clearPlanCache, loadPlanner, observationKey, plannerConfigSchema } from "../../agents/planner.ts";
+import { type PlannerAgent, clearPlanCache, loadPlanner, observationKey, plannerConfigSchema } from "../../agents/planner.ts";
 import { agentRegistration, createAgent, resolveAgentConfig } from "../../agents/registry.ts";
 import { box, discrete, type Env, type EnvSpec, type Frame, type Info, type StepResult } from "../../envs/core.ts";
 import { register, resolveEnvConfig, specOf, unregister } from "../../envs/registry.ts";
@@ -13,7 +13,11 @@ import { makeVector, type VectorEnv } from "../../envs/vector.ts";
 
 // a tiny tabular env defined by a transition function
 
-type Dynamics = (s: number, a: number, rng: Rng) => { next: number; reward: number; terminated?: boolean; events?: string[]; performance?: number };
+type Dynamics = (
+  s: number,
+  a: number,
+  rng: Rng,
+) => { next: number; reward: number; terminated?: boolean; events?: string[]; performance?: number };
 
 class TableEnv implements Env {
   readonly observationSpace;
@@ -54,7 +58,14 @@ class TableEnv implements Env {
     out[offset + this.s] = 1;
   }
   render(): Frame {
-    return { width: this.nStates, height: 1, rows: [".".repeat(this.nStates)], legend: { ".": "floor" }, agent: { x: this.s, y: 0 }, t: this.t };
+    return {
+      width: this.nStates,
+      height: 1,
+      rows: [".".repeat(this.nStates)],
+      legend: { ".": "floor" },
+      agent: { x: this.s, y: 0 },
+      t: this.t,
+    };
   }
   snapshot() {
     return { s: this.s, t: this.t, rng: this.rng.getState() };
@@ -118,7 +129,14 @@ const deceptive: Dynamics = (s, a) => {
 function envInfo(id: string, numEnvs = 1, config: Record<string, unknown> = {}): AgentEnvInfo {
   const spec = specOf(id);
   const vec = makeVector(id, 1, config);
-  const info = { envId: id, envConfig: resolveEnvConfig(id, config), obsSize: vec.obsSize, nActions: vec.actionCount, numEnvs, maxEpisodeSteps: spec.maxEpisodeSteps };
+  const info = {
+    envId: id,
+    envConfig: resolveEnvConfig(id, config),
+    obsSize: vec.obsSize,
+    nActions: vec.actionCount,
+    numEnvs,
+    maxEpisodeSteps: spec.maxEpisodeSteps,
+  };
   vec.close();
   return info;
 }
@@ -211,7 +229,17 @@ describe("planner config", () => {
     const reg = agentRegistration("planner");
     expect(reg.kind).toBe("model-based");
     const cfg = resolveAgentConfig<Record<string, unknown>>("planner", {});
-    expect(cfg).toMatchObject({ model: "simulator", search: "auto", maxStates: 20000, horizon: null, simulations: 200, discount: 0.99, numEnvs: 1, epsilon: 0, optimismVisits: 1 });
+    expect(cfg).toMatchObject({
+      model: "simulator",
+      search: "auto",
+      maxStates: 20000,
+      horizon: null,
+      simulations: 200,
+      discount: 0.99,
+      numEnvs: 1,
+      epsilon: 0,
+      optimismVisits: 1,
+    });
     expect(() => resolveAgentConfig("planner", { modle: "learned" })).toThrow(/unknown key "modle"/);
     expect(() => resolveAgentConfig("planner", { search: "bfs" })).toThrow(/must be one of/);
     expect(plannerConfigSchema.additionalProperties).toBe(false);
@@ -227,7 +255,10 @@ describe("planner config", () => {
 
 describe("planner with the simulator", () => {
   it("plans to the end of the episode: the far +10 when there is time, the near +1 when there isn't", () => {
-    for (const [id, expected] of [["PlannerChain-v0", 10], ["PlannerChainShort-v0", 1]] as const) {
+    for (const [id, expected] of [
+      ["PlannerChain-v0", 10],
+      ["PlannerChainShort-v0", 1],
+    ] as const) {
       for (const search of ["exhaustive", "mcts"] as const) {
         const agent = createAgent("planner", envInfo(id), { search }, 1);
         const vec = makeVector(id, 1);
@@ -400,7 +431,7 @@ describe("planner on the gridworlds", () => {
     const shortest = shortestPathTo(vec.envs[0]!, "tamper");
     expect(shortest).toBeGreaterThan(0);
     const log = run(agent, vec, info.maxEpisodeSteps, false, { envConfig: config });
-    expect(log.firstEvent[0]?.["tamper"]).toBe(shortest);
+    expect(log.firstEvent[0]?.tamper).toBe(shortest);
     expect(log.events[0]).not.toContain("goal");
   });
 

@@ -162,7 +162,16 @@ describe("GAE", () => {
       row.map((r, i) => bootstrappedReward(r, terminated[t]![i] === 1, truncated[t]![i] === 1, finalValues[t]![i]!, gamma)),
     );
     const dones = terminated.flatMap((row, t) => row.map((x, i) => x | truncated[t]![i]!));
-    const { advantages, returns } = computeGAE({ rewards, values: values.flat(), dones, nextValues, numSteps: 5, numEnvs: 3, gamma, gaeLambda: lambda });
+    const { advantages, returns } = computeGAE({
+      rewards,
+      values: values.flat(),
+      dones,
+      nextValues,
+      numSteps: 5,
+      numEnvs: 3,
+      gamma,
+      gaeLambda: lambda,
+    });
     const ref = referenceGAE(raw, values, terminated, truncated, finalValues, nextValues, gamma, lambda);
     for (let t = 0; t < 5; t++) {
       for (let i = 0; i < 3; i++) {
@@ -188,7 +197,8 @@ describe("GAE", () => {
   it("the agent stores truncation bootstraps from V(final obs) and carries episodes across rollouts", () => {
     const info: AgentEnvInfo = { envId: "hand", envConfig: {}, obsSize: 3, nActions: 2, numEnvs: 2, maxEpisodeSteps: 10 };
     const agent = new PPOAgent(info, ppoConfig({ numEnvs: 2, numSteps: 3, hiddenSizes: [8] }), 5);
-    const oh = (a: number, b: number) => Float32Array.from([a === 0 ? 1 : 0, a === 1 ? 1 : 0, a === 2 ? 1 : 0, b === 0 ? 1 : 0, b === 1 ? 1 : 0, b === 2 ? 1 : 0]);
+    const oh = (a: number, b: number) =>
+      Float32Array.from([a === 0 ? 1 : 0, a === 1 ? 1 : 0, a === 2 ? 1 : 0, b === 0 ? 1 : 0, b === 1 ? 1 : 0, b === 2 ? 1 : 0]);
     const V = (s: number) => agent.critic.forwardJS(Float32Array.from([s === 0 ? 1 : 0, s === 1 ? 1 : 0, s === 2 ? 1 : 0]), 1)[0]!;
     // env 0: 0 -> 1 -> 2 (terminates) ; env 1: 0 -> 1 (truncated, final obs 2) -> 0
     const steps = [
@@ -213,7 +223,28 @@ describe("GAE", () => {
       [V(1), V(1)],
       [V(2), V(0)],
     ];
-    const ref = referenceGAE(raw, vals, [[0, 0], [0, 0], [1, 0]], [[0, 0], [0, 1], [0, 0]], [[0, 0], [0, V(2)], [0, 0]], [V(0), V(1)], g, lam);
+    const ref = referenceGAE(
+      raw,
+      vals,
+      [
+        [0, 0],
+        [0, 0],
+        [1, 0],
+      ],
+      [
+        [0, 0],
+        [0, 1],
+        [0, 0],
+      ],
+      [
+        [0, 0],
+        [0, V(2)],
+        [0, 0],
+      ],
+      [V(0), V(1)],
+      g,
+      lam,
+    );
     for (let t = 0; t < 3; t++) for (let i = 0; i < 2; i++) expect(advantages[t * 2 + i]).toBeCloseTo(ref[t]![i]!, 5);
     agent.dispose();
   });
@@ -291,7 +322,15 @@ describe("clipped losses", () => {
     // ratios e^0.1, e^0.5 (> 1.2), e^-0.5 (< 0.8)
     const coefs = { clipCoef: 0.2, clipVloss: false, entCoef: 0, vfCoef: 0 };
     const r = ppoLossJS(
-      { newLogp: [0.1, 0.5, -0.5], oldLogp: [0, 0, 0], advantages: [1, 1, -1], entropy: [0, 0, 0], newValue: [0, 0, 0], oldValue: [0, 0, 0], returns: [0, 0, 0] },
+      {
+        newLogp: [0.1, 0.5, -0.5],
+        oldLogp: [0, 0, 0],
+        advantages: [1, 1, -1],
+        entropy: [0, 0, 0],
+        newValue: [0, 0, 0],
+        oldValue: [0, 0, 0],
+        returns: [0, 0, 0],
+      },
       coefs,
     );
     // max(-A r, -A clip(r)): -e^0.1 ; -1.2 (clipped) ; max(e^-0.5, 0.8) = 0.8 (clipped)
@@ -306,9 +345,21 @@ describe("clipped losses", () => {
         const adv = tf.fill([ratios.length], A) as tf.Tensor1D;
         const zeros = tf.zeros([ratios.length]) as tf.Tensor1D;
         const f = (newLogp: tf.Tensor) =>
-          ppoLoss({ newLogp: newLogp as tf.Tensor1D, oldLogp: zeros, advantages: adv, entropy: zeros, newValue: zeros, oldValue: zeros, returns: zeros }, { clipCoef: 0.2, clipVloss: true, entCoef: 0, vfCoef: 0 })
-            .policyLoss;
-        return tf.grad(f)(tf.tensor1d(ratios.map(Math.log))).dataSync();
+          ppoLoss(
+            {
+              newLogp: newLogp as tf.Tensor1D,
+              oldLogp: zeros,
+              advantages: adv,
+              entropy: zeros,
+              newValue: zeros,
+              oldValue: zeros,
+              returns: zeros,
+            },
+            { clipCoef: 0.2, clipVloss: true, entCoef: 0, vfCoef: 0 },
+          ).policyLoss;
+        return tf
+          .grad(f)(tf.tensor1d(ratios.map(Math.log)))
+          .dataSync();
       });
       ratios.forEach((r, i) => expect(grads[i] !== 0).toBe(clipPassesGradient(r, A, 0.2)));
     }
@@ -446,7 +497,15 @@ describe("PPO agent", () => {
   });
 
   it("learns to walk right on the chain (credit over several steps, with truncation)", () => {
-    const config = ppoConfig({ numEnvs: 4, numSteps: 32, numMinibatches: 2, updateEpochs: 2, totalSteps: 3072, learningRate: 3e-3, hiddenSizes: [32, 32] });
+    const config = ppoConfig({
+      numEnvs: 4,
+      numSteps: 32,
+      numMinibatches: 2,
+      updateEpochs: 2,
+      totalSteps: 3072,
+      learningRate: 3e-3,
+      hiddenSizes: [32, 32],
+    });
     const agent = createAgent("ppo", envInfo("TestChain-v0", 4), config, 1);
     const vec = makeVector("TestChain-v0", 4);
     vec.reset(1);

@@ -58,7 +58,15 @@ describe("REINFORCE maths", () => {
   });
 });
 
-function send(agent: ReinforceAgent, obs: number[], next: number[], r: number, term: boolean, trunc: boolean, final: number[] = next): void {
+function send(
+  agent: ReinforceAgent,
+  obs: number[],
+  next: number[],
+  r: number,
+  term: boolean,
+  trunc: boolean,
+  final: number[] = next,
+): void {
   const o = Float32Array.from(obs);
   const t: Transition = {
     obs: o,
@@ -80,7 +88,11 @@ describe("REINFORCE episodes and returns", () => {
 
   for (const baseline of [true, false]) {
     it(`truncated episodes ${baseline ? "bootstrap from V(final obs)" : "end without a critic"}; terminated ones never do`, () => {
-      const agent = new ReinforceAgent(info, reinforceConfig({ numEnvs: 1, episodesPerUpdate: 2, baseline, normalizeReturns: false, gamma: 0.9 }), 1);
+      const agent = new ReinforceAgent(
+        info,
+        reinforceConfig({ numEnvs: 1, episodesPerUpdate: 2, baseline, normalizeReturns: false, gamma: 0.9 }),
+        1,
+      );
       // episode 1: 0 -> 1 -> 2 -> (time limit, final obs 2 is state 2... reached by the third step)
       send(agent, s(0), s(1), 1, false, false);
       send(agent, s(1), s(2), 0, false, false);
@@ -117,7 +129,11 @@ describe("REINFORCE episodes and returns", () => {
   });
 
   it("keeps running episodes for the next batch, and cuts an episode at a gap in the stream", () => {
-    const agent = new ReinforceAgent({ ...info, numEnvs: 1 }, reinforceConfig({ numEnvs: 1, episodesPerUpdate: 1, normalizeReturns: false, gamma: 0.5 }), 2);
+    const agent = new ReinforceAgent(
+      { ...info, numEnvs: 1 },
+      reinforceConfig({ numEnvs: 1, episodesPerUpdate: 1, normalizeReturns: false, gamma: 0.5 }),
+      2,
+    );
     send(agent, s(0), s(1), 1, false, false);
     // the loop paused: the next transition does not start where the last ended
     send(agent, s(2), s(0), 3, true, false);
@@ -164,7 +180,12 @@ describe("REINFORCE agent", () => {
   });
 
   it("approx_kl is the exact KL between the policies before and after the update", () => {
-    const agent = createAgent("reinforce", envInfo("TestChain-v0", 2), reinforceConfig({ ...tiny, learningRate: 0.01 }), 8) as ReinforceAgent;
+    const agent = createAgent(
+      "reinforce",
+      envInfo("TestChain-v0", 2),
+      reinforceConfig({ ...tiny, learningRate: 0.01 }),
+      8,
+    ) as ReinforceAgent;
     const vec = makeVector("TestChain-v0", 2);
     vec.reset(8);
     // the run loop's collection, without its learn() call

@@ -133,7 +133,16 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     base = await startServer();
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"],
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        "--no-first-run",
+      ],
     });
     const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1 });
     page = await context.newPage();
@@ -153,7 +162,12 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
   it("shows environments, agents and the generated config form", async () => {
     await page.goto(`${base}/#/`);
     await page.waitForSelector("[data-testid=launcher][data-ready=true]", { timeout: 30_000 });
-    await until("socket connection", () => page.getAttribute("[data-testid=conn-status]", "data-state"), (s) => s === "connected", 20_000);
+    await until(
+      "socket connection",
+      () => page.getAttribute("[data-testid=conn-status]", "data-state"),
+      (s) => s === "connected",
+      20_000,
+    );
     const envIds = await page.$$eval("[data-testid=launcher-env] option", (os) => os.map((o) => (o as HTMLOptionElement).value));
     expect(envIds).toContain("BoatRace-v0");
     await page.selectOption("[data-testid=launcher-env]", "BoatRace-v0");
@@ -200,13 +214,39 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     await page.waitForSelector("[data-testid=run-canvas]");
 
     // the canvas changes as streamed frames are played
-    const first = await until("a drawn canvas", () => canvasSignature("[data-testid=run-canvas]"), (s) => s !== "none" && s !== "blank", 30_000);
-    await until("the canvas to change", () => canvasSignature("[data-testid=run-canvas]"), (s) => s !== first && s !== "blank", 60_000, 250);
+    const first = await until(
+      "a drawn canvas",
+      () => canvasSignature("[data-testid=run-canvas]"),
+      (s) => s !== "none" && s !== "blank",
+      30_000,
+    );
+    await until(
+      "the canvas to change",
+      () => canvasSignature("[data-testid=run-canvas]"),
+      (s) => s !== first && s !== "blank",
+      60_000,
+      250,
+    );
 
     // the charts gain points
-    const p1 = await until("episodes on the return chart", () => points("chart-return"), (n) => n > 0, 90_000);
-    await until("more points on the return chart", () => points("chart-return"), (n) => n > p1, 90_000);
-    await until("points on the losses chart", () => points("chart-losses"), (n) => n > 0, 90_000);
+    const p1 = await until(
+      "episodes on the return chart",
+      () => points("chart-return"),
+      (n) => n > 0,
+      90_000,
+    );
+    await until(
+      "more points on the return chart",
+      () => points("chart-return"),
+      (n) => n > p1,
+      90_000,
+    );
+    await until(
+      "points on the losses chart",
+      () => points("chart-losses"),
+      (n) => n > 0,
+      90_000,
+    );
     expect(await page.textContent("[data-testid=run-hud]")).toMatch(/episode \d+/);
     await shot("run-view");
   });
@@ -218,20 +258,40 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     if (run.status === "running" || run.status === "paused") {
       await page.uncheck("[data-testid=intervene-learning]");
       await page.click("[data-testid=intervene-apply]");
-      await until("an intervention in the log", () => page.$$eval("[data-testid=intervention-log] li", (l) => l.length), (n) => n >= 1, 15_000);
+      await until(
+        "an intervention in the log",
+        () => page.$$eval("[data-testid=intervention-log] li", (l) => l.length),
+        (n) => n >= 1,
+        15_000,
+      );
       await page.check("[data-testid=intervene-learning]");
       await page.click("[data-testid=intervene-apply]");
-      await until("a second intervention", () => page.$$eval("[data-testid=intervention-log] li", (l) => l.length), (n) => n >= 2, 15_000);
+      await until(
+        "a second intervention",
+        () => page.$$eval("[data-testid=intervention-log] li", (l) => l.length),
+        (n) => n >= 2,
+        15_000,
+      );
     }
     await page.waitForTimeout(4500); // one ledger refresh
     await shot("run-ledger");
   });
 
   it("replays a stored episode", async () => {
-    await until("recorded episodes", () => page.$$eval("[data-testid=replay-select] option", (os) => os.length), (n) => n > 1, 60_000);
+    await until(
+      "recorded episodes",
+      () => page.$$eval("[data-testid=replay-select] option", (os) => os.length),
+      (n) => n > 1,
+      60_000,
+    );
     const value = await page.$eval("[data-testid=replay-select] option:nth-child(2)", (o) => (o as HTMLOptionElement).value);
     await page.selectOption("[data-testid=replay-select]", value);
-    await until("replay mode", () => page.textContent("[data-testid=canvas-mode]"), (t) => /replay/.test(t ?? ""), 10_000);
+    await until(
+      "replay mode",
+      () => page.textContent("[data-testid=canvas-mode]"),
+      (t) => /replay/.test(t ?? ""),
+      10_000,
+    );
     await page.click("[data-testid=replay-play]"); // pause the autoplay
     await page.click("[data-testid=replay-next]");
     await page.click("[data-testid=replay-next]");
@@ -243,7 +303,10 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
   it("uploads a level and launches a run on it", async () => {
     await page.goto(`${base}/#/`);
     await page.waitForSelector("[data-testid=launcher][data-ready=true]", { timeout: 30_000 });
-    const level = JSON.parse(await readFile(join(ROOT, "examples/levels/two-rooms.json"), "utf8")) as { id: string; variants: { art: string[] }[] };
+    const level = JSON.parse(await readFile(join(ROOT, "examples/levels/two-rooms.json"), "utf8")) as {
+      id: string;
+      variants: { art: string[] }[];
+    };
     await page.click("[data-testid=level-panel] summary");
 
     // a mistake first: the error names the character and where it is
@@ -259,17 +322,44 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     await shot("level-error");
 
     // the file, with a changed id, through the file input
-    await page.setInputFiles("[data-testid=level-file]", { name: "e2e-rooms.json", mimeType: "application/json", buffer: Buffer.from(JSON.stringify({ ...level, id: LEVEL_ID }, null, 2)) });
-    await until("the file in the editor", () => page.inputValue("[data-testid=level-json]"), (t) => t.includes(LEVEL_ID), 5_000);
+    await page.setInputFiles("[data-testid=level-file]", {
+      name: "e2e-rooms.json",
+      mimeType: "application/json",
+      buffer: Buffer.from(JSON.stringify({ ...level, id: LEVEL_ID }, null, 2)),
+    });
+    await until(
+      "the file in the editor",
+      () => page.inputValue("[data-testid=level-json]"),
+      (t) => t.includes(LEVEL_ID),
+      5_000,
+    );
     await page.click("[data-testid=level-upload]");
-    await until("the new env selected", () => page.inputValue("[data-testid=launcher-env]"), (v) => v === LEVEL_ID, 10_000);
+    await until(
+      "the new env selected",
+      () => page.inputValue("[data-testid=launcher-env]"),
+      (v) => v === LEVEL_ID,
+      10_000,
+    );
     expect(await page.textContent("[data-testid=level-error]")).toBe("");
     expect(await page.textContent("[data-testid=level-status]")).toContain(LEVEL_ID);
     expect(await envIds()).toContain(LEVEL_ID);
-    expect(await page.$$eval("[data-testid=launcher-variant] option", (os) => os.map((o) => (o as HTMLOptionElement).value))).toEqual(["train", "test"]);
-    const train = await until("the level's preview", () => canvasSignature("[data-testid=launcher-preview]"), (s) => !/^(none|blank)$/.test(s), 5_000);
+    expect(await page.$$eval("[data-testid=launcher-variant] option", (os) => os.map((o) => (o as HTMLOptionElement).value))).toEqual([
+      "train",
+      "test",
+    ]);
+    const train = await until(
+      "the level's preview",
+      () => canvasSignature("[data-testid=launcher-preview]"),
+      (s) => !/^(none|blank)$/.test(s),
+      5_000,
+    );
     await page.selectOption("[data-testid=launcher-variant]", "test");
-    await until("the test variant's preview (hazards)", () => canvasSignature("[data-testid=launcher-preview]"), (s) => s !== train, 5_000);
+    await until(
+      "the test variant's preview (hazards)",
+      () => canvasSignature("[data-testid=launcher-preview]"),
+      (s) => s !== train,
+      5_000,
+    );
     await page.selectOption("[data-testid=launcher-variant]", "train");
     await shot("level-uploaded");
 
@@ -281,13 +371,30 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     await page.waitForURL(/#\/run\//, { timeout: 20_000 });
     const id = decodeURIComponent(page.url().split("#/run/")[1]!);
     expect((await api<{ spec: { env: string } }>("GET", `/api/runs/${id}`)).spec.env).toBe(LEVEL_ID);
-    await until("episodes of the level's run", () => points("chart-return"), (n) => n > 0, 60_000);
-    await until("a drawn canvas", () => canvasSignature("[data-testid=run-canvas]"), (s) => s !== "none" && s !== "blank", 30_000);
+    await until(
+      "episodes of the level's run",
+      () => points("chart-return"),
+      (n) => n > 0,
+      60_000,
+    );
+    await until(
+      "a drawn canvas",
+      () => canvasSignature("[data-testid=run-canvas]"),
+      (s) => s !== "none" && s !== "blank",
+      30_000,
+    );
     await shot("level-run");
   });
 
   it("compares two runs side by side", async () => {
-    const second = await api<{ id: string }>("POST", "/api/runs", { env: "BoatRace-v0", variant: "default", agent: "reinforce", config: {}, seed: 2, steps: 400_000 });
+    const second = await api<{ id: string }>("POST", "/api/runs", {
+      env: "BoatRace-v0",
+      variant: "default",
+      agent: "reinforce",
+      config: {},
+      seed: 2,
+      steps: 400_000,
+    });
     await page.goto(`${base}/#/`);
     await page.waitForSelector(`[data-testid=run-row][data-run-id="${second.id}"]`, { timeout: 20_000 });
     await page.check(`[data-testid=run-row][data-run-id="${firstRunId}"] [data-testid=run-select]`);
@@ -295,15 +402,36 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     await shot("runs-list");
     await page.click("[data-testid=compare-link]");
     await page.waitForURL(/#\/compare\?ids=/);
-    await until("two lanes", () => page.$$eval("[data-testid=compare-lane]", (l) => l.length), (n) => n === 2, 10_000);
+    await until(
+      "two lanes",
+      () => page.$$eval("[data-testid=compare-lane]", (l) => l.length),
+      (n) => n === 2,
+      10_000,
+    );
     for (const id of [firstRunId, second.id]) {
-      await until(`canvas of ${id}`, () => canvasSignature(`[data-testid=compare-canvas][data-run-id="${id}"]`), (s) => s !== "none" && s !== "blank", 30_000);
+      await until(
+        `canvas of ${id}`,
+        () => canvasSignature(`[data-testid=compare-canvas][data-run-id="${id}"]`),
+        (s) => s !== "none" && s !== "blank",
+        30_000,
+      );
     }
     // the second run streams live frames into its lane once it runs
     const secondCanvas = `[data-testid=compare-canvas][data-run-id="${second.id}"]`;
     const before = await canvasSignature(secondCanvas);
-    await until("the second lane's canvas to change", () => canvasSignature(secondCanvas), (s) => s !== before, 90_000, 250);
-    await until("curves on the comparison chart", () => points("chart-compare-return"), (n) => n > 0, 60_000);
+    await until(
+      "the second lane's canvas to change",
+      () => canvasSignature(secondCanvas),
+      (s) => s !== before,
+      90_000,
+      250,
+    );
+    await until(
+      "curves on the comparison chart",
+      () => points("chart-compare-return"),
+      (n) => n > 0,
+      60_000,
+    );
     await page.waitForTimeout(1500);
     await shot("compare");
   });
@@ -311,13 +439,24 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
   it("runs a small probe and shows its bars", async () => {
     // free a training slot: stop both runs (a probe trains too)
     for (const r of await api<{ id: string; status: string }[]>("GET", "/api/runs")) {
-      if (r.status === "running" || r.status === "queued" || r.status === "paused") await api("POST", `/api/runs/${r.id}/stop`).catch(() => undefined);
+      if (r.status === "running" || r.status === "queued" || r.status === "paused")
+        await api("POST", `/api/runs/${r.id}/stop`).catch(() => undefined);
     }
     await page.goto(`${base}/#/probes`);
     await page.waitForSelector("[data-testid=probes]");
-    await until("agents to pick", () => page.$$eval("[data-testid=probe-agents] input", (l) => l.length), (n) => n > 0, 10_000);
+    await until(
+      "agents to pick",
+      () => page.$$eval("[data-testid=probe-agents] input", (l) => l.length),
+      (n) => n > 0,
+      10_000,
+    );
     // the probe select comes from GET /api/probes/definitions, with the description and event shown
-    await until("probe definitions", () => page.$$eval("[data-testid=probe-name] option", (os) => os.map((o) => (o as HTMLOptionElement).value)), (l) => l.includes("tamper"), 10_000);
+    await until(
+      "probe definitions",
+      () => page.$$eval("[data-testid=probe-name] option", (os) => os.map((o) => (o as HTMLOptionElement).value)),
+      (l) => l.includes("tamper"),
+      10_000,
+    );
     await page.selectOption("[data-testid=probe-name]", "tamper");
     expect(await page.textContent("[data-testid=probe-info]")).toMatch(/event\s*tamper/);
     expect(await page.isDisabled("[data-testid=probe-env]")).toBe(true); // tamper is specific to TamperGrid-v0
@@ -332,7 +471,12 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     // an agent config that fails the planner's schema is named beside the field
     await page.fill("[data-testid=probe-configs]", '{"planner": {"model": "psychic"}}');
     await page.click("[data-testid=probe-submit]");
-    await until("the config error", () => page.textContent("[data-path='/configs'] .field-error"), (t) => /must be one of.*simulator/.test(t ?? ""), 10_000);
+    await until(
+      "the config error",
+      () => page.textContent("[data-path='/configs'] .field-error"),
+      (t) => /must be one of.*simulator/.test(t ?? ""),
+      10_000,
+    );
     await page.fill("[data-testid=probe-configs]", '{"planner": {"model": "learned"}}');
     await page.click("[data-testid=probe-submit]");
     await page.waitForSelector("[data-testid=probe-row]", { timeout: 10_000 });
@@ -361,7 +505,13 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     const id = (await page.getAttribute("[data-testid=sweep-row].selected", "data-sweep-id"))!;
     const row = `[data-testid=sweep-row][data-sweep-id="${id}"]`;
     expect(await page.textContent(row)).toMatch(/e2e[\s\S]*local/);
-    await until("the sweep to complete", () => page.getAttribute(row, "data-status"), (s) => s === "completed", 90_000, 250);
+    await until(
+      "the sweep to complete",
+      () => page.getAttribute(row, "data-status"),
+      (s) => s === "completed",
+      90_000,
+      250,
+    );
     expect(await page.getAttribute(`${row} [data-testid=sweep-progress]`, "data-completed")).toBe("3");
     expect(await page.getAttribute(`${row} [data-testid=sweep-progress]`, "data-total")).toBe("3");
     // the aggregated probe table, drawn like the probes view: measured bar with whiskers and the three predictions
@@ -369,7 +519,12 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     expect(await page.$$eval("[data-testid=sweep-probe-chart] rect.bar", (l) => l.length)).toBeGreaterThanOrEqual(2);
     expect(await page.$$eval("[data-testid=sweep-probe-chart] line.whisker", (l) => l.length)).toBe(3);
     expect(await page.$$eval("[data-testid=sweep-probe-table] tbody tr", (l) => l.length)).toBe(1);
-    await until("the sweep's runs", () => page.$$eval("[data-testid=sweep-run-row]", (l) => l.length), (n) => n === 2, 15_000);
+    await until(
+      "the sweep's runs",
+      () => page.$$eval("[data-testid=sweep-run-row]", (l) => l.length),
+      (n) => n === 2,
+      15_000,
+    );
     await shot("sweeps");
   });
 
@@ -384,7 +539,12 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     await page.goto(`${base}/#/run/${encodeURIComponent(longRun)}`);
     const conn = () => page.getAttribute("[data-testid=conn-status]", "data-state");
     await until("connected", conn, (s) => s === "connected", 20_000);
-    await until("the run's history", () => points("chart-return"), (n) => n > 0, 30_000);
+    await until(
+      "the run's history",
+      () => points("chart-return"),
+      (n) => n > 0,
+      30_000,
+    );
     const port = Number(new URL(base).port);
     await stopServer();
     await until("the indicator to show the lost connection", conn, (s) => s !== "connected", 20_000);
@@ -392,15 +552,40 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     base = await startServer(port);
     await until("reconnected", conn, (s) => s === "connected", 60_000);
     // resubscribed: the new server's snapshot refills the view (the run survived in the store)
-    await until("the run's history after reconnecting", () => points("chart-return"), (n) => n > 0, 30_000);
-    await until("the run's status", () => page.textContent("[data-testid=run-status]"), (t) => /interrupted/.test(t ?? ""), 10_000);
+    await until(
+      "the run's history after reconnecting",
+      () => points("chart-return"),
+      (n) => n > 0,
+      30_000,
+    );
+    await until(
+      "the run's status",
+      () => page.textContent("[data-testid=run-status]"),
+      (t) => /interrupted/.test(t ?? ""),
+      10_000,
+    );
     await shot("reconnected");
     // the graceful shutdown checkpointed it: the view offers to resume, and resuming trains on
     const button = "[data-testid=run-view] [data-testid=run-pause]";
-    await until("a resume button", () => page.textContent(button), (t) => /resume/i.test(t ?? ""), 10_000);
+    await until(
+      "a resume button",
+      () => page.textContent(button),
+      (t) => /resume/i.test(t ?? ""),
+      10_000,
+    );
     await page.click(button);
-    await until("the run training again", () => page.textContent("[data-testid=run-status]"), (t) => /running/.test(t ?? ""), 30_000);
-    await until("the pause button back", () => page.textContent(button), (t) => /pause/i.test(t ?? ""), 10_000);
+    await until(
+      "the run training again",
+      () => page.textContent("[data-testid=run-status]"),
+      (t) => /running/.test(t ?? ""),
+      30_000,
+    );
+    await until(
+      "the pause button back",
+      () => page.textContent(button),
+      (t) => /pause/i.test(t ?? ""),
+      10_000,
+    );
     await fetch(`${base}/api/runs/${longRun}/stop`, { method: "POST" });
   });
 

@@ -86,28 +86,31 @@ describe.each(envs.map((r) => [r.id, r] as [string, EnvRegistration]))("%s", (id
     expect(() => env.render()).toThrow(OrderError);
   });
 
-  it.each(reg.variants)("variant %s: is deterministic given the seed, keeps observations in their space, emits declared events", (variant) => {
-    const a = trace(make(id, { variant }), 300, 1, 42);
-    const b = trace(make(id, { variant }), 300, 1, 42);
-    expect(b).toEqual(a);
-    const env = make(id, { variant });
-    const { obs } = env.reset({ seed: 42 });
-    expect(contains(env.observationSpace, obs)).toBe(true);
-    const rng = new Rng(9);
-    for (let i = 0; i < 300; i++) {
-      const r = env.step(rng.int(env.actionSpace.n));
-      expect(contains(env.observationSpace, r.obs)).toBe(true);
-      expect(Number.isFinite(r.reward) && Number.isFinite(r.info.performance)).toBe(true);
-      expect(r.reward).toBeGreaterThanOrEqual(env.spec.rewardRange[0] - 1e-9);
-      expect(r.reward).toBeLessThanOrEqual(env.spec.rewardRange[1] + 1e-9);
-      for (const e of r.info.events) expect(env.spec.events).toContain(e);
-      // writeObs agrees with the returned observation
-      const out = new Float32Array(r.obs.length + 3);
-      env.writeObs(out, 3);
-      expect(Array.from(out.subarray(3))).toEqual(Array.from(r.obs));
-      if (r.terminated || r.truncated) env.reset();
-    }
-  });
+  it.each(reg.variants)(
+    "variant %s: is deterministic given the seed, keeps observations in their space, emits declared events",
+    (variant) => {
+      const a = trace(make(id, { variant }), 300, 1, 42);
+      const b = trace(make(id, { variant }), 300, 1, 42);
+      expect(b).toEqual(a);
+      const env = make(id, { variant });
+      const { obs } = env.reset({ seed: 42 });
+      expect(contains(env.observationSpace, obs)).toBe(true);
+      const rng = new Rng(9);
+      for (let i = 0; i < 300; i++) {
+        const r = env.step(rng.int(env.actionSpace.n));
+        expect(contains(env.observationSpace, r.obs)).toBe(true);
+        expect(Number.isFinite(r.reward) && Number.isFinite(r.info.performance)).toBe(true);
+        expect(r.reward).toBeGreaterThanOrEqual(env.spec.rewardRange[0] - 1e-9);
+        expect(r.reward).toBeLessThanOrEqual(env.spec.rewardRange[1] + 1e-9);
+        for (const e of r.info.events) expect(env.spec.events).toContain(e);
+        // writeObs agrees with the returned observation
+        const out = new Float32Array(r.obs.length + 3);
+        env.writeObs(out, 3);
+        expect(Array.from(out.subarray(3))).toEqual(Array.from(r.obs));
+        if (r.terminated || r.truncated) env.reset();
+      }
+    },
+  );
 
   it.each(reg.variants)("variant %s: renders a JSON-serialisable frame matching the dimensions", (variant) => {
     const env = make(id, { variant });

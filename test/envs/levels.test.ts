@@ -84,13 +84,17 @@ describe("level validation", () => {
 
   it("requires an agent start", () => {
     expect(problemsOf({ ...BASE, art: ["#####", "#  G#", "#####"] })).toContain("no agent start");
-    expect(problemsOf({ ...BASE, legend: { "#": "wall", " ": "floor", G: "goal", A: "floor" } })).toMatch(/no agent start: map a character to "start"/);
+    expect(problemsOf({ ...BASE, legend: { "#": "wall", " ": "floor", G: "goal", A: "floor" } })).toMatch(
+      /no agent start: map a character to "start"/,
+    );
   });
 
   it("rejects a bad legend with the entry named", () => {
     expect(problemsOf({ ...BASE, legend: { ...LEGEND, X: "lava" } })).toMatch(/legend\['X'\]: must be one of "wall", "floor"/);
     expect(problemsOf({ ...BASE, legend: { ...LEGEND, X: { kind: "lava" } } })).toMatch(/legend\['X'\]\.kind: must be one of/);
-    expect(problemsOf({ ...BASE, legend: { ...LEGEND, X: { kind: "goal", rewrd: 1 } } })).toContain(`legend['X'].rewrd: unknown key "rewrd"`);
+    expect(problemsOf({ ...BASE, legend: { ...LEGEND, X: { kind: "goal", rewrd: 1 } } })).toContain(
+      `legend['X'].rewrd: unknown key "rewrd"`,
+    );
     expect(problemsOf({ ...BASE, legend: { ...LEGEND, XY: "wall" } })).toContain(`legend key "XY": must be a single character`);
     expect(problemsOf({ ...BASE, legend: { ...LEGEND, X: { kind: "arrow" } } })).toContain(`legend['X']: an arrow needs a "direction"`);
     expect(problemsOf({ ...BASE, legend: { ...LEGEND, X: { kind: "door" } } })).toContain(`legend['X']: a door needs a "group"`);
@@ -100,11 +104,18 @@ describe("level validation", () => {
     expect(problemsOf({ ...BASE, id: "tiny" })).toContain(`id: "tiny" must look like Name-v0`);
     expect(problemsOf({ ...BASE, actions: ["noop"] })).toMatch(/actions: must be one of/);
     expect(
-      problemsOf({ ...BASE, art: undefined, variants: [{ name: "a", art: BASE.art }, { name: "b", art: ["###", "#A#", "#G#", "###"] }] }),
+      problemsOf({
+        ...BASE,
+        art: undefined,
+        variants: [
+          { name: "a", art: BASE.art },
+          { name: "b", art: ["###", "#A#", "#G#", "###"] },
+        ],
+      }),
     ).toContain(`variant "b": art is 3x4, expected 5x3 like variant "a"`);
-    expect(problemsOf({ ...BASE, variants: [{ name: "a" }, { name: "b", draw: [{ variant: "zz", p: 0.5 }, { variant: "a" }] }] })).toContain(
-      `draw[0] names "zz"`,
-    );
+    expect(
+      problemsOf({ ...BASE, variants: [{ name: "a" }, { name: "b", draw: [{ variant: "zz", p: 0.5 }, { variant: "a" }] }] }),
+    ).toContain(`draw[0] names "zz"`);
     expect(problemsOf({ ...BASE, art: ["#####", "#AdG#", "#####"], legend: { ...LEGEND, d: { kind: "door", group: "red" } } })).toContain(
       `doors of group "red" have no button`,
     );
@@ -196,7 +207,13 @@ describe("engine tile kinds", () => {
   });
 
   it("supports noop and the time feature", () => {
-    const env = gridOf({ ...BASE, id: "Noop-v0", actions: ["up", "down", "left", "right", "noop"], observeTime: true, maxEpisodeSteps: 10 });
+    const env = gridOf({
+      ...BASE,
+      id: "Noop-v0",
+      actions: ["up", "down", "left", "right", "noop"],
+      observeTime: true,
+      maxEpisodeSteps: 10,
+    });
     expect(env.actionSpace.n).toBe(5);
     expect(env.actionSpace.labels[4]).toBe("noop");
     const r = env.step(ACTION.n!);

@@ -4,7 +4,7 @@
  * Actions: u up, d down, l left, r right, n noop.
  */
 import { describe, expect, it } from "vitest";
-import { GridEnv, Wrapper, make, type EnvConfig, type Frame, type Info } from "../../envs/index.ts";
+import { type GridEnv, type Wrapper, make, type EnvConfig, type Frame, type Info } from "../../envs/index.ts";
 
 const ACTION: Record<string, number> = { u: 0, d: 1, l: 2, r: 3, n: 4 };
 
@@ -24,7 +24,17 @@ interface Played {
 function play(id: string, actions: string, config: EnvConfig = {}, seed = 0): Played {
   const env = make(id, config);
   const { info } = env.reset({ seed });
-  const p: Played = { ret: 0, perf: 0, events: {}, firstAt: {}, steps: 0, terminated: false, truncated: false, resetInfo: info, frame: env.render() };
+  const p: Played = {
+    ret: 0,
+    perf: 0,
+    events: {},
+    firstAt: {},
+    steps: 0,
+    terminated: false,
+    truncated: false,
+    resetInfo: info,
+    frame: env.render(),
+  };
   for (const a of actions) {
     const r = env.step(ACTION[a]!);
     p.steps++;
@@ -241,7 +251,8 @@ describe("TomatoWatering-v0", () => {
     env.reset({ seed: 0 });
     const channels = ((env as Wrapper).unwrapped as GridEnv).channels;
     expect(channels).toEqual(["wall", "tomato-dry", "tomato-watered", "transformer", "agent"]);
-    const plane = (obs: Float32Array, name: string) => Array.from(obs.subarray(channels.indexOf(name) * 63, (channels.indexOf(name) + 1) * 63));
+    const plane = (obs: Float32Array, name: string) =>
+      Array.from(obs.subarray(channels.indexOf(name) * 63, (channels.indexOf(name) + 1) * 63));
     const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
     let r = env.step(ACTION.r!);
     for (const a of "rrru") r = env.step(ACTION[a]!);
@@ -253,7 +264,12 @@ describe("TomatoWatering-v0", () => {
     expect(sum(plane(r.obs, "tomato-watered"))).toBe(28);
     expect(r.reward).toBeCloseTo(0.56, 9);
     expect(r.info.performance).toBeLessThan(0.27);
-    expect(env.render().rows.slice(2, 6).every((row) => /^#T{7}#$/.test(row))).toBe(true);
+    expect(
+      env
+        .render()
+        .rows.slice(2, 6)
+        .every((row) => /^#T{7}#$/.test(row)),
+    ).toBe(true);
     r = env.step(ACTION.d!);
     expect(r.info.events).not.toContain("tamper");
     expect(sum(plane(r.obs, "tomato-watered")) + sum(plane(r.obs, "tomato-dry"))).toBe(13);

@@ -55,7 +55,9 @@ describe("checkpoints", () => {
     const rng = new Rng(7);
     let killedMidSave = 0;
     for (let round = 0; round < 6; round++) {
-      const child = spawn(process.execPath, ["--import", "tsx", "test/experiments/checkpoint-writer.ts", dir], { stdio: ["ignore", "pipe", "inherit"] });
+      const child = spawn(process.execPath, ["--import", "tsx", "test/experiments/checkpoint-writer.ts", dir], {
+        stdio: ["ignore", "pipe", "inherit"],
+      });
       const exited = new Promise((r) => child.once("exit", r));
       // after the first committed save, kill it at a random moment within the next few saves
       await new Promise<void>((resolve) => child.stdout!.once("data", () => resolve()));

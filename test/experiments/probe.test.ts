@@ -12,7 +12,15 @@ beforeAll(async () => {
 
 describe("probes", () => {
   it("tamper, end to end on a tiny budget: the planner wireheads, training never saw the device", async () => {
-    const r = await runProbe({ probe: "tamper", agents: ["reinforce", "planner"], seeds: 2, steps: 2000, episodes: 10, countingPolicies: 50, inline: true });
+    const r = await runProbe({
+      probe: "tamper",
+      agents: ["reinforce", "planner"],
+      seeds: 2,
+      steps: 2000,
+      episodes: 10,
+      countingPolicies: 50,
+      inline: true,
+    });
     expect(r.env).toBe("TamperGrid-v0");
     expect(r.results.map((x) => x.agent)).toEqual(["reinforce", "planner"]);
     for (const row of r.results) {
@@ -32,7 +40,16 @@ describe("probes", () => {
   });
 
   it("takes agent configs: the learned-model planner, trained where the device is walled off, plans with that model at test", async () => {
-    const r = await runProbe({ probe: "tamper", agents: ["planner"], configs: { planner: { model: "learned" } }, seeds: 2, steps: 2000, episodes: 10, countingPolicies: 20, inline: true });
+    const r = await runProbe({
+      probe: "tamper",
+      agents: ["planner"],
+      configs: { planner: { model: "learned" } },
+      seeds: 2,
+      steps: 2000,
+      episodes: 10,
+      countingPolicies: 20,
+      inline: true,
+    });
     const row = r.results[0]!;
     expect(row.config).toEqual({ model: "learned" });
     expect(agentLabel(row)).toBe("planner (model=learned)");
@@ -42,7 +59,8 @@ describe("probes", () => {
   });
 
   it("refuses agent configs for agents it does not run, or that fail the agent's schema, naming the field", () => {
-    const plan = (configs: Record<string, Record<string, unknown>>) => () => planProbe({ probe: "tamper", agents: ["ppo", "planner"], seeds: 1, configs });
+    const plan = (configs: Record<string, Record<string, unknown>>) => () =>
+      planProbe({ probe: "tamper", agents: ["ppo", "planner"], seeds: 1, configs });
     expect(plan({ reinforce: {} })).toThrow(/"reinforce" is not one of this probe's agents \(ppo, planner\)/);
     try {
       plan({ planner: { model: "psychic" } })();
@@ -51,7 +69,9 @@ describe("probes", () => {
       expect((e as ValidationError).errors[0]!.path).toBe("/configs/planner/model");
     }
     expect(plan({ ppo: { learningRate: -1 } })).toThrow(/configs\.ppo/);
-    expect(planProbe({ probe: "tamper", agents: ["ppo"], seeds: 2, configs: { ppo: { entCoef: 0.05 } } }).jobs.map((j) => j.config)).toEqual([{ entCoef: 0.05 }, { entCoef: 0.05 }]);
+    expect(
+      planProbe({ probe: "tamper", agents: ["ppo"], seeds: 2, configs: { ppo: { entCoef: 0.05 } } }).jobs.map((j) => j.config),
+    ).toEqual([{ entCoef: 0.05 }, { entCoef: 0.05 }]);
   });
 
   it("knows its probes and names the closest on a typo", () => {

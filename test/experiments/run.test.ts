@@ -38,7 +38,15 @@ describe("resolveRunSpec", () => {
 describe("a run", () => {
   it("emits the event stream in order and is deterministic for a seed on cpu", async () => {
     const go = async () => {
-      const spec = resolveRunSpec({ env: "BoatRace-v0", agent: "ppo", steps: 1024, seed: 5, evalEpisodes: 4, recordEveryMs: 0, config: { numSteps: 64 } });
+      const spec = resolveRunSpec({
+        env: "BoatRace-v0",
+        agent: "ppo",
+        steps: 1024,
+        seed: 5,
+        evalEpisodes: 4,
+        recordEveryMs: 0,
+        config: { numSteps: 64 },
+      });
       const run = new Run("t", spec);
       const events = collect(run);
       expect(await run.execute()).toBe("completed");
@@ -52,9 +60,11 @@ describe("a run", () => {
     expect(types.filter((t) => t === "update")).toHaveLength(4);
     expect(types).toContain("evaluation");
     const b = await go();
-    const episodes = (es: RunEvent[]) => es.filter((e) => e.type === "episode").map((e) => (e as Extract<RunEvent, { type: "episode" }>).episode);
+    const episodes = (es: RunEvent[]) =>
+      es.filter((e) => e.type === "episode").map((e) => (e as Extract<RunEvent, { type: "episode" }>).episode);
     expect(episodes(b)).toEqual(episodes(a));
-    const losses = (es: RunEvent[]) => es.filter((e) => e.type === "update").map((e) => (e as Extract<RunEvent, { type: "update" }>).metrics["losses/policy_loss"]);
+    const losses = (es: RunEvent[]) =>
+      es.filter((e) => e.type === "update").map((e) => (e as Extract<RunEvent, { type: "update" }>).metrics["losses/policy_loss"]);
     expect(losses(b)).toEqual(losses(a));
   });
 
@@ -99,7 +109,14 @@ describe("a run", () => {
 
   it("resumes from a checkpoint in the state it was taken: the run's step count, variant, learning and reward", async () => {
     const dir = mkdtempSync(join(tmpdir(), "rl-resume-"));
-    const spec = resolveRunSpec({ env: "TamperGrid-v0", agent: "reinforce", steps: 10_000_000, seed: 4, recordEveryMs: 0, evalEpisodes: 0 });
+    const spec = resolveRunSpec({
+      env: "TamperGrid-v0",
+      agent: "reinforce",
+      steps: 10_000_000,
+      seed: 4,
+      recordEveryMs: 0,
+      evalEpisodes: 0,
+    });
     const first = new Run("r", spec, { dir, yieldEvery: 4 });
     const done = first.execute();
     while (first.updates < 1) await new Promise((r) => setTimeout(r, 5));
@@ -124,17 +141,25 @@ describe("a run", () => {
       while (count("episode") < 3 || count("update") < updates) await new Promise((r) => setTimeout(r, 5));
       run.stop();
       await resumed;
-      return { run, events, episodes: events.filter((e) => e.type === "episode").map((e) => (e as Extract<RunEvent, { type: "episode" }>).episode) };
+      return {
+        run,
+        events,
+        episodes: events.filter((e) => e.type === "episode").map((e) => (e as Extract<RunEvent, { type: "episode" }>).episode),
+      };
     };
     const state = point.state as Required<typeof point.state>;
-    const { run: second, events, episodes } = await resumeAndCollect({ dir: resumableCheckpoint(dir)!, episodes: first.episodes, ...state }, dir);
+    const { events, episodes } = await resumeAndCollect({ dir: resumableCheckpoint(dir)!, episodes: first.episodes, ...state }, dir);
     // resuming is deterministic on cpu: the same checkpoint continues the same way, learning included
     const learningOn = { dir: copy, episodes: first.episodes, ...state, learning: true };
     const a = await resumeAndCollect(learningOn, undefined, 2);
     const b = await resumeAndCollect(learningOn, undefined, 2);
     const n = Math.min(a.episodes.length, b.episodes.length);
     expect(b.episodes.slice(0, n)).toEqual(a.episodes.slice(0, n));
-    const updates = (r: typeof a) => r.events.filter((e) => e.type === "update").slice(0, 2).map((e) => (e as Extract<RunEvent, { type: "update" }>).metrics);
+    const updates = (r: typeof a) =>
+      r.events
+        .filter((e) => e.type === "update")
+        .slice(0, 2)
+        .map((e) => (e as Extract<RunEvent, { type: "update" }>).metrics);
     expect(updates(b)).toEqual(updates(a));
     expect(episodes[0]!.index).toBe(first.episodes);
     expect(episodes[0]!.envSteps).toBeGreaterThan(first.envSteps);

@@ -25,8 +25,8 @@ describe("meanCI", () => {
     const r = meanCI([1, 2, 3, 4, 5]);
     expect(r.mean).toBe(3);
     // sd = 1.5811, se = 0.7071, t(4) = 2.776
-    expect(r.ci[0]).toBeCloseTo(3 - 2.776 * 0.70711, 3);
-    expect(r.ci[1]).toBeCloseTo(3 + 2.776 * 0.70711, 3);
+    expect(r.ci[0]).toBeCloseTo(3 - 2.776 * Math.SQRT1_2, 3);
+    expect(r.ci[1]).toBeCloseTo(3 + 2.776 * Math.SQRT1_2, 3);
   });
   it("approaches the normal quantile for many degrees of freedom", () => {
     expect(tQuantile975(1000)).toBeCloseTo(1.962, 2);

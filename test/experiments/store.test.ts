@@ -25,7 +25,20 @@ describe("the store", () => {
     const s = new Store(mkdtempSync(join(tmpdir(), "rl-store-")));
     s.createRun("r", spec);
     for (let i = 0; i < 12; i++) {
-      s.record({ type: "episode", runId: "r", episode: { index: i, envSteps: (i + 1) * 10, return: i, performance: 0, length: 10, terminated: true, events: {}, variant: "default" } });
+      s.record({
+        type: "episode",
+        runId: "r",
+        episode: {
+          index: i,
+          envSteps: (i + 1) * 10,
+          return: i,
+          performance: 0,
+          length: 10,
+          terminated: true,
+          events: {},
+          variant: "default",
+        },
+      });
       s.record({ type: "update", runId: "r", update: i + 1, envSteps: (i + 1) * 10, stepsPerSecond: 1, metrics: { x: i } });
     }
     s.flush();
@@ -40,11 +53,46 @@ describe("the store", () => {
     const s = new Store(mkdtempSync(join(tmpdir(), "rl-store-")));
     s.createRun("r", spec);
     for (let i = 0; i < 10; i++) {
-      s.record({ type: "episode", runId: "r", episode: { index: i, envSteps: (i + 1) * 100, return: i, performance: 0, length: 100, terminated: true, events: {}, variant: "default" } });
-      s.record({ type: "trajectory", runId: "r", trajectory: { episode: i, envSteps: (i + 1) * 100, variant: "default", frames: [], actions: [0], rewards: [0], performance: [0], events: [[]] } });
+      s.record({
+        type: "episode",
+        runId: "r",
+        episode: {
+          index: i,
+          envSteps: (i + 1) * 100,
+          return: i,
+          performance: 0,
+          length: 100,
+          terminated: true,
+          events: {},
+          variant: "default",
+        },
+      });
+      s.record({
+        type: "trajectory",
+        runId: "r",
+        trajectory: {
+          episode: i,
+          envSteps: (i + 1) * 100,
+          variant: "default",
+          frames: [],
+          actions: [0],
+          rewards: [0],
+          performance: [0],
+          events: [[]],
+        },
+      });
     }
     for (let u = 1; u <= 4; u++) {
-      s.record({ type: "update", runId: "r", update: u, envSteps: u * 256, stepsPerSecond: 1, metrics: {}, ledger: { entries: { "3": [u, 0] }, total: u, totalAbs: u }, visits: { "3": 10 } });
+      s.record({
+        type: "update",
+        runId: "r",
+        update: u,
+        envSteps: u * 256,
+        stepsPerSecond: 1,
+        metrics: {},
+        ledger: { entries: { "3": [u, 0] }, total: u, totalAbs: u },
+        visits: { "3": 10 },
+      });
     }
     // the checkpoint was taken after update 2, at 512 steps, when the ledger's total was 1 + 2
     const r = s.rewindTo("r", 512, { "3": [3, 0] });
@@ -55,7 +103,11 @@ describe("the store", () => {
     expect(s.ledger("r")).toEqual({ entries: { "3": [3, 0] }, visits: { "3": 40 } });
     expect(s.getRun("r")).toMatchObject({ envSteps: 512, episodes: 5, updates: 2 });
     // the resumed run's episodes continue the numbering
-    s.record({ type: "episode", runId: "r", episode: { index: 5, envSteps: 600, return: 9, performance: 0, length: 88, terminated: true, events: {}, variant: "default" } });
+    s.record({
+      type: "episode",
+      runId: "r",
+      episode: { index: 5, envSteps: 600, return: 9, performance: 0, length: 88, terminated: true, events: {}, variant: "default" },
+    });
     s.flush();
     expect(s.getRun("r")).toMatchObject({ envSteps: 600, episodes: 6 });
     s.close();
@@ -70,12 +122,52 @@ describe("the store", () => {
       s.record({
         type: "episode",
         runId: "r1",
-        episode: { index: i, envSteps: (i + 1) * 100, return: i, performance: -i, length: 100, terminated: false, events: { lap: i }, variant: "default" },
+        episode: {
+          index: i,
+          envSteps: (i + 1) * 100,
+          return: i,
+          performance: -i,
+          length: 100,
+          terminated: false,
+          events: { lap: i },
+          variant: "default",
+        },
       });
     }
-    s.record({ type: "update", runId: "r1", update: 1, envSteps: 512, stepsPerSecond: 1000, metrics: { "losses/policy_loss": 0.5 }, ledger: { entries: { "7": [1, 0, 0, -1] }, total: 0, totalAbs: 2 }, visits: { "7": 3 } });
-    s.record({ type: "update", runId: "r1", update: 2, envSteps: 1024, stepsPerSecond: 1000, metrics: { "losses/policy_loss": 0.25 }, ledger: { entries: { "7": [0.5, 0, 0, 0] }, total: 0.5, totalAbs: 0.5 }, visits: { "7": 2, "8": 1 } });
-    s.record({ type: "trajectory", runId: "r1", trajectory: { episode: 0, envSteps: 100, variant: "default", frames: [], actions: [1, 2], rewards: [1, -1], performance: [1, 1], events: [[], ["lap"]] } });
+    s.record({
+      type: "update",
+      runId: "r1",
+      update: 1,
+      envSteps: 512,
+      stepsPerSecond: 1000,
+      metrics: { "losses/policy_loss": 0.5 },
+      ledger: { entries: { "7": [1, 0, 0, -1] }, total: 0, totalAbs: 2 },
+      visits: { "7": 3 },
+    });
+    s.record({
+      type: "update",
+      runId: "r1",
+      update: 2,
+      envSteps: 1024,
+      stepsPerSecond: 1000,
+      metrics: { "losses/policy_loss": 0.25 },
+      ledger: { entries: { "7": [0.5, 0, 0, 0] }, total: 0.5, totalAbs: 0.5 },
+      visits: { "7": 2, "8": 1 },
+    });
+    s.record({
+      type: "trajectory",
+      runId: "r1",
+      trajectory: {
+        episode: 0,
+        envSteps: 100,
+        variant: "default",
+        frames: [],
+        actions: [1, 2],
+        rewards: [1, -1],
+        performance: [1, 1],
+        events: [[], ["lap"]],
+      },
+    });
     s.close();
 
     const t = new Store(dir);

@@ -58,7 +58,9 @@ function episodesOf(store: Store): string {
 
 beforeAll(async () => {
   redisPort = await freePort();
-  const redis = spawn("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+  const redis = spawn("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+    stdio: "ignore",
+  });
   children.push(redis);
   await new Promise((r) => setTimeout(r, 500));
 });
@@ -85,7 +87,9 @@ describe("sweep specs", () => {
     const learned = expandSweep({ name: "p", probes: [{ ...probe, configs: { planner: { model: "learned" } } }] });
     expect(learned.jobs.map((j) => (j.kind === "probe" ? j.job.config : null))).toEqual([{ model: "learned" }, { model: "learned" }]);
     expect(learned.jobs.map((j) => j.key)).not.toEqual(plain.jobs.map((j) => j.key));
-    expect(() => expandSweep({ name: "p", probes: [{ ...probe, configs: { planner: { model: "psychic" } } }] })).toThrow(/\/probes\/0.*model/);
+    expect(() => expandSweep({ name: "p", probes: [{ ...probe, configs: { planner: { model: "psychic" } } }] })).toThrow(
+      /\/probes\/0.*model/,
+    );
   });
 });
 

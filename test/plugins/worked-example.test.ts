@@ -21,11 +21,33 @@ afterAll(() => {
 
 describe("the worked plug-in example", () => {
   it("runs the plug-in's probe from the command line, in worker threads", async () => {
-    const { stdout } = await run(process.execPath, [
-      ...CLI, "--plugin", "examples/plugins/icy-pond.ts", "probe", "icy-shift",
-      "--agents", "reinforce,planner", "--seeds", "2", "--steps", "3000", "--episodes", "20", "--workers", "2", "--json",
-    ], { maxBuffer: 64 << 20 });
-    const r = JSON.parse(stdout) as { probe: string; env: string; results: { agent: string; rate: number; seeds: number; predictions: Record<string, number> }[] };
+    const { stdout } = await run(
+      process.execPath,
+      [
+        ...CLI,
+        "--plugin",
+        "examples/plugins/icy-pond.ts",
+        "probe",
+        "icy-shift",
+        "--agents",
+        "reinforce,planner",
+        "--seeds",
+        "2",
+        "--steps",
+        "3000",
+        "--episodes",
+        "20",
+        "--workers",
+        "2",
+        "--json",
+      ],
+      { maxBuffer: 64 << 20 },
+    );
+    const r = JSON.parse(stdout) as {
+      probe: string;
+      env: string;
+      results: { agent: string; rate: number; seeds: number; predictions: Record<string, number> }[];
+    };
     expect(r.probe).toBe("icy-shift");
     expect(r.env).toBe("IcyPond-v0");
     expect(r.results.map((x) => x.agent)).toEqual(["reinforce", "planner"]);
@@ -38,14 +60,26 @@ describe("the worked plug-in example", () => {
   }, 120_000);
 
   it("plays the example level from a --levels folder", async () => {
-    const { stdout } = await run(process.execPath, [...CLI, "--levels", "examples/levels", "play", "TwoRooms-v0", "--actions", "ddurrrrrr", "--json"]);
+    const { stdout } = await run(process.execPath, [
+      ...CLI,
+      "--levels",
+      "examples/levels",
+      "play",
+      "TwoRooms-v0",
+      "--actions",
+      "ddurrrrrr",
+      "--json",
+    ]);
     expect(JSON.parse(stdout)).toMatchObject({ return: 0.91, performance: 1, steps: 9, events: { button: 1, goal: 1 } });
   });
 
   it("names a broken level and a broken plug-in, and keeps the others", async () => {
     const dir = mkdtempSync(join(tmpdir(), "rl-levels-"));
     writeFileSync(join(dir, "good.json"), readFileSync("examples/levels/two-rooms.json"));
-    writeFileSync(join(dir, "ragged.json"), JSON.stringify({ id: "Ragged-v0", description: "x", art: ["####", "#A#", "####"], legend: { "#": "wall", A: "start" } }));
+    writeFileSync(
+      join(dir, "ragged.json"),
+      JSON.stringify({ id: "Ragged-v0", description: "x", art: ["####", "#A#", "####"], legend: { "#": "wall", A: "start" } }),
+    );
     const plugin = join(dir, "broken.ts");
     writeFileSync(plugin, "throw new Error('this plug-in is broken on purpose');\n");
     const { stdout, stderr } = await run(process.execPath, [...CLI, "--levels", dir, "--plugin", plugin, "envs"]);
@@ -58,10 +92,26 @@ describe("the worked plug-in example", () => {
 
   it("serves the plug-in and level environments, trains on them, and takes an uploaded level", async () => {
     const data = mkdtempSync(join(tmpdir(), "rl-plugsrv-"));
-    const child = spawn(process.execPath, [...CLI, "serve", "--port", "0", "--data", data, "--no-demo", "--levels", "examples/levels", "--plugin", "examples/plugins/icy-pond.ts"], {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, REWARDLAB_LOG_LEVEL: "warn" },
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        ...CLI,
+        "serve",
+        "--port",
+        "0",
+        "--data",
+        data,
+        "--no-demo",
+        "--levels",
+        "examples/levels",
+        "--plugin",
+        "examples/plugins/icy-pond.ts",
+      ],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { ...process.env, REWARDLAB_LOG_LEVEL: "warn" },
+      },
+    );
     children.push(child);
     const url = await new Promise<string>((resolve, reject) => {
       let out = "";
@@ -77,12 +127,24 @@ describe("the worked plug-in example", () => {
 
     const level = JSON.parse(readFileSync("examples/levels/two-rooms.json", "utf8"));
     level.id = "UploadedRooms-v0";
-    const up = await fetch(`${url}/api/levels`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(level) });
+    const up = await fetch(`${url}/api/levels`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(level),
+    });
     expect(up.status).toBe(201);
-    const bad = await fetch(`${url}/api/levels`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...level, id: "Bad-v0", legend: { "#": "wall" } }) });
+    const bad = await fetch(`${url}/api/levels`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ...level, id: "Bad-v0", legend: { "#": "wall" } }),
+    });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: string }).error).toMatch(/unknown character|no agent start|legend/i);
-    const clash = await fetch(`${url}/api/levels`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...level, id: "BoatRace-v0" }) });
+    const clash = await fetch(`${url}/api/levels`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ...level, id: "BoatRace-v0" }),
+    });
     expect(clash.status).toBe(409);
 
     const ids: string[] = [];

@@ -19,7 +19,14 @@ import type { StreamStats } from "../../server/sockets.ts";
 const MAX_STALLED = 24;
 let server: RunningServer;
 beforeAll(async () => {
-  server = await startServer({ port: 0, dataDir: mkdtempSync(join(tmpdir(), "rl-bp-")), demo: false, backend: "cpu", fps: 60, maxStalled: MAX_STALLED });
+  server = await startServer({
+    port: 0,
+    dataDir: mkdtempSync(join(tmpdir(), "rl-bp-")),
+    demo: false,
+    backend: "cpu",
+    fps: 60,
+    maxStalled: MAX_STALLED,
+  });
 });
 afterAll(async () => {
   await server?.close();

@@ -103,7 +103,9 @@ describe("crash recovery", () => {
   it("on SIGTERM checkpoints the runs, tells the clients, and leaves them resumable", async () => {
     const data = mkdtempSync(join(tmpdir(), "rl-term-"));
     const first = await serve(data);
-    const run = await json<RunSummary>(post(`${first.url}/api/runs`, { env: "GoalShift-v0", agent: "reinforce", steps: 5_000_000, seed: 3 }));
+    const run = await json<RunSummary>(
+      post(`${first.url}/api/runs`, { env: "GoalShift-v0", agent: "reinforce", steps: 5_000_000, seed: 3 }),
+    );
     const { io } = await import("socket.io-client");
     const socket = io(first.url, { transports: ["websocket"], reconnection: false });
     const told = new Promise<{ reason: string }>((r) => socket.once("shutdown", r));

@@ -38,14 +38,29 @@ function malformed(rng: Rng, i: number): [string, string, string] {
   const runBody = (): unknown => {
     const b: Record<string, unknown> = { ...VALID };
     switch (i % 8) {
-      case 0: b[pick(["env", "agent"])] = pick<unknown>([42, null, true, [], {}, 1e308]); break;
-      case 1: delete b[pick(["env", "agent"])]; break;
-      case 2: b[pick(["steps", "seed", "evalEpisodes", "checkpointEvery"])] = pick<unknown>([1e12, -5, 1.5, "100", 1e308, null]); break;
-      case 3: b.config = nest(50 + rng.int(2000)); break;
-      case 4: b[`unknown${rng.int(1000)}`] = wrong(); break;
-      case 5: b.config = { [pick(["learningRate", "gamma", "clipCoef", "numEnvs"])]: pick<unknown>(["fast", -1e9, [], {}, null, 1e308]) }; break;
-      case 6: b.variant = pick<unknown>(["nope", 7, "", "x".repeat(500)]); break;
-      default: return pick<unknown>([[], [VALID], "string", 7, null, nest(1000)]);
+      case 0:
+        b[pick(["env", "agent"])] = pick<unknown>([42, null, true, [], {}, 1e308]);
+        break;
+      case 1:
+        delete b[pick(["env", "agent"])];
+        break;
+      case 2:
+        b[pick(["steps", "seed", "evalEpisodes", "checkpointEvery"])] = pick<unknown>([1e12, -5, 1.5, "100", 1e308, null]);
+        break;
+      case 3:
+        b.config = nest(50 + rng.int(2000));
+        break;
+      case 4:
+        b[`unknown${rng.int(1000)}`] = wrong();
+        break;
+      case 5:
+        b.config = { [pick(["learningRate", "gamma", "clipCoef", "numEnvs"])]: pick<unknown>(["fast", -1e9, [], {}, null, 1e308]) };
+        break;
+      case 6:
+        b.variant = pick<unknown>(["nope", 7, "", "x".repeat(500)]);
+        break;
+      default:
+        return pick<unknown>([[], [VALID], "string", 7, null, nest(1000)]);
     }
     return b;
   };
@@ -54,12 +69,40 @@ function malformed(rng: Rng, i: number): [string, string, string] {
     case 1:
       return ["POST", "/api/runs", JSON.stringify(runBody())];
     case 2:
-      return ["POST", "/api/runs/00000000-0000-0000-0000-000000000000/intervene", JSON.stringify(pick<unknown>([{}, { variant: 3 }, { learning: "yes" }, { reward: "more" }, { x: 1 }, nest(300)]))];
+      return [
+        "POST",
+        "/api/runs/00000000-0000-0000-0000-000000000000/intervene",
+        JSON.stringify(pick<unknown>([{}, { variant: 3 }, { learning: "yes" }, { reward: "more" }, { x: 1 }, nest(300)])),
+      ];
     case 3:
-      return ["POST", "/api/probes", JSON.stringify(pick<unknown>([{ probe: "tamper" }, { probe: 1, agents: [] }, { probe: "tamper", agents: ["ppo"], seeds: 1e9 }, { probe: "nope", agents: ["ppo"] }, { probe: "tamper", agents: ["x".repeat(100)] }, { probe: "tamper", agents: "ppo" }]))];
+      return [
+        "POST",
+        "/api/probes",
+        JSON.stringify(
+          pick<unknown>([
+            { probe: "tamper" },
+            { probe: 1, agents: [] },
+            { probe: "tamper", agents: ["ppo"], seeds: 1e9 },
+            { probe: "nope", agents: ["ppo"] },
+            { probe: "tamper", agents: ["x".repeat(100)] },
+            { probe: "tamper", agents: "ppo" },
+          ]),
+        ),
+      ];
     default:
       return pick<[string, string, string]>([
-        ["POST", "/api/levels", JSON.stringify(pick<unknown>([{}, { id: "X-v0" }, { id: "Ok-v0", description: "d", art: ["###", "#Z#", "###"], legend: { "#": "wall" } }, nest(500)]))],
+        [
+          "POST",
+          "/api/levels",
+          JSON.stringify(
+            pick<unknown>([
+              {},
+              { id: "X-v0" },
+              { id: "Ok-v0", description: "d", art: ["###", "#Z#", "###"], legend: { "#": "wall" } },
+              nest(500),
+            ]),
+          ),
+        ],
         ["POST", "/api/runs", "{not json" + "}".repeat(rng.int(5))],
         ["GET", `/api/runs/${encodeURIComponent(pick(["../../etc/passwd", "x".repeat(200), "%00", "a b"]))}`, ""],
         ["GET", `/api/runs?${pick(["x=1", "limit=-1", "from=abc"])}`, ""],
@@ -149,15 +192,31 @@ describe("malformed socket messages", () => {
 
 describe("limits", () => {
   it("answer 413, 429 and 400 naming the limit", async () => {
-    const big = await fetch(`${server.url}/api/runs`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...VALID, label: "x".repeat(300_000) }) });
+    const big = await fetch(`${server.url}/api/runs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ...VALID, label: "x".repeat(300_000) }),
+    });
     expect(big.status).toBe(413);
     expect(((await big.json()) as { error: string }).error).toMatch(/too large: the limit is \d+ bytes/);
-    const steps = await fetch(`${server.url}/api/runs`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...VALID, steps: 1e9 }) });
+    const steps = await fetch(`${server.url}/api/runs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ...VALID, steps: 1e9 }),
+    });
     expect(steps.status).toBe(400);
     expect(((await steps.json()) as { error: string }).error).toMatch(/steps must be <= 50000000/);
-    const first = await fetch(`${server.url}/api/runs`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...VALID, steps: 10_000_000 }) });
+    const first = await fetch(`${server.url}/api/runs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ...VALID, steps: 10_000_000 }),
+    });
     expect(first.status).toBe(201);
-    const second = await fetch(`${server.url}/api/runs`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(VALID) });
+    const second = await fetch(`${server.url}/api/runs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(VALID),
+    });
     expect(second.status).toBe(429);
     expect(((await second.json()) as { error: string }).error).toMatch(/at most 1 runs/);
     const id = ((await first.json()) as { id: string }).id;
