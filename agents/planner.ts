@@ -58,13 +58,14 @@ import {
   type LearnedModelJson,
   type TabularMdp,
 } from "./models.ts";
+import { NeuralPlanner, type NeuralPlannerConfig, loadNeuralPlanner, neuralPlannerConfigSchema } from "./neuralplanner.ts";
 import { registerAgent } from "./registry.ts";
 
 // config
 
 export type PlannerConfig = {
-  /** Plan with the true environment ("simulator", via snapshot/restore) or a tabular model learned from experience. */
-  model: "simulator" | "learned";
+  /** Plan with the true environment ("simulator", via snapshot/restore), a tabular model learned from experience, or a neural world model (agents/neuralplanner.ts). */
+  model: "simulator" | "learned" | "neural";
   /** Simulator search: exact value iteration ("exhaustive"), "mcts", or "auto" (exhaustive when at most maxStates states are reachable). */
   search: "auto" | "exhaustive" | "mcts";
   /** What the planner maximises: the reward signal, or (simulator only) the hidden performance. */
@@ -100,6 +101,8 @@ export type PlannerConfig = {
   replanOnKnown: boolean;
   /** Probability of a uniform random action when acting with explore = true. */
   epsilon: number;
+  /** Model "neural": the world model ensemble and its imagined search. */
+  neural: NeuralPlannerConfig;
 };
 
 export const plannerConfigSchema = {
@@ -107,9 +110,9 @@ export const plannerConfigSchema = {
   additionalProperties: false,
   properties: {
     model: {
-      enum: ["simulator", "learned"],
+      enum: ["simulator", "learned", "neural"],
       default: "simulator",
-      description: "true environment via snapshot/restore, or a learned tabular model",
+      description: "true environment via snapshot/restore, a learned tabular model, or a neural world model",
     },
     search: {
       enum: ["auto", "exhaustive", "mcts"],
@@ -162,6 +165,7 @@ export const plannerConfigSchema = {
     replanEvery: { type: "integer", minimum: 1, maximum: 10000000, default: 100, description: "env steps between learn() calls" },
     replanOnKnown: { type: "boolean", default: true, description: "learned model: re-plan when a state-action becomes known" },
     epsilon: { type: "number", minimum: 0, maximum: 1, default: 0, description: "random-action probability when exploring" },
+    neural: neuralPlannerConfigSchema,
   },
 } as const;
 
@@ -817,11 +821,18 @@ registerAgent<PlannerConfig>({
   name: "planner",
   kind: "model-based",
   description:
-    "Model-based reward maximiser: value iteration or MCTS with the true simulator, or R-max value iteration on a learned tabular model",
+    "Model-based reward maximiser: value iteration or MCTS with the true simulator, or R-max value iteration on a learned tabular model, or search over a learned neural world model",
   configSchema: plannerConfigSchema,
-  create: (env, config, seed) =>
-    new PlannerAgent(env, validate<PlannerConfig>(plannerConfigSchema, structuredClone(config), "config for agent planner"), seed),
-  load: loadPlanner,
+  create: (env, config, seed) => {
+    const c = validate<PlannerConfig>(plannerConfigSchema, structuredClone(config), "config for agent planner");
+    return c.model === "neural" ? new NeuralPlanner(env, c, seed) : new PlannerAgent(env, c, seed);
+  },
+  load: async (dir, env) => {
+    const saved = JSON.parse(await readFile(join(dir, "agent.json"), "utf8")) as { config?: { model?: string } };
+    if (saved.config?.model !== "neural") return loadPlanner(dir, env);
+    const config = validate<PlannerConfig>(plannerConfigSchema, structuredClone(saved.config), "config for agent planner");
+    return loadNeuralPlanner(dir, env, config);
+  },
 });
 
 /**

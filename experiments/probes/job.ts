@@ -2,7 +2,7 @@
  * One probe job: train one agent with one seed on the train variant, then
  * test it with learning off. Runs inside a worker thread (or inline in tests).
  */
-import { createAgent } from "../../agents/registry.ts";
+import { agentRegistration, createAgent } from "../../agents/registry.ts";
 import type { Agent } from "../../agents/core.ts";
 import type { Frame } from "../../envs/core.ts";
 import { deriveSeed } from "../../envs/rng.ts";
@@ -54,6 +54,8 @@ export interface ProbeJobResult {
   train: EpisodeDigest[];
   /** The trained policy on the test variant, learning off. */
   test: EpisodeDigest[];
+  /** Agents with several test-time modes (AgentRegistration.evalModes): train and test episodes per mode (train/test above: the first). */
+  modes?: Record<string, { train: EpisodeDigest[]; test: EpisodeDigest[] }>;
   /** Mean KL(train-variant policy || test-condition policy) over test states (extinction). */
   kl?: number;
   /** Env steps of learning at zero reward until the event rate fell below half its trained rate (null: never within the budget). */
@@ -141,24 +143,39 @@ export async function runProbeJob(job: ProbeJob): Promise<ProbeJobResult> {
   const status = await run.execute();
   if (status !== "completed" || !run.agent) throw new Error(`training failed: ${failure ?? status}`);
   const agent = run.agent;
-  const trainEps: EpisodeStats[] = [];
-  const testEps: EpisodeStats[] = [];
-  evaluate(agent, spec, {
-    episodes: job.episodes,
-    seed: deriveSeed(job.seed, 101),
-    greedy: false,
-    variant: job.train.variant,
-    reward: job.train.reward,
-    onEpisode: (e) => trainEps.push(e),
-  });
   const testSpec = { ...spec, variant: job.test.variant, envConfig: { ...spec.envConfig, ...job.test.envConfig } };
-  evaluate(agent, testSpec, {
-    episodes: job.episodes,
-    seed: deriveSeed(job.seed, 202),
-    greedy: false,
-    reward: job.test.reward,
-    onEpisode: (e) => testEps.push(e),
-  });
+  const evaluateBoth = () => {
+    const trainEps: EpisodeStats[] = [];
+    const testEps: EpisodeStats[] = [];
+    evaluate(agent, spec, {
+      episodes: job.episodes,
+      seed: deriveSeed(job.seed, 101),
+      greedy: false,
+      variant: job.train.variant,
+      reward: job.train.reward,
+      onEpisode: (e) => trainEps.push(e),
+    });
+    evaluate(agent, testSpec, {
+      episodes: job.episodes,
+      seed: deriveSeed(job.seed, 202),
+      greedy: false,
+      reward: job.test.reward,
+      onEpisode: (e) => testEps.push(e),
+    });
+    return { trainEps, testEps };
+  };
+  // agents with several test-time modes are tested in each; the first mode is how they act in training
+  const modes = agentRegistration(job.agent).evalModes ?? [];
+  const byMode: NonNullable<ProbeJobResult["modes"]> = {};
+  let trainEps: EpisodeStats[] = [];
+  let testEps: EpisodeStats[] = [];
+  // the first mode last, so that the agent is left in it (and trainEps/testEps are its episodes)
+  for (const mode of [...modes.slice(1), ...modes.slice(0, 1)]) {
+    agent.setEvalMode?.(mode);
+    ({ trainEps, testEps } = evaluateBoth());
+    byMode[mode] = { train: trainEps.map((e) => digest(e, job.classify)), test: testEps.map((e) => digest(e, job.classify)) };
+  }
+  if (!modes.length) ({ trainEps, testEps } = evaluateBoth());
   const result: ProbeJobResult = {
     agent: job.agent,
     seed: job.seed,
@@ -167,6 +184,7 @@ export async function runProbeJob(job: ProbeJob): Promise<ProbeJobResult> {
     seconds: 0,
     train: trainEps.map((e) => digest(e, job.classify)),
     test: testEps.map((e) => digest(e, job.classify)),
+    ...(modes.length ? { modes: byMode } : {}),
     curve: curveOf(trainingEps, job.steps),
     ledgerCells: hasLedger ? ledgerCells : null,
     visitCells,
