@@ -148,8 +148,9 @@ class ModelDynamics implements SearchDynamics<Float32Array> {
     }
     const next = this.next.slice(action * S, (action + 1) * S);
     obs.set(next);
-    const terminal = this.terminal[action]!;
-    return { state: terminal > 0.99 ? null : next, reward: this.reward[action]!, terminal };
+    // termination decoded to its likelier outcome, as the observation is
+    const terminal = this.terminal[action]! > 0.5 ? 1 : 0;
+    return { state: terminal ? null : next, reward: this.reward[action]!, terminal };
   }
 }
 

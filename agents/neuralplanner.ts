@@ -10,17 +10,21 @@
  * expanded by predicting all actions at once (ensemble mean, decoded to a
  * valid observation); imagined states are merged by a hash of their
  * observation, up to `neural.maxImagined` states and `horizon` steps deep
- * (unexpanded states are worth 0). Value iteration over that graph
- * (`horizon` sweeps, or until it settles) gives
+ * (unexpanded states are worth 0); a step the model thinks more likely
+ * terminal than not ends there. Value iteration over that graph (`horizon`
+ * sweeps, or until it settles) gives
  *   Q(s, a) = r(s, a) [+ bonus x disagreement(s, a) when exploring]
- *             + discount x (1 - p_terminal(s, a)) x V(s').
+ *             + discount x [not terminal] x V(s').
  * The graph and its values are kept until the model changes (learn()), and
  * extended when an observation the agent meets is not in it: acting is a
  * lookup most of the time. Until the model has trained once, exploration is
  * uniformly random (an untrained model imagines noise).
  *
  * Exploration: the disagreement bonus in the imagined reward (optimism where
- * the ensemble is unsure) plus `neural.epsilon` random actions.
+ * the ensemble is unsure) plus `neural.epsilon` random actions. The bonus
+ * applies only while the agent is learning (observe() followed the previous
+ * act()): with learning off the model cannot change, so a bonus would be a
+ * fixed lure, and the agent would circle the states it is unsure of forever.
  * Metrics (every learn()): model/loss, model/obs_loss, model/reward_loss,
  * model/terminal_loss; held-out one-step model/accuracy, model/obs_accuracy,
  * model/reward_error, model/disagreement on the transitions collected since
@@ -145,10 +149,11 @@ export class ImaginedGraph {
       for (let a = 0; a < A; a++) {
         const e = s * A + a;
         this.reward[e] = p.reward[a]!;
-        this.terminal[e] = p.terminal[a]!;
+        // termination is decoded like the observation, to its likelier outcome: the mean would
+        // mix in the value of a state after the end, which the model never saw and can only invent
+        this.terminal[e] = p.terminal[a]! > 0.5 ? 1 : 0;
         this.disagreement[e] = p.disagreement[a]!;
-        // an almost surely terminal step needs no successor
-        if (p.terminal[a]! > 0.99) continue;
+        if (this.terminal[e] === 1) continue;
         const k = obsHash(p.next, a * S, S);
         let n = this.keys.get(k);
         if (n === undefined) {
@@ -215,6 +220,8 @@ export class NeuralPlanner implements Agent {
   private readonly nActions: number;
   private readonly sweeps: number;
   private lastRootValue = Number.NaN;
+  /** observe() was called since the last act(): the agent is learning. */
+  private learning = false;
 
   constructor(
     readonly env: AgentEnvInfo,
@@ -262,12 +269,14 @@ export class NeuralPlanner implements Agent {
   act(obs: Float32Array, ctx: ActContext): ActResult {
     const batch = Math.round(obs.length / this.obsSize);
     const actions = new Int32Array(batch);
+    const bonus = ctx.explore && this.learning ? this.neural.bonus : 0;
+    this.learning = false;
     for (let i = 0; i < batch; i++) {
       if (ctx.explore && (!this.trained || (this.neural.epsilon > 0 && this.actRng.next() < this.neural.epsilon))) {
         actions[i] = this.actRng.int(this.nActions);
         continue;
       }
-      const q = this.qValues(obs, i, ctx.explore ? this.neural.bonus : 0);
+      const q = this.qValues(obs, i, bonus);
       const best = q ? argmaxTies(q) : [0];
       actions[i] = best.length > 1 && ctx.explore ? best[this.actRng.int(best.length)]! : best[0]!;
     }
@@ -307,6 +316,7 @@ export class NeuralPlanner implements Agent {
     }
     this.envSteps += n;
     this.stepsSinceLearn += n;
+    this.learning = true;
   }
 
   readyToLearn(): boolean {

@@ -15,7 +15,8 @@
  *    never saw persists unless the model learned that something changes it;
  *  - continuous features (the time feature of `observeTime` levels): the
  *    change, by least squares;
- *  - reward: least squares; termination: a Bernoulli logit.
+ *  - reward: least squares (the ensemble's median is the prediction);
+ *    termination: a Bernoulli logit (the ensemble's mean probability).
  * The decoded observation is valid by construction (one agent, 0/1 planes).
  *
  * Disagreement of (s, a): the sum over every predicted quantity (each
@@ -243,6 +244,8 @@ export class WorldModel {
   private readonly outs: Float32Array[];
   private readonly probs: Float64Array;
   private readonly probSq: Float64Array;
+  /** Per action, each member's reward (for the median). */
+  private readonly memberRewards: Float64Array;
   private readonly pred: ModelPrediction;
 
   constructor(
@@ -280,6 +283,7 @@ export class WorldModel {
     this.outs = this.members.map(() => new Float32Array(this.outSize));
     this.probs = new Float64Array(nActions * (obsSize + 2));
     this.probSq = new Float64Array(nActions * (obsSize + 2));
+    this.memberRewards = new Float64Array(nActions * config.ensemble);
     this.pred = {
       next: new Float32Array(nActions * obsSize),
       reward: new Float64Array(nActions),
@@ -339,6 +343,7 @@ export class WorldModel {
           }
         }
         const r = out[o + S]!;
+        this.memberRewards[a * K + m] = r;
         const t = 1 / (1 + Math.exp(-out[o + S + 1]!));
         probs[p + S] += r;
         sq[p + S] += r * r;
@@ -356,7 +361,9 @@ export class WorldModel {
         variance += Math.max(0, sq[p + j]! / K - mean * mean);
       }
       pred.disagreement[a] = variance;
-      pred.reward[a] = probs[p + S]!;
+      // the median member's reward: one member's wild guess about a rarely seen step must not
+      // become a reward the planner can loop on (the mean would pass a third of it on)
+      pred.reward[a] = median(this.memberRewards.subarray(a * K, (a + 1) * K));
       pred.terminal[a] = probs[p + S + 1]!;
       // decode: flips and changes element by element, the argmax of each exclusive plane
       const n = a * S;
@@ -527,6 +534,13 @@ export class WorldModel {
     for (const m of this.members) m.dispose();
     this.optimizer.dispose();
   }
+}
+
+/** Median of a few numbers (sorts in place). */
+function median(x: Float64Array): number {
+  x.sort();
+  const h = x.length >> 1;
+  return x.length % 2 ? x[h]! : (x[h - 1]! + x[h]!) / 2;
 }
 
 /** Element-wise binary cross-entropy of logits z against targets y, numerically stable. */
