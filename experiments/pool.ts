@@ -9,8 +9,7 @@ import type { RunEvent, RunSpec, RunStatus } from "./events.ts";
 import type { Intervention, ResumePoint } from "./run.ts";
 import type { UserEnvironments } from "./plugins.ts";
 import type { ProbeJob, ProbeJobResult } from "./probes/job.ts";
-import type { SweepJob } from "./sweeps/spec.ts";
-import type { JobOutcome } from "./sweeps/execute.ts";
+import type { JobOutcome, SweepJob } from "./sweeps/job.ts";
 
 export type BackendName = "tensorflow" | "wasm" | "cpu";
 

@@ -5,7 +5,7 @@
  * ledger painted on the grid.
  */
 import type { Frame } from "../envs/core.ts";
-import type { ProbeAgentResult } from "../server/protocol.ts";
+import type { ProbeAgentResult } from "./probes/result.ts";
 import type { EpisodeStats, EvaluationStats, RunSpec } from "./events.ts";
 import { agentLabel } from "./probes/index.ts";
 

@@ -5,7 +5,7 @@
  * rates, run controls and live interventions (marked on every chart).
  */
 import type { EnvSummary, InterventionRecord, LedgerTotals, TrajectoryRecord } from "../../server/protocol.ts";
-import { api, ApiRequestError, isActive, type TrajectoryListing } from "./api.ts";
+import { api, ApiRequestError, isActive, type Intervention, type TrajectoryListing } from "./api.ts";
 import { FramePlayer, GridCanvas, kindLegend, type QueuedFrame } from "./canvas.ts";
 import { ChartGrid, LineChart, type SeriesDef } from "./charts.ts";
 import { compact, confirmButton, flash, fmt, h, option, setChildren, shortId } from "./dom.ts";
@@ -395,10 +395,10 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
   ivApply.addEventListener("click", async () => {
     const run = model.run;
     if (!run) return;
-    const body: { variant?: string; learning?: boolean; reward?: "keep" | "removed" | "negated" } = {};
+    const body: Intervention = {};
     if (ivVariant.value && ivVariant.value !== run.variant) body.variant = ivVariant.value;
     if (ivLearning.checked !== run.learning) body.learning = ivLearning.checked;
-    if (ivReward.value !== model.currentReward()) body.reward = ivReward.value as "keep" | "removed" | "negated";
+    if (ivReward.value !== model.currentReward()) body.reward = ivReward.value as NonNullable<Intervention["reward"]>;
     if (Object.keys(body).length === 0) {
       flash("Nothing to change: pick a different variant, learning or reward setting.");
       return;

@@ -10,7 +10,8 @@ import { deriveSeed } from "../../envs/rng.ts";
 import { make, registration } from "../../envs/registry.ts";
 import { RewardlabError, UnknownIdError, ValidationError } from "../../envs/errors.ts";
 import { closest } from "../../envs/registry.ts";
-import type { ProbeAgentResult, ProbeResult } from "../../server/protocol.ts";
+import type { ProbeSpec } from "./request.ts";
+import type { ProbeAgentResult, ProbeTable } from "./result.ts";
 import { agentEnvInfo } from "../run.ts";
 import { meanCI, wilson } from "../stats.ts";
 import { BEHAVIOURS } from "./classify.ts";
@@ -153,20 +154,10 @@ export function registerProbe(def: ProbeDefinition): void {
   probes[def.name] = def;
 }
 
-export interface ProbeRequest {
-  probe: string;
-  agents: string[];
-  seeds: number;
-  /** Training budget per run; default per agent from the probe. */
-  steps?: number;
-  /** Test episodes per seed (and train-side episodes). */
-  episodes?: number;
-  /** Override the environment of a generic probe. */
-  env?: string;
+/** A probe request (the user's fields, schema in request.ts) plus how to run it. */
+export interface ProbeRequest extends ProbeSpec {
   /** Override the event of a generic probe. */
   event?: string;
-  /** Agent configs by agent name. */
-  configs?: Record<string, Record<string, unknown>>;
   /** Sampled policies for the counting prediction. */
   countingPolicies?: number;
   workers?: number;
@@ -174,7 +165,6 @@ export interface ProbeRequest {
   inline?: boolean;
   backend?: BackendName;
   userEnvs?: UserEnvironments;
-  firstSeed?: number;
 }
 
 /** Adapts a generic probe's variants to another environment: its first variant, unless it has the named one. */
@@ -280,7 +270,7 @@ function checkProbeConfigs(agents: string[], configs: Record<string, Record<stri
 export async function runProbe(
   req: ProbeRequest,
   onProgress?: (done: number, total: number, r: ProbeJobResult) => void,
-): Promise<Omit<ProbeResult, "id" | "createdAt" | "status" | "reason">> {
+): Promise<ProbeTable> {
   const plan = planProbe(req);
   const jobs = plan.jobs;
   let results: ProbeJobResult[];
@@ -303,7 +293,7 @@ export async function runProbe(
 }
 
 /** The probe table from its jobs' results, with the predictions that need no trained agent computed here. */
-export function aggregateProbe(plan: ProbePlan, results: ProbeJobResult[]): Omit<ProbeResult, "id" | "createdAt" | "status" | "reason"> {
+export function aggregateProbe(plan: ProbePlan, results: ProbeJobResult[]): ProbeTable {
   const { def, env, test, event, reinforcedEvent, arms, episodes, firstSeed } = plan;
   // predictions that do not depend on the trained agent
   const pursuit = plannerRate(env, test, event, Math.min(episodes, 50), deriveSeed(firstSeed, 7));

@@ -1,0 +1,63 @@
+/**
+ * A probe request, written once with its limits: what the CLI, a sweep's
+ * `probes` and POST /api/probes (and so the client's form) accept. The
+ * TypeScript types are derived from the schemas (TypeBox), validated by ajv.
+ */
+import { CloneType, type Static, Type } from "@sinclair/typebox";
+import { agentNameSchema, envIdSchema, seedSchema, stepsSchema } from "../runspec.ts";
+
+/** Named bounds of one probe: every loop a probe request starts is bounded by these. */
+export const MAX_PROBE_AGENTS = 8;
+export const MAX_PROBE_SEEDS = 1000;
+export const MAX_PROBE_EPISODES = 10_000;
+
+const probeSeedsSchema = Type.Integer({
+  minimum: 1,
+  maximum: MAX_PROBE_SEEDS,
+  description: "Training runs per agent (and arm); the seed is the unit of the 95% interval",
+});
+const probeEpisodesSchema = Type.Integer({
+  minimum: 1,
+  maximum: MAX_PROBE_EPISODES,
+  description: "Test episodes per seed, learning off (and as many train-side episodes)",
+});
+
+const probeFields = {
+  probe: Type.String({ minLength: 1, maxLength: 64, description: "Probe name (GET /api/probes/definitions)" }),
+  agents: Type.Array(agentNameSchema, { minItems: 1, maxItems: MAX_PROBE_AGENTS, uniqueItems: true }),
+  seeds: probeSeedsSchema,
+  steps: Type.Optional(
+    CloneType(stepsSchema, { description: "Training budget per run (env steps); the probe's per-agent default if absent" }),
+  ),
+  episodes: Type.Optional(probeEpisodesSchema),
+  env: Type.Optional(CloneType(envIdSchema, { description: "Another environment, for generic probes" })),
+  // each agent's config is checked against that agent's own schema when the probe is planned
+  configs: Type.Optional(
+    Type.Record(Type.String(), Type.Record(Type.String(), Type.Unknown()), {
+      maxProperties: MAX_PROBE_AGENTS,
+      description: 'Agent configs by agent name, e.g. {"planner": {"model": "learned"}}',
+    }),
+  ),
+};
+
+/** A probe over seeds as the CLI and a sweep's `probes` give it. */
+export const probeSpecSchema = Type.Object(
+  {
+    ...probeFields,
+    firstSeed: Type.Optional(CloneType(seedSchema, { description: "Seed of the first run (seeds firstSeed, firstSeed + 1, ...)" })),
+  },
+  { additionalProperties: false },
+);
+export type ProbeSpec = Static<typeof probeSpecSchema>;
+
+/** POST /api/probes: the same fields and limits; seeds and episodes default to a quick probe (3 seeds, 50 test episodes). */
+export const probeStartSchema = Type.Object(
+  {
+    ...probeFields,
+    seeds: Type.Optional(CloneType(probeSeedsSchema, { default: 3 })),
+    episodes: Type.Optional(CloneType(probeEpisodesSchema, { default: 50 })),
+  },
+  { additionalProperties: false },
+);
+/** The body of POST /api/probes, as a client sends it. */
+export type ProbeStartRequest = Static<typeof probeStartSchema>;
