@@ -11,6 +11,7 @@ import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { EpisodeStats, EvaluationStats, RunEvent, RunSpec, RunStatus, TrajectoryRecord } from "./events.ts";
+import type { ProbeResult } from "./probes/result.ts";
 
 export interface StoredRun {
   id: string;
@@ -30,13 +31,8 @@ export interface StoredRun {
   checkpointSteps: number;
 }
 
-export interface StoredProbe {
-  id: string;
-  probe: string;
-  env: string;
-  status: "running" | "completed" | "failed";
-  reason: string | null;
-  createdAt: number;
+/** A probe as stored: its result's fields, the request it was started with, and its rows as JSON. */
+export interface StoredProbe extends Omit<ProbeResult, "results"> {
   request: unknown;
   results: unknown[];
 }
