@@ -10,7 +10,7 @@ import { deriveSeed } from "../../envs/rng.ts";
 import { make, registration } from "../../envs/registry.ts";
 import { RewardlabError, UnknownIdError, ValidationError } from "../../envs/errors.ts";
 import { closest } from "../../envs/registry.ts";
-import type { ProbeSpec } from "./request.ts";
+import { checkProbeSpec, type ProbeSpec } from "./request.ts";
 import type { ProbeAgentResult, ProbeTable } from "./result.ts";
 import { agentEnvInfo } from "../run.ts";
 import { meanCI, wilson } from "../stats.ts";
@@ -191,6 +191,7 @@ export interface ProbePlan {
 }
 
 export function planProbe(req: ProbeRequest): ProbePlan {
+  checkProbeSpec(req);
   const def = probeDefinition(req.probe);
   const env = req.env ?? def.env;
   if (req.env && !def.generic && req.env !== def.env) {

@@ -4,6 +4,7 @@
  * TypeScript types are derived from the schemas (TypeBox), validated by ajv.
  */
 import { CloneType, type Static, Type } from "@sinclair/typebox";
+import { cloneInput, validate } from "../../envs/schema.ts";
 import { agentNameSchema, envIdSchema, seedSchema, stepsSchema } from "../runspec.ts";
 
 /** Named bounds of one probe: every loop a probe request starts is bounded by these. */
@@ -61,3 +62,16 @@ export const probeStartSchema = Type.Object(
 );
 /** The body of POST /api/probes, as a client sends it. */
 export type ProbeStartRequest = Static<typeof probeStartSchema>;
+
+/**
+ * Checks the user's fields of a probe request against probeSpecSchema, for
+ * callers that did not validate (the command line); what the caller adds
+ * about how to run it (workers, backend, ...) is not the user's and not checked here.
+ */
+export function checkProbeSpec(req: ProbeSpec): void {
+  const given = req as Record<string, unknown>;
+  const fields = Object.fromEntries(
+    Object.keys(probeSpecSchema.properties).flatMap((k) => (given[k] === undefined ? [] : [[k, given[k]]])),
+  );
+  validate(probeSpecSchema, cloneInput(fields, "probe request"), "probe request");
+}

@@ -15,6 +15,7 @@ import { rewardTransformSchema } from "../../envs/registry.ts";
 import { defaults, validate } from "../../envs/schema.ts";
 import { type PPOConfig, ppoConfigSchema } from "../../agents/ppo.ts";
 import { reinforceConfigSchema } from "../../agents/reinforce.ts";
+import { planProbe } from "../../experiments/probes/index.ts";
 import { MAX_PROBE_AGENTS, MAX_PROBE_SEEDS, probeSpecSchema, probeStartSchema } from "../../experiments/probes/request.ts";
 import { interventionSchema, MAX_STEPS, resolveRunSpec, runRequestSchema } from "../../experiments/runspec.ts";
 import { runRequestSchema as runRequestFromRun } from "../../experiments/run.ts";
@@ -112,7 +113,7 @@ describe("a probe's limits, stated once", () => {
   };
 
   it.each(Object.keys(tooMany) as (keyof typeof tooMany)[])(
-    "too many %s: refused alike by the CLI's, a sweep's and the REST schema",
+    "too many %s: refused alike from the command line, a sweep and REST",
     (field) => {
       const bad = tooMany[field];
       const direct = problem(probeSpecSchema, bad);
@@ -120,6 +121,8 @@ describe("a probe's limits, stated once", () => {
       expect(direct).toMatch(new RegExp(`/${field} must NOT have more|/${field} must be <=`));
       expect(rest).toBe(direct);
       expect(() => expandSweep({ name: "s", probes: [bad] })).toThrow(new RegExp(`/probes/0/${field} must`));
+      // the command line plans without a schema pass of its own: planProbe checks the same fields
+      expect(() => planProbe({ ...bad, inline: true, workers: 1 })).toThrow(direct.replace("invalid x", "invalid probe request"));
     },
   );
 
