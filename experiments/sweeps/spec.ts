@@ -11,6 +11,7 @@ import { resolveRunSpec, type RunRequest } from "../run.ts";
 import type { RunSpec } from "../events.ts";
 import { planProbe, type ProbePlan, type ProbeRequest } from "../probes/index.ts";
 import type { ProbeJob } from "../probes/job.ts";
+import { checkSweepSize } from "../limits.ts";
 
 export interface SweepSpec {
   name: string;
@@ -103,6 +104,7 @@ export function keyOf(value: unknown): string {
 /** Validates the spec (naming the bad field) and expands it into keyed jobs. */
 export function expandSweep(input: unknown): ExpandedSweep {
   const spec = validate<SweepSpec>(sweepSpecSchema, cloneInput(input, "sweep spec"), "sweep spec");
+  checkSweepSize(spec);
   const jobs: SweepJob[] = [];
   const seen = new Set<string>();
   const addRun = (req: RunRequest, where: string) => {
