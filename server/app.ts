@@ -52,6 +52,8 @@ export interface AppOptions {
   levelLimit?: number;
   /** Streaming figures for /api/health (the sockets exist only once the HTTP server does). */
   streamStats?: () => object;
+  /** Event-loop delay figures for /api/health (reset after reading when asked). */
+  eventLoop?: (reset: boolean) => object;
   /** Level files that failed to load at start (listed by GET /api/levels/errors). */
   levelErrors?: { file: string; problems: string[] }[];
 }
@@ -152,7 +154,7 @@ export function createApp(opts: AppOptions): express.Express {
   const api = express.Router();
 
   api.get("/health", (req, res) => {
-    const q = check<{ gc?: "1" }>(healthQuerySchema, { ...req.query }, "query");
+    const q = check<{ gc?: "1"; resetDelay?: "1" }>(healthQuerySchema, { ...req.query }, "query");
     if (q.gc && typeof global.gc === "function") global.gc();
     const m = process.memoryUsage();
     res.json({
@@ -162,6 +164,7 @@ export function createApp(opts: AppOptions): express.Express {
       limits: { ...LIMITS, maxActiveRuns: manager.maxActive, maxConcurrentRuns: manager.maxConcurrent },
       memory: { heapUsedMiB: +(m.heapUsed / 2 ** 20).toFixed(1), rssMiB: +(m.rss / 2 ** 20).toFixed(1) },
       ...(opts.streamStats ? { stream: opts.streamStats() } : {}),
+      ...(opts.eventLoop ? { eventLoop: opts.eventLoop(q.resetDelay === "1") } : {}),
     });
   });
 

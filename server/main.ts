@@ -5,6 +5,7 @@
  * first start; shuts down gracefully on SIGINT/SIGTERM.
  */
 import { createServer } from "node:http";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { basename, join, resolve } from "node:path";
@@ -96,7 +97,15 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
   // called per request, by which time the broadcaster below exists
   const streamStats = () => broadcaster.stats();
   const levelErrors = loadedUploads.errors.map((e) => ({ file: basename(e.file), problems: e.problems }));
-  const app = createApp({ manager, probes, ...(token ? { token } : {}), clientDir, levelsDir, sweeps, streamStats, levelErrors });
+  // the event loop's delay since start (or the last ?resetDelay=1): how long a request could have been kept waiting
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
+  const eventLoop = (reset: boolean) => {
+    const figures = { maxStallMs: +(loopDelay.max / 1e6).toFixed(1), p99Ms: +(loopDelay.percentile(99) / 1e6).toFixed(1), meanMs: +(loopDelay.mean / 1e6).toFixed(2) };
+    if (reset) loopDelay.reset();
+    return figures;
+  };
+  const app = createApp({ manager, probes, ...(token ? { token } : {}), clientDir, levelsDir, sweeps, streamStats, levelErrors, eventLoop });
   const http = createServer(app);
   const broadcaster = new Broadcaster(http, manager, {
     ...(token ? { token } : {}),
@@ -137,6 +146,7 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
       http.closeAllConnections();
       await closed;
       store.close();
+      loopDelay.disable();
       log.info("shutdown complete");
     })();
     return closing;

@@ -31,8 +31,15 @@ export const episodesQuerySchema = {
 
 export const emptyQuerySchema = { type: "object", additionalProperties: false, properties: {} } as const;
 
-/** `gc=1` collects garbage first when the server runs with --expose-gc (benchmarks read memory after a collection). */
-export const healthQuerySchema = { type: "object", additionalProperties: false, properties: { gc: { enum: ["1"] } } } as const;
+/**
+ * `gc=1` collects garbage first when the server runs with --expose-gc (benchmarks read memory after a collection);
+ * `resetDelay=1` starts the event-loop delay figures afresh after reporting them.
+ */
+export const healthQuerySchema = {
+  type: "object",
+  additionalProperties: false,
+  properties: { gc: { enum: ["1"] }, resetDelay: { enum: ["1"] } },
+} as const;
 
 export const trajectoryParamsSchema = {
   type: "object",
