@@ -118,15 +118,16 @@ function validateCheckpoint(dir: string): string | null {
 
 const verdicts = new Map<string, { stamp: string; problem: string | null }>();
 
-/** validateCheckpoint, remembered until agent.json or run.json changes (run lists ask for every run). */
+/** validateCheckpoint, remembered until a file of the checkpoint changes (run lists ask for every run). */
 export function checkpointProblem(dir: string): string | null {
-  let stamp: string;
+  let stamp = "";
   try {
-    const a = statSync(join(dir, "agent.json"));
-    const r = existsSync(join(dir, RUN_STATE_FILE)) ? statSync(join(dir, RUN_STATE_FILE)) : null;
-    stamp = `${a.mtimeMs}:${a.size}:${a.ino}:${r?.mtimeMs}:${r?.size}`;
+    for (const f of readdirSync(dir).sort()) {
+      const st = statSync(join(dir, f));
+      stamp += `${f}:${st.size}:${st.mtimeMs}:${st.ino};`;
+    }
   } catch (e) {
-    return `${join(dir, "agent.json")} cannot be read: ${(e as Error).message}`;
+    return `${dir} cannot be read: ${(e as Error).message}`;
   }
   const known = verdicts.get(dir);
   if (known?.stamp === stamp) return known.problem;
