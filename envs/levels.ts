@@ -38,6 +38,7 @@ import { LevelError, RewardlabError } from "./errors.ts";
 import { GridEnv, specOfLevel } from "./gridworld.ts";
 import { register, type EnvConfig } from "./registry.ts";
 import { cloneInput, compile, describeErrors } from "./schema.ts";
+import { configSchemaProblems } from "./configschema.ts";
 
 // ---------------------------------------------------------------- types
 
@@ -212,7 +213,7 @@ export const levelSchema = {
   required: ["id", "legend"],
   properties: {
     $schema: { type: "string" },
-    id: { type: "string", pattern: "^[A-Za-z][A-Za-z0-9_.:-]*-v\\d+$" },
+    id: { type: "string", maxLength: 64, pattern: "^[A-Za-z][A-Za-z0-9_.:-]*-v\\d+$" },
     description: { type: "string", default: "" },
     doc: {
       type: "object",
@@ -231,7 +232,8 @@ export const levelSchema = {
       ],
       default: ["up", "down", "left", "right"],
     },
-    maxEpisodeSteps: { type: "integer", minimum: 1, default: 100 },
+    // bounded: it sets the length of every episode loop (training, evaluation, probes, planner rollouts)
+    maxEpisodeSteps: { type: "integer", minimum: 1, maximum: 100000, default: 100 },
     observeTime: { type: "boolean", default: false },
     maxStepReward: { type: "number" },
     course: {
@@ -406,7 +408,8 @@ export function parseLevel(json: unknown, file: string): Level {
     problems.push(...badLegendKeys(json));
     throw new LevelError(file, [...new Set(problems)]);
   }
-  const problems: string[] = [];
+  // config fields: the safe subset of JSON Schema only (no user regexes, no $ref), compiled and checked here
+  const problems: string[] = configSchemaProblems(data.config);
   const rawVariants: RawVariant[] = data.variants ?? [{ name: "default" }];
   const named = data.variants !== undefined;
 

@@ -1,12 +1,19 @@
-/** Starts probes in the background (worker threads) and keeps their results in the store. */
+/**
+ * Starts probes in the background (worker threads) and keeps their results
+ * in the store. A probe's work is bounded before it starts (LIMITS), counts
+ * against the server's active limit, and can be stopped (its threads are
+ * terminated) or deleted; probes a dead process left running are marked
+ * interrupted when the service starts.
+ */
 import { randomUUID } from "node:crypto";
-import { runProbe, planProbe, probeDefinition, probes as probeDefinitions, type ProbeRequest } from "../experiments/probes/index.ts";
+import { aggregateProbe, planProbe, probeDefinition, probes as probeDefinitions, type ProbeRequest } from "../experiments/probes/index.ts";
 import { agentRegistration } from "../agents/registry.ts";
 import { registration } from "../envs/registry.ts";
 import type { Store, StoredProbe } from "../experiments/store.ts";
-import { LimitError } from "../experiments/manager.ts";
+import { ConflictError, NotFoundError } from "../experiments/manager.ts";
+import { LIMITS, LimitError, probeEnvSteps } from "../experiments/limits.ts";
 import { moduleLogger } from "../experiments/log.ts";
-import type { BackendName } from "../experiments/pool.ts";
+import { PoolStopped, runJobs, type BackendName } from "../experiments/pool.ts";
 import type { UserEnvironments } from "../experiments/plugins.ts";
 import type { ProbeResult } from "./protocol.ts";
 
@@ -15,14 +22,34 @@ const log = moduleLogger("server/probes");
 /** A probe as POST /api/probes takes it: ProbeRequest's user-facing fields, episodes filled by the schema. */
 export type ProbeStart = Pick<ProbeRequest, "probe" | "agents" | "seeds" | "steps" | "env" | "configs"> & { episodes: number };
 
+interface ActiveProbe {
+  stored: StoredProbe;
+  controller: AbortController;
+  /** Resolves once the probe's threads are gone and its final state is stored. */
+  done: Promise<void>;
+}
+
+export interface ProbeServiceOptions {
+  maxConcurrent?: number;
+  workers?: number;
+  backend?: BackendName;
+  userEnvs?: UserEnvironments;
+  /** Throws when one more active run or probe would pass the server's limit (RunManager.checkActive). */
+  checkActive?: () => void;
+}
+
 export class ProbeService {
-  private running = 0;
+  private readonly active = new Map<string, ActiveProbe>();
   private listeners: ((p: ProbeResult) => void)[] = [];
+  private shuttingDown = false;
 
   constructor(
     private readonly store: Store,
-    private readonly opts: { maxConcurrent?: number; workers?: number; backend?: BackendName; userEnvs?: UserEnvironments } = {},
-  ) {}
+    private readonly opts: ProbeServiceOptions = {},
+  ) {
+    const interrupted = store.markProbesInterrupted();
+    if (interrupted.length) log.warn({ probes: interrupted }, "probes interrupted by the last shutdown (start them again)");
+  }
 
   on(l: (p: ProbeResult) => void): void {
     this.listeners.push(l);
@@ -31,7 +58,17 @@ export class ProbeService {
   private publish(p: StoredProbe): void {
     this.store.saveProbe(p);
     const view = toView(p);
-    for (const l of this.listeners) l(view);
+    for (const l of this.listeners) {
+      try {
+        l(view);
+      } catch (err) {
+        log.error({ err }, "probe listener threw");
+      }
+    }
+  }
+
+  activeCount(): number {
+    return this.active.size;
   }
 
   start(req: ProbeStart): ProbeResult {
@@ -39,17 +76,35 @@ export class ProbeService {
     for (const a of req.agents) agentRegistration(a);
     if (req.env) registration(req.env);
     // the whole plan is checked before answering (e.g. an env given to a probe that is specific to one)
-    planProbe({
+    const plan = planProbe({
       probe: req.probe,
       agents: req.agents,
       seeds: req.seeds,
+      episodes: req.episodes,
+      ...(req.steps ? { steps: req.steps } : {}),
       ...(req.env ? { env: req.env } : {}),
       ...(req.configs ? { configs: req.configs } : {}),
     });
-    const max = this.opts.maxConcurrent ?? 1;
-    if (this.running >= max) {
-      throw new LimitError("maxConcurrentProbes", max, `a probe is already running (at most ${max} at once); wait for it to finish`);
+    if (plan.jobs.length > LIMITS.maxProbeJobs) {
+      throw new LimitError(
+        "maxProbeJobs",
+        LIMITS.maxProbeJobs,
+        `this probe is ${plan.jobs.length} jobs (agents x arms x seeds); at most ${LIMITS.maxProbeJobs} per probe`,
+      );
     }
+    const work = probeEnvSteps(plan.jobs, registration(plan.env).maxEpisodeSteps);
+    if (work > LIMITS.maxProbeEnvSteps) {
+      throw new LimitError(
+        "maxProbeEnvSteps",
+        LIMITS.maxProbeEnvSteps,
+        `this probe would take about ${work.toLocaleString("en-US")} env steps (jobs x (steps + episodes x episode length)); at most ${LIMITS.maxProbeEnvSteps.toLocaleString("en-US")}: fewer seeds or steps`,
+      );
+    }
+    const max = this.opts.maxConcurrent ?? LIMITS.maxConcurrentProbes;
+    if (this.active.size >= max) {
+      throw new LimitError("maxConcurrentProbes", max, `a probe is already running (at most ${max} at once); wait for it or stop it`);
+    }
+    this.opts.checkActive?.();
     const p: StoredProbe = {
       id: randomUUID(),
       probe: def.name,
@@ -61,30 +116,67 @@ export class ProbeService {
       results: [],
     };
     this.publish(p);
-    this.running++;
-    log.info({ probeId: p.id, probe: def.name, agents: req.agents, seeds: req.seeds }, "probe started");
-    runProbe({
-      probe: req.probe,
-      agents: req.agents,
-      seeds: req.seeds,
-      episodes: req.episodes,
-      ...(req.steps ? { steps: req.steps } : {}),
-      ...(req.env ? { env: req.env } : {}),
-      ...(req.configs ? { configs: req.configs } : {}),
+    const controller = new AbortController();
+    log.info({ probeId: p.id, probe: def.name, agents: req.agents, seeds: req.seeds, envSteps: work }, "probe started");
+    const done = runJobs(plan.jobs, {
       ...(this.opts.workers ? { workers: this.opts.workers } : {}),
       ...(this.opts.backend ? { backend: this.opts.backend } : {}),
       ...(this.opts.userEnvs ? { userEnvs: this.opts.userEnvs } : {}),
+      signal: controller.signal,
     })
-      .then((r) => {
+      .then((results) => {
+        const r = aggregateProbe(plan, results);
         this.publish({ ...p, env: r.env, status: "completed", results: r.results });
         log.info({ probeId: p.id }, "probe completed");
       })
       .catch((e: Error) => {
-        this.publish({ ...p, status: "failed", reason: e.message });
-        log.warn({ probeId: p.id, reason: e.message }, "probe failed");
+        if (controller.signal.aborted || e instanceof PoolStopped) {
+          const interrupted = this.shuttingDown || !controller.signal.aborted;
+          this.publish({ ...p, status: interrupted ? "interrupted" : "stopped", reason: e.message });
+          log.info({ probeId: p.id, reason: e.message }, "probe stopped");
+        } else {
+          this.publish({ ...p, status: "failed", reason: e.message });
+          log.warn({ probeId: p.id, reason: e.message }, "probe failed");
+        }
       })
-      .finally(() => this.running--);
+      .finally(() => this.active.delete(p.id));
+    this.active.set(p.id, { stored: p, controller, done });
     return toView(p);
+  }
+
+  /** Stops a running probe: its worker threads are terminated; resolves with its stored view (status stopped). */
+  async stop(id: string, reason = "stopped by request"): Promise<ProbeResult> {
+    const a = this.active.get(id);
+    if (!a) {
+      const p = this.store.getProbe(id);
+      if (!p) throw new NotFoundError(`no probe with id ${id}`);
+      throw new ConflictError(`probe ${id} is ${p.status}; only a running probe can be stopped`);
+    }
+    a.controller.abort(new PoolStopped(reason));
+    await a.done;
+    return toView(this.store.getProbe(id)!);
+  }
+
+  /** Deletes a probe, stopping it first if it runs. */
+  async delete(id: string): Promise<void> {
+    if (!this.store.getProbe(id)) throw new NotFoundError(`no probe with id ${id}`);
+    const a = this.active.get(id);
+    if (a) {
+      a.controller.abort(new PoolStopped("deleted"));
+      await a.done;
+    }
+    this.store.deleteProbe(id);
+  }
+
+  /** Stops every running probe (server shutdown): they are stored as interrupted. */
+  async shutdown(): Promise<void> {
+    this.shuttingDown = true;
+    const waits = [...this.active.values()].map(async (a) => {
+      a.controller.abort(new PoolStopped("the server shut down while the probe was running"));
+      await a.done;
+    });
+    await Promise.all(waits);
+    for (const id of this.store.markProbesInterrupted()) log.info({ probeId: id }, "probe interrupted by shutdown");
   }
 
   definitions() {

@@ -29,8 +29,14 @@ export const episodesQuerySchema = Type.Object(
 
 export const emptyQuerySchema = Type.Object({}, { additionalProperties: false });
 
-/** `gc=1` collects garbage first when the server runs with --expose-gc (benchmarks read memory after a collection). */
-export const healthQuerySchema = Type.Object({ gc: Type.Optional(StringEnum(["1"])) }, { additionalProperties: false });
+/**
+ * `gc=1` collects garbage first when the server runs with --expose-gc (benchmarks read memory after a collection);
+ * `resetDelay=1` starts the event-loop delay figures afresh after reporting them.
+ */
+export const healthQuerySchema = Type.Object(
+  { gc: Type.Optional(StringEnum(["1"])), resetDelay: Type.Optional(StringEnum(["1"])) },
+  { additionalProperties: false },
+);
 
 export const trajectoryParamsSchema = Type.Object({ id: idSchema, episode: Type.String({ pattern: "^[0-9]{1,9}$" }) });
 

@@ -122,6 +122,8 @@ export const api = {
   startProbe: (body: ProbeRequest) => request<ProbeResult>("POST", "/api/probes", body),
   probes: () => request<ProbeResult[]>("GET", "/api/probes"),
   probe: (id: string) => request<ProbeResult>("GET", `/api/probes/${enc(id)}`),
+  stopProbe: (id: string) => request<ProbeResult>("POST", `/api/probes/${enc(id)}/stop`),
+  removeProbe: (id: string) => request<unknown>("DELETE", `/api/probes/${enc(id)}`),
   probeDefinitions(): Promise<ProbeDefinition[]> {
     definitionsPromise ??= request<ProbeDefinition[]>("GET", "/api/probes/definitions").catch((e) => {
       definitionsPromise = null;

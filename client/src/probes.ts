@@ -163,12 +163,41 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
         h("h3", {}, `${p.probe}`),
         h("span", { class: "muted small" }, `${p.env} · ${shortId(p.id)}`),
         h("span", { class: `badge status-${p.status}` }, p.status),
+        probeActions(p),
       ),
       p.reason ? h("p", { class: "form-error" }, p.reason) : null,
       ...(p.results.length
         ? probeResultBlock(p.results)
         : [h("p", { class: "muted" }, p.status === "running" ? "Running: results appear when agents finish." : "No results.")]),
     );
+  }
+
+  /** Stop (a running probe: its threads are terminated) or Delete (any probe), with a confirm for delete. */
+  function probeActions(p: ProbeResult): HTMLElement {
+    const act = (label: string, testid: string, run: () => Promise<unknown>) => {
+      const b = h("button", { type: "button", class: "small", "data-testid": testid }, label);
+      b.addEventListener("click", async () => {
+        b.disabled = true;
+        try {
+          await run();
+        } catch (e) {
+          flash(`${label} failed: ${(e as Error).message}`);
+        } finally {
+          b.disabled = false;
+        }
+      });
+      return b;
+    };
+    const stop = act("Stop", "probe-stop", async () => upsert(await api.stopProbe(p.id)));
+    const del = act("Delete", "probe-delete", async () => {
+      if (!window.confirm(`Delete probe ${p.probe} (${shortId(p.id)})?`)) return;
+      await api.removeProbe(p.id);
+      probes = probes.filter((x) => x.id !== p.id);
+      selectedId = null;
+      setChildren(detail, h("p", { class: "muted" }, "Pick a probe result to see it."));
+      renderList();
+    });
+    return h("span", { class: "actions" }, p.status === "running" ? stop : null, del);
   }
 
   function upsert(p: ProbeResult): void {

@@ -137,7 +137,8 @@ export const probes: Record<string, ProbeDefinition> = {
 };
 
 export function probeDefinition(name: string): ProbeDefinition {
-  const p = probes[name];
+  // own properties only: "__proto__" or "constructor" name no probe
+  const p = Object.hasOwn(probes, name) ? probes[name] : undefined;
   if (!p) {
     const close = closest(name, Object.keys(probes));
     throw new UnknownIdError(
@@ -150,7 +151,7 @@ export function probeDefinition(name: string): ProbeDefinition {
 
 /** Registers a probe (plugins may add their own). */
 export function registerProbe(def: ProbeDefinition): void {
-  if (probes[def.name]) throw new RewardlabError(`probe ${def.name} is already registered`);
+  if (Object.hasOwn(probes, def.name)) throw new RewardlabError(`probe ${def.name} is already registered`);
   probes[def.name] = def;
 }
 

@@ -24,7 +24,7 @@ export interface ProbeResult {
   id: string;
   probe: string;
   env: string;
-  status: "running" | "completed" | "failed";
+  status: "running" | "completed" | "failed" | "stopped" | "interrupted";
   reason: string | null;
   createdAt: number;
   results: ProbeAgentResult[];

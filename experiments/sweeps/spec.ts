@@ -19,9 +19,10 @@ import {
   variantSchema,
 } from "../runspec.ts";
 import type { RunSpec } from "../events.ts";
-import { planProbe, type ProbePlan } from "../probes/index.ts";
+import { planProbe, type ProbePlan, probes } from "../probes/index.ts";
 import { probeSpecSchema } from "../probes/request.ts";
 import type { SweepJob } from "./job.ts";
+import { LIMITS, LimitError } from "../limits.ts";
 
 const list = <T extends TSchema>(items: T, min = 1) => Type.Array(items, { minItems: min, maxItems: 1000 });
 
@@ -83,6 +84,7 @@ export function keyOf(value: unknown): string {
 /** Validates the spec (naming the bad field) and expands it into keyed jobs. */
 export function expandSweep(input: unknown): ExpandedSweep {
   const spec = validate<SweepSpec>(sweepSpecSchema, cloneInput(input, "sweep spec"), "sweep spec");
+  checkSweepSize(spec);
   const jobs: SweepJob[] = [];
   const seen = new Set<string>();
   const addRun = (req: RunRequest, where: string) => {
@@ -145,4 +147,36 @@ export function expandSweep(input: unknown): ExpandedSweep {
   });
   const id = keyOf({ name: spec.name, jobs: jobs.map((j) => j.key) }).slice(0, 16);
   return { id, spec, jobs, probePlans };
+}
+
+/**
+ * The number of jobs a (validated) sweep spec expands to at most, from the
+ * lengths of its lists alone: a 500-byte grid can name a million jobs, and
+ * expanding it first would block the event loop for tens of seconds.
+ */
+export function sweepJobCount(spec: SweepSpec): number {
+  let n = 0;
+  const g = spec.grid;
+  if (g) {
+    const seeds = typeof g.seeds === "number" ? g.seeds : g.seeds.length;
+    n += g.env.length * (g.variant?.length ?? 1) * g.agent.length * (g.config?.length ?? 1) * g.steps.length * seeds;
+  }
+  n += spec.runs?.length ?? 0;
+  for (const p of spec.probes ?? []) {
+    const def = Object.hasOwn(probes, p.probe) ? probes[p.probe] : undefined;
+    n += p.agents.length * Math.max(1, def?.arms?.length ?? 1) * p.seeds;
+  }
+  return n;
+}
+
+/** Throws a LimitError naming maxSweepJobs when a sweep would expand past it. */
+export function checkSweepSize(spec: SweepSpec): void {
+  const n = sweepJobCount(spec);
+  if (n > LIMITS.maxSweepJobs) {
+    throw new LimitError(
+      "maxSweepJobs",
+      LIMITS.maxSweepJobs,
+      `sweep ${JSON.stringify(spec.name)} would expand to ${n.toLocaleString("en-US")} jobs; at most ${LIMITS.maxSweepJobs.toLocaleString("en-US")} per sweep (split it into several)`,
+    );
+  }
 }
