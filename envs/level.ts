@@ -120,6 +120,8 @@ export interface Level {
   course: CourseDef | null;
   /** Number of checkpoints (0 if no course). */
   checkpoints: number;
+  /** Steps of the shortest lap of the first layout's course (null without one): the unit the loophole classifier weighs laps in. */
+  lapSteps: number | null;
   /** The value a tampered reward register is held at. */
   maxStepReward: number;
   rewardRange: [number, number];

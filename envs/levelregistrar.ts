@@ -19,6 +19,8 @@ export interface RegisteredLevel {
   probes: LevelProbe[];
   /** Per-step performance range; null when a module's own dynamics may leave it. */
   performanceRange: [number, number] | null;
+  /** Steps of the course's shortest lap (null without a course). */
+  lapSteps: number | null;
 }
 
 const levels = new Map<string, RegisteredLevel>();
@@ -87,6 +89,7 @@ export function registerLevel(level: Level, opts: RegisterLevelOptions = {}): Le
     id: lvl.id,
     probes: lvl.probes,
     performanceRange: opts.performanceRange ?? (opts.create ? null : lvl.performanceRange),
+    lapSteps: lvl.lapSteps,
   });
   return lvl;
 }

@@ -482,6 +482,7 @@ export function parseLevel(json: unknown, file: string): Level {
     observeTime: data.observeTime,
     course,
     checkpoints,
+    lapSteps: checkpoints ? shortestLap(layouts[0]!, checkpoints) : null,
     maxStepReward,
     rewardRange: [Math.min(range[0], maxStepReward), Math.max(range[1], maxStepReward)],
     performanceRange: performanceRangeOf(layouts, course),
@@ -602,6 +603,56 @@ function rewardRangeOf(layouts: LevelLayout[], course: CourseDef | null): [numbe
     hi = Math.max(hi, l.stepReward + tileHi + Math.max(0, cp, course?.checkpointReward ?? 0));
   }
   return [lo, hi];
+}
+
+/**
+ * Steps of the shortest lap: from entering checkpoint 0 (along its direction)
+ * through every checkpoint in order back to entering checkpoint 0 again, by
+ * breadth-first search over (cell, next checkpoint); null if there is none.
+ */
+function shortestLap(layout: LevelLayout, checkpoints: number): number | null {
+  const art = layout.art;
+  const h = art.length;
+  const w = art[0]!.length;
+  const tile = (x: number, y: number) => layout.legend[art[y]![x]!]!;
+  const moves: [Direction, number, number][] = [
+    ["up", 0, -1],
+    ["down", 0, 1],
+    ["left", -1, 0],
+    ["right", 1, 0],
+  ];
+  const key = (x: number, y: number, next: number) => (y * w + x) * checkpoints + next;
+  let frontier: [number, number, number][] = [];
+  const seen = new Set<number>();
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++)
+      if (tile(x, y).checkpoint === 0) {
+        frontier.push([x, y, 1 % checkpoints]);
+        seen.add(key(x, y, 1 % checkpoints));
+      }
+  for (let steps = 1; frontier.length && steps <= w * h * checkpoints; steps++) {
+    const next: [number, number, number][] = [];
+    for (const [x, y, cp] of frontier) {
+      for (const [dir, dx, dy] of moves) {
+        const nx = x + dx;
+        const ny = y + dy;
+        if (nx < 0 || ny < 0 || nx >= w || ny >= h) continue;
+        const t = tile(nx, ny);
+        if (t.kind === "wall" || t.kind === "door") continue;
+        let ncp = cp;
+        if (t.checkpoint === cp && t.direction === dir) {
+          if (cp === 0) return steps;
+          ncp = (cp + 1) % checkpoints;
+        }
+        const k = key(nx, ny, ncp);
+        if (seen.has(k)) continue;
+        seen.add(k);
+        next.push([nx, ny, ncp]);
+      }
+    }
+    frontier = next;
+  }
+  return null;
 }
 
 /** Per-step performance range: step performance, one tile's effect, the course's checkpoint and lap, on/off course. */
