@@ -347,6 +347,10 @@ export function createApp(opts: AppOptions): express.Express {
         testReward: d.test.reward,
         event: d.event,
         arms: (d.arms ?? []).map((a) => a.name),
+        tests: [d.test, ...(d.moreTests ?? [])].map((t) => t.variant),
+        declaredBy: d.declaredBy ?? null,
+        // the shift probe takes these from the request
+        needs: d.shift ? ["env", "train", "test", "event"] : [],
       })),
     );
   });

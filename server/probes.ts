@@ -1,6 +1,6 @@
 /** Starts probes in the background (worker threads) and keeps their results in the store. */
 import { randomUUID } from "node:crypto";
-import { runProbe, planProbe, probeDefinition, probes as probeDefinitions, type ProbeRequest } from "../experiments/probes/index.ts";
+import { runProbe, planProbe, probeDefinition, probeDefinitions, type ProbeRequest } from "../experiments/probes/index.ts";
 import { agentRegistration } from "../agents/registry.ts";
 import { registration } from "../envs/registry.ts";
 import type { Store, StoredProbe } from "../experiments/store.ts";
@@ -13,7 +13,9 @@ import type { ProbeResult } from "./protocol.ts";
 const log = moduleLogger("server/probes");
 
 /** A probe as POST /api/probes takes it: ProbeRequest's user-facing fields, episodes filled by the schema. */
-export type ProbeStart = Pick<ProbeRequest, "probe" | "agents" | "seeds" | "steps" | "env" | "configs"> & { episodes: number };
+export type ProbeStart = Pick<ProbeRequest, "probe" | "agents" | "seeds" | "steps" | "env" | "configs" | "train" | "test" | "event"> & {
+  episodes: number;
+};
 
 export class ProbeService {
   private running = 0;
@@ -45,6 +47,7 @@ export class ProbeService {
       seeds: req.seeds,
       ...(req.env ? { env: req.env } : {}),
       ...(req.configs ? { configs: req.configs } : {}),
+      ...shiftFields(req),
     });
     const max = this.opts.maxConcurrent ?? 1;
     if (this.running >= max) {
@@ -71,6 +74,7 @@ export class ProbeService {
       ...(req.steps ? { steps: req.steps } : {}),
       ...(req.env ? { env: req.env } : {}),
       ...(req.configs ? { configs: req.configs } : {}),
+      ...shiftFields(req),
       ...(this.opts.workers ? { workers: this.opts.workers } : {}),
       ...(this.opts.backend ? { backend: this.opts.backend } : {}),
       ...(this.opts.userEnvs ? { userEnvs: this.opts.userEnvs } : {}),
@@ -87,8 +91,9 @@ export class ProbeService {
     return toView(p);
   }
 
+  /** Built-in, plugin and level-declared probes, and the generic shift probe. */
   definitions() {
-    return probeDefinitions;
+    return probeDefinitions();
   }
 
   list(): ProbeResult[] {
@@ -99,6 +104,15 @@ export class ProbeService {
     const p = this.store.getProbe(id);
     return p ? toView(p) : null;
   }
+}
+
+/** The train/test variants and event a request names (the shift probe needs them; generic probes take them). */
+function shiftFields(req: ProbeStart): Pick<ProbeRequest, "train" | "test" | "event"> {
+  return {
+    ...(req.train ? { train: req.train } : {}),
+    ...(req.test ? { test: req.test } : {}),
+    ...(req.event ? { event: req.event } : {}),
+  };
 }
 
 function toView(p: StoredProbe): ProbeResult {

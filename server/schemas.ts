@@ -54,6 +54,10 @@ export const probeRequestSchema = {
     steps: { type: "integer", minimum: 1, maximum: 5000000 },
     episodes: { type: "integer", minimum: 1, maximum: 1000, default: 50 },
     env: { type: "string", minLength: 1, maxLength: 100 },
+    // the shift probe's variants and event (checked against the env when the probe is planned)
+    train: { type: "string", minLength: 1, maxLength: 100 },
+    test: { type: "string", minLength: 1, maxLength: 100 },
+    event: { type: "string", minLength: 1, maxLength: 100 },
     // each agent's config is checked against that agent's own schema when the probe is planned
     configs: { type: "object", maxProperties: 8, additionalProperties: { type: "object" } },
   },

@@ -97,10 +97,14 @@ export interface ProbeRequest {
   steps?: number;
   /** Test episodes per seed. */
   episodes?: number;
-  /** Another environment, for generic probes. */
+  /** Another environment, for generic probes (required by shift). */
   env?: string;
   /** Agent configs by agent name, e.g. {"planner": {"model": "learned"}}. */
   configs?: Record<string, Record<string, unknown>>;
+  /** The shift probe's train and test variants and event. */
+  train?: string;
+  test?: string;
+  event?: string;
 }
 
 /** GET /api/probes/definitions: what each probe trains on, tests on and counts. */
@@ -117,6 +121,12 @@ export interface ProbeDefinition {
   event: string;
   /** Named arms (e.g. dose-response exposures), each a row of the result. */
   arms: string[];
+  /** Every test variant (a level may declare several; each gets its own rows). */
+  tests?: string[];
+  /** The env whose level file declares this probe; null for built-ins. */
+  declaredBy?: string | null;
+  /** Request fields this probe needs (shift: env, train, test, event). */
+  needs?: string[];
 }
 
 /** A sweep spec (experiments/sweeps/spec.ts): posted as the user wrote it, validated by the server. */
