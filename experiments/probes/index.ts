@@ -143,7 +143,8 @@ export const probes: Record<string, ProbeDefinition> = {
   },
 };
 
-probes.shift = {
+/** The generic shift probe: listed by probeDefinitions() (not in `probes`, which `compare` runs one by one: it needs a request's env). */
+const SHIFT: ProbeDefinition = {
   name: "shift",
   description:
     "Any distribution shift: train on one variant of any env, test on another, count any event (give env, train, test and event).",
@@ -175,11 +176,13 @@ function fromLevel(env: string, p: LevelProbe): ProbeDefinition {
 }
 
 /**
- * Every probe by name: the built-ins (and plugins'), then the ones level files
- * declare. A declared probe whose name is taken is listed as `EnvId:name`.
+ * Every probe by name: the built-ins (and plugins'), the generic shift probe,
+ * then the ones level files declare. A declared probe whose name is taken is
+ * listed as `EnvId:name`.
  */
 export function probeDefinitions(): Record<string, ProbeDefinition> {
   const all: Record<string, ProbeDefinition> = { ...probes };
+  if (!all.shift) all.shift = SHIFT;
   for (const { env, probe } of declaredProbes()) {
     const def = fromLevel(env, probe);
     const name = all[def.name] ? `${env}:${def.name}` : def.name;
@@ -202,7 +205,7 @@ export function probeDefinition(name: string): ProbeDefinition {
 
 /** Registers a probe (plugins may add their own). */
 export function registerProbe(def: ProbeDefinition): void {
-  if (probes[def.name]) throw new RewardlabError(`probe ${def.name} is already registered`);
+  if (probes[def.name] || def.name === SHIFT.name) throw new RewardlabError(`probe ${def.name} is already registered`);
   probes[def.name] = def;
 }
 
