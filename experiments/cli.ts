@@ -565,6 +565,7 @@ const reportVerb: Verb = async (argv) => {
     const html = runReport({
       ...run,
       episodes: store.episodes(id),
+      interventions: store.interventions(id),
       frame,
       ledgerCells: Object.keys(entries).length ? ledgerCells : null,
       visitCells,

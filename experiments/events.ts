@@ -28,8 +28,13 @@ export interface EpisodeStats {
 export interface EvaluationStats {
   envSteps: number;
   episodes: number;
+  /** The variant evaluated: a run's evaluation uses the variant in force when training ended (after interventions). */
   variant: string;
   greedy: boolean;
+  /** The reward wrapper in force during the evaluation. */
+  reward?: RunSpec["reward"];
+  /** Whether the run was still learning when training ended (the evaluation itself never learns). */
+  learning?: boolean;
   return: { mean: number; ci: [number, number] };
   performance: { mean: number; ci: [number, number] };
   length: number;

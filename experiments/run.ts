@@ -164,13 +164,18 @@ export class Run {
       } else {
         if (this.spec.evalEpisodes > 0 && this.agent) {
           this.evaluation = {
+            // on the variant and reward wrapper in force now, which interventions may have changed
             ...evaluate(this.agent, this.spec, {
               episodes: this.spec.evalEpisodes,
               seed: deriveSeed(this.spec.seed, 0x5eed),
               greedy: this.spec.evalGreedy,
+              variant: this.variant,
+              reward: this.reward,
             }),
             // the run's own step count (the agent's excludes steps taken with learning off)
             envSteps: this.envSteps,
+            reward: this.reward,
+            learning: this.learning,
           };
           this.emit({ type: "evaluation", runId: this.id, evaluation: this.evaluation });
         }

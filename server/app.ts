@@ -7,7 +7,8 @@ import express, { type NextFunction, type Request, type Response } from "express
 import helmet from "helmet";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve, sep } from "node:path";
-import { levelSchema, parseLevel, registerLevel, type Level } from "../envs/levels.ts";
+import { registerLevel } from "../envs/levelregistrar.ts";
+import { levelSchema, parseLevel, type Level } from "../envs/levels.ts";
 import { configSchemaOf, GridEnv } from "../envs/gridworld.ts";
 import { registered, type EnvConfig } from "../envs/registry.ts";
 import { RewardlabError, UnknownIdError, ValidationError, LevelError } from "../envs/errors.ts";
@@ -343,6 +344,10 @@ export function createApp(opts: AppOptions): express.Express {
         testReward: d.test.reward,
         event: d.event,
         arms: (d.arms ?? []).map((a) => a.name),
+        tests: [d.test, ...(d.moreTests ?? [])].map((t) => t.variant),
+        declaredBy: d.declaredBy ?? null,
+        // the shift probe takes these from the request
+        needs: d.shift ? ["env", "train", "test", "event"] : [],
       })),
     );
   });

@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { basename, join, resolve } from "node:path";
 import { mkdirSync } from "node:fs";
-import { loadLevelDir } from "../envs/levels.ts";
+import { loadLevelDir } from "../envs/levelregistrar.ts";
 import { Store } from "../experiments/store.ts";
 import { RunManager } from "../experiments/manager.ts";
 import { moduleLogger } from "../experiments/log.ts";

@@ -6,7 +6,7 @@
  * interrupted when the service starts.
  */
 import { randomUUID } from "node:crypto";
-import { aggregateProbe, planProbe, probeDefinition, probes as probeDefinitions, type ProbeRequest } from "../experiments/probes/index.ts";
+import { aggregateProbe, planProbe, probeDefinition, probeDefinitions, type ProbeRequest } from "../experiments/probes/index.ts";
 import { agentRegistration } from "../agents/registry.ts";
 import { registration } from "../envs/registry.ts";
 import type { Store, StoredProbe } from "../experiments/store.ts";
@@ -20,7 +20,9 @@ import type { ProbeResult } from "./protocol.ts";
 const log = moduleLogger("server/probes");
 
 /** A probe as POST /api/probes takes it: ProbeRequest's user-facing fields, episodes filled by the schema. */
-export type ProbeStart = Pick<ProbeRequest, "probe" | "agents" | "seeds" | "steps" | "env" | "configs"> & { episodes: number };
+export type ProbeStart = Pick<ProbeRequest, "probe" | "agents" | "seeds" | "steps" | "env" | "configs" | "train" | "test" | "event"> & {
+  episodes: number;
+};
 
 interface ActiveProbe {
   stored: StoredProbe;
@@ -84,6 +86,7 @@ export class ProbeService {
       ...(req.steps ? { steps: req.steps } : {}),
       ...(req.env ? { env: req.env } : {}),
       ...(req.configs ? { configs: req.configs } : {}),
+      ...shiftFields(req),
     });
     if (plan.jobs.length > LIMITS.maxProbeJobs) {
       throw new LimitError(
@@ -179,8 +182,9 @@ export class ProbeService {
     for (const id of this.store.markProbesInterrupted()) log.info({ probeId: id }, "probe interrupted by shutdown");
   }
 
+  /** Built-in, plugin and level-declared probes, and the generic shift probe. */
   definitions() {
-    return probeDefinitions;
+    return probeDefinitions();
   }
 
   list(): ProbeResult[] {
@@ -191,6 +195,15 @@ export class ProbeService {
     const p = this.store.getProbe(id);
     return p ? toView(p) : null;
   }
+}
+
+/** The train/test variants and event a request names (the shift probe needs them; generic probes take them). */
+function shiftFields(req: ProbeStart): Pick<ProbeRequest, "train" | "test" | "event"> {
+  return {
+    ...(req.train ? { train: req.train } : {}),
+    ...(req.test ? { test: req.test } : {}),
+    ...(req.event ? { event: req.event } : {}),
+  };
 }
 
 function toView(p: StoredProbe): ProbeResult {

@@ -115,6 +115,12 @@ export interface ProbeDefinitionView {
   event: string;
   /** Named arms (e.g. dose-response exposures), each a row of the result. */
   arms: string[];
+  /** Every test variant (a level may declare several; each gets its own rows). */
+  tests?: string[];
+  /** The env whose level file declares this probe; null for built-ins. */
+  declaredBy?: string | null;
+  /** Request fields this probe needs (shift: env, train, test, event). */
+  needs?: string[];
 }
 
 /** GET /api/sweeps/:id: progress and, once finished, the aggregated probe tables. */

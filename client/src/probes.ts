@@ -1,8 +1,10 @@
 /**
- * Probes: start one (probe picked from the server's definitions, agents,
- * seeds, steps), list results, and show each agent's measured event rate
- * (bar with 95% interval whiskers) next to the three predictions: reward
- * pursuit, reinforced behaviour, counting (drawn by probechart.ts).
+ * Probes: start one (probe picked from the server's definitions: built-in,
+ * declared by a level file, or the generic shift probe with its train and
+ * test variants and event; agents, seeds, steps), list results, and show each
+ * agent's measured event rate (bar with its 95% interval over seeds, a dot per
+ * seed) next to the three predictions: reward pursuit, reinforced behaviour,
+ * counting (drawn by probechart.ts), and the per-seed table.
  */
 import type { AgentSummary, ProbeResult } from "../../server/protocol.ts";
 import { api, ApiRequestError, type ProbeDefinition, type ProbeRequest } from "./api.ts";
@@ -17,7 +19,10 @@ const KNOWN_PROBES = ["tamper", "goal-shift", "extinction", "loophole", "tomato"
 export function definitionInfo(d: ProbeDefinition): HTMLElement {
   const facts: (string | HTMLElement)[] = [
     h("span", {}, "env ", h("strong", {}, d.env)),
-    h("span", {}, "train ", h("strong", {}, d.train), " → test ", h("strong", {}, d.test)),
+    d.needs?.length
+      ? h("span", {}, "choose ", h("strong", {}, d.needs.join(", ")))
+      : h("span", {}, "train ", h("strong", {}, d.train), " → test ", h("strong", {}, (d.tests ?? [d.test]).join(" and "))),
+    d.declaredBy ? h("span", { class: "muted" }, `declared by the level file of ${d.declaredBy}`) : "",
     d.testReward && d.testReward !== "keep" ? h("span", {}, "test reward ", h("strong", {}, d.testReward)) : "",
     h("span", {}, "event ", h("strong", { class: "event-name" }, d.event)),
     d.arms.length ? h("span", {}, "arms ", h("strong", {}, d.arms.join(", "))) : "",
@@ -44,6 +49,17 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
   const episodesIn = h("input", { type: "number", min: 1, step: 1, placeholder: "server default", "data-testid": "probe-episodes" });
   const ownEnv = option("", "probe's own");
   const envSel = h("select", { "data-testid": "probe-env", title: "only generic probes run on another environment" }, ownEnv);
+  // the shift probe's variants and event, offered from the chosen environment
+  const trainSel = h("select", { "data-testid": "probe-train" });
+  const testSel = h("select", { "data-testid": "probe-test" });
+  const eventSel = h("select", { "data-testid": "probe-event" });
+  const shiftRow = h(
+    "div",
+    { class: "probe-form-grid probe-shift", hidden: true },
+    h("div", { class: "field", "data-path": "/train" }, h("label", {}, "Train variant"), trainSel),
+    h("div", { class: "field", "data-path": "/test" }, h("label", {}, "Test variant"), testSel),
+    h("div", { class: "field", "data-path": "/event" }, h("label", {}, "Event"), eventSel),
+  );
   const configsIn = h("textarea", {
     class: "mono",
     rows: 2,
@@ -80,6 +96,7 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
       fieldRow("Train steps per seed", "/steps", stepsIn),
       fieldRow("Test episodes per seed", "/episodes", episodesIn),
     ),
+    shiftRow,
     info,
     fieldRow("Agents", "/agents", agentsBox),
     fieldRow("Agent configs (JSON)", "/configs", configsIn),
@@ -222,12 +239,29 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
   function showDefinition(): void {
     const d = definitions.find((x) => x.name === nameIn.value);
     setChildren(info, d ? definitionInfo(d) : null);
-    ownEnv.textContent = d ? `probe's own (${d.env})` : "probe's own";
+    ownEnv.textContent = d?.env ? `probe's own (${d.env})` : d ? "pick one" : "probe's own";
     // only generic probes take another environment
     envSel.disabled = d !== undefined && !d.generic;
     if (envSel.disabled) envSel.value = "";
+    shiftRow.hidden = !d?.needs?.length;
+    if (!shiftRow.hidden) void showShiftChoices();
   }
   nameIn.addEventListener("change", showDefinition);
+
+  /** The chosen environment's variants and events, for the shift probe. */
+  async function showShiftChoices(): Promise<void> {
+    const env = envSel.value ? await api.env(envSel.value).catch(() => undefined) : undefined;
+    const variants = env?.variants ?? [];
+    const events = env?.events ?? [];
+    setChildren(trainSel, ...(variants.length ? variants.map((v) => option(v)) : [option("", "pick an environment")]));
+    setChildren(testSel, ...(variants.length ? variants.map((v) => option(v)) : [option("", "pick an environment")]));
+    if (variants.length > 1) testSel.value = variants.includes("test") ? "test" : variants[1]!;
+    if (variants.includes("train")) trainSel.value = "train";
+    setChildren(eventSel, ...(events.length ? events.map((e) => option(e)) : [option("", "pick an environment")]));
+  }
+  envSel.addEventListener("change", () => {
+    if (!shiftRow.hidden) void showShiftChoices();
+  });
 
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -238,6 +272,11 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
     if (stepsIn.value.trim() !== "") body.steps = Number(stepsIn.value);
     if (episodesIn.value.trim() !== "") body.episodes = Number(episodesIn.value);
     if (envSel.value) body.env = envSel.value;
+    if (!shiftRow.hidden) {
+      if (trainSel.value) body.train = trainSel.value;
+      if (testSel.value) body.test = testSel.value;
+      if (eventSel.value) body.event = eventSel.value;
+    }
     if (configsIn.value.trim() !== "") {
       try {
         body.configs = JSON.parse(configsIn.value) as Record<string, Record<string, unknown>>;

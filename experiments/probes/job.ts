@@ -29,6 +29,8 @@ export interface ProbeJob {
   steps: number;
   train: ProbeSide;
   test: ProbeSide;
+  /** Further test sides, evaluated like `test` with the same trained agent (results under their names). */
+  moreTests?: { name: string; side: ProbeSide }[];
   /** Episodes per evaluation (train-variant and test-variant). */
   episodes: number;
   /** Classify episodes into behaviours (loophole probe). */
@@ -54,6 +56,8 @@ export interface ProbeJobResult {
   train: EpisodeDigest[];
   /** The trained policy on the test variant, learning off. */
   test: EpisodeDigest[];
+  /** The trained policy on each further test side, by name. */
+  moreTests?: Record<string, EpisodeDigest[]>;
   /** Mean KL(train-variant policy || test-condition policy) over test states (extinction). */
   kl?: number;
   /** Env steps of learning at zero reward until the event rate fell below half its trained rate (null: never within the budget). */
@@ -159,7 +163,24 @@ export async function runProbeJob(job: ProbeJob): Promise<ProbeJobResult> {
     reward: job.test.reward,
     onEpisode: (e) => testEps.push(e),
   });
+  const moreTests: Record<string, EpisodeDigest[]> = {};
+  for (const t of job.moreTests ?? []) {
+    const eps: EpisodeStats[] = [];
+    evaluate(
+      agent,
+      { ...spec, variant: t.side.variant, envConfig: { ...spec.envConfig, ...t.side.envConfig } },
+      {
+        episodes: job.episodes,
+        seed: deriveSeed(job.seed, 202),
+        greedy: false,
+        reward: t.side.reward,
+        onEpisode: (e) => eps.push(e),
+      },
+    );
+    moreTests[t.name] = eps.map((e) => digest(e, job.classify));
+  }
   const result: ProbeJobResult = {
+    ...(job.moreTests ? { moreTests } : {}),
     agent: job.agent,
     seed: job.seed,
     arm: job.arm,

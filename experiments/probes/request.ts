@@ -31,7 +31,11 @@ const probeFields = {
     CloneType(stepsSchema, { description: "Training budget per run (env steps); the probe's per-agent default if absent" }),
   ),
   episodes: Type.Optional(probeEpisodesSchema),
-  env: Type.Optional(CloneType(envIdSchema, { description: "Another environment, for generic probes" })),
+  env: Type.Optional(CloneType(envIdSchema, { description: "Another environment, for generic probes (required by shift)" })),
+  // the shift probe's variants and event (checked against the env when the probe is planned)
+  train: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: "Train variant of a generic probe (required by shift)" })),
+  test: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: "Test variant of a generic probe (required by shift)" })),
+  event: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: "Event of a generic probe (required by shift)" })),
   // each agent's config is checked against that agent's own schema when the probe is planned
   configs: Type.Optional(
     Type.Record(Type.String(), Type.Record(Type.String(), Type.Unknown()), {

@@ -9,13 +9,22 @@ export interface ProbeAgentResult {
   /** The agent config the probe was given for this agent (absent: the defaults). */
   config?: Record<string, unknown>;
   seeds: number;
+  /** Test episodes pooled over seeds (a secondary count: the interval's unit is the seed). */
   episodes: number;
   event: string;
+  /** Mean of the per-seed rates, with its 95% interval over seeds (experiments/stats.ts rateOverSeeds). */
   rate: number;
   ci: [number, number];
+  /** One entry per seed (one training run): its test episodes, event rate, mean return and performance. */
+  perSeed?: { seed: number; episodes: number; rate: number; return: number; performance: number }[];
+  /** Means of the per-seed means, 95% t intervals over seeds, clamped to the possible range. */
   return: { mean: number; ci: [number, number] };
   performance: { mean: number; ci: [number, number] };
-  predictions: { rewardPursuit: number | null; reinforcedBehavior: number | null; counting: number | null };
+  /**
+   * counting: uniform over deterministic stationary policies optimal on the train variant;
+   * countingTies: uniform among tied optimal actions per observation (docs/probes.md).
+   */
+  predictions: { rewardPursuit: number | null; reinforcedBehavior: number | null; counting: number | null; countingTies?: number | null };
   extra?: Record<string, unknown>;
 }
 
