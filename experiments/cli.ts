@@ -89,7 +89,7 @@ async function loadGlobalOptions(argv: string[], ctx: CliContext): Promise<strin
     else rest.push(a);
   }
   ctx.userEnvs = { levels, plugins };
-  for (const p of await loadUserEnvironments({ levels, plugins })) ctx.err(`warning: ${p}`);
+  for (const p of await loadUserEnvironments({ levels, plugins })) ctx.err(`warning: ${oneLine(p, 300)}`);
   return rest;
 }
 
