@@ -6,7 +6,8 @@ import { registration } from "../envs/registry.ts";
 import type { Store, StoredProbe } from "../experiments/store.ts";
 import { LimitError } from "../experiments/manager.ts";
 import { moduleLogger } from "../experiments/log.ts";
-import type { BackendName } from "../experiments/pool.ts";
+import { defaultWorkers, type BackendName } from "../experiments/pool.ts";
+import { ProbeProgressTracker, type ProbeProgress } from "../experiments/progress.ts";
 import type { UserEnvironments } from "../experiments/plugins.ts";
 import type { ProbeResult } from "./protocol.ts";
 
@@ -18,6 +19,8 @@ export type ProbeStart = Pick<ProbeRequest, "probe" | "agents" | "seeds" | "step
 export class ProbeService {
   private running = 0;
   private listeners: ((p: ProbeResult) => void)[] = [];
+  /** Progress of the running probes (not stored: a restart ends them). */
+  private readonly progress = new Map<string, ProbeProgress>();
 
   constructor(
     private readonly store: Store,
@@ -30,8 +33,18 @@ export class ProbeService {
 
   private publish(p: StoredProbe): void {
     this.store.saveProbe(p);
-    const view = toView(p);
+    this.emit(p);
+  }
+
+  private emit(p: StoredProbe): void {
+    const view = this.view(p);
     for (const l of this.listeners) l(view);
+  }
+
+  /** The stored probe, with its progress while it runs. */
+  private view(p: StoredProbe): ProbeResult {
+    const progress = this.progress.get(p.id);
+    return { ...toView(p), ...(progress && p.status === "running" ? { progress } : {}) };
   }
 
   start(req: ProbeStart): ProbeResult {
@@ -39,7 +52,7 @@ export class ProbeService {
     for (const a of req.agents) agentRegistration(a);
     if (req.env) registration(req.env);
     // the whole plan is checked before answering (e.g. an env given to a probe that is specific to one)
-    planProbe({
+    const plan = planProbe({
       probe: req.probe,
       agents: req.agents,
       seeds: req.seeds,
@@ -60,21 +73,29 @@ export class ProbeService {
       request: req,
       results: [],
     };
+    const tracker = new ProbeProgressTracker(plan.jobs, this.opts.workers ?? defaultWorkers());
+    this.progress.set(p.id, tracker.view());
     this.publish(p);
     this.running++;
     log.info({ probeId: p.id, probe: def.name, agents: req.agents, seeds: req.seeds }, "probe started");
-    runProbe({
-      probe: req.probe,
-      agents: req.agents,
-      seeds: req.seeds,
-      episodes: req.episodes,
-      ...(req.steps ? { steps: req.steps } : {}),
-      ...(req.env ? { env: req.env } : {}),
-      ...(req.configs ? { configs: req.configs } : {}),
-      ...(this.opts.workers ? { workers: this.opts.workers } : {}),
-      ...(this.opts.backend ? { backend: this.opts.backend } : {}),
-      ...(this.opts.userEnvs ? { userEnvs: this.opts.userEnvs } : {}),
-    })
+    runProbe(
+      {
+        probe: req.probe,
+        agents: req.agents,
+        seeds: req.seeds,
+        episodes: req.episodes,
+        ...(req.steps ? { steps: req.steps } : {}),
+        ...(req.env ? { env: req.env } : {}),
+        ...(req.configs ? { configs: req.configs } : {}),
+        ...(this.opts.workers ? { workers: this.opts.workers } : {}),
+        ...(this.opts.backend ? { backend: this.opts.backend } : {}),
+        ...(this.opts.userEnvs ? { userEnvs: this.opts.userEnvs } : {}),
+      },
+      (_done, _total, job) => {
+        this.progress.set(p.id, tracker.finished(job));
+        this.emit(p);
+      },
+    )
       .then((r) => {
         this.publish({ ...p, env: r.env, status: "completed", results: r.results });
         log.info({ probeId: p.id }, "probe completed");
@@ -83,7 +104,10 @@ export class ProbeService {
         this.publish({ ...p, status: "failed", reason: e.message });
         log.warn({ probeId: p.id, reason: e.message }, "probe failed");
       })
-      .finally(() => this.running--);
+      .finally(() => {
+        this.running--;
+        this.progress.delete(p.id);
+      });
     return toView(p);
   }
 
@@ -92,12 +116,12 @@ export class ProbeService {
   }
 
   list(): ProbeResult[] {
-    return this.store.listProbes().map(toView);
+    return this.store.listProbes().map((p) => this.view(p));
   }
 
   get(id: string): ProbeResult | null {
     const p = this.store.getProbe(id);
-    return p ? toView(p) : null;
+    return p ? this.view(p) : null;
   }
 }
 

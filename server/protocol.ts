@@ -3,6 +3,7 @@
  * resource shapes and the socket.io event maps. Type-only: the client
  * imports it with `import type`.
  */
+import type { ProbeProgress } from "../experiments/progress.ts";
 import type { Frame } from "../envs/core.ts";
 import type { LedgerDelta } from "../agents/core.ts";
 import type { EpisodeStats, EvaluationStats, RunSpec, RunStatus, TrajectoryRecord } from "../experiments/events.ts";
@@ -101,6 +102,8 @@ export interface ProbeAgentResult {
   extra?: Record<string, unknown>;
 }
 
+export type { ProbeProgress };
+
 export interface ProbeResult {
   id: string;
   probe: string;
@@ -109,6 +112,8 @@ export interface ProbeResult {
   reason: string | null;
   createdAt: number;
   results: ProbeAgentResult[];
+  /** While running: jobs done of the total, per agent and seed, with an estimate of the time left. */
+  progress?: ProbeProgress;
 }
 
 /** GET /api/sweeps/:id: progress and, once finished, the aggregated probe tables. */
