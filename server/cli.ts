@@ -19,11 +19,18 @@ const positive = (v: string): number => {
   return n;
 };
 
+const positiveSeconds = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new UserError(`--demo-idle must be a positive number of seconds, got "${v}"`);
+  return n;
+};
+
 interface ServeFlags {
   port: number;
   host: string;
   token?: string;
   demo: boolean;
+  demoIdle: number;
   maxRuns?: number;
   backend?: BackendName;
   queue?: string;
@@ -36,6 +43,9 @@ export const serveCommand: CommandFactory = (ctx, globals) =>
     .addOption(new Option("--host <address>", "address to bind; anything but loopback requires a token").default("127.0.0.1"))
     .addOption(new Option("--token <token>", "token for non-loopback binds (default: generated and printed)"))
     .addOption(new Option("--no-demo", "do not start the demo comparison"))
+    .addOption(
+      new Option("--demo-idle <seconds>", "stop the demo once nobody has watched it this long").argParser(positiveSeconds).default(120),
+    )
     .addOption(new Option("--max-runs <n>", "runs training at once; more are queued").argParser(positive).default(2))
     .addOption(new Option("--backend <name>", "TensorFlow.js backend for runs (default: the fastest available)").choices(BACKENDS))
     .addOption(new Option("--queue <url>", "redis://host:port: sweeps started from the API go to `rewardlab worker`s"))
@@ -48,6 +58,7 @@ export const serveCommand: CommandFactory = (ctx, globals) =>
         ...(data ? { dataDir: data } : {}),
         ...(o.token ? { token: o.token } : {}),
         demo: o.demo,
+        demoIdleMs: o.demoIdle * 1000,
         maxConcurrentRuns: o.maxRuns ?? 2,
         ...(o.backend ? { backend: o.backend } : {}),
         ...(o.queue ? { queue: o.queue } : {}),
