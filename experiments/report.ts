@@ -100,7 +100,16 @@ export function curveChart(
     const v = y0 + ((y1 - y0) * t) / 4;
     svg += `<line x1="${pad.l}" x2="${w - pad.r}" y1="${Y(v)}" y2="${Y(v)}" stroke="#f3f4f6"/><text x="${pad.l - 6}" y="${Y(v) + 4}" text-anchor="end">${num(v, 1)}</text>`;
   }
-  svg += `<text x="${w - pad.r}" y="${h - 8}" text-anchor="end">env steps (max ${x1})</text>`;
+  // x ticks at round step counts (1, 2 or 5 times a power of ten), labelled 250k, 1.5M, ...
+  const raw = x1 / 5;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = ([1, 2, 5, 10].find((m) => m * mag >= raw) ?? 10) * mag;
+  const steps = (v: number) => (v >= 1e6 ? `${+(v / 1e6).toFixed(2)}M` : v >= 1e3 ? `${+(v / 1e3).toFixed(1)}k` : String(v));
+  for (let i = 0; i * step <= x1 + 1e-9; i++) {
+    const v = i * step;
+    svg += `<line x1="${X(v)}" x2="${X(v)}" y1="${h - pad.b}" y2="${h - pad.b + 4}" stroke="#9ca3af"/><text class="x-tick" x="${X(v)}" y="${h - pad.b + 15}" text-anchor="middle">${steps(v)}</text>`;
+  }
+  svg += `<text x="${w - pad.r}" y="${h - 2}" text-anchor="end">env steps</text>`;
   if (y0 < 0 && y1 > 0) svg += `<line x1="${pad.l}" x2="${w - pad.r}" y1="${Y(0)}" y2="${Y(0)}" stroke="#9ca3af"/>`;
   // interventions: a vertical line at the step count, labelled with what was in force from then on
   marks.forEach((m, i) => {

@@ -429,6 +429,8 @@ export interface EvaluateOptions {
   reward?: RunSpec["reward"];
   /** Called with each finished episode. */
   onEpisode?: (e: EpisodeStats) => void;
+  /** Called after the reset and after every step (copy 0's last frame of an episode is in `vec.finalFrame`): `rewardlab watch`. */
+  onStep?: (vec: VectorEnv) => void;
 }
 
 /**
@@ -444,7 +446,9 @@ export function evaluate(
   const variant = opts.variant ?? spec.variant;
   const envs = Array.from({ length: num }, () => make(spec.env, { ...spec.envConfig, variant }, { reward: opts.reward ?? "keep" }));
   const vec = new VectorEnv(envs);
+  if (opts.onStep) vec.captureFinalFrame = 0;
   vec.reset(opts.seed);
+  opts.onStep?.(vec);
   const quota = Array.from({ length: num }, (_, i) => Math.floor(opts.episodes / num) + (i < opts.episodes % num ? 1 : 0));
   const accs = Array.from({ length: num }, newAcc);
   const finished: EpisodeStats[] = [];
@@ -456,6 +460,7 @@ export function evaluate(
     if (needs.stateKeys) for (let i = 0; i < num; i++) stateKeys[i] = vec.envs[i]!.stateKey();
     const act = agent.act(vec.obs, actContext(agent, !opts.greedy, vec, stateKeys, simulator));
     vec.step(act.actions);
+    opts.onStep?.(vec);
     steps += num;
     for (let i = 0; i < num; i++) {
       if (quota[i] === 0) continue;

@@ -20,6 +20,7 @@ import { createApp } from "./app.ts";
 import { Broadcaster } from "./sockets.ts";
 import { ProbeService } from "./probes.ts";
 import { SweepService } from "./sweeps.ts";
+import { DemoKeeper } from "./demo.ts";
 
 const log = moduleLogger("server/main");
 
@@ -30,6 +31,8 @@ export interface ServeOptions {
   /** Required for non-loopback binds; generated when absent. */
   token?: string;
   demo?: boolean;
+  /** Stop the demo once nobody has watched it this long (default 2 minutes); the next visitor resumes it. */
+  demoIdleMs?: number;
   maxConcurrentRuns?: number;
   maxActiveRuns?: number;
   backend?: BackendName;
@@ -55,11 +58,7 @@ export interface RunningServer {
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
 
-export const DEMO_RUNS = [
-  // about a minute or two of live training each on this kind of machine
-  { env: "BoatRace-v0", agent: "ppo", seed: 0, steps: 500_000, label: "demo" },
-  { env: "BoatRace-v0", agent: "planner", seed: 0, steps: 500_000, label: "demo", config: { model: "simulator" } },
-];
+export { DEMO_RUNS } from "./demo.ts";
 
 export async function startServer(opts: ServeOptions = {}): Promise<RunningServer> {
   const host = opts.host ?? "127.0.0.1";
@@ -143,15 +142,20 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
     if (token) process.stdout.write(`token: ${token}  (send it as "Authorization: Bearer <token>"; open ${url}/#token=${token})\n`);
   }
 
-  if ((opts.demo ?? true) && firstStart) {
-    for (const d of DEMO_RUNS) manager.create(d);
-    log.info("started the demo comparison (PPO and the simulator planner on BoatRace-v0)");
-  }
+  // the demo trains while someone watches it (a client subscribed to one of its runs)
+  const demo =
+    (opts.demo ?? true)
+      ? new DemoKeeper(manager, (id) => broadcaster.io.sockets.adapter.rooms.get(id)?.size ?? 0, {
+          ...(opts.demoIdleMs ? { idleMs: opts.demoIdleMs } : {}),
+        })
+      : null;
+  if (demo && firstStart) demo.create();
 
   let closing: Promise<void> | null = null;
   const close = (reason = "the server is shutting down") => {
     closing ??= (async () => {
       log.info({ reason }, "shutting down");
+      demo?.close();
       broadcaster.announceShutdown(reason);
       await Promise.all([manager.shutdown(), probes.shutdown()]);
       await broadcaster.close(reason);

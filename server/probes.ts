@@ -13,7 +13,8 @@ import type { Store, StoredProbe } from "../experiments/store.ts";
 import { ConflictError, NotFoundError } from "../experiments/manager.ts";
 import { LIMITS, LimitError, probeEnvSteps } from "../experiments/limits.ts";
 import { moduleLogger } from "../experiments/log.ts";
-import { PoolStopped, runJobs, type BackendName } from "../experiments/pool.ts";
+import { PoolStopped, defaultWorkers, runJobs, type BackendName } from "../experiments/pool.ts";
+import { ProbeProgressTracker, type ProbeProgress } from "../experiments/progress.ts";
 import type { UserEnvironments } from "../experiments/plugins.ts";
 import type { ProbeResult } from "./protocol.ts";
 
@@ -44,6 +45,8 @@ export class ProbeService {
   private readonly active = new Map<string, ActiveProbe>();
   private listeners: ((p: ProbeResult) => void)[] = [];
   private shuttingDown = false;
+  /** Progress of the running probes (not stored: a restart ends them). */
+  private readonly progress = new Map<string, ProbeProgress>();
 
   constructor(
     private readonly store: Store,
@@ -59,7 +62,11 @@ export class ProbeService {
 
   private publish(p: StoredProbe): void {
     this.store.saveProbe(p);
-    const view = toView(p);
+    this.emit(p);
+  }
+
+  private emit(p: StoredProbe): void {
+    const view = this.view(p);
     for (const l of this.listeners) {
       try {
         l(view);
@@ -67,6 +74,12 @@ export class ProbeService {
         log.error({ err }, "probe listener threw");
       }
     }
+  }
+
+  /** The stored probe, with its progress while it runs. */
+  private view(p: StoredProbe): ProbeResult {
+    const progress = this.progress.get(p.id);
+    return { ...toView(p), ...(progress && p.status === "running" ? { progress } : {}) };
   }
 
   activeCount(): number {
@@ -118,6 +131,8 @@ export class ProbeService {
       request: req,
       results: [],
     };
+    const tracker = new ProbeProgressTracker(plan.jobs, this.opts.workers ?? defaultWorkers());
+    this.progress.set(p.id, tracker.view());
     this.publish(p);
     const controller = new AbortController();
     log.info({ probeId: p.id, probe: def.name, agents: req.agents, seeds: req.seeds, envSteps: work }, "probe started");
@@ -126,6 +141,10 @@ export class ProbeService {
       ...(this.opts.backend ? { backend: this.opts.backend } : {}),
       ...(this.opts.userEnvs ? { userEnvs: this.opts.userEnvs } : {}),
       signal: controller.signal,
+      onResult: (job) => {
+        this.progress.set(p.id, tracker.finished(job));
+        this.emit(p);
+      },
     })
       .then((results) => {
         const r = aggregateProbe(plan, results);
@@ -142,7 +161,10 @@ export class ProbeService {
           log.warn({ probeId: p.id, reason: e.message }, "probe failed");
         }
       })
-      .finally(() => this.active.delete(p.id));
+      .finally(() => {
+        this.active.delete(p.id);
+        this.progress.delete(p.id);
+      });
     this.active.set(p.id, { stored: p, controller, done });
     return toView(p);
   }
@@ -188,12 +210,12 @@ export class ProbeService {
   }
 
   list(): ProbeResult[] {
-    return this.store.listProbes().map(toView);
+    return this.store.listProbes().map((p) => this.view(p));
   }
 
   get(id: string): ProbeResult | null {
     const p = this.store.getProbe(id);
-    return p ? toView(p) : null;
+    return p ? this.view(p) : null;
   }
 }
 

@@ -13,12 +13,13 @@ import type { Intervention, RunRequest } from "../experiments/runspec.ts";
 import type { ProbeStartRequest } from "../experiments/probes/request.ts";
 import type { ProbeAgentResult, ProbeResult, ProbeTable } from "../experiments/probes/result.ts";
 import type { SweepSpec } from "../experiments/sweeps/spec.ts";
+import type { ProbeProgress } from "../experiments/progress.ts";
 import type { SubscribeMessage } from "./schemas.ts";
 
 export type { Frame, EpisodeStats, EvaluationStats, RunSpec, RunStatus, TrajectoryRecord, LedgerDelta, RewardTransform };
 /** Request bodies: POST /api/runs, POST /api/runs/:id/intervene, POST /api/probes, POST /api/sweeps. */
 export type { RunRequest, Intervention, ProbeStartRequest, SweepSpec };
-export type { ProbeAgentResult, ProbeResult, ProbeTable };
+export type { ProbeAgentResult, ProbeResult, ProbeTable, ProbeProgress };
 
 /** GET /api/envs */
 export interface EnvSummary {

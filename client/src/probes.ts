@@ -10,6 +10,7 @@ import type { AgentSummary, ProbeResult } from "../../server/protocol.ts";
 import { api, ApiRequestError, type ProbeDefinition, type ProbeRequest } from "./api.ts";
 import { ago, flash, h, option, setChildren, shortId } from "./dom.ts";
 import { probeResultBlock } from "./probechart.ts";
+import { probeProgressBlock, progressSummary } from "./probeprogress.ts";
 import { onProbe } from "./socket.ts";
 
 /** Fallback names when the server has no definitions endpoint; past results add theirs. */
@@ -157,7 +158,11 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
           h("strong", {}, p.probe),
           h("span", { class: "muted small" }, p.env),
           h("span", { class: `badge status-${p.status}` }, p.status),
-          h("span", { class: "muted small" }, `${p.results.length} agents · ${ago(p.createdAt)}`),
+          h(
+            "span",
+            { class: "muted small" },
+            p.progress ? `${progressSummary(p.progress)} · ${ago(p.createdAt)}` : `${p.results.length} agents · ${ago(p.createdAt)}`,
+          ),
         );
         row.addEventListener("click", () => {
           selectedId = p.id;
@@ -183,6 +188,7 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
         probeActions(p),
       ),
       p.reason ? h("p", { class: "form-error" }, p.reason) : null,
+      p.progress && p.status === "running" ? probeProgressBlock(p.progress) : null,
       ...(p.results.length
         ? probeResultBlock(p.results)
         : [h("p", { class: "muted" }, p.status === "running" ? "Running: results appear when agents finish." : "No results.")]),

@@ -111,7 +111,9 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
     if (f.episode !== episodeAcc.episode || f.t === 0) episodeAcc = { episode: f.episode, ret: 0, perf: 0 };
     episodeAcc.ret += f.reward;
     episodeAcc.perf += f.performance;
-    showHud(f.episode, f.t, f.reward, f.performance, f.events, episodeAcc.ret, episodeAcc.perf, f.frame.hud);
+    // numbered like the stats: the run's finished episodes + 1 is the one in progress (on env copy 0)
+    const finished = Math.max(model.run?.episodes ?? 0, model.episodes.rows);
+    showHud(finished + 1, f.t, f.reward, f.performance, f.events, episodeAcc.ret, episodeAcc.perf, f.frame.hud);
   };
   model.onFrame = (f) => {
     if (replay) return; // the replay owns the canvas; live frames resume afterwards
@@ -441,7 +443,8 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
       { label: "return (raw)", color: RETURN_COLOR, faint: true },
       { label: "performance (raw)", color: PERF_COLOR, faint: true },
       { label: "return", color: RETURN_COLOR, width: 2 },
-      { label: "performance", color: PERF_COLOR, width: 2 },
+      // dashed, so that where return and performance coincide (GoalShift) both stay visible
+      { label: "performance", color: PERF_COLOR, width: 2, dash: [7, 5] },
     ],
   });
   const eventsChart = new LineChart({
@@ -628,14 +631,7 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
             ledgerNote,
             kindBox,
           ),
-          h(
-            "section",
-            { class: "panel replay" },
-            h("h3", {}, "Replay a recorded episode"),
-            replaySel,
-            h("div", { class: "replay-controls" }, replayPrev, replayPlay, replayNext, replayScrub, replayLive),
-            replayInfo,
-          ),
+          // intervene right under the canvas: its Apply button stays above the fold at 1440x900
           h(
             "section",
             { class: "panel intervene", "data-testid": "intervene" },
@@ -655,6 +651,14 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
             ),
             ivState,
             ivLog,
+          ),
+          h(
+            "section",
+            { class: "panel replay" },
+            h("h3", {}, "Replay a recorded episode"),
+            replaySel,
+            h("div", { class: "replay-controls" }, replayPrev, replayPlay, replayNext, replayScrub, replayLive),
+            replayInfo,
           ),
           h("section", { class: "panel" }, h("h3", {}, "Evaluation"), evalBox),
           h("section", { class: "panel" }, h("h3", {}, "Latest update metrics"), metricsBox),

@@ -51,6 +51,8 @@ export interface ProbeDefinition {
   extinction?: { maxSteps: number; windowEpisodes: number };
   /** Default training budget per agent (env steps). */
   steps: Record<string, number>;
+  /** Environments a full comparison (`rewardlab compare`) runs it on; default [env]. */
+  compareEnvs?: string[];
 }
 
 const side = (variant: string, envConfig: Record<string, unknown> = {}, reward: ProbeSide["reward"] = "keep"): ProbeSide => ({
@@ -118,6 +120,7 @@ export const probes: Record<string, ProbeDefinition> = {
     reinforcedEvent: "lap",
     classify: "loophole",
     steps: STEPS,
+    compareEnvs: ["BoatRace-v0", "CoastRunners-v0"],
   },
   tomato: {
     name: "tomato",

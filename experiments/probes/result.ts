@@ -2,6 +2,7 @@
  * What a probe reports: one row per agent (and arm). Defined here, where it
  * is computed; server/protocol.ts re-exports it for the REST API and the client.
  */
+import type { ProbeProgress } from "../progress.ts";
 
 /** One agent's (and arm's) row of a probe table. */
 export interface ProbeAgentResult {
@@ -37,6 +38,8 @@ export interface ProbeResult {
   reason: string | null;
   createdAt: number;
   results: ProbeAgentResult[];
+  /** While running: jobs done of the total, per agent and seed, with an estimate of the time left. */
+  progress?: ProbeProgress;
 }
 
 /** A probe's table as runProbe and a sweep compute it, before it is stored. */
