@@ -21,6 +21,7 @@ import * as tf from "@tensorflow/tfjs";
 import { Rng, deriveSeed } from "../envs/rng.ts";
 import { type Static, Type } from "@sinclair/typebox";
 import { NullableNumber, validate } from "../envs/schema.ts";
+import { bool, hiddenSizes, int, num } from "./config.ts";
 import type { ActContext, ActResult, Agent, AgentEnvInfo, Transition, UpdateStats } from "./core.ts";
 import { Ledger, LedgerBuilder } from "./ledger.ts";
 import { Adam, MLP, argmaxRow, logSoftmax, meanStd, permutation, sampleRow, softmax } from "./networks.ts";
@@ -28,10 +29,6 @@ import { assignVariables, checkEnvCompatible, loadAgentFiles, saveAgentFiles } f
 import { registerAgent } from "./registry.ts";
 
 // ---------------------------------------------------------------- config
-
-const num = (d: number, description: string, extra: object = {}) => Type.Optional(Type.Number({ default: d, description, ...extra }));
-const int = (d: number, description: string, extra: object = {}) => Type.Optional(Type.Integer({ default: d, description, ...extra }));
-const bool = (d: boolean, description: string) => Type.Optional(Type.Boolean({ default: d, description }));
 
 /** PPO's hyperparameters, with CleanRL's defaults (ajv fills them); PPOConfig is derived from this one declaration. */
 export const ppoConfigSchema = Type.Object(
@@ -65,14 +62,7 @@ export const ppoConfigSchema = Type.Object(
         description: "Stop the update's epochs early once the approximate KL exceeds this (null: never)",
       }),
     ),
-    hiddenSizes: Type.Optional(
-      Type.Array(Type.Integer({ minimum: 1, maximum: 4096 }), {
-        minItems: 1,
-        maxItems: 8,
-        default: [64, 64],
-        description: "Hidden layer sizes of both the actor and the critic (tanh)",
-      }),
-    ),
+    hiddenSizes: hiddenSizes("Hidden layer sizes of both the actor and the critic (tanh)"),
     adamEps: num(1e-5, "Adam epsilon (CleanRL: 1e-5)", { exclusiveMinimum: 0, maximum: 1 }),
     bootstrapTruncated: bool(true, "Bootstrap from V(final obs) at time-limit truncation (false: treat as terminal, as CleanRL)"),
   },

@@ -32,6 +32,7 @@ import * as tf from "@tensorflow/tfjs";
 import { Rng, deriveSeed } from "../envs/rng.ts";
 import { type Static, Type } from "@sinclair/typebox";
 import { NullableNumber, validate } from "../envs/schema.ts";
+import { bool, hiddenSizes, int, num } from "./config.ts";
 import type { ActContext, ActResult, Agent, AgentEnvInfo, Transition, UpdateStats } from "./core.ts";
 import { Ledger, LedgerBuilder } from "./ledger.ts";
 import { Adam, MLP, RunningMoments, argmaxRow, logSoftmax, sampleRow, softmax } from "./networks.ts";
@@ -39,10 +40,6 @@ import { assignVariables, checkEnvCompatible, loadAgentFiles, saveAgentFiles } f
 import { registerAgent } from "./registry.ts";
 
 // ---------------------------------------------------------------- config
-
-const num = (d: number, description: string, extra: object = {}) => Type.Optional(Type.Number({ default: d, description, ...extra }));
-const int = (d: number, description: string, extra: object = {}) => Type.Optional(Type.Integer({ default: d, description, ...extra }));
-const bool = (d: boolean, description: string) => Type.Optional(Type.Boolean({ default: d, description }));
 
 /** REINFORCE's hyperparameters (ajv fills the defaults); ReinforceConfig is derived from this one declaration. */
 export const reinforceConfigSchema = Type.Object(
@@ -60,14 +57,7 @@ export const reinforceConfigSchema = Type.Object(
     valueLearningRate: num(1e-3, "Adam learning rate of the value baseline", { exclusiveMinimum: 0 }),
     valueSteps: int(10, "Gradient steps fitting the baseline to each batch's returns (after the policy step)", { minimum: 1 }),
     maxGradNorm: Type.Optional(NullableNumber({ default: 0.5, description: "Global gradient-norm clipping threshold (null: none)" })),
-    hiddenSizes: Type.Optional(
-      Type.Array(Type.Integer({ minimum: 1, maximum: 4096 }), {
-        minItems: 1,
-        maxItems: 8,
-        default: [64, 64],
-        description: "Hidden layer sizes of the policy and the baseline (tanh)",
-      }),
-    ),
+    hiddenSizes: hiddenSizes("Hidden layer sizes of the policy and the baseline (tanh)"),
     adamEps: num(1e-5, "Adam epsilon", { exclusiveMinimum: 0 }),
     bootstrapTruncated: bool(true, "Bootstrap truncated returns from V(final obs) (baseline only)"),
   },
