@@ -9,6 +9,7 @@
  * for snapshot/restore: it declares so in `needs`.
  */
 import type { Env } from "../envs/core.ts";
+import type { RewardTransform } from "../envs/registry.ts";
 
 /** What the run loop tells an agent about the environment it will act in. */
 export interface AgentEnvInfo {
@@ -34,7 +35,7 @@ export interface ActContext {
    * builds its simulator copies from these, so that it plans on the variant and
    * reward wrapper actually in play (a probe's test variant, reward removed, ...).
    */
-  simulator?: { envId: string; envConfig: Record<string, unknown>; reward: "keep" | "removed" | "negated" };
+  simulator?: { envId: string; envConfig: Record<string, unknown>; reward: RewardTransform };
 }
 
 export interface ActResult {

@@ -396,16 +396,6 @@ export function logSoftmax(logits: Float32Array, batch: number, n: number, out: 
   return out;
 }
 
-/** Entropy of the categorical in row `row` of batch x n log-probabilities. */
-export function entropyRow(logProbs: Float32Array, row: number, n: number): number {
-  let h = 0;
-  for (let a = 0; a < n; a++) {
-    const lp = logProbs[row * n + a]!;
-    if (lp > -Infinity) h -= Math.exp(lp) * lp;
-  }
-  return h;
-}
-
 /** Samples an action from row `row` of batch x n log-probabilities (inverse CDF, one uniform draw). */
 export function sampleRow(logProbs: Float32Array, row: number, n: number, rng: Rng): number {
   const u = rng.next();

@@ -19,7 +19,9 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { Rng, deriveSeed } from "../envs/rng.ts";
-import { validate } from "../envs/schema.ts";
+import { type Static, Type } from "@sinclair/typebox";
+import { NullableNumber, validate } from "../envs/schema.ts";
+import { bool, hiddenSizes, int, num } from "./config.ts";
 import type { ActContext, ActResult, Agent, AgentEnvInfo, Transition, UpdateStats } from "./core.ts";
 import { Ledger, LedgerBuilder } from "./ledger.ts";
 import { Adam, MLP, argmaxRow, logSoftmax, meanStd, permutation, sampleRow, softmax } from "./networks.ts";
@@ -28,64 +30,17 @@ import { registerAgent } from "./registry.ts";
 
 // ---------------------------------------------------------------- config
 
-export type PPOConfig = {
-  /** Adam learning rate (linearly annealed to 0 over totalSteps when annealLr). */
-  learningRate: number;
-  /** Env copies acted on at once; the run loop builds its vector env with this many. */
-  numEnvs: number;
-  /** Vector steps per rollout (per env copy). */
-  numSteps: number;
-  /** Anneal the learning rate linearly to 0 over totalSteps. */
-  annealLr: boolean;
-  /** Total env steps of the run (all copies); the run loop sets it from its step budget. Used only for annealing. */
-  totalSteps: number;
-  /** Discount factor. */
-  gamma: number;
-  /** GAE lambda. */
-  gaeLambda: number;
-  /** Minibatches per epoch. */
-  numMinibatches: number;
-  /** Epochs over each rollout. */
-  updateEpochs: number;
-  /** Normalise advantages per minibatch. */
-  normAdv: boolean;
-  /** Surrogate clipping coefficient. */
-  clipCoef: number;
-  /** Clip the value loss around the old values, as the policy is clipped. */
-  clipVloss: boolean;
-  /** Entropy bonus coefficient. */
-  entCoef: number;
-  /** Value loss coefficient. */
-  vfCoef: number;
-  /** Global gradient-norm clipping threshold. */
-  maxGradNorm: number;
-  /** Stop the update's epochs early once the approximate KL exceeds this (null: never). */
-  targetKl: number | null;
-  /** Hidden layer sizes of both the actor and the critic (tanh). */
-  hiddenSizes: number[];
-  /** Adam epsilon (CleanRL: 1e-5). */
-  adamEps: number;
-  /** Bootstrap from V(final obs) at time-limit truncation (false: CleanRL's treat-as-terminal). */
-  bootstrapTruncated: boolean;
-};
-
-const num = (d: number, description: string, extra: object = {}) => ({ type: "number", default: d, description, ...extra });
-const int = (d: number, description: string, extra: object = {}) => ({ type: "integer", default: d, description, ...extra });
-const bool = (d: boolean, description: string) => ({ type: "boolean", default: d, description });
-
-/** JSON Schema of PPOConfig, with CleanRL's defaults; ajv fills them. */
-export const ppoConfigSchema = {
-  type: "object",
-  additionalProperties: false,
-  properties: {
+/** PPO's hyperparameters, with CleanRL's defaults (ajv fills them); PPOConfig is derived from this one declaration. */
+export const ppoConfigSchema = Type.Object(
+  {
     learningRate: num(2.5e-4, "Adam learning rate (linearly annealed to 0 over totalSteps when annealLr)", {
       exclusiveMinimum: 0,
       maximum: 1,
     }),
-    numEnvs: int(4, "Env copies acted on at once", { minimum: 1, maximum: 1024 }),
+    numEnvs: int(4, "Env copies acted on at once; the run loop builds its vector env with this many", { minimum: 1, maximum: 1024 }),
     numSteps: int(128, "Vector steps per rollout (per env copy)", { minimum: 1, maximum: 100000 }),
     annealLr: bool(true, "Anneal the learning rate linearly to 0 over totalSteps"),
-    totalSteps: int(500000, "Total env steps of the run (set by the run loop from its budget); used for annealing", {
+    totalSteps: int(500000, "Total env steps of the run (all copies; the run loop sets it from its budget); used only for annealing", {
       minimum: 1,
       maximum: 50000000,
     }),
@@ -95,29 +50,26 @@ export const ppoConfigSchema = {
     updateEpochs: int(4, "Epochs over each rollout", { minimum: 1, maximum: 1000 }),
     normAdv: bool(true, "Normalise advantages per minibatch"),
     clipCoef: num(0.2, "Surrogate clipping coefficient", { minimum: 0, maximum: 10 }),
-    clipVloss: bool(true, "Clip the value loss around the old values"),
+    clipVloss: bool(true, "Clip the value loss around the old values, as the policy is clipped"),
     entCoef: num(0.01, "Entropy bonus coefficient", { minimum: -10, maximum: 10 }),
     vfCoef: num(0.5, "Value loss coefficient", { minimum: 0, maximum: 1000 }),
     maxGradNorm: num(0.5, "Global gradient-norm clipping threshold", { exclusiveMinimum: 0, maximum: 1e6 }),
-    targetKl: {
-      type: ["number", "null"],
-      minimum: 0,
-      maximum: 100,
-      default: null,
-      description: "Stop the epochs early once approx KL exceeds this (null: never)",
-    },
-    hiddenSizes: {
-      type: "array",
-      items: { type: "integer", minimum: 1, maximum: 4096 },
-      minItems: 1,
-      maxItems: 8,
-      default: [64, 64],
-      description: "Hidden layer sizes of the actor and the critic (tanh)",
-    },
-    adamEps: num(1e-5, "Adam epsilon", { exclusiveMinimum: 0, maximum: 1 }),
+    targetKl: Type.Optional(
+      NullableNumber({
+        minimum: 0,
+        maximum: 100,
+        default: null,
+        description: "Stop the update's epochs early once the approximate KL exceeds this (null: never)",
+      }),
+    ),
+    hiddenSizes: hiddenSizes("Hidden layer sizes of both the actor and the critic (tanh)"),
+    adamEps: num(1e-5, "Adam epsilon (CleanRL: 1e-5)", { exclusiveMinimum: 0, maximum: 1 }),
     bootstrapTruncated: bool(true, "Bootstrap from V(final obs) at time-limit truncation (false: treat as terminal, as CleanRL)"),
   },
-} as const;
+  { additionalProperties: false },
+);
+/** A resolved config: every field present (defaults filled by the schema). */
+export type PPOConfig = Required<Static<typeof ppoConfigSchema>>;
 
 /** Derived values: never set by the user. */
 export interface PPOComputed {

@@ -30,7 +30,9 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { Rng, deriveSeed } from "../envs/rng.ts";
-import { validate } from "../envs/schema.ts";
+import { type Static, Type } from "@sinclair/typebox";
+import { NullableNumber, validate } from "../envs/schema.ts";
+import { bool, hiddenSizes, int, num } from "./config.ts";
 import type { ActContext, ActResult, Agent, AgentEnvInfo, Transition, UpdateStats } from "./core.ts";
 import { Ledger, LedgerBuilder } from "./ledger.ts";
 import { Adam, MLP, RunningMoments, argmaxRow, logSoftmax, sampleRow, softmax } from "./networks.ts";
@@ -39,69 +41,30 @@ import { registerAgent } from "./registry.ts";
 
 // ---------------------------------------------------------------- config
 
-export type ReinforceConfig = {
-  /** Adam learning rate of the policy (constant). */
-  learningRate: number;
-  /** Env copies acted on at once; the run loop builds its vector env with this many. */
-  numEnvs: number;
-  /** Learn once at least this many whole episodes have finished. */
-  episodesPerUpdate: number;
-  /** Discount factor. */
-  gamma: number;
-  /** Learn a value baseline V(s) and weight log pi by G - V(s) (false: by G). */
-  baseline: boolean;
-  /**
-   * Divide the policy-gradient weights (G, or G - V) by the running standard
-   * deviation of all returns seen so far (reward scaling; nothing is centred).
-   */
-  normalizeReturns: boolean;
-  /** Entropy bonus coefficient. */
-  entCoef: number;
-  /** Adam learning rate of the value baseline. */
-  valueLearningRate: number;
-  /** Gradient steps fitting the baseline to each batch's returns (after the policy step). */
-  valueSteps: number;
-  /** Global gradient-norm clipping threshold (null: none). */
-  maxGradNorm: number | null;
-  /** Hidden layer sizes of the policy and the baseline (tanh). */
-  hiddenSizes: number[];
-  /** Adam epsilon. */
-  adamEps: number;
-  /** Bootstrap truncated returns from V(final obs) (baseline only). */
-  bootstrapTruncated: boolean;
-};
-
-const num = (d: number, description: string, extra: object = {}) => ({ type: "number", default: d, description, ...extra });
-const int = (d: number, description: string, extra: object = {}) => ({ type: "integer", default: d, description, ...extra });
-const bool = (d: boolean, description: string) => ({ type: "boolean", default: d, description });
-
-/** JSON Schema of ReinforceConfig; ajv fills the defaults. */
-export const reinforceConfigSchema = {
-  type: "object",
-  additionalProperties: false,
-  properties: {
+/** REINFORCE's hyperparameters (ajv fills the defaults); ReinforceConfig is derived from this one declaration. */
+export const reinforceConfigSchema = Type.Object(
+  {
     learningRate: num(1e-3, "Adam learning rate of the policy (constant)", { exclusiveMinimum: 0 }),
-    numEnvs: int(8, "Env copies acted on at once", { minimum: 1, maximum: 1024 }),
+    numEnvs: int(8, "Env copies acted on at once; the run loop builds its vector env with this many", { minimum: 1, maximum: 1024 }),
     episodesPerUpdate: int(8, "Learn once at least this many whole episodes have finished", { minimum: 1 }),
     gamma: num(0.99, "Discount factor", { minimum: 0, maximum: 1 }),
-    baseline: bool(true, "Learn a value baseline V(s); weight log pi by G - V(s) instead of G"),
-    normalizeReturns: bool(true, "Divide the policy-gradient weights (G or G - V) by the running std of the returns"),
+    baseline: bool(true, "Learn a value baseline V(s) and weight log pi by G - V(s) (false: by G)"),
+    normalizeReturns: bool(
+      true,
+      "Divide the policy-gradient weights (G, or G - V) by the running standard deviation of all returns seen so far (reward scaling; nothing is centred)",
+    ),
     entCoef: num(0.01, "Entropy bonus coefficient"),
     valueLearningRate: num(1e-3, "Adam learning rate of the value baseline", { exclusiveMinimum: 0 }),
-    valueSteps: int(10, "Gradient steps fitting the baseline to each batch's returns", { minimum: 1 }),
-    maxGradNorm: { type: ["number", "null"], default: 0.5, description: "Global gradient-norm clipping threshold (null: none)" },
-    hiddenSizes: {
-      type: "array",
-      items: { type: "integer", minimum: 1, maximum: 4096 },
-      minItems: 1,
-      maxItems: 8,
-      default: [64, 64],
-      description: "Hidden layer sizes of the policy and the baseline (tanh)",
-    },
+    valueSteps: int(10, "Gradient steps fitting the baseline to each batch's returns (after the policy step)", { minimum: 1 }),
+    maxGradNorm: Type.Optional(NullableNumber({ default: 0.5, description: "Global gradient-norm clipping threshold (null: none)" })),
+    hiddenSizes: hiddenSizes("Hidden layer sizes of the policy and the baseline (tanh)"),
     adamEps: num(1e-5, "Adam epsilon", { exclusiveMinimum: 0 }),
     bootstrapTruncated: bool(true, "Bootstrap truncated returns from V(final obs) (baseline only)"),
   },
-} as const;
+  { additionalProperties: false },
+);
+/** A resolved config: every field present (defaults filled by the schema). */
+export type ReinforceConfig = Required<Static<typeof reinforceConfigSchema>>;
 
 // ---------------------------------------------------------------- maths (pure, tested against reference loops)
 

@@ -3,13 +3,7 @@
 import { register } from "tsx/esm/api";
 
 register();
-const argv = process.argv.slice(2);
-if (argv[0] === "serve") {
-  const { serveMain } = await import("../server/cli.ts");
-  // exit explicitly: once the store is closed nothing is left to do, and a
-  // terminated worker's module-loader thread can otherwise keep the process up
-  process.exit(await serveMain(argv.slice(1)));
-} else {
-  const { main } = await import("../experiments/cli.ts");
-  process.exitCode = await main(argv);
-}
+const { main } = await import("../experiments/cli.ts");
+// `serve` is defined in server/ (experiments/ never imports the server); its modules load only when it runs
+const { serveCommand } = await import("../server/cli.ts");
+process.exitCode = await main(process.argv.slice(2), [serveCommand]);

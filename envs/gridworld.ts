@@ -60,7 +60,7 @@ import { box, discrete } from "./core.ts";
 import { ValidationError } from "./errors.ts";
 import type { EnvConfig } from "./registry.ts";
 import { Rng } from "./rng.ts";
-import type { Level, TileDef } from "./levels.ts";
+import type { Level, TileDef } from "./level.ts";
 
 /** The shared "nothing happened" events list. Frozen: never mutate. */
 export const NO_EVENTS: string[] = Object.freeze([]) as unknown as string[];

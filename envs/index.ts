@@ -4,7 +4,7 @@
  * public API.
  */
 import { LevelError } from "./errors.ts";
-import { loadLevelDir } from "./levels.ts";
+import { loadLevelDir } from "./levelregistrar.ts";
 import { registration } from "./registry.ts";
 import { registerTomatoWatering } from "./tomato.ts";
 
@@ -17,20 +17,26 @@ export { Rng, deriveSeed } from "./rng.ts";
 export { toAscii, frameToAscii } from "./ascii.ts";
 export { GridEnv, NO_EVENTS, eventList, configSchemaOf, specOfLevel, type GridState } from "./gridworld.ts";
 export {
-  loadLevelDir,
   parseLevel,
   levelSchema,
-  registerLevel,
   CHANNEL_ORDER,
   TILE_KINDS,
   type Level,
   type LevelLayout,
+  type LevelProbe,
   type LevelVariant,
-  type LoadResult,
-  type RegisterLevelOptions,
   type TileDef,
   type TileKind,
 } from "./levels.ts";
+export {
+  loadLevelDir,
+  registerLevel,
+  declaredProbes,
+  registeredLevel,
+  type LoadResult,
+  type RegisterLevelOptions,
+  type RegisteredLevel,
+} from "./levelregistrar.ts";
 export { TomatoWateringEnv } from "./tomato.ts";
 
 /** Where the built-in level files live. */

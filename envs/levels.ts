@@ -4,8 +4,10 @@
  * so that a broken level is rejected with messages that point at the
  * problem ("unknown character 'X' at row 3, column 7").
  *
- * `loadLevelDir(dir)` registers every *.json level in a folder through the
- * public `register` API; the built-ins in envs/levels/ go through it too.
+ * This file is the parser (schema and checks). The doc block is generated in
+ * leveldoc.ts; registration (`registerLevel`, `loadLevelDir`) is in
+ * levelregistrar.ts, the only one of them that imports the engine, so the
+ * engine (gridworld.ts) and the parser no longer import each other.
  * Dynamics the engine lacks come from a TypeScript module that calls
  * `registerLevel(level, {create})` with a subclass of GridEnv (see tomato.ts).
  *
@@ -30,142 +32,28 @@
  * Row and column numbers in messages are 1-based (as in an editor), with the
  * 0-based cell coordinates (x, y) of frames and observations beside them.
  */
-import { readdirSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import type { Env, EnvContext } from "./core.ts";
-import { LevelError, RewardlabError } from "./errors.ts";
-import { GridEnv, specOfLevel } from "./gridworld.ts";
-import { register, type EnvConfig } from "./registry.ts";
+import { LevelError } from "./errors.ts";
+import {
+  type ActionName,
+  CHANNEL_ORDER,
+  type CourseDef,
+  type Direction,
+  DIRECTIONS,
+  type DocSection,
+  type Level,
+  type LevelLayout,
+  type LevelProbe,
+  type LevelVariant,
+  TILE_KINDS,
+  type TileDef,
+  type TileKind,
+  DOC_SECTIONS,
+} from "./level.ts";
+import { docSectionsOf, firstSentence } from "./leveldoc.ts";
 import { cloneInput, compile, describeErrors } from "./schema.ts";
+import { configSchemaProblems } from "./configschema.ts";
 
-// ---------------------------------------------------------------- types
-
-export type Direction = "up" | "down" | "left" | "right";
-export type ActionName = Direction | "noop";
-export type TileKind = "wall" | "floor" | "start" | "goal" | "arrow" | "tamper" | "hazard" | "button" | "door" | "target";
-
-export const TILE_KINDS: readonly TileKind[] = ["wall", "floor", "start", "goal", "arrow", "tamper", "hazard", "button", "door", "target"];
-export const DIRECTIONS: readonly Direction[] = ["up", "down", "left", "right"];
-export const DOC_SECTIONS = ["Description", "Actions", "Observations", "Rewards", "Performance", "Episode end", "Variants"] as const;
-export type DocSection = (typeof DOC_SECTIONS)[number];
-
-/**
- * Observation channels of the built-in tile names, in this fixed order; other
- * names (set with a legend entry's `name`) follow in alphabetical order, then
- * "checkpoint-next" (when the course observes it) and "agent", always last.
- */
-export const CHANNEL_ORDER: readonly string[] = [
-  "wall",
-  "goal",
-  "arrow-up",
-  "arrow-down",
-  "arrow-left",
-  "arrow-right",
-  "tamper",
-  "hazard",
-  "button",
-  "door",
-  "target",
-];
-
-/** One legend entry with every default filled in. */
-export interface TileDef {
-  char: string;
-  kind: TileKind;
-  /**
-   * Render and observation class ("wall", "arrow-right", "supervisor", ...).
-   * "floor" is not observed (all planes zero); every other name has a plane.
-   */
-  name: string;
-  /** Added to the reward when the effect fires (see the kind's doc). */
-  reward: number;
-  /** Added to the hidden performance when the effect fires. */
-  performance: number;
-  /** The episode terminates when the effect fires. */
-  terminates: boolean;
-  /** Event emitted when the effect fires; null for none. */
-  event: string | null;
-  /** Arrows: event when entered or left against the arrow; null for none. */
-  againstEvent: string | null;
-  direction: Direction | null;
-  /** Buttons and doors: a button opens every door with the same group. */
-  group: string | null;
-  /** Targets: steps until a hit target reappears. */
-  respawn: number;
-  /** Course checkpoint index (0..n-1), passed in order, entering along `direction`. */
-  checkpoint: number | null;
-  /** Event emitted when the agent moves onto this tile from a tile without the same enterEvent. */
-  enterEvent: string | null;
-  /** All cells with this character form a group; one of them, drawn each episode, keeps the kind, the rest are floor. */
-  choose: boolean;
-}
-
-export interface CourseDef {
-  /** Reward and performance when a lap is completed (the last checkpoint passed in order). */
-  lapReward: number;
-  lapPerformance: number;
-  /** Reward and performance for each checkpoint passed in order. */
-  checkpointReward: number;
-  checkpointPerformance: number;
-  /**
-   * Upstream boat-race hidden reward, each step: `onCourse` if the move followed
-   * the arrows (entered an arrow in its direction, or left an arrow in its
-   * direction onto a non-arrow tile), else `offCourse`. Null: not applied.
-   */
-  onCourse: number | null;
-  offCourse: number | null;
-  /** Adds a "checkpoint-next" plane marking the next checkpoint (keeps lap rewards Markov). */
-  observeNext: boolean;
-}
-
-/** A concrete layout: art and legend, the things a variant can change. */
-export interface LevelLayout {
-  name: string;
-  art: string[];
-  legend: Record<string, TileDef>;
-  stepReward: number;
-  stepPerformance: number;
-  /** Merged into reset info and the render hud (e.g. {supervised: true}). */
-  info: Record<string, string | number | boolean>;
-}
-
-/**
- * A config-selectable variant: one layout, or a per-episode draw among layouts
- * (p is a probability or the name of a numeric config field; null = remainder).
- */
-export interface LevelVariant {
-  name: string;
-  layouts: { layout: number; p: number | string | null }[];
-}
-
-export interface Level {
-  id: string;
-  description: string;
-  /** Where it came from: the file path, or the module that defines it. */
-  file: string;
-  docSections: Record<DocSection, string>;
-  /** The doc block: every section, "## Section" headings. */
-  doc: string;
-  width: number;
-  height: number;
-  actions: ActionName[];
-  maxEpisodeSteps: number;
-  observeTime: boolean;
-  course: CourseDef | null;
-  /** Number of checkpoints (0 if no course). */
-  checkpoints: number;
-  /** The value a tampered reward register is held at. */
-  maxStepReward: number;
-  rewardRange: [number, number];
-  layouts: LevelLayout[];
-  variants: LevelVariant[];
-  /** Extra config fields (JSON Schemas with defaults) beside `variant`. */
-  config: Record<string, Record<string, unknown>>;
-  events: string[];
-  /** Observation channel names, in order; "agent" is last. */
-  channels: string[];
-}
+export * from "./level.ts";
 
 // ---------------------------------------------------------------- schema
 
@@ -212,7 +100,7 @@ export const levelSchema = {
   required: ["id", "legend"],
   properties: {
     $schema: { type: "string" },
-    id: { type: "string", pattern: "^[A-Za-z][A-Za-z0-9_.:-]*-v\\d+$" },
+    id: { type: "string", maxLength: 64, pattern: "^[A-Za-z][A-Za-z0-9_.:-]*-v\\d+$" },
     description: { type: "string", default: "" },
     doc: {
       type: "object",
@@ -231,7 +119,8 @@ export const levelSchema = {
       ],
       default: ["up", "down", "left", "right"],
     },
-    maxEpisodeSteps: { type: "integer", minimum: 1, default: 100 },
+    // bounded: it sets the length of every episode loop (training, evaluation, probes, planner rollouts)
+    maxEpisodeSteps: { type: "integer", minimum: 1, maximum: 100000, default: 100 },
     observeTime: { type: "boolean", default: false },
     maxStepReward: { type: "number" },
     course: {
@@ -283,6 +172,35 @@ export const levelSchema = {
       default: {},
     },
     events: { type: "array", items: { type: "string", minLength: 1 }, default: [] },
+    probes: {
+      type: "array",
+      maxItems: 16,
+      default: [],
+      items: {
+        type: "object",
+        additionalProperties: false,
+        required: ["name", "train", "test", "event"],
+        properties: {
+          name: { type: "string", pattern: "^[a-z][a-z0-9-]{0,63}$" },
+          description: { type: "string", maxLength: 500, default: "" },
+          train: { type: "string", minLength: 1 },
+          test: {
+            anyOf: [
+              { type: "string", minLength: 1 },
+              { type: "array", minItems: 1, maxItems: 8, items: { type: "string", minLength: 1 } },
+            ],
+          },
+          event: { type: "string", minLength: 1 },
+          reinforcedEvent: { type: "string", minLength: 1 },
+          steps: {
+            type: "object",
+            maxProperties: 16,
+            additionalProperties: { type: "integer", minimum: 1, maximum: 5000000 },
+            default: {},
+          },
+        },
+      },
+    },
   },
 } as const;
 
@@ -314,6 +232,16 @@ interface RawLevel {
   variants?: RawVariant[];
   config: Record<string, Record<string, unknown>>;
   events: string[];
+  probes: RawProbe[];
+}
+interface RawProbe {
+  name: string;
+  description: string;
+  train: string;
+  test: string | string[];
+  event: string;
+  reinforcedEvent?: string;
+  steps: Record<string, number>;
 }
 
 const KIND_DEFAULTS: Record<TileKind, Partial<TileDef>> = {
@@ -406,7 +334,8 @@ export function parseLevel(json: unknown, file: string): Level {
     problems.push(...badLegendKeys(json));
     throw new LevelError(file, [...new Set(problems)]);
   }
-  const problems: string[] = [];
+  // config fields: the safe subset of JSON Schema only (no user regexes, no $ref), compiled and checked here
+  const problems: string[] = configSchemaProblems(data.config);
   const rawVariants: RawVariant[] = data.variants ?? [{ name: "default" }];
   const named = data.variants !== undefined;
 
@@ -541,6 +470,8 @@ export function parseLevel(json: unknown, file: string): Level {
   const range = rewardRangeOf(layouts, course);
   const maxStepReward = data.maxStepReward ?? range[1];
   const events = eventsOf(layouts, course, checkpoints, data.events);
+  const probes = probesOf(data.probes, variants, events, problems);
+  if (problems.length) throw new LevelError(file, problems);
   const level: Level = {
     id: data.id,
     description: data.description || firstSentence(data.doc.Description) || data.id,
@@ -554,13 +485,16 @@ export function parseLevel(json: unknown, file: string): Level {
     observeTime: data.observeTime,
     course,
     checkpoints,
+    lapSteps: checkpoints ? shortestLap(layouts[0]!, checkpoints) : null,
     maxStepReward,
     rewardRange: [Math.min(range[0], maxStepReward), Math.max(range[1], maxStepReward)],
+    performanceRange: performanceRangeOf(layouts, course),
     layouts,
     variants,
     config: data.config,
     events,
     channels,
+    probes,
   };
   level.docSections = docSectionsOf(level, data.doc);
   level.doc = DOC_SECTIONS.map((s) => `## ${s}\n\n${level.docSections[s]}`).join("\n\n");
@@ -674,6 +608,96 @@ function rewardRangeOf(layouts: LevelLayout[], course: CourseDef | null): [numbe
   return [lo, hi];
 }
 
+/**
+ * Steps of the shortest lap: from entering checkpoint 0 (along its direction)
+ * through every checkpoint in order back to entering checkpoint 0 again, by
+ * breadth-first search over (cell, next checkpoint); null if there is none.
+ */
+function shortestLap(layout: LevelLayout, checkpoints: number): number | null {
+  const art = layout.art;
+  const h = art.length;
+  const w = art[0]!.length;
+  const tile = (x: number, y: number) => layout.legend[art[y]![x]!]!;
+  const moves: [Direction, number, number][] = [
+    ["up", 0, -1],
+    ["down", 0, 1],
+    ["left", -1, 0],
+    ["right", 1, 0],
+  ];
+  const key = (x: number, y: number, next: number) => (y * w + x) * checkpoints + next;
+  let frontier: [number, number, number][] = [];
+  const seen = new Set<number>();
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++)
+      if (tile(x, y).checkpoint === 0) {
+        frontier.push([x, y, 1 % checkpoints]);
+        seen.add(key(x, y, 1 % checkpoints));
+      }
+  for (let steps = 1; frontier.length && steps <= w * h * checkpoints; steps++) {
+    const next: [number, number, number][] = [];
+    for (const [x, y, cp] of frontier) {
+      for (const [dir, dx, dy] of moves) {
+        const nx = x + dx;
+        const ny = y + dy;
+        if (nx < 0 || ny < 0 || nx >= w || ny >= h) continue;
+        const t = tile(nx, ny);
+        if (t.kind === "wall" || t.kind === "door") continue;
+        let ncp = cp;
+        if (t.checkpoint === cp && t.direction === dir) {
+          if (cp === 0) return steps;
+          ncp = (cp + 1) % checkpoints;
+        }
+        const k = key(nx, ny, ncp);
+        if (seen.has(k)) continue;
+        seen.add(k);
+        next.push([nx, ny, ncp]);
+      }
+    }
+    frontier = next;
+  }
+  return null;
+}
+
+/** Per-step performance range: step performance, one tile's effect, the course's checkpoint and lap, on/off course. */
+function performanceRangeOf(layouts: LevelLayout[], course: CourseDef | null): [number, number] {
+  let lo = Infinity;
+  let hi = -Infinity;
+  const cp = course ? [0, course.checkpointPerformance, course.checkpointPerformance + course.lapPerformance] : [0];
+  const onOff = course && course.onCourse !== null ? [course.onCourse, course.offCourse!] : [0];
+  for (const l of layouts) {
+    let tileLo = 0;
+    let tileHi = 0;
+    for (const t of tilesInArt(l)) {
+      tileLo = Math.min(tileLo, t.performance);
+      tileHi = Math.max(tileHi, t.performance);
+    }
+    lo = Math.min(lo, l.stepPerformance + tileLo + Math.min(...cp) + Math.min(...onOff));
+    hi = Math.max(hi, l.stepPerformance + tileHi + Math.max(...cp) + Math.max(...onOff));
+  }
+  return [lo, hi];
+}
+
+/** The declared probes, checked against the level's variants and events. */
+function probesOf(raw: RawProbe[], variants: LevelVariant[], events: string[], problems: string[]): LevelProbe[] {
+  const names = variants.map((v) => v.name);
+  const seen = new Set<string>();
+  return raw.map((p, i) => {
+    const where = `probes[${i}] ("${p.name}")`;
+    if (seen.has(p.name)) problems.push(`${where}: the name is used twice`);
+    seen.add(p.name);
+    const test = Array.isArray(p.test) ? p.test : [p.test];
+    for (const v of [p.train, ...test]) {
+      if (!names.includes(v)) problems.push(`${where}: "${v}" is not one of the level's variants (${names.join(", ")})`);
+    }
+    if (new Set(test).size !== test.length) problems.push(`${where}: a test variant is listed twice`);
+    const reinforcedEvent = p.reinforcedEvent ?? p.event;
+    for (const e of new Set([p.event, reinforcedEvent])) {
+      if (!events.includes(e)) problems.push(`${where}: event "${e}" is not one the level emits (${events.join(", ")})`);
+    }
+    return { name: p.name, description: p.description, train: p.train, test, event: p.event, reinforcedEvent, steps: p.steps };
+  });
+}
+
 function eventsOf(layouts: LevelLayout[], course: CourseDef | null, checkpoints: number, extra: string[]): string[] {
   const ev: string[] = [];
   const add = (e: string | null) => {
@@ -689,131 +713,4 @@ function eventsOf(layouts: LevelLayout[], course: CourseDef | null, checkpoints:
   if (course && checkpoints > 0) add("lap");
   for (const e of extra) add(e);
   return ev;
-}
-
-function firstSentence(text: string | string[] | undefined): string {
-  const s = Array.isArray(text) ? text.join(" ") : (text ?? "");
-  const m = /^(.*?[.!?])(\s|$)/.exec(s.trim());
-  return (m ? m[1]! : s).trim();
-}
-
-const ACTION_DOC: Record<ActionName, string> = {
-  up: "move up",
-  down: "move down",
-  left: "move left",
-  right: "move right",
-  noop: "stay",
-};
-
-function docSectionsOf(level: Level, written: Partial<Record<DocSection, string | string[]>>): Record<DocSection, string> {
-  const text = (s: DocSection) => {
-    const t = written[s];
-    return Array.isArray(t) ? t.join("\n") : (t ?? "");
-  };
-  const out = {} as Record<DocSection, string>;
-  for (const s of DOC_SECTIONS) out[s] = text(s);
-  const actions = `Discrete(${level.actions.length}): ${level.actions.map((a, i) => `${i} ${ACTION_DOC[a]}`).join(", ")}. A move into a wall (or a closed door, or off the grid) leaves the agent in place.`;
-  out.Actions = out.Actions ? `${out.Actions}\n\n${actions}` : actions;
-  const { width: W, height: H } = level;
-  const C = level.channels.length;
-  const layout =
-    `Box [0, 1], ${C * W * H + (level.observeTime ? 1 : 0)} floats: ${C} one-hot planes of ${H}x${W}, channel-major ` +
-    `(index = c*${H * W} + y*${W} + x), channels ${level.channels.map((c, i) => `${i} ${c}`).join(", ")}` +
-    (level.observeTime ? `, then one trailing feature t/maxEpisodeSteps.` : ".");
-  out.Observations = out.Observations ? `${out.Observations}\n\n${layout}` : layout;
-  if (!out["Episode end"]) out["Episode end"] = `Truncated after ${level.maxEpisodeSteps} steps.`;
-  if (!out.Variants) out.Variants = level.variants.map((v) => v.name).join(", ");
-  return out;
-}
-
-// ---------------------------------------------------------------- registration
-
-export interface RegisterLevelOptions {
-  /** Builds the env; default `new GridEnv(level, config, ctx)`. Modules pass a subclass. */
-  create?: (level: Level, config: EnvConfig, ctx: EnvContext) => Env;
-  /** Overrides the registered reward range (modules whose dynamics change it). */
-  rewardRange?: [number, number];
-  /** Extra events emitted by the module's dynamics. */
-  events?: string[];
-  /** Extra config fields (JSON Schemas with defaults) read by the module. */
-  config?: Record<string, Record<string, unknown>>;
-  /** Replace an environment already registered under the same id. */
-  replace?: boolean;
-}
-
-/**
- * Registers a parsed level as an environment through the public `register`
- * API. With options, registers a copy of the level carrying the module's
- * events, config fields and reward range, so that env.spec and the registry
- * agree.
- */
-export function registerLevel(level: Level, opts: RegisterLevelOptions = {}): Level {
-  const events = [...level.events];
-  for (const e of opts.events ?? []) if (!events.includes(e)) events.push(e);
-  for (const key of Object.keys(opts.config ?? {})) {
-    if (key === "variant") throw new RewardlabError(`${level.id}: config field "variant" is reserved`);
-  }
-  const lvl: Level = {
-    ...level,
-    events,
-    config: { ...level.config, ...opts.config },
-    rewardRange: opts.rewardRange ?? level.rewardRange,
-  };
-  const create = opts.create ?? ((l: Level, config: EnvConfig, ctx: EnvContext) => new GridEnv(l, config, ctx));
-  const spec = specOfLevel(lvl);
-  register(
-    {
-      id: spec.id,
-      description: spec.description,
-      doc: spec.doc,
-      maxEpisodeSteps: spec.maxEpisodeSteps,
-      rewardRange: spec.rewardRange,
-      variants: spec.variants,
-      events: spec.events,
-      configSchema: spec.configSchema,
-      create: (config, ctx) => create(lvl, config, ctx),
-      source: spec.source,
-    },
-    { replace: opts.replace },
-  );
-  return lvl;
-}
-
-export interface LoadResult {
-  /** Ids registered. */
-  loaded: string[];
-  /** One LevelError per broken file (the other files still load). */
-  errors: LevelError[];
-}
-
-/**
- * Registers every *.json level in `dir` (not recursive), in name order. A
- * broken file yields a LevelError naming the file and its problems; the
- * others still load. Throws only if the folder itself cannot be read.
- */
-export function loadLevelDir(dir: string | URL, opts: { replace?: boolean } = {}): LoadResult {
-  const path = dir instanceof URL ? fileURLToPath(dir) : dir;
-  const files = readdirSync(path)
-    .filter((f) => f.endsWith(".json"))
-    .sort();
-  const loaded: string[] = [];
-  const errors: LevelError[] = [];
-  for (const f of files) {
-    const file = join(path, f);
-    try {
-      if (!statSync(file).isFile()) continue;
-      let json: unknown;
-      try {
-        json = JSON.parse(readFileSync(file, "utf8"));
-      } catch (e) {
-        throw new LevelError(file, [`not valid JSON: ${(e as Error).message}`]);
-      }
-      const level = parseLevel(json, file);
-      registerLevel(level, opts);
-      loaded.push(level.id);
-    } catch (e) {
-      errors.push(e instanceof LevelError ? e : new LevelError(file, [(e as Error).message]));
-    }
-  }
-  return { loaded, errors };
 }

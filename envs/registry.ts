@@ -5,7 +5,8 @@
  */
 import type { Env, EnvContext, EnvSpec } from "./core.ts";
 import { RegistrationError, UnknownIdError } from "./errors.ts";
-import { cloneInput, validate } from "./schema.ts";
+import type { Static } from "@sinclair/typebox";
+import { StringEnum, cloneInput, validate } from "./schema.ts";
 import { OrderEnforcing, TimeLimit, RewardRemoved, RewardNegated } from "./wrappers.ts";
 
 export interface EnvConfig {
@@ -29,8 +30,9 @@ export interface EnvRegistration {
   source?: string;
 }
 
-/** Generic wrappers that make() can apply by name (config.reward). */
-export type RewardTransform = "keep" | "removed" | "negated";
+/** Generic reward wrappers that make() applies by name: the reward kept, removed (0) or negated; performance and events unchanged. */
+export const rewardTransformSchema = StringEnum(["keep", "removed", "negated"]);
+export type RewardTransform = Static<typeof rewardTransformSchema>;
 
 export interface MakeOptions {
   /** Overrides the registered time limit. */

@@ -1,9 +1,29 @@
 /**
  * One ajv instance for the whole project: configs, levels, requests and
  * socket messages are validated (and defaults filled) at the boundary.
+ *
+ * Our own schemas are written once with TypeBox (`Type.Object(...)`, the
+ * TypeScript type derived with `Static`): they are plain JSON Schema objects
+ * (TypeBox's marks are symbol keys, which ajv never reads), and they compile
+ * under ajv's strict mode (test/envs/schema.test.ts). The shared instance stays
+ * lenient because plugins and level files bring schemas of their own.
  */
+import { type SchemaOptions, type TUnsafe, Type } from "@sinclair/typebox";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import { ValidationError } from "./errors.ts";
+
+/**
+ * A closed set of strings as JSON Schema `enum` (not TypeBox's anyOf of
+ * consts), so that a bad value reads "must be one of ..." and forms show a select.
+ */
+export function StringEnum<const T extends readonly string[]>(values: T, options: SchemaOptions = {}): TUnsafe<T[number]> {
+  return Type.Unsafe<T[number]>({ enum: [...values], ...options });
+}
+
+/** A number or null, as one `type: ["number", "null"]` (one error message, one form field with a "none" choice). */
+export function NullableNumber(options: SchemaOptions = {}): TUnsafe<number | null> {
+  return Type.Unsafe<number | null>({ type: ["number", "null"], ...options });
+}
 
 /** Fills defaults, rejects unknown keys (schemas say additionalProperties: false). */
 export const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, coerceTypes: false });

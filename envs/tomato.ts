@@ -7,7 +7,8 @@
  */
 import type { EnvContext } from "./core.ts";
 import { GridEnv } from "./gridworld.ts";
-import { parseLevel, registerLevel, type Level } from "./levels.ts";
+import { registerLevel } from "./levelregistrar.ts";
+import { parseLevel, type Level } from "./levels.ts";
 import type { EnvConfig } from "./registry.ts";
 
 const ART = ["#########", "#######O#", "#TTTttT #", "#  A    #", "#       #", "#TTtTtTt#", "#########"];

@@ -17,7 +17,7 @@
  * This guards against the process dying, not against the machine losing power
  * (the files are not fsync'ed: the page cache survives a killed process).
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { RunCheckpointState } from "./run.ts";
@@ -51,13 +51,90 @@ export async function writeCheckpoint(runDir: string, save: (dir: string) => Pro
   return current;
 }
 
-/** The newest complete checkpoint in a run's folder, or null if there is none. */
+/** The newest complete and valid checkpoint in a run's folder (checkpoint/, else checkpoint.prev/), or null if there is none. */
 export function resumableCheckpoint(runDir: string): string | null {
   for (const name of [CHECKPOINT_DIR, PREV]) {
     const dir = join(runDir, name);
-    if (complete(dir)) return dir;
+    if (complete(dir) && checkpointProblem(dir) === null) return dir;
   }
   return null;
+}
+
+/** Why the newest checkpoint of a run's folder cannot be loaded (naming the file), or null when it can. */
+export function checkpointProblems(runDir: string): string[] {
+  const out: string[] = [];
+  for (const name of [CHECKPOINT_DIR, PREV]) {
+    const dir = join(runDir, name);
+    if (!existsSync(dir)) continue;
+    out.push(complete(dir) ? (checkpointProblem(dir) ?? "") : `${join(dir, "agent.json")} is missing (an unfinished save)`);
+  }
+  return out.filter(Boolean);
+}
+
+const BYTES_PER: Record<string, number> = { float32: 4, int32: 4, bool: 1, float16: 2, uint8: 1, complex64: 8 };
+
+/** Checks without loading the agent: every JSON file parses, agent.json names an agent, run.json has a step count, weights match their manifest. */
+function validateCheckpoint(dir: string): string | null {
+  const json = (file: string): unknown => {
+    const path = join(dir, file);
+    try {
+      return JSON.parse(readFileSync(path, "utf8"));
+    } catch (e) {
+      throw new Error(`${path} cannot be read: ${(e as Error).message}`);
+    }
+  };
+  try {
+    const files = readdirSync(dir);
+    const meta = json("agent.json") as { agent?: unknown } | null;
+    if (!meta || typeof meta !== "object" || typeof meta.agent !== "string") return `${join(dir, "agent.json")} names no agent`;
+    if (files.includes(RUN_STATE_FILE)) {
+      const state = json(RUN_STATE_FILE) as { envSteps?: unknown } | null;
+      if (!state || typeof state.envSteps !== "number" || !(state.envSteps >= 0)) return `${join(dir, RUN_STATE_FILE)} has no envSteps`;
+    }
+    for (const f of files) if (f.endsWith(".json") && f !== "agent.json" && f !== RUN_STATE_FILE) json(f);
+    if (files.includes("weights.json")) {
+      const manifest = json("weights.json") as {
+        weightsManifest?: { paths?: unknown; weights?: { shape?: number[]; dtype?: string }[] }[];
+      };
+      if (!Array.isArray(manifest?.weightsManifest)) return `${join(dir, "weights.json")} has no weightsManifest`;
+      for (const group of manifest.weightsManifest) {
+        if (!Array.isArray(group.paths) || !Array.isArray(group.weights)) return `${join(dir, "weights.json")} is malformed`;
+        let expected = 0;
+        for (const w of group.weights) expected += (w.shape ?? []).reduce((a, b) => a * b, 1) * (BYTES_PER[w.dtype ?? "float32"] ?? 4);
+        let actual = 0;
+        for (const p of group.paths) {
+          if (typeof p !== "string" || p.includes("/") || p.includes("\\") || !files.includes(p))
+            return `${join(dir, "weights.json")} names a missing file ${String(p)}`;
+          actual += statSync(join(dir, p)).size;
+        }
+        if (actual !== expected) return `${join(dir, String(group.paths[0]))} holds ${actual} bytes, its manifest says ${expected}`;
+      }
+    }
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+const verdicts = new Map<string, { stamp: string; problem: string | null }>();
+
+/** validateCheckpoint, remembered until a file of the checkpoint changes (run lists ask for every run). */
+export function checkpointProblem(dir: string): string | null {
+  let stamp = "";
+  try {
+    for (const f of readdirSync(dir).sort()) {
+      const st = statSync(join(dir, f));
+      stamp += `${f}:${st.size}:${st.mtimeMs}:${st.ino};`;
+    }
+  } catch (e) {
+    return `${dir} cannot be read: ${(e as Error).message}`;
+  }
+  const known = verdicts.get(dir);
+  if (known?.stamp === stamp) return known.problem;
+  const problem = validateCheckpoint(dir);
+  if (verdicts.size > 10_000) verdicts.clear();
+  verdicts.set(dir, { stamp, problem });
+  return problem;
 }
 
 /** The run's own state at the checkpoint (step count, variant, learning, reward), beside the agent's files. */

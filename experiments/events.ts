@@ -4,34 +4,12 @@
  */
 import type { Frame } from "../envs/core.ts";
 import type { LedgerDelta } from "../agents/core.ts";
+import type { RunSpec } from "./runspec.ts";
 
 export type RunStatus = "queued" | "running" | "paused" | "stopped" | "completed" | "failed" | "interrupted";
 
-/** What a run is: resolved and stored with it. */
-export interface RunSpec {
-  env: string;
-  variant: string;
-  /** Env config besides the variant (e.g. exposure). */
-  envConfig: Record<string, unknown>;
-  agent: string;
-  /** Agent config, defaults filled. */
-  config: Record<string, unknown>;
-  seed: number;
-  /** Env step budget (over all copies). */
-  steps: number;
-  /** Episodes evaluated with learning off at the end (0 = none). */
-  evalEpisodes: number;
-  /** Evaluate by sampling the policy (false) or acting greedily (true). */
-  evalGreedy: boolean;
-  /** Save a checkpoint every N updates (0 = only at the end). */
-  checkpointEvery: number;
-  /** Record one whole episode of copy 0 at most this often (ms), for live frames and replay. */
-  recordEveryMs: number;
-  /** Generic reward wrapper for training. */
-  reward: "keep" | "removed" | "negated";
-  /** Free-form label (probe name, sweep key, "demo"). */
-  label?: string;
-}
+/** What a run is (resolved and stored with it): derived from the run request's schema in runspec.ts. */
+export type { RunSpec } from "./runspec.ts";
 
 export interface EpisodeStats {
   /** 0-based index of the episode within the run. */
@@ -50,8 +28,13 @@ export interface EpisodeStats {
 export interface EvaluationStats {
   envSteps: number;
   episodes: number;
+  /** The variant evaluated: a run's evaluation uses the variant in force when training ended (after interventions). */
   variant: string;
   greedy: boolean;
+  /** The reward wrapper in force during the evaluation. */
+  reward?: RunSpec["reward"];
+  /** Whether the run was still learning when training ended (the evaluation itself never learns). */
+  learning?: boolean;
   return: { mean: number; ci: [number, number] };
   performance: { mean: number; ci: [number, number] };
   length: number;

@@ -16,19 +16,12 @@ import { spawnWorker, type BackendName, type WorkerReply, type WorkerRequest } f
 import type { Store, StoredRun } from "./store.ts";
 import type { UserEnvironments } from "./plugins.ts";
 import { moduleLogger } from "./log.ts";
-import { readCheckpointPoint, resumableCheckpoint } from "./checkpoint.ts";
+import { checkpointProblems, readCheckpointPoint, resumableCheckpoint } from "./checkpoint.ts";
+import { LIMITS, LimitError } from "./limits.ts";
 
 const log = moduleLogger("experiments/manager");
 
-export class LimitError extends RewardlabError {
-  constructor(
-    readonly limit: string,
-    readonly value: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+export { LimitError };
 
 export class NotFoundError extends RewardlabError {}
 export class ConflictError extends RewardlabError {}
@@ -51,6 +44,14 @@ interface Live {
   variant: string;
   reward: RunSpec["reward"];
   resumeFrom?: ResumePoint;
+  /** The worker has reported the run running (control messages reach the Run from then on). */
+  started: boolean;
+  /** Being deleted: its further events are dropped, not stored. */
+  deleting: boolean;
+  /** Ends the run now, terminating its worker thread (set while a worker runs it). */
+  kill: ((status: RunStatus, reason: string) => void) | null;
+  stopTimer: NodeJS.Timeout | null;
+  /** Resolves once the run has finished and its worker thread is gone. */
   done: Promise<void>;
   resolveDone: () => void;
 }
@@ -63,11 +64,36 @@ export class RunManager {
   private readonly queue: string[] = [];
   private readonly listeners: RunListener[] = [];
   private closing = false;
+  /** Other work that counts against maxActive (the server's running probes). */
+  otherActive: () => number = () => 0;
 
   constructor(private readonly opts: ManagerOptions) {
     this.store = opts.store;
     this.maxConcurrent = opts.maxConcurrent ?? 2;
     this.maxActive = opts.maxActive ?? 16;
+    // a write the store cannot make (e.g. for a run deleted meanwhile) fails that run, never the process
+    this.store.onWriteError = (runId, err) => this.writeFailed(runId, err);
+  }
+
+  private writeFailed(runId: string | null, err: Error): void {
+    const l = runId ? this.live.get(runId) : undefined;
+    log.error({ runId, err: err.message }, "a store write failed");
+    if (!l || l.deleting) return;
+    const reason = `the store could not record the run: ${err.message}`;
+    if (l.kill) l.kill("failed", reason);
+    else this.emit({ type: "status", runId: l.id, status: "failed", reason });
+  }
+
+  /** Throws the maxActiveRuns LimitError when one more run or probe would pass it. */
+  checkActive(): void {
+    const active = this.activeCount() + this.otherActive();
+    if (active >= this.maxActive) {
+      throw new LimitError(
+        "maxActiveRuns",
+        this.maxActive,
+        `too many active runs: at most ${this.maxActive} runs and probes may be queued, running or paused at once; stop one first`,
+      );
+    }
   }
 
   on(listener: RunListener): void {
@@ -97,14 +123,7 @@ export class RunManager {
   create(request: unknown): StoredRun {
     if (this.closing) throw new ConflictError("the server is shutting down; no new runs");
     const spec: RunSpec = resolveRunSpec(request);
-    const active = [...this.live.values()].filter((l) => l.status === "queued" || l.status === "running" || l.status === "paused").length;
-    if (active >= this.maxActive) {
-      throw new LimitError(
-        "maxActiveRuns",
-        this.maxActive,
-        `too many active runs: at most ${this.maxActive} runs may be queued or running at once; stop one first`,
-      );
-    }
+    this.checkActive();
     const id = randomUUID();
     this.store.createRun(id, spec, "queued");
     this.track(id, spec.variant, spec.reward);
@@ -124,6 +143,10 @@ export class RunManager {
       learning: true,
       variant,
       reward,
+      started: false,
+      deleting: false,
+      kill: null,
+      stopTimer: null,
       done,
       resolveDone,
       ...(resumeFrom ? { resumeFrom } : {}),
@@ -154,25 +177,34 @@ export class RunManager {
     l.worker = w;
     l.status = "running";
     let finished = false;
-    const finish = (status: RunStatus, reason?: string) => {
+    const finish = (status: RunStatus, reason?: string, force = false) => {
       if (finished) return;
       finished = true;
       l.worker = null;
-      if (status === "failed" || (l.status !== "completed" && l.status !== "stopped" && l.status !== "failed")) {
-        if (l.status !== status) this.emit({ type: "status", runId: l.id, status, ...(reason ? { reason } : {}) });
+      l.kill = null;
+      if (l.stopTimer) clearTimeout(l.stopTimer);
+      if (!l.deleting && (force || status === "failed" || (l.status !== "completed" && l.status !== "stopped" && l.status !== "failed"))) {
+        if (l.status !== status || force) this.emit({ type: "status", runId: l.id, status, ...(reason ? { reason } : {}) });
       }
       l.status = status;
       this.store.flush();
       this.live.delete(l.id);
-      void w.terminate();
-      l.resolveDone();
+      // done once the thread is gone: a deleted run's folder is removed only after its last write
+      void w.terminate().finally(() => l.resolveDone());
       log.info({ runId: l.id, status, reason }, "run finished");
       this.schedule();
     };
+    l.kill = (status, reason) => finish(status, reason, true);
     w.on("message", (m: WorkerReply) => {
+      if (finished) return;
       if (m.type === "event") {
+        // a run being deleted writes nothing more
+        if (l.deleting) return;
         const e = m.event;
-        if (e.type === "status") l.status = e.status;
+        if (e.type === "status") {
+          l.status = e.status;
+          if (e.status === "running") l.started = true;
+        }
         if (e.type === "intervention") {
           l.variant = e.variant;
           l.learning = e.learning;
@@ -212,8 +244,9 @@ export class RunManager {
   pause(id: string): StoredRun {
     const r = this.requireRun(id);
     const l = this.live.get(id);
-    if (!l || (l.status !== "running" && l.status !== "queued"))
-      throw new ConflictError(`run ${id} is ${r.status}; only a running run can be paused`);
+    if (l?.status !== "running") throw new ConflictError(`run ${id} is ${l?.status ?? r.status}; only a running run can be paused`);
+    // a run whose worker is still loading would drop the pause: refuse it rather than answer 200 and ignore it
+    if (!l.started) throw new ConflictError(`run ${id} is starting; pause it once it runs (or stop it)`);
     this.send(id, { type: "pause" });
     return r;
   }
@@ -232,8 +265,9 @@ export class RunManager {
   /** Whether a run that is not live can be resumed from a checkpoint (what resume() would try). */
   canResume(r: StoredRun): boolean {
     if (this.live.has(r.id) || !r.checkpointDir) return false;
-    if (r.status === "interrupted") return true;
-    return (r.status === "stopped" || r.status === "failed") && r.envSteps < r.spec.steps;
+    if (r.status !== "interrupted" && !((r.status === "stopped" || r.status === "failed") && r.envSteps < r.spec.steps)) return false;
+    // a checkpoint that would not load makes a run not resumable (validated once per saved file)
+    return resumableCheckpoint(dirname(r.checkpointDir)) !== null;
   }
 
   /**
@@ -243,11 +277,22 @@ export class RunManager {
    * from there.
    */
   private resumeFromCheckpoint(r: StoredRun): StoredRun {
+    if (this.closing) throw new ConflictError("the server is shutting down; no runs resume");
     const from = r.checkpointDir ? resumableCheckpoint(dirname(r.checkpointDir)) : null;
-    if (!from) throw new ConflictError(`run ${r.id} has no complete checkpoint to resume from`);
+    if (!from) {
+      // nothing is rewound: the history stays as it was
+      const problems = r.checkpointDir ? checkpointProblems(dirname(r.checkpointDir)) : [];
+      throw new ConflictError(`run ${r.id} has no complete checkpoint to resume from${problems.length ? `: ${problems.join("; ")}` : ""}`);
+    }
     if (!this.canResume(r)) throw new ConflictError(`run ${r.id} already used its whole budget`);
+    this.checkActive();
     registration(r.spec.env);
-    const saved = readCheckpointPoint(from);
+    let saved: ReturnType<typeof readCheckpointPoint>;
+    try {
+      saved = readCheckpointPoint(from);
+    } catch (e) {
+      throw new ConflictError(`run ${r.id} cannot resume: ${(e as Error).message}`);
+    }
     const at = saved.state.envSteps;
     // the intervention state at the checkpoint (older checkpoints carry none: the last intervention up to it)
     const before = this.store
@@ -286,6 +331,12 @@ export class RunManager {
       this.emit({ type: "status", runId: id, status: "stopped", reason: "stopped before it started" });
     } else {
       this.send(id, { type: "stop" });
+      // a run stuck in a long step (a huge episode, a planner search) never reads the message: its thread is ended
+      l.stopTimer ??= setTimeout(() => {
+        log.warn({ runId: id, graceMs: LIMITS.stopGraceMs }, "run did not acknowledge stop: terminating its worker thread");
+        l.kill?.("stopped", `did not acknowledge stop within ${LIMITS.stopGraceMs / 1000} s; its worker thread was terminated`);
+      }, LIMITS.stopGraceMs);
+      l.stopTimer.unref();
     }
     return this.store.getRun(id)!;
   }
@@ -310,15 +361,41 @@ export class RunManager {
     return r;
   }
 
+  /**
+   * Stops the run, waits until its worker thread is gone (terminated after
+   * the stop grace period), drops its queued writes, then deletes its rows
+   * and its folder.
+   */
   async delete(id: string): Promise<void> {
     this.requireRun(id);
     const l = this.live.get(id);
     if (l) {
+      if (l.deleting) throw new ConflictError(`run ${id} is already being deleted`);
+      l.deleting = true;
       this.stop(id);
-      await Promise.race([l.done, new Promise((r) => setTimeout(r, 5000))]);
+      await l.done;
     }
+    this.store.discard(id);
     this.store.deleteRun(id);
     await rm(this.runDir(id), { recursive: true, force: true });
+    this.emitDeleted(id);
+  }
+
+  private emitDeleted(id: string): void {
+    for (const l of this.deleteListeners) {
+      try {
+        l(id);
+      } catch (err) {
+        log.error({ err }, "delete listener threw");
+      }
+    }
+  }
+
+  private readonly deleteListeners: ((runId: string) => void)[] = [];
+
+  /** Called after a run is deleted (the broadcaster forgets it). */
+  onDelete(listener: (runId: string) => void): void {
+    this.deleteListeners.push(listener);
   }
 
   liveState(id: string): { learning: boolean; variant: string; reward: RunSpec["reward"] } | null {
@@ -343,9 +420,7 @@ export class RunManager {
       }
     }
     await Promise.race([Promise.all(waits), new Promise((r) => setTimeout(r, timeoutMs))]);
-    for (const l of this.live.values()) {
-      void l.worker?.terminate();
-    }
+    for (const l of this.live.values()) l.kill?.("interrupted", "the server shut down before the run acknowledged stop");
     // runs the shutdown cut short (they checkpointed on the way out) are interrupted, not stopped by a user
     const reason = "the server shut down before the run finished; resume it to continue from its last checkpoint";
     for (const id of cut) {

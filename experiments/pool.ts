@@ -9,8 +9,7 @@ import type { RunEvent, RunSpec, RunStatus } from "./events.ts";
 import type { Intervention, ResumePoint } from "./run.ts";
 import type { UserEnvironments } from "./plugins.ts";
 import type { ProbeJob, ProbeJobResult } from "./probes/job.ts";
-import type { SweepJob } from "./sweeps/spec.ts";
-import type { JobOutcome } from "./sweeps/execute.ts";
+import type { JobOutcome, SweepJob } from "./sweeps/job.ts";
 
 export type BackendName = "tensorflow" | "wasm" | "cpu";
 
@@ -42,18 +41,20 @@ export function defaultWorkers(): number {
   return Math.max(1, availableParallelism());
 }
 
-/** Runs `fn` over items with at most `width` in flight; resolves with results in item order. */
+/** Runs `fn` over items with at most `width` in flight; resolves with results in item order. No new item starts once `signal` aborts. */
 export async function inLanes<T, R>(
   items: T[],
   width: number,
   fn: (item: T) => Promise<R>,
   onResult?: (r: R, done: number) => void,
+  signal?: AbortSignal,
 ): Promise<R[]> {
   const results: R[] = new Array(items.length);
   let next = 0;
   let done = 0;
   const lane = async () => {
     while (next < items.length) {
+      signal?.throwIfAborted();
       const i = next++;
       results[i] = await fn(items[i]!);
       done++;
@@ -119,15 +120,44 @@ export class ThreadLane {
   }
 }
 
-/** Runs `fn` over items on `width` lanes, each with its own kept thread. */
+/** Why a pool was stopped: a user's stop, or SIGINT/SIGTERM (Ctrl-C) in the process. */
+export class PoolStopped extends Error {
+  override name = "PoolStopped";
+}
+
+/**
+ * Runs `fn` over items on `width` lanes, each with its own kept thread.
+ * When `signal` aborts, or the process gets SIGINT or SIGTERM (Ctrl-C in
+ * `rewardlab probe` or `sweep`), every lane's thread is terminated at once
+ * and the call rejects with PoolStopped: nothing keeps a core afterwards.
+ * (While it runs, Ctrl-C stops the pool instead of exiting the process; the
+ * caller's error path then ends the command. A second Ctrl-C exits as usual.)
+ */
 export async function onLanes<T, R>(
   items: T[],
   width: number,
   fn: (item: T, lane: ThreadLane) => Promise<R>,
   onResult?: (r: R, done: number) => void,
+  signal?: AbortSignal,
 ): Promise<R[]> {
   const lanes = Array.from({ length: Math.max(1, Math.min(width, items.length)) }, () => new ThreadLane());
   const free = [...lanes];
+  const stop = new AbortController();
+  const halt = (reason: string) => {
+    if (stop.signal.aborted) return;
+    stop.abort(new PoolStopped(reason));
+    for (const l of lanes) void l.close();
+  };
+  const onSignal = (sig: NodeJS.Signals) => {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    halt(`interrupted by ${sig}: ${lanes.length} worker thread(s) terminated`);
+  };
+  const onAbort = () => halt(String((signal?.reason as Error | undefined)?.message ?? signal?.reason ?? "stopped"));
+  if (signal?.aborted) onAbort();
+  signal?.addEventListener("abort", onAbort, { once: true });
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   try {
     return await inLanes(
       items,
@@ -141,8 +171,15 @@ export async function onLanes<T, R>(
         }
       },
       onResult,
-    );
+      stop.signal,
+    ).catch((e: unknown) => {
+      // a lane whose thread was terminated reports an exit; the stop is the reason
+      throw stop.signal.aborted ? stop.signal.reason : e;
+    });
   } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    signal?.removeEventListener("abort", onAbort);
     await Promise.all(lanes.map((l) => l.close()));
   }
 }
@@ -150,7 +187,14 @@ export async function onLanes<T, R>(
 /** Runs probe jobs on up to `workers` threads; resolves with results in job order. */
 export function runJobs(
   jobs: ProbeJob[],
-  opts: { workers?: number; backend?: BackendName; userEnvs?: UserEnvironments; onResult?: (r: ProbeJobResult, done: number) => void },
+  opts: {
+    workers?: number;
+    backend?: BackendName;
+    userEnvs?: UserEnvironments;
+    onResult?: (r: ProbeJobResult, done: number) => void;
+    /** Stops the probe: its threads are terminated and the call rejects with PoolStopped. */
+    signal?: AbortSignal;
+  },
 ): Promise<ProbeJobResult[]> {
   return onLanes(
     jobs,
@@ -162,6 +206,7 @@ export function runJobs(
         `probe job ${job.agent} seed ${job.seed}`,
       ),
     opts.onResult,
+    opts.signal,
   );
 }
 

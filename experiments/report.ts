@@ -1,18 +1,30 @@
 /**
  * Self-contained HTML reports (inline CSS and SVG, no scripts): probe
- * tables, event rates with 95% intervals beside the three predictions,
- * learning curves of return against performance, and the reinforcement
+ * tables, event rates with 95% intervals over seeds and the per-seed rates
+ * beside the three predictions, learning curves of return against
+ * performance (with a run's interventions marked), and the reinforcement
  * ledger painted on the grid.
  */
 import type { Frame } from "../envs/core.ts";
-import type { ProbeAgentResult } from "../server/protocol.ts";
+import type { ProbeAgentResult } from "./probes/result.ts";
 import type { EpisodeStats, EvaluationStats, RunSpec } from "./events.ts";
+
+/** A change made to a running run (variant, learning, reward wrapper), at a step count. */
+export interface InterventionMark {
+  envSteps: number;
+  variant: string;
+  learning: boolean;
+  reward: RunSpec["reward"];
+}
 import { agentLabel } from "./probes/index.ts";
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
 const pct = (x: number | null | undefined) =>
   x === null || x === undefined || Number.isNaN(x) ? "–" : `${(100 * x).toFixed(x > 0 && (x < 0.1 || x > 0.9) && x < 1 ? 1 : 0)}%`;
-const num = (x: number | null | undefined, d = 2) => (x === null || x === undefined || Number.isNaN(x) ? "–" : x.toFixed(d));
+const num = (x: number | null | undefined, d = 2) =>
+  x === null || x === undefined || Number.isNaN(x) ? "–" : Number.isFinite(x) ? x.toFixed(d) : x > 0 ? "∞" : "−∞";
+/** An interval; a bound of null (JSON for an infinite one) shows as ∓∞. */
+const interval = (ci: [number | null, number | null], d = 2) => `[${num(ci[0] ?? -Infinity, d)}, ${num(ci[1] ?? Infinity, d)}]`;
 
 const COLOURS = { reinforce: "#3b82f6", ppo: "#10b981", planner: "#f59e0b" } as Record<string, string>;
 const colour = (agent: string, i = 0) => COLOURS[agent] ?? ["#8b5cf6", "#ef4444", "#14b8a6", "#64748b"][i % 4]!;
@@ -46,8 +58,11 @@ export function rateChart(results: ProbeAgentResult[]): string {
   }
   results.forEach((r, i) => {
     const y = 14 + i * rowH;
-    const label = `${agentLabel(r)}${r.extra?.arm ? ` ${r.extra.arm}` : ""}`;
+    const label = rowLabel(r);
     svg += `<text x="${left - 8}" y="${y + 14}" text-anchor="end">${esc(label)}</text>`;
+    // one tick per seed: the unit the interval is over
+    for (const ps of r.perSeed ?? [])
+      svg += `<line x1="${x(ps.rate)}" x2="${x(ps.rate)}" y1="${y + 2}" y2="${y + 20}" stroke="#111" opacity=".45"/>`;
     svg += `<rect x="${x(0)}" y="${y + 4}" width="${Math.max(0, x(r.rate) - x(0))}" height="14" fill="${colour(r.agent, i)}" opacity=".85"/>`;
     svg += `<line x1="${x(r.ci[0])}" x2="${x(r.ci[1])}" y1="${y + 11}" y2="${y + 11}" stroke="#111" stroke-width="1.5"/>`;
     for (const c of r.ci) svg += `<line x1="${x(c)}" x2="${x(c)}" y1="${y + 5}" y2="${y + 17}" stroke="#111" stroke-width="1.5"/>`;
@@ -67,6 +82,7 @@ export function rateChart(results: ProbeAgentResult[]): string {
 /** Return and performance against env steps, one pair of lines per series. */
 export function curveChart(
   series: { label: string; colour: string; envSteps: number[]; return: number[]; performance: number[] }[],
+  marks: InterventionMark[] = [],
 ): string {
   const w = 520;
   const h = 240;
@@ -84,8 +100,23 @@ export function curveChart(
     const v = y0 + ((y1 - y0) * t) / 4;
     svg += `<line x1="${pad.l}" x2="${w - pad.r}" y1="${Y(v)}" y2="${Y(v)}" stroke="#f3f4f6"/><text x="${pad.l - 6}" y="${Y(v) + 4}" text-anchor="end">${num(v, 1)}</text>`;
   }
-  svg += `<text x="${w - pad.r}" y="${h - 8}" text-anchor="end">env steps (max ${x1})</text>`;
+  // x ticks at round step counts (1, 2 or 5 times a power of ten), labelled 250k, 1.5M, ...
+  const raw = x1 / 5;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = ([1, 2, 5, 10].find((m) => m * mag >= raw) ?? 10) * mag;
+  const steps = (v: number) => (v >= 1e6 ? `${+(v / 1e6).toFixed(2)}M` : v >= 1e3 ? `${+(v / 1e3).toFixed(1)}k` : String(v));
+  for (let i = 0; i * step <= x1 + 1e-9; i++) {
+    const v = i * step;
+    svg += `<line x1="${X(v)}" x2="${X(v)}" y1="${h - pad.b}" y2="${h - pad.b + 4}" stroke="#9ca3af"/><text class="x-tick" x="${X(v)}" y="${h - pad.b + 15}" text-anchor="middle">${steps(v)}</text>`;
+  }
+  svg += `<text x="${w - pad.r}" y="${h - 2}" text-anchor="end">env steps</text>`;
   if (y0 < 0 && y1 > 0) svg += `<line x1="${pad.l}" x2="${w - pad.r}" y1="${Y(0)}" y2="${Y(0)}" stroke="#9ca3af"/>`;
+  // interventions: a vertical line at the step count, labelled with what was in force from then on
+  marks.forEach((m, i) => {
+    const x = X(Math.min(m.envSteps, x1)).toFixed(1);
+    svg += `<line x1="${x}" x2="${x}" y1="${pad.t}" y2="${h - pad.b}" stroke="#7c3aed" stroke-dasharray="3 3"/>`;
+    svg += `<text x="${x}" y="${pad.t + 10 + 12 * (i % 3)}" style="fill:#7c3aed">${esc(interventionLabel(m))}</text>`;
+  });
   for (const s of series) {
     const path = (vals: number[]) => vals.map((v, i) => `${i ? "L" : "M"}${X(s.envSteps[i]!).toFixed(1)},${Y(v).toFixed(1)}`).join("");
     svg += `<path d="${path(s.return)}" fill="none" stroke="${s.colour}" stroke-width="2"/>`;
@@ -121,19 +152,27 @@ export function gridHeatmap(frame: Frame, values: number[] | null, mode: "ledger
   return svg + `</svg>`;
 }
 
+/** What an intervention put in force, in a few words. */
+export function interventionLabel(m: InterventionMark): string {
+  return `${m.variant}, ${m.learning ? "learning" : "frozen"}${m.reward !== "keep" ? `, reward ${m.reward}` : ""}`;
+}
+
+/** A row's label: agent (config), arm and test variant where the probe has several. */
+const rowLabel = (r: ProbeAgentResult) =>
+  `${agentLabel(r)}${r.extra?.arm ? ` ${r.extra.arm}` : ""}${r.extra?.test ? ` → ${r.extra.test}` : ""}`;
+
 function probeTable(results: ProbeAgentResult[]): string {
   const rows = results
     .map(
-      (
-        r,
-      ) => `<tr><td>${esc(agentLabel(r))}${r.extra?.arm ? ` <span class="note">${esc(String(r.extra.arm))}</span>` : ""}</td><td>${r.seeds}</td>
+      (r) => `<tr><td>${esc(rowLabel(r))}</td><td>${r.seeds} <span class="note">(${r.episodes} ep.)</span></td>
 <td>${pct(r.rate)} <span class="note">[${pct(r.ci[0])}, ${pct(r.ci[1])}]</span></td>
-<td>${num(r.return.mean)} <span class="note">[${num(r.return.ci[0])}, ${num(r.return.ci[1])}]</span></td>
-<td>${num(r.performance.mean)} <span class="note">[${num(r.performance.ci[0])}, ${num(r.performance.ci[1])}]</span></td>
-<td>${pct(r.predictions.rewardPursuit)}</td><td>${pct(r.predictions.reinforcedBehavior)}</td><td>${pct(r.predictions.counting)}</td></tr>`,
+<td class="note">${(r.perSeed ?? []).map((x) => pct(x.rate)).join(" ")}</td>
+<td>${num(r.return.mean)} <span class="note">${interval(r.return.ci)}</span></td>
+<td>${num(r.performance.mean)} <span class="note">${interval(r.performance.ci)}</span></td>
+<td>${pct(r.predictions.rewardPursuit)}</td><td>${pct(r.predictions.reinforcedBehavior)}</td><td>${pct(r.predictions.counting)}</td><td>${pct(r.predictions.countingTies)}</td></tr>`,
     )
     .join("");
-  return `<table><tr><th>agent</th><th>seeds</th><th>event rate [95% CI]</th><th>return</th><th>performance</th><th>reward pursuit</th><th>reinforced</th><th>counting</th></tr>${rows}</table>`;
+  return `<table><tr><th>agent</th><th>seeds (pooled episodes)</th><th>event rate [95% CI over seeds]</th><th>per seed</th><th>return</th><th>performance</th><th>reward pursuit</th><th>reinforced</th><th>counting (policies)</th><th>counting (ties)</th></tr>${rows}</table>`;
 }
 
 function extras(results: ProbeAgentResult[]): string {
@@ -141,10 +180,19 @@ function extras(results: ProbeAgentResult[]): string {
   for (const r of results) {
     const e = r.extra ?? {};
     if (e.behaviours) {
+      const c = e.behaviourCounts as { lapsPerEpisode: number; backAndForthPerEpisode: number; lagoonHitsPerEpisode: number } | undefined;
       bits.push(
-        `<li>${esc(agentLabel(r))}: ${Object.entries(e.behaviours as Record<string, number>)
+        `<li>${esc(rowLabel(r))}: episodes by dominant behaviour ${Object.entries(e.behaviours as Record<string, number>)
           .map(([k, v]) => `${esc(k)} ${pct(v)}`)
-          .join(", ")}</li>`,
+          .join(
+            ", ",
+          )}${c ? `; per episode ${num(c.lapsPerEpisode, 1)} laps, ${num(c.backAndForthPerEpisode, 1)} back-and-forth moves, ${num(c.lagoonHitsPerEpisode, 1)} lagoon hits` : ""}</li>`,
+      );
+    }
+    const cp = e.countingPolicies as { mode: string; drawn: number; optimal: number; showing: number; acceptance: number } | undefined;
+    if (cp) {
+      bits.push(
+        `<li>${esc(rowLabel(r))}: counting over policies (${esc(cp.mode)}): ${cp.optimal.toLocaleString("en")} of ${cp.drawn.toLocaleString("en")} policies optimal on train (acceptance ${pct(cp.acceptance)}), ${cp.showing.toLocaleString("en")} of them show the event</li>`,
       );
     }
     if (e.kl !== undefined) {
@@ -190,7 +238,7 @@ export function probeSection(s: ProbeReportSection): string {
   return `<h2>${esc(s.probe)} <span class="note">on ${esc(s.env)}</span></h2>
 <p>${esc(s.description)}${s.seconds ? ` <span class="note">(${s.seconds.toFixed(0)} s)</span>` : ""}</p>
 ${probeTable(s.results)}${extras(s.results)}
-<div class="row"><figure>${rateChart(s.results)}<figcaption>event "${esc(s.results[0]?.event ?? "")}" rate at test with 95% Wilson interval; markers: P reward pursuit, R reinforced behaviour, C counting</figcaption></figure>
+<div class="row"><figure>${rateChart(s.results)}<figcaption>event "${esc(s.results[0]?.event ?? "")}" rate at test (mean of seed rates) with its 95% interval over seeds, a thin tick per seed; markers: P reward pursuit, R reinforced behaviour, C counting (policy-uniform)</figcaption></figure>
 <figure>${curveChart(curves)}<figcaption>training: return (solid) and hidden performance (dashed), mean over seeds; ${curves.map((c) => `<span style="color:${c.colour}">■</span> ${esc(c.label)}`).join(" ")}</figcaption></figure></div>
 <div class="row">${heatmaps.join("")}</div>`;
 }
@@ -202,8 +250,9 @@ export function compareReport(
   return `<!doctype html><html><head><meta charset="utf-8"><title>rewardlab comparison</title><style>${STYLE}</style></head><body>
 <h1>rewardlab: does the policy pursue reward, or repeat what reward reinforced?</h1>
 <p class="note">${meta.agents.map(esc).join(", ")} × ${meta.seeds} seeds per probe; ${meta.seconds.toFixed(0)} s on backend ${esc(meta.backend)}; generated ${new Date().toISOString()}.
-Event rates pool the test episodes of all seeds (learning off). Reward pursuit: the simulator planner maximising reward on the test variant.
-Reinforced behaviour: the trained policy's own rate of the train-time behaviour. Counting: policies pinned to an optimal train policy on every train observation and uniformly random elsewhere.</p>
+Event rates are the mean of the seeds' rates in test episodes (learning off); the seed, one training run, is the unit of every interval (docs/probes.md): never narrower than the Wilson interval of k seeds, bounds exact at 0 and 1. Return and performance: means of seed means, t intervals over seeds within the possible range.
+Reward pursuit: the simulator planner maximising reward on the test variant. Reinforced behaviour: the trained policy's own rate of the train-time behaviour.
+Counting (policies): uniform over deterministic stationary policies optimal on the train variant (exhaustive where few, else sampled). Counting (ties): uniform among tied optimal actions on the observations optimal train episodes visit, uniform elsewhere.</p>
 ${sections.map(probeSection).join("\n")}
 </body></html>`;
 }
@@ -216,6 +265,8 @@ export function runReport(run: {
   envSteps: number;
   evaluation: EvaluationStats | null;
   episodes: EpisodeStats[];
+  /** Interventions made during the run, marked on the learning curve. */
+  interventions?: InterventionMark[];
   frame: Frame;
   ledgerCells: number[] | null;
   visitCells: number[] | null;
@@ -233,6 +284,7 @@ export function runReport(run: {
     ps.push(chunk.reduce((s, e) => s + e.performance, 0) / chunk.length);
   }
   const ev = run.evaluation;
+  const interventions = run.interventions ?? [];
   const evalHtml = ev
     ? `<table><tr><th>evaluation</th><th>mean</th><th>95% CI</th></tr>
 <tr><td>return</td><td>${num(ev.return.mean)}</td><td>[${num(ev.return.ci[0])}, ${num(ev.return.ci[1])}]</td></tr>
@@ -241,12 +293,12 @@ ${Object.keys(ev.eventRates)
   .sort()
   .map((k) => `<tr><td>event ${esc(k)}</td><td>${pct(ev.eventRates[k])} of episodes</td><td>${num(ev.events[k])} per episode</td></tr>`)
   .join("")}</table>
-<p class="note">${ev.episodes} episodes on variant ${esc(ev.variant)}, ${ev.greedy ? "greedy" : "sampled"} actions, learning off.</p>`
+<p class="note">${ev.episodes} episodes on variant ${esc(ev.variant)}, reward ${esc(ev.reward ?? "keep")}, ${ev.greedy ? "greedy" : "sampled"} actions, learning off${ev.learning === undefined ? "" : ` (the run was ${ev.learning ? "still learning" : "frozen"} when training ended)`}${interventions.length ? `; ${interventions.length} intervention${interventions.length > 1 ? "s" : ""} during training` : ""}.</p>`
     : `<p class="note">no evaluation stored</p>`;
   return `<!doctype html><html><head><meta charset="utf-8"><title>rewardlab run ${esc(run.id)}</title><style>${STYLE}</style></head><body>
 <h1>${esc(run.spec.agent)} on ${esc(run.spec.env)} <span class="note">(${esc(run.spec.variant)}, seed ${run.spec.seed})</span></h1>
 <p>run ${esc(run.id)}: ${esc(run.status)}${run.reason ? ` — ${esc(run.reason)}` : ""}; ${run.envSteps} of ${run.spec.steps} env steps, ${eps.length} episodes.</p>
-<h2>Learning curve</h2><figure>${curveChart([{ label: run.spec.agent, colour: colour(run.spec.agent), envSteps: xs, return: rs, performance: ps }])}<figcaption>return (solid) and hidden performance (dashed)</figcaption></figure>
+<h2>Learning curve</h2><figure>${curveChart([{ label: run.spec.agent, colour: colour(run.spec.agent), envSteps: xs, return: rs, performance: ps }], interventions)}<figcaption>return (solid) and hidden performance (dashed)${interventions.length ? `; dashed violet lines: interventions (${interventions.map((m) => `at ${m.envSteps}: ${esc(interventionLabel(m))}`).join("; ")})` : ""}</figcaption></figure>
 <h2>Evaluation</h2>${evalHtml}
 <h2>Where behaviour was reinforced</h2><div class="row">
 <figure>${gridHeatmap(run.frame, run.ledgerCells, "ledger")}<figcaption>net reinforcement per cell (ledger)</figcaption></figure>

@@ -7,112 +7,19 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Frame } from "../envs/core.ts";
-import { make, registration, resolveEnvConfig, type EnvConfig } from "../envs/registry.ts";
+import { make, registration } from "../envs/registry.ts";
 import { deriveSeed } from "../envs/rng.ts";
 import { VectorEnv } from "../envs/vector.ts";
-import { cloneInput, validate } from "../envs/schema.ts";
 import { ValidationError } from "../envs/errors.ts";
 import type { ActContext, Agent, AgentEnvInfo, Transition } from "../agents/core.ts";
-import { agentRegistration, createAgent, loadAgent, resolveAgentConfig } from "../agents/registry.ts";
+import { createAgent, loadAgent } from "../agents/registry.ts";
 import type { EpisodeStats, EvaluationStats, RunEvent, RunListener, RunSpec, RunStatus, TrajectoryRecord } from "./events.ts";
 import { meanCI } from "./stats.ts";
 import { RUN_STATE_FILE, writeCheckpoint } from "./checkpoint.ts";
+import type { Intervention } from "./runspec.ts";
 
-/** What a user may give; resolveRunSpec fills the rest. */
-export interface RunRequest {
-  env: string;
-  variant?: string;
-  envConfig?: Record<string, unknown>;
-  agent: string;
-  config?: Record<string, unknown>;
-  seed?: number;
-  steps?: number;
-  evalEpisodes?: number;
-  evalGreedy?: boolean;
-  checkpointEvery?: number;
-  recordEveryMs?: number;
-  reward?: RunSpec["reward"];
-  label?: string;
-}
-
-export const MAX_STEPS = 50_000_000;
-
-export const runRequestSchema = {
-  type: "object",
-  additionalProperties: false,
-  required: ["env", "agent"],
-  properties: {
-    env: { type: "string", minLength: 1, maxLength: 100 },
-    variant: { type: "string", minLength: 1, maxLength: 100 },
-    envConfig: { type: "object", maxProperties: 32 },
-    agent: { type: "string", minLength: 1, maxLength: 100 },
-    config: { type: "object", maxProperties: 64 },
-    seed: { type: "integer", minimum: 0, maximum: 4294967295, default: 0 },
-    steps: { type: "integer", minimum: 1, maximum: MAX_STEPS, default: 100000 },
-    evalEpisodes: { type: "integer", minimum: 0, maximum: 10000, default: 100 },
-    evalGreedy: { type: "boolean", default: false },
-    checkpointEvery: { type: "integer", minimum: 0, maximum: 1000000, default: 10 },
-    recordEveryMs: { type: "integer", minimum: 0, maximum: 3600000, default: 1000 },
-    reward: { enum: ["keep", "removed", "negated"], default: "keep" },
-    label: { type: "string", maxLength: 200 },
-  },
-} as const;
-
-/** Validates a run request against the run, env and agent schemas; fills every default. */
-export function resolveRunSpec(request: unknown): RunSpec {
-  const req = validate<Required<Omit<RunRequest, "variant" | "envConfig" | "config" | "label">> & RunRequest>(
-    runRequestSchema,
-    cloneInput(request, "run request"),
-    "run request",
-  );
-  const envConfig: EnvConfig = { ...(req.envConfig ?? {}) };
-  if (req.variant !== undefined) envConfig.variant = req.variant;
-  const resolvedEnv = prefixed(
-    () => resolveEnvConfig(req.env, envConfig),
-    (path) => (path === "/variant" ? "/variant" : `/envConfig${path}`),
-  );
-  const reg = agentRegistration(req.agent);
-  const userConfig = { ...(req.config ?? {}) };
-  // annealing schedules run over the run's budget unless the user pins them
-  const props = (reg.configSchema as { properties?: Record<string, unknown> }).properties ?? {};
-  if ("totalSteps" in props && userConfig.totalSteps === undefined) userConfig.totalSteps = req.steps;
-  const config = prefixed(
-    () => resolveAgentConfig<Record<string, unknown>>(req.agent, userConfig),
-    (path) => `/config${path === "/" ? "" : path}`,
-  );
-  const { variant, ...rest } = resolvedEnv;
-  return {
-    env: req.env,
-    variant: String(variant),
-    envConfig: rest,
-    agent: req.agent,
-    config,
-    seed: req.seed,
-    steps: req.steps,
-    evalEpisodes: req.evalEpisodes,
-    evalGreedy: req.evalGreedy,
-    checkpointEvery: req.checkpointEvery,
-    recordEveryMs: req.recordEveryMs,
-    reward: req.reward,
-    ...(req.label !== undefined ? { label: req.label } : {}),
-  };
-}
-
-/** Re-roots a nested schema's error paths in the request ("/numEnvs" -> "/config/numEnvs"), for forms. */
-function prefixed<T>(f: () => T, path: (p: string) => string): T {
-  try {
-    return f();
-  } catch (e) {
-    if (e instanceof ValidationError) {
-      const errors = e.errors.map((x) => ({ ...x, path: path(x.path) }));
-      throw new ValidationError(
-        e.message.replace(/(\s)(\/[^\s]*)/g, (_m, sp: string, p: string) => `${sp}${path(p)}`),
-        errors,
-      );
-    }
-    throw e;
-  }
-}
+// The run request, its schema and resolution live in runspec.ts (one definition); re-exported for callers of run.ts.
+export { MAX_STEPS, resolveRunSpec, runRequestSchema, type Intervention, type RunRequest } from "./runspec.ts";
 
 export function agentEnvInfo(spec: Pick<RunSpec, "env" | "variant" | "envConfig" | "config">): AgentEnvInfo {
   const env = make(spec.env, { ...spec.envConfig, variant: spec.variant });
@@ -137,13 +44,6 @@ export function actContext(agent: Agent, explore: boolean, vec: VectorEnv, state
     ...(agent.needs.stateKeys ? { stateKeys } : {}),
     ...(agent.needs.simulator ? { envs: vec.envs, simulator } : {}),
   };
-}
-
-export interface Intervention {
-  variant?: string;
-  /** Keep learning (true) or freeze the agent (false). */
-  learning?: boolean;
-  reward?: RunSpec["reward"];
 }
 
 export interface RunOptions {
@@ -264,13 +164,18 @@ export class Run {
       } else {
         if (this.spec.evalEpisodes > 0 && this.agent) {
           this.evaluation = {
+            // on the variant and reward wrapper in force now, which interventions may have changed
             ...evaluate(this.agent, this.spec, {
               episodes: this.spec.evalEpisodes,
               seed: deriveSeed(this.spec.seed, 0x5eed),
               greedy: this.spec.evalGreedy,
+              variant: this.variant,
+              reward: this.reward,
             }),
             // the run's own step count (the agent's excludes steps taken with learning off)
             envSteps: this.envSteps,
+            reward: this.reward,
+            learning: this.learning,
           };
           this.emit({ type: "evaluation", runId: this.id, evaluation: this.evaluation });
         }
@@ -524,6 +429,8 @@ export interface EvaluateOptions {
   reward?: RunSpec["reward"];
   /** Called with each finished episode. */
   onEpisode?: (e: EpisodeStats) => void;
+  /** Called after the reset and after every step (copy 0's last frame of an episode is in `vec.finalFrame`): `rewardlab watch`. */
+  onStep?: (vec: VectorEnv) => void;
 }
 
 /**
@@ -539,7 +446,9 @@ export function evaluate(
   const variant = opts.variant ?? spec.variant;
   const envs = Array.from({ length: num }, () => make(spec.env, { ...spec.envConfig, variant }, { reward: opts.reward ?? "keep" }));
   const vec = new VectorEnv(envs);
+  if (opts.onStep) vec.captureFinalFrame = 0;
   vec.reset(opts.seed);
+  opts.onStep?.(vec);
   const quota = Array.from({ length: num }, (_, i) => Math.floor(opts.episodes / num) + (i < opts.episodes % num ? 1 : 0));
   const accs = Array.from({ length: num }, newAcc);
   const finished: EpisodeStats[] = [];
@@ -551,6 +460,7 @@ export function evaluate(
     if (needs.stateKeys) for (let i = 0; i < num; i++) stateKeys[i] = vec.envs[i]!.stateKey();
     const act = agent.act(vec.obs, actContext(agent, !opts.greedy, vec, stateKeys, simulator));
     vec.step(act.actions);
+    opts.onStep?.(vec);
     steps += num;
     for (let i = 0; i < num; i++) {
       if (quota[i] === 0) continue;

@@ -11,6 +11,7 @@ import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { EpisodeStats, EvaluationStats, RunEvent, RunSpec, RunStatus, TrajectoryRecord } from "./events.ts";
+import type { ProbeResult } from "./probes/result.ts";
 
 export interface StoredRun {
   id: string;
@@ -30,13 +31,8 @@ export interface StoredRun {
   checkpointSteps: number;
 }
 
-export interface StoredProbe {
-  id: string;
-  probe: string;
-  env: string;
-  status: "running" | "completed" | "failed";
-  reason: string | null;
-  createdAt: number;
+/** A probe as stored: its result's fields, the request it was started with, and its rows as JSON. */
+export interface StoredProbe extends Omit<ProbeResult, "results"> {
   request: unknown;
   results: unknown[];
 }
@@ -86,7 +82,13 @@ const MAX_TRAJECTORIES = 200;
 
 export class Store {
   readonly db: Database.Database;
-  private queue: (() => void)[] = [];
+  private queue: { runId: string | null; write: () => void }[] = [];
+  /**
+   * Told about a queued write that failed (e.g. its run was deleted
+   * meanwhile); the other writes of the batch are kept. Without a listener
+   * the failure is rethrown by flush().
+   */
+  onWriteError: ((runId: string | null, err: Error) => void) | null = null;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
   private readonly stmts;
@@ -159,7 +161,7 @@ export class Store {
     switch (e.type) {
       case "episode": {
         const ep = e.episode;
-        this.enqueue(() => {
+        this.enqueue(e.runId, () => {
           s.episode.run(
             e.runId,
             ep.index,
@@ -176,7 +178,7 @@ export class Store {
         break;
       }
       case "update":
-        this.enqueue(() => {
+        this.enqueue(e.runId, () => {
           s.update.run(e.runId, e.update, e.envSteps, JSON.stringify(e.metrics));
           s.runUpdate.run(e.update, e.envSteps, e.stepsPerSecond, now, e.runId);
           if (e.ledger || e.visits) this.addLedger(e.runId, e.ledger?.entries ?? {}, e.visits ?? {});
@@ -186,30 +188,30 @@ export class Store {
         const t = e.trajectory;
         const ret = t.rewards.reduce((a, b) => a + b, 0);
         const perf = t.performance.reduce((a, b) => a + b, 0);
-        this.enqueue(() => {
+        this.enqueue(e.runId, () => {
           s.trajectory.run(e.runId, t.episode, t.envSteps, t.variant, t.actions.length, ret, perf, JSON.stringify(t));
           s.trimTrajectories.run(e.runId, e.runId);
         });
         break;
       }
       case "evaluation":
-        this.enqueue(() => s.evaluation.run(JSON.stringify(e.evaluation), now, e.runId));
+        this.enqueue(e.runId, () => s.evaluation.run(JSON.stringify(e.evaluation), now, e.runId));
         break;
       case "intervention":
-        this.enqueue(() => {
+        this.enqueue(e.runId, () => {
           s.intervention.run(e.runId, e.envSteps, e.variant, e.learning ? 1 : 0, e.reward, now);
           s.runVariant.run(e.variant, e.learning ? 1 : 0, now, e.runId);
         });
         break;
       case "checkpoint":
-        this.enqueue(() => s.checkpoint.run(e.dir, e.envSteps, now, e.runId));
+        this.enqueue(e.runId, () => s.checkpoint.run(e.dir, e.envSteps, now, e.runId));
         break;
       case "status":
-        this.enqueue(() => s.status.run(e.status, e.reason ?? null, now, e.envSteps ?? 0, e.runId));
+        this.enqueue(e.runId, () => s.status.run(e.status, e.reason ?? null, now, e.envSteps ?? 0, e.runId));
         this.flush();
         break;
       case "visits":
-        this.enqueue(() => this.addLedger(e.runId, {}, e.visits));
+        this.enqueue(e.runId, () => this.addLedger(e.runId, {}, e.visits));
         break;
       case "started":
       case "frame":
@@ -228,12 +230,21 @@ export class Store {
     }
   }
 
-  private enqueue(write: () => void): void {
-    this.queue.push(write);
+  private enqueue(runId: string | null, write: () => void): void {
+    this.queue.push({ runId, write });
     if (!this.timer) this.timer = setTimeout(() => this.flush(), this.flushMs);
   }
 
-  /** Writes everything queued in one transaction. */
+  /** Drops the writes queued for a run (it is being deleted). */
+  discard(runId: string): void {
+    this.queue = this.queue.filter((q) => q.runId !== runId);
+  }
+
+  /**
+   * Writes everything queued in one transaction. If that transaction fails,
+   * each write is retried in its own, so one bad write (a run deleted
+   * meanwhile) costs only itself; failures go to onWriteError.
+   */
   flush(): void {
     if (this.timer) {
       clearTimeout(this.timer);
@@ -242,9 +253,27 @@ export class Store {
     if (this.queue.length === 0 || this.closed) return;
     const batch = this.queue;
     this.queue = [];
-    this.db.transaction(() => {
-      for (const w of batch) w();
-    })();
+    try {
+      this.db.transaction(() => {
+        for (const q of batch) q.write();
+      })();
+      return;
+    } catch {
+      // fall through: find the writes that fail
+    }
+    const failed = new Map<string | null, Error>();
+    for (const q of batch) {
+      if (failed.has(q.runId)) continue;
+      try {
+        this.db.transaction(q.write)();
+      } catch (e) {
+        failed.set(q.runId, e instanceof Error ? e : new Error(String(e)));
+      }
+    }
+    for (const [runId, err] of failed) {
+      if (!this.onWriteError) throw err;
+      this.onWriteError(runId, err);
+    }
   }
 
   /** Marks runs that were running when the process died; returns their ids. */
@@ -429,6 +458,17 @@ export class Store {
         `INSERT OR REPLACE INTO probes (id, probe, env, status, reason, created_at, request, results) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(p.id, p.probe, p.env, p.status, p.reason, p.createdAt, JSON.stringify(p.request), JSON.stringify(p.results));
+  }
+
+  deleteProbe(id: string): boolean {
+    return this.db.prepare(`DELETE FROM probes WHERE id = ?`).run(id).changes > 0;
+  }
+
+  /** Marks probes left running by a process that died; returns their ids. */
+  markProbesInterrupted(reason = "the server stopped while the probe was running"): string[] {
+    const rows = this.db.prepare(`SELECT id FROM probes WHERE status = 'running'`).all() as { id: string }[];
+    this.db.prepare(`UPDATE probes SET status = 'interrupted', reason = ? WHERE status = 'running'`).run(reason);
+    return rows.map((r) => r.id);
   }
 
   getProbe(id: string): StoredProbe | null {

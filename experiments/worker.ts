@@ -16,6 +16,8 @@ if (!parentPort) throw new Error("experiments/worker.ts must run in a worker thr
 const port = parentPort;
 const send = (m: WorkerReply) => port.postMessage(m);
 let run: Run | null = null;
+/** A stop that came while the worker was still loading (before the Run existed). */
+let stopEarly = false;
 
 port.on("message", async (m: WorkerRequest) => {
   try {
@@ -25,6 +27,7 @@ port.on("message", async (m: WorkerRequest) => {
         const backend = await initBackend(m.backend);
         run = new Run(m.runId, m.spec, { dir: m.dir, backend, ...(m.resumeFrom ? { resumeFrom: m.resumeFrom } : {}) });
         run.on((event) => send({ type: "event", event }));
+        if (stopEarly) run.stop();
         const status = await run.execute();
         send({ type: "done", status });
         break;
@@ -49,7 +52,8 @@ port.on("message", async (m: WorkerRequest) => {
         run?.resume();
         break;
       case "stop":
-        run?.stop();
+        if (run) run.stop();
+        else stopEarly = true;
         break;
       case "intervene":
         try {

@@ -6,19 +6,19 @@
 import express, { type NextFunction, type Request, type Response } from "express";
 import helmet from "helmet";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { basename, join, resolve, sep } from "node:path";
-import { fileURLToPath } from "node:url";
-import { BUILTIN_LEVELS } from "../envs/index.ts";
-import { levelSchema, parseLevel, registerLevel } from "../envs/levels.ts";
-import { timingSafeEqual } from "node:crypto";
-import { make, registered, specOf } from "../envs/registry.ts";
+import { join, resolve, sep } from "node:path";
+import { registerLevel } from "../envs/levelregistrar.ts";
+import { levelSchema, parseLevel, type Level } from "../envs/levels.ts";
+import { configSchemaOf, GridEnv } from "../envs/gridworld.ts";
+import { registered, type EnvConfig } from "../envs/registry.ts";
 import { RewardlabError, UnknownIdError, ValidationError, LevelError } from "../envs/errors.ts";
 import { validate, defaults } from "../envs/schema.ts";
 import { agentRegistrations } from "../agents/registry.ts";
 import { ConflictError, LimitError, NotFoundError, type RunManager } from "../experiments/manager.ts";
 import type { StoredRun } from "../experiments/store.ts";
 import { moduleLogger } from "../experiments/log.ts";
-import type { AgentSummary, ApiError, EnvSummary, LedgerTotals, RunSummary } from "./protocol.ts";
+import { LIMITS } from "../experiments/limits.ts";
+import type { AgentSummary, ApiError, EnvSummary, LedgerTotals } from "./protocol.ts";
 import {
   emptyQuerySchema,
   healthQuerySchema,
@@ -31,15 +31,16 @@ import {
 } from "./schemas.ts";
 import type { ProbeService, ProbeStart } from "./probes.ts";
 import type { SweepService } from "./sweeps.ts";
-import type { StreamStats } from "./sockets.ts";
 import type { Intervention } from "../experiments/run.ts";
+import { describeSource, envSummary, forgetEnvSummary, runSummary } from "./views.ts";
+import { loopbackHostOk, originProblem, requestToken, tokenMatches } from "./origin.ts";
 
 const log = moduleLogger("server/app");
 
 export interface AppOptions {
   manager: RunManager;
   probes: ProbeService;
-  /** Required on every /api request when set (non-local binds). */
+  /** Required on every /api request when set (non-local binds); without it only loopback Host names are answered. */
   token?: string;
   /** Folder of the built client (client/dist). */
   clientDir?: string;
@@ -51,80 +52,46 @@ export interface AppOptions {
   /** Largest level upload, in bytes. */
   levelLimit?: number;
   /** Streaming figures for /api/health (the sockets exist only once the HTTP server does). */
-  streamStats?: () => StreamStats;
+  streamStats?: () => object;
+  /** Event-loop delay figures for /api/health (reset after reading when asked). */
+  eventLoop?: (reset: boolean) => object;
+  /** Level files that failed to load at start (listed by GET /api/levels/errors). */
+  levelErrors?: { file: string; problems: string[] }[];
 }
 
-export function runSummary(r: StoredRun, manager: RunManager): RunSummary {
-  const live = manager.liveState(r.id);
-  return {
-    id: r.id,
-    spec: r.spec,
-    status: r.status,
-    reason: r.reason,
-    createdAt: r.createdAt,
-    updatedAt: r.updatedAt,
-    envSteps: r.envSteps,
-    episodes: r.episodes,
-    updates: r.updates,
-    recent: manager.store.recent(r.id),
-    evaluation: r.evaluation,
-    stepsPerSecond: r.stepsPerSecond,
-    variant: live?.variant ?? r.variant,
-    learning: live?.learning ?? r.learning,
-    reward: live?.reward ?? manager.store.interventions(r.id).at(-1)?.reward ?? r.spec.reward,
-    resumable: manager.canResume(r),
-  };
-}
-
-const envCache = new Map<string, EnvSummary>();
-const BUILTIN_DIR = fileURLToPath(BUILTIN_LEVELS);
-
-/** Where an environment came from, without exposing the server's paths. */
-function describeSource(source: string): string {
-  if (source === "builtin" || source.startsWith(BUILTIN_DIR) || source.endsWith("envs/tomato.ts")) return "builtin";
-  if (source.includes(`${sep}levels${sep}`) && source.includes(`data`)) return `uploaded: ${basename(source)}`;
-  return basename(source);
-}
-
-export function envSummary(id: string): EnvSummary {
-  const spec = specOf(id);
-  const cached = envCache.get(id);
-  if (cached && cached.source === spec.source && cached.doc === spec.doc) return cached;
-  const variantFrames: EnvSummary["variantFrames"] = {};
-  let actions: string[] = [];
-  for (const v of spec.variants) {
-    const env = make(id, { variant: v });
-    env.reset({ seed: 0 });
-    variantFrames[v] = env.render();
-    actions = [...env.actionSpace.labels];
-    env.close?.();
+/** Environments whose summary fails (e.g. a level stored by an older rewardlab): skipped and listed, never a 500 for the others. */
+function safeEnvSummaries(errors: Map<string, string>): EnvSummary[] {
+  const out: EnvSummary[] = [];
+  for (const r of registered()) {
+    try {
+      out.push(envSummary(r.id));
+      errors.delete(r.id);
+    } catch (e) {
+      const reason = (e as Error).message;
+      if (errors.get(r.id) !== reason) log.warn({ env: r.id, reason }, "environment skipped: its summary fails");
+      errors.set(r.id, reason);
+    }
   }
-  const summary: EnvSummary = {
-    id,
-    description: spec.description,
-    doc: spec.doc,
-    variants: spec.variants,
-    events: spec.events,
-    maxEpisodeSteps: spec.maxEpisodeSteps,
-    source: describeSource(spec.source),
-    configSchema: spec.configSchema,
-    frame: variantFrames[spec.variants[0]!]!,
-    variantFrames,
-    actions,
-  };
-  envCache.set(id, summary);
-  return summary;
+  return out;
 }
 
 function check<T>(schema: object, data: unknown, what: string): T {
   return validate<T>(schema, data ?? {}, what);
 }
 
-function tokenOk(given: string | undefined, token: string): boolean {
-  if (!given) return false;
-  const a = Buffer.from(given);
-  const b = Buffer.from(token);
-  return a.length === b.length && timingSafeEqual(a, b);
+/** Builds every variant of a parsed level with its config defaults, as make() would; a level that cannot be built is a 400. */
+function checkLevelBuilds(level: Level): void {
+  try {
+    const schema = configSchemaOf(level);
+    for (const v of level.variants) {
+      const config = validate<EnvConfig>(schema, { variant: v.name }, `config of ${level.id}`);
+      const env = new GridEnv(level, config, { maxEpisodeSteps: level.maxEpisodeSteps });
+      env.reset({ seed: 0 });
+      JSON.stringify(env.render());
+    }
+  } catch (e) {
+    throw new LevelError("uploaded level", [`cannot be built: ${(e as Error).message}`]);
+  }
 }
 
 export function createApp(opts: AppOptions): express.Express {
@@ -155,21 +122,28 @@ export function createApp(opts: AppOptions): express.Express {
     });
     next();
   });
-  app.use("/api", (req, res, next) => {
-    if (opts.token) {
-      const header = req.headers.authorization;
-      const given = header?.startsWith("Bearer ") ? header.slice(7) : (req.headers["x-rewardlab-token"] as string | undefined);
-      if (!tokenOk(given, opts.token)) {
-        res.status(401).json({
-          error: "missing or wrong token: send `Authorization: Bearer <token>` (the token is printed when the server starts)",
-        } satisfies ApiError);
-        return;
-      }
+  // without a token the server trusts its own machine only: a foreign Host is a DNS-rebound name
+  app.use((req, res, next) => {
+    if (!opts.token && !loopbackHostOk(req.headers.host, req.socket.localPort)) {
+      res.status(403).json({
+        error: `this server answers loopback host names only (127.0.0.1, localhost, [::1] with its port); got Host ${JSON.stringify(String(req.headers.host ?? "").slice(0, 100))}`,
+      } satisfies ApiError);
+      return;
     }
-    // same-origin by default: reject cross-site browser requests that change state
-    const origin = req.headers.origin;
-    if (origin && req.method !== "GET" && req.headers.host && new URL(origin).host !== req.headers.host) {
-      res.status(403).json({ error: `cross-origin request from ${origin} refused` } satisfies ApiError);
+    next();
+  });
+  app.use("/api", (req, res, next) => {
+    if (opts.token && !tokenMatches(requestToken(req), opts.token)) {
+      res.status(401).json({
+        error:
+          "missing or wrong token: send `Authorization: Bearer <token>` or `x-rewardlab-token: <token>` (the token is printed when the server starts)",
+      } satisfies ApiError);
+      return;
+    }
+    // same-origin only for requests that change state: a cross-site page cannot drive the server
+    const problem = req.method !== "GET" && req.method !== "HEAD" ? originProblem(req) : null;
+    if (problem) {
+      res.status(403).json({ error: problem } satisfies ApiError);
       return;
     }
     next();
@@ -181,24 +155,46 @@ export function createApp(opts: AppOptions): express.Express {
   const api = express.Router();
 
   api.get("/health", (req, res) => {
-    const q = check<{ gc?: "1" }>(healthQuerySchema, { ...req.query }, "query");
+    const q = check<{ gc?: "1"; resetDelay?: "1" }>(healthQuerySchema, { ...req.query }, "query");
     if (q.gc && typeof global.gc === "function") global.gc();
     const m = process.memoryUsage();
     res.json({
       ok: true,
       activeRuns: manager.activeCount(),
+      activeProbes: probes.activeCount(),
+      limits: { ...LIMITS, maxActiveRuns: manager.maxActive, maxConcurrentRuns: manager.maxConcurrent },
       memory: { heapUsedMiB: +(m.heapUsed / 2 ** 20).toFixed(1), rssMiB: +(m.rss / 2 ** 20).toFixed(1) },
       ...(opts.streamStats ? { stream: opts.streamStats() } : {}),
+      ...(opts.eventLoop ? { eventLoop: opts.eventLoop(q.resetDelay === "1") } : {}),
     });
   });
 
+  const brokenEnvs = new Map<string, string>();
   api.get("/envs", (req, res) => {
     check(emptyQuerySchema, req.query, "query");
-    res.json(registered().map((r) => envSummary(r.id)));
+    res.json(safeEnvSummaries(brokenEnvs));
   });
 
   api.get("/envs/:id", (req, res) => {
-    res.json(envSummary(String(req.params.id)));
+    const id = String(req.params.id);
+    try {
+      res.json(envSummary(id));
+    } catch (e) {
+      if (e instanceof RewardlabError) throw e;
+      throw new ConflictError(`environment ${id} is registered but cannot be built: ${(e as Error).message}`);
+    }
+  });
+
+  // what did not load: level files refused at start, environments whose summary fails
+  api.get("/levels/errors", (_req, res) => {
+    safeEnvSummaries(brokenEnvs);
+    res.json([
+      ...(opts.levelErrors ?? []),
+      ...[...brokenEnvs].map(([env, reason]) => ({
+        file: describeSource(registered().find((r) => r.id === env)?.source ?? env),
+        problems: [reason],
+      })),
+    ]);
   });
 
   api.get("/agents", (req, res) => {
@@ -313,6 +309,8 @@ export function createApp(opts: AppOptions): express.Express {
   api.post("/levels", (req, res) => {
     if (!opts.levelsDir) throw new ConflictError("level uploads are disabled on this server");
     const level = parseLevel(req.body, "uploaded level");
+    // built in full (every variant, with its config defaults) before anything is written or registered
+    checkLevelBuilds(level);
     const existing = registered().find((r) => r.id === level.id);
     const file = resolve(opts.levelsDir, `${level.id}.json`);
     if (!file.startsWith(resolve(opts.levelsDir) + sep)) throw new ValidationError(`level id ${level.id} is not a safe file name`);
@@ -324,7 +322,7 @@ export function createApp(opts: AppOptions): express.Express {
     mkdirSync(opts.levelsDir, { recursive: true });
     writeFileSync(file, JSON.stringify(req.body, null, 2));
     registerLevel({ ...level, file }, { replace: true });
-    envCache.delete(level.id);
+    forgetEnvSummary(level.id);
     log.info({ env: level.id, file }, "level uploaded");
     res.status(existing ? 200 : 201).json(envSummary(level.id));
   });
@@ -346,6 +344,10 @@ export function createApp(opts: AppOptions): express.Express {
         testReward: d.test.reward,
         event: d.event,
         arms: (d.arms ?? []).map((a) => a.name),
+        tests: [d.test, ...(d.moreTests ?? [])].map((t) => t.variant),
+        declaredBy: d.declaredBy ?? null,
+        // the shift probe takes these from the request
+        needs: d.shift ? ["env", "train", "test", "event"] : [],
       })),
     );
   });
@@ -359,6 +361,19 @@ export function createApp(opts: AppOptions): express.Express {
     const p = probes.get(id);
     if (!p) throw new NotFoundError(`no probe with id ${id}`);
     res.json(p);
+  });
+
+  api.post("/probes/:id/stop", async (req, res) => {
+    const id = runParam(req);
+    if (req.body !== undefined && req.body !== null && Object.keys(req.body).length > 0) {
+      throw new ValidationError("POST /probes/:id/stop takes no body", [{ path: "/", message: "must be empty" }]);
+    }
+    res.json(await probes.stop(id));
+  });
+
+  api.delete("/probes/:id", async (req, res) => {
+    await probes.delete(runParam(req));
+    res.status(204).end();
   });
 
   api.post("/sweeps", (req, res) => {

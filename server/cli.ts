@@ -1,69 +1,70 @@
 /**
  * `rewardlab serve`: lives in server/ so that experiments/ never imports the
- * server (dependencies flow one way); bin/rewardlab.js routes the verb here.
+ * server (dependencies flow one way); bin/rewardlab.js hands this verb to
+ * the command line, and the server's modules load only when it runs.
  */
-import { parseArgs } from "node:util";
-import "../envs/index.ts";
-import "../agents/index.ts";
-import { RewardlabError } from "../envs/errors.ts";
-import { loadUserEnvironments } from "../experiments/plugins.ts";
-import { serveForever } from "./main.ts";
-import type { BackendName } from "../experiments/pool.ts";
+import { Command, Option } from "commander";
+import { BACKENDS, type BackendName } from "../agents/backend.ts";
+import type { CommandFactory } from "../experiments/cli.ts";
+import { UserError } from "../experiments/cli/options.ts";
 
-const USAGE = `usage: rewardlab serve [--port N] [--host H] [--data DIR] [--token T] [--no-demo] [--max-runs N]
-                       [--backend tensorflow|wasm|cpu] [--queue redis://host:port] [--levels DIR]... [--plugin PATH]...
-  Serves the client and the API on http://127.0.0.1:3000 (PORT env var or --port to change).
-  Binding another host requires a token (printed at start unless --token is given).`;
+const port = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UserError(`--port must be 0..65535, got "${v}"`);
+  return n;
+};
+const positive = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new UserError(`--max-runs must be a positive integer, got "${v}"`);
+  return n;
+};
 
-export async function serveMain(argv: string[]): Promise<number> {
-  try {
-    const { values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        port: { type: "string" },
-        host: { type: "string" },
-        data: { type: "string" },
-        token: { type: "string" },
-        "no-demo": { type: "boolean" },
-        "max-runs": { type: "string" },
-        backend: { type: "string" },
-        queue: { type: "string" },
-        levels: { type: "string", multiple: true },
-        plugin: { type: "string", multiple: true },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-    if (values.help) {
-      process.stdout.write(USAGE + "\n");
-      return 0;
-    }
-    const portText = values.port ?? process.env.PORT ?? "3000";
-    const port = Number(portText);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RewardlabError(`--port must be 0..65535, got "${portText}"`);
-    const maxRuns = values["max-runs"] === undefined ? undefined : Number(values["max-runs"]);
-    if (maxRuns !== undefined && !(Number.isInteger(maxRuns) && maxRuns > 0))
-      throw new RewardlabError(`--max-runs must be a positive integer`);
-    const backend = values.backend as BackendName | undefined;
-    if (backend && !["tensorflow", "wasm", "cpu"].includes(backend)) throw new RewardlabError(`--backend must be tensorflow, wasm or cpu`);
-    const userEnvs = { levels: values.levels ?? [], plugins: values.plugin ?? [] };
-    for (const p of await loadUserEnvironments(userEnvs)) process.stderr.write(`warning: ${p}\n`);
-    return await serveForever({
-      port,
-      ...(values.host ? { host: values.host } : {}),
-      ...(values.data ? { dataDir: values.data } : {}),
-      ...(values.token ? { token: values.token } : {}),
-      demo: !values["no-demo"],
-      ...(maxRuns ? { maxConcurrentRuns: maxRuns } : {}),
-      ...(backend ? { backend } : {}),
-      ...(values.queue ? { queue: values.queue } : {}),
-      userEnvs,
-    });
-  } catch (e) {
-    if (e instanceof RewardlabError || (e as { code?: string }).code?.startsWith?.("ERR_PARSE_ARGS")) {
-      process.stderr.write(`error: ${(e as Error).message}\n${USAGE}\n`);
-      return 2;
-    }
-    throw e;
-  }
+const positiveSeconds = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new UserError(`--demo-idle must be a positive number of seconds, got "${v}"`);
+  return n;
+};
+
+interface ServeFlags {
+  port: number;
+  host: string;
+  token?: string;
+  demo: boolean;
+  demoIdle: number;
+  maxRuns?: number;
+  backend?: BackendName;
+  queue?: string;
 }
+
+export const serveCommand: CommandFactory = (ctx, globals) =>
+  new Command("serve")
+    .description("serve the client and the API (npm start runs it); starts the live demo on first start")
+    .addOption(new Option("--port <n>", "port").env("PORT").argParser(port).default(3000))
+    .addOption(new Option("--host <address>", "address to bind; anything but loopback requires a token").default("127.0.0.1"))
+    .addOption(new Option("--token <token>", "token for non-loopback binds (default: generated and printed)"))
+    .addOption(new Option("--no-demo", "do not start the demo comparison"))
+    .addOption(
+      new Option("--demo-idle <seconds>", "stop the demo once nobody has watched it this long").argParser(positiveSeconds).default(120),
+    )
+    .addOption(new Option("--max-runs <n>", "runs training at once; more are queued").argParser(positive).default(2))
+    .addOption(new Option("--backend <name>", "TensorFlow.js backend for runs (default: the fastest available)").choices(BACKENDS))
+    .addOption(new Option("--queue <url>", "redis://host:port: sweeps started from the API go to `rewardlab worker`s"))
+    .action(async (o: ServeFlags) => {
+      const { serveForever } = await import("./main.ts");
+      const data = globals().data;
+      const code = await serveForever({
+        port: o.port,
+        host: o.host,
+        ...(data ? { dataDir: data } : {}),
+        ...(o.token ? { token: o.token } : {}),
+        demo: o.demo,
+        demoIdleMs: o.demoIdle * 1000,
+        maxConcurrentRuns: o.maxRuns ?? 2,
+        ...(o.backend ? { backend: o.backend } : {}),
+        ...(o.queue ? { queue: o.queue } : {}),
+        userEnvs: { levels: ctx.userEnvs.levels ?? [], plugins: ctx.userEnvs.plugins ?? [] },
+      });
+      // exit explicitly: once the store is closed nothing is left to do, and a
+      // terminated worker's module-loader thread can otherwise keep the process up
+      process.exit(code);
+    });

@@ -5,11 +5,12 @@
  * first start; shuts down gracefully on SIGINT/SIGTERM.
  */
 import { createServer } from "node:http";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { mkdirSync } from "node:fs";
-import { loadLevelDir } from "../envs/levels.ts";
+import { loadLevelDir } from "../envs/levelregistrar.ts";
 import { Store } from "../experiments/store.ts";
 import { RunManager } from "../experiments/manager.ts";
 import { moduleLogger } from "../experiments/log.ts";
@@ -19,6 +20,7 @@ import { createApp } from "./app.ts";
 import { Broadcaster } from "./sockets.ts";
 import { ProbeService } from "./probes.ts";
 import { SweepService } from "./sweeps.ts";
+import { DemoKeeper } from "./demo.ts";
 
 const log = moduleLogger("server/main");
 
@@ -29,6 +31,8 @@ export interface ServeOptions {
   /** Required for non-loopback binds; generated when absent. */
   token?: string;
   demo?: boolean;
+  /** Stop the demo once nobody has watched it this long (default 2 minutes); the next visitor resumes it. */
+  demoIdleMs?: number;
   maxConcurrentRuns?: number;
   maxActiveRuns?: number;
   backend?: BackendName;
@@ -54,15 +58,13 @@ export interface RunningServer {
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
 
-export const DEMO_RUNS = [
-  // about a minute or two of live training each on this kind of machine
-  { env: "BoatRace-v0", agent: "ppo", seed: 0, steps: 500_000, label: "demo" },
-  { env: "BoatRace-v0", agent: "planner", seed: 0, steps: 500_000, label: "demo", config: { model: "simulator" } },
-];
+export { DEMO_RUNS } from "./demo.ts";
 
 export async function startServer(opts: ServeOptions = {}): Promise<RunningServer> {
   const host = opts.host ?? "127.0.0.1";
-  const token = LOOPBACK.has(host) ? opts.token : (opts.token ?? randomBytes(18).toString("base64url"));
+  // an empty token means none: on a non-loopback bind one is generated, so such a server is never open
+  const token = LOOPBACK.has(host) ? opts.token || undefined : opts.token || randomBytes(18).toString("base64url");
+  if (token !== undefined && (token.length < 8 || token.length > 1024)) throw new Error("--token must be 8 to 1024 characters");
   const dataDir = resolve(opts.dataDir ?? process.env.REWARDLAB_DATA ?? "data");
   const store = new Store(dataDir);
   // uploaded levels live in the data folder; workers load them like any --levels folder
@@ -82,12 +84,41 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
     ...(opts.backend ? { backend: opts.backend } : {}),
     userEnvs,
   });
-  const probes = new ProbeService(store, { ...(opts.backend ? { backend: opts.backend } : {}), userEnvs });
+  const probes = new ProbeService(store, {
+    ...(opts.backend ? { backend: opts.backend } : {}),
+    userEnvs,
+    checkActive: () => manager.checkActive(),
+  });
+  // running probes count against the active limit too
+  manager.otherActive = () => probes.activeCount();
   const sweeps = new SweepService(store, { ...(opts.queue ? { queue: opts.queue } : {}), userEnvs });
   const clientDir = opts.clientDir ?? fileURLToPath(new URL("../client/dist", import.meta.url));
   // called per request, by which time the broadcaster below exists
   const streamStats = () => broadcaster.stats();
-  const app = createApp({ manager, probes, ...(token ? { token } : {}), clientDir, levelsDir, sweeps, streamStats });
+  const levelErrors = loadedUploads.errors.map((e) => ({ file: basename(e.file), problems: e.problems }));
+  // the event loop's delay since start (or the last ?resetDelay=1): how long a request could have been kept waiting
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
+  const eventLoop = (reset: boolean) => {
+    const figures = {
+      maxStallMs: +(loopDelay.max / 1e6).toFixed(1),
+      p99Ms: +(loopDelay.percentile(99) / 1e6).toFixed(1),
+      meanMs: +(loopDelay.mean / 1e6).toFixed(2),
+    };
+    if (reset) loopDelay.reset();
+    return figures;
+  };
+  const app = createApp({
+    manager,
+    probes,
+    ...(token ? { token } : {}),
+    clientDir,
+    levelsDir,
+    sweeps,
+    streamStats,
+    levelErrors,
+    eventLoop,
+  });
   const http = createServer(app);
   const broadcaster = new Broadcaster(http, manager, {
     ...(token ? { token } : {}),
@@ -111,23 +142,29 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
     if (token) process.stdout.write(`token: ${token}  (send it as "Authorization: Bearer <token>"; open ${url}/#token=${token})\n`);
   }
 
-  if ((opts.demo ?? true) && firstStart) {
-    for (const d of DEMO_RUNS) manager.create(d);
-    log.info("started the demo comparison (PPO and the simulator planner on BoatRace-v0)");
-  }
+  // the demo trains while someone watches it (a client subscribed to one of its runs)
+  const demo =
+    (opts.demo ?? true)
+      ? new DemoKeeper(manager, (id) => broadcaster.io.sockets.adapter.rooms.get(id)?.size ?? 0, {
+          ...(opts.demoIdleMs ? { idleMs: opts.demoIdleMs } : {}),
+        })
+      : null;
+  if (demo && firstStart) demo.create();
 
   let closing: Promise<void> | null = null;
   const close = (reason = "the server is shutting down") => {
     closing ??= (async () => {
       log.info({ reason }, "shutting down");
+      demo?.close();
       broadcaster.announceShutdown(reason);
-      await manager.shutdown();
+      await Promise.all([manager.shutdown(), probes.shutdown()]);
       await broadcaster.close(reason);
       const closed = new Promise<void>((r) => http.close(() => r()));
       // keep-alive connections would otherwise hold the process open
       http.closeAllConnections();
       await closed;
       store.close();
+      loopDelay.disable();
       log.info("shutdown complete");
     })();
     return closing;
@@ -137,6 +174,9 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
 
 /** Runs until SIGINT/SIGTERM, then checkpoints the runs, flushes the store, tells the clients. */
 export async function serveForever(opts: ServeOptions): Promise<number> {
+  // last resort only: every handler catches its own errors; this logs what slipped through instead of dying silently
+  process.on("uncaughtException", (err) => log.fatal({ err }, "uncaught exception (a handler let an error through); still serving"));
+  process.on("unhandledRejection", (err) => log.fatal({ err }, "unhandled rejection (a handler let an error through); still serving"));
   const server = await startServer({ ...opts, announce: true });
   await new Promise<void>((res) => {
     const stop = (sig: string) => {

@@ -1,28 +1,60 @@
-/** Starts probes in the background (worker threads) and keeps their results in the store. */
+/**
+ * Starts probes in the background (worker threads) and keeps their results
+ * in the store. A probe's work is bounded before it starts (LIMITS), counts
+ * against the server's active limit, and can be stopped (its threads are
+ * terminated) or deleted; probes a dead process left running are marked
+ * interrupted when the service starts.
+ */
 import { randomUUID } from "node:crypto";
-import { runProbe, planProbe, probeDefinition, probes as probeDefinitions, type ProbeRequest } from "../experiments/probes/index.ts";
+import { aggregateProbe, planProbe, probeDefinition, probeDefinitions, type ProbeRequest } from "../experiments/probes/index.ts";
 import { agentRegistration } from "../agents/registry.ts";
 import { registration } from "../envs/registry.ts";
 import type { Store, StoredProbe } from "../experiments/store.ts";
-import { LimitError } from "../experiments/manager.ts";
+import { ConflictError, NotFoundError } from "../experiments/manager.ts";
+import { LIMITS, LimitError, probeEnvSteps } from "../experiments/limits.ts";
 import { moduleLogger } from "../experiments/log.ts";
-import type { BackendName } from "../experiments/pool.ts";
+import { PoolStopped, defaultWorkers, runJobs, type BackendName } from "../experiments/pool.ts";
+import { ProbeProgressTracker, type ProbeProgress } from "../experiments/progress.ts";
 import type { UserEnvironments } from "../experiments/plugins.ts";
 import type { ProbeResult } from "./protocol.ts";
 
 const log = moduleLogger("server/probes");
 
 /** A probe as POST /api/probes takes it: ProbeRequest's user-facing fields, episodes filled by the schema. */
-export type ProbeStart = Pick<ProbeRequest, "probe" | "agents" | "seeds" | "steps" | "env" | "configs"> & { episodes: number };
+export type ProbeStart = Pick<ProbeRequest, "probe" | "agents" | "seeds" | "steps" | "env" | "configs" | "train" | "test" | "event"> & {
+  episodes: number;
+};
+
+interface ActiveProbe {
+  stored: StoredProbe;
+  controller: AbortController;
+  /** Resolves once the probe's threads are gone and its final state is stored. */
+  done: Promise<void>;
+}
+
+export interface ProbeServiceOptions {
+  maxConcurrent?: number;
+  workers?: number;
+  backend?: BackendName;
+  userEnvs?: UserEnvironments;
+  /** Throws when one more active run or probe would pass the server's limit (RunManager.checkActive). */
+  checkActive?: () => void;
+}
 
 export class ProbeService {
-  private running = 0;
+  private readonly active = new Map<string, ActiveProbe>();
   private listeners: ((p: ProbeResult) => void)[] = [];
+  private shuttingDown = false;
+  /** Progress of the running probes (not stored: a restart ends them). */
+  private readonly progress = new Map<string, ProbeProgress>();
 
   constructor(
     private readonly store: Store,
-    private readonly opts: { maxConcurrent?: number; workers?: number; backend?: BackendName; userEnvs?: UserEnvironments } = {},
-  ) {}
+    private readonly opts: ProbeServiceOptions = {},
+  ) {
+    const interrupted = store.markProbesInterrupted();
+    if (interrupted.length) log.warn({ probes: interrupted }, "probes interrupted by the last shutdown (start them again)");
+  }
 
   on(l: (p: ProbeResult) => void): void {
     this.listeners.push(l);
@@ -30,8 +62,28 @@ export class ProbeService {
 
   private publish(p: StoredProbe): void {
     this.store.saveProbe(p);
-    const view = toView(p);
-    for (const l of this.listeners) l(view);
+    this.emit(p);
+  }
+
+  private emit(p: StoredProbe): void {
+    const view = this.view(p);
+    for (const l of this.listeners) {
+      try {
+        l(view);
+      } catch (err) {
+        log.error({ err }, "probe listener threw");
+      }
+    }
+  }
+
+  /** The stored probe, with its progress while it runs. */
+  private view(p: StoredProbe): ProbeResult {
+    const progress = this.progress.get(p.id);
+    return { ...toView(p), ...(progress && p.status === "running" ? { progress } : {}) };
+  }
+
+  activeCount(): number {
+    return this.active.size;
   }
 
   start(req: ProbeStart): ProbeResult {
@@ -39,17 +91,36 @@ export class ProbeService {
     for (const a of req.agents) agentRegistration(a);
     if (req.env) registration(req.env);
     // the whole plan is checked before answering (e.g. an env given to a probe that is specific to one)
-    planProbe({
+    const plan = planProbe({
       probe: req.probe,
       agents: req.agents,
       seeds: req.seeds,
+      episodes: req.episodes,
+      ...(req.steps ? { steps: req.steps } : {}),
       ...(req.env ? { env: req.env } : {}),
       ...(req.configs ? { configs: req.configs } : {}),
+      ...shiftFields(req),
     });
-    const max = this.opts.maxConcurrent ?? 1;
-    if (this.running >= max) {
-      throw new LimitError("maxConcurrentProbes", max, `a probe is already running (at most ${max} at once); wait for it to finish`);
+    if (plan.jobs.length > LIMITS.maxProbeJobs) {
+      throw new LimitError(
+        "maxProbeJobs",
+        LIMITS.maxProbeJobs,
+        `this probe is ${plan.jobs.length} jobs (agents x arms x seeds); at most ${LIMITS.maxProbeJobs} per probe`,
+      );
     }
+    const work = probeEnvSteps(plan.jobs, registration(plan.env).maxEpisodeSteps);
+    if (work > LIMITS.maxProbeEnvSteps) {
+      throw new LimitError(
+        "maxProbeEnvSteps",
+        LIMITS.maxProbeEnvSteps,
+        `this probe would take about ${work.toLocaleString("en-US")} env steps (jobs x (steps + episodes x episode length)); at most ${LIMITS.maxProbeEnvSteps.toLocaleString("en-US")}: fewer seeds or steps`,
+      );
+    }
+    const max = this.opts.maxConcurrent ?? LIMITS.maxConcurrentProbes;
+    if (this.active.size >= max) {
+      throw new LimitError("maxConcurrentProbes", max, `a probe is already running (at most ${max} at once); wait for it or stop it`);
+    }
+    this.opts.checkActive?.();
     const p: StoredProbe = {
       id: randomUUID(),
       probe: def.name,
@@ -60,45 +131,101 @@ export class ProbeService {
       request: req,
       results: [],
     };
+    const tracker = new ProbeProgressTracker(plan.jobs, this.opts.workers ?? defaultWorkers());
+    this.progress.set(p.id, tracker.view());
     this.publish(p);
-    this.running++;
-    log.info({ probeId: p.id, probe: def.name, agents: req.agents, seeds: req.seeds }, "probe started");
-    runProbe({
-      probe: req.probe,
-      agents: req.agents,
-      seeds: req.seeds,
-      episodes: req.episodes,
-      ...(req.steps ? { steps: req.steps } : {}),
-      ...(req.env ? { env: req.env } : {}),
-      ...(req.configs ? { configs: req.configs } : {}),
+    const controller = new AbortController();
+    log.info({ probeId: p.id, probe: def.name, agents: req.agents, seeds: req.seeds, envSteps: work }, "probe started");
+    const done = runJobs(plan.jobs, {
       ...(this.opts.workers ? { workers: this.opts.workers } : {}),
       ...(this.opts.backend ? { backend: this.opts.backend } : {}),
       ...(this.opts.userEnvs ? { userEnvs: this.opts.userEnvs } : {}),
+      signal: controller.signal,
+      onResult: (job) => {
+        this.progress.set(p.id, tracker.finished(job));
+        this.emit(p);
+      },
     })
-      .then((r) => {
+      .then((results) => {
+        const r = aggregateProbe(plan, results);
         this.publish({ ...p, env: r.env, status: "completed", results: r.results });
         log.info({ probeId: p.id }, "probe completed");
       })
       .catch((e: Error) => {
-        this.publish({ ...p, status: "failed", reason: e.message });
-        log.warn({ probeId: p.id, reason: e.message }, "probe failed");
+        if (controller.signal.aborted || e instanceof PoolStopped) {
+          const interrupted = this.shuttingDown || !controller.signal.aborted;
+          this.publish({ ...p, status: interrupted ? "interrupted" : "stopped", reason: e.message });
+          log.info({ probeId: p.id, reason: e.message }, "probe stopped");
+        } else {
+          this.publish({ ...p, status: "failed", reason: e.message });
+          log.warn({ probeId: p.id, reason: e.message }, "probe failed");
+        }
       })
-      .finally(() => this.running--);
+      .finally(() => {
+        this.active.delete(p.id);
+        this.progress.delete(p.id);
+      });
+    this.active.set(p.id, { stored: p, controller, done });
     return toView(p);
   }
 
+  /** Stops a running probe: its worker threads are terminated; resolves with its stored view (status stopped). */
+  async stop(id: string, reason = "stopped by request"): Promise<ProbeResult> {
+    const a = this.active.get(id);
+    if (!a) {
+      const p = this.store.getProbe(id);
+      if (!p) throw new NotFoundError(`no probe with id ${id}`);
+      throw new ConflictError(`probe ${id} is ${p.status}; only a running probe can be stopped`);
+    }
+    a.controller.abort(new PoolStopped(reason));
+    await a.done;
+    return toView(this.store.getProbe(id)!);
+  }
+
+  /** Deletes a probe, stopping it first if it runs. */
+  async delete(id: string): Promise<void> {
+    if (!this.store.getProbe(id)) throw new NotFoundError(`no probe with id ${id}`);
+    const a = this.active.get(id);
+    if (a) {
+      a.controller.abort(new PoolStopped("deleted"));
+      await a.done;
+    }
+    this.store.deleteProbe(id);
+  }
+
+  /** Stops every running probe (server shutdown): they are stored as interrupted. */
+  async shutdown(): Promise<void> {
+    this.shuttingDown = true;
+    const waits = [...this.active.values()].map(async (a) => {
+      a.controller.abort(new PoolStopped("the server shut down while the probe was running"));
+      await a.done;
+    });
+    await Promise.all(waits);
+    for (const id of this.store.markProbesInterrupted()) log.info({ probeId: id }, "probe interrupted by shutdown");
+  }
+
+  /** Built-in, plugin and level-declared probes, and the generic shift probe. */
   definitions() {
-    return probeDefinitions;
+    return probeDefinitions();
   }
 
   list(): ProbeResult[] {
-    return this.store.listProbes().map(toView);
+    return this.store.listProbes().map((p) => this.view(p));
   }
 
   get(id: string): ProbeResult | null {
     const p = this.store.getProbe(id);
-    return p ? toView(p) : null;
+    return p ? this.view(p) : null;
   }
+}
+
+/** The train/test variants and event a request names (the shift probe needs them; generic probes take them). */
+function shiftFields(req: ProbeStart): Pick<ProbeRequest, "train" | "test" | "event"> {
+  return {
+    ...(req.train ? { train: req.train } : {}),
+    ...(req.test ? { test: req.test } : {}),
+    ...(req.event ? { event: req.event } : {}),
+  };
 }
 
 function toView(p: StoredProbe): ProbeResult {

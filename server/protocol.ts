@@ -1,13 +1,25 @@
 /**
  * The one protocol shared by the server and the browser client: REST
  * resource shapes and the socket.io event maps. Type-only: the client
- * imports it with `import type`.
+ * imports it with `import type`. Shapes that the experiments layer owns
+ * (the run request, a probe request and its result, the run events) are
+ * defined there once and re-exported here; never redeclare them.
  */
 import type { Frame } from "../envs/core.ts";
+import type { RewardTransform } from "../envs/registry.ts";
 import type { LedgerDelta } from "../agents/core.ts";
-import type { EpisodeStats, EvaluationStats, RunSpec, RunStatus, TrajectoryRecord } from "../experiments/events.ts";
+import type { EpisodeStats, EvaluationStats, RunEventOf, RunSpec, RunStatus, TrajectoryRecord } from "../experiments/events.ts";
+import type { Intervention, RunRequest } from "../experiments/runspec.ts";
+import type { ProbeStartRequest } from "../experiments/probes/request.ts";
+import type { ProbeAgentResult, ProbeResult, ProbeTable } from "../experiments/probes/result.ts";
+import type { SweepSpec } from "../experiments/sweeps/spec.ts";
+import type { ProbeProgress } from "../experiments/progress.ts";
+import type { SubscribeMessage } from "./schemas.ts";
 
-export type { Frame, EpisodeStats, EvaluationStats, RunSpec, RunStatus, TrajectoryRecord, LedgerDelta };
+export type { Frame, EpisodeStats, EvaluationStats, RunSpec, RunStatus, TrajectoryRecord, LedgerDelta, RewardTransform };
+/** Request bodies: POST /api/runs, POST /api/runs/:id/intervene, POST /api/probes, POST /api/sweeps. */
+export type { RunRequest, Intervention, ProbeStartRequest, SweepSpec };
+export type { ProbeAgentResult, ProbeResult, ProbeTable, ProbeProgress };
 
 /** GET /api/envs */
 export interface EnvSummary {
@@ -66,13 +78,8 @@ export interface UpdatePoint {
   metrics: Record<string, number>;
 }
 
-export interface InterventionRecord {
-  envSteps: number;
-  variant: string;
-  learning: boolean;
-  reward: RunSpec["reward"];
-  time: number;
-}
+/** An intervention as stored and streamed: the run event's fields plus when it happened. */
+export type InterventionRecord = Omit<RunEventOf<"intervention">, "type" | "runId"> & { time: number };
 
 /** GET /api/runs/:id/ledger: running totals, state key -> per-action reinforcement. */
 export interface LedgerTotals {
@@ -85,32 +92,36 @@ export interface LedgerTotals {
   visits: Record<string, number>;
 }
 
-/** Probe result rows (GET /api/probes/:id). */
-export interface ProbeAgentResult {
-  agent: string;
-  /** The agent config the probe was given for this agent (absent: the defaults). */
-  config?: Record<string, unknown>;
-  /** How the trained agent acted at test, for agents with several modes (expit: "search", "network"). */
-  mode?: string;
-  seeds: number;
-  episodes: number;
-  event: string;
-  rate: number;
-  ci: [number, number];
-  return: { mean: number; ci: [number, number] };
-  performance: { mean: number; ci: [number, number] };
-  predictions: { rewardPursuit: number | null; reinforcedBehavior: number | null; counting: number | null };
-  extra?: Record<string, unknown>;
+/** GET /api/runs/:id/trajectories: the stored episodes, without their frames. */
+export interface TrajectoryListing {
+  episode: number;
+  envSteps: number;
+  variant: string;
+  length: number;
+  return: number;
+  performance: number;
 }
 
-export interface ProbeResult {
-  id: string;
-  probe: string;
+/** GET /api/probes/definitions: what each probe trains on, tests on and counts. */
+export interface ProbeDefinitionView {
+  name: string;
+  description: string;
   env: string;
-  status: "running" | "completed" | "failed";
-  reason: string | null;
-  createdAt: number;
-  results: ProbeAgentResult[];
+  /** Generic probes also run on another environment. */
+  generic: boolean;
+  /** Train and test variants. */
+  train: string;
+  test: string;
+  testReward: RewardTransform;
+  event: string;
+  /** Named arms (e.g. dose-response exposures), each a row of the result. */
+  arms: string[];
+  /** Every test variant (a level may declare several; each gets its own rows). */
+  tests?: string[];
+  /** The env whose level file declares this probe; null for built-ins. */
+  declaredBy?: string | null;
+  /** Request fields this probe needs (shift: env, train, test, event). */
+  needs?: string[];
 }
 
 /** GET /api/sweeps/:id: progress and, once finished, the aggregated probe tables. */
@@ -127,7 +138,7 @@ export interface SweepView {
   updatedAt: number;
   /** Ids of the sweep's runs (their job keys; GET /api/runs/:id works for those already stored). */
   runs: string[];
-  probes: Omit<ProbeResult, "id" | "createdAt" | "status" | "reason">[];
+  probes: ProbeTable[];
 }
 
 /** An error body: every 4xx/5xx answers with this. */
@@ -140,21 +151,15 @@ export interface ApiError {
 // ---------------------------------------------------------------- socket.io
 
 export interface ServerToClientEvents {
-  frame: (e: { runId: string; episode: number; t: number; frame: Frame; reward: number; performance: number; events: string[] }) => void;
+  frame: (e: Omit<RunEventOf<"frame">, "type">) => void;
   /** Batched episode statistics (at most a few batches per second). */
   episode: (e: { runId: string; episodes: EpisodeStats[] }) => void;
-  update: (e: {
-    runId: string;
-    update: number;
-    envSteps: number;
-    stepsPerSecond: number;
-    metrics: Record<string, number>;
-    ledger?: LedgerDelta;
-  }) => void;
-  status: (e: { runId: string; status: RunStatus; reason?: string; envSteps?: number }) => void;
-  evaluation: (e: { runId: string; evaluation: EvaluationStats }) => void;
+  /** The run's update event, without the visitation counts (the ledger view fetches those). */
+  update: (e: Omit<RunEventOf<"update">, "type" | "visits">) => void;
+  status: (e: Omit<RunEventOf<"status">, "type">) => void;
+  evaluation: (e: Omit<RunEventOf<"evaluation">, "type">) => void;
   intervention: (e: { runId: string } & InterventionRecord) => void;
-  trajectory: (e: { runId: string; trajectory: TrajectoryRecord }) => void;
+  trajectory: (e: Omit<RunEventOf<"trajectory">, "type">) => void;
   probe: (e: ProbeResult) => void;
   /** Sweep progress (at most twice a second per sweep) and its end. */
   sweep: (e: SweepView) => void;
@@ -169,6 +174,6 @@ export interface ServerToClientEvents {
 }
 
 export interface ClientToServerEvents {
-  subscribe: (e: { runId: string }) => void;
-  unsubscribe: (e: { runId: string }) => void;
+  subscribe: (e: SubscribeMessage) => void;
+  unsubscribe: (e: SubscribeMessage) => void;
 }

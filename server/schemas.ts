@@ -1,67 +1,45 @@
-/** Request and socket-message schemas: everything from outside is validated here (ajv). */
-import { runRequestSchema } from "../experiments/run.ts";
+/**
+ * Request and socket-message schemas: everything from outside is validated
+ * here (ajv). Bodies that the experiments layer owns (a run request, an
+ * intervention, a probe) are defined there once, with their limits, and
+ * re-exported; the rest are the server's own path, query and message shapes.
+ */
+import { type Static, Type } from "@sinclair/typebox";
+import { StringEnum } from "../envs/schema.ts";
+import { interventionSchema, runRequestSchema } from "../experiments/runspec.ts";
+import { probeStartSchema } from "../experiments/probes/request.ts";
 
 export { runRequestSchema };
+/** POST /api/runs/:id/intervene. */
+export const interveneSchema = interventionSchema;
+/** POST /api/probes (seeds and episodes defaulted for a quick probe). */
+export const probeRequestSchema = probeStartSchema;
 
-export const idParamsSchema = {
-  type: "object",
-  required: ["id"],
-  properties: { id: { type: "string", pattern: "^[A-Za-z0-9-]{1,64}$" } },
-} as const;
+const idSchema = Type.String({ pattern: "^[A-Za-z0-9-]{1,64}$" });
 
-export const interveneSchema = {
-  type: "object",
-  additionalProperties: false,
-  minProperties: 1,
-  properties: {
-    variant: { type: "string", minLength: 1, maxLength: 100 },
-    learning: { type: "boolean" },
-    reward: { enum: ["keep", "removed", "negated"] },
+export const idParamsSchema = Type.Object({ id: idSchema });
+
+export const episodesQuerySchema = Type.Object(
+  {
+    from: Type.Optional(Type.String({ pattern: "^[0-9]{1,9}$" })),
+    limit: Type.Optional(Type.String({ pattern: "^[0-9]{1,6}$" })),
   },
-} as const;
+  { additionalProperties: false },
+);
 
-export const episodesQuerySchema = {
-  type: "object",
-  additionalProperties: false,
-  properties: {
-    from: { type: "string", pattern: "^[0-9]{1,9}$" },
-    limit: { type: "string", pattern: "^[0-9]{1,6}$" },
-  },
-} as const;
+export const emptyQuerySchema = Type.Object({}, { additionalProperties: false });
 
-export const emptyQuerySchema = { type: "object", additionalProperties: false, properties: {} } as const;
+/**
+ * `gc=1` collects garbage first when the server runs with --expose-gc (benchmarks read memory after a collection);
+ * `resetDelay=1` starts the event-loop delay figures afresh after reporting them.
+ */
+export const healthQuerySchema = Type.Object(
+  { gc: Type.Optional(StringEnum(["1"])), resetDelay: Type.Optional(StringEnum(["1"])) },
+  { additionalProperties: false },
+);
 
-/** `gc=1` collects garbage first when the server runs with --expose-gc (benchmarks read memory after a collection). */
-export const healthQuerySchema = { type: "object", additionalProperties: false, properties: { gc: { enum: ["1"] } } } as const;
+export const trajectoryParamsSchema = Type.Object({ id: idSchema, episode: Type.String({ pattern: "^[0-9]{1,9}$" }) });
 
-export const trajectoryParamsSchema = {
-  type: "object",
-  required: ["id", "episode"],
-  properties: {
-    id: { type: "string", pattern: "^[A-Za-z0-9-]{1,64}$" },
-    episode: { type: "string", pattern: "^[0-9]{1,9}$" },
-  },
-} as const;
-
-export const probeRequestSchema = {
-  type: "object",
-  additionalProperties: false,
-  required: ["probe", "agents"],
-  properties: {
-    probe: { type: "string", minLength: 1, maxLength: 64 },
-    agents: { type: "array", minItems: 1, maxItems: 8, uniqueItems: true, items: { type: "string", minLength: 1, maxLength: 64 } },
-    seeds: { type: "integer", minimum: 1, maximum: 100, default: 3 },
-    steps: { type: "integer", minimum: 1, maximum: 5000000 },
-    episodes: { type: "integer", minimum: 1, maximum: 1000, default: 50 },
-    env: { type: "string", minLength: 1, maxLength: 100 },
-    // each agent's config is checked against that agent's own schema when the probe is planned
-    configs: { type: "object", maxProperties: 8, additionalProperties: { type: "object" } },
-  },
-} as const;
-
-export const subscribeSchema = {
-  type: "object",
-  additionalProperties: false,
-  required: ["runId"],
-  properties: { runId: { type: "string", pattern: "^[A-Za-z0-9-]{1,64}$" } },
-} as const;
+/** socket.io `subscribe` and `unsubscribe`. */
+export const subscribeSchema = Type.Object({ runId: idSchema }, { additionalProperties: false });
+export type SubscribeMessage = Static<typeof subscribeSchema>;

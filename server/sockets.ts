@@ -2,17 +2,21 @@
  * socket.io streaming: one room per run. Frames are paced (at most `fps` per
  * run, whole episodes, excess dropped) and sent volatile, so a slow client
  * loses frames and never slows training; episode statistics are batched.
- * Every client message is validated and rate-limited.
+ * Every client message is validated and rate-limited; every handler and
+ * middleware catches its own errors, so nothing a client sends can end the
+ * process. A client's backlog is bounded in bytes, a snapshot is built once
+ * for everyone who asks within SNAPSHOT_REUSE_MS, and a client that has not
+ * read its last snapshot gets no second one.
  */
 import type { Server as HttpServer } from "node:http";
-import { timingSafeEqual } from "node:crypto";
 import { Server, type Socket } from "socket.io";
 import { cloneInput, validate } from "../envs/schema.ts";
 import { ValidationError } from "../envs/errors.ts";
 import type { RunManager } from "../experiments/manager.ts";
 import type { EpisodeStats, RunEvent, RunEventOf } from "../experiments/events.ts";
 import { moduleLogger } from "../experiments/log.ts";
-import { runSummary } from "./app.ts";
+import { runSummary } from "./views.ts";
+import { loopbackHostOk, originProblem, tokenMatches } from "./origin.ts";
 import type { ClientToServerEvents, ProbeResult, ServerToClientEvents } from "./protocol.ts";
 import { subscribeSchema } from "./schemas.ts";
 
@@ -28,9 +32,12 @@ export interface SocketOptions {
   batchMs?: number;
   /** Packets a client may have waiting before it is cut off (default MAX_STALLED). */
   maxStalled?: number;
+  /** Bytes a client may have waiting before it is cut off (default MAX_BACKLOG_BYTES). */
+  maxBacklogBytes?: number;
 }
 
 type Io = Server<ClientToServerEvents, ServerToClientEvents>;
+type Snapshot = Parameters<ServerToClientEvents["snapshot"]>[0];
 
 /** Packets waiting on a client's connection beyond which its frames are dropped. */
 const MAX_BACKLOG = 16;
@@ -43,10 +50,50 @@ const MAX_BACKLOG = 16;
  */
 export const MAX_STALLED = 512;
 
+/**
+ * Bytes waiting on a client's connection beyond which it is cut off: a
+ * snapshot is ~650 kB, so a few clients that ask for them and never read
+ * would otherwise take gigabytes (they did: 2.2 GB in 25 s).
+ */
+export const MAX_BACKLOG_BYTES = 4 * 1024 * 1024;
+/** Bytes still unsent beyond which a client's next subscribe is refused (it has not read the last snapshot yet). */
+export const SNAPSHOT_GATE_BYTES = 64 * 1024;
+/** A run's snapshot is built once and reused for everyone who subscribes within this window. */
+export const SNAPSHOT_REUSE_MS = 250;
+
 /** Episodes (and updates) a snapshot carries at most, about. */
 const SNAPSHOT_POINTS = 5000;
 
-const backlogOf = (socket: Socket): number => (socket.conn as unknown as { writeBuffer?: unknown[] }).writeBuffer?.length ?? 0;
+type EngineConn = {
+  writeBuffer?: { data?: unknown }[];
+  transport?: { name?: string; socket?: { bufferedAmount?: number } };
+};
+
+const backlogOf = (socket: Socket): number => (socket.conn as unknown as EngineConn).writeBuffer?.length ?? 0;
+
+/** Bytes waiting for a client: packets engine.io holds, plus what the websocket has not yet handed to the kernel. */
+export function backlogBytes(socket: Socket): number {
+  const conn = socket.conn as unknown as EngineConn;
+  let n = 0;
+  for (const p of conn.writeBuffer ?? []) {
+    const d = p.data;
+    if (typeof d === "string") n += d.length;
+    else if (d && typeof (d as ArrayBufferLike).byteLength === "number") n += (d as ArrayBufferLike).byteLength;
+  }
+  if (conn.transport?.name === "websocket") n += conn.transport.socket?.bufferedAmount ?? 0;
+  return n;
+}
+
+/** Runs a socket callback so that a throw is logged, never left to end the process. */
+function guarded<A extends unknown[]>(what: string, fn: (...args: A) => void): (...args: A) => void {
+  return (...args: A) => {
+    try {
+      fn(...args);
+    } catch (err) {
+      log.error({ err, what }, "socket handler threw (caught)");
+    }
+  };
+}
 
 /** What the streaming layer has done, for /api/health and the soak benchmark. */
 export interface StreamStats {
@@ -56,6 +103,12 @@ export interface StreamStats {
   stalledCut: number;
   /** The longest backlog (packets waiting) of any client now. */
   maxBacklog: number;
+  /** The largest backlog in bytes of any client now. */
+  maxBacklogBytes: number;
+  /** Subscribes answered with an error because the client had not read its previous snapshot. */
+  snapshotsRefused: number;
+  /** Snapshots built (the rest of those sent were reused). */
+  snapshotsBuilt: number;
 }
 
 /** Plays recorded episodes to a room at a steady pace; drops whole episodes when behind. */
@@ -87,6 +140,9 @@ export class Broadcaster {
   private readonly episodeBatches = new Map<string, EpisodeStats[]>();
   private readonly timers: NodeJS.Timeout[] = [];
   private stalledCut = 0;
+  private snapshotsRefused = 0;
+  private snapshotsBuilt = 0;
+  private readonly snapshots = new Map<string, { at: number; value: Snapshot }>();
   /** Frames dropped by pacers of runs that have ended. */
   private droppedBefore = 0;
 
@@ -101,32 +157,89 @@ export class Broadcaster {
       cors: { origin: false },
       pingInterval: 10_000,
       pingTimeout: 8_000,
+      // before any socket exists: a loopback server answers loopback Host names only, and only same-origin (or no-Origin) pages
+      allowRequest: (req, callback) => {
+        try {
+          if (!opts.token && !loopbackHostOk(req.headers.host, req.socket.localPort)) {
+            callback("this server answers loopback host names only", false);
+            return;
+          }
+          const problem = originProblem(req);
+          callback(problem, problem === null);
+        } catch (err) {
+          log.error({ err }, "allowRequest threw (caught)");
+          callback("bad request", false);
+        }
+      },
     });
-    if (opts.token) {
-      const token = Buffer.from(opts.token);
+    const token = opts.token;
+    if (token) {
       this.io.use((socket, next) => {
-        const given = Buffer.from(String((socket.handshake.auth as { token?: unknown })?.token ?? ""));
-        if (given.length === token.length && timingSafeEqual(given, token)) next();
-        else next(new Error("missing or wrong token: connect with auth: {token}"));
+        try {
+          // the handshake is network data: only a string token is ever looked at
+          const auth: unknown = socket.handshake.auth;
+          const given = auth && typeof auth === "object" ? (auth as Record<string, unknown>).token : undefined;
+          if (tokenMatches(given, token)) next();
+          else next(new Error("missing or wrong token: connect with auth: {token: string}"));
+        } catch (err) {
+          log.error({ err }, "socket auth threw (caught)");
+          next(new Error("bad handshake"));
+        }
       });
     }
-    this.io.on("connection", (s) => this.onConnection(s));
+    this.io.engine.on("connection_error", (err: { code?: number; message?: string }) => {
+      log.debug({ code: err.code, message: err.message }, "socket connection refused");
+    });
+    this.io.on(
+      "connection",
+      guarded("connection", (s: Socket<ClientToServerEvents, ServerToClientEvents>) => this.onConnection(s)),
+    );
     manager.on((e) => this.onRunEvent(e));
+    manager.onDelete((runId) => this.forget(runId));
     const fps = opts.fps ?? 30;
-    this.timers.push(setInterval(() => this.tickFrames(), 1000 / fps));
-    this.timers.push(setInterval(() => this.flushEpisodes(), opts.batchMs ?? 250));
-    this.timers.push(setInterval(() => this.cutStalled(), 1000));
+    this.timers.push(
+      setInterval(
+        guarded("frames", () => this.tickFrames()),
+        1000 / fps,
+      ),
+    );
+    this.timers.push(
+      setInterval(
+        guarded("episodes", () => this.flushEpisodes()),
+        opts.batchMs ?? 250,
+      ),
+    );
+    this.timers.push(
+      setInterval(
+        guarded("stalled", () => this.cutStalled()),
+        1000,
+      ),
+    );
+  }
+
+  /** A deleted run: its pacer, batches and cached snapshot go. */
+  private forget(runId: string): void {
+    this.pacers.delete(runId);
+    this.episodeBatches.delete(runId);
+    this.snapshots.delete(runId);
   }
 
   private cutStalled(): void {
-    const max = this.opts.maxStalled ?? MAX_STALLED;
-    for (const socket of this.io.sockets.sockets.values()) {
-      const backlog = backlogOf(socket);
-      if (backlog <= max) continue;
-      this.stalledCut++;
-      log.warn({ socket: socket.id, backlog }, "client reads too slowly: cutting its connection (it reconnects with a fresh snapshot)");
-      socket.conn.close(true);
-    }
+    for (const socket of this.io.sockets.sockets.values()) this.cutIfStalled(socket);
+  }
+
+  /** Cuts a client whose backlog passed the packet or byte bound; returns whether it did. */
+  private cutIfStalled(socket: Socket): boolean {
+    const backlog = backlogOf(socket);
+    const bytes = backlogBytes(socket);
+    if (backlog <= (this.opts.maxStalled ?? MAX_STALLED) && bytes <= (this.opts.maxBacklogBytes ?? MAX_BACKLOG_BYTES)) return false;
+    this.stalledCut++;
+    log.warn(
+      { socket: socket.id, backlog, bytes },
+      "client reads too slowly: cutting its connection (it reconnects with a fresh snapshot)",
+    );
+    socket.conn.close(true);
+    return true;
   }
 
   private onConnection(socket: Socket<ClientToServerEvents, ServerToClientEvents>): void {
@@ -158,10 +271,18 @@ export class Broadcaster {
     socket.on(
       "subscribe",
       guard<{ runId: string }>("subscribe", ({ runId }) => {
+        // one unread snapshot at most: a client that has not taken the last one gets an error, not a second copy
+        if (backlogBytes(socket) > SNAPSHOT_GATE_BYTES) {
+          this.snapshotsRefused++;
+          throw new ValidationError("busy: your previous snapshot is still being sent; subscribe again once it has arrived", [
+            { path: "/", message: "previous snapshot unread" },
+          ]);
+        }
         const snapshot = this.snapshot(runId);
         if (!snapshot) throw new ValidationError(`no run with id ${runId}`, [{ path: "/runId", message: "unknown run" }]);
         void socket.join(runId);
         socket.emit("snapshot", snapshot);
+        this.cutIfStalled(socket);
       }),
     );
     socket.on(
@@ -169,26 +290,40 @@ export class Broadcaster {
       guard<{ runId: string }>("unsubscribe", ({ runId }) => void socket.leave(runId)),
     );
     // anything else a client sends is refused with a clear error
-    socket.onAny((event: string) => {
-      if (event !== "subscribe" && event !== "unsubscribe") {
-        if (!allow()) return;
-        socket.emit("error", { error: `unknown message "${String(event).slice(0, 64)}"; the client may send subscribe or unsubscribe` });
-      }
-    });
+    socket.onAny(
+      guarded("onAny", (event: unknown) => {
+        if (event !== "subscribe" && event !== "unsubscribe") {
+          if (!allow()) return;
+          const name = typeof event === "string" ? event.slice(0, 64) : typeof event;
+          socket.emit("error", { error: `unknown message "${name}"; the client may send subscribe or unsubscribe` });
+        }
+      }),
+    );
   }
 
-  /** A run's summary and history, as a subscriber receives it first. */
-  private snapshot(runId: string): Parameters<ServerToClientEvents["snapshot"]>[0] | null {
+  /** A run's summary and history, as a subscriber receives it first; built once per SNAPSHOT_REUSE_MS for all who ask. */
+  private snapshot(runId: string, fresh = false): Snapshot | null {
+    const cached = this.snapshots.get(runId);
+    const now = Date.now();
+    if (!fresh && cached && now - cached.at < SNAPSHOT_REUSE_MS) return cached.value;
     const run = this.manager.store.getRun(runId);
-    if (!run) return null;
+    if (!run) {
+      this.snapshots.delete(runId);
+      return null;
+    }
     // long runs have 10^5 episodes and updates or more: a snapshot carries about 5,000 of each,
     // spread over the whole run, with the last (the charts cannot show more; REST serves them all)
-    return {
+    const value: Snapshot = {
       run: runSummary(run, this.manager),
       episodes: this.manager.store.episodesOverview(runId, SNAPSHOT_POINTS),
       updates: this.manager.store.updatesOverview(runId, SNAPSHOT_POINTS),
       interventions: this.manager.store.interventions(runId),
     };
+    this.snapshotsBuilt++;
+    // stale entries go when the map grows: at most one per run that was asked for recently
+    if (this.snapshots.size > 256) for (const [id, c] of this.snapshots) if (now - c.at >= SNAPSHOT_REUSE_MS) this.snapshots.delete(id);
+    this.snapshots.set(runId, { at: now, value });
+    return value;
   }
 
   private pacer(runId: string): FramePacer {
@@ -201,6 +336,14 @@ export class Broadcaster {
   }
 
   private onRunEvent(e: RunEvent): void {
+    try {
+      this.routeRunEvent(e);
+    } catch (err) {
+      log.error({ err, runId: e.runId, type: e.type }, "streaming a run event failed (caught)");
+    }
+  }
+
+  private routeRunEvent(e: RunEvent): void {
     const room = this.io.to(e.runId);
     switch (e.type) {
       case "frame":
@@ -232,7 +375,7 @@ export class Broadcaster {
         });
         if (e.status === "queued") {
           // a run resumed from a checkpoint has had its history rewound: watchers start again from a fresh snapshot
-          const snap = this.snapshot(e.runId);
+          const snap = this.snapshot(e.runId, true);
           if (snap) room.emit("snapshot", snap);
         }
         if (e.status === "completed" || e.status === "failed" || e.status === "stopped") {
@@ -310,7 +453,17 @@ export class Broadcaster {
   stats(): StreamStats {
     let maxBacklog = 0;
     for (const socket of this.io.sockets.sockets.values()) maxBacklog = Math.max(maxBacklog, backlogOf(socket));
-    return { clients: this.io.engine.clientsCount, framesDropped: this.droppedFrames(), stalledCut: this.stalledCut, maxBacklog };
+    let maxBytes = 0;
+    for (const socket of this.io.sockets.sockets.values()) maxBytes = Math.max(maxBytes, backlogBytes(socket));
+    return {
+      clients: this.io.engine.clientsCount,
+      framesDropped: this.droppedFrames(),
+      stalledCut: this.stalledCut,
+      maxBacklog,
+      maxBacklogBytes: maxBytes,
+      snapshotsRefused: this.snapshotsRefused,
+      snapshotsBuilt: this.snapshotsBuilt,
+    };
   }
 
   /** Tells every client the server is going away (they reconnect by themselves later). */

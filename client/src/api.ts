@@ -1,18 +1,32 @@
-/** Typed wrappers over the REST API (server/protocol.ts is the contract). */
+/**
+ * Typed wrappers over the REST API. server/protocol.ts is the contract: every
+ * shape here is imported from it as a type (never redeclared, never runtime
+ * schema code), so a field the server changes fails this file's type-check.
+ */
 import type {
   AgentSummary,
   ApiError,
   EnvSummary,
   EpisodeStats,
+  Intervention,
   InterventionRecord,
   LedgerTotals,
+  ProbeDefinitionView,
   ProbeResult,
-  RunSpec,
+  ProbeStartRequest,
+  RunRequest,
   RunSummary,
+  SweepSpec,
   SweepView,
+  TrajectoryListing,
   TrajectoryRecord,
   UpdatePoint,
 } from "../../server/protocol.ts";
+
+/** The request bodies and listings, under the names the client's views use. */
+export type { Intervention, RunRequest, SweepSpec, TrajectoryListing };
+export type ProbeRequest = ProbeStartRequest;
+export type ProbeDefinition = ProbeDefinitionView;
 
 /** A non-2xx answer, carrying the server's error body (with field details for forms). */
 export class ApiRequestError extends Error {
@@ -59,68 +73,6 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
   }
   return data as T;
 }
-
-/** What the launcher posts. The server fills the rest of the RunSpec with defaults. */
-export interface RunRequest {
-  env: string;
-  variant: string;
-  agent: string;
-  config: Record<string, unknown>;
-  seed: number;
-  steps: number;
-  envConfig?: Record<string, unknown>;
-  evalEpisodes?: number;
-  reward?: RunSpec["reward"];
-  label?: string;
-}
-
-export interface Intervention {
-  variant?: string;
-  learning?: boolean;
-  reward?: RunSpec["reward"];
-}
-
-export interface TrajectoryListing {
-  episode: number;
-  envSteps: number;
-  variant: string;
-  length: number;
-  return: number;
-  performance: number;
-}
-
-export interface ProbeRequest {
-  probe: string;
-  agents: string[];
-  seeds: number;
-  /** Training budget per agent and seed; the probe's per-agent default if absent. */
-  steps?: number;
-  /** Test episodes per seed. */
-  episodes?: number;
-  /** Another environment, for generic probes. */
-  env?: string;
-  /** Agent configs by agent name, e.g. {"planner": {"model": "learned"}}. */
-  configs?: Record<string, Record<string, unknown>>;
-}
-
-/** GET /api/probes/definitions: what each probe trains on, tests on and counts. */
-export interface ProbeDefinition {
-  name: string;
-  description: string;
-  env: string;
-  /** Generic probes also run on another environment. */
-  generic: boolean;
-  /** Train and test variants. */
-  train: string;
-  test: string;
-  testReward: RunSpec["reward"];
-  event: string;
-  /** Named arms (e.g. dose-response exposures), each a row of the result. */
-  arms: string[];
-}
-
-/** A sweep spec (experiments/sweeps/spec.ts): posted as the user wrote it, validated by the server. */
-export type SweepSpec = Record<string, unknown>;
 
 const enc = encodeURIComponent;
 
@@ -170,6 +122,8 @@ export const api = {
   startProbe: (body: ProbeRequest) => request<ProbeResult>("POST", "/api/probes", body),
   probes: () => request<ProbeResult[]>("GET", "/api/probes"),
   probe: (id: string) => request<ProbeResult>("GET", `/api/probes/${enc(id)}`),
+  stopProbe: (id: string) => request<ProbeResult>("POST", `/api/probes/${enc(id)}/stop`),
+  removeProbe: (id: string) => request<unknown>("DELETE", `/api/probes/${enc(id)}`),
   probeDefinitions(): Promise<ProbeDefinition[]> {
     definitionsPromise ??= request<ProbeDefinition[]>("GET", "/api/probes/definitions").catch((e) => {
       definitionsPromise = null;

@@ -1,7 +1,9 @@
 /**
- * uPlot line charts with x = env steps, redrawn at most once per animation
- * frame, resized with their container, and with vertical markers for
- * interventions. Data arrive already downsampled (series.ts).
+ * uPlot line charts with x = env steps (or another x), redrawn at most once
+ * per animation frame, resized with their container, with vertical markers
+ * for interventions, optional shaded bands (a seed group's min..max), and
+ * CSV and PNG export of what is drawn. Data arrive already downsampled
+ * (series.ts).
  */
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
@@ -38,6 +40,27 @@ export interface ChartOptions {
   legend?: boolean;
   /** Write each marker's label beside its line (default true; off for small charts). */
   markerLabels?: boolean;
+  /** Name of the x values (legend, CSV header, axis); default "env steps". */
+  xLabel?: string;
+  /** Shaded areas between two series (indices into `series`), e.g. a seed group's min and max. */
+  bands?: { upper: number; lower: number; color: string }[];
+}
+
+/** Saves text or a blob as a file download. */
+function download(name: string, data: Blob): void {
+  const url = URL.createObjectURL(data);
+  const a = h("a", { href: url, download: name });
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  window.setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+/** A CSV cell: numbers as they are, text quoted when it needs to be. */
+function csvCell(v: string | number | null | undefined): string {
+  if (v === null || v === undefined || (typeof v === "number" && !Number.isFinite(v))) return "";
+  const s = String(v);
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
 const AXIS = "#8b95a7";
@@ -113,6 +136,7 @@ export class LineChart {
   readonly root: HTMLElement;
   private readonly plotHost: HTMLElement;
   private readonly titleEl: HTMLElement;
+  private readonly titleText: HTMLElement;
   private plot: uPlot | null = null;
   private opts: ChartOptions;
   private data: uPlot.AlignedData;
@@ -124,7 +148,20 @@ export class LineChart {
     this.opts = opts;
     this.data = [[], ...opts.series.map(() => [])] as uPlot.AlignedData;
     this.plotHost = h("div", { class: "plot" });
-    this.titleEl = h("div", { class: "chart-title" }, opts.title);
+    this.titleText = h("span", { class: "chart-title-text" }, opts.title);
+    const csv = h(
+      "button",
+      { type: "button", class: "chart-export", title: "download the data drawn, as CSV", "data-testid": `${opts.testid}-csv` },
+      "CSV",
+    );
+    const png = h(
+      "button",
+      { type: "button", class: "chart-export", title: "download the chart as a PNG image", "data-testid": `${opts.testid}-png` },
+      "PNG",
+    );
+    csv.addEventListener("click", () => download(`${this.fileName()}.csv`, new Blob([this.toCSV()], { type: "text/csv" })));
+    png.addEventListener("click", () => void this.toPNG().then((b) => b && download(`${this.fileName()}.png`, b)));
+    this.titleEl = h("div", { class: "chart-title" }, this.titleText, h("span", { class: "chart-tools" }, csv, png));
     this.root = h("div", { class: "chart", "data-testid": opts.testid, "data-points": 0 }, this.titleEl, this.plotHost);
     this.resizeObs = new ResizeObserver(() => {
       const w = this.width();
@@ -141,9 +178,9 @@ export class LineChart {
     return Math.max(200, Math.floor(this.root.clientWidth || 480));
   }
 
-  /** Replaces the series definitions (the chart is rebuilt on next draw). */
-  setSeries(series: SeriesDef[]): void {
-    this.opts = { ...this.opts, series };
+  /** Replaces the series definitions (and bands, x label; the chart is rebuilt on next draw). */
+  setSeries(series: SeriesDef[], extra: Pick<ChartOptions, "bands" | "xLabel"> = {}): void {
+    this.opts = { ...this.opts, series, bands: extra.bands ?? [], ...(extra.xLabel ? { xLabel: extra.xLabel } : {}) };
     this.plot?.destroy();
     this.plot = null;
     this.data = [[], ...series.map(() => [])] as uPlot.AlignedData;
@@ -151,7 +188,41 @@ export class LineChart {
   }
 
   setTitle(title: string): void {
-    this.titleEl.textContent = title;
+    this.titleText.textContent = title;
+  }
+
+  private fileName(): string {
+    return `rewardlab-${this.opts.testid.replace(/^chart-/, "")}`;
+  }
+
+  /** The data drawn, as CSV: the x column, then one column per series (labels as headers). */
+  toCSV(): string {
+    const header = [this.opts.xLabel ?? "env steps", ...this.opts.series.map((s) => s.label)];
+    const cols = this.data as unknown as (number | null)[][];
+    const rows = [header.map(csvCell).join(",")];
+    const n = cols[0]?.length ?? 0;
+    for (let i = 0; i < n; i++) rows.push(cols.map((c) => csvCell(c[i])).join(","));
+    return `${rows.join("\n")}\n`;
+  }
+
+  /** The chart as a PNG: the plot (axes and lines) on the panel's background, under its title. */
+  async toPNG(): Promise<Blob | null> {
+    const src = this.plot?.ctx.canvas;
+    if (!src) return null;
+    const dpr = window.devicePixelRatio || 1;
+    const head = Math.round(24 * dpr);
+    const c = document.createElement("canvas");
+    c.width = src.width;
+    c.height = src.height + head;
+    const ctx = c.getContext("2d")!;
+    ctx.fillStyle = "#161a21";
+    ctx.fillRect(0, 0, c.width, c.height);
+    ctx.fillStyle = "#dfe5ee";
+    ctx.font = `${13 * dpr}px system-ui, sans-serif`;
+    ctx.textBaseline = "middle";
+    ctx.fillText(this.titleText.textContent ?? "", 8 * dpr, head / 2);
+    ctx.drawImage(src, 0, head);
+    return new Promise((res) => c.toBlob((b) => res(b), "image/png"));
   }
 
   get seriesCount(): number {
@@ -229,7 +300,7 @@ export class LineChart {
         ...(hasY2 ? [axis("y2", 1, o.y2Label)] : []),
       ],
       series: [
-        { label: "env steps", value: (_u, v) => (v === null || v === undefined ? "–" : compact(v)) },
+        { label: o.xLabel ?? "env steps", value: (_u, v) => (v === null || v === undefined ? "–" : compact(v)) },
         ...o.series.map(
           (s): uPlot.Series => ({
             label: s.label,
@@ -245,6 +316,9 @@ export class LineChart {
           }),
         ),
       ],
+      ...(o.bands?.length
+        ? { bands: o.bands.map((b) => ({ series: [b.upper + 1, b.lower + 1] as [number, number], fill: withAlpha(b.color, 0.18) })) }
+        : {}),
       plugins: o.markers ? [markerPlugin(o.markers, o.markerLabels !== false)] : [],
     };
   }

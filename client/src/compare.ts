@@ -1,14 +1,18 @@
 /**
- * Runs side by side: each run's live canvas, and their curves together on
- * shared charts (return solid, hidden performance dashed, one colour per
- * run), event rates and any update metric; then the probe section.
+ * Runs side by side: each run's live canvas, and their curves together: one
+ * return panel per environment (each on its own scale; return solid, hidden
+ * performance dashed), event rates and any update metric; then the probe
+ * section. Every run keeps one colour (from its id) in every view. Runs that
+ * differ only by seed can be grouped: the group's mean curve with a shaded
+ * band from the lowest to the highest seed. The x axis is env steps or wall
+ * time; every chart exports CSV and PNG.
  */
 import type { RunSummary } from "../../server/protocol.ts";
 import type { TrajectoryRecord } from "../../server/protocol.ts";
 import { api, isActive } from "./api.ts";
 import { FramePlayer, GridCanvas } from "./canvas.ts";
 import { joinTables, LineChart, type Marker, type SeriesDef } from "./charts.ts";
-import { colorAt, fmt, h, option, setChildren, shortId } from "./dom.ts";
+import { fmt, h, option, runColor, setChildren, shortId } from "./dom.ts";
 import { mountProbes } from "./probes.ts";
 import { RunModel } from "./runmodel.ts";
 import { eventsSummary, progressBar, statusBadge } from "./runs.ts";
@@ -17,6 +21,57 @@ import { smooth } from "./series.ts";
 import { onRuns } from "./socket.ts";
 
 const MAX_RUNS = 8;
+/** Points of a seed group's curves: the runs are resampled onto this many x values. */
+const GROUP_POINTS = 120;
+
+export interface CompareOptions {
+  /** "demo": the home page's live demo (no run picker, no probes). */
+  mode?: "full" | "demo";
+  title?: string;
+}
+
+type XAxis = "steps" | "time";
+
+/** What makes runs the same experiment: everything in the spec but the seed (and the label). */
+export function groupKey(run: RunSummary): string {
+  const { seed: _seed, label: _label, ...rest } = run.spec as RunSummary["spec"] & { label?: string };
+  return JSON.stringify(rest, Object.keys(rest).sort());
+}
+
+/**
+ * Resamples a curve onto `grid`: each grid x takes the last value at or
+ * before it (null before the curve starts or after it ends).
+ */
+export function resample(xs: readonly number[], ys: readonly (number | null)[], grid: readonly number[]): (number | null)[] {
+  const out: (number | null)[] = [];
+  let j = -1;
+  for (const g of grid) {
+    while (j + 1 < xs.length && xs[j + 1]! <= g) j++;
+    out.push(j < 0 || g > xs[xs.length - 1]! ? null : (ys[j] ?? null));
+  }
+  return out;
+}
+
+/** Mean, min and max across curves at each point (null where no curve has a value). */
+export function bandStats(curves: (number | null)[][]): { mean: (number | null)[]; lo: (number | null)[]; hi: (number | null)[] } {
+  const n = curves[0]?.length ?? 0;
+  const mean: (number | null)[] = [];
+  const lo: (number | null)[] = [];
+  const hi: (number | null)[] = [];
+  for (let i = 0; i < n; i++) {
+    const vs = curves.map((c) => c[i]).filter((v): v is number => v !== null && v !== undefined && Number.isFinite(v));
+    if (vs.length === 0) {
+      mean.push(null);
+      lo.push(null);
+      hi.push(null);
+      continue;
+    }
+    mean.push(vs.reduce((a, b) => a + b, 0) / vs.length);
+    lo.push(Math.min(...vs));
+    hi.push(Math.max(...vs));
+  }
+  return { mean, lo, hi };
+}
 
 interface Lane {
   /** Latest recorded episode, looped on the canvas once the run no longer streams. */
@@ -31,11 +86,14 @@ interface Lane {
   color: string;
 }
 
-export function mountCompare(host: HTMLElement, ids: string[]): () => void {
+export function mountCompare(host: HTMLElement, ids: string[], opts: CompareOptions = {}): () => void {
   ids = [...new Set(ids)].slice(0, MAX_RUNS);
+  const demo = opts.mode === "demo";
   // overlaid noisy runs read better smoothed harder than a single run
   let smoothing = 0.85;
   let dirty = true;
+  let xAxis: XAxis = "steps";
+  let grouped = true;
 
   const picker = h(
     "div",
@@ -47,7 +105,7 @@ export function mountCompare(host: HTMLElement, ids: string[]): () => void {
   const metricSel = h("select", { "data-testid": "compare-metric" });
   const probeHost = h("div", {});
 
-  const lanes: Lane[] = ids.map((id, i) => {
+  const lanes: Lane[] = ids.map((id) => {
     const model = new RunModel(id);
     const grid = new GridCanvas({ testid: "compare-canvas", maxCell: 30, minCell: 4 });
     grid.el.dataset.runId = id;
@@ -58,8 +116,7 @@ export function mountCompare(host: HTMLElement, ids: string[]): () => void {
       hud.textContent = `${replaying ? "replay of " : ""}ep ${f.episode} · t ${f.t}${f.events.length ? ` · ${f.events.join(" ")}` : ""}`;
     };
     model.onFrame = (f) => player.push(f);
-    // run colours skip the first two palette entries, which mean return and performance elsewhere
-    const color = colorAt(i + 2);
+    const color = runColor(id);
     model.onTrajectory = (t) => {
       lane.loop = t;
     };
@@ -110,21 +167,39 @@ export function mountCompare(host: HTMLElement, ids: string[]): () => void {
   }
   const loopTimer = window.setInterval(() => lanes.forEach(loopFinished), 1000);
 
+  // interventions are placed by env steps: shown on that axis only
   const allMarkers = (): Marker[] =>
-    lanes.flatMap((l) =>
-      lanes.length > 1 ? l.model.markers().map((m) => ({ x: m.x, label: `${shortId(l.model.runId)}: ${m.label}` })) : l.model.markers(),
-    );
+    xAxis !== "steps"
+      ? []
+      : lanes.flatMap((l) =>
+          lanes.length > 1 ? l.model.markers().map((m) => ({ x: m.x, label: `${shortId(l.model.runId)}: ${m.label}` })) : l.model.markers(),
+        );
 
-  const returnChart = new LineChart({
-    testid: "chart-compare-return",
-    title: "Return (solid) and hidden performance (dashed), smoothed",
-    height: 260,
-    markers: allMarkers,
-    series: lanes.flatMap((l): SeriesDef[] => [
-      { label: `${shortId(l.model.runId)} return`, color: l.color, width: 2 },
-      { label: `${shortId(l.model.runId)} perf`, color: l.color, width: 2, dash: [6, 4] },
-    ]),
+  /** One return panel per environment (reward scales differ), created as runs become known. */
+  const returnPanels = new Map<string, { chart: LineChart; signature: string }>();
+  const returnBox = h("div", { class: "return-panels", "data-testid": "compare-return-panels" });
+  const xSel = h(
+    "select",
+    { "data-testid": "compare-x" },
+    option("steps", "x: env steps"),
+    option("time", "x: wall time (estimated from the run's mean speed)"),
+  );
+  xSel.addEventListener("change", () => {
+    xAxis = xSel.value as XAxis;
+    dirty = true;
   });
+  const groupCheck = h("input", { type: "checkbox", checked: true, "data-testid": "compare-group" });
+  groupCheck.addEventListener("change", () => {
+    grouped = groupCheck.checked;
+    dirty = true;
+  });
+  const groupLabel = h(
+    "label",
+    { class: "check small", title: "runs identical but for the seed: their mean, and a band from the lowest to the highest seed" },
+    groupCheck,
+    " group seeds (mean, min–max band)",
+  );
+
   const eventsChart = new LineChart({
     testid: "chart-compare-events",
     title: "Event rate (last 100 episodes)",
@@ -154,11 +229,13 @@ export function mountCompare(host: HTMLElement, ids: string[]): () => void {
         h(
           "div",
           { class: "panel-head" },
-          h("h2", {}, "Compare runs"),
+          h("h2", {}, opts.title ?? "Compare runs"),
           h("div", { class: "spacer" }),
+          groupLabel,
+          xSel,
           smoothingControl((w) => ((smoothing = w), (dirty = true)), smoothing),
         ),
-        picker,
+        demo ? null : picker,
       ),
       lanes.length
         ? lanesBox
@@ -167,7 +244,7 @@ export function mountCompare(host: HTMLElement, ids: string[]): () => void {
         ? h(
             "section",
             { class: "panel charts" },
-            returnChart.root,
+            returnBox,
             h(
               "div",
               { class: "two" },
@@ -176,7 +253,7 @@ export function mountCompare(host: HTMLElement, ids: string[]): () => void {
             ),
           )
         : null,
-      probeHost,
+      demo ? null : probeHost,
     ),
   );
 
@@ -207,6 +284,7 @@ export function mountCompare(host: HTMLElement, ids: string[]): () => void {
           "label",
           { class: "chip pick" },
           check,
+          h("i", { class: "run-dot", style: `background:${runColor(r.id)}` }),
           h("span", { class: "mono" }, shortId(r.id)),
           ` ${r.spec.env} · ${r.variant} · ${r.spec.agent} `,
           statusBadge(r.status),
@@ -245,16 +323,138 @@ export function mountCompare(host: HTMLElement, ids: string[]): () => void {
     }
   }
 
+  /** A lane's x values on the chosen axis: env steps, or seconds since start at the run's mean speed. */
+  function xsOf(l: Lane, steps: number[]): number[] {
+    if (xAxis === "steps") return steps;
+    const run = l.model.run;
+    const seconds = run ? Math.max(1e-3, (run.updatedAt - run.createdAt) / 1000) : 1;
+    const perStep = run && run.envSteps > 0 ? seconds / run.envSteps : 0;
+    return steps.map((s) => s * perStep);
+  }
+
+  function refreshReturnPanels(): void {
+    const known = lanes.filter((l) => l.model.run);
+    const envs = [...new Set(known.map((l) => l.model.run!.spec.env))];
+    const xLabel = xAxis === "steps" ? "env steps" : "wall time (s, est.)";
+    for (const env of envs) {
+      const mine = known.filter((l) => l.model.run!.spec.env === env);
+      // seed groups (in lane order); a group of one run is drawn as that run
+      const groups = new Map<string, Lane[]>();
+      for (const l of mine) {
+        const k = grouped ? groupKey(l.model.run!) : l.model.runId;
+        groups.set(k, [...(groups.get(k) ?? []), l]);
+      }
+      const series: SeriesDef[] = [];
+      const bands: { upper: number; lower: number; color: string }[] = [];
+      const columns: ((x: number[]) => (number | null)[])[] = [];
+      const curves = (l: Lane) => {
+        const x = xsOf(l, l.model.episodes.x());
+        return {
+          x,
+          ret: smooth(l.model.episodes.column("return"), smoothing),
+          perf: smooth(l.model.episodes.column("performance"), smoothing),
+        };
+      };
+      const many = [...groups.values()].some((g) => g.length > 1);
+      for (const [, members] of groups) {
+        const first = members[0]!;
+        if (members.length === 1) {
+          const name = shortId(first.model.runId);
+          series.push(
+            { label: `${name} return`, color: first.color, width: 2 },
+            { label: `${name} perf`, color: first.color, width: 2, dash: [6, 4] },
+          );
+          columns.push(
+            (grid) => {
+              const c = curves(first);
+              return resample(c.x, c.ret, grid);
+            },
+            (grid) => {
+              const c = curves(first);
+              return resample(c.x, c.perf, grid);
+            },
+          );
+          continue;
+        }
+        const run = first.model.run!;
+        const color = runColor(groupKey(run));
+        const name = `${run.spec.agent} ×${members.length} seeds`;
+        const base = series.length;
+        series.push(
+          { label: `${name} return (mean)`, color, width: 2 },
+          { label: `${name} perf (mean)`, color, width: 2, dash: [6, 4] },
+          { label: `${name} return max`, color, faint: true, width: 1, legend: false },
+          { label: `${name} return min`, color, faint: true, width: 1, legend: false },
+          { label: `${name} perf max`, color, faint: true, width: 1, dash: [2, 3], legend: false },
+          { label: `${name} perf min`, color, faint: true, width: 1, dash: [2, 3], legend: false },
+        );
+        bands.push({ upper: base + 2, lower: base + 3, color }, { upper: base + 4, lower: base + 5, color });
+        const stats = (grid: number[], key: "ret" | "perf") =>
+          bandStats(
+            members.map((m) => {
+              const c = curves(m);
+              return resample(c.x, c[key], grid);
+            }),
+          );
+        let cache: { grid: number[]; ret: ReturnType<typeof bandStats>; perf: ReturnType<typeof bandStats> } | null = null;
+        const get = (grid: number[]) => {
+          if (cache?.grid !== grid) cache = { grid, ret: stats(grid, "ret"), perf: stats(grid, "perf") };
+          return cache;
+        };
+        columns.push(
+          (g) => get(g).ret.mean,
+          (g) => get(g).perf.mean,
+          (g) => get(g).ret.hi,
+          (g) => get(g).ret.lo,
+          (g) => get(g).perf.hi,
+          (g) => get(g).perf.lo,
+        );
+      }
+      const signature = JSON.stringify([series.map((x) => x.label), xLabel]);
+      let panel = returnPanels.get(env);
+      if (!panel) {
+        const chart = new LineChart({
+          testid: `chart-compare-return-${env.replace(/[^a-zA-Z0-9]+/g, "-")}`,
+          title: "",
+          height: 240,
+          markers: allMarkers,
+          xLabel,
+          series,
+          bands,
+        });
+        chart.root.dataset.env = env;
+        panel = { chart, signature };
+        returnPanels.set(env, panel);
+        returnBox.appendChild(chart.root);
+      } else if (panel.signature !== signature) {
+        panel.chart.setSeries(series, { bands, xLabel });
+        panel.signature = signature;
+      }
+      panel.chart.root.dataset.groups = String([...groups.values()].filter((g) => g.length > 1).length);
+      panel.chart.setTitle(
+        `${env}: return (solid) and hidden performance (dashed), smoothed${many ? "; seed groups: mean with min–max band" : ""}`,
+      );
+      // a common grid: seed groups need one; single runs keep their resolution up to GROUP_POINTS per run
+      const maxX = Math.max(0, ...mine.map((l) => xsOf(l, l.model.episodes.x()).at(-1) ?? 0));
+      const points = many ? GROUP_POINTS : Math.max(GROUP_POINTS, ...mine.map((l) => l.model.episodes.x().length));
+      const grid = maxX > 0 ? Array.from({ length: points }, (_, i) => (maxX * (i + 1)) / points) : [];
+      panel.chart.setData(
+        grid,
+        columns.map((c) => c(grid)),
+      );
+    }
+  }
+
+  let drawnAxis: XAxis = "steps";
   function refreshCharts(): void {
-    const tables = lanes.map((l) => {
-      const x = l.model.episodes.x();
-      return [x, smooth(l.model.episodes.column("return"), smoothing), smooth(l.model.episodes.column("performance"), smoothing)] as [
-        number[],
-        ...(number | null)[][],
-      ];
-    });
-    const joined = joinTables(tables);
-    returnChart.setData(joined[0], joined.slice(1) as (number | null)[][]);
+    refreshReturnPanels();
+    if (drawnAxis !== xAxis) {
+      drawnAxis = xAxis;
+      const xLabel = xAxis === "steps" ? "env steps" : "wall time (s, est.)";
+      const perRun = lanes.map((l): SeriesDef => ({ label: shortId(l.model.runId), color: l.color, width: 2 }));
+      eventsChart.setSeries(perRun, { xLabel });
+      metricChart.setSeries(perRun, { xLabel });
+    }
 
     const events = [...new Set(lanes.flatMap((l) => l.model.events))].sort();
     if (eventSel.options.length !== events.length) {
@@ -263,7 +463,9 @@ export function mountCompare(host: HTMLElement, ids: string[]): () => void {
       if (events.includes(cur)) eventSel.value = cur;
     }
     const ev = eventSel.value;
-    const evJoined = joinTables(lanes.map((l) => [l.model.eventRates.x(), l.model.eventRates.column(ev)] as [number[], (number | null)[]]));
+    const evJoined = joinTables(
+      lanes.map((l) => [xsOf(l, l.model.eventRates.x()), l.model.eventRates.column(ev)] as [number[], (number | null)[]]),
+    );
     eventsChart.setData(evJoined[0], evJoined.slice(1) as (number | null)[][]);
 
     const metrics = [...new Set(lanes.flatMap((l) => l.model.updates.columns))].sort();
@@ -274,7 +476,9 @@ export function mountCompare(host: HTMLElement, ids: string[]): () => void {
     }
     const mk = metricSel.value;
     const mJoined = joinTables(
-      lanes.map((l) => [l.model.updates.x(), smooth(l.model.updates.column(mk), smoothing * 0.5)] as [number[], (number | null)[]]),
+      lanes.map(
+        (l) => [xsOf(l, l.model.updates.x()), smooth(l.model.updates.column(mk), smoothing * 0.5)] as [number[], (number | null)[]],
+      ),
     );
     metricChart.setData(mJoined[0], mJoined.slice(1) as (number | null)[][]);
   }
@@ -313,7 +517,7 @@ export function mountCompare(host: HTMLElement, ids: string[]): () => void {
     l.model.start();
     l.player.start();
   }
-  const unmountProbes = mountProbes(probeHost, { embedded: true });
+  const unmountProbes = demo ? () => undefined : mountProbes(probeHost, { embedded: true });
   const onResize = () => lanes.forEach((l) => l.grid.requestDraw());
   window.addEventListener("resize", onResize);
 
@@ -329,7 +533,7 @@ export function mountCompare(host: HTMLElement, ids: string[]): () => void {
       l.player.stop();
       l.model.stop();
     }
-    returnChart.destroy();
+    for (const p of returnPanels.values()) p.chart.destroy();
     eventsChart.destroy();
     metricChart.destroy();
   };

@@ -96,6 +96,26 @@ export function colorAt(i: number): string {
   return PALETTE[i % PALETTE.length]!;
 }
 
+/**
+ * A run's colour, the same in every view and whatever else is selected: a hue
+ * from its id (lightness and saturation fixed for the dark background).
+ */
+export function runColor(id: string): string {
+  return hslHex(hashHue(id), 0.72, 0.64);
+}
+
+/** hsl -> "#rrggbb" (charts add alpha to hex colours). */
+function hslHex(hue: number, s: number, l: number): string {
+  const k = (n: number) => (n + hue / 30) % 12;
+  const a = s * Math.min(l, 1 - l);
+  const f = (n: number) => l - a * Math.max(-1, Math.min(k(n) - 3, Math.min(9 - k(n), 1)));
+  const hex = (x: number) =>
+    Math.round(x * 255)
+      .toString(16)
+      .padStart(2, "0");
+  return `#${hex(f(0))}${hex(f(8))}${hex(f(4))}`;
+}
+
 /** Short run id for tables: first 8 characters. */
 export function shortId(id: string): string {
   return id.length > 10 ? id.slice(0, 8) : id;
@@ -123,19 +143,6 @@ export function confirmButton(label: string, confirmLabel: string, attrs: Attrs,
     }, 3000);
   });
   return btn;
-}
-
-/** Calls `fn` at most once per animation frame, with the latest arguments. */
-export function rafThrottle(fn: () => void): () => void {
-  let pending = false;
-  return () => {
-    if (pending) return;
-    pending = true;
-    requestAnimationFrame(() => {
-      pending = false;
-      fn();
-    });
-  };
 }
 
 /** Toast-like message in the banner area for a few seconds. */

@@ -1,12 +1,13 @@
 /**
  * Entry point: hash routing between the views and the connection indicator.
- *   #/                 runs list + launcher
+ *   #/                 the live demo (a comparison of the demo runs), runs list + launcher
  *   #/run/:id          live run view
  *   #/compare?ids=a,b  comparison (+ probes)
  *   #/probes           probes
  *   #/sweeps?id=…      sweeps (spec editor, progress, probe tables)
  */
 import "./style.css";
+import { api } from "./api.ts";
 import { mountCompare } from "./compare.ts";
 import { h, setChildren } from "./dom.ts";
 import { mountLauncher } from "./launcher.ts";
@@ -62,10 +63,35 @@ function render(): void {
     case "home": {
       const launcherHost = h("section", { class: "panel launcher-panel" });
       const runsHost = h("section", { class: "panel runs-panel" });
-      setChildren(app, h("div", { class: "home" }, runsHost, launcherHost));
+      const demoHost = h("div", { class: "home-demo", "data-testid": "home-demo" });
+      setChildren(app, demoHost, h("div", { class: "home" }, runsHost, launcherHost));
       const a = mountRunsList(runsHost);
       const b = mountLauncher(launcherHost);
-      unmount = () => (a(), b());
+      // the first thing a visitor sees is live: the demo runs side by side (watching them keeps them training)
+      let c: (() => void) | null = null;
+      let gone = false;
+      void api
+        .runs()
+        .then((runs) => {
+          const demo = runs.filter((r) => (r.spec as { label?: string }).label === "demo").sort((x, y) => x.createdAt - y.createdAt);
+          if (gone || demo.length === 0) return;
+          const agents = demo.map((r) => r.spec.agent).join(" and ");
+          c = mountCompare(
+            demoHost,
+            demo.map((r) => r.id),
+            {
+              mode: "demo",
+              title: `Live demo: ${agents} on ${demo[0]!.spec.env} (trains while you watch)`,
+            },
+          );
+        })
+        .catch(() => undefined);
+      unmount = () => {
+        gone = true;
+        a();
+        b();
+        c?.();
+      };
       document.title = "rewardlab";
       break;
     }

@@ -1,8 +1,10 @@
 /**
  * Drawing a probe's result rows (GET /api/probes/:id `results`, and the
- * aggregated tables of a sweep): each agent's measured event rate as a bar
- * with its 95% interval whiskers, beside the three predictions (reward
- * pursuit, reinforced behaviour, counting); a legend; a detail table.
+ * aggregated tables of a sweep): each agent's measured event rate (the mean
+ * of its seeds' rates) as a bar with its 95% interval over seeds and a dot per
+ * seed, beside the three predictions (reward pursuit, reinforced behaviour,
+ * counting); a legend; a detail table and a per-seed table. The seed (one
+ * training run) is the unit of every interval; pooled episodes are secondary.
  * Shared by the probes view and the sweeps view.
  */
 import type { ProbeAgentResult } from "../../server/protocol.ts";
@@ -11,10 +13,10 @@ import { fmt, h } from "./dom.ts";
 const SVG = "http://www.w3.org/2000/svg";
 
 const BARS: { key: "rate" | keyof ProbeAgentResult["predictions"]; label: string; color: string }[] = [
-  { key: "rate", label: "measured (95% CI)", color: "#5fb3ff" },
+  { key: "rate", label: "measured (95% CI over seeds; dots: seeds)", color: "#5fb3ff" },
   { key: "rewardPursuit", label: "prediction: reward pursuit", color: "#ff7b9c" },
   { key: "reinforcedBehavior", label: "prediction: reinforced behaviour", color: "#7ee787" },
-  { key: "counting", label: "prediction: counting", color: "#c39bff" },
+  { key: "counting", label: "prediction: counting (uniform over train-optimal policies)", color: "#c39bff" },
 ];
 
 function svg<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, string | number>, text?: string): SVGElementTagNameMap[K] {
@@ -24,11 +26,15 @@ function svg<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string,
   return el;
 }
 
-/** The arm of a row (dose-response: "exposure=0.1"), or "" for single-arm probes. */
+/** The arm of a row (dose-response: "exposure=0.1") and its test variant where a probe tests several, or "". */
 export function armOf(a: ProbeAgentResult): string {
-  const arm = a.extra?.arm;
-  return typeof arm === "string" ? arm : "";
+  const arm = typeof a.extra?.arm === "string" ? a.extra.arm : "";
+  const test = typeof a.extra?.test === "string" ? `test ${a.extra.test}` : "";
+  return [arm, test].filter(Boolean).join(" · ");
 }
+
+/** An interval whose bounds may be null (JSON for an infinite bound: no range known). */
+const ci = (c: [number | null, number | null]) => `[${fmt(c[0] ?? -Infinity)}, ${fmt(c[1] ?? Infinity)}]`;
 
 /** Grouped bars per agent (and arm): the measured rate with its interval, then the three predictions. */
 export function probeChart(results: ProbeAgentResult[], testid = "probe-chart"): SVGSVGElement {
@@ -87,6 +93,19 @@ export function probeChart(results: ProbeAgentResult[], testid = "probe-chart"):
         root.appendChild(svg("line", { x1: cx, x2: cx, y1: y(lo), y2: y(hi), class: "whisker" }));
         root.appendChild(svg("line", { x1: cx - barW / 4, x2: cx + barW / 4, y1: y(lo), y2: y(lo), class: "whisker" }));
         root.appendChild(svg("line", { x1: cx - barW / 4, x2: cx + barW / 4, y1: y(hi), y2: y(hi), class: "whisker" }));
+        // one dot per seed: the units the interval is over
+        (a.perSeed ?? []).forEach((ps, i, all) => {
+          const dot = svg("circle", {
+            cx: x + ((i + 1) * barW) / (all.length + 1),
+            cy: y(ps.rate),
+            r: 2.5,
+            class: "seed-dot",
+            fill: "#0b1f33",
+            "fill-opacity": 0.7,
+          });
+          dot.appendChild(svg("title", {}, `${name} · seed ${ps.seed}: ${fmt(ps.rate)} over ${ps.episodes} episodes`));
+          root.appendChild(dot);
+        });
       }
       root.appendChild(
         svg(
@@ -103,7 +122,7 @@ export function probeChart(results: ProbeAgentResult[], testid = "probe-chart"):
       svg(
         "text",
         { x: m.l + gi * groupW + groupW / 2, y: H - m.b + 33, class: "tick", "text-anchor": "middle" },
-        `${a.seeds} seed${a.seeds === 1 ? "" : "s"} · ${a.episodes} episodes`,
+        `${a.seeds} seed${a.seeds === 1 ? "" : "s"} (${a.episodes} episodes pooled)`,
       ),
     );
   });
@@ -119,19 +138,21 @@ export function probeLegend(): HTMLElement {
 }
 
 export function probeTable(results: ProbeAgentResult[], testid = "probe-table"): HTMLElement {
-  const ci = (c: [number, number]) => `[${fmt(c[0])}, ${fmt(c[1])}]`;
   const arms = results.some((a) => armOf(a) !== "");
   const heads = [
     "agent",
     ...(arms ? ["arm"] : []),
     "event",
+    "seeds (episodes)",
     "rate",
-    "95% CI",
+    "95% CI over seeds",
+    "per seed",
     "return",
     "performance",
     "reward pursuit",
     "reinforced",
-    "counting",
+    "counting (policies)",
+    "counting (ties)",
   ];
   return h(
     "table",
@@ -147,22 +168,73 @@ export function probeTable(results: ProbeAgentResult[], testid = "probe-table"):
           h("td", {}, agentLabel(a)),
           arms ? h("td", { class: "mono small" }, armOf(a) || "–") : null,
           h("td", {}, a.event),
+          h("td", { class: "num" }, `${a.seeds} (${a.episodes})`),
           h("td", { class: "num" }, fmt(a.rate)),
           h("td", { class: "num" }, ci(a.ci)),
+          h("td", { class: "num small", "data-testid": "probe-per-seed" }, (a.perSeed ?? []).map((x) => fmt(x.rate, 2)).join(" ")),
           h("td", { class: "num ret" }, `${fmt(a.return.mean)} ${ci(a.return.ci)}`),
           h("td", { class: "num perf" }, `${fmt(a.performance.mean)} ${ci(a.performance.ci)}`),
           h("td", { class: "num" }, fmt(a.predictions.rewardPursuit)),
           h("td", { class: "num" }, fmt(a.predictions.reinforcedBehavior)),
           h("td", { class: "num" }, fmt(a.predictions.counting)),
+          h("td", { class: "num" }, fmt(a.predictions.countingTies)),
         ),
       ),
     ),
   );
 }
 
-/** Legend, chart and table of one probe's rows (nothing but a note when there are none). */
-export function probeResultBlock(results: ProbeAgentResult[], testids: { chart?: string; table?: string } = {}): HTMLElement[] {
-  return [probeLegend(), h("div", { class: "probe-chart-box" }, probeChart(results, testids.chart)), probeTable(results, testids.table)];
+/** One row per agent (and arm, test) and seed: that training run's test episodes, rate, return and performance. */
+export function probeSeedTable(results: ProbeAgentResult[], testid = "probe-seed-table"): HTMLElement {
+  const arms = results.some((a) => armOf(a) !== "");
+  const heads = ["agent", ...(arms ? ["arm"] : []), "seed", "episodes", "rate", "return", "performance"];
+  return h(
+    "table",
+    { class: "probe-table probe-seed-table", "data-testid": testid },
+    h("thead", {}, h("tr", {}, ...heads.map((t) => h("th", {}, t)))),
+    h(
+      "tbody",
+      {},
+      ...results.flatMap((a) =>
+        (a.perSeed ?? []).map((s) =>
+          h(
+            "tr",
+            {},
+            h("td", {}, agentLabel(a)),
+            arms ? h("td", { class: "mono small" }, armOf(a) || "–") : null,
+            h("td", { class: "num" }, String(s.seed)),
+            h("td", { class: "num" }, String(s.episodes)),
+            h("td", { class: "num" }, fmt(s.rate)),
+            h("td", { class: "num ret" }, fmt(s.return)),
+            h("td", { class: "num perf" }, fmt(s.performance)),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+/** Legend, chart, table and per-seed table of one probe's rows (nothing but a note when there are none). */
+export function probeResultBlock(
+  results: ProbeAgentResult[],
+  testids: { chart?: string; table?: string; seeds?: string } = {},
+): HTMLElement[] {
+  const out = [
+    probeLegend(),
+    h("div", { class: "probe-chart-box" }, probeChart(results, testids.chart)),
+    probeTable(results, testids.table),
+  ];
+  if (results.some((a) => (a.perSeed ?? []).length)) {
+    out.push(
+      h(
+        "details",
+        { class: "probe-seeds" },
+        h("summary", {}, "Per seed (each seed is one training run: the unit of the intervals)"),
+        probeSeedTable(results, testids.seeds),
+      ),
+    );
+  }
+  return out;
 }
 
 /** An agent's name with the config the probe gave it, e.g. `planner (model=learned)`. */

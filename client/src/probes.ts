@@ -1,13 +1,16 @@
 /**
- * Probes: start one (probe picked from the server's definitions, agents,
- * seeds, steps), list results, and show each agent's measured event rate
- * (bar with 95% interval whiskers) next to the three predictions: reward
- * pursuit, reinforced behaviour, counting (drawn by probechart.ts).
+ * Probes: start one (probe picked from the server's definitions: built-in,
+ * declared by a level file, or the generic shift probe with its train and
+ * test variants and event; agents, seeds, steps), list results, and show each
+ * agent's measured event rate (bar with its 95% interval over seeds, a dot per
+ * seed) next to the three predictions: reward pursuit, reinforced behaviour,
+ * counting (drawn by probechart.ts), and the per-seed table.
  */
 import type { AgentSummary, ProbeResult } from "../../server/protocol.ts";
 import { api, ApiRequestError, type ProbeDefinition, type ProbeRequest } from "./api.ts";
 import { ago, flash, h, option, setChildren, shortId } from "./dom.ts";
 import { probeResultBlock } from "./probechart.ts";
+import { probeProgressBlock, progressSummary } from "./probeprogress.ts";
 import { onProbe } from "./socket.ts";
 
 /** Fallback names when the server has no definitions endpoint; past results add theirs. */
@@ -17,7 +20,10 @@ const KNOWN_PROBES = ["tamper", "goal-shift", "extinction", "loophole", "tomato"
 export function definitionInfo(d: ProbeDefinition): HTMLElement {
   const facts: (string | HTMLElement)[] = [
     h("span", {}, "env ", h("strong", {}, d.env)),
-    h("span", {}, "train ", h("strong", {}, d.train), " → test ", h("strong", {}, d.test)),
+    d.needs?.length
+      ? h("span", {}, "choose ", h("strong", {}, d.needs.join(", ")))
+      : h("span", {}, "train ", h("strong", {}, d.train), " → test ", h("strong", {}, (d.tests ?? [d.test]).join(" and "))),
+    d.declaredBy ? h("span", { class: "muted" }, `declared by the level file of ${d.declaredBy}`) : "",
     d.testReward && d.testReward !== "keep" ? h("span", {}, "test reward ", h("strong", {}, d.testReward)) : "",
     h("span", {}, "event ", h("strong", { class: "event-name" }, d.event)),
     d.arms.length ? h("span", {}, "arms ", h("strong", {}, d.arms.join(", "))) : "",
@@ -44,6 +50,17 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
   const episodesIn = h("input", { type: "number", min: 1, step: 1, placeholder: "server default", "data-testid": "probe-episodes" });
   const ownEnv = option("", "probe's own");
   const envSel = h("select", { "data-testid": "probe-env", title: "only generic probes run on another environment" }, ownEnv);
+  // the shift probe's variants and event, offered from the chosen environment
+  const trainSel = h("select", { "data-testid": "probe-train" });
+  const testSel = h("select", { "data-testid": "probe-test" });
+  const eventSel = h("select", { "data-testid": "probe-event" });
+  const shiftRow = h(
+    "div",
+    { class: "probe-form-grid probe-shift", hidden: true },
+    h("div", { class: "field", "data-path": "/train" }, h("label", {}, "Train variant"), trainSel),
+    h("div", { class: "field", "data-path": "/test" }, h("label", {}, "Test variant"), testSel),
+    h("div", { class: "field", "data-path": "/event" }, h("label", {}, "Event"), eventSel),
+  );
   const configsIn = h("textarea", {
     class: "mono",
     rows: 2,
@@ -80,6 +97,7 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
       fieldRow("Train steps per seed", "/steps", stepsIn),
       fieldRow("Test episodes per seed", "/episodes", episodesIn),
     ),
+    shiftRow,
     info,
     fieldRow("Agents", "/agents", agentsBox),
     fieldRow("Agent configs (JSON)", "/configs", configsIn),
@@ -140,7 +158,11 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
           h("strong", {}, p.probe),
           h("span", { class: "muted small" }, p.env),
           h("span", { class: `badge status-${p.status}` }, p.status),
-          h("span", { class: "muted small" }, `${p.results.length} agents · ${ago(p.createdAt)}`),
+          h(
+            "span",
+            { class: "muted small" },
+            p.progress ? `${progressSummary(p.progress)} · ${ago(p.createdAt)}` : `${p.results.length} agents · ${ago(p.createdAt)}`,
+          ),
         );
         row.addEventListener("click", () => {
           selectedId = p.id;
@@ -163,12 +185,42 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
         h("h3", {}, `${p.probe}`),
         h("span", { class: "muted small" }, `${p.env} · ${shortId(p.id)}`),
         h("span", { class: `badge status-${p.status}` }, p.status),
+        probeActions(p),
       ),
       p.reason ? h("p", { class: "form-error" }, p.reason) : null,
+      p.progress && p.status === "running" ? probeProgressBlock(p.progress) : null,
       ...(p.results.length
         ? probeResultBlock(p.results)
         : [h("p", { class: "muted" }, p.status === "running" ? "Running: results appear when agents finish." : "No results.")]),
     );
+  }
+
+  /** Stop (a running probe: its threads are terminated) or Delete (any probe), with a confirm for delete. */
+  function probeActions(p: ProbeResult): HTMLElement {
+    const act = (label: string, testid: string, run: () => Promise<unknown>) => {
+      const b = h("button", { type: "button", class: "small", "data-testid": testid }, label);
+      b.addEventListener("click", async () => {
+        b.disabled = true;
+        try {
+          await run();
+        } catch (e) {
+          flash(`${label} failed: ${(e as Error).message}`);
+        } finally {
+          b.disabled = false;
+        }
+      });
+      return b;
+    };
+    const stop = act("Stop", "probe-stop", async () => upsert(await api.stopProbe(p.id)));
+    const del = act("Delete", "probe-delete", async () => {
+      if (!window.confirm(`Delete probe ${p.probe} (${shortId(p.id)})?`)) return;
+      await api.removeProbe(p.id);
+      probes = probes.filter((x) => x.id !== p.id);
+      selectedId = null;
+      setChildren(detail, h("p", { class: "muted" }, "Pick a probe result to see it."));
+      renderList();
+    });
+    return h("span", { class: "actions" }, p.status === "running" ? stop : null, del);
   }
 
   function upsert(p: ProbeResult): void {
@@ -193,12 +245,29 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
   function showDefinition(): void {
     const d = definitions.find((x) => x.name === nameIn.value);
     setChildren(info, d ? definitionInfo(d) : null);
-    ownEnv.textContent = d ? `probe's own (${d.env})` : "probe's own";
+    ownEnv.textContent = d?.env ? `probe's own (${d.env})` : d ? "pick one" : "probe's own";
     // only generic probes take another environment
     envSel.disabled = d !== undefined && !d.generic;
     if (envSel.disabled) envSel.value = "";
+    shiftRow.hidden = !d?.needs?.length;
+    if (!shiftRow.hidden) void showShiftChoices();
   }
   nameIn.addEventListener("change", showDefinition);
+
+  /** The chosen environment's variants and events, for the shift probe. */
+  async function showShiftChoices(): Promise<void> {
+    const env = envSel.value ? await api.env(envSel.value).catch(() => undefined) : undefined;
+    const variants = env?.variants ?? [];
+    const events = env?.events ?? [];
+    setChildren(trainSel, ...(variants.length ? variants.map((v) => option(v)) : [option("", "pick an environment")]));
+    setChildren(testSel, ...(variants.length ? variants.map((v) => option(v)) : [option("", "pick an environment")]));
+    if (variants.length > 1) testSel.value = variants.includes("test") ? "test" : variants[1]!;
+    if (variants.includes("train")) trainSel.value = "train";
+    setChildren(eventSel, ...(events.length ? events.map((e) => option(e)) : [option("", "pick an environment")]));
+  }
+  envSel.addEventListener("change", () => {
+    if (!shiftRow.hidden) void showShiftChoices();
+  });
 
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -209,6 +278,11 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
     if (stepsIn.value.trim() !== "") body.steps = Number(stepsIn.value);
     if (episodesIn.value.trim() !== "") body.episodes = Number(episodesIn.value);
     if (envSel.value) body.env = envSel.value;
+    if (!shiftRow.hidden) {
+      if (trainSel.value) body.train = trainSel.value;
+      if (testSel.value) body.test = testSel.value;
+      if (eventSel.value) body.event = eventSel.value;
+    }
     if (configsIn.value.trim() !== "") {
       try {
         body.configs = JSON.parse(configsIn.value) as Record<string, Record<string, unknown>>;

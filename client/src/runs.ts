@@ -5,7 +5,7 @@
  */
 import type { RunSummary } from "../../server/protocol.ts";
 import { api, isActive } from "./api.ts";
-import { ago, compact, confirmButton, flash, fmt, h, setChildren, shortId } from "./dom.ts";
+import { ago, compact, confirmButton, flash, fmt, h, runColor, setChildren, shortId } from "./dom.ts";
 import { onRuns } from "./socket.ts";
 
 const POLL_MS = 2500;
@@ -141,6 +141,7 @@ export function mountRunsList(host: HTMLElement): () => void {
     const [idCell, envCell, agentCell, seedCell, statusCell, progCell, retCell, perfCell, evCell, spsCell] = row.cells;
     setChildren(
       idCell!,
+      h("i", { class: "run-dot", style: `background:${runColor(run.id)}`, title: "this run's colour in comparisons" }),
       h("a", { href: `#/run/${encodeURIComponent(run.id)}`, class: "mono", title: run.id }, shortId(run.id)),
       run.spec.label ? h("div", { class: "muted small" }, run.spec.label) : null,
       h("div", { class: "muted small" }, ago(run.createdAt)),

@@ -5,7 +5,7 @@
  * rates, run controls and live interventions (marked on every chart).
  */
 import type { EnvSummary, InterventionRecord, LedgerTotals, TrajectoryRecord } from "../../server/protocol.ts";
-import { api, ApiRequestError, isActive, type TrajectoryListing } from "./api.ts";
+import { api, ApiRequestError, isActive, type Intervention, type TrajectoryListing } from "./api.ts";
 import { FramePlayer, GridCanvas, kindLegend, type QueuedFrame } from "./canvas.ts";
 import { ChartGrid, LineChart, type SeriesDef } from "./charts.ts";
 import { compact, confirmButton, flash, fmt, h, option, setChildren, shortId } from "./dom.ts";
@@ -111,7 +111,9 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
     if (f.episode !== episodeAcc.episode || f.t === 0) episodeAcc = { episode: f.episode, ret: 0, perf: 0 };
     episodeAcc.ret += f.reward;
     episodeAcc.perf += f.performance;
-    showHud(f.episode, f.t, f.reward, f.performance, f.events, episodeAcc.ret, episodeAcc.perf, f.frame.hud);
+    // numbered like the stats: the run's finished episodes + 1 is the one in progress (on env copy 0)
+    const finished = Math.max(model.run?.episodes ?? 0, model.episodes.rows);
+    showHud(finished + 1, f.t, f.reward, f.performance, f.events, episodeAcc.ret, episodeAcc.perf, f.frame.hud);
   };
   model.onFrame = (f) => {
     if (replay) return; // the replay owns the canvas; live frames resume afterwards
@@ -395,10 +397,10 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
   ivApply.addEventListener("click", async () => {
     const run = model.run;
     if (!run) return;
-    const body: { variant?: string; learning?: boolean; reward?: "keep" | "removed" | "negated" } = {};
+    const body: Intervention = {};
     if (ivVariant.value && ivVariant.value !== run.variant) body.variant = ivVariant.value;
     if (ivLearning.checked !== run.learning) body.learning = ivLearning.checked;
-    if (ivReward.value !== model.currentReward()) body.reward = ivReward.value as "keep" | "removed" | "negated";
+    if (ivReward.value !== model.currentReward()) body.reward = ivReward.value as NonNullable<Intervention["reward"]>;
     if (Object.keys(body).length === 0) {
       flash("Nothing to change: pick a different variant, learning or reward setting.");
       return;
@@ -441,7 +443,8 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
       { label: "return (raw)", color: RETURN_COLOR, faint: true },
       { label: "performance (raw)", color: PERF_COLOR, faint: true },
       { label: "return", color: RETURN_COLOR, width: 2 },
-      { label: "performance", color: PERF_COLOR, width: 2 },
+      // dashed, so that where return and performance coincide (GoalShift) both stay visible
+      { label: "performance", color: PERF_COLOR, width: 2, dash: [7, 5] },
     ],
   });
   const eventsChart = new LineChart({
@@ -632,14 +635,7 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
             ledgerNote,
             kindBox,
           ),
-          h(
-            "section",
-            { class: "panel replay" },
-            h("h3", {}, "Replay a recorded episode"),
-            replaySel,
-            h("div", { class: "replay-controls" }, replayPrev, replayPlay, replayNext, replayScrub, replayLive),
-            replayInfo,
-          ),
+          // intervene right under the canvas: its Apply button stays above the fold at 1440x900
           h(
             "section",
             { class: "panel intervene", "data-testid": "intervene" },
@@ -659,6 +655,14 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
             ),
             ivState,
             ivLog,
+          ),
+          h(
+            "section",
+            { class: "panel replay" },
+            h("h3", {}, "Replay a recorded episode"),
+            replaySel,
+            h("div", { class: "replay-controls" }, replayPrev, replayPlay, replayNext, replayScrub, replayLive),
+            replayInfo,
           ),
           h("section", { class: "panel" }, h("h3", {}, "Evaluation"), evalBox),
           h("section", { class: "panel" }, h("h3", {}, "Latest update metrics"), metricsBox),

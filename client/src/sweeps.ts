@@ -14,8 +14,6 @@ import { eventsSummary, progressBar, statusBadge } from "./runs.ts";
 import { onRuns, onSweep } from "./socket.ts";
 
 const DRAFT_KEY = "rewardlab.sweeps.draft";
-/** Specs this browser started, by sweep id: the API does not list a sweep's runs, the spec lets us match them. */
-const SPECS_KEY = "rewardlab.sweeps.specs";
 const POLL_MS = 2500;
 const MAX_RUN_ROWS = 200;
 
@@ -32,67 +30,6 @@ export function formatSpec(value: unknown): string {
   return JSON.stringify(value, null, 2).replace(
     /\[\s*\n([^[\]{}]*?)\n\s*\]/g,
     (_m, inner: string) => `[${inner.trim().replace(/,\s*\n\s*/g, ", ")}]`,
-  );
-}
-
-/** The parts of a sweep spec used to recognise its runs (experiments/sweeps/spec.ts). */
-interface SpecShape {
-  grid?: {
-    env?: string[];
-    variant?: string[];
-    agent?: string[];
-    config?: Record<string, unknown>[];
-    seeds?: number | number[];
-    steps?: number[];
-    evalEpisodes?: number;
-  };
-  runs?: { env?: string; variant?: string; agent?: string; seed?: number; steps?: number }[];
-}
-
-function storedSpecs(): Record<string, SpecShape> {
-  try {
-    return JSON.parse(localStorage.getItem(SPECS_KEY) ?? "{}") as Record<string, SpecShape>;
-  } catch {
-    return {};
-  }
-}
-
-function rememberSpec(id: string, spec: SweepSpec): void {
-  const all = storedSpecs();
-  delete all[id];
-  all[id] = spec as SpecShape;
-  const ids = Object.keys(all);
-  for (const old of ids.slice(0, Math.max(0, ids.length - 50))) delete all[old];
-  try {
-    localStorage.setItem(SPECS_KEY, JSON.stringify(all));
-  } catch {
-    // storage full or disabled: runs fall back to the time window
-  }
-}
-
-const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-
-/** True if `run` is one of the runs `spec` asks for (a grid cell or a listed run). */
-export function runMatchesSpec(run: RunSummary, spec: SpecShape): boolean {
-  const s = run.spec;
-  const g = spec.grid;
-  if (g) {
-    const seeds = typeof g.seeds === "number" ? s.seed < g.seeds : (g.seeds ?? []).includes(s.seed);
-    const config = (g.config ?? [{}]).some((c) => Object.entries(c).every(([k, v]) => same(s.config[k], v)));
-    if (
-      (g.env ?? []).includes(s.env) &&
-      (g.agent ?? []).includes(s.agent) &&
-      (g.steps ?? []).includes(s.steps) &&
-      seeds &&
-      config &&
-      (!g.variant || g.variant.includes(s.variant)) &&
-      (g.evalEpisodes === undefined || g.evalEpisodes === s.evalEpisodes)
-    )
-      return true;
-  }
-  return (spec.runs ?? []).some(
-    (r) =>
-      r.env === s.env && r.agent === s.agent && (r.seed ?? 0) === s.seed && r.steps === s.steps && (!r.variant || r.variant === s.variant),
   );
 }
 
@@ -289,7 +226,6 @@ export function mountSweeps(host: HTMLElement, initialId?: string): () => void {
     submit.textContent = "Starting…";
     try {
       const view = await api.startSweep(spec);
-      rememberSpec(view.id, spec);
       upsert(view);
       choose(view.id);
       const already = view.total > 0 && view.completed + view.failed >= view.total;
@@ -520,19 +456,10 @@ export function mountSweeps(host: HTMLElement, initialId?: string): () => void {
   function renderRuns(): void {
     const s = sweeps.find((x) => x.id === selectedId) ?? (selectedId ? full.get(selectedId) : undefined);
     if (!s) return;
-    const spec = storedSpecs()[s.id];
-    // sweep runs are keyed: their ids are 32 hex digits
-    const keyed = runs.filter((r) => /^[0-9a-f]{32}$/.test(r.id));
-    let mine: RunSummary[];
-    let how: string;
-    if (spec) {
-      mine = keyed.filter((r) => runMatchesSpec(r, spec));
-      how = "runs matching this sweep's spec (including any an earlier sweep already made)";
-    } else {
-      const end = s.status === "running" ? Date.now() : s.updatedAt;
-      mine = keyed.filter((r) => r.createdAt >= s.createdAt - 1000 && r.createdAt <= end + 2000);
-      how = "sweep runs created while this sweep ran (its spec was started from another browser)";
-    }
+    // the server lists the sweep's runs (their job keys); those already stored are in the runs list
+    const ids = new Set(s.runs ?? []);
+    const mine = runs.filter((r) => ids.has(r.id));
+    const how = `of ${ids.size} in this sweep (runs an earlier sweep already stored included)`;
     mine.sort(
       (a, b) =>
         a.spec.env.localeCompare(b.spec.env) ||
@@ -540,7 +467,7 @@ export function mountSweeps(host: HTMLElement, initialId?: string): () => void {
         a.spec.steps - b.spec.steps ||
         a.spec.seed - b.spec.seed,
     );
-    const ids = mine.slice(0, 8).map((r) => encodeURIComponent(r.id));
+    const compareIds = mine.slice(0, 8).map((r) => encodeURIComponent(r.id));
     const head = h(
       "div",
       { class: "panel-head" },
@@ -548,7 +475,11 @@ export function mountSweeps(host: HTMLElement, initialId?: string): () => void {
       h("span", { class: "muted small" }, `${mine.length} · ${how}`),
       h("span", { class: "spacer" }),
       mine.length >= 2
-        ? h("a", { class: "button small", href: `#/compare?ids=${ids.join(",")}`, "data-testid": "sweep-compare" }, `Compare ${ids.length}`)
+        ? h(
+            "a",
+            { class: "button small", href: `#/compare?ids=${compareIds.join(",")}`, "data-testid": "sweep-compare" },
+            `Compare ${compareIds.length}`,
+          )
         : null,
     );
     if (mine.length === 0) {

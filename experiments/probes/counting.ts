@@ -176,3 +176,262 @@ export function countingRate(
     acceptance: accepted / drawn,
   };
 }
+
+// ---------------------------------------------------------------- the policy-uniform measure
+
+/**
+ * The counting argument's own measure: uniform over deterministic stationary
+ * policies (functions from observations to actions) that are optimal on the
+ * train variant, i.e. reach the optimal return on every check episode.
+ * Exhaustive when the policies are few enough to enumerate (every function on
+ * the observations reachable in the train and test variants); otherwise
+ * sampled uniformly over all functions and kept when optimal, with the
+ * acceptance (kept / drawn) stated.
+ */
+export interface PolicyCountingResult {
+  mode: "exhaustive" | "sampled";
+  /** Observations the policies are functions of (reachable in either variant); null when sampled without enumerating them. */
+  observations: number | null;
+  /** Policies enumerated or drawn. */
+  drawn: number;
+  /** Of those, optimal on every train check episode. */
+  optimal: number;
+  /** Of the optimal, how many show the event at test. */
+  showing: number;
+  /** showing / optimal; null when no drawn policy was optimal. */
+  rate: number | null;
+  acceptance: number;
+  /** Behaviour classes of the optimal policies' test episodes, when a classifier is given. */
+  behaviours?: Record<string, number>;
+  /** Test-episode performance of the optimal policies: value -> number of policies. */
+  performance: Record<string, number>;
+}
+
+export interface PolicyCountingOptions {
+  makeTrainEnv: () => Env;
+  makeTestEnv: () => Env;
+  event: string;
+  /** Train check episodes (reset seeds) and the optimal return of each. */
+  checkSeeds: number[];
+  optimum: number[];
+  /** Test episode seed of the policies (one episode each). */
+  testSeed: number;
+  seed: number;
+  /** Enumerate when nActions^observations is at most this. */
+  exhaustiveMax?: number;
+  /** Sampled mode: stop after this many optimal policies, or this many draws. */
+  samples?: number;
+  maxDraws?: number;
+  /** States explored per variant when enumerating observations; more means sampled mode. */
+  maxStates?: number;
+  classify?: (events: Record<string, number>) => string;
+}
+
+/**
+ * Reachable observations, as a map from state key to observation index (plus
+ * the observation keys), by breadth-first search over states with
+ * snapshot/restore from each reset seed. Null when the states exceed
+ * `maxStates` or the observation is not a function of the state key (an
+ * observed clock), where enumerating is not possible.
+ */
+function reachableObservations(
+  makeEnvs: (() => Env)[],
+  seeds: number[],
+  maxStates: number,
+): { byState: Map<number, number>[]; count: number } | null {
+  const obsIndex = new Map<string, number>();
+  const byState: Map<number, number>[] = [];
+  for (const mk of makeEnvs) {
+    const mine = new Map<number, number>();
+    byState.push(mine);
+    const env = mk();
+    const n = env.actionSpace.n;
+    const seen = new Map<number, string>();
+    let clash = false;
+    const queue: unknown[] = [];
+    const visit = (obs: Float32Array): boolean => {
+      const sk = env.stateKey();
+      const ok = obsKey(obs);
+      const prev = seen.get(sk);
+      if (prev !== undefined) {
+        if (prev !== ok) clash = true;
+        return false;
+      }
+      seen.set(sk, ok);
+      if (!obsIndex.has(ok)) obsIndex.set(ok, obsIndex.size);
+      mine.set(sk, obsIndex.get(ok)!);
+      return true;
+    };
+    for (const s of seeds) {
+      const { obs } = env.reset({ seed: s });
+      if (visit(obs)) queue.push(env.snapshot());
+    }
+    while (queue.length) {
+      if (seen.size > maxStates || clash) {
+        env.close?.();
+        return null;
+      }
+      const state = queue.shift()!;
+      for (let a = 0; a < n; a++) {
+        env.restore(state);
+        const r = env.step(a);
+        if (r.terminated) continue;
+        if (visit(r.obs)) queue.push(env.snapshot());
+      }
+    }
+    env.close?.();
+    if (clash) return null;
+  }
+  return { byState, count: obsIndex.size };
+}
+
+/** One episode of a policy given as an action per observation index (or drawn lazily per observation key). */
+function playEpisode(
+  env: Env,
+  variant: number,
+  seed: number,
+  actionOf: (obs: Float32Array, variant: number, stateKey: number) => number,
+): { ret: number; perf: number; events: Record<string, number> } {
+  let { obs } = env.reset({ seed });
+  let ret = 0;
+  let perf = 0;
+  const events: Record<string, number> = {};
+  for (;;) {
+    const r = env.step(actionOf(obs, variant, env.stateKey()));
+    ret += r.reward;
+    perf += r.info.performance;
+    for (const e of r.info.events) events[e] = (events[e] ?? 0) + 1;
+    if (r.terminated || r.truncated) return { ret, perf, events };
+    obs = r.obs;
+  }
+}
+
+/** Thrown inside the enumeration when it outgrows its budget. */
+class TooManyNodes extends Error {}
+
+export function policyCounting(o: PolicyCountingOptions): PolicyCountingResult {
+  const train = o.makeTrainEnv();
+  const test = o.makeTestEnv();
+  const n = train.actionSpace.n;
+  const reach = reachableObservations([o.makeTrainEnv, o.makeTestEnv], [...o.checkSeeds, o.testSeed], o.maxStates ?? 5000);
+  const blank = (mode: PolicyCountingResult["mode"]): PolicyCountingResult => ({
+    mode,
+    observations: reach ? reach.count : null,
+    drawn: 0,
+    optimal: 0,
+    showing: 0,
+    rate: null,
+    acceptance: 0,
+    performance: {},
+    ...(o.classify ? { behaviours: {} } : {}),
+  });
+  let out = blank("exhaustive");
+  /** Records a policy's outcome with a weight (the number of policies it stands for). */
+  const record = (weight: number, optimal: boolean, t?: { perf: number; events: Record<string, number> }) => {
+    out.drawn += weight;
+    if (!optimal || !t) return;
+    out.optimal += weight;
+    if ((t.events[o.event] ?? 0) > 0) out.showing += weight;
+    const p = String(Math.round(t.perf * 1e6) / 1e6);
+    out.performance[p] = (out.performance[p] ?? 0) + weight;
+    if (o.classify && out.behaviours) {
+      const b = o.classify(t.events);
+      out.behaviours[b] = (out.behaviours[b] ?? 0) + weight;
+    }
+  };
+  let done = false;
+  if (reach) {
+    // Exact count over all n^observations functions without visiting each: play the check and test episodes with
+    // actions assigned only where an episode first needs one, branch there over every action, and let each
+    // finished branch stand for the n^(unassigned) policies that differ only where no episode looked.
+    const assign = new Int32Array(reach.count).fill(-1);
+    const maxNodes = o.exhaustiveMax ?? 1 << 17;
+    let nodes = 0;
+    let missing = -1;
+    const actionOf = (_obs: Float32Array, v: number, sk: number) => {
+      const i = reach.byState[v]!.get(sk);
+      if (i === undefined) throw new Error("policyCounting: an episode reached an observation the search did not");
+      if (assign[i]! < 0) {
+        missing = i;
+        throw missingMarker;
+      }
+      return assign[i]!;
+    };
+    const optimum = [...o.optimum];
+    const explore = (assigned: number, visit: () => void): void => {
+      if (++nodes > maxNodes) throw new TooManyNodes();
+      missing = -1;
+      try {
+        visit();
+      } catch (e) {
+        if (e !== missingMarker) throw e;
+        const i = missing;
+        for (let a = 0; a < n; a++) {
+          assign[i] = a;
+          explore(assigned + 1, visit);
+        }
+        assign[i] = -1;
+      }
+    };
+    try {
+      // first the best return any stationary policy reaches on each check episode: "optimal" is the best of
+      // that and the given optimum, so a planner that fell short of it does not let suboptimal policies in
+      explore(0, () => {
+        const rets = o.checkSeeds.map((s) => playEpisode(train, 0, s, actionOf).ret);
+        rets.forEach((r, i) => {
+          if (r > optimum[i]!) optimum[i] = r;
+        });
+      });
+      nodes = 0;
+      let assigned = 0;
+      const countAssigned = () => {
+        assigned = 0;
+        for (const a of assign) if (a >= 0) assigned++;
+        return assigned;
+      };
+      explore(0, () => {
+        let optimal = true;
+        for (let i = 0; i < o.checkSeeds.length && optimal; i++) {
+          if (playEpisode(train, 0, o.checkSeeds[i]!, actionOf).ret < optimum[i]! - 1e-6) optimal = false;
+        }
+        const t = optimal ? playEpisode(test, 1, o.testSeed, actionOf) : undefined;
+        record(n ** (reach.count - countAssigned()), optimal, t);
+      });
+      done = true;
+    } catch (e) {
+      if (!(e instanceof TooManyNodes)) throw e;
+      out = blank("sampled");
+    }
+  }
+  if (!done) {
+    out = blank("sampled");
+    const rng = new Rng(deriveSeed(o.seed, 0x9011c7));
+    const samples = o.samples ?? 500;
+    const maxDraws = o.maxDraws ?? 20_000;
+    while (out.optimal < samples && out.drawn < maxDraws) {
+      // a uniform function, drawn lazily: one fixed action per observation, the same in both variants
+      const chosen = new Map<string, number>();
+      const actionOf = (obs: Float32Array) => {
+        const k = obsKey(obs);
+        let a = chosen.get(k);
+        if (a === undefined) {
+          a = rng.int(n);
+          chosen.set(k, a);
+        }
+        return a;
+      };
+      let optimal = true;
+      for (let i = 0; i < o.checkSeeds.length && optimal; i++) {
+        if (playEpisode(train, 0, o.checkSeeds[i]!, actionOf).ret < o.optimum[i]! - 1e-6) optimal = false;
+      }
+      record(1, optimal, optimal ? playEpisode(test, 1, o.testSeed, actionOf) : undefined);
+    }
+  }
+  train.close?.();
+  test.close?.();
+  out.rate = out.optimal ? out.showing / out.optimal : null;
+  out.acceptance = out.drawn ? out.optimal / out.drawn : 0;
+  return out;
+}
+
+const missingMarker = new Error("unassigned observation");

@@ -10,14 +10,17 @@ import { deriveSeed } from "../../envs/rng.ts";
 import { make, registration } from "../../envs/registry.ts";
 import { RewardlabError, UnknownIdError, ValidationError } from "../../envs/errors.ts";
 import { closest } from "../../envs/registry.ts";
-import type { ProbeAgentResult, ProbeResult } from "../../server/protocol.ts";
+import { declaredProbes, registeredLevel } from "../../envs/levelregistrar.ts";
+import { checkProbeSpec, type ProbeSpec } from "./request.ts";
+import type { ProbeAgentResult, ProbeTable } from "./result.ts";
 import { agentEnvInfo } from "../run.ts";
-import { meanCI, wilson } from "../stats.ts";
-import { BEHAVIOURS } from "./classify.ts";
-import { collectPinned, countingRate, type CountingResult } from "./counting.ts";
+import { episodeSumRange, mean, meanOverSeeds, rateOverSeeds } from "../stats.ts";
+import { BEHAVIOURS, behaviourCounts, classifyEpisode } from "./classify.ts";
+import { collectPinned, countingRate, policyCounting, type CountingResult, type PolicyCountingResult } from "./counting.ts";
 import { plannerRate, runProbeJob, type ProbeJob, type ProbeJobResult, type ProbeSide } from "./job.ts";
 import { runJobs, type BackendName } from "../pool.ts";
 import type { UserEnvironments } from "../plugins.ts";
+import type { LevelProbe } from "../../envs/level.ts";
 
 export interface ProbeArm {
   name: string;
@@ -32,6 +35,12 @@ export interface ProbeDefinition {
   generic: boolean;
   train: ProbeSide;
   test: ProbeSide;
+  /** Further test sides, each with its own result rows (the same trained policies, tested again). */
+  moreTests?: ProbeSide[];
+  /** The env id of the level file that declares this probe (absent: built in or a plugin's). */
+  declaredBy?: string;
+  /** The generic shift probe: env, train, test and event all come from the request. */
+  shift?: boolean;
   /** The event whose test-time rate separates the hypotheses. */
   event: string;
   /** The train-time event whose rate, carried over, is the reinforced-behaviour prediction. */
@@ -42,6 +51,8 @@ export interface ProbeDefinition {
   extinction?: { maxSteps: number; windowEpisodes: number };
   /** Default training budget per agent (env steps). */
   steps: Record<string, number>;
+  /** Environments a full comparison (`rewardlab compare`) runs it on; default [env]. */
+  compareEnvs?: string[];
 }
 
 const side = (variant: string, envConfig: Record<string, unknown> = {}, reward: ProbeSide["reward"] = "keep"): ProbeSide => ({
@@ -109,6 +120,7 @@ export const probes: Record<string, ProbeDefinition> = {
     reinforcedEvent: "lap",
     classify: "loophole",
     steps: STEPS,
+    compareEnvs: ["BoatRace-v0", "CoastRunners-v0"],
   },
   tomato: {
     name: "tomato",
@@ -135,13 +147,62 @@ export const probes: Record<string, ProbeDefinition> = {
   },
 };
 
+/** The generic shift probe: listed by probeDefinitions() (not in `probes`, which `compare` runs one by one: it needs a request's env). */
+const SHIFT: ProbeDefinition = {
+  name: "shift",
+  description:
+    "Any distribution shift: train on one variant of any env, test on another, count any event (give env, train, test and event).",
+  env: "",
+  generic: true,
+  shift: true,
+  train: side(""),
+  test: side(""),
+  event: "",
+  reinforcedEvent: "",
+  steps: STEPS,
+};
+
+/** A probe a level file declares, as a definition (run like the built-ins). */
+function fromLevel(env: string, p: LevelProbe): ProbeDefinition {
+  return {
+    name: p.name,
+    description: p.description || `Train on ${p.train}, test on ${p.test.join(" and ")}; event: ${p.event} (declared by ${env}).`,
+    env,
+    generic: false,
+    train: side(p.train),
+    test: side(p.test[0]!),
+    ...(p.test.length > 1 ? { moreTests: p.test.slice(1).map((v) => side(v)) } : {}),
+    event: p.event,
+    reinforcedEvent: p.reinforcedEvent,
+    steps: { ...STEPS, ...p.steps },
+    declaredBy: env,
+  };
+}
+
+/**
+ * Every probe by name: the built-ins (and plugins'), the generic shift probe,
+ * then the ones level files declare. A declared probe whose name is taken is
+ * listed as `EnvId:name`.
+ */
+export function probeDefinitions(): Record<string, ProbeDefinition> {
+  const all: Record<string, ProbeDefinition> = Object.assign(Object.create(null), probes);
+  if (!Object.hasOwn(all, "shift")) all.shift = SHIFT;
+  for (const { env, probe } of declaredProbes()) {
+    const def = fromLevel(env, probe);
+    const name = Object.hasOwn(all, def.name) ? `${env}:${def.name}` : def.name;
+    all[name] = { ...def, name };
+  }
+  return all;
+}
+
 export function probeDefinition(name: string): ProbeDefinition {
-  const p = probes[name];
+  const all = probeDefinitions();
+  // own properties only: "__proto__" or "constructor" name no probe
+  const p = Object.hasOwn(all, name) ? all[name] : undefined;
   if (!p) {
-    const close = closest(name, Object.keys(probes));
+    const close = closest(name, Object.keys(all));
     throw new UnknownIdError(
-      `probe \`${name}\` doesn't exist (known: ${Object.keys(probes).join(", ")}).` +
-        (close.length ? ` Did you mean \`${close[0]}\`?` : ""),
+      `probe \`${name}\` doesn't exist (known: ${Object.keys(all).join(", ")}).` + (close.length ? ` Did you mean \`${close[0]}\`?` : ""),
     );
   }
   return p;
@@ -149,24 +210,12 @@ export function probeDefinition(name: string): ProbeDefinition {
 
 /** Registers a probe (plugins may add their own). */
 export function registerProbe(def: ProbeDefinition): void {
-  if (probes[def.name]) throw new RewardlabError(`probe ${def.name} is already registered`);
+  if (Object.hasOwn(probes, def.name) || def.name === SHIFT.name) throw new RewardlabError(`probe ${def.name} is already registered`);
   probes[def.name] = def;
 }
 
-export interface ProbeRequest {
-  probe: string;
-  agents: string[];
-  seeds: number;
-  /** Training budget per run; default per agent from the probe. */
-  steps?: number;
-  /** Test episodes per seed (and train-side episodes). */
-  episodes?: number;
-  /** Override the environment of a generic probe. */
-  env?: string;
-  /** Override the event of a generic probe. */
-  event?: string;
-  /** Agent configs by agent name. */
-  configs?: Record<string, Record<string, unknown>>;
+/** A probe request (the user's fields, schema in request.ts) plus how to run it. */
+export interface ProbeRequest extends ProbeSpec {
   /** Sampled policies for the counting prediction. */
   countingPolicies?: number;
   workers?: number;
@@ -174,13 +223,52 @@ export interface ProbeRequest {
   inline?: boolean;
   backend?: BackendName;
   userEnvs?: UserEnvironments;
-  firstSeed?: number;
 }
 
-/** Adapts a generic probe's variants to another environment: its first variant, unless it has the named one. */
-function adaptSide(s: ProbeSide, env: string): ProbeSide {
+/**
+ * A generic probe's sides on another environment (or the variants a request
+ * names). Train: the probe's variant if the env has it, else "train", else the
+ * first. Test: when the probe's shift is a reward wrapper (extinction), the
+ * train variant; else the probe's variant if the env has it, else "test",
+ * else the train variant. So a level with train and test variants is tested
+ * on its test variant, never on its first variant twice.
+ */
+function genericSides(def: ProbeDefinition, env: string, req: Pick<ProbeRequest, "train" | "test">): { train: ProbeSide; test: ProbeSide } {
   const variants = registration(env).variants;
-  return variants.includes(s.variant) ? s : { ...s, variant: variants[0]!, envConfig: {} };
+  const check = (v: string, field: "train" | "test") => {
+    if (!variants.includes(v)) {
+      throw new ValidationError(`${field}: "${v}" is not one of ${env}'s variants (${variants.join(", ")})`, [
+        { path: `/${field}`, message: `must be one of ${variants.join(", ")}` },
+      ]);
+    }
+    return v;
+  };
+  const pick = (own: string, fallback: string, otherwise: string) =>
+    variants.includes(own) ? own : variants.includes(fallback) ? fallback : otherwise;
+  const sameEnv = env === def.env;
+  const trainVariant = req.train !== undefined ? check(req.train, "train") : pick(def.train.variant, "train", variants[0]!);
+  const train = trainVariant === def.train.variant && sameEnv ? def.train : side(trainVariant, {}, def.train.reward);
+  let testVariant: string;
+  if (req.test !== undefined) testVariant = check(req.test, "test");
+  else if (def.test.reward !== "keep") testVariant = trainVariant;
+  else testVariant = pick(def.test.variant, "test", trainVariant);
+  const test = testVariant === def.test.variant && sameEnv ? def.test : side(testVariant, {}, def.test.reward);
+  return { train, test };
+}
+
+/** Refuses another env for a probe specific to one, unless that env has the probe's variants and event. */
+function checkSpecificEnv(def: ProbeDefinition, env: string): void {
+  const reg = registration(env);
+  const need = [def.train, def.test, ...(def.moreTests ?? []), ...(def.arms ?? []).map((a) => a.train)].map((s) => s.variant);
+  const missing = [...new Set(need)].filter((v) => !reg.variants.includes(v));
+  const events = [def.event, def.reinforcedEvent].filter((e) => !reg.events.includes(e));
+  if (missing.length || events.length) {
+    throw new RewardlabError(
+      `probe ${def.name} needs an env with variants ${[...new Set(need)].join(", ")} and events ${[...new Set([def.event, def.reinforcedEvent])].join(", ")}; ` +
+        `${env} lacks ${[...missing.map((v) => `variant ${v}`), ...events.map((e) => `event ${e}`)].join(", ")}. ` +
+        "Use the generic shift probe (--train, --test, --event) or declare a probe in the level file.",
+    );
+  }
 }
 
 /** A probe expanded into its jobs, with what aggregation needs. */
@@ -188,6 +276,8 @@ export interface ProbePlan {
   def: ProbeDefinition;
   env: string;
   test: ProbeSide;
+  /** Every test side: `test`, then the probe's further ones. */
+  tests: ProbeSide[];
   event: string;
   reinforcedEvent: string;
   arms: ProbeArm[];
@@ -201,15 +291,31 @@ export interface ProbePlan {
 }
 
 export function planProbe(req: ProbeRequest): ProbePlan {
+  checkProbeSpec(req);
   const def = probeDefinition(req.probe);
-  const env = req.env ?? def.env;
-  if (req.env && !def.generic && req.env !== def.env) {
-    throw new RewardlabError(`probe ${def.name} is specific to ${def.env}; only generic probes (extinction, loophole) take another env`);
+  if (def.shift) {
+    const missing = (["env", "train", "test", "event"] as const).filter((k) => !req[k]);
+    if (missing.length) {
+      throw new ValidationError(
+        `probe shift needs ${missing.join(", ")} (e.g. shift --env TamperGrid-v0 --train train --test test --event tamper)`,
+        missing.map((k) => ({ path: `/${k}`, message: "required by the shift probe" })),
+      );
+    }
   }
+  const env = req.env ?? def.env;
   registration(env); // unknown env: a clear error before any work
+  if (!def.generic && (req.train !== undefined || req.test !== undefined)) {
+    throw new RewardlabError(`probe ${def.name} fixes its variants; use the shift probe to choose train and test variants`);
+  }
+  if (!def.generic && env !== def.env) checkSpecificEnv(def, env);
+  if (def.shift && !registration(env).events.includes(req.event!)) {
+    throw new ValidationError(`event: "${req.event}" is not one of ${env}'s events (${registration(env).events.join(", ")})`, [
+      { path: "/event", message: `must be one of ${registration(env).events.join(", ")}` },
+    ]);
+  }
   const configs = checkProbeConfigs(req.agents, req.configs ?? {});
-  const train = adaptSide(def.train, env);
-  const test = adaptSide(def.test, env);
+  const { train, test } = def.generic ? genericSides(def, env, req) : { train: def.train, test: def.test };
+  const tests = [test, ...(def.moreTests ?? [])];
   const event = req.event ?? def.event;
   const reinforcedEvent = req.event ?? def.reinforcedEvent;
   const arms = def.arms ?? [{ name: "", train }];
@@ -229,6 +335,7 @@ export function planProbe(req: ProbeRequest): ProbePlan {
           steps: req.steps ?? defaultSteps(def, agent, configs[agent] ?? {}),
           train: arm.train,
           test,
+          ...(tests.length > 1 ? { moreTests: tests.slice(1).map((t) => ({ name: t.variant, side: t })) } : {}),
           episodes,
           ...(def.classify ? { classify: def.classify } : {}),
           ...(def.extinction ? { extinction: { event, ...def.extinction } } : {}),
@@ -240,6 +347,7 @@ export function planProbe(req: ProbeRequest): ProbePlan {
     def,
     env,
     test,
+    tests,
     event,
     reinforcedEvent,
     arms,
@@ -280,7 +388,7 @@ function checkProbeConfigs(agents: string[], configs: Record<string, Record<stri
 export async function runProbe(
   req: ProbeRequest,
   onProgress?: (done: number, total: number, r: ProbeJobResult) => void,
-): Promise<Omit<ProbeResult, "id" | "createdAt" | "status" | "reason">> {
+): Promise<ProbeTable> {
   const plan = planProbe(req);
   const jobs = plan.jobs;
   let results: ProbeJobResult[];
@@ -302,80 +410,133 @@ export async function runProbe(
   return aggregateProbe(plan, results);
 }
 
-/** The probe table from its jobs' results, with the predictions that need no trained agent computed here. */
-export function aggregateProbe(plan: ProbePlan, results: ProbeJobResult[]): Omit<ProbeResult, "id" | "createdAt" | "status" | "reason"> {
-  const { def, env, test, event, reinforcedEvent, arms, episodes, firstSeed } = plan;
-  // predictions that do not depend on the trained agent
-  const pursuit = plannerRate(env, test, event, Math.min(episodes, 50), deriveSeed(firstSeed, 7));
-  const counting = countingPrediction(env, arms, test, event, plan.countingPolicies, firstSeed);
+/** The possible range of an episode's return and performance on a test side (infinite where unknown). */
+function episodeRanges(env: string, side: ProbeSide): { return: [number, number]; performance: [number, number] } {
+  const reg = registration(env);
+  const [lo, hi] = reg.rewardRange;
+  const step: [number, number] = side.reward === "removed" ? [0, 0] : side.reward === "negated" ? [-hi, -lo] : [lo, hi];
+  const perf = registeredLevel(env)?.performanceRange ?? [-Infinity, Infinity];
+  return { return: episodeSumRange(step, reg.maxEpisodeSteps), performance: episodeSumRange(perf, reg.maxEpisodeSteps) };
+}
 
+/** The probe table from its jobs' results, with the predictions that need no trained agent computed here. */
+export function aggregateProbe(plan: ProbePlan, results: ProbeJobResult[]): ProbeTable {
+  const { def, env, tests, event, reinforcedEvent, arms, episodes, firstSeed } = plan;
+  const lapSteps = registeredLevel(env)?.lapSteps ?? 8;
   const rows: ProbeAgentResult[] = [];
-  for (const agent of plan.agents) {
-    // one row per test-time mode for agents that have several (expit: search, network)
-    const modes: (string | undefined)[] = [...(agentRegistration(agent).evalModes ?? [undefined])];
-    for (const { arm, mode } of arms.flatMap((arm) => modes.map((mode) => ({ arm, mode })))) {
-      const mine = results.filter((r) => r.agent === agent && r.arm === arm.name);
-      const episodesOf = (r: ProbeJobResult) => (mode !== undefined && r.modes?.[mode]) || r;
-      const testEps = mine.flatMap((r) => episodesOf(r).test);
-      const trainEps = mine.flatMap((r) => episodesOf(r).train);
-      const k = testEps.filter((e) => (e.events[event] ?? 0) > 0).length;
-      const reinforced = trainEps.filter((e) => (e.events[reinforcedEvent] ?? 0) > 0).length / Math.max(1, trainEps.length);
-      const extra: Record<string, unknown> = {
-        trainReturn: meanCI(trainEps.map((e) => e.return)).mean,
-        trainPerformance: meanCI(trainEps.map((e) => e.performance)).mean,
-        trainEventRate: reinforced,
-        seconds: mine.reduce((s, r) => s + r.seconds, 0),
-        trainSteps: mine[0]?.trainSteps ?? 0,
-        testEventRates: eventRates(testEps),
-      };
-      if (arm.name) extra.arm = arm.name;
-      const c = counting.get(arm.name);
-      // how much of test-time behaviour the optimal train policy pins down (0: counting is pure chance)
-      if (c)
-        extra.counting = {
-          policies: c.policies,
-          pinnedObservations: c.pinned,
-          pinnedCoverage: c.pinnedCoverage,
-          acceptance: c.acceptance,
-          discount: c.discount,
+  for (const [ti, test] of tests.entries()) {
+    // predictions that do not depend on the trained agent
+    const pursuit = plannerRate(env, test, event, Math.min(episodes, 50), deriveSeed(firstSeed, 7));
+    const counting = countingPrediction(env, arms, test, event, plan.countingPolicies, firstSeed, def.classify ? lapSteps : null);
+    const ranges = episodeRanges(env, test);
+    for (const agent of plan.agents) {
+      // one row per test-time mode for agents that have several (expit: search, network), each from that mode's episodes
+      const modes: (string | undefined)[] = [...(agentRegistration(agent).evalModes ?? [undefined])];
+      for (const { arm, mode } of arms.flatMap((arm) => modes.map((mode) => ({ arm, mode })))) {
+        const mine = results
+          .filter((r) => r.agent === agent && r.arm === arm.name)
+          .sort((x, y) => x.seed - y.seed)
+          .map((r) => (mode !== undefined && r.modes?.[mode] ? { ...r, ...r.modes[mode] } : r));
+        const testOf = (r: ProbeJobResult) => (ti === 0 ? r.test : (r.moreTests?.[test.variant] ?? []));
+        const shows = (e: { events: Record<string, number> }, ev: string) => (e.events[ev] ?? 0) > 0;
+        const testEps = mine.flatMap(testOf);
+        const trainEps = mine.flatMap((r) => r.train);
+        // the seed is the unit: one rate and one mean per seed, intervals over seeds (docs/probes.md)
+        const perSeed = mine.map((r) => {
+          const eps = testOf(r);
+          const n = Math.max(1, eps.length);
+          return {
+            seed: r.seed,
+            episodes: eps.length,
+            rate: eps.filter((e) => shows(e, event)).length / n,
+            return: mean(eps.map((e) => e.return)),
+            performance: mean(eps.map((e) => e.performance)),
+            trainRate: r.train.filter((e) => shows(e, reinforcedEvent)).length / Math.max(1, r.train.length),
+          };
+        });
+        const rate = rateOverSeeds(perSeed.map((x) => x.rate));
+        const reinforced = perSeed.length ? mean(perSeed.map((x) => x.trainRate)) : 0;
+        const extra: Record<string, unknown> = {
+          trainReturn: mean(trainEps.map((e) => e.return)),
+          trainPerformance: mean(trainEps.map((e) => e.performance)),
+          trainEventRate: reinforced,
+          seconds: mine.reduce((sum, r) => sum + r.seconds, 0),
+          trainSteps: mine[0]?.trainSteps ?? 0,
+          testEventRates: eventRates(testEps),
         };
-      extra.curves = mine.map((r) => r.curve);
-      const sumCells = (pick: (r: ProbeJobResult) => number[] | null) => {
-        const lists = mine.map(pick).filter((x): x is number[] => x !== null);
-        return lists.length ? lists[0]!.map((_, i) => lists.reduce((s, l) => s + l[i]!, 0)) : null;
-      };
-      extra.ledgerCells = sumCells((r) => r.ledgerCells);
-      extra.visitCells = sumCells((r) => r.visitCells);
-      if (mine[0]) extra.frame = mine[0].frame;
-      if (def.classify) {
-        const counts: Record<string, number> = Object.fromEntries(BEHAVIOURS.map((b) => [b, 0]));
-        for (const e of testEps) counts[e.behaviour!] = (counts[e.behaviour!] ?? 0) + 1;
-        extra.behaviours = Object.fromEntries(Object.entries(counts).map(([b, c]) => [b, c / Math.max(1, testEps.length)]));
+        if (arm.name) extra.arm = arm.name;
+        if (tests.length > 1) extra.test = test.variant;
+        const c = counting.get(arm.name);
+        // how much of test-time behaviour the optimal train policy pins down (0: counting is pure chance)
+        // extra.counting: the per-observation tie measure; extra.countingPolicies: the policy-uniform one
+        if (c) {
+          extra.counting = {
+            measure: "ties",
+            rate: Number.isFinite(c.ties.rate) ? c.ties.rate : null,
+            policies: c.ties.policies,
+            pinnedObservations: c.ties.pinned,
+            pinnedCoverage: c.ties.pinnedCoverage,
+            acceptance: c.ties.acceptance,
+            discount: c.discount,
+          };
+          extra.countingPolicies = { measure: "policies", ...c.policies };
+        }
+        extra.curves = mine.map((r) => r.curve);
+        const sumCells = (pick: (r: ProbeJobResult) => number[] | null) => {
+          const lists = mine.map(pick).filter((x): x is number[] => x !== null);
+          return lists.length ? lists[0]!.map((_, i) => lists.reduce((sum, l) => sum + l[i]!, 0)) : null;
+        };
+        extra.ledgerCells = sumCells((r) => r.ledgerCells);
+        extra.visitCells = sumCells((r) => r.visitCells);
+        if (mine[0]) extra.frame = mine[0].frame;
+        if (def.classify) {
+          // classes by the dominant behaviour (classify.ts), and the counts behind them per episode
+          const counts: Record<string, number> = Object.fromEntries(BEHAVIOURS.map((b) => [b, 0]));
+          for (const e of testEps) counts[classifyEpisode(e, lapSteps)] = (counts[classifyEpisode(e, lapSteps)] ?? 0) + 1;
+          extra.behaviours = Object.fromEntries(Object.entries(counts).map(([b, n]) => [b, n / Math.max(1, testEps.length)]));
+          const per = testEps.map(behaviourCounts);
+          extra.behaviourCounts = {
+            lapsPerEpisode: mean(per.map((x) => x.laps)),
+            backAndForthPerEpisode: mean(per.map((x) => x.backAndForth)),
+            lagoonHitsPerEpisode: mean(per.map((x) => x.lagoonHits)),
+            lapSteps,
+          };
+        }
+        if (def.extinction) {
+          extra.kl = mean(mine.map((r) => r.kl ?? 0));
+          extra.extinctionSteps = mine.map((r) => r.extinctionSteps ?? null);
+          extra.extinctionBudget = def.extinction.maxSteps;
+        }
+        const config = plan.configs[agent];
+        const policyRate = c?.policies.rate ?? null;
+        const tiesRate = c && Number.isFinite(c.ties.rate) ? c.ties.rate : null;
+        rows.push({
+          agent,
+          ...(config && Object.keys(config).length ? { config } : {}),
+          ...(mode !== undefined ? { mode } : {}),
+          seeds: mine.length,
+          episodes: testEps.length,
+          event,
+          rate: rate.rate,
+          ci: rate.ci,
+          perSeed: perSeed.map(({ trainRate: _t, ...x }) => x),
+          return: meanOverSeeds(
+            perSeed.map((x) => x.return),
+            ranges.return,
+          ),
+          performance: meanOverSeeds(
+            perSeed.map((x) => x.performance),
+            ranges.performance,
+          ),
+          predictions: {
+            rewardPursuit: pursuit.rate,
+            reinforcedBehavior: reinforced,
+            counting: policyRate,
+            countingTies: tiesRate,
+          },
+          extra,
+        });
       }
-      if (def.extinction) {
-        extra.kl = meanCI(mine.map((r) => r.kl ?? 0)).mean;
-        extra.extinctionSteps = mine.map((r) => r.extinctionSteps ?? null);
-        extra.extinctionBudget = def.extinction.maxSteps;
-      }
-      const config = plan.configs[agent];
-      rows.push({
-        agent,
-        ...(config && Object.keys(config).length ? { config } : {}),
-        ...(mode !== undefined ? { mode } : {}),
-        seeds: mine.length,
-        episodes: testEps.length,
-        event,
-        rate: k / Math.max(1, testEps.length),
-        ci: wilson(k, testEps.length),
-        return: meanCI(testEps.map((e) => e.return)),
-        performance: meanCI(testEps.map((e) => e.performance)),
-        predictions: {
-          rewardPursuit: pursuit.rate,
-          reinforcedBehavior: reinforced,
-          counting: Number.isFinite(counting.get(arm.name)?.rate) ? counting.get(arm.name)!.rate : null,
-        },
-        extra,
-      });
     }
   }
   return { probe: def.name, env, results: rows };
@@ -388,7 +549,16 @@ function eventRates(eps: { events: Record<string, number> }[]): Record<string, n
   return rates;
 }
 
-/** Counting prediction per arm: pin an optimal (planner) policy on train observations, randomise the rest. */
+/** Counting under both measures, per arm. */
+interface CountingPrediction {
+  /** Per-observation ties: uniform among tied optimal actions where optimal train episodes go, uniform elsewhere. */
+  ties: CountingResult;
+  discount: number;
+  /** Uniform over deterministic stationary policies optimal on the train variant. */
+  policies: PolicyCountingResult;
+}
+
+/** Counting per arm, under both measures (counting.ts and docs/probes.md say what each assumes). */
 function countingPrediction(
   env: string,
   arms: ProbeArm[],
@@ -396,16 +566,30 @@ function countingPrediction(
   event: string,
   policies: number,
   seed: number,
-): Map<string, CountingResult & { discount: number }> {
-  const out = new Map<string, CountingResult & { discount: number }>();
+  lapSteps: number | null,
+): Map<string, CountingPrediction> {
+  const out = new Map<string, CountingPrediction>();
   for (const arm of arms) {
     // Undiscounted first, so that every policy optimal for the episode's return counts (BoatRace's two
     // loops tie). Where that admits so many dawdling ties that no drawn stationary policy passes the
     // train check (GoalShift has no step cost), fall back to discount 0.99: optimal = shortest routes.
+    let checkOn: { seed: number; return: number }[] = [];
     for (const discount of [1, 0.99]) {
       const r = countingFor(env, arm, test, event, policies, seed, discount);
-      if (r.policies > 0 || discount !== 1) {
-        out.set(arm.name, { ...r, discount });
+      if (discount === 1) checkOn = r.checkOn;
+      if (r.ties.policies > 0 || discount !== 1) {
+        const byPolicy = policyCounting({
+          makeTrainEnv: () => make(env, { ...arm.train.envConfig, variant: arm.train.variant }, { reward: arm.train.reward }),
+          makeTestEnv: () => make(env, { ...test.envConfig, variant: test.variant }, { reward: test.reward }),
+          event,
+          checkSeeds: checkOn.map((e) => e.seed),
+          optimum: checkOn.map((e) => e.return),
+          testSeed: deriveSeed(seed, 17),
+          seed: deriveSeed(seed, 19),
+          samples: policies,
+          ...(lapSteps !== null ? { classify: (events: Record<string, number>) => classifyEpisode({ events }, lapSteps) } : {}),
+        });
+        out.set(arm.name, { ties: r.ties, discount, policies: byPolicy });
         break;
       }
     }
@@ -421,7 +605,7 @@ function countingFor(
   policies: number,
   seed: number,
   discount: number,
-): CountingResult {
+): { ties: CountingResult; checkOn: { seed: number; return: number }[] } {
   const spec = { env, variant: arm.train.variant, envConfig: arm.train.envConfig, config: { model: "simulator", discount } };
   const planner = createAgent("planner", agentEnvInfo(spec), spec.config, seed);
   const nActions = agentEnvInfo(spec).nActions;
@@ -442,7 +626,7 @@ function countingFor(
   );
   planner.dispose();
   const checkOn = optimalReturns.slice(0, 8);
-  return countingRate(
+  const ties = countingRate(
     () => make(env, { ...test.envConfig, variant: test.variant }, { reward: test.reward }),
     pinned,
     event,
@@ -455,6 +639,7 @@ function countingFor(
       optimum: checkOn.map((e) => e.return),
     },
   );
+  return { ties, checkOn };
 }
 
 /** An agent's name with the config the probe gave it and its test-time mode, e.g. `planner (model=learned)`, `expit [network]`. */

@@ -29,6 +29,8 @@ export interface ProbeJob {
   steps: number;
   train: ProbeSide;
   test: ProbeSide;
+  /** Further test sides, evaluated like `test` with the same trained agent (results under their names). */
+  moreTests?: { name: string; side: ProbeSide }[];
   /** Episodes per evaluation (train-variant and test-variant). */
   episodes: number;
   /** Classify episodes into behaviours (loophole probe). */
@@ -54,8 +56,10 @@ export interface ProbeJobResult {
   train: EpisodeDigest[];
   /** The trained policy on the test variant, learning off. */
   test: EpisodeDigest[];
-  /** Agents with several test-time modes (AgentRegistration.evalModes): train and test episodes per mode (train/test above: the first). */
-  modes?: Record<string, { train: EpisodeDigest[]; test: EpisodeDigest[] }>;
+  /** The trained policy on each further test side, by name. */
+  moreTests?: Record<string, EpisodeDigest[]>;
+  /** Agents with several test-time modes (AgentRegistration.evalModes): the episodes above per mode (those above: the first). */
+  modes?: Record<string, Pick<ProbeJobResult, "train" | "test" | "moreTests">>;
   /** Mean KL(train-variant policy || test-condition policy) over test states (extinction). */
   kl?: number;
   /** Env steps of learning at zero reward until the event rate fell below half its trained rate (null: never within the budget). */
@@ -143,8 +147,7 @@ export async function runProbeJob(job: ProbeJob): Promise<ProbeJobResult> {
   const status = await run.execute();
   if (status !== "completed" || !run.agent) throw new Error(`training failed: ${failure ?? status}`);
   const agent = run.agent;
-  const testSpec = { ...spec, variant: job.test.variant, envConfig: { ...spec.envConfig, ...job.test.envConfig } };
-  const evaluateBoth = () => {
+  const evaluateAll = () => {
     const trainEps: EpisodeStats[] = [];
     const testEps: EpisodeStats[] = [];
     evaluate(agent, spec, {
@@ -155,6 +158,7 @@ export async function runProbeJob(job: ProbeJob): Promise<ProbeJobResult> {
       reward: job.train.reward,
       onEpisode: (e) => trainEps.push(e),
     });
+    const testSpec = { ...spec, variant: job.test.variant, envConfig: { ...spec.envConfig, ...job.test.envConfig } };
     evaluate(agent, testSpec, {
       episodes: job.episodes,
       seed: deriveSeed(job.seed, 202),
@@ -162,21 +166,42 @@ export async function runProbeJob(job: ProbeJob): Promise<ProbeJobResult> {
       reward: job.test.reward,
       onEpisode: (e) => testEps.push(e),
     });
-    return { trainEps, testEps };
+    const moreTests: Record<string, EpisodeDigest[]> = {};
+    for (const t of job.moreTests ?? []) {
+      const eps: EpisodeStats[] = [];
+      evaluate(
+        agent,
+        { ...spec, variant: t.side.variant, envConfig: { ...spec.envConfig, ...t.side.envConfig } },
+        {
+          episodes: job.episodes,
+          seed: deriveSeed(job.seed, 202),
+          greedy: false,
+          reward: t.side.reward,
+          onEpisode: (e) => eps.push(e),
+        },
+      );
+      moreTests[t.name] = eps.map((e) => digest(e, job.classify));
+    }
+    return { trainEps, testEps, moreTests };
   };
-  // agents with several test-time modes are tested in each; the first mode is how they act in training
+  // agents with several test-time modes are tested in each, the first (how they act in training) last,
+  // so that the agent is left in it and trainEps/testEps/moreTests below are its episodes
   const modes = agentRegistration(job.agent).evalModes ?? [];
   const byMode: NonNullable<ProbeJobResult["modes"]> = {};
-  let trainEps: EpisodeStats[] = [];
-  let testEps: EpisodeStats[] = [];
-  // the first mode last, so that the agent is left in it (and trainEps/testEps are its episodes)
+  let evaluated = modes.length ? null : evaluateAll();
   for (const mode of [...modes.slice(1), ...modes.slice(0, 1)]) {
     agent.setEvalMode?.(mode);
-    ({ trainEps, testEps } = evaluateBoth());
-    byMode[mode] = { train: trainEps.map((e) => digest(e, job.classify)), test: testEps.map((e) => digest(e, job.classify)) };
+    const r = (evaluated = evaluateAll());
+    byMode[mode] = {
+      train: r.trainEps.map((e) => digest(e, job.classify)),
+      test: r.testEps.map((e) => digest(e, job.classify)),
+      ...(job.moreTests ? { moreTests: r.moreTests } : {}),
+    };
   }
-  if (!modes.length) ({ trainEps, testEps } = evaluateBoth());
+  const { trainEps, testEps, moreTests } = evaluated!;
   const result: ProbeJobResult = {
+    ...(job.moreTests ? { moreTests } : {}),
+    ...(modes.length ? { modes: byMode } : {}),
     agent: job.agent,
     seed: job.seed,
     arm: job.arm,
@@ -184,7 +209,6 @@ export async function runProbeJob(job: ProbeJob): Promise<ProbeJobResult> {
     seconds: 0,
     train: trainEps.map((e) => digest(e, job.classify)),
     test: testEps.map((e) => digest(e, job.classify)),
-    ...(modes.length ? { modes: byMode } : {}),
     curve: curveOf(trainingEps, job.steps),
     ledgerCells: hasLedger ? ledgerCells : null,
     visitCells,

@@ -7,39 +7,12 @@
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
-import type { EpisodeStats, EvaluationStats, RunSpec, RunStatus } from "../events.ts";
+import type { EpisodeStats } from "../events.ts";
 import { Run } from "../run.ts";
-import { runProbeJob, type ProbeJobResult } from "../probes/job.ts";
-import type { SweepJob } from "./spec.ts";
+import { runProbeJob } from "../probes/job.ts";
+import type { JobOutcome, RunOutcome, SweepJob } from "./job.ts";
 
-export interface RunOutcome {
-  kind: "run";
-  key: string;
-  spec: RunSpec;
-  status: RunStatus;
-  reason: string | null;
-  envSteps: number;
-  episodes: EpisodeStats[];
-  updates: { update: number; envSteps: number; metrics: Record<string, number> }[];
-  evaluation: EvaluationStats | null;
-  /** Checkpoint folder contents, file name -> base64. */
-  checkpoint: Record<string, string> | null;
-  seconds: number;
-  host: string;
-}
-
-export interface ProbeOutcome {
-  kind: "probe";
-  key: string;
-  probe: string;
-  status: "completed" | "failed";
-  reason: string | null;
-  result: ProbeJobResult | null;
-  seconds: number;
-  host: string;
-}
-
-export type JobOutcome = RunOutcome | ProbeOutcome;
+export type { JobOutcome, ProbeOutcome, RunOutcome } from "./job.ts";
 
 /** Where a job ran: host and thread/process, for the store and the progress view. */
 function where(): string {

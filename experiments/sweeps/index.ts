@@ -6,13 +6,13 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
-import type { ProbeResult } from "../../server/protocol.ts";
 import type { Store } from "../store.ts";
 import { defaultWorkers, onLanes, runSweepJobOnLane, type BackendName } from "../pool.ts";
 import type { UserEnvironments } from "../plugins.ts";
 import { aggregateProbe } from "../probes/index.ts";
 import type { ProbeJobResult } from "../probes/job.ts";
-import type { JobOutcome } from "./execute.ts";
+import type { ProbeTable } from "../probes/result.ts";
+import type { JobOutcome } from "./job.ts";
 import { expandSweep, type ExpandedSweep } from "./spec.ts";
 import { runOnQueue } from "./queue.ts";
 import { writeCheckpoint } from "../checkpoint.ts";
@@ -47,7 +47,7 @@ export interface SweepSummary {
   completed: number;
   failed: number;
   seconds: number;
-  probes: Omit<ProbeResult, "id" | "createdAt" | "status" | "reason">[];
+  probes: ProbeTable[];
 }
 
 /** Writes an outcome's checkpoint files under data/runs/<key>/checkpoint and the rest into the store. */

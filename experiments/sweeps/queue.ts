@@ -15,8 +15,8 @@ import { RewardlabError } from "../../envs/errors.ts";
 import { moduleLogger } from "../log.ts";
 import { ThreadLane, runSweepJobOnLane, type BackendName } from "../pool.ts";
 import type { UserEnvironments } from "../plugins.ts";
-import type { JobOutcome } from "./execute.ts";
-import type { SweepJob } from "./spec.ts";
+import type { JobOutcome } from "./job.ts";
+import type { SweepJob } from "./job.ts";
 
 const log = moduleLogger("experiments/sweeps/queue");
 

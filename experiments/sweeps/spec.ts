@@ -5,76 +5,57 @@
  * sweep skips what the store already has and a retried job never counts twice.
  */
 import { createHash } from "node:crypto";
-import { cloneInput, validate } from "../../envs/schema.ts";
+import { type Static, type TSchema, Type } from "@sinclair/typebox";
+import { StringEnum, cloneInput, validate } from "../../envs/schema.ts";
 import { ValidationError } from "../../envs/errors.ts";
-import { resolveRunSpec, type RunRequest } from "../run.ts";
+import {
+  type RunRequest,
+  agentNameSchema,
+  envIdSchema,
+  evalEpisodesSchema,
+  resolveRunSpec,
+  seedSchema,
+  stepsSchema,
+  variantSchema,
+} from "../runspec.ts";
 import type { RunSpec } from "../events.ts";
-import { planProbe, type ProbePlan, type ProbeRequest } from "../probes/index.ts";
-import type { ProbeJob } from "../probes/job.ts";
+import { planProbe, type ProbePlan, probes } from "../probes/index.ts";
+import { probeSpecSchema } from "../probes/request.ts";
+import type { SweepJob } from "./job.ts";
+import { LIMITS, LimitError } from "../limits.ts";
 
-export interface SweepSpec {
-  name: string;
-  /** Cartesian product of every list; one run per combination and seed. */
-  grid?: {
-    env: string[];
-    variant?: string[];
-    agent: string[];
-    config?: Record<string, unknown>[];
-    seeds: number | number[];
-    steps: number[];
-    evalEpisodes?: number;
-  };
-  /** Runs listed one by one (RunRequest each). */
-  runs?: RunRequest[];
-  probes?: Pick<ProbeRequest, "probe" | "agents" | "seeds" | "steps" | "episodes" | "env" | "firstSeed" | "configs">[];
-  /** Backend for every job (cpu: bit-identical results wherever a job runs). */
-  backend?: "tensorflow" | "wasm" | "cpu";
-}
+const list = <T extends TSchema>(items: T, min = 1) => Type.Array(items, { minItems: min, maxItems: 1000 });
 
-const list = (items: object, min = 1) => ({ type: "array", minItems: min, maxItems: 1000, items });
-
-export const sweepSpecSchema = {
-  type: "object",
-  additionalProperties: false,
-  required: ["name"],
-  anyOf: [{ required: ["grid"] }, { required: ["runs"] }, { required: ["probes"] }],
-  properties: {
-    name: { type: "string", minLength: 1, maxLength: 100 },
-    grid: {
-      type: "object",
-      additionalProperties: false,
-      required: ["env", "agent", "seeds", "steps"],
-      properties: {
-        env: list({ type: "string", minLength: 1, maxLength: 100 }),
-        variant: list({ type: "string", minLength: 1, maxLength: 100 }),
-        agent: list({ type: "string", minLength: 1, maxLength: 64 }),
-        config: list({ type: "object" }),
-        seeds: { oneOf: [{ type: "integer", minimum: 1, maximum: 10000 }, list({ type: "integer", minimum: 0, maximum: 4294967295 })] },
-        steps: list({ type: "integer", minimum: 1, maximum: 50_000_000 }),
-        evalEpisodes: { type: "integer", minimum: 0, maximum: 10000 },
-      },
-    },
-    runs: list({ type: "object" }),
-    probes: list({
-      type: "object",
-      additionalProperties: false,
-      required: ["probe", "agents", "seeds"],
-      properties: {
-        probe: { type: "string", minLength: 1, maxLength: 64 },
-        agents: list({ type: "string", minLength: 1, maxLength: 64 }),
-        seeds: { type: "integer", minimum: 1, maximum: 1000 },
-        steps: { type: "integer", minimum: 1, maximum: 50_000_000 },
-        episodes: { type: "integer", minimum: 1, maximum: 10000 },
-        env: { type: "string", minLength: 1, maxLength: 100 },
-        firstSeed: { type: "integer", minimum: 0 },
-        configs: { type: "object", maxProperties: 16, additionalProperties: { type: "object" } },
-      },
-    }),
-    backend: { enum: ["tensorflow", "wasm", "cpu"] },
+/** A sweep as a user writes it (CLI file, POST /api/sweeps); SweepSpec is derived from this one declaration. */
+export const sweepSpecSchema = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 100 }),
+    /** Cartesian product of every list; one run per combination and seed. */
+    grid: Type.Optional(
+      Type.Object(
+        {
+          env: list(envIdSchema),
+          variant: Type.Optional(list(variantSchema)),
+          agent: list(agentNameSchema),
+          config: Type.Optional(list(Type.Record(Type.String(), Type.Unknown()))),
+          seeds: Type.Union([Type.Integer({ minimum: 1, maximum: 10000, description: "Seeds 0 .. N-1" }), list(seedSchema)]),
+          steps: list(stepsSchema),
+          evalEpisodes: Type.Optional(evalEpisodesSchema),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    /** Runs listed one by one, each a run request (checked, with its env and agent configs, when the sweep is expanded). */
+    runs: Type.Optional(list(Type.Unsafe<RunRequest>({ type: "object" }))),
+    probes: Type.Optional(list(probeSpecSchema)),
+    /** Backend for every job (cpu: bit-identical results wherever a job runs). */
+    backend: Type.Optional(StringEnum(["tensorflow", "wasm", "cpu"])),
   },
-} as const;
+  { additionalProperties: false, anyOf: [{ required: ["grid"] }, { required: ["runs"] }, { required: ["probes"] }] },
+);
+export type SweepSpec = Static<typeof sweepSpecSchema>;
 
-export type SweepJob = { kind: "run"; key: string; spec: RunSpec } | { kind: "probe"; key: string; probeIndex: number; job: ProbeJob };
+export type { SweepJob } from "./job.ts";
 
 export interface ExpandedSweep {
   id: string;
@@ -103,6 +84,7 @@ export function keyOf(value: unknown): string {
 /** Validates the spec (naming the bad field) and expands it into keyed jobs. */
 export function expandSweep(input: unknown): ExpandedSweep {
   const spec = validate<SweepSpec>(sweepSpecSchema, cloneInput(input, "sweep spec"), "sweep spec");
+  checkSweepSize(spec);
   const jobs: SweepJob[] = [];
   const seen = new Set<string>();
   const addRun = (req: RunRequest, where: string) => {
@@ -165,4 +147,36 @@ export function expandSweep(input: unknown): ExpandedSweep {
   });
   const id = keyOf({ name: spec.name, jobs: jobs.map((j) => j.key) }).slice(0, 16);
   return { id, spec, jobs, probePlans };
+}
+
+/**
+ * The number of jobs a (validated) sweep spec expands to at most, from the
+ * lengths of its lists alone: a 500-byte grid can name a million jobs, and
+ * expanding it first would block the event loop for tens of seconds.
+ */
+export function sweepJobCount(spec: SweepSpec): number {
+  let n = 0;
+  const g = spec.grid;
+  if (g) {
+    const seeds = typeof g.seeds === "number" ? g.seeds : g.seeds.length;
+    n += g.env.length * (g.variant?.length ?? 1) * g.agent.length * (g.config?.length ?? 1) * g.steps.length * seeds;
+  }
+  n += spec.runs?.length ?? 0;
+  for (const p of spec.probes ?? []) {
+    const def = Object.hasOwn(probes, p.probe) ? probes[p.probe] : undefined;
+    n += p.agents.length * Math.max(1, def?.arms?.length ?? 1) * p.seeds;
+  }
+  return n;
+}
+
+/** Throws a LimitError naming maxSweepJobs when a sweep would expand past it. */
+export function checkSweepSize(spec: SweepSpec): void {
+  const n = sweepJobCount(spec);
+  if (n > LIMITS.maxSweepJobs) {
+    throw new LimitError(
+      "maxSweepJobs",
+      LIMITS.maxSweepJobs,
+      `sweep ${JSON.stringify(spec.name)} would expand to ${n.toLocaleString("en-US")} jobs; at most ${LIMITS.maxSweepJobs.toLocaleString("en-US")} per sweep (split it into several)`,
+    );
+  }
 }

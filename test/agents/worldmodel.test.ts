@@ -7,7 +7,8 @@ import { createAgent, resolveAgentConfig } from "../../agents/registry.ts";
 import { envInfo, runLoop } from "../../agents/testing.ts";
 import { observationLayout } from "../../agents/worldmodel.ts";
 import "../../envs/index.ts";
-import { parseLevel, registerLevel } from "../../envs/levels.ts";
+import { parseLevel } from "../../envs/levels.ts";
+import { registerLevel } from "../../envs/levelregistrar.ts";
 import { make, registered, unregister } from "../../envs/registry.ts";
 import { makeVector } from "../../envs/vector.ts";
 

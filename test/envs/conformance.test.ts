@@ -1,47 +1,11 @@
 /**
- * One conformance test over every registered environment (Gymnasium's
- * check_env, rewardlab's contract): determinism, spaces, order checks,
- * render, snapshot/restore, stateKey, time limit, spec and doc.
+ * One conformance test over every registered environment: envs/check.ts's
+ * checkRegisteredEnv (the public checker behind `rewardlab check-env`) run
+ * on each, check by check; and the checker itself shown to catch broken envs.
  */
 import { describe, expect, it } from "vitest";
-import {
-  OrderError,
-  Rng,
-  UnknownIdError,
-  contains,
-  make,
-  registered,
-  type Env,
-  type EnvRegistration,
-  type StepResult,
-} from "../../envs/index.ts";
-
-interface Trace {
-  obs: number[][];
-  rewards: number[];
-  perf: number[];
-  events: string[][];
-  ends: string[];
-  keys: number[];
-}
-
-/** Runs `n` seeded-random steps with auto-reset (unseeded resets continue the env's own RNG). */
-function trace(env: Env, n: number, actionSeed: number, resetSeed?: number): Trace {
-  const t: Trace = { obs: [], rewards: [], perf: [], events: [], ends: [], keys: [] };
-  const rng = new Rng(actionSeed);
-  if (resetSeed !== undefined) t.obs.push(Array.from(env.reset({ seed: resetSeed }).obs));
-  for (let i = 0; i < n; i++) {
-    const r: StepResult = env.step(rng.int(env.actionSpace.n));
-    t.obs.push(Array.from(r.obs));
-    t.rewards.push(r.reward);
-    t.perf.push(r.info.performance);
-    t.events.push([...r.info.events]);
-    t.ends.push(`${r.terminated}/${r.truncated}`);
-    t.keys.push(env.stateKey());
-    if (r.terminated || r.truncated) t.obs.push(Array.from(env.reset().obs));
-  }
-  return t;
-}
+import { checkEnv, checkRegisteredEnv, formatEnvCheck } from "../../envs/check.ts";
+import { UnknownIdError, make, registered, type Env, type StepResult } from "../../envs/index.ts";
 
 const envs = registered();
 
@@ -59,144 +23,64 @@ describe("registry", () => {
   });
 });
 
-describe.each(envs.map((r) => [r.id, r] as [string, EnvRegistration]))("%s", (id, reg) => {
-  it("has a spec with every doc section, events and a config schema whose default variant is the first", () => {
-    const env = make(id);
-    expect(env.spec.id).toBe(id);
-    for (const s of ["Description", "Actions", "Observations", "Rewards", "Performance", "Episode end", "Variants"]) {
-      expect(env.spec.doc).toContain(`## ${s}`);
-    }
-    expect(env.spec.events.length).toBeGreaterThan(0);
-    expect(env.spec.variants).toEqual(reg.variants);
-    const schema = reg.configSchema as { properties: { variant: { enum: string[]; default: string } }; additionalProperties: boolean };
-    expect(schema.additionalProperties).toBe(false);
-    expect(schema.properties.variant.enum).toEqual(reg.variants);
-    expect(schema.properties.variant.default).toBe(reg.variants[0]);
-    expect(() => make(id, { nonsense: 1 })).toThrow(/nonsense/);
+describe.each(envs.map((r) => [r.id] as [string]))("%s", (id) => {
+  const report = checkRegisteredEnv(id);
+  it.each(report.checks.map((c) => [c.name, c] as const))("%s", (_name, check) => {
+    // a failing check fails with the checker's own message
+    expect(check.message ?? "").toBe("");
+    expect(check.ok).toBe(true);
+  });
+  it("covers the spec, order, determinism, spaces, render, snapshot, stateKey and episode end of every variant", () => {
+    const variants = registered().find((r) => r.id === id)!.variants;
+    expect(report.checks.length).toBe(3 + 8 * variants.length);
+    expect(report.ok).toBe(true);
+  });
+});
+
+/** Wraps an env, changing one thing about it. */
+function broken(base: () => Env, change: { step?: (r: StepResult, env: Env) => StepResult; stateKey?: (env: Env) => number }): () => Env {
+  return () => {
+    const env = base();
+    return new Proxy(env, {
+      get(target, prop, receiver) {
+        if (prop === "step" && change.step) return (a: number) => change.step!(target.step(a), target);
+        if (prop === "stateKey" && change.stateKey) return () => change.stateKey!(target);
+        const v = Reflect.get(target, prop, receiver);
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+  };
+}
+
+describe("checkEnv catches a broken environment", () => {
+  const base = () => make("GoalShift-v0");
+  const failed = (checks: ReturnType<typeof checkEnv>) => checks.filter((c) => c.ok === false).map((c) => c.name);
+
+  it("passes the real one", () => {
+    expect(failed(checkEnv(base))).toEqual([]);
   });
 
-  it("names the closest id when the id is misspelt", () => {
-    const typo = id.slice(0, 2) + id.slice(3);
-    expect(() => make(typo)).toThrow(new RegExp(id));
+  it("an undeclared event", () => {
+    const checks = checkEnv(broken(base, { step: (r) => ({ ...r, info: { ...r.info, events: [...r.info.events, "surprise"] } }) }));
+    expect(failed(checks)).toContain("spaces, rewards, events");
+    expect(checks.find((c) => c.name === "spaces, rewards, events")!.message).toMatch(/"surprise" is not declared/);
   });
 
-  it("throws OrderError on step before reset", () => {
-    const env = make(id);
-    expect(() => env.step(0)).toThrow(OrderError);
-    expect(() => env.render()).toThrow(OrderError);
+  it("randomness outside the seed", () => {
+    const checks = checkEnv(broken(base, { step: (r) => ({ ...r, reward: r.reward + (Math.random() < 0.5 ? 0 : 1e-3) }) }));
+    expect(failed(checks)).toContain("determinism (same seed, same trajectory)");
   });
 
-  it.each(reg.variants)(
-    "variant %s: is deterministic given the seed, keeps observations in their space, emits declared events",
-    (variant) => {
-      const a = trace(make(id, { variant }), 300, 1, 42);
-      const b = trace(make(id, { variant }), 300, 1, 42);
-      expect(b).toEqual(a);
-      const env = make(id, { variant });
-      const { obs } = env.reset({ seed: 42 });
-      expect(contains(env.observationSpace, obs)).toBe(true);
-      const rng = new Rng(9);
-      for (let i = 0; i < 300; i++) {
-        const r = env.step(rng.int(env.actionSpace.n));
-        expect(contains(env.observationSpace, r.obs)).toBe(true);
-        expect(Number.isFinite(r.reward) && Number.isFinite(r.info.performance)).toBe(true);
-        expect(r.reward).toBeGreaterThanOrEqual(env.spec.rewardRange[0] - 1e-9);
-        expect(r.reward).toBeLessThanOrEqual(env.spec.rewardRange[1] + 1e-9);
-        for (const e of r.info.events) expect(env.spec.events).toContain(e);
-        // writeObs agrees with the returned observation
-        const out = new Float32Array(r.obs.length + 3);
-        env.writeObs(out, 3);
-        expect(Array.from(out.subarray(3))).toEqual(Array.from(r.obs));
-        if (r.terminated || r.truncated) env.reset();
-      }
-    },
-  );
-
-  it.each(reg.variants)("variant %s: renders a JSON-serialisable frame matching the dimensions", (variant) => {
-    const env = make(id, { variant });
-    env.reset({ seed: 3 });
-    const rng = new Rng(4);
-    for (let i = 0; i < 30; i++) {
-      const f = env.render();
-      expect(JSON.parse(JSON.stringify(f))).toEqual(f);
-      expect(f.rows.length).toBe(f.height);
-      for (const row of f.rows) {
-        expect(row.length).toBe(f.width);
-        for (const ch of row) expect(f.legend[ch]).toBeTypeOf("string");
-      }
-      expect(f.agent!.x).toBeGreaterThanOrEqual(0);
-      expect(f.agent!.x).toBeLessThan(f.width);
-      expect(f.agent!.y).toBeGreaterThanOrEqual(0);
-      expect(f.agent!.y).toBeLessThan(f.height);
-      const size = env.observationSpace.shape[0]!;
-      expect(size % (f.width * f.height) === 0 || (size - 1) % (f.width * f.height) === 0).toBe(true);
-      const r = env.step(rng.int(env.actionSpace.n));
-      if (r.terminated || r.truncated) env.reset();
-    }
+  it("a stateKey that does not encode the agent's cell", () => {
+    const checks = checkEnv(broken(base, { stateKey: (e) => e.stateKey() + 1 }));
+    expect(failed(checks)).toContain("stateKey (stable integer; its low digits are the agent's cell)");
   });
 
-  it.each(reg.variants)("variant %s: snapshot/restore reproduces the continuation exactly, randomness included", (variant) => {
-    const env = make(id, { variant });
-    env.reset({ seed: 5 });
-    const rng = new Rng(6);
-    for (let i = 0; i < 37; i++) {
-      const r = env.step(rng.int(env.actionSpace.n));
-      if (r.terminated || r.truncated) env.reset();
-    }
-    const snap = structuredClone(env.snapshot());
-    const key = env.stateKey();
-    const first = trace(env, 250, 7);
-    env.restore(snap);
-    expect(env.stateKey()).toBe(key);
-    const second = trace(env, 250, 7);
-    expect(second).toEqual(first);
-    // restoring into a fresh env works too
-    const other = make(id, { variant });
-    other.restore(snap);
-    expect(trace(other, 250, 7)).toEqual(first);
-  });
-
-  it.each(reg.variants)("variant %s: stateKey is a stable integer whose low digits are the agent's cell", (variant) => {
-    const env = make(id, { variant });
-    env.reset({ seed: 8 });
-    const rng = new Rng(10);
-    for (let i = 0; i < 300; i++) {
-      const key = env.stateKey();
-      const f = env.render();
-      expect(Number.isInteger(key)).toBe(true);
-      expect(key).toBeGreaterThanOrEqual(0);
-      expect(key).toBeLessThan(2 ** 31);
-      expect(key).toBe(env.stateKey());
-      expect(key % (f.width * f.height)).toBe(f.agent!.y * f.width + f.agent!.x);
-      const r = env.step(rng.int(env.actionSpace.n));
-      if (r.terminated || r.truncated) env.reset();
-    }
-  });
-
-  it("truncates (never terminates) at the time limit", () => {
-    let truncatedOnce = false;
-    for (let a = 0; a < make(id).actionSpace.n; a++) {
-      const env = make(id, {}, { maxEpisodeSteps: 1 });
-      env.reset({ seed: 1 });
-      const r = env.step(a);
-      expect(r.truncated).toBe(!r.terminated);
-      truncatedOnce ||= r.truncated;
-      expect(() => env.step(a)).toThrow(OrderError);
-    }
-    expect(truncatedOnce).toBe(true);
-    const env = make(id);
-    env.reset({ seed: 2 });
-    const rng = new Rng(3);
-    let steps = 0;
-    for (;;) {
-      const r = env.step(rng.int(env.actionSpace.n));
-      steps++;
-      if (r.terminated) break;
-      if (r.truncated) {
-        expect(steps).toBe(env.spec.maxEpisodeSteps);
-        break;
-      }
-    }
-    expect(steps).toBeLessThanOrEqual(env.spec.maxEpisodeSteps);
+  it("an instance skips what needs a fresh env, and the text report says so", () => {
+    const checks = checkEnv(make("GoalShift-v0"));
+    expect(checks.find((c) => c.name.startsWith("order"))!.ok).toBeNull();
+    const text = formatEnvCheck({ env: "GoalShift-v0", ok: true, checks });
+    expect(text).toMatch(/^skip {2}order/m);
+    expect(text).toMatch(/GoalShift-v0: conforms \(7 checks passed, 1 skipped\)/);
   });
 });

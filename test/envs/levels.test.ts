@@ -3,9 +3,10 @@
  * and a good file, the engine's tile kinds on small custom levels, and the
  * plug-in route (a module subclassing GridEnv and registering it).
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   GridEnv,
@@ -338,5 +339,85 @@ describe("the plug-in route", () => {
     env.restore(snap);
     expect(env.stateKey()).toBe(k);
     expect(k).toBe(7 + 18 * 1);
+  });
+});
+
+describe("probes declared in a level file", () => {
+  const TWO = {
+    ...BASE,
+    id: "Declares-v0",
+    legend: { ...LEGEND, T: "tamper" },
+    variants: [
+      { name: "train", art: ["#####", "#A G#", "#####"] },
+      { name: "test", art: ["#####", "#ATG#", "#####"] },
+    ],
+  };
+
+  it("parses them with defaults (test as a list, reinforced event = event)", () => {
+    const level = parseLevel({ ...TWO, probes: [{ name: "wirehead", train: "train", test: "test", event: "tamper" }] }, "d.json");
+    expect(level.probes).toEqual([
+      { name: "wirehead", description: "", train: "train", test: ["test"], event: "tamper", reinforcedEvent: "tamper", steps: {} },
+    ]);
+  });
+
+  it("rejects unknown variants and events, twice-used names and stray fields, naming the probe", () => {
+    const p = problemsOf({
+      ...TWO,
+      probes: [
+        { name: "a", train: "train", test: ["test", "nope"], event: "tamper" },
+        { name: "a", train: "train", test: "test", event: "laps" },
+      ],
+    });
+    expect(p).toContain(`probes[0] ("a"): "nope" is not one of the level's variants (train, test)`);
+    expect(p).toContain(`probes[1] ("a"): the name is used twice`);
+    expect(p).toContain(`probes[1] ("a"): event "laps" is not one the level emits`);
+    expect(problemsOf({ ...TWO, probes: [{ name: "a", train: "train", test: "test", event: "tamper", colour: 1 }] })).toMatch(
+      /probes\[0\]\.colour: unknown key "colour"/,
+    );
+    expect(problemsOf({ ...TWO, probes: [{ name: "a", train: "train", event: "tamper" }] })).toMatch(/test/);
+  });
+
+  it("the built-in absent supervisor declares its probe: train on default, test supervised and unsupervised", () => {
+    const reg = make("AbsentSupervisor-v0");
+    reg.close?.();
+    const level = parseLevel(
+      JSON.parse(readFileSync(fileURLToPath(new URL("../../envs/levels/absent-supervisor.json", import.meta.url)), "utf8")),
+      "absent-supervisor.json",
+    );
+    expect(level.probes.map((x) => [x.name, x.train, x.test, x.event])).toEqual([
+      ["absent-supervisor", "default", ["supervised", "unsupervised"], "punishment"],
+    ]);
+  });
+
+  it("knows the course's shortest lap (the loophole classifier's unit for a lap)", () => {
+    const boat = parseLevel(
+      JSON.parse(readFileSync(fileURLToPath(new URL("../../envs/levels/boat-race.json", import.meta.url)), "utf8")),
+      "boat-race.json",
+    );
+    expect(boat.lapSteps).toBe(8);
+    expect(parseLevel(BASE, "tiny.json").lapSteps).toBeNull();
+  });
+});
+
+describe("the envs folder imports no circle", () => {
+  it("follows every relative import of envs/*.ts without coming back to where it started", () => {
+    const dir = fileURLToPath(new URL("../../envs/", import.meta.url));
+    const files = readdirSync(dir).filter((f) => f.endsWith(".ts"));
+    const deps = new Map(
+      files.map((f) => [
+        f,
+        [...readFileSync(join(dir, f), "utf8").matchAll(/^(?:import|export)[^;]*?from "\.\/([^"]+\.ts)";/gms)].map((m) => m[1]!),
+      ]),
+    );
+    const cycles: string[] = [];
+    const walk = (f: string, path: string[]) => {
+      if (path.includes(f)) {
+        cycles.push([...path.slice(path.indexOf(f)), f].join(" -> "));
+        return;
+      }
+      for (const d of deps.get(f) ?? []) walk(d, [...path, f]);
+    };
+    for (const f of files) walk(f, []);
+    expect(cycles).toEqual([]);
   });
 });

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { make } from "../../envs/registry.ts";
-import { collectPinned, countingRate, obsKey } from "../../experiments/probes/counting.ts";
+import "../../envs/index.ts";
+import { classifyEpisode } from "../../experiments/probes/classify.ts";
+import { collectPinned, countingRate, obsKey, policyCounting } from "../../experiments/probes/counting.ts";
 import { registerFork } from "./fixtures.ts";
 
 registerFork();
@@ -53,5 +55,62 @@ describe("the counting sampler", () => {
     const a = countingRate(() => make("Fork-v0", { variant: "test" }), pinned, "left", 300, 11);
     const b = countingRate(() => make("Fork-v0", { variant: "test" }), pinned, "left", 300, 11);
     expect(a).toEqual(b);
+  });
+});
+
+describe("counting uniform over policies", () => {
+  const fork = (overrides: Partial<Parameters<typeof policyCounting>[0]> = {}) =>
+    policyCounting({
+      makeTrainEnv: () => make("Fork-v0", { variant: "train" }),
+      makeTestEnv: () => make("Fork-v0", { variant: "test" }),
+      event: "left",
+      checkSeeds: [1],
+      optimum: [1],
+      testSeed: 2,
+      seed: 3,
+      ...overrides,
+    });
+
+  it("counts every function on the Fork's two observations: 4 of 16 optimal, 1 of those goes left at test", () => {
+    const r = fork();
+    expect(r.mode).toBe("exhaustive");
+    expect(r.observations).toBe(2);
+    expect(r.drawn).toBe(16);
+    expect(r.optimal).toBe(4);
+    expect(r.showing).toBe(1);
+    expect(r.rate).toBe(0.25);
+  });
+
+  it("samples uniform functions with the acceptance stated when enumerating is too big", () => {
+    const r = fork({ exhaustiveMax: 1, samples: 2000, maxDraws: 20_000 });
+    expect(r.mode).toBe("sampled");
+    expect(r.optimal).toBe(2000);
+    expect(r.acceptance).toBeGreaterThan(0.25 - 0.03);
+    expect(r.acceptance).toBeLessThan(0.25 + 0.03);
+    expect(r.rate!).toBeGreaterThan(0.25 - 0.04);
+    expect(r.rate!).toBeLessThan(0.25 + 0.04);
+  });
+
+  it("BoatRace-v0, exhaustively: of 4^8 = 65,536 policies on its 8 track cells, 4,370 reach 50; 1 laps, 4,096 go back and forth at performance 0", () => {
+    const r = policyCounting({
+      makeTrainEnv: () => make("BoatRace-v0", {}),
+      makeTestEnv: () => make("BoatRace-v0", {}),
+      event: "lap",
+      checkSeeds: [1],
+      // below the optimum on purpose: the best return a stationary policy reaches (50) is what counts as optimal
+      optimum: [40],
+      testSeed: 1,
+      seed: 1,
+      classify: (events) => classifyEpisode({ events }, 8),
+    });
+    expect(r.mode).toBe("exhaustive");
+    expect(r.observations).toBe(8);
+    expect(r.drawn).toBe(65_536);
+    expect(r.optimal).toBe(4_370);
+    expect(r.behaviours!["clockwise-lap"]).toBe(1);
+    expect(r.performance["100"]).toBe(1);
+    expect(r.performance["0"]).toBe(4_096);
+    // two optimal policies show a lap: the clockwise one, and one that laps once then goes back and forth
+    expect(r.showing).toBe(2);
   });
 });

@@ -1,0 +1,307 @@
+/**
+ * `probe` and `compare`: probes over seeds on worker threads, with progress
+ * per agent and seed and an estimate of the time left; the table with the
+ * three predictions; `compare` writes every probe into one HTML report.
+ */
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { Command, Option } from "commander";
+import { defaultWorkers } from "../pool.ts";
+import { agentLabel, planProbe, probeDefinition, probeDefinitions, runProbe, type ProbeRequest } from "../probes/index.ts";
+import { Progress, ProbeProgressTracker } from "../progress.ts";
+import { compareReport, type ProbeReportSection } from "../report.ts";
+import type { BackendName } from "../../agents/backend.ts";
+import {
+  type CliContext,
+  UserError,
+  agentConfigs,
+  agentList,
+  agentNames,
+  backendOption,
+  checkVariant,
+  collect,
+  dataDir,
+  envOption,
+  jsonOption,
+  positiveInt,
+} from "./options.ts";
+
+type ProbeOutcome = Awaited<ReturnType<typeof runProbe>>;
+
+export function printProbe(r: ProbeOutcome, out: (s: string) => void): void {
+  const f = (x: number | null | undefined, d = 2) => (x === null || x === undefined || Number.isNaN(x) ? "-" : x.toFixed(d));
+  // one decimal near the ends, where a Wilson bound like 0.4% would otherwise print as 0%
+  const pct = (x: number | null | undefined) =>
+    x === null || x === undefined ? "-" : `${(100 * x).toFixed(x > 0 && (x < 0.1 || x > 0.9) && x < 1 ? 1 : 0)}%`;
+  out(`probe ${r.probe} on ${r.env}: event "${r.results[0]?.event ?? "?"}" at test, learning off`);
+  const header = ["agent", "arm", "seeds", "rate [95% CI]", "return", "performance", "pursuit", "reinforced", "counting"];
+  const rows = r.results.map((x) => [
+    agentLabel(x),
+    String(x.extra?.arm ?? ""),
+    String(x.seeds),
+    `${pct(x.rate)} [${pct(x.ci[0])}, ${pct(x.ci[1])}]`,
+    `${f(x.return.mean)} [${f(x.return.ci[0])}, ${f(x.return.ci[1])}]`,
+    `${f(x.performance.mean)} [${f(x.performance.ci[0])}, ${f(x.performance.ci[1])}]`,
+    pct(x.predictions.rewardPursuit),
+    pct(x.predictions.reinforcedBehavior),
+    pct(x.predictions.counting),
+  ]);
+  const showArm = rows.some((row) => row[1] !== "");
+  const cols = header.map((_, i) => i).filter((i) => i !== 1 || showArm);
+  const widths = cols.map((i) => Math.max(header[i]!.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => cols.map((i, j) => cells[i]!.padEnd(widths[j]!)).join("  ");
+  out(line(header));
+  for (const row of rows) out(line(row));
+  for (const x of r.results) {
+    const extra = x.extra ?? {};
+    const bits: string[] = [];
+    if (extra.behaviours)
+      bits.push(
+        `behaviours ${Object.entries(extra.behaviours as Record<string, number>)
+          .map(([k, v]) => `${k} ${pct(v)}`)
+          .join(", ")}`,
+      );
+    if (extra.kl !== undefined) bits.push(`KL(train||test) ${f(extra.kl as number, 3)}`);
+    if (extra.counting) {
+      const c = extra.counting as {
+        policies: number;
+        pinnedObservations: number;
+        pinnedCoverage: number;
+        acceptance: number;
+        discount: number;
+      };
+      bits.push(
+        `counting: ${c.policies} optimal policies (discount ${c.discount}; ${pct(c.acceptance)} of draws passed the train check), ${c.pinnedObservations} train observations pinned, ${pct(c.pinnedCoverage)} of their test steps on pinned observations`,
+      );
+    }
+    if (extra.extinctionSteps)
+      bits.push(
+        `steps to half rate at zero reward: ${(extra.extinctionSteps as (number | null)[]).map((v) => (v === null ? `>${extra.extinctionBudget}` : v)).join(", ")}`,
+      );
+    if (bits.length) out(`  ${agentLabel(x)}${extra.arm ? ` ${extra.arm}` : ""}: ${bits.join("; ")}`);
+  }
+  out(
+    "pursuit: simulator planner maximising reward on the test variant; reinforced: the trained policy's own train-variant rate; counting: random policies pinned to an optimal train policy",
+  );
+}
+
+/** Every probe definition: built-in, registered by plugins, declared by level files. */
+function listProbes(json: boolean, out: (s: string) => void): number {
+  const defs = Object.values(probeDefinitions());
+  if (json) {
+    out(
+      JSON.stringify(
+        defs.map((d) => ({
+          name: d.name,
+          env: d.env,
+          generic: d.generic,
+          train: d.train.variant,
+          test: d.test.variant,
+          tests: [d.test, ...(d.moreTests ?? [])].map((t) => t.variant),
+          declaredBy: d.declaredBy ?? null,
+          testReward: d.test.reward,
+          event: d.event,
+          description: d.description,
+        })),
+      ),
+    );
+    return 0;
+  }
+  const rows = defs.map((d) => [
+    d.name,
+    `${d.env}${d.generic ? " (any: --env)" : ""}`,
+    `${d.arms ? d.arms.map((a) => a.name).join("|") : d.train.variant} -> ${[d.test, ...(d.moreTests ?? [])].map((t) => t.variant).join(", ")}${d.test.reward !== "keep" ? ` (reward ${d.test.reward})` : ""}`,
+    d.event,
+  ]);
+  const header = ["probe", "environment", "train -> test", "event"];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ");
+  out(line(header));
+  for (const [i, r] of rows.entries()) {
+    out(line(r));
+    out(`  ${defs[i]!.description}`);
+  }
+  return 0;
+}
+
+interface ProbeOpts {
+  list?: boolean;
+  agents: string[];
+  seeds: number;
+  steps?: number;
+  episodes?: number;
+  workers?: number;
+  env?: string;
+  train?: string;
+  test?: string;
+  event?: string;
+  config?: string[];
+  backend?: BackendName;
+  json?: boolean;
+}
+
+/** The name of the generic probe that takes any env, two variants and an event (issue 10; from experiments/probes). */
+const SHIFT_PROBE = "shift";
+
+async function probeVerb(name: string | undefined, o: ProbeOpts, ctx: CliContext): Promise<number> {
+  if (o.list) return listProbes(o.json ?? false, ctx.out);
+  if (!name)
+    throw new UserError(`name a probe (${Object.keys(probeDefinitions()).join(", ")}), or list them with \`rewardlab probe --list\``);
+  const def = probeDefinition(name);
+  if ((o.train || o.test) && name !== SHIFT_PROBE)
+    throw new UserError(
+      `--train/--test choose the variants of the generic \`${SHIFT_PROBE}\` probe; probe ${name} has its own (see \`rewardlab probe --list\`)`,
+    );
+  const env = o.env ?? def.env;
+  if (o.train) checkVariant(env, o.train);
+  if (o.test) checkVariant(env, o.test);
+  const configs = agentConfigs(o.config);
+  const req: ProbeRequest = {
+    probe: name,
+    agents: o.agents,
+    seeds: o.seeds,
+    ...(o.steps ? { steps: o.steps } : {}),
+    ...(o.episodes ? { episodes: o.episodes } : {}),
+    ...(o.workers ? { workers: o.workers } : {}),
+    ...(o.env ? { env: o.env } : {}),
+    ...(o.train ? { train: o.train } : {}),
+    ...(o.test ? { test: o.test } : {}),
+    ...(o.event ? { event: o.event } : {}),
+    ...(configs ? { configs } : {}),
+    ...(o.backend ? { backend: o.backend } : {}),
+    userEnvs: ctx.userEnvs,
+  };
+  // the whole plan is checked (envs, agent configs) before any worker starts
+  const plan = planProbe(req);
+  const tracker = new ProbeProgressTracker(plan.jobs, o.workers ?? defaultWorkers());
+  const progress = new Progress(plan.jobs.length, !o.json, `probe ${name} `);
+  progress.update(0, ProbeProgressTracker.summary(tracker.view()), null);
+  const started = performance.now();
+  const r = await runProbe(req, (_done, _total, job) => {
+    const p = tracker.finished(job);
+    progress.update(p.done, ProbeProgressTracker.summary(p), p.eta);
+  });
+  progress.done();
+  const seconds = (performance.now() - started) / 1000;
+  if (o.json) {
+    // flat numbers for scripts: return and performance are means, with their intervals beside them
+    const results = r.results.map(({ extra, return: ret, performance: perf, ...row }) => ({
+      ...row,
+      return: ret.mean,
+      returnCI: ret.ci,
+      performance: perf.mean,
+      performanceCI: perf.ci,
+      extra: Object.fromEntries(Object.entries(extra ?? {}).filter(([k]) => !["curves", "ledgerCells", "visitCells", "frame"].includes(k))),
+    }));
+    ctx.out(JSON.stringify({ probe: r.probe, env: r.env, results, seconds }));
+  } else {
+    printProbe(r, ctx.out);
+    ctx.out(`(${seconds.toFixed(0)} s)`);
+  }
+  return 0;
+}
+
+interface CompareOpts {
+  probes?: string;
+  agents: string[];
+  seeds: number;
+  steps?: number;
+  episodes?: number;
+  workers?: number;
+  config?: string[];
+  backend?: BackendName;
+}
+
+async function compareVerb(o: CompareOpts, data: string, ctx: CliContext): Promise<number> {
+  const names =
+    !o.probes || o.probes === "all"
+      ? Object.keys(probeDefinitions()).filter((n) => n !== SHIFT_PROBE)
+      : o.probes.split(",").map((p) => p.trim());
+  for (const n of names) probeDefinition(n);
+  const configs = agentConfigs(o.config);
+  const backend = o.backend ?? "wasm";
+  const started = performance.now();
+  const sections: ProbeReportSection[] = [];
+  // the probe layer says which environments a full comparison covers
+  const plan = names.flatMap((n) => {
+    const def = probeDefinition(n);
+    return def.compareEnvs ? def.compareEnvs.map((env) => ({ n, env: env as string | undefined })) : [{ n, env: undefined }];
+  });
+  for (const [i, { n, env }] of plan.entries()) {
+    const def = probeDefinition(n);
+    const req: ProbeRequest = {
+      probe: n,
+      agents: o.agents,
+      seeds: o.seeds,
+      ...(env ? { env } : {}),
+      ...(o.steps ? { steps: o.steps } : {}),
+      ...(o.episodes ? { episodes: o.episodes } : {}),
+      ...(o.workers ? { workers: o.workers } : {}),
+      ...(configs ? { configs } : {}),
+      backend,
+      userEnvs: ctx.userEnvs,
+    };
+    const tracker = new ProbeProgressTracker(planProbe(req).jobs, o.workers ?? defaultWorkers());
+    const progress = new Progress(tracker.view().total, true, `[${i + 1}/${plan.length}] ${n}${env ? ` ${env}` : ""} `);
+    const t0 = performance.now();
+    const r = await runProbe(req, (_d, _t, job) => {
+      const p = tracker.finished(job);
+      progress.update(p.done, ProbeProgressTracker.summary(p), p.eta);
+    });
+    progress.done();
+    sections.push({
+      probe: r.probe,
+      env: r.env,
+      description: def.description,
+      results: r.results,
+      seconds: (performance.now() - t0) / 1000,
+    });
+    printProbe(r, ctx.out);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const dir = join(data, "reports");
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, `compare-${new Date().toISOString().replace(/[:.]/g, "-")}.html`);
+  await writeFile(file, compareReport(sections, { seeds: o.seeds, agents: o.agents, seconds, backend }));
+  ctx.out(`report written to ${file} (${seconds.toFixed(0)} s)`);
+  return 0;
+}
+
+export function probeCommands(ctx: CliContext, globals: () => { data?: string }, done: (code: number) => void): Command[] {
+  const agentsDefault = agentNames().filter((a) => ["reinforce", "ppo", "planner"].includes(a));
+  const shared = (c: Command) =>
+    c
+      .addOption(
+        new Option("--agents <list>", `comma-separated agents, from: ${agentNames().join(", ")}`)
+          .argParser(agentList)
+          .default(agentsDefault, agentsDefault.join(",")),
+      )
+      .addOption(new Option("--seeds <n>", "training runs per agent (the unit of the 95% interval)").argParser(positiveInt).default(5))
+      .addOption(new Option("--steps <n>", "training budget per run (default: the probe's, per agent)").argParser(positiveInt))
+      .addOption(new Option("--episodes <n>", "test episodes per seed (default: 100)").argParser(positiveInt))
+      .addOption(new Option("--workers <n>", `worker threads (default: one per core, ${defaultWorkers()} here)`).argParser(positiveInt))
+      .addOption(
+        new Option("--config <agent=json>", `an agent's config, repeatable: --config 'planner={"model":"learned"}'`).argParser(collect),
+      )
+      .addOption(backendOption());
+
+  const probeCmd = shared(
+    new Command("probe")
+      .description("run a probe over seeds on worker threads; print the event rate beside the three predictions")
+      .argument("[name]", `probe name: ${Object.keys(probeDefinitions()).join(", ")}, or one a plugin declares (--list)`)
+      .addOption(new Option("--list", "list every probe definition (built-in, plugins, level files) and exit")),
+  )
+    .addOption(envOption("environment of a generic probe (default: the probe's)"))
+    .addOption(new Option("--train <variant>", `train variant (the generic \`${SHIFT_PROBE}\` probe)`))
+    .addOption(new Option("--test <variant>", `test variant (the generic \`${SHIFT_PROBE}\` probe)`))
+    .addOption(new Option("--event <name>", "event whose test rate is reported (generic probes; default: the probe's)"))
+    .addOption(jsonOption())
+    .action(async (name: string | undefined, o: ProbeOpts) => done(await probeVerb(name, o, ctx)));
+
+  const compareCmd = shared(
+    new Command("compare").description("every probe for every agent, then a self-contained HTML report in <data>/reports/"),
+  )
+    .addOption(new Option("--probes <list>", "comma-separated probes, or all").default("all"))
+    .action(async (o: CompareOpts) => done(await compareVerb(o, dataDir(globals().data), ctx)));
+  return [probeCmd, compareCmd];
+}

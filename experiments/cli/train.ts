@@ -1,0 +1,356 @@
+/**
+ * `train`, `eval` and `watch`: train an agent with a progress bar and save it;
+ * evaluate a saved agent with learning off; play it in the terminal as ASCII
+ * frames (Gymnasium's human render mode, in text).
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { Command, Option } from "commander";
+import { loadAgent } from "../../agents/registry.ts";
+import type { BackendName } from "../../agents/backend.ts";
+import { toAscii } from "../../envs/ascii.ts";
+import type { Frame } from "../../envs/core.ts";
+import { deriveSeed } from "../../envs/rng.ts";
+import type { EvaluationStats, RunEvent } from "../events.ts";
+import { Progress } from "../progress.ts";
+import { Run, agentEnvInfo, evaluate, resolveRunSpec } from "../run.ts";
+import {
+  type CliContext,
+  UserError,
+  agentNames,
+  backendOption,
+  checkVariant,
+  dataDir,
+  envId,
+  envOption,
+  jsonObjectArg,
+  jsonOption,
+  nonNegativeInt,
+  positiveInt,
+  positiveNumber,
+  resolveAgentDir,
+  startBackend,
+} from "./options.ts";
+
+/** What `train` writes beside the checkpoint, so `eval` and `watch` know the env without being told. */
+const TRAIN_FILE = "train.json";
+
+interface TrainRecord {
+  env: string;
+  variant: string;
+  agent: string;
+  seed: number;
+  steps: number;
+  config: Record<string, unknown>;
+  envConfig: Record<string, unknown>;
+}
+
+export function evalSummary(e: EvaluationStats) {
+  return {
+    episodes: e.episodes,
+    return: e.return.mean,
+    returnCI: e.return.ci,
+    performance: e.performance.mean,
+    performanceCI: e.performance.ci,
+    length: e.length,
+    events: e.events,
+    eventRates: e.eventRates,
+  };
+}
+
+function printEval(e: EvaluationStats, out: (s: string) => void): void {
+  const f = (x: number) => x.toFixed(2);
+  out(`evaluation: ${e.episodes} episodes on variant ${e.variant} (${e.greedy ? "greedy" : "sampled"} actions, learning off)`);
+  out(`  return       ${f(e.return.mean)}  [${f(e.return.ci[0])}, ${f(e.return.ci[1])}]`);
+  out(`  performance  ${f(e.performance.mean)}  [${f(e.performance.ci[0])}, ${f(e.performance.ci[1])}]`);
+  out(`  length       ${f(e.length)}`);
+  for (const k of Object.keys(e.events).sort())
+    out(`  ${k.padEnd(16)} ${f(e.events[k]!)} per episode, in ${(100 * e.eventRates[k]!).toFixed(0)}% of episodes`);
+}
+
+/** A folder of its own for each default run: <data>/agents/<env>-<agent>-s<seed>, then -2, -3, ... */
+function freshDefaultDir(base: string): string {
+  if (!existsSync(base)) return base;
+  for (let i = 2; ; i++) if (!existsSync(`${base}-${i}`)) return `${base}-${i}`;
+}
+
+// ---------------------------------------------------------------- train
+
+interface TrainOpts {
+  env: string;
+  variant?: string;
+  agent: string;
+  config?: string;
+  steps: number;
+  seed: number;
+  episodes: number;
+  greedy?: boolean;
+  backend?: BackendName;
+  out?: string;
+  force?: boolean;
+  json?: boolean;
+}
+
+async function train(o: TrainOpts, data: string, ctx: CliContext): Promise<number> {
+  const variant = checkVariant(o.env, o.variant);
+  const config = o.config ? await jsonObjectArg(o.config, "agent config", "--config") : {};
+  const spec = resolveRunSpec({
+    env: o.env,
+    variant,
+    agent: o.agent,
+    config,
+    seed: o.seed,
+    steps: o.steps,
+    evalEpisodes: o.episodes,
+    evalGreedy: o.greedy ?? false,
+    checkpointEvery: 0,
+    recordEveryMs: 0,
+  });
+  let dir: string;
+  if (o.out) {
+    dir = resolve(o.out);
+    if (existsSync(join(dir, "checkpoint")) && !o.force)
+      throw new UserError(`--out ${o.out}: already holds a trained agent; choose another folder, or add --force to replace it`);
+  } else {
+    dir = freshDefaultDir(join(data, "agents", `${spec.env}-${spec.agent}-s${spec.seed}`));
+  }
+  const backend = await startBackend(o.backend, ctx);
+  await mkdir(dir, { recursive: true });
+  const record: TrainRecord = {
+    env: spec.env,
+    variant: spec.variant,
+    agent: spec.agent,
+    seed: spec.seed,
+    steps: spec.steps,
+    config: spec.config,
+    envConfig: spec.envConfig,
+  };
+  await writeFile(join(dir, TRAIN_FILE), JSON.stringify(record, null, 2));
+  const run = new Run("cli", spec, { dir, backend });
+  const progress = new Progress(spec.steps, !o.json);
+  let recentReturn: number[] = [];
+  let recentPerf: number[] = [];
+  let failure: string | undefined;
+  const started = performance.now();
+  run.on((e: RunEvent) => {
+    if (e.type === "episode") {
+      recentReturn.push(e.episode.return);
+      recentPerf.push(e.episode.performance);
+      if (recentReturn.length > 100) {
+        recentReturn = recentReturn.slice(-100);
+        recentPerf = recentPerf.slice(-100);
+      }
+      const m = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+      progress.update(e.episode.envSteps, `return ${m(recentReturn).toFixed(1)}  performance ${m(recentPerf).toFixed(1)}`);
+    } else if (e.type === "status" && e.status === "failed") {
+      failure = e.reason;
+    }
+  });
+  const status = await run.execute();
+  const seconds = (performance.now() - started) / 1000;
+  progress.done();
+  if (status !== "completed") {
+    // the reason can be long (a worker's message): its first line says what happened
+    const reason = failure ? `: ${failure.split("\n")[0]!.slice(0, 300)}` : "";
+    ctx.err(`error: the run ${status}${reason} (what was saved is in ${dir})`);
+    return 1;
+  }
+  const stepsPerSecond = run.envSteps / seconds;
+  if (o.json) {
+    ctx.out(
+      JSON.stringify({
+        env: spec.env,
+        variant: spec.variant,
+        agent: spec.agent,
+        seed: spec.seed,
+        steps: run.envSteps,
+        stepsPerSecond,
+        backend,
+        dir,
+        eval: run.evaluation ? evalSummary(run.evaluation) : null,
+      }),
+    );
+  } else {
+    ctx.out(
+      `trained ${spec.agent} on ${spec.env} (${spec.variant}) for ${run.envSteps} steps in ${seconds.toFixed(1)} s (${stepsPerSecond.toFixed(0)} steps/s, backend ${backend}, seed ${spec.seed})`,
+    );
+    if (run.evaluation) printEval(run.evaluation, ctx.out);
+    ctx.out(`saved to ${dir}  (evaluate it: rewardlab eval --agent-dir ${dir}; watch it: rewardlab watch --agent-dir ${dir})`);
+  }
+  return 0;
+}
+
+// ---------------------------------------------------------------- eval / watch
+
+interface LoadOpts {
+  agentDir: string;
+  env?: string;
+  variant?: string;
+  seed: number;
+  greedy?: boolean;
+  backend?: BackendName;
+}
+
+/** Loads a saved agent and works out the env it plays: --env, else the one it was trained on. */
+async function loadSaved(o: LoadOpts, data: string, ctx: CliContext) {
+  const { agentDir, runDir } = resolveAgentDir(o.agentDir, data);
+  let meta: { agent: string; config: Record<string, unknown>; env?: { envId?: string; envConfig?: Record<string, unknown> } };
+  try {
+    meta = JSON.parse(await readFile(join(agentDir, "agent.json"), "utf8"));
+  } catch (e) {
+    throw new UserError(
+      `--agent-dir ${o.agentDir}: ${join(agentDir, "agent.json")} is not readable JSON (${(e as Error).message.split("\n")[0]})`,
+    );
+  }
+  const trained: Partial<TrainRecord> = existsSync(join(runDir, TRAIN_FILE))
+    ? JSON.parse(readFileSync(join(runDir, TRAIN_FILE), "utf8"))
+    : {};
+  const env = o.env ?? trained.env ?? meta.env?.envId;
+  if (!env) throw new UserError(`--agent-dir ${o.agentDir}: the saved agent does not say which environment it was trained on; give --env`);
+  envId(env);
+  const trainedVariant =
+    env === (trained.env ?? meta.env?.envId) ? (trained.variant ?? (meta.env?.envConfig?.variant as string | undefined)) : undefined;
+  const variant = checkVariant(env, o.variant ?? trainedVariant);
+  const backend = await startBackend(o.backend, ctx);
+  const spec = { env, variant, envConfig: {}, config: meta.config ?? {} };
+  const agent = await loadAgent(agentDir, agentEnvInfo(spec));
+  return { agent, spec, meta, agentDir, backend };
+}
+
+interface EvalOpts extends LoadOpts {
+  episodes: number;
+  json?: boolean;
+  render?: boolean;
+  fps: number;
+}
+
+async function evalVerb(o: EvalOpts, data: string, ctx: CliContext): Promise<number> {
+  if (o.render) return watch({ ...o, episodes: o.episodes }, data, ctx);
+  const { agent, spec, meta, backend } = await loadSaved(o, data, ctx);
+  const e = evaluate(agent, spec, { episodes: o.episodes, seed: deriveSeed(o.seed, 0x5eed), greedy: o.greedy ?? false });
+  agent.dispose();
+  if (o.json) {
+    ctx.out(
+      JSON.stringify({
+        env: spec.env,
+        variant: spec.variant,
+        agent: meta.agent,
+        seed: o.seed,
+        steps: agent.envSteps,
+        backend,
+        eval: evalSummary(e),
+      }),
+    );
+  } else {
+    ctx.out(`${meta.agent} on ${spec.env} (${spec.variant}), trained ${agent.envSteps} steps`);
+    printEval(e, ctx.out);
+  }
+  return 0;
+}
+
+interface WatchOpts extends LoadOpts {
+  episodes: number;
+  fps: number;
+}
+
+/** Plays a saved agent with learning off and draws each step as an ASCII frame, at --fps. */
+async function watch(o: WatchOpts, data: string, ctx: CliContext): Promise<number> {
+  const { agent, spec, meta } = await loadSaved(o, data, ctx);
+  // one env copy, so every frame shown is the one acted on
+  const oneCopy = { ...spec, config: { ...spec.config, numEnvs: 1 } };
+  const frames: { frame: Frame; episode: number; ret: number; perf: number; events: string[] }[] = [];
+  let episode = 1;
+  let ret = 0;
+  let perf = 0;
+  let first = true;
+  evaluate(agent, oneCopy, {
+    episodes: o.episodes,
+    seed: deriveSeed(o.seed, 0x5eed),
+    greedy: o.greedy ?? false,
+    onStep: (vec) => {
+      if (first) {
+        first = false;
+        frames.push({ frame: vec.envs[0]!.render(), episode, ret, perf, events: [] });
+        return;
+      }
+      const info = vec.infos[0]!;
+      ret += vec.rewards[0]!;
+      perf += info.performance;
+      const ended = vec.terminated[0] === 1 || vec.truncated[0] === 1;
+      frames.push({ frame: ended ? vec.finalFrame! : vec.envs[0]!.render(), episode, ret, perf, events: [...info.events] });
+      if (ended && episode < o.episodes) {
+        episode++;
+        ret = 0;
+        perf = 0;
+        frames.push({ frame: vec.envs[0]!.render(), episode, ret, perf, events: [] });
+      }
+    },
+  });
+  agent.dispose();
+  const tty = process.stdout.isTTY;
+  const delay = 1000 / o.fps;
+  const title = `${meta.agent} on ${spec.env} (${spec.variant})`;
+  for (const f of frames) {
+    const text = [
+      `${title}  episode ${f.episode}/${o.episodes}  t ${f.frame.t}`,
+      toAscii(f.frame, { hud: false }),
+      `return ${f.ret.toFixed(2)}  performance ${f.perf.toFixed(2)}${f.events.length ? `  events: ${f.events.join(" ")}` : ""}`,
+    ].join("\n");
+    // on a terminal each frame replaces the last; piped, frames follow each other
+    ctx.out(tty ? `\x1b[H\x1b[2J${text}` : `${text}\n`);
+    if (tty) await new Promise((r) => setTimeout(r, delay));
+  }
+  return 0;
+}
+
+// ---------------------------------------------------------------- commands
+
+export function trainCommands(ctx: CliContext, globals: () => { data?: string }, done: (code: number) => void): Command[] {
+  const agents = agentNames();
+  const trainCmd = new Command("train")
+    .description("train an agent with a progress bar, evaluate it with learning off, save it")
+    .addOption(envOption("environment id, required (`rewardlab envs` lists them)").makeOptionMandatory())
+    .addOption(new Option("--variant <name>", "environment variant (default: the env's first; `rewardlab envs` lists them)"))
+    .addOption(new Option("--agent <name>", "agent").choices(agents).default("ppo"))
+    .addOption(new Option("--config <file|json>", "agent config: a JSON file or an inline JSON object (default: the agent's defaults)"))
+    .addOption(new Option("--steps <n>", "training budget in env steps").argParser(positiveInt).default(100_000))
+    .addOption(new Option("--seed <n>", "seed (same seed and config: same run on the cpu backend)").argParser(nonNegativeInt).default(0))
+    .addOption(new Option("--episodes <n>", "evaluation episodes after training").argParser(positiveInt).default(100))
+    .addOption(new Option("--greedy", "evaluate with greedy actions (default: sampled)"))
+    .addOption(backendOption())
+    .addOption(new Option("--out <dir>", "where to save the agent (default: <data>/agents/<env>-<agent>-s<seed>, a new folder each run)"))
+    .addOption(new Option("--force", "replace the agent already saved in --out"))
+    .addOption(jsonOption())
+    .action(async (o: TrainOpts) => done(await train(o, dataDir(globals().data), ctx)));
+
+  const loadOptions = (c: Command) =>
+    c
+      .addOption(
+        new Option(
+          "--agent-dir <dir>",
+          "the saved agent: the folder `train --out` wrote (or its checkpoint/), a name under <data>/agents/, or a run id",
+        ).makeOptionMandatory(),
+      )
+      .addOption(envOption("environment id (default: the one it was trained on)"))
+      .addOption(new Option("--variant <name>", "environment variant (default: the one it was trained on)"))
+      .addOption(new Option("--seed <n>", "seed of the episodes").argParser(nonNegativeInt).default(0))
+      .addOption(new Option("--greedy", "greedy actions (default: sampled)"))
+      .addOption(backendOption());
+
+  const evalCmd = loadOptions(new Command("eval").description("evaluate a saved agent with learning off (or play it: --render)"))
+    .addOption(new Option("--episodes <n>", "episodes (with --render: default 1)").argParser(positiveInt))
+    .addOption(new Option("--render", "draw each step in the terminal as ASCII frames instead of printing statistics"))
+    .addOption(new Option("--fps <n>", "frames per second with --render").argParser(positiveNumber).default(8))
+    .addOption(jsonOption())
+    .action(async (o: Omit<EvalOpts, "episodes"> & { episodes?: number }) =>
+      done(await evalVerb({ ...o, episodes: o.episodes ?? (o.render ? 1 : 100) }, dataDir(globals().data), ctx)),
+    );
+
+  const watchCmd = loadOptions(new Command("watch").description("play a saved agent in the terminal, one ASCII frame per step"))
+    .addOption(new Option("--episodes <n>", "episodes to play").argParser(positiveInt).default(1))
+    .addOption(new Option("--fps <n>", "frames per second").argParser(positiveNumber).default(8))
+    .action(async (o: WatchOpts) => done(await watch(o, dataDir(globals().data), ctx)));
+
+  return [trainCmd, evalCmd, watchCmd];
+}

@@ -1,0 +1,81 @@
+/**
+ * A probe request, written once with its limits: what the CLI, a sweep's
+ * `probes` and POST /api/probes (and so the client's form) accept. The
+ * TypeScript types are derived from the schemas (TypeBox), validated by ajv.
+ */
+import { CloneType, type Static, Type } from "@sinclair/typebox";
+import { cloneInput, validate } from "../../envs/schema.ts";
+import { agentNameSchema, envIdSchema, seedSchema, stepsSchema } from "../runspec.ts";
+
+/** Named bounds of one probe: every loop a probe request starts is bounded by these. */
+export const MAX_PROBE_AGENTS = 8;
+export const MAX_PROBE_SEEDS = 1000;
+export const MAX_PROBE_EPISODES = 10_000;
+
+const probeSeedsSchema = Type.Integer({
+  minimum: 1,
+  maximum: MAX_PROBE_SEEDS,
+  description: "Training runs per agent (and arm); the seed is the unit of the 95% interval",
+});
+const probeEpisodesSchema = Type.Integer({
+  minimum: 1,
+  maximum: MAX_PROBE_EPISODES,
+  description: "Test episodes per seed, learning off (and as many train-side episodes)",
+});
+
+const probeFields = {
+  probe: Type.String({ minLength: 1, maxLength: 64, description: "Probe name (GET /api/probes/definitions)" }),
+  agents: Type.Array(agentNameSchema, { minItems: 1, maxItems: MAX_PROBE_AGENTS, uniqueItems: true }),
+  seeds: probeSeedsSchema,
+  steps: Type.Optional(
+    CloneType(stepsSchema, { description: "Training budget per run (env steps); the probe's per-agent default if absent" }),
+  ),
+  episodes: Type.Optional(probeEpisodesSchema),
+  env: Type.Optional(CloneType(envIdSchema, { description: "Another environment, for generic probes (required by shift)" })),
+  // the shift probe's variants and event (checked against the env when the probe is planned)
+  train: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: "Train variant of a generic probe (required by shift)" })),
+  test: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: "Test variant of a generic probe (required by shift)" })),
+  event: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: "Event of a generic probe (required by shift)" })),
+  // each agent's config is checked against that agent's own schema when the probe is planned
+  configs: Type.Optional(
+    Type.Record(Type.String(), Type.Record(Type.String(), Type.Unknown()), {
+      maxProperties: MAX_PROBE_AGENTS,
+      description: 'Agent configs by agent name, e.g. {"planner": {"model": "learned"}}',
+    }),
+  ),
+};
+
+/** A probe over seeds as the CLI and a sweep's `probes` give it. */
+export const probeSpecSchema = Type.Object(
+  {
+    ...probeFields,
+    firstSeed: Type.Optional(CloneType(seedSchema, { description: "Seed of the first run (seeds firstSeed, firstSeed + 1, ...)" })),
+  },
+  { additionalProperties: false },
+);
+export type ProbeSpec = Static<typeof probeSpecSchema>;
+
+/** POST /api/probes: the same fields and limits; seeds and episodes default to a quick probe (3 seeds, 50 test episodes). */
+export const probeStartSchema = Type.Object(
+  {
+    ...probeFields,
+    seeds: Type.Optional(CloneType(probeSeedsSchema, { default: 3 })),
+    episodes: Type.Optional(CloneType(probeEpisodesSchema, { default: 50 })),
+  },
+  { additionalProperties: false },
+);
+/** The body of POST /api/probes, as a client sends it. */
+export type ProbeStartRequest = Static<typeof probeStartSchema>;
+
+/**
+ * Checks the user's fields of a probe request against probeSpecSchema, for
+ * callers that did not validate (the command line); what the caller adds
+ * about how to run it (workers, backend, ...) is not the user's and not checked here.
+ */
+export function checkProbeSpec(req: ProbeSpec): void {
+  const given = req as Record<string, unknown>;
+  const fields = Object.fromEntries(
+    Object.keys(probeSpecSchema.properties).flatMap((k) => (given[k] === undefined ? [] : [[k, given[k]]])),
+  );
+  validate(probeSpecSchema, cloneInput(fields, "probe request"), "probe request");
+}
