@@ -38,7 +38,6 @@ import { Rng, deriveSeed } from "../envs/rng.ts";
 import { ValidationError } from "../envs/errors.ts";
 import type { ActContext, ActResult, Agent, AgentEnvInfo, Transition, UpdateStats } from "./core.ts";
 import { assignVariables, checkEnvCompatible, loadAgentFiles, saveAgentFiles } from "./persist.ts";
-import type { PlannerConfig } from "./planner.ts";
 import { ReplayBuffer, WorldModel, observationLayout, worldModelConfigSchema } from "./worldmodel.ts";
 
 // ---------------------------------------------------------------- config
@@ -62,6 +61,15 @@ export const neuralPlannerConfigSchema = Type.Object(
 );
 
 export type NeuralPlannerConfig = Static<typeof neuralPlannerConfigSchema>;
+
+/** The planner config fields this model reads (agents/planner.ts holds the whole config). */
+export type PlannerSettings = Readonly<Record<string, unknown>> & {
+  model: string;
+  objective: string;
+  discount: number;
+  horizon: number | null;
+  neural: NeuralPlannerConfig;
+};
 
 // ---------------------------------------------------------------- imagined search graph
 
@@ -225,7 +233,7 @@ export class NeuralPlanner implements Agent {
 
   constructor(
     readonly env: AgentEnvInfo,
-    readonly config: PlannerConfig,
+    readonly config: PlannerSettings,
     readonly seed: number,
   ) {
     if (config.objective !== "reward") {
@@ -356,7 +364,7 @@ export class NeuralPlanner implements Agent {
     await writeFile(join(dir, "replay.bin"), this.buffer.toBinary());
     await saveAgentFiles(dir, {
       agent: "planner",
-      config: this.config as unknown as Record<string, unknown>,
+      config: { ...this.config },
       envSteps: this.envSteps,
       updates: this.updates,
       env: this.env,
@@ -380,7 +388,7 @@ export class NeuralPlanner implements Agent {
 }
 
 /** Loads a neural planner saved by save(); `config` is the saved config, already validated by the caller. */
-export async function loadNeuralPlanner(dir: string, env: AgentEnvInfo, config: PlannerConfig): Promise<NeuralPlanner> {
+export async function loadNeuralPlanner(dir: string, env: AgentEnvInfo, config: PlannerSettings): Promise<NeuralPlanner> {
   const files = await loadAgentFiles(dir, "planner");
   checkEnvCompatible(files.meta.env, env, dir);
   const extra = files.meta.extra as {
