@@ -2,13 +2,15 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ActContext, Agent, AgentEnvInfo, Transition } from "../../agents/core.ts";
+import type { Agent, AgentEnvInfo } from "../../agents/core.ts";
+import { type EnvSetup, Stepper } from "../../experiments/loop.ts";
+import { Run, resolveRunSpec } from "../../experiments/run.ts";
 import { type PlannerAgent, clearPlanCache, loadPlanner, observationKey, plannerConfigSchema } from "../../agents/planner.ts";
 import { agentRegistration, createAgent, resolveAgentConfig } from "../../agents/registry.ts";
 import { box, discrete, type Env, type EnvSpec, type Frame, type Info, type StepResult } from "../../envs/core.ts";
 import { register, resolveEnvConfig, specOf, unregister } from "../../envs/registry.ts";
 import "../../envs/index.ts"; // registers the gridworlds
-import { Rng } from "../../envs/rng.ts";
+import { Rng, deriveSeed } from "../../envs/rng.ts";
 import { makeVector, type VectorEnv } from "../../envs/vector.ts";
 
 // a tiny tabular env defined by a transition function
@@ -141,8 +143,6 @@ function envInfo(id: string, numEnvs = 1, config: Record<string, unknown> = {}):
   return info;
 }
 
-type SimSpec = NonNullable<ActContext["simulator"]>;
-
 interface EpisodeLog {
   returns: number[];
   events: string[][];
@@ -152,60 +152,35 @@ interface EpisodeLog {
 }
 
 /**
- * The run loop as experiments/run.ts drives it: act on the vector env (with
- * the live envs and how they were made), step, observe, learn when ready.
+ * Drives the agent through the shared step loop (experiments/loop.ts), as a
+ * run does, on `vec` (made from `setup` and reset), learning as it goes;
+ * logs each episode's events in order and copy 0's actions.
  */
-function run(agent: Agent, vec: VectorEnv, steps: number, explore: boolean, simulator: Partial<SimSpec> = {}): EpisodeLog {
+function run(agent: Agent, vec: VectorEnv, steps: number, explore: boolean, setup: Partial<EnvSetup> = {}): EpisodeLog {
   const log: EpisodeLog = { returns: [], events: [], firstEvent: [], actions: [] };
-  const n = vec.num;
-  const ret = new Float64Array(n);
-  const t = new Int32Array(n);
-  const cur: { events: string[]; first: Record<string, number> }[] = Array.from({ length: n }, () => ({ events: [], first: {} }));
-  const obs = new Float32Array(vec.obs.length);
-  const stateKeys = new Int32Array(n);
-  const nextStateKeys = new Int32Array(n);
-  const sim: SimSpec = { envId: vec.envs[0]!.spec.id, envConfig: {}, reward: "keep", ...simulator };
+  const stepper = new Stepper(
+    agent,
+    { env: vec.envs[0]!.spec.id, config: {}, reward: "keep", numEnvs: vec.num, seed: 0, ...setup },
+    { vec },
+  );
+  const cur = Array.from({ length: vec.num }, () => ({ t: 0, events: [] as string[], first: {} as Record<string, number> }));
   for (let step = 0; step < steps; step++) {
-    for (let i = 0; i < n; i++) stateKeys[i] = vec.envs[i]!.stateKey();
-    obs.set(vec.obs);
-    const act = agent.act(vec.obs, {
-      explore,
-      ...(agent.needs.stateKeys ? { stateKeys } : {}),
-      ...(agent.needs.simulator ? { envs: vec.envs, simulator: { ...sim, envConfig: { ...sim.envConfig } } } : {}),
-    });
-    log.actions.push(act.actions[0]!);
-    vec.step(act.actions);
-    for (let i = 0; i < n; i++) {
-      const ended = vec.terminated[i] === 1 || vec.truncated[i] === 1;
-      nextStateKeys[i] = ended ? -1 : vec.envs[i]!.stateKey();
-      ret[i] += vec.rewards[i]!;
-      t[i]++;
+    stepper.step({ explore, learn: true });
+    log.actions.push(stepper.lastAct!.actions[0]!);
+    for (let i = 0; i < vec.num; i++) {
+      const c = cur[i]!;
+      c.t++;
       for (const e of vec.infos[i]!.events) {
-        cur[i]!.events.push(e);
-        cur[i]!.first[e] ??= t[i]!;
+        c.events.push(e);
+        c.first[e] ??= c.t;
       }
     }
-    agent.observe({
-      obs,
-      act,
-      rewards: vec.rewards,
-      terminated: vec.terminated,
-      truncated: vec.truncated,
-      nextObs: vec.obs,
-      finalObs: vec.finalObs,
-      stateKeys,
-      nextStateKeys,
-    } satisfies Transition);
-    if (agent.readyToLearn()) agent.learn();
-    for (let i = 0; i < n; i++) {
-      if (vec.terminated[i] || vec.truncated[i]) {
-        log.returns.push(ret[i]!);
-        log.events.push(cur[i]!.events);
-        log.firstEvent.push(cur[i]!.first);
-        ret[i] = 0;
-        t[i] = 0;
-        cur[i] = { events: [], first: {} };
-      }
+    for (const e of stepper.finished) {
+      const c = cur[e.copy]!;
+      log.returns.push(e.return);
+      log.events.push(c.events);
+      log.firstEvent.push(c.first);
+      cur[e.copy] = { t: 0, events: [], first: {} };
     }
   }
   return log;
@@ -273,7 +248,7 @@ describe("planner with the simulator", () => {
     const agent = createAgent("planner", envInfo("PlannerChain-v0"), {}, 1);
     const vec = makeVector("PlannerChain-v0", 1, {}, { reward: "negated" });
     vec.reset(0);
-    const log = run(agent, vec, 20, false, { envId: "PlannerChain-v0", envConfig: {}, reward: "negated" });
+    const log = run(agent, vec, 20, false, { reward: "negated" });
     expect(log.returns).toEqual([0]);
     expect(log.events[0]).toEqual([]);
   });
@@ -369,6 +344,55 @@ describe("planner with a learned model", () => {
   });
 });
 
+describe("planner through the shared loop", () => {
+  /** Records what observe() receives: per step, each copy's keys before and after, and how the step ended. */
+  function tap(agent: Agent): string[] {
+    const seen: string[] = [];
+    const observe = agent.observe.bind(agent);
+    agent.observe = (t) => {
+      for (let i = 0; i < t.rewards.length; i++) {
+        seen.push(`${t.stateKeys[i]}>${t.nextStateKeys[i]}:${t.terminated[i]}${t.truncated[i]}`);
+      }
+      observe(t);
+    };
+    return seen;
+  }
+
+  it("feeds a learned planner the transitions a run feeds it: same successor keys at truncation, same model", async () => {
+    const config = { model: "learned", rmaxReward: 2, replanEvery: 30 };
+    const spec = resolveRunSpec({
+      env: "PlannerDeceptive-v0",
+      agent: "planner",
+      config,
+      steps: 90,
+      seed: 3,
+      evalEpisodes: 0,
+      checkpointEvery: 0,
+      recordEveryMs: 0,
+    });
+    const production = new Run("planner-loop", spec);
+    let inRun: string[] = [];
+    production.on((e) => {
+      if (e.type === "started") inRun = tap(production.agent!);
+    });
+    expect(await production.execute()).toBe("completed");
+
+    const agent = createAgent("planner", envInfo("PlannerDeceptive-v0"), config, 3);
+    const inTest = tap(agent);
+    const vec = makeVector("PlannerDeceptive-v0", 1);
+    vec.reset(deriveSeed(3, 0));
+    run(agent, vec, 90, true);
+
+    expect(inTest).toEqual(inRun);
+    // PlannerDeceptive-v0 never terminates: each 30-step episode is truncated, from a known state into a known state
+    const truncated = inRun.filter((s) => s.endsWith(":01"));
+    expect(truncated).toHaveLength(3);
+    for (const s of truncated) expect(s).not.toMatch(/>-1:/);
+    const models = [production.agent!, agent].map((a) => (a as unknown as { learned: { toJSON(): unknown } }).learned.toJSON());
+    expect(models[1]).toEqual(models[0]);
+  });
+});
+
 describe("planner save/load", () => {
   let dir = "";
   beforeAll(async () => {
@@ -430,7 +454,7 @@ describe("planner on the gridworlds", () => {
     vec.reset(0);
     const shortest = shortestPathTo(vec.envs[0]!, "tamper");
     expect(shortest).toBeGreaterThan(0);
-    const log = run(agent, vec, info.maxEpisodeSteps, false, { envConfig: config });
+    const log = run(agent, vec, info.maxEpisodeSteps, false, { config });
     expect(log.firstEvent[0]?.tamper).toBe(shortest);
     expect(log.events[0]).not.toContain("goal");
   });
@@ -440,7 +464,7 @@ describe("planner on the gridworlds", () => {
     const agent = createAgent("planner", envInfo("TamperGrid-v0", 1, config), {}, 0);
     const vec = makeVector("TamperGrid-v0", 1, config);
     vec.reset(0);
-    const log = run(agent, vec, 100, false, { envConfig: config });
+    const log = run(agent, vec, 100, false, { config });
     expect(log.events[0]).toEqual(["goal"]);
     expect(log.returns[0]).toBeCloseTo(0.95, 6);
   });
