@@ -50,6 +50,7 @@ export function agentEnvInfo(setup: Pick<EnvSetup, "env" | "config" | "numEnvs">
     nActions: env.actionSpace.n,
     numEnvs: setup.numEnvs,
     maxEpisodeSteps: registration(setup.env).maxEpisodeSteps,
+    rewardRange: [...env.spec.rewardRange],
   };
   env.close?.();
   return info;

@@ -122,7 +122,10 @@ export async function runProbeJob(job: ProbeJob): Promise<ProbeJobResult> {
   const visitCells = new Array<number>(cells).fill(0);
   let hasLedger = false;
   const addVisits = (visits: Record<string, number> | undefined) => {
-    for (const [k, v] of Object.entries(visits ?? {})) visitCells[Number(k) % cells]! += v;
+    for (const [k, v] of Object.entries(visits ?? {})) {
+      const cell = frameEnv.cellOfKey?.(Number(k)) ?? -1;
+      if (cell >= 0 && cell < cells) visitCells[cell]! += v;
+    }
   };
   run.on((e) => {
     if (e.type === "status" && e.status === "failed") failure = e.reason;
@@ -133,7 +136,8 @@ export async function runProbeJob(job: ProbeJob): Promise<ProbeJobResult> {
       if (e.ledger) {
         hasLedger = true;
         for (const [k, values] of Object.entries(e.ledger.entries)) {
-          ledgerCells[Number(k) % cells]! += values.reduce((a, b) => a + b, 0);
+          const cell = frameEnv.cellOfKey?.(Number(k)) ?? -1;
+          if (cell >= 0 && cell < cells) ledgerCells[cell]! += values.reduce((a, b) => a + b, 0);
         }
       }
     }

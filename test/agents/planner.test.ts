@@ -5,7 +5,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Agent, AgentEnvInfo } from "../../agents/core.ts";
 import { type EnvSetup, Stepper } from "../../experiments/loop.ts";
 import { Run, resolveRunSpec } from "../../experiments/run.ts";
-import { type PlannerAgent, clearPlanCache, loadPlanner, observationKey, plannerConfigSchema } from "../../agents/planner.ts";
+import {
+  type PlannerAgent,
+  type SimulatorPlanner,
+  type TabularPlanner,
+  clearPlanCache,
+  createPlanner,
+  loadPlanner,
+  observationKey,
+  plannerConfigSchema,
+} from "../../agents/planner.ts";
 import { agentRegistration, createAgent, resolveAgentConfig } from "../../agents/registry.ts";
 import { box, discrete, type Env, type EnvSpec, type Frame, type Info, type StepResult } from "../../envs/core.ts";
 import { register, resolveEnvConfig, specOf, unregister } from "../../envs/registry.ts";
@@ -95,10 +104,11 @@ function registerTable(id: string, nStates: number, nActions: number, start: num
       variants: ["train"],
       events: ["goal"],
       configSchema,
-      create: () => new TableEnv({ ...specOf(id) }, nStates, nActions, start, dynamics),
+      create: () => new TableEnv(spec, nStates, nActions, start, dynamics),
     },
     { replace: true },
   );
+  const spec = specOf(id);
 }
 
 /** Chain 0..9, start 2: left end pays +1 (2 steps away), right end +10 (7 steps away); both terminate. */
@@ -128,6 +138,16 @@ const deceptive: Dynamics = (s, a) => {
   return { next: s + 1, reward: 0 };
 };
 
+/**
+ * A fork with tied optima: from state 0 actions 0, 1 and 2 lead to branches
+ * 1, 2 and 3 (reward 0), action 3 to a dead end 4 that terminates with 0;
+ * any action in a branch terminates with +1. Three equally good first moves.
+ */
+const fork: Dynamics = (s, a) => {
+  if (s === 0) return a === 3 ? { next: 4, reward: 0, terminated: true } : { next: a + 1, reward: 0 };
+  return { next: 0, reward: 1, terminated: true, events: [`branch-${s}`] };
+};
+
 function envInfo(id: string, numEnvs = 1, config: Record<string, unknown> = {}): AgentEnvInfo {
   const spec = specOf(id);
   const vec = makeVector(id, 1, config);
@@ -138,6 +158,7 @@ function envInfo(id: string, numEnvs = 1, config: Record<string, unknown> = {}):
     nActions: vec.actionCount,
     numEnvs,
     maxEpisodeSteps: spec.maxEpisodeSteps,
+    rewardRange: spec.rewardRange,
   };
   vec.close();
   return info;
@@ -192,6 +213,8 @@ beforeAll(() => {
   registerTable("PlannerChainShort-v0", 10, 2, 2, 5, chain);
   registerTable("PlannerGamble-v0", 1, 2, 0, 20, gamble);
   registerTable("PlannerDeceptive-v0", 6, 2, 0, 30, deceptive);
+  registerTable("PlannerFork-v0", 5, 4, 0, 10, fork);
+  made.push("PlannerFork-v0");
   made.push("PlannerChain-v0", "PlannerChainShort-v0", "PlannerGamble-v0", "PlannerDeceptive-v0");
 });
 afterAll(() => {
@@ -306,6 +329,70 @@ describe("planner with the simulator", () => {
   });
 });
 
+describe("planner ties", () => {
+  for (const model of ["simulator", "learned"] as const) {
+    it(`breaks ties uniformly with its seeded RNG, as actionProbs says (${model} model): each tied branch gets about a third`, () => {
+      const info = envInfo("PlannerFork-v0");
+      const agent = createAgent("planner", info, { model, replanEvery: 10 }, 4);
+      const vec = makeVector("PlannerFork-v0", 1);
+      vec.reset(0);
+      if (model === "learned") {
+        run(agent, vec, 200, true); // optimism visits every branch; then all are known and equal
+        while (vec.envs[0]!.stateKey() !== 0) run(agent, vec, 1, true);
+      }
+      const keys = Int32Array.of(vec.envs[0]!.stateKey());
+      expect(vec.envs[0]!.stateKey()).toBe(0);
+      const probs = [...agent.actionProbs(vec.obs, 1, { envs: vec.envs, stateKeys: keys })];
+      expect(probs.map((p) => Math.round(p * 1000) / 1000)).toEqual([0.333, 0.333, 0.333, 0]);
+      const episodes = 600;
+      const log = run(agent, vec, 2 * episodes, false);
+      expect(log.returns).toHaveLength(episodes);
+      expect(log.returns.every((r) => r === 1)).toBe(true);
+      const share = [1, 2, 3].map((b) => log.events.filter((e) => e.includes(`branch-${b}`)).length / episodes);
+      // 600 fair draws of three: each share within about 4 standard deviations (0.019) of 1/3
+      for (const p of share) expect(Math.abs(p - 1 / 3)).toBeLessThan(0.08);
+      // seeded: the same planner seed draws the same ties
+      const again = createAgent("planner", info, { model, replanEvery: 10 }, 4);
+      const v2 = makeVector("PlannerFork-v0", 1);
+      v2.reset(0);
+      if (model === "learned") {
+        run(again, v2, 200, true);
+        while (v2.envs[0]!.stateKey() !== 0) run(again, v2, 1, true);
+      }
+      expect(run(again, v2, 2 * episodes, false).events).toEqual(log.events);
+    });
+  }
+});
+
+describe("planner bookkeeping", () => {
+  it("counts its own simulated steps: a second planner on a cached table has taken none", () => {
+    clearPlanCache();
+    const info = envInfo("PlannerChain-v0");
+    const first = createAgent("planner", info, {}, 0) as SimulatorPlanner;
+    const second = createAgent("planner", info, {}, 1) as SimulatorPlanner;
+    for (const agent of [first, second]) {
+      const vec = makeVector("PlannerChain-v0", 1);
+      vec.reset(0);
+      expect(run(agent, vec, 8, false).returns[0]).toBe(10);
+    }
+    expect(first.simSteps).toBeGreaterThan(0);
+    expect(first.learn().metrics["planner/sim_steps"]).toBe(first.simSteps);
+    expect(second.simSteps).toBe(0);
+    expect(second.learn().metrics["planner/sim_steps"]).toBe(0);
+  });
+
+  it("rebuilds its simulator from the live env (clone, steps left), never from the registry", () => {
+    clearPlanCache();
+    registerTable("PlannerGone-v0", 10, 2, 2, 20, chain);
+    const info = envInfo("PlannerGone-v0");
+    const vec = makeVector("PlannerGone-v0", 1);
+    vec.reset(0);
+    unregister("PlannerGone-v0");
+    const agent = createPlanner(info, {}, 0);
+    expect(run(agent, vec, 8, false).returns[0]).toBe(10);
+  });
+});
+
 describe("planner with a learned model", () => {
   for (const modelKey of ["state", "observation"] as const) {
     it(`explores with R-max optimism, then follows the optimal policy (states keyed by ${modelKey})`, () => {
@@ -388,7 +475,7 @@ describe("planner through the shared loop", () => {
     const truncated = inRun.filter((s) => s.endsWith(":01"));
     expect(truncated).toHaveLength(3);
     for (const s of truncated) expect(s).not.toMatch(/>-1:/);
-    const models = [production.agent!, agent].map((a) => (a as unknown as { learned: { toJSON(): unknown } }).learned.toJSON());
+    const models = [production.agent!, agent].map((a) => (a as TabularPlanner).model.toJSON());
     expect(models[1]).toEqual(models[0]);
   });
 });

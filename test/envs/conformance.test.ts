@@ -156,7 +156,7 @@ describe.each(envs.map((r) => [r.id, r] as [string, EnvRegistration]))("%s", (id
     expect(trace(other, 250, 7)).toEqual(first);
   });
 
-  it.each(reg.variants)("variant %s: stateKey is a stable integer whose low digits are the agent's cell", (variant) => {
+  it.each(reg.variants)("variant %s: stateKey is a stable integer, and cellOfKey(stateKey) is the agent's cell", (variant) => {
     const env = make(id, { variant });
     env.reset({ seed: 8 });
     const rng = new Rng(10);
@@ -167,10 +167,29 @@ describe.each(envs.map((r) => [r.id, r] as [string, EnvRegistration]))("%s", (id
       expect(key).toBeGreaterThanOrEqual(0);
       expect(key).toBeLessThan(2 ** 31);
       expect(key).toBe(env.stateKey());
-      expect(key % (f.width * f.height)).toBe(f.agent!.y * f.width + f.agent!.x);
+      expect(env.cellOfKey!(key)).toBe(f.agent!.y * f.width + f.agent!.x);
       const r = env.step(rng.int(env.actionSpace.n));
       if (r.terminated || r.truncated) env.reset();
     }
+  });
+
+  it("knows how it was made: clone() builds a twin (a new time limit if asked), stepsLeft() counts down", () => {
+    const variant = reg.variants.at(-1)!;
+    const env = make(id, { variant }, { reward: "negated" });
+    expect(env.origin).toMatchObject({ id, reward: "negated", maxEpisodeSteps: reg.maxEpisodeSteps, config: { variant } });
+    const twin = env.clone!({ maxEpisodeSteps: 3 });
+    expect(twin.origin).toMatchObject({ id, reward: "negated", maxEpisodeSteps: 3, config: env.origin!.config });
+    const a0 = env.reset({ seed: 5 });
+    const b0 = twin.reset({ seed: 5 });
+    expect([...b0.obs]).toEqual([...a0.obs]);
+    expect(env.stepsLeft!()).toBe(reg.maxEpisodeSteps);
+    expect(twin.stepsLeft!()).toBe(3);
+    const a = env.step(1);
+    const b = twin.step(1);
+    expect(b.reward).toBe(a.reward);
+    expect([...b.obs]).toEqual([...a.obs]);
+    expect(env.stepsLeft!()).toBe(reg.maxEpisodeSteps - 1);
+    expect(twin.stepsLeft!()).toBe(2);
   });
 
   it("truncates (never terminates) at the time limit", () => {
