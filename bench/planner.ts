@@ -16,9 +16,9 @@ import {
   createPlanner,
   plannerConfigSchema,
 } from "../agents/planner.ts";
-import { Stepper } from "../experiments/loop.ts";
+import { Stepper, agentEnvInfo } from "../experiments/loop.ts";
 import { validate } from "../envs/schema.ts";
-import { make, registered, registration, resolveEnvConfig } from "../envs/registry.ts";
+import { make, registered, registration } from "../envs/registry.ts";
 import { makeVector, type VectorEnv } from "../envs/vector.ts";
 import "../envs/index.ts"; // registers the gridworlds
 
@@ -61,17 +61,7 @@ const DEFAULT_CASES: PlannerBenchCase[] = [
 ];
 
 function envInfo(id: string, config: Record<string, unknown>): AgentEnvInfo {
-  const vec = makeVector(id, 1, config);
-  const info = {
-    envId: id,
-    envConfig: resolveEnvConfig(id, config),
-    obsSize: vec.obsSize,
-    nActions: vec.actionCount,
-    numEnvs: 1,
-    maxEpisodeSteps: registration(id).maxEpisodeSteps,
-  };
-  vec.close();
-  return info;
+  return agentEnvInfo({ env: id, config, numEnvs: 1 });
 }
 
 /** Runs the planner for `steps` steps through the shared loop (learning as a run does); returns finished episodes' returns. */

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Agent, AgentEnvInfo } from "../../agents/core.ts";
-import { type EnvSetup, Stepper } from "../../experiments/loop.ts";
+import { type EnvSetup, Stepper, agentEnvInfo } from "../../experiments/loop.ts";
 import { Run, resolveRunSpec } from "../../experiments/run.ts";
 import {
   type PlannerAgent,
@@ -17,7 +17,7 @@ import {
 } from "../../agents/planner.ts";
 import { agentRegistration, createAgent, resolveAgentConfig } from "../../agents/registry.ts";
 import { box, discrete, type Env, type EnvSpec, type Frame, type Info, type StepResult } from "../../envs/core.ts";
-import { register, resolveEnvConfig, specOf, unregister } from "../../envs/registry.ts";
+import { register, specOf, unregister } from "../../envs/registry.ts";
 import "../../envs/index.ts"; // registers the gridworlds
 import { Rng, deriveSeed } from "../../envs/rng.ts";
 import { makeVector, type VectorEnv } from "../../envs/vector.ts";
@@ -149,19 +149,7 @@ const fork: Dynamics = (s, a) => {
 };
 
 function envInfo(id: string, numEnvs = 1, config: Record<string, unknown> = {}): AgentEnvInfo {
-  const spec = specOf(id);
-  const vec = makeVector(id, 1, config);
-  const info = {
-    envId: id,
-    envConfig: resolveEnvConfig(id, config),
-    obsSize: vec.obsSize,
-    nActions: vec.actionCount,
-    numEnvs,
-    maxEpisodeSteps: spec.maxEpisodeSteps,
-    rewardRange: spec.rewardRange,
-  };
-  vec.close();
-  return info;
+  return agentEnvInfo({ env: id, config, numEnvs });
 }
 
 interface EpisodeLog {
