@@ -21,6 +21,8 @@ export interface AgentEnvInfo {
   /** Number of env copies acted on at once. */
   numEnvs: number;
   maxEpisodeSteps: number;
+  /** The env's reward range (its spec's), where known: optimistic planners take their bound from it. */
+  rewardRange?: [number, number];
 }
 
 export interface ActContext {
@@ -31,9 +33,10 @@ export interface ActContext {
   /** The live env copies (only passed when needs.simulator); never stepped by the agent. */
   envs?: readonly Env[];
   /**
-   * How the live envs were made (only passed when needs.simulator): the planner
-   * builds its simulator copies from these, so that it plans on the variant and
-   * reward wrapper actually in play (a probe's test variant, reward removed, ...).
+   * How the live envs were made (only passed when needs.simulator): the variant
+   * and reward wrapper actually in play (a probe's test variant, reward removed,
+   * ...). The same facts as each live env's `origin`; the planner clones the
+   * live envs themselves (Env.clone) rather than rebuilding from this.
    */
   simulator?: { envId: string; envConfig: Record<string, unknown>; reward: RewardTransform };
 }

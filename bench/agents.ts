@@ -13,7 +13,7 @@ import { createAgent } from "../agents/registry.ts";
 import "../agents/ppo.ts";
 import "../agents/reinforce.ts";
 import { resolveAgentConfig } from "../agents/registry.ts";
-import { envInfo, runLoop } from "../agents/testing.ts";
+import { envInfo, runLoop } from "../test/agents/testing.ts";
 
 export interface ModelFreeBenchRow {
   agent: string;

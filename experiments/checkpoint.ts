@@ -20,7 +20,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
-import type { RunCheckpointState } from "./run.ts";
+import type { RunSpec } from "./events.ts";
 
 export const CHECKPOINT_DIR = "checkpoint";
 const NEXT = `${CHECKPOINT_DIR}.next`;
@@ -139,6 +139,15 @@ export function checkpointProblem(dir: string): string | null {
 
 /** The run's own state at the checkpoint (step count, variant, learning, reward), beside the agent's files. */
 export const RUN_STATE_FILE = "run.json";
+
+/** The run's own state at a checkpoint (run.json beside the agent's files). */
+export interface RunCheckpointState {
+  /** The run's step count (the agent's own count leaves out steps taken with learning off). */
+  envSteps: number;
+  variant: string;
+  learning: boolean;
+  reward: RunSpec["reward"];
+}
 
 /** What a checkpoint says about where it was taken: the run's state and the ledger's running total (if the agent keeps one). */
 export function readCheckpointPoint(dir: string): {

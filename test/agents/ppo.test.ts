@@ -19,7 +19,7 @@ import {
   type PPOConfig,
 } from "../../agents/ppo.ts";
 import { createAgent, loadAgent, resolveAgentConfig } from "../../agents/registry.ts";
-import { envInfo, registerTestEnvs, runLoop } from "../../agents/testing.ts";
+import { envInfo, registerTestEnvs, runLoop } from "./testing.ts";
 import "../../agents/reinforce.ts";
 import { registered } from "../../envs/registry.ts";
 import { defaults } from "../../envs/schema.ts";

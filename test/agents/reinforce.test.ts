@@ -8,7 +8,7 @@ import type { AgentEnvInfo, Transition } from "../../agents/core.ts";
 import { ReinforceAgent, discountedReturns, meanKL, reinforceConfigSchema, type ReinforceConfig } from "../../agents/reinforce.ts";
 import "../../agents/ppo.ts";
 import { createAgent, loadAgent, resolveAgentConfig } from "../../agents/registry.ts";
-import { envInfo, registerTestEnvs, runLoop } from "../../agents/testing.ts";
+import { envInfo, registerTestEnvs, runLoop } from "./testing.ts";
 import { logSoftmax } from "../../agents/networks.ts";
 import { registered } from "../../envs/registry.ts";
 import { defaults } from "../../envs/schema.ts";

@@ -6,7 +6,7 @@
 import { createAgent } from "../../agents/registry.ts";
 import "../../agents/index.ts";
 import { initBackend } from "../../agents/backend.ts";
-import { envInfo } from "../../agents/testing.ts";
+import { envInfo } from "../agents/testing.ts";
 import "../../envs/index.ts";
 import { writeCheckpoint } from "../../experiments/checkpoint.ts";
 
