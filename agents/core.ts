@@ -103,6 +103,13 @@ export interface Agent {
   observe(t: Transition): void;
   readyToLearn(): boolean;
   learn(): UpdateStats;
+  /**
+   * Optional: forget the transitions collected since the last update, so that
+   * a new phase of learning (extinction, an intervention that changes the
+   * reward or variant) starts from a fresh rollout. Weights, optimiser state
+   * and step counts are kept.
+   */
+  resetRollout?(): void;
   /** Env steps observed so far. */
   readonly envSteps: number;
   /** Writes the agent to a folder: agent.json (config, steps, env info) plus weights or model files. */

@@ -140,10 +140,16 @@ export function ppoComputed(config: PPOConfig, numEnvs: number): PPOComputed {
   };
 }
 
-/** CleanRL's schedule, lr x (1 - (iteration - 1) / numIterations), held at 0 past the horizon. */
+/**
+ * CleanRL's schedule, lr x (1 - (iteration - 1) / numIterations), over the
+ * training budget. Past the horizon (continued learning: extinction probes,
+ * live interventions after the budget) the configured rate applies again,
+ * constant: a new phase of learning starts at the rate training started with,
+ * instead of learning nothing at an annealed rate of 0 (docs/agents.md).
+ */
 export function annealedLearningRate(config: PPOConfig, computed: PPOComputed, iteration: number): number {
-  if (!config.annealLr) return config.learningRate;
-  return config.learningRate * Math.max(0, 1 - (iteration - 1) / computed.numIterations);
+  if (!config.annealLr || iteration > computed.numIterations) return config.learningRate;
+  return config.learningRate * (1 - (iteration - 1) / computed.numIterations);
 }
 
 // ---------------------------------------------------------------- maths (pure, tested against reference loops)
@@ -436,6 +442,13 @@ export class PPOAgent implements Agent {
 
   readyToLearn(): boolean {
     return this.step >= this.config.numSteps;
+  }
+
+  /** Drops the rollout collected so far: the next update learns only from transitions observed after this call. */
+  resetRollout(): void {
+    this.step = 0;
+    this.haveLast = false;
+    this.lastDone.fill(0);
   }
 
   // GAE

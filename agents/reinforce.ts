@@ -245,6 +245,14 @@ export class ReinforceAgent implements Agent {
     return this.finished.length >= this.config.episodesPerUpdate;
   }
 
+  /** Drops queued and running episodes: the next update learns only from transitions observed after this call. */
+  resetRollout(): void {
+    this.finished = [];
+    this.open = Array.from({ length: this.numEnvs }, newEpisode);
+    this.haveLast = false;
+    this.lastDone.fill(0);
+  }
+
   // returns
 
   /** The batch of finished episodes flattened, with returns and policy-gradient weights. */

@@ -386,6 +386,8 @@ export class Run {
           vec = this.makeVector(num, deriveSeed(spec.seed, this.envSteps + 1));
           simulator = { envId: spec.env, envConfig: { ...spec.envConfig, variant: this.variant }, reward: this.reward };
           for (let i = 0; i < num; i++) accs[i] = newAcc();
+          // learning under the new reward or variant starts from a fresh rollout
+          agent.resetRollout?.();
           recording = null;
           startRecording();
         }

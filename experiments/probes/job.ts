@@ -246,6 +246,8 @@ async function timeExtinction(agent: Agent, spec: RunSpec, job: ProbeJob, trainE
   const hadEvent = new Uint8Array(num);
   const simulator = { envId: spec.env, envConfig: { ...spec.envConfig, variant: job.test.variant }, reward: "removed" as const };
   let steps = 0;
+  // extinction learns from zero-reward transitions only, never from training's last rollout
+  agent.resetRollout?.();
   while (steps < ext.maxSteps) {
     for (let i = 0; i < num; i++) keys[i] = vec.envs[i]!.stateKey();
     obsBefore.set(vec.obs);

@@ -66,10 +66,10 @@ describe("PPO config", () => {
     expect(k).toEqual({ numEnvs: 4, batchSize: 512, minibatchSize: 128, numIterations: 976 });
   });
 
-  it("anneals the learning rate linearly and holds it at 0 past the horizon", () => {
+  it("anneals the learning rate linearly over the budget, then holds the configured rate", () => {
     const c = ppoConfig({ totalSteps: 2048 });
     const k = ppoComputed(c, 4); // 4 iterations
-    expect([1, 2, 3, 4, 5, 9].map((i) => annealedLearningRate(c, k, i))).toEqual([2.5e-4, 1.875e-4, 1.25e-4, 0.625e-4, 0, 0]);
+    expect([1, 2, 3, 4, 5, 9].map((i) => annealedLearningRate(c, k, i))).toEqual([2.5e-4, 1.875e-4, 1.25e-4, 0.625e-4, 2.5e-4, 2.5e-4]);
     expect(annealedLearningRate({ ...c, annealLr: false }, k, 3)).toBe(2.5e-4);
   });
 });
@@ -418,6 +418,58 @@ describe("PPO agent", () => {
     expect(Object.keys(ledger.entries).length).toBeGreaterThan(0);
     for (const row of Object.values(ledger.entries)) expect(row).toHaveLength(2);
     vec.close();
+    agent.dispose();
+  });
+
+  it("keeps learning past the annealing horizon (continued learning changes the weights)", () => {
+    const config = ppoConfig({ ...tiny, totalSteps: 64 }); // 2 updates of 32 steps
+    const agent = createAgent("ppo", envInfo("TestChain-v0", 2), config, 5) as PPOAgent;
+    const vec = makeVector("TestChain-v0", 2);
+    vec.reset(5);
+    runLoop(agent, vec, 64);
+    expect(agent.updates).toBe(2);
+    const weights = () => [...agent.actor.variables, ...agent.critic.variables].map((v) => Array.from(v.dataSync()));
+    const before = weights();
+    agent.resetRollout();
+    const r = runLoop(agent, vec, 64);
+    expect(r.updates.map((u) => u.metrics["charts/learning_rate"])).toEqual([config.learningRate, config.learningRate]);
+    const after = weights();
+    const changed = before.map((w, i) => w.reduce((n, x, j) => n + (x !== after[i]![j] ? 1 : 0), 0));
+    // every weight tensor of both networks moved
+    for (const n of changed) expect(n).toBeGreaterThan(0);
+    vec.close();
+    agent.dispose();
+  });
+
+  it("resetRollout: the next update learns only from transitions observed after it", () => {
+    const info: AgentEnvInfo = { envId: "hand", envConfig: {}, obsSize: 3, nActions: 2, numEnvs: 2, maxEpisodeSteps: 5 };
+    const agent = new PPOAgent(info, ppoConfig({ numEnvs: 2, numSteps: 4, numMinibatches: 1, updateEpochs: 1, hiddenSizes: [4] }), 0);
+    const feed = (key: number, reward: number) => {
+      const obs = Float32Array.from([1, 0, 0, 0, 1, 0]);
+      agent.observe({
+        obs,
+        act: agent.act(obs, { explore: true }),
+        rewards: Float32Array.from([reward, reward]),
+        terminated: new Uint8Array(2),
+        truncated: new Uint8Array(2),
+        nextObs: obs,
+        finalObs: obs,
+        stateKeys: Int32Array.from([key, key]),
+        nextStateKeys: Int32Array.from([key, key]),
+      });
+    };
+    // three steps of the old phase (rewarded, state key 7), then a new phase (zero reward, key 1)
+    for (let t = 0; t < 3; t++) feed(7, 1);
+    agent.resetRollout();
+    expect(agent.readyToLearn()).toBe(false);
+    expect(agent.rolloutTargets().steps).toBe(0);
+    for (let t = 0; t < 3; t++) feed(1, 0);
+    expect(agent.readyToLearn()).toBe(false);
+    feed(1, 0);
+    expect(agent.readyToLearn()).toBe(true);
+    const stats = agent.learn();
+    expect(Object.keys(stats.ledger!.entries)).toEqual(["1"]);
+    expect(agent.envSteps).toBe(14);
     agent.dispose();
   });
 

@@ -179,6 +179,52 @@ describe("REINFORCE agent", () => {
     agent.dispose();
   });
 
+  it("keeps learning after a long run (continued learning changes the weights)", () => {
+    const agent = createAgent("reinforce", envInfo("TestChain-v0", 2), reinforceConfig(tiny), 5) as ReinforceAgent;
+    const vec = makeVector("TestChain-v0", 2);
+    vec.reset(5);
+    runLoop(agent, vec, 200);
+    const weights = () => [...agent.actor.variables, ...agent.critic!.variables].map((v) => Array.from(v.dataSync()));
+    const before = weights();
+    agent.resetRollout();
+    const r = runLoop(agent, vec, 100);
+    expect(r.updates.length).toBeGreaterThan(0);
+    const after = weights();
+    for (let i = 0; i < before.length; i++) expect(after[i]).not.toEqual(before[i]);
+    vec.close();
+    agent.dispose();
+  });
+
+  it("resetRollout: queued and running episodes are dropped, the next update learns only what came after", () => {
+    const info: AgentEnvInfo = { envId: "hand", envConfig: {}, obsSize: 3, nActions: 2, numEnvs: 2, maxEpisodeSteps: 5 };
+    const agent = new ReinforceAgent(info, reinforceConfig({ numEnvs: 2, episodesPerUpdate: 2, hiddenSizes: [4] }), 0);
+    const feed = (key: number, reward: number, done: [number, number]) => {
+      const obs = Float32Array.from([1, 0, 0, 0, 1, 0]);
+      agent.observe({
+        obs,
+        act: agent.act(obs, { explore: true }),
+        rewards: Float32Array.from([reward, reward]),
+        terminated: Uint8Array.from(done),
+        truncated: new Uint8Array(2),
+        nextObs: obs,
+        finalObs: obs,
+        stateKeys: Int32Array.from([key, key]),
+        nextStateKeys: Int32Array.from([key, key]),
+      });
+    };
+    // old phase: copy 0 finishes an episode, copy 1's is still running
+    feed(7, 1, [0, 0]);
+    feed(7, 1, [1, 0]);
+    agent.resetRollout();
+    feed(1, 0, [0, 0]);
+    feed(1, 0, [1, 1]);
+    expect(agent.readyToLearn()).toBe(true);
+    const batch = agent.batchTargets();
+    expect(Array.from(batch.stateKeys)).toEqual([1, 1, 1, 1]);
+    expect(Object.keys(agent.learn().ledger!.entries)).toEqual(["1"]);
+    agent.dispose();
+  });
+
   it("approx_kl is the exact KL between the policies before and after the update", () => {
     const agent = createAgent(
       "reinforce",
