@@ -560,7 +560,8 @@ export class PPOAgent implements Agent {
           oldKl += -logratio;
           kl += ratio - 1 - logratio;
           if (Math.abs(ratio - 1) > c.clipCoef) clipped++;
-          if (clipPassesGradient(ratio, mbAdv[j]!, c.clipCoef)) ledgerWeights[idx[j]!] += mbAdv[j]!;
+          // the sample's coefficient on grad log pi in this minibatch's loss
+          if (clipPassesGradient(ratio, mbAdv[j]!, c.clipCoef)) ledgerWeights[idx[j]!] += (ratio * mbAdv[j]!) / m;
         }
         lastApproxKl = kl / m;
         sums.policyLoss += r[2 * m]!;

@@ -376,7 +376,13 @@ export class ReinforceAgent implements Agent {
     this.critic?.syncJS();
     const newLogp = logSoftmax(this.actor.forwardJS(batch.obs, B), B, A);
     const ledgerBuilder = new LedgerBuilder(A);
-    ledgerBuilder.addBatch(batch.stateKeys, batch.actions, batch.weights, lr);
+    // the loss is -mean(w log pi): each sample's coefficient on grad log pi is w / B
+    ledgerBuilder.addBatch(
+      batch.stateKeys,
+      batch.actions,
+      batch.weights.map((w) => w / B),
+      lr,
+    );
     const ledger = ledgerBuilder.build();
     this.ledger.record(ledger);
     this.finished = [];
