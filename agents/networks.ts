@@ -6,10 +6,15 @@
  *  - orthogonal initialisation from the project's seeded Rng;
  *  - Adam (PyTorch's update rule) over flat moment buffers, and global
  *    gradient-norm clipping (torch.nn.utils.clip_grad_norm_; tfjs has none);
- *  - softmax / log-softmax / entropy / categorical sampling on typed arrays.
+ *  - softmax / log-softmax / entropy / categorical sampling on typed arrays;
+ *  - the training fast path: an MLP's forward and backward on raw buffers
+ *    (MLPPass, a handful of matrix multiplies per layer and no tfjs dispatch)
+ *    and Adam as one loop over flat arrays (adamStepFlat), each checked
+ *    against its reference (tfjs autodiff through MLP.apply, the Adam class).
  */
 import * as tf from "@tensorflow/tfjs";
 import type { Rng } from "../envs/rng.ts";
+import type { MatBuffer, Matmul } from "./backend.ts";
 
 // ---------------------------------------------------------------- initialisation
 
@@ -273,6 +278,214 @@ export class MLP {
 
   dispose(): void {
     for (const v of this.variables) v.dispose();
+  }
+}
+
+// ---------------------------------------------------------------- training fast path
+
+/**
+ * One MLP's training-time forward and backward on raw buffers (agents/backend.ts
+ * Matmul: XNNPACK on wasm, plain loops elsewhere). The forward keeps each
+ * layer's activations; the backward takes d loss / d output and writes every
+ * parameter's gradient into a flat vector in the MLP's variable order
+ * (W0, b0, W1, b1, ...). Same maths as tfjs autodiff through MLP.apply
+ * (test/agents/backend.test.ts); it replaces about a hundred tfjs operations
+ * per minibatch, whose dispatch was most of PPO's time, with
+ * 3 multiplies per layer and a few plain loops.
+ *
+ * Every multiply is untransposed: transposes of activations and weights are
+ * written by these loops (the wasm multiply is slow with transpose flags).
+ */
+export class MLPPass {
+  readonly numParams: number;
+  /** Multiply-adds x 2 of one forward plus backward of `m` rows (for GFLOP/s figures). */
+  readonly flopsPerRow: number;
+  private readonly w: MatBuffer[] = [];
+  private readonly b: MatBuffer[] = [];
+  private readonly wT: MatBuffer[] = [];
+  /** Layer outputs (m x out): tanh activations for hidden layers, the linear output last. */
+  private readonly h: MatBuffer[] = [];
+  /** Transposed hidden activations (out x m), the left operand of the next layer's weight gradient. */
+  private readonly hT: MatBuffer[] = [];
+  private readonly dz: MatBuffer[] = [];
+  private readonly dh: MatBuffer[] = [];
+  private readonly dW: MatBuffer[] = [];
+  private readonly layers: number;
+  private readonly viaSigmoid: boolean;
+
+  constructor(
+    readonly sizes: readonly number[],
+    private readonly mm: Matmul,
+    readonly maxRows: number,
+  ) {
+    this.layers = sizes.length - 1;
+    this.viaSigmoid = mm.fastSigmoid;
+    let params = 0;
+    let flops = 0;
+    for (let l = 0; l < this.layers; l++) {
+      const [n, k] = [sizes[l]!, sizes[l + 1]!];
+      params += n * k + k;
+      // forward x W, weight gradient h^T dz, and (below the top) input gradient dz W^T
+      flops += 2 * n * k * (l === 0 ? 2 : 3);
+      this.w.push(mm.alloc(n * k));
+      this.b.push(mm.alloc(k));
+      this.wT.push(mm.alloc(l === 0 ? 0 : k * n));
+      this.h.push(mm.alloc(maxRows * k));
+      this.hT.push(mm.alloc(l + 1 === this.layers ? 0 : k * maxRows));
+      this.dz.push(mm.alloc(maxRows * k));
+      this.dh.push(mm.alloc(l === 0 ? 0 : maxRows * n));
+      this.dW.push(mm.alloc(n * k));
+    }
+    this.numParams = params;
+    this.flopsPerRow = flops;
+  }
+
+  /** Loads the weights from a flat vector in variable order, starting at `offset`. */
+  setParams(flat: Float32Array, offset = 0): void {
+    let o = offset;
+    for (let l = 0; l < this.layers; l++) {
+      const [n, k] = [this.sizes[l]!, this.sizes[l + 1]!];
+      // hidden layers on a fast-sigmoid backend: tanh(z) = 2 sigmoid(2z) - 1, so the forward weights are doubled
+      const scale = this.viaSigmoid && l + 1 < this.layers ? 2 : 1;
+      const w = this.w[l]!.view();
+      for (let i = 0; i < n * k; i++) w[i] = scale * flat[o + i]!;
+      this.w[l]!.touch();
+      if (l > 0) {
+        const wT = this.wT[l]!.view();
+        for (let i = 0; i < n; i++) for (let j = 0; j < k; j++) wT[j * n + i] = flat[o + i * k + j]!;
+        this.wT[l]!.touch();
+      }
+      o += n * k;
+      const b = this.b[l]!.view();
+      for (let j = 0; j < k; j++) b[j] = scale * flat[o + j]!;
+      this.b[l]!.touch();
+      o += k;
+    }
+  }
+
+  /** Forward of `m` rows of x (m x in); returns a view of the output (m x out, valid until the next call). */
+  forward(x: MatBuffer, m: number): Float32Array {
+    if (m > this.maxRows) throw new RangeError(`MLPPass: ${m} rows, built for at most ${this.maxRows}`);
+    let input = x;
+    for (let l = 0; l < this.layers; l++) {
+      const [n, k] = [this.sizes[l]!, this.sizes[l + 1]!];
+      const hidden = l + 1 < this.layers;
+      this.mm.matmul(input, this.w[l]!, this.h[l]!, m, n, k, this.b[l]!, hidden && this.viaSigmoid);
+      if (hidden) {
+        const h = this.h[l]!.view();
+        const hT = this.hT[l]!.view();
+        for (let i = 0; i < m; i++) {
+          for (let j = 0; j < k; j++) {
+            const z = h[i * k + j]!;
+            const y = this.viaSigmoid ? 2 * z - 1 : Math.tanh(z);
+            h[i * k + j] = y;
+            hT[j * m + i] = y;
+          }
+        }
+        this.h[l]!.touch();
+      }
+      input = this.h[l]!;
+    }
+    return this.h[this.layers - 1]!.view().subarray(0, m * this.sizes[this.layers]!);
+  }
+
+  /**
+   * Gradients of the last forward's `m` rows, given dOut = d loss / d output
+   * (m x out) and xT, the input's transpose (in x m). Writes them into
+   * `grads` from `offset`, in variable order.
+   */
+  backward(dOut: Float32Array, xT: MatBuffer, m: number, grads: Float32Array, offset = 0): void {
+    const top = this.layers - 1;
+    this.dz[top]!.view().set(dOut.subarray(0, m * this.sizes[this.layers]!));
+    this.dz[top]!.touch();
+    // gradient offsets of each layer's W and b
+    const at: number[] = [];
+    let o = offset;
+    for (let l = 0; l < this.layers; l++) {
+      at.push(o);
+      o += this.sizes[l]! * this.sizes[l + 1]! + this.sizes[l + 1]!;
+    }
+    for (let l = top; l >= 0; l--) {
+      const [n, k] = [this.sizes[l]!, this.sizes[l + 1]!];
+      // dW = input^T dz
+      this.mm.matmul(l === 0 ? xT : this.hT[l - 1]!, this.dz[l]!, this.dW[l]!, n, m, k);
+      grads.set(this.dW[l]!.view().subarray(0, n * k), at[l]!);
+      // db = column sums of dz
+      const dz = this.dz[l]!.view();
+      const gb = at[l]! + n * k;
+      for (let j = 0; j < k; j++) grads[gb + j] = 0;
+      for (let i = 0; i < m; i++) for (let j = 0; j < k; j++) grads[gb + j]! += dz[i * k + j]!;
+      if (l > 0) {
+        // dh = dz W^T, then through tanh: dz' = dh (1 - h^2)
+        this.mm.matmul(this.dz[l]!, this.wT[l]!, this.dh[l]!, m, k, n);
+        const dh = this.dh[l]!.view();
+        const h = this.h[l - 1]!.view();
+        const dzPrev = this.dz[l - 1]!.view();
+        for (let i = 0; i < m * n; i++) dzPrev[i] = dh[i]! * (1 - h[i]! * h[i]!);
+        this.dz[l - 1]!.touch();
+      }
+    }
+  }
+
+  dispose(): void {
+    for (const list of [this.w, this.b, this.wT, this.h, this.hT, this.dz, this.dh, this.dW]) for (const buf of list) this.mm.free(buf);
+  }
+}
+
+/** Adam's state over one flat parameter vector: parameters and both moments, as plain arrays. */
+export interface FlatAdamState {
+  params: Float32Array;
+  m: Float32Array;
+  v: Float32Array;
+  /** Steps taken (bias correction). */
+  t: number;
+}
+
+/**
+ * One Adam step over flat arrays, the same rule as the Adam class (PyTorch's:
+ * bias-corrected step size, eps outside the square root) after the same
+ * global-norm clipping, fused into one pass; returns the pre-clip norm.
+ */
+export function adamStepFlat(s: FlatAdamState, grads: Float32Array, lr: number, opts: AdamOptions, maxGradNorm: number | null): number {
+  s.t++;
+  const { beta1, beta2, eps } = opts;
+  const stepSize = lr / (1 - beta1 ** s.t);
+  const rootBc2 = 1 / Math.sqrt(1 - beta2 ** s.t);
+  let sq = 0;
+  for (let i = 0; i < grads.length; i++) sq += grads[i]! * grads[i]!;
+  const norm = Math.sqrt(sq);
+  const scale = maxGradNorm === null ? 1 : Math.min(1, maxGradNorm / (norm + 1e-6));
+  const { params, m, v } = s;
+  for (let i = 0; i < grads.length; i++) {
+    const g = grads[i]! * scale;
+    const mi = beta1 * m[i]! + (1 - beta1) * g;
+    const vi = beta2 * v[i]! + (1 - beta2) * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    params[i]! -= (stepSize * mi) / (Math.sqrt(vi) * rootBc2 + eps);
+  }
+  return norm;
+}
+
+/** Concatenates the variables' values into one flat array (in order). */
+export function readFlat(vars: readonly tf.Variable[], out?: Float32Array): Float32Array {
+  const total = vars.reduce((n, v) => n + v.size, 0);
+  const flat = out ?? new Float32Array(total);
+  let o = 0;
+  for (const v of vars) {
+    flat.set(v.dataSync() as Float32Array, o);
+    o += v.size;
+  }
+  return flat;
+}
+
+/** Assigns a flat array back to the variables (in order). */
+export function writeFlat(vars: readonly tf.Variable[], flat: Float32Array): void {
+  let o = 0;
+  for (const v of vars) {
+    const part = flat.slice(o, o + v.size);
+    tf.tidy(() => v.assign(tf.tensor(part, v.shape)));
+    o += v.size;
   }
 }
 

@@ -15,9 +15,11 @@ import {
   ppoComputed,
   ppoConfigSchema,
   ppoLoss,
+  ppoLossGrad,
   ppoLossJS,
   type PPOConfig,
 } from "../../agents/ppo.ts";
+import { logSoftmax } from "../../agents/networks.ts";
 import { createAgent, loadAgent, resolveAgentConfig } from "../../agents/registry.ts";
 import { envInfo, registerTestEnvs, runLoop } from "../../agents/testing.ts";
 import "../../agents/reinforce.ts";
@@ -316,6 +318,75 @@ describe("clipped losses", () => {
       expect(got[2]).toBeCloseTo(ref.valueLoss, 5);
       expect(got[3]).toBeCloseTo(ref.entropy, 5);
     });
+  }
+
+  for (const backend of ["cpu", "wasm"] as const) {
+    for (const clipVloss of [true, false]) {
+      it(`ppoLossGrad: loss and gradients equal tfjs autodiff through log-softmax, entropy and ppoLoss (${backend}, clipVloss ${clipVloss})`, async () => {
+        await initBackend(backend);
+        const m = 8;
+        const A = 3;
+        const coefs = { clipCoef: 0.2, clipVloss, entCoef: 0.05, vfCoef: 0.5 };
+        const logits = Float32Array.from({ length: m * A }, (_, i) => Math.sin(1.7 * i) * 1.5);
+        const values = Float32Array.from({ length: m }, (_, j) => Math.cos(j) * 2);
+        const actions = Int32Array.from({ length: m }, (_, j) => (j * 2) % A);
+        const logp = logSoftmax(logits, m, A);
+        // old log-probabilities around the new ones: ratios inside and outside [0.8, 1.2], both signs of advantage
+        const shifts = [0, 0.5, -0.5, 0.1, -0.1, 0.4, -0.35, 0.05];
+        const oldLogp = Float32Array.from({ length: m }, (_, j) => logp[j * A + actions[j]!]! - shifts[j]!);
+        const advantages = Float32Array.from([1, 1, -1, -0.5, 0.7, -1.2, 0.9, 0.3]);
+        const returns = Float32Array.from({ length: m }, (_, j) => values[j]! + [0.5, -0.5, 0.05, -0.1, 1, -1, 0.15, 0][j]!);
+        const oldValues = Float32Array.from({ length: m }, (_, j) => values[j]! + [0.3, -0.3, 0, 0.1, -0.25, 0.25, 0.05, -0.4][j]!);
+        const out = {
+          dLogits: new Float32Array(m * A),
+          dValues: new Float32Array(m),
+          logratio: new Float32Array(m),
+          ratio: new Float32Array(m),
+          pgCoef: new Float32Array(m),
+        };
+        const got = ppoLossGrad({ logits, values, actions, oldLogp, advantages, returns, oldValues, m, nActions: A }, coefs, out);
+        // reference: the tfjs graph the agent differentiated before (log-softmax, masked log-prob, entropy, ppoLoss)
+        const ref = tf.tidy(() => {
+          const mask = tf.oneHot(tf.tensor1d(actions, "int32"), A);
+          const f = (lg: tf.Tensor, v: tf.Tensor) => {
+            const lpAll = tf.logSoftmax(lg as tf.Tensor2D);
+            return ppoLoss(
+              {
+                newLogp: tf.sum(tf.mul(lpAll, mask), 1) as tf.Tensor1D,
+                oldLogp: tf.tensor1d(oldLogp),
+                advantages: tf.tensor1d(advantages),
+                entropy: tf.neg(tf.sum(tf.mul(tf.exp(lpAll), lpAll), 1)) as tf.Tensor1D,
+                newValue: v as tf.Tensor1D,
+                oldValue: tf.tensor1d(oldValues),
+                returns: tf.tensor1d(returns),
+              },
+              coefs,
+            );
+          };
+          const lg = tf.tensor2d(logits, [m, A]);
+          const v = tf.tensor1d(values);
+          const [dl, dv] = tf.grads((a, b) => f(a!, b!).loss)([lg, v]);
+          const l = f(lg, v);
+          return {
+            losses: [l.loss, l.policyLoss, l.valueLoss, l.entropy].map((x) => x.dataSync()[0]!),
+            ratio: Array.from(l.ratio.dataSync()),
+            dl: Array.from(dl!.dataSync()),
+            dv: Array.from(dv!.dataSync()),
+          };
+        });
+        [got.loss, got.policyLoss, got.valueLoss, got.entropy].forEach((x, i) => expect(x).toBeCloseTo(ref.losses[i]!, 5));
+        out.ratio.forEach((x, j) => expect(x).toBeCloseTo(ref.ratio[j]!, 5));
+        out.dLogits.forEach((x, i) => expect(x).toBeCloseTo(ref.dl[i]!, 6));
+        out.dValues.forEach((x, j) => expect(x).toBeCloseTo(ref.dv[j]!, 6));
+        // the ledger's coefficient: ratio x advantage / m where the clip passes gradient, else 0
+        out.pgCoef.forEach((x, j) => {
+          const passes = clipPassesGradient(out.ratio[j]!, advantages[j]!, 0.2);
+          expect(x).toBeCloseTo(passes ? (out.ratio[j]! * advantages[j]!) / m : 0, 7);
+        });
+        expect(out.pgCoef.filter((x) => x === 0).length).toBeGreaterThan(0);
+        await initBackend("cpu");
+      });
+    }
   }
 
   it("by hand: one sample in range, one clipped above, one clipped below", () => {
