@@ -5,7 +5,14 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { initBackend } from "../../agents/backend.ts";
 import type { AgentEnvInfo, Transition } from "../../agents/core.ts";
-import { ReinforceAgent, discountedReturns, meanKL, reinforceConfigSchema, type ReinforceConfig } from "../../agents/reinforce.ts";
+import {
+  ReinforceAgent,
+  discountedReturns,
+  meanKL,
+  reinforceConfigSchema,
+  reinforceLossGrad,
+  type ReinforceConfig,
+} from "../../agents/reinforce.ts";
 import "../../agents/ppo.ts";
 import { createAgent, loadAgent, resolveAgentConfig } from "../../agents/registry.ts";
 import { envInfo, registerTestEnvs, runLoop } from "../../agents/testing.ts";
@@ -48,6 +55,41 @@ describe("REINFORCE maths", () => {
     const b = discountedReturns([1, 0, 2], 0.5, 4);
     expect([...b]).toEqual([1 + 0.5 * (0 + 0.5 * (2 + 0.5 * 4)), 0 + 0.5 * (2 + 0.5 * 4), 2 + 0.5 * 4]);
   });
+
+  for (const backend of ["cpu", "wasm"] as const) {
+    it(`reinforceLossGrad: loss and logit gradients equal tfjs autodiff (${backend})`, async () => {
+      await initBackend(backend);
+      const [m, A, entCoef] = [6, 4, 0.05];
+      const logits = Float32Array.from({ length: m * A }, (_, i) => Math.sin(1.3 * i) * 2);
+      const actions = Int32Array.from([0, 3, 1, 2, 2, 0]);
+      const weights = Float32Array.from([1.5, -0.5, 0, 2, -1.2, 0.3]);
+      const dLogits = new Float32Array(m * A);
+      const got = reinforceLossGrad({ logits, actions, weights, m, nActions: A }, entCoef, dLogits);
+      const ref = tf.tidy(() => {
+        const mask = tf.oneHot(tf.tensor1d(actions, "int32"), A);
+        const w = tf.tensor1d(weights);
+        const f = (lg: tf.Tensor) => {
+          const lp = tf.logSoftmax(lg as tf.Tensor2D);
+          const entropy = tf.mean(tf.neg(tf.sum(tf.mul(tf.exp(lp), lp), 1)));
+          const policyLoss = tf.neg(tf.mean(tf.mul(tf.sum(tf.mul(lp, mask), 1), w)));
+          return { loss: tf.sub(policyLoss, tf.mul(entCoef, entropy)) as tf.Scalar, policyLoss, entropy };
+        };
+        const lg = tf.tensor2d(logits, [m, A]);
+        const l = f(lg);
+        return {
+          losses: [l.loss, l.policyLoss, l.entropy].map((x) => x.dataSync()[0]!),
+          d: Array.from(
+            tf
+              .grad((x) => f(x).loss)(lg)
+              .dataSync(),
+          ),
+        };
+      });
+      [got.loss, got.policyLoss, got.entropy].forEach((x, i) => expect(x).toBeCloseTo(ref.losses[i]!, 5));
+      dLogits.forEach((x, i) => expect(x).toBeCloseTo(ref.d[i]!, 6));
+      await initBackend("cpu");
+    });
+  }
 
   it("exact KL of categoricals", () => {
     const p = Float32Array.from([0.5, 0.5, 0.9, 0.1].map(Math.log));
