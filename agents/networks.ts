@@ -14,7 +14,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { Rng } from "../envs/rng.ts";
-import type { MatBuffer, Matmul } from "./backend.ts";
+import { type MatBuffer, type Matmul, createMatmul } from "./backend.ts";
 
 // ---------------------------------------------------------------- initialisation
 
@@ -171,8 +171,12 @@ export class MLP {
     return h;
   }
 
+  /** Counts syncJS() calls: acting copies of the weights (FastForward) reload when it moves. */
+  weightsVersion = 0;
+
   /** Copies the variables into the plain arrays forwardJS reads (once per update). */
   syncJS(): void {
+    this.weightsVersion++;
     const layers = this.variables.length / 2;
     for (let l = 0; l < layers; l++) {
       const [n, m] = [this.sizes[l]!, this.sizes[l + 1]!];
@@ -293,13 +297,18 @@ export class MLP {
  * per minibatch, whose dispatch was most of PPO's time, with
  * 3 multiplies per layer and a few plain loops.
  *
- * Every multiply is untransposed: transposes of activations and weights are
- * written by these loops (the wasm multiply is slow with transpose flags).
+ * Two exact economies:
+ *  - the first layer multiplies only the input columns that are non-zero
+ *    somewhere in the batch (a grid's one-hot channels are mostly zero: on
+ *    BoatRace-v0 about 30 of 150); the other rows of W0 neither change the
+ *    output nor get gradient (their gradient is exactly 0);
+ *  - every multiply is untransposed: transposes of activations and weights
+ *    are written by these loops (the wasm multiply is slow with transpose flags).
  */
 export class MLPPass {
   readonly numParams: number;
-  /** Multiply-adds x 2 of one forward plus backward of `m` rows (for GFLOP/s figures). */
-  readonly flopsPerRow: number;
+  /** FLOPs of the multiplies done so far (2 per multiply-add), for GFLOP/s figures. */
+  flops = 0;
   private readonly w: MatBuffer[] = [];
   private readonly b: MatBuffer[] = [];
   private readonly wT: MatBuffer[] = [];
@@ -310,6 +319,15 @@ export class MLPPass {
   private readonly dz: MatBuffer[] = [];
   private readonly dh: MatBuffer[] = [];
   private readonly dW: MatBuffer[] = [];
+  /** The batch's active input columns, the input restricted to them, and its transpose. */
+  private readonly active: Int32Array;
+  private nActive = 0;
+  private readonly mark: Uint8Array;
+  private readonly xc: MatBuffer;
+  private readonly xcT: MatBuffer;
+  /** Where setParams read W0 from (rows of the active columns are copied per forward). */
+  private w0Source: Float32Array | null = null;
+  private w0Offset = 0;
   private readonly layers: number;
   private readonly viaSigmoid: boolean;
 
@@ -321,12 +339,9 @@ export class MLPPass {
     this.layers = sizes.length - 1;
     this.viaSigmoid = mm.fastSigmoid;
     let params = 0;
-    let flops = 0;
     for (let l = 0; l < this.layers; l++) {
       const [n, k] = [sizes[l]!, sizes[l + 1]!];
       params += n * k + k;
-      // forward x W, weight gradient h^T dz, and (below the top) input gradient dz W^T
-      flops += 2 * n * k * (l === 0 ? 2 : 3);
       this.w.push(mm.alloc(n * k));
       this.b.push(mm.alloc(k));
       this.wT.push(mm.alloc(l === 0 ? 0 : k * n));
@@ -336,23 +351,39 @@ export class MLPPass {
       this.dh.push(mm.alloc(l === 0 ? 0 : maxRows * n));
       this.dW.push(mm.alloc(n * k));
     }
+    const inSize = sizes[0]!;
+    this.active = new Int32Array(inSize);
+    this.mark = new Uint8Array(inSize);
+    this.xc = mm.alloc(maxRows * inSize);
+    this.xcT = mm.alloc(inSize * maxRows);
     this.numParams = params;
-    this.flopsPerRow = flops;
   }
 
-  /** Loads the weights from a flat vector in variable order, starting at `offset`. */
+  /** Hidden layers on a fast-sigmoid backend compute tanh(z) as 2 sigmoid(2z) - 1: their forward weights are doubled. */
+  private scale(l: number): number {
+    return this.viaSigmoid && l + 1 < this.layers ? 2 : 1;
+  }
+
+  /** Loads the weights from a flat vector in variable order, starting at `offset` (W0 is read from it at each forward). */
   setParams(flat: Float32Array, offset = 0): void {
     let o = offset;
     for (let l = 0; l < this.layers; l++) {
       const [n, k] = [this.sizes[l]!, this.sizes[l + 1]!];
-      // hidden layers on a fast-sigmoid backend: tanh(z) = 2 sigmoid(2z) - 1, so the forward weights are doubled
-      const scale = this.viaSigmoid && l + 1 < this.layers ? 2 : 1;
-      const w = this.w[l]!.view();
-      for (let i = 0; i < n * k; i++) w[i] = scale * flat[o + i]!;
-      this.w[l]!.touch();
-      if (l > 0) {
+      const scale = this.scale(l);
+      if (l === 0) {
+        this.w0Source = flat;
+        this.w0Offset = o;
+      } else {
+        const w = this.w[l]!.view();
         const wT = this.wT[l]!.view();
-        for (let i = 0; i < n; i++) for (let j = 0; j < k; j++) wT[j * n + i] = flat[o + i * k + j]!;
+        for (let i = 0; i < n; i++) {
+          for (let j = 0; j < k; j++) {
+            const x = flat[o + i * k + j]!;
+            w[i * k + j] = scale * x;
+            wT[j * n + i] = x;
+          }
+        }
+        this.w[l]!.touch();
         this.wT[l]!.touch();
       }
       o += n * k;
@@ -363,14 +394,53 @@ export class MLPPass {
     }
   }
 
-  /** Forward of `m` rows of x (m x in); returns a view of the output (m x out, valid until the next call). */
-  forward(x: MatBuffer, m: number): Float32Array {
+  /** Finds the active input columns of x's first m rows and writes x restricted to them (and its transpose). */
+  private compactInput(x: Float32Array, m: number): void {
+    const n = this.sizes[0]!;
+    const mark = this.mark;
+    mark.fill(0);
+    for (let i = 0; i < m; i++) {
+      const o = i * n;
+      for (let f = 0; f < n; f++) if (x[o + f] !== 0) mark[f] = 1;
+    }
+    let s = 0;
+    for (let f = 0; f < n; f++) if (mark[f]) this.active[s++] = f;
+    // an all-zero batch still multiplies one (zero) column: the output is the bias
+    if (s === 0) this.active[s++] = 0;
+    this.nActive = s;
+    const xc = this.xc.view();
+    const xcT = this.xcT.view();
+    for (let i = 0; i < m; i++) {
+      for (let c = 0; c < s; c++) {
+        const v = x[i * n + this.active[c]!]!;
+        xc[i * s + c] = v;
+        xcT[c * m + i] = v;
+      }
+    }
+    // the rows of W0 for the active columns
+    const k = this.sizes[1]!;
+    const scale = this.scale(0);
+    const src = this.w0Source!;
+    const w0 = this.w[0]!.view();
+    for (let c = 0; c < s; c++) {
+      const from = this.w0Offset + this.active[c]! * k;
+      for (let j = 0; j < k; j++) w0[c * k + j] = scale * src[from + j]!;
+    }
+    this.w[0]!.touch();
+  }
+
+  /** Forward of `m` rows of x (m x in, row-major); returns a view of the output (m x out, valid until the next call). */
+  forward(x: Float32Array, m: number): Float32Array {
     if (m > this.maxRows) throw new RangeError(`MLPPass: ${m} rows, built for at most ${this.maxRows}`);
-    let input = x;
+    if (this.w0Source === null) throw new Error("MLPPass: setParams() before forward()");
+    this.compactInput(x, m);
+    let input = this.xc;
     for (let l = 0; l < this.layers; l++) {
-      const [n, k] = [this.sizes[l]!, this.sizes[l + 1]!];
+      const n = l === 0 ? this.nActive : this.sizes[l]!;
+      const k = this.sizes[l + 1]!;
       const hidden = l + 1 < this.layers;
       this.mm.matmul(input, this.w[l]!, this.h[l]!, m, n, k, this.b[l]!, hidden && this.viaSigmoid);
+      this.flops += 2 * m * n * k;
       if (hidden) {
         const h = this.h[l]!.view();
         const hT = this.hT[l]!.view();
@@ -382,7 +452,6 @@ export class MLPPass {
             hT[j * m + i] = y;
           }
         }
-        this.h[l]!.touch();
       }
       input = this.h[l]!;
     }
@@ -391,10 +460,9 @@ export class MLPPass {
 
   /**
    * Gradients of the last forward's `m` rows, given dOut = d loss / d output
-   * (m x out) and xT, the input's transpose (in x m). Writes them into
-   * `grads` from `offset`, in variable order.
+   * (m x out). Writes them into `grads` from `offset`, in variable order.
    */
-  backward(dOut: Float32Array, xT: MatBuffer, m: number, grads: Float32Array, offset = 0): void {
+  backward(dOut: Float32Array, m: number, grads: Float32Array, offset = 0): void {
     const top = this.layers - 1;
     this.dz[top]!.view().set(dOut.subarray(0, m * this.sizes[this.layers]!));
     this.dz[top]!.touch();
@@ -407,9 +475,20 @@ export class MLPPass {
     }
     for (let l = top; l >= 0; l--) {
       const [n, k] = [this.sizes[l]!, this.sizes[l + 1]!];
-      // dW = input^T dz
-      this.mm.matmul(l === 0 ? xT : this.hT[l - 1]!, this.dz[l]!, this.dW[l]!, n, m, k);
-      grads.set(this.dW[l]!.view().subarray(0, n * k), at[l]!);
+      if (l === 0) {
+        // dW0 = x^T dz on the active columns; the other rows' gradient is exactly 0
+        const s = this.nActive;
+        this.mm.matmul(this.xcT, this.dz[0]!, this.dW[0]!, s, m, k);
+        this.flops += 2 * s * m * k;
+        grads.fill(0, at[0]!, at[0]! + n * k);
+        const dW = this.dW[0]!.view();
+        for (let c = 0; c < s; c++) grads.set(dW.subarray(c * k, (c + 1) * k), at[0]! + this.active[c]! * k);
+      } else {
+        // dW = h^T dz
+        this.mm.matmul(this.hT[l - 1]!, this.dz[l]!, this.dW[l]!, n, m, k);
+        this.flops += 2 * n * m * k;
+        grads.set(this.dW[l]!.view().subarray(0, n * k), at[l]!);
+      }
       // db = column sums of dz
       const dz = this.dz[l]!.view();
       const gb = at[l]! + n * k;
@@ -418,6 +497,7 @@ export class MLPPass {
       if (l > 0) {
         // dh = dz W^T, then through tanh: dz' = dh (1 - h^2)
         this.mm.matmul(this.dz[l]!, this.wT[l]!, this.dh[l]!, m, k, n);
+        this.flops += 2 * m * k * n;
         const dh = this.dh[l]!.view();
         const h = this.h[l - 1]!.view();
         const dzPrev = this.dz[l - 1]!.view();
@@ -429,6 +509,54 @@ export class MLPPass {
 
   dispose(): void {
     for (const list of [this.w, this.b, this.wT, this.h, this.hT, this.dz, this.dh, this.dW]) for (const buf of list) this.mm.free(buf);
+    this.mm.free(this.xc);
+    this.mm.free(this.xcT);
+  }
+}
+
+/**
+ * Acting through MLPPass where the backend multiplies fast (wasm: XNNPACK),
+ * about 8 times forwardJS's speed at a vector env's batch; the weights are
+ * reloaded whenever the MLP's syncJS() ran (once per update). Elsewhere
+ * forward() returns false and the caller uses forwardJS (exact, and the cpu
+ * backend's determinism stays bit for bit).
+ */
+export class FastForward {
+  private state: { backend: string; rows: number; mm: Matmul; passes: MLPPass[]; versions: number[] } | null = null;
+
+  constructor(private readonly nets: readonly MLP[]) {}
+
+  /** Writes net `i`'s outputs for `batch` rows of obs into `out`; false when this backend has no fast path. */
+  forward(i: number, obs: Float32Array, batch: number, out: Float32Array): boolean {
+    const backend = tf.getBackend();
+    if (backend !== "wasm") return false;
+    let s = this.state;
+    if (!s || s.backend !== backend || s.rows < batch) {
+      this.dispose();
+      const mm = createMatmul();
+      const rows = Math.max(batch, s?.rows ?? 0);
+      s = this.state = {
+        backend,
+        rows,
+        mm,
+        passes: this.nets.map((n) => new MLPPass(n.sizes, mm, rows)),
+        versions: this.nets.map(() => -1),
+      };
+    }
+    const net = this.nets[i]!;
+    const pass = s.passes[i]!;
+    if (s.versions[i] !== net.weightsVersion) {
+      pass.setParams(readFlat(net.variables));
+      s.versions[i] = net.weightsVersion;
+    }
+    out.set(pass.forward(obs, batch));
+    return true;
+  }
+
+  dispose(): void {
+    if (!this.state) return;
+    for (const p of this.state.passes) p.dispose();
+    this.state = null;
   }
 }
 

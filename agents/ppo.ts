@@ -22,9 +22,10 @@ import { Rng, deriveSeed } from "../envs/rng.ts";
 import { validate } from "../envs/schema.ts";
 import type { ActContext, ActResult, Agent, AgentEnvInfo, Transition, UpdateStats } from "./core.ts";
 import { Ledger, LedgerBuilder } from "./ledger.ts";
-import { type MatBuffer, type Matmul, createMatmul } from "./backend.ts";
+import { type Matmul, createMatmul } from "./backend.ts";
 import {
   Adam,
+  FastForward,
   type FlatAdamState,
   MLP,
   MLPPass,
@@ -448,7 +449,9 @@ export class PPOAgent implements Agent {
   private haveLast = false;
   private scratch = new Map<number, { logits: Float32Array; values: Float32Array }>();
   /** The training fast path's buffers, built at the first update on the current backend. */
-  private fast: { backend: string; rows: number; mm: Matmul; actor: MLPPass; critic: MLPPass; x: MatBuffer; xT: MatBuffer } | null = null;
+  private fast: { backend: string; rows: number; mm: Matmul; actor: MLPPass; critic: MLPPass } | null = null;
+  /** The actor and critic's forward for acting on the fast backend (forwardJS elsewhere). */
+  private readonly acting: FastForward;
   /** Cumulative time inside learn() by phase, and the multiply-add FLOPs done (for the bench). */
   readonly timing = { forwardMs: 0, backwardMs: 0, optimiserMs: 0, flops: 0 };
   private readonly one = new Float32Array(1);
@@ -468,6 +471,7 @@ export class PPOAgent implements Agent {
     this.actor = new MLP([env.obsSize, ...h, env.nActions], initRng, { hiddenGain: Math.SQRT2, outputGain: 0.01 });
     this.critic = new MLP([env.obsSize, ...h, 1], initRng, { hiddenGain: Math.SQRT2, outputGain: 1 });
     this.optimizer = new Adam([...this.actor.variables, ...this.critic.variables], { beta1: 0.9, beta2: 0.999, eps: config.adamEps });
+    this.acting = new FastForward([this.actor, this.critic]);
     const B = this.computed.batchSize;
     this.obs = new Float32Array(B * env.obsSize);
     this.actions = new Int32Array(B);
@@ -489,8 +493,8 @@ export class PPOAgent implements Agent {
   act(obs: Float32Array, ctx: ActContext): ActResult {
     const batch = obs.length / this.obsSize;
     const { logits, values } = this.buffers(batch);
-    this.actor.forwardJS(obs, batch, logits);
-    this.critic.forwardJS(obs, batch, values);
+    if (!this.acting.forward(0, obs, batch, logits)) this.actor.forwardJS(obs, batch, logits);
+    if (!this.acting.forward(1, obs, batch, values)) this.critic.forwardJS(obs, batch, values);
     const logp = logSoftmax(logits, batch, this.nActions, logits);
     const actions = new Int32Array(batch);
     const logProbs = new Float32Array(batch);
@@ -602,15 +606,12 @@ export class PPOAgent implements Agent {
     if (this.fast && this.fast.backend === backend && this.fast.rows >= rows) return this.fast;
     this.disposeFast();
     const mm = createMatmul();
-    const S = this.obsSize;
     this.fast = {
       backend,
       rows,
       mm,
       actor: new MLPPass(this.actor.sizes, mm, rows),
       critic: new MLPPass(this.critic.sizes, mm, rows),
-      x: mm.alloc(rows * S),
-      xT: mm.alloc(S * rows),
     };
     return this.fast;
   }
@@ -620,8 +621,6 @@ export class PPOAgent implements Agent {
     const f = this.fast;
     f.actor.dispose();
     f.critic.dispose();
-    f.mm.free(f.x);
-    f.mm.free(f.xT);
     this.fast = null;
   }
 
@@ -647,6 +646,8 @@ export class PPOAgent implements Agent {
     };
     const nActor = fast.actor.numParams;
     const grads = new Float32Array(adam.params.length);
+    const mbObs = new Float32Array(M * S);
+    const flopsBefore = fast.actor.flops + fast.critic.flops;
     const mbActions = new Int32Array(M);
     const mbOldLogp = new Float32Array(M);
     const mbAdv = new Float32Array(M);
@@ -671,7 +672,7 @@ export class PPOAgent implements Agent {
         const idx = perm.subarray(start, Math.min(start + M, B));
         const m = idx.length;
         const t0 = performance.now();
-        gatherRows(this.obs, S, idx, fast.x.view(), fast.xT.view());
+        gatherRows(this.obs, S, idx, mbObs);
         for (let j = 0; j < m; j++) {
           const b = idx[j]!;
           mbActions[j] = this.actions[b]!;
@@ -688,23 +689,22 @@ export class PPOAgent implements Agent {
         // forward, loss, backward, Adam
         fast.actor.setParams(adam.params, 0);
         fast.critic.setParams(adam.params, nActor);
-        const logits = fast.actor.forward(fast.x, m);
-        const values = fast.critic.forward(fast.x, m);
+        const logits = fast.actor.forward(mbObs, m);
+        const values = fast.critic.forward(mbObs, m);
         const l = ppoLossGrad(
           { logits, values, actions: mbActions, oldLogp: mbOldLogp, advantages: mbAdv, returns: mbRet, oldValues: mbOldV, m, nActions: A },
           c,
           g,
         );
         const t1 = performance.now();
-        fast.actor.backward(g.dLogits, fast.xT, m, grads, 0);
-        fast.critic.backward(g.dValues, fast.xT, m, grads, nActor);
+        fast.actor.backward(g.dLogits, m, grads, 0);
+        fast.critic.backward(g.dValues, m, grads, nActor);
         const t2 = performance.now();
         adamStepFlat(adam, grads, lr, this.optimizer.opts, c.maxGradNorm);
         const t3 = performance.now();
         t.forwardMs += t1 - t0;
         t.backwardMs += t2 - t1;
         t.optimiserMs += t3 - t2;
-        t.flops += m * (fast.actor.flopsPerRow + fast.critic.flopsPerRow);
 
         let kl = 0;
         let oldKl = 0;
@@ -730,6 +730,7 @@ export class PPOAgent implements Agent {
       if (c.targetKl !== null && lastApproxKl > c.targetKl) break;
     }
 
+    t.flops += fast.actor.flops + fast.critic.flops - flopsBefore;
     writeFlat(params, adam.params);
     writeFlat([this.optimizer.m], adam.m);
     writeFlat([this.optimizer.v], adam.v);
@@ -805,23 +806,16 @@ export class PPOAgent implements Agent {
 
   dispose(): void {
     this.disposeFast();
+    this.acting.dispose();
     this.actor.dispose();
     this.critic.dispose();
     this.optimizer.dispose();
   }
 }
 
-/** Copies rows idx of a row-major matrix (rows of `size`) into x (m x size) and its transpose xT (size x m). */
-export function gatherRows(src: Float32Array, size: number, idx: ArrayLike<number>, x: Float32Array, xT: Float32Array): void {
-  const m = idx.length;
-  for (let j = 0; j < m; j++) {
-    const o = idx[j]! * size;
-    for (let f = 0; f < size; f++) {
-      const v = src[o + f]!;
-      x[j * size + f] = v;
-      xT[f * m + j] = v;
-    }
-  }
+/** Copies rows idx of a row-major matrix (rows of `size`) into x (m x size). */
+export function gatherRows(src: Float32Array, size: number, idx: ArrayLike<number>, x: Float32Array): void {
+  for (let j = 0; j < idx.length; j++) x.set(src.subarray(idx[j]! * size, (idx[j]! + 1) * size), j * size);
 }
 
 function rowsEqual(a: Float32Array, b: Float32Array, row: number, size: number): boolean {

@@ -33,9 +33,10 @@ import { Rng, deriveSeed } from "../envs/rng.ts";
 import { validate } from "../envs/schema.ts";
 import type { ActContext, ActResult, Agent, AgentEnvInfo, Transition, UpdateStats } from "./core.ts";
 import { Ledger, LedgerBuilder } from "./ledger.ts";
-import { type MatBuffer, type Matmul, createMatmul } from "./backend.ts";
+import { type Matmul, createMatmul } from "./backend.ts";
 import {
   Adam,
+  FastForward,
   type FlatAdamState,
   MLP,
   MLPPass,
@@ -221,6 +222,8 @@ export class ReinforceAgent implements Agent {
   private readonly lastNextObs: Float32Array;
   private readonly lastDone: Uint8Array;
   private haveLast = false;
+  /** The policy's forward for acting on the fast backend (forwardJS elsewhere). */
+  private readonly acting: FastForward;
   /** The training fast path's buffers, built at the first update on the current backend. */
   private fast: {
     backend: string;
@@ -228,8 +231,6 @@ export class ReinforceAgent implements Agent {
     mm: Matmul;
     actor: MLPPass;
     critic: MLPPass | null;
-    x: MatBuffer;
-    xT: MatBuffer;
   } | null = null;
 
   constructor(
@@ -248,6 +249,7 @@ export class ReinforceAgent implements Agent {
     const adam = { beta1: 0.9, beta2: 0.999, eps: config.adamEps };
     this.policyOptimizer = new Adam(this.actor.variables, adam);
     this.valueOptimizer = this.critic ? new Adam(this.critic.variables, adam) : null;
+    this.acting = new FastForward([this.actor]);
     this.open = Array.from({ length: env.numEnvs }, newEpisode);
     this.lastNextObs = new Float32Array(env.numEnvs * env.obsSize);
     this.lastDone = new Uint8Array(env.numEnvs);
@@ -255,7 +257,9 @@ export class ReinforceAgent implements Agent {
 
   act(obs: Float32Array, ctx: ActContext): ActResult {
     const batch = obs.length / this.obsSize;
-    const logp = logSoftmax(this.actor.forwardJS(obs, batch), batch, this.nActions);
+    const logits = new Float32Array(batch * this.nActions);
+    if (!this.acting.forward(0, obs, batch, logits)) this.actor.forwardJS(obs, batch, logits);
+    const logp = logSoftmax(logits, batch, this.nActions, logits);
     const actions = new Int32Array(batch);
     const logProbs = new Float32Array(batch);
     for (let s = 0; s < batch; s++) {
@@ -381,8 +385,6 @@ export class ReinforceAgent implements Agent {
       mm,
       actor: new MLPPass(this.actor.sizes, mm, size),
       critic: this.critic ? new MLPPass(this.critic.sizes, mm, size) : null,
-      x: mm.alloc(size * this.obsSize),
-      xT: mm.alloc(this.obsSize * size),
     };
     return this.fast;
   }
@@ -392,8 +394,6 @@ export class ReinforceAgent implements Agent {
     const f = this.fast;
     f.actor.dispose();
     f.critic?.dispose();
-    f.mm.free(f.x);
-    f.mm.free(f.xT);
     this.fast = null;
   }
 
@@ -412,29 +412,24 @@ export class ReinforceAgent implements Agent {
   learn(): UpdateStats {
     if (this.finished.length === 0) throw new Error("reinforce: learn() without a finished episode");
     const c = this.config;
-    const S = this.obsSize;
     const A = this.nActions;
     const lr = c.learningRate;
     const batch = this.batchTargets();
     const B = batch.actions.length;
     const oldLogp = logSoftmax(this.actor.forwardJS(batch.obs, B), B, A);
     const fast = this.fastPath(B);
-    const x = fast.x.view();
-    x.set(batch.obs);
-    const xT = fast.xT.view();
-    for (let k = 0; k < B; k++) for (let f = 0; f < S; f++) xT[f * B + k] = batch.obs[k * S + f]!;
 
     // the policy: one gradient step on the batch
     const policy = this.flatState(this.actor.variables, this.policyOptimizer);
     fast.actor.setParams(policy.params);
     const dLogits = new Float32Array(B * A);
     const pol = reinforceLossGrad(
-      { logits: fast.actor.forward(fast.x, B), actions: batch.actions, weights: batch.weights, m: B, nActions: A },
+      { logits: fast.actor.forward(batch.obs, B), actions: batch.actions, weights: batch.weights, m: B, nActions: A },
       c.entCoef,
       dLogits,
     );
     const policyGrads = new Float32Array(fast.actor.numParams);
-    fast.actor.backward(dLogits, fast.xT, B, policyGrads);
+    fast.actor.backward(dLogits, B, policyGrads);
     adamStepFlat(policy, policyGrads, lr, this.policyOptimizer.opts, c.maxGradNorm);
     this.storeFlat(this.actor.variables, this.policyOptimizer, policy);
 
@@ -446,7 +441,7 @@ export class ReinforceAgent implements Agent {
       const valueGrads = new Float32Array(fast.critic.numParams);
       for (let step = 0; step < c.valueSteps; step++) {
         fast.critic.setParams(value.params);
-        const v = fast.critic.forward(fast.x, B);
+        const v = fast.critic.forward(batch.obs, B);
         // 0.5 mean((V - G)^2) and its gradient (V - G) / B
         let loss = 0;
         for (let k = 0; k < B; k++) {
@@ -456,7 +451,7 @@ export class ReinforceAgent implements Agent {
         }
         // the loss before fitting: how well the baseline predicted this batch
         if (step === 0) valueLoss = (0.5 * loss) / B;
-        fast.critic.backward(dV, fast.xT, B, valueGrads);
+        fast.critic.backward(dV, B, valueGrads);
         adamStepFlat(value, valueGrads, c.valueLearningRate, this.valueOptimizer.opts, c.maxGradNorm);
       }
       this.storeFlat(this.critic.variables, this.valueOptimizer, value);
@@ -539,6 +534,7 @@ export class ReinforceAgent implements Agent {
 
   dispose(): void {
     this.disposeFast();
+    this.acting.dispose();
     this.actor.dispose();
     this.critic?.dispose();
     this.policyOptimizer.dispose();

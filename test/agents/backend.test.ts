@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { availableBackends, createMatmul, currentBackend, initBackend } from "../../agents/backend.ts";
 import {
   Adam,
+  FastForward,
   MLP,
   MLPPass,
   adamStepFlat,
@@ -275,15 +276,13 @@ describe("training fast path", () => {
       const flat = readFlat(net.variables);
       pass.setParams(flat);
       const m = 5;
-      const xs = Float32Array.from({ length: m * 7 }, (_, i) => (i % 3 === 0 ? 0 : Math.sin(i * 0.9)));
-      const x = mm.alloc(8 * 7);
-      const xT = mm.alloc(7 * 8);
-      x.view().set(xs);
-      for (let r = 0; r < m; r++) for (let f = 0; f < 7; f++) xT.view()[f * m + r] = xs[r * 7 + f]!;
+      // column 2 is zero in every row (the first layer skips it; its gradient rows must be exactly 0)
+      const xs = Float32Array.from({ length: m * 7 }, (_, i) => (i % 3 === 0 || i % 7 === 2 ? 0 : Math.sin(i * 0.9)));
       const dOut = Float32Array.from({ length: m * 3 }, (_, i) => Math.cos(i * 1.3));
-      const out = pass.forward(x, m).slice();
+      const out = pass.forward(xs, m).slice();
       const grads = new Float32Array(pass.numParams);
-      pass.backward(dOut, xT, m, grads);
+      pass.backward(dOut, m, grads);
+      for (let j = 0; j < 9; j++) expect(grads[2 * 9 + j]).toBe(0);
       // reference: autodiff of sum(output * dOut) through MLP.apply, whose gradient with respect to the output is dOut
       const ref = tf.tidy(() => {
         const xt = tf.tensor2d(xs, [m, 7]);
@@ -295,9 +294,33 @@ describe("training fast path", () => {
       out.forEach((v, i) => expect(v).toBeCloseTo(ref.y[i]!, 5));
       expect(grads.length).toBe(ref.g.length);
       grads.forEach((v, i) => expect(v).toBeCloseTo(ref.g[i]!, 4));
+      // an all-zero batch: the output is the layers applied to the bias alone
+      const zeros = new Float32Array(2 * 7);
+      const z = pass.forward(zeros, 2).slice();
+      const zref = tf.tidy(() => Array.from(net.apply(tf.tensor2d(zeros, [2, 7])).dataSync()));
+      z.forEach((v, i) => expect(v).toBeCloseTo(zref[i]!, 5));
       pass.dispose();
-      mm.free(x);
-      mm.free(xT);
+      net.dispose();
+    });
+
+    it(`FastForward acts like forwardJS, and follows the weights after syncJS (${backend})`, async () => {
+      await initBackend(backend);
+      const net = new MLP([7, 9, 6, 3], new Rng(5), { hiddenGain: Math.SQRT2, outputGain: 1 });
+      const fast = new FastForward([net]);
+      const obs = Float32Array.from({ length: 4 * 7 }, (_, i) => (i % 3 === 0 ? 0 : Math.cos(i)));
+      const out = new Float32Array(4 * 3);
+      for (let round = 0; round < 2; round++) {
+        const used = fast.forward(0, obs, 4, out);
+        // only where the multiply is fast; cpu keeps forwardJS, bit for bit
+        expect(used).toBe(backend === "wasm");
+        if (used) {
+          const ref = net.forwardJS(obs, 4);
+          out.forEach((x, i) => expect(x).toBeCloseTo(ref[i]!, 5));
+        }
+        tf.tidy(() => net.variables.forEach((v) => v.assign(tf.mul(v, 1.5))));
+        net.syncJS();
+      }
+      fast.dispose();
       net.dispose();
     });
 
