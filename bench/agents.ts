@@ -104,7 +104,11 @@ export async function benchModelFree(opts: ModelFreeBenchOptions = {}): Promise<
       if (timing && before) {
         const learn = r.timings.learnMs;
         const share = (ms: number) => Math.round((1000 * ms) / learn) / 10;
-        const [f, b, o] = [timing.forwardMs - before.forwardMs, timing.backwardMs - before.backwardMs, timing.optimiserMs - before.optimiserMs];
+        const [f, b, o] = [
+          timing.forwardMs - before.forwardMs,
+          timing.backwardMs - before.backwardMs,
+          timing.optimiserMs - before.optimiserMs,
+        ];
         const row = rows.at(-1)!;
         row.learnSplit = { forward: share(f), backward: share(b), optimiser: share(o), other: share(learn - f - b - o) };
         row.updateGflops = Math.round(((timing.flops - before.flops) / (learn / 1000) / 1e9) * 100) / 100;
