@@ -328,6 +328,12 @@ export class MLPPass {
   /** Where setParams read W0 from (rows of the active columns are copied per forward). */
   private w0Source: Float32Array | null = null;
   private w0Offset = 0;
+  /** W0's buffer holds the rows of the current active columns of the current weights. */
+  private w0Current = false;
+  /** Rows of the last forward's input. */
+  private rows = 0;
+  /** Batches of at least this many rows multiply only their active input columns. */
+  static compactFromRows = 16;
   private readonly layers: number;
   private readonly viaSigmoid: boolean;
 
@@ -373,6 +379,7 @@ export class MLPPass {
       if (l === 0) {
         this.w0Source = flat;
         this.w0Offset = o;
+        this.w0Current = false;
       } else {
         const w = this.w[l]!.view();
         const wT = this.wT[l]!.view();
@@ -394,19 +401,30 @@ export class MLPPass {
     }
   }
 
-  /** Finds the active input columns of x's first m rows and writes x restricted to them (and its transpose). */
+  /**
+   * Finds the active input columns of x's first m rows and writes x restricted
+   * to them (and its transpose). Small batches (acting) keep every column: the
+   * full W0 then stays packed in the multiply's cache between calls, which
+   * costs less than repacking a compacted W0 at every step.
+   */
   private compactInput(x: Float32Array, m: number): void {
     const n = this.sizes[0]!;
-    const mark = this.mark;
-    mark.fill(0);
-    for (let i = 0; i < m; i++) {
-      const o = i * n;
-      for (let f = 0; f < n; f++) if (x[o + f] !== 0) mark[f] = 1;
-    }
     let s = 0;
-    for (let f = 0; f < n; f++) if (mark[f]) this.active[s++] = f;
-    // an all-zero batch still multiplies one (zero) column: the output is the bias
-    if (s === 0) this.active[s++] = 0;
+    if (m < MLPPass.compactFromRows) {
+      for (let f = 0; f < n; f++) this.active[f] = f;
+      s = n;
+    } else {
+      const mark = this.mark;
+      mark.fill(0);
+      for (let i = 0; i < m; i++) {
+        const o = i * n;
+        for (let f = 0; f < n; f++) if (x[o + f] !== 0) mark[f] = 1;
+      }
+      for (let f = 0; f < n; f++) if (mark[f]) this.active[s++] = f;
+      // an all-zero batch still multiplies one (zero) column: the output is the bias
+      if (s === 0) this.active[s++] = 0;
+    }
+    if (s !== this.nActive || s !== n) this.w0Current = false;
     this.nActive = s;
     const xc = this.xc.view();
     const xcT = this.xcT.view();
@@ -417,7 +435,13 @@ export class MLPPass {
         xcT[c * m + i] = v;
       }
     }
-    // the rows of W0 for the active columns
+  }
+
+  /** Copies the rows of W0 for the active columns into the multiply's buffer, unless they are there already. */
+  private copyW0Rows(): void {
+    if (this.w0Current) return;
+    this.w0Current = true;
+    const s = this.nActive;
     const k = this.sizes[1]!;
     const scale = this.scale(0);
     const src = this.w0Source!;
@@ -434,6 +458,12 @@ export class MLPPass {
     if (m > this.maxRows) throw new RangeError(`MLPPass: ${m} rows, built for at most ${this.maxRows}`);
     if (this.w0Source === null) throw new Error("MLPPass: setParams() before forward()");
     this.compactInput(x, m);
+    this.copyW0Rows();
+    this.rows = m;
+    return this.layersForward(m);
+  }
+
+  private layersForward(m: number): Float32Array {
     let input = this.xc;
     for (let l = 0; l < this.layers; l++) {
       const n = l === 0 ? this.nActive : this.sizes[l]!;
@@ -456,6 +486,12 @@ export class MLPPass {
       input = this.h[l]!;
     }
     return this.h[this.layers - 1]!.view().subarray(0, m * this.sizes[this.layers]!);
+  }
+
+  /** Forward of the last forward's input again, under the weights set since (its input columns are not searched again). */
+  reforward(): Float32Array {
+    this.copyW0Rows();
+    return this.layersForward(this.rows);
   }
 
   /**

@@ -8,8 +8,12 @@
  *    reward of the truncated step and the episode is then treated as ended
  *    (CleanRL treats truncation as termination). `bootstrapTruncated: false`
  *    restores CleanRL's behaviour.
- *  - Acting runs the networks in plain JavaScript on the whole vector batch,
- *    with weights copied out of tfjs once per update; training runs in tfjs.
+ *  - Acting runs the networks on the whole vector batch outside tfjs (plain
+ *    JavaScript, or XNNPACK directly on wasm), with weights copied out once
+ *    per update. Training does not go through tfjs operations either: the
+ *    update below calls small named functions (MLPPass forward/backward,
+ *    ppoLossGrad, adamStepFlat), each tested against the tfjs/autodiff or
+ *    plain reference it replaces; tfjs holds the weights (save/load).
  *  - Loss metrics are means over all minibatches of the update (CleanRL logs
  *    the last minibatch's).
  *  - A gap in the stream of transitions (learning paused, env rebuilt by the

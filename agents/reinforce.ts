@@ -222,7 +222,7 @@ export class ReinforceAgent implements Agent {
   private readonly lastNextObs: Float32Array;
   private readonly lastDone: Uint8Array;
   private haveLast = false;
-  /** The policy's forward for acting on the fast backend (forwardJS elsewhere). */
+  /** The policy's and the baseline's forward on the fast backend (forwardJS elsewhere). */
   private readonly acting: FastForward;
   /** The training fast path's buffers, built at the first update on the current backend. */
   private fast: {
@@ -249,7 +249,7 @@ export class ReinforceAgent implements Agent {
     const adam = { beta1: 0.9, beta2: 0.999, eps: config.adamEps };
     this.policyOptimizer = new Adam(this.actor.variables, adam);
     this.valueOptimizer = this.critic ? new Adam(this.critic.variables, adam) : null;
-    this.acting = new FastForward([this.actor]);
+    this.acting = new FastForward(this.critic ? [this.actor, this.critic] : [this.actor]);
     this.open = Array.from({ length: env.numEnvs }, newEpisode);
     this.lastNextObs = new Float32Array(env.numEnvs * env.obsSize);
     this.lastDone = new Uint8Array(env.numEnvs);
@@ -349,7 +349,7 @@ export class ReinforceAgent implements Agent {
         stateKeys[b] = e.stateKeys[t]!;
       }
     }
-    const values = this.critic ? this.critic.forwardJS(obs, B) : null;
+    const values = this.critic ? this.forwardOf(1, obs, B) : null;
     const returns = new Float32Array(B);
     b = 0;
     for (const e of episodes) {
@@ -397,6 +397,14 @@ export class ReinforceAgent implements Agent {
     this.fast = null;
   }
 
+  /** The actor's (0) or the critic's (1) outputs for a batch: through the fast backend where there is one, else forwardJS. */
+  private forwardOf(net: 0 | 1, obs: Float32Array, batch: number): Float32Array {
+    const mlp = net === 0 ? this.actor : this.critic!;
+    const out = new Float32Array(batch * mlp.outputSize);
+    if (!this.acting.forward(net, obs, batch, out)) mlp.forwardJS(obs, batch, out);
+    return out;
+  }
+
   /** A network's weights and its optimiser's moments as flat arrays, for one update. */
   private flatState(vars: tf.Variable[], opt: Adam): FlatAdamState {
     return { params: readFlat(vars), m: readFlat([opt.m]), v: readFlat([opt.v]), t: opt.t };
@@ -416,7 +424,7 @@ export class ReinforceAgent implements Agent {
     const lr = c.learningRate;
     const batch = this.batchTargets();
     const B = batch.actions.length;
-    const oldLogp = logSoftmax(this.actor.forwardJS(batch.obs, B), B, A);
+    const oldLogp = logSoftmax(this.forwardOf(0, batch.obs, B), B, A);
     const fast = this.fastPath(B);
 
     // the policy: one gradient step on the batch
@@ -441,7 +449,8 @@ export class ReinforceAgent implements Agent {
       const valueGrads = new Float32Array(fast.critic.numParams);
       for (let step = 0; step < c.valueSteps; step++) {
         fast.critic.setParams(value.params);
-        const v = fast.critic.forward(batch.obs, B);
+        // the same batch every step: its input columns are found once
+        const v = step === 0 ? fast.critic.forward(batch.obs, B) : fast.critic.reforward();
         // 0.5 mean((V - G)^2) and its gradient (V - G) / B
         let loss = 0;
         for (let k = 0; k < B; k++) {
@@ -460,7 +469,7 @@ export class ReinforceAgent implements Agent {
 
     this.actor.syncJS();
     this.critic?.syncJS();
-    const newLogp = logSoftmax(this.actor.forwardJS(batch.obs, B), B, A);
+    const newLogp = logSoftmax(this.forwardOf(0, batch.obs, B), B, A);
     const ledgerBuilder = new LedgerBuilder(A);
     // the loss is -mean(w log pi): each sample's coefficient on grad log pi is w / B
     ledgerBuilder.addBatch(

@@ -266,42 +266,50 @@ describe("training fast path", () => {
       for (const buf of [a, b, bias, c]) mm.free(buf);
     });
 
-    it(`MLPPass: forward equals MLP.apply and backward equals tfjs autodiff (${backend})`, async () => {
-      await initBackend(backend);
-      const net = new MLP([7, 9, 6, 3], new Rng(4), { hiddenGain: Math.SQRT2, outputGain: 0.5 });
-      tf.tidy(() => net.variables.forEach((v, i) => i % 2 === 1 && v.assign(tf.randomNormal(v.shape, 0, 0.5, "float32", 11 + i))));
-      const mm = createMatmul();
-      const pass = new MLPPass(net.sizes, mm, 8);
-      expect(pass.numParams).toBe(7 * 9 + 9 + 9 * 6 + 6 + 6 * 3 + 3);
-      const flat = readFlat(net.variables);
-      pass.setParams(flat);
-      const m = 5;
-      // column 2 is zero in every row (the first layer skips it; its gradient rows must be exactly 0)
-      const xs = Float32Array.from({ length: m * 7 }, (_, i) => (i % 3 === 0 || i % 7 === 2 ? 0 : Math.sin(i * 0.9)));
-      const dOut = Float32Array.from({ length: m * 3 }, (_, i) => Math.cos(i * 1.3));
-      const out = pass.forward(xs, m).slice();
-      const grads = new Float32Array(pass.numParams);
-      pass.backward(dOut, m, grads);
-      for (let j = 0; j < 9; j++) expect(grads[2 * 9 + j]).toBe(0);
-      // reference: autodiff of sum(output * dOut) through MLP.apply, whose gradient with respect to the output is dOut
-      const ref = tf.tidy(() => {
-        const xt = tf.tensor2d(xs, [m, 7]);
-        const d = tf.tensor2d(dOut, [m, 3]);
-        const y = net.apply(xt);
-        const { grads: g } = tf.variableGrads(() => tf.sum(tf.mul(net.apply(xt), d)) as tf.Scalar, net.variables);
-        return { y: Array.from(y.dataSync()), g: net.variables.flatMap((v) => Array.from(g[v.name]!.dataSync())) };
-      });
-      out.forEach((v, i) => expect(v).toBeCloseTo(ref.y[i]!, 5));
-      expect(grads.length).toBe(ref.g.length);
-      grads.forEach((v, i) => expect(v).toBeCloseTo(ref.g[i]!, 4));
-      // an all-zero batch: the output is the layers applied to the bias alone
-      const zeros = new Float32Array(2 * 7);
-      const z = pass.forward(zeros, 2).slice();
-      const zref = tf.tidy(() => Array.from(net.apply(tf.tensor2d(zeros, [2, 7])).dataSync()));
-      z.forEach((v, i) => expect(v).toBeCloseTo(zref[i]!, 5));
-      pass.dispose();
-      net.dispose();
-    });
+    it.each([1, 16])(
+      `MLPPass: forward equals MLP.apply and backward equals tfjs autodiff (${backend}, input columns compacted from %i rows)`,
+      async (from) => {
+        await initBackend(backend);
+        const saved = MLPPass.compactFromRows;
+        MLPPass.compactFromRows = from;
+        const net = new MLP([7, 9, 6, 3], new Rng(4), { hiddenGain: Math.SQRT2, outputGain: 0.5 });
+        tf.tidy(() => net.variables.forEach((v, i) => i % 2 === 1 && v.assign(tf.randomNormal(v.shape, 0, 0.5, "float32", 11 + i))));
+        const mm = createMatmul();
+        const pass = new MLPPass(net.sizes, mm, 8);
+        expect(pass.numParams).toBe(7 * 9 + 9 + 9 * 6 + 6 + 6 * 3 + 3);
+        const flat = readFlat(net.variables);
+        pass.setParams(flat);
+        const m = 5;
+        // column 2 is zero in every row (the first layer skips it; its gradient rows must be exactly 0)
+        const xs = Float32Array.from({ length: m * 7 }, (_, i) => (i % 3 === 0 || i % 7 === 2 ? 0 : Math.sin(i * 0.9)));
+        const dOut = Float32Array.from({ length: m * 3 }, (_, i) => Math.cos(i * 1.3));
+        const out = pass.forward(xs, m).slice();
+        const grads = new Float32Array(pass.numParams);
+        pass.backward(dOut, m, grads);
+        for (let j = 0; j < 9; j++) expect(grads[2 * 9 + j]).toBe(0);
+        // reference: autodiff of sum(output * dOut) through MLP.apply, whose gradient with respect to the output is dOut
+        const ref = tf.tidy(() => {
+          const xt = tf.tensor2d(xs, [m, 7]);
+          const d = tf.tensor2d(dOut, [m, 3]);
+          const y = net.apply(xt);
+          const { grads: g } = tf.variableGrads(() => tf.sum(tf.mul(net.apply(xt), d)) as tf.Scalar, net.variables);
+          return { y: Array.from(y.dataSync()), g: net.variables.flatMap((v) => Array.from(g[v.name]!.dataSync())) };
+        });
+        out.forEach((v, i) => expect(v).toBeCloseTo(ref.y[i]!, 5));
+        expect(grads.length).toBe(ref.g.length);
+        grads.forEach((v, i) => expect(v).toBeCloseTo(ref.g[i]!, 4));
+        // an all-zero batch: the output is the layers applied to the bias alone
+        const zeros = new Float32Array(2 * 7);
+        const z = pass.forward(zeros, 2).slice();
+        const zref = tf.tidy(() => Array.from(net.apply(tf.tensor2d(zeros, [2, 7])).dataSync()));
+        z.forEach((v, i) => expect(v).toBeCloseTo(zref[i]!, 5));
+        // the first batch again: the same outputs after the weight rows were swapped around
+        pass.forward(xs, m).forEach((v, i) => expect(v).toBeCloseTo(ref.y[i]!, 5));
+        MLPPass.compactFromRows = saved;
+        pass.dispose();
+        net.dispose();
+      },
+    );
 
     it(`FastForward acts like forwardJS, and follows the weights after syncJS (${backend})`, async () => {
       await initBackend(backend);
