@@ -68,7 +68,9 @@ export interface Transition {
 
 /**
  * The reinforcement ledger's delta for one update: per state key, per action,
- * the sum over samples of learning rate x the sample's weight in the policy gradient.
+ * the sum over samples of learning rate x the sample's coefficient on grad log pi
+ * in the loss (PPO: ratio x advantage / minibatch size where the clip passes
+ * gradient; REINFORCE: weight / batch size; see agents/ledger.ts).
  */
 export interface LedgerDelta {
   /** state key -> per-action reinforcement (length nActions). */
@@ -107,6 +109,13 @@ export interface Agent {
   observe(t: Transition): void;
   readyToLearn(): boolean;
   learn(): UpdateStats;
+  /**
+   * Optional: forget the transitions collected since the last update, so that
+   * a new phase of learning (extinction, an intervention that changes the
+   * reward or variant) starts from a fresh rollout. Weights, optimiser state
+   * and step counts are kept.
+   */
+  resetRollout?(): void;
   /** Env steps observed so far. */
   readonly envSteps: number;
   /** Writes the agent to a folder: agent.json (config, steps, env info) plus weights or model files. */

@@ -249,6 +249,8 @@ export class Run {
           this.reward = change.reward ?? this.reward;
           stepper.close();
           stepper = this.stepper(agent, num, 1);
+          // learning under the new reward or variant starts from a fresh rollout
+          agent.resetRollout?.();
           recording = null;
           startRecording();
         }

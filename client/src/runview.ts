@@ -160,7 +160,9 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
       ledgerActions = totals.actions;
       grid.setLedger(ledger, ledgerActions);
       const n = Object.keys(totals.entries).length;
-      ledgerNote.textContent = n ? `${n} states reinforced · arrow size ∝ √|Σ lr·weight| per action` : "Nothing reinforced yet.";
+      ledgerNote.textContent = n
+        ? `${n} states reinforced · arrow size ∝ √|Σ lr × policy-gradient coefficient| per action`
+        : "Nothing reinforced yet.";
     } catch (e) {
       ledgerNote.textContent =
         e instanceof ApiRequestError && e.status === 404 ? "No ledger for this run." : `ledger: ${(e as Error).message}`;

@@ -265,6 +265,8 @@ async function timeExtinction(agent: Agent, spec: RunSpec, job: ProbeJob, trainE
     seed: deriveSeed(job.seed, 404),
   });
   const window: number[] = [];
+  // extinction learns from zero-reward transitions only, never from training's last rollout
+  agent.resetRollout?.();
   try {
     while (stepper.envSteps < ext.maxSteps) {
       stepper.step({ explore: true, learn: true });
