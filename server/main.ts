@@ -101,11 +101,25 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   loopDelay.enable();
   const eventLoop = (reset: boolean) => {
-    const figures = { maxStallMs: +(loopDelay.max / 1e6).toFixed(1), p99Ms: +(loopDelay.percentile(99) / 1e6).toFixed(1), meanMs: +(loopDelay.mean / 1e6).toFixed(2) };
+    const figures = {
+      maxStallMs: +(loopDelay.max / 1e6).toFixed(1),
+      p99Ms: +(loopDelay.percentile(99) / 1e6).toFixed(1),
+      meanMs: +(loopDelay.mean / 1e6).toFixed(2),
+    };
     if (reset) loopDelay.reset();
     return figures;
   };
-  const app = createApp({ manager, probes, ...(token ? { token } : {}), clientDir, levelsDir, sweeps, streamStats, levelErrors, eventLoop });
+  const app = createApp({
+    manager,
+    probes,
+    ...(token ? { token } : {}),
+    clientDir,
+    levelsDir,
+    sweeps,
+    streamStats,
+    levelErrors,
+    eventLoop,
+  });
   const http = createServer(app);
   const broadcaster = new Broadcaster(http, manager, {
     ...(token ? { token } : {}),
