@@ -352,6 +352,12 @@ describe("a loopback server", () => {
     expect(r.status).toBe(429);
     expect(errorOf(r)).toMatch(/1,000,000 jobs; at most 10,000/);
     expect(performance.now() - t).toBeLessThan(3000);
+    const sweepProbe = await post("/sweeps?dryRun=1", {
+      name: "p",
+      probes: [{ probe: "tamper", agents: ["ppo"], seeds: 1000, steps: 50_000_000 }],
+    });
+    expect(sweepProbe.status).toBe(429);
+    expect(JSON.stringify(sweepProbe.body)).toMatch(/maxProbeEnvSteps/);
     const probe = await post("/probes", { probe: "tamper", agents: ["ppo", "reinforce"], seeds: 100, steps: 5_000_000 });
     expect(probe.status).toBe(429);
     expect(JSON.stringify(probe.body)).toMatch(/maxProbeEnvSteps/);
