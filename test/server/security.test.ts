@@ -388,6 +388,28 @@ describe("a loopback server", () => {
     expect(s.manager.store.episodes(id).length).toBe(0);
   }, 300_000);
 
+  it("fails the run, not the server, when the store cannot write its records", async () => {
+    const created = await post("/runs", { env: "BoatRace-v0", agent: "ppo", steps: 5_000_000, config: { numEnvs: 4, numSteps: 16 } });
+    const id = (created.body as RunSummary).id;
+    await until(async () => (await runOf(id)).episodes > 2, 120_000, "episodes");
+    // from now on every episode write of this run fails inside Store.flush
+    s.manager.store.db.exec(
+      `CREATE TRIGGER refuse_${id.replace(/-/g, "_")} BEFORE INSERT ON episodes WHEN NEW.run_id = '${id}' BEGIN SELECT RAISE(ABORT, 'disk says no'); END;`,
+    );
+    const failed = await until(
+      async () => {
+        const r = await runOf(id);
+        return r.status === "failed" ? r : undefined;
+      },
+      60_000,
+      "the run to fail",
+    );
+    expect(failed.reason).toMatch(/the store could not record the run: disk says no/);
+    await until(() => s.manager.activeCount() === 0, 10_000, "the slot to free");
+    s.manager.store.db.exec(`DROP TRIGGER refuse_${id.replace(/-/g, "_")}`);
+    await healthy(s);
+  }, 300_000);
+
   it("terminates a run that does not acknowledge stop, frees its slot and says why", async () => {
     // one act() of this planner searches for hours: the worker never reads its messages
     const created = await post("/runs", {
