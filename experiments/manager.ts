@@ -345,6 +345,8 @@ export class RunManager {
     const r = this.requireRun(id);
     const l = this.live.get(id);
     if (!l?.worker) throw new ConflictError(`run ${id} is ${r.status}; interventions need a running or paused run`);
+    // the worker would drop a change sent before its run exists
+    if (!l.started) throw new ConflictError(`run ${id} is starting; intervene once it runs`);
     if (change.variant !== undefined) {
       const variants = registration(r.spec.env).variants;
       if (!variants.includes(change.variant)) {
