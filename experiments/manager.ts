@@ -80,8 +80,16 @@ export class RunManager {
     log.error({ runId, err: err.message }, "a store write failed");
     if (!l || l.deleting) return;
     const reason = `the store could not record the run: ${err.message}`;
-    if (l.kill) l.kill("failed", reason);
-    else this.emit({ type: "status", runId: l.id, status: "failed", reason });
+    if (l.kill) {
+      l.kill("failed", reason);
+      return;
+    }
+    // queued, never started: it leaves the queue
+    const i = this.queue.indexOf(l.id);
+    if (i >= 0) this.queue.splice(i, 1);
+    this.live.delete(l.id);
+    l.resolveDone();
+    this.emit({ type: "status", runId: l.id, status: "failed", reason });
   }
 
   /** Throws the maxActiveRuns LimitError when one more run or probe would pass it. */
