@@ -10,7 +10,7 @@ import { cp, truncate } from "node:fs/promises";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { io } from "socket.io-client";
 import WebSocket from "ws";
 import "../../envs/index.ts";
@@ -204,6 +204,15 @@ describe("a loopback server", () => {
   afterAll(async () => {
     await s?.close();
   });
+  // a case that fails must not leave runs or probes holding the active slots of the next
+  afterEach(async () => {
+    for (const r of (await raw(s.url, "GET", "/api/runs")).body as RunSummary[]) {
+      if (r.status === "queued" || r.status === "running" || r.status === "paused") await raw(s.url, "DELETE", `/api/runs/${r.id}`);
+    }
+    for (const p of (await raw(s.url, "GET", "/api/probes")).body as { id: string; status: string }[]) {
+      if (p.status === "running") await raw(s.url, "POST", `/api/probes/${p.id}/stop`);
+    }
+  });
 
   const post = (path: string, body?: unknown, headers: Record<string, string> = {}) => raw(s.url, "POST", `/api${path}`, { body, headers });
   const get = (path: string) => raw(s.url, "GET", `/api${path}`);
@@ -374,7 +383,7 @@ describe("a loopback server", () => {
     });
     expect(created.status).toBe(201);
     const id = (created.body as RunSummary).id;
-    await until(async () => (await runOf(id)).episodes > 5, 120_000, "episodes of the run");
+    await until(async () => (await runOf(id)).episodes > 2, 180_000, "episodes of the run");
     const runDir = s.manager.runDir(id);
     expect(existsSync(runDir)).toBe(true);
     const del = await raw(s.url, "DELETE", `/api/runs/${id}`);
@@ -449,7 +458,7 @@ describe("a loopback server", () => {
       checkpointEvery: 1,
     });
     const id = (created.body as RunSummary).id;
-    await until(async () => (await runOf(id)).episodes > 20, 120_000, "episodes");
+    await until(async () => (await runOf(id)).episodes > 4, 180_000, "episodes");
     expect((await post(`/runs/${id}/stop`)).status).toBe(200);
     const stopped = await until(
       async () => {
