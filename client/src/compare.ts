@@ -372,7 +372,8 @@ export function mountCompare(host: HTMLElement, ids: string[], opts: CompareOpti
           continue;
         }
         const run = first.model.run!;
-        const color = runColor(groupKey(run));
+        // a seed group takes its first run's colour
+        const color = first.color;
         const name = `${run.spec.agent} ×${members.length} seeds`;
         const base = series.length;
         series.push(
