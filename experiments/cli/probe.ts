@@ -7,7 +7,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Command, Option } from "commander";
 import { defaultWorkers } from "../pool.ts";
-import { agentLabel, planProbe, probeDefinition, probes, runProbe, type ProbeDefinition, type ProbeRequest } from "../probes/index.ts";
+import { agentLabel, planProbe, probeDefinition, probes, runProbe, type ProbeRequest } from "../probes/index.ts";
 import { Progress, ProbeProgressTracker } from "../progress.ts";
 import { compareReport, type ProbeReportSection } from "../report.ts";
 import type { BackendName } from "../../agents/backend.ts";
@@ -85,17 +85,9 @@ export function printProbe(r: ProbeOutcome, out: (s: string) => void): void {
   );
 }
 
-/**
- * Every probe definition: built-in, registered by plugins, declared by level
- * files. The probe layer's probeDefinitions() (issue 10, adds the generic
- * `shift` probe) replaces `probes` here once it is merged.
- */
-function listedProbeDefinitions(): ProbeDefinition[] {
-  return Object.values(probes);
-}
-
+/** Every probe definition: built-in, registered by plugins, declared by level files. */
 function listProbes(json: boolean, out: (s: string) => void): number {
-  const defs = listedProbeDefinitions();
+  const defs = Object.values(probes);
   if (json) {
     out(
       JSON.stringify(
