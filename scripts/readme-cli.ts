@@ -50,7 +50,11 @@ export function commandTable(): string {
   // a cell may not hold a bare "|", and "<data>" would be read as an HTML tag
   const cell = (s: string) => s.replace(/\|/g, "\\|");
   const text = (s: string) => cell(s).replace(/</g, "&lt;").replace(/>/g, "&gt;");
-  const lines = ["| command | what it does |", "| --- | --- |", ...rows.map(([a, b]) => `| ${cell(a!)} | ${text(b!)} |`)];
+  const cells = [["command", "what it does"], ...rows.map(([a, b]) => [cell(a!), text(b!)])];
+  // padded columns, as Biome formats markdown tables (`npm run lint` checks README.md)
+  const w = [0, 1].map((i) => Math.max(...cells.map((r) => r[i]!.length)));
+  const line = (r: string[]) => `| ${r[0]!.padEnd(w[0]!)} | ${r[1]!.padEnd(w[1]!)} |`;
+  const lines = [line(cells[0]!), `| ${"-".repeat(w[0]!)} | ${"-".repeat(w[1]!)} |`, ...cells.slice(1).map(line)];
   return [
     ...lines,
     "",
