@@ -21,6 +21,8 @@ export interface AgentEnvInfo {
   /** Number of env copies acted on at once. */
   numEnvs: number;
   maxEpisodeSteps: number;
+  /** The env's reward range (its spec's), where known: optimistic planners take their bound from it. */
+  rewardRange?: [number, number];
 }
 
 export interface ActContext {
@@ -31,9 +33,10 @@ export interface ActContext {
   /** The live env copies (only passed when needs.simulator); never stepped by the agent. */
   envs?: readonly Env[];
   /**
-   * How the live envs were made (only passed when needs.simulator): the planner
-   * builds its simulator copies from these, so that it plans on the variant and
-   * reward wrapper actually in play (a probe's test variant, reward removed, ...).
+   * How the live envs were made (only passed when needs.simulator): the variant
+   * and reward wrapper actually in play (a probe's test variant, reward removed,
+   * ...). The same facts as each live env's `origin`; the planner clones the
+   * live envs themselves (Env.clone) rather than rebuilding from this.
    */
   simulator?: { envId: string; envConfig: Record<string, unknown>; reward: RewardTransform };
 }
@@ -65,7 +68,9 @@ export interface Transition {
 
 /**
  * The reinforcement ledger's delta for one update: per state key, per action,
- * the sum over samples of learning rate x the sample's weight in the policy gradient.
+ * the sum over samples of learning rate x the sample's coefficient on grad log pi
+ * in the loss (PPO: ratio x advantage / minibatch size where the clip passes
+ * gradient; REINFORCE: weight / batch size; see agents/ledger.ts).
  */
 export interface LedgerDelta {
   /** state key -> per-action reinforcement (length nActions). */
@@ -104,6 +109,13 @@ export interface Agent {
   observe(t: Transition): void;
   readyToLearn(): boolean;
   learn(): UpdateStats;
+  /**
+   * Optional: forget the transitions collected since the last update, so that
+   * a new phase of learning (extinction, an intervention that changes the
+   * reward or variant) starts from a fresh rollout. Weights, optimiser state
+   * and step counts are kept.
+   */
+  resetRollout?(): void;
   /** Env steps observed so far. */
   readonly envSteps: number;
   /** Writes the agent to a folder: agent.json (config, steps, env info) plus weights or model files. */

@@ -1,10 +1,17 @@
 /**
  * The reinforcement ledger: how strongly each visited (state, action) was
- * reinforced. For every update and every sample with a state key, it adds
- * learning rate x the sample's weight in the policy gradient (PPO: the
- * normalised advantage where the clip leaves the gradient on; REINFORCE: the
- * return minus the baseline) to entries[stateKey][action]. Read this way,
- * reward is a per-sample learning rate, and the ledger shows where it went.
+ * reinforced, in one unit for every learner. For every update and every
+ * sample with a state key, it adds learning rate x the sample's actual
+ * coefficient on grad log pi(a|s) in the loss that was differentiated to
+ * entries[stateKey][action]:
+ *   PPO: ratio x advantage / minibatch size (the advantage as used, i.e.
+ *        normalised when normAdv), only where the clip passes gradient,
+ *        summed over every epoch and minibatch of the update;
+ *   REINFORCE: weight / batch size (weight = (G - V(s)) or G, scaled by the
+ *        running return std when normalizeReturns).
+ * Read this way, reward is a per-sample learning rate, and the ledger shows
+ * where it went. (The optimiser, Adam, rescales the summed gradient per
+ * parameter; the ledger records what went into that sum.)
  *
  * A LedgerDelta (agents/core.ts) is one update's sum; a Ledger keeps the
  * running total. Both are plain JSON. Samples with state key -1 (envs

@@ -6,10 +6,15 @@
  *  - orthogonal initialisation from the project's seeded Rng;
  *  - Adam (PyTorch's update rule) over flat moment buffers, and global
  *    gradient-norm clipping (torch.nn.utils.clip_grad_norm_; tfjs has none);
- *  - softmax / log-softmax / entropy / categorical sampling on typed arrays.
+ *  - softmax / log-softmax / entropy / categorical sampling on typed arrays;
+ *  - the training fast path: an MLP's forward and backward on raw buffers
+ *    (MLPPass, a handful of matrix multiplies per layer and no tfjs dispatch)
+ *    and Adam as one loop over flat arrays (adamStepFlat), each checked
+ *    against its reference (tfjs autodiff through MLP.apply, the Adam class).
  */
 import * as tf from "@tensorflow/tfjs";
 import type { Rng } from "../envs/rng.ts";
+import { type MatBuffer, type Matmul, createMatmul } from "./backend.ts";
 
 // ---------------------------------------------------------------- initialisation
 
@@ -166,8 +171,12 @@ export class MLP {
     return h;
   }
 
+  /** Counts syncJS() calls: acting copies of the weights (FastForward) reload when it moves. */
+  weightsVersion = 0;
+
   /** Copies the variables into the plain arrays forwardJS reads (once per update). */
   syncJS(): void {
+    this.weightsVersion++;
     const layers = this.variables.length / 2;
     for (let l = 0; l < layers; l++) {
       const [n, m] = [this.sizes[l]!, this.sizes[l + 1]!];
@@ -273,6 +282,374 @@ export class MLP {
 
   dispose(): void {
     for (const v of this.variables) v.dispose();
+  }
+}
+
+// ---------------------------------------------------------------- training fast path
+
+/**
+ * One MLP's training-time forward and backward on raw buffers (agents/backend.ts
+ * Matmul: XNNPACK on wasm, plain loops elsewhere). The forward keeps each
+ * layer's activations; the backward takes d loss / d output and writes every
+ * parameter's gradient into a flat vector in the MLP's variable order
+ * (W0, b0, W1, b1, ...). Same maths as tfjs autodiff through MLP.apply
+ * (test/agents/backend.test.ts); it replaces about a hundred tfjs operations
+ * per minibatch, whose dispatch was most of PPO's time, with
+ * 3 multiplies per layer and a few plain loops.
+ *
+ * Two exact economies:
+ *  - the first layer multiplies only the input columns that are non-zero
+ *    somewhere in the batch (a grid's one-hot channels are mostly zero: on
+ *    BoatRace-v0 about 30 of 150); the other rows of W0 neither change the
+ *    output nor get gradient (their gradient is exactly 0);
+ *  - every multiply is untransposed: transposes of activations and weights
+ *    are written by these loops (the wasm multiply is slow with transpose flags).
+ */
+export class MLPPass {
+  readonly numParams: number;
+  /** FLOPs of the multiplies done so far (2 per multiply-add), for GFLOP/s figures. */
+  flops = 0;
+  private readonly w: MatBuffer[] = [];
+  private readonly b: MatBuffer[] = [];
+  private readonly wT: MatBuffer[] = [];
+  /** Layer outputs (m x out): tanh activations for hidden layers, the linear output last. */
+  private readonly h: MatBuffer[] = [];
+  /** Transposed hidden activations (out x m), the left operand of the next layer's weight gradient. */
+  private readonly hT: MatBuffer[] = [];
+  private readonly dz: MatBuffer[] = [];
+  private readonly dh: MatBuffer[] = [];
+  private readonly dW: MatBuffer[] = [];
+  /** The batch's active input columns, the input restricted to them, and its transpose. */
+  private readonly active: Int32Array;
+  private nActive = 0;
+  private readonly mark: Uint8Array;
+  private readonly xc: MatBuffer;
+  private readonly xcT: MatBuffer;
+  /** Where setParams read W0 from (rows of the active columns are copied per forward). */
+  private w0Source: Float32Array | null = null;
+  private w0Offset = 0;
+  /** W0's buffer holds the rows of the current active columns of the current weights. */
+  private w0Current = false;
+  /** Rows of the last forward's input. */
+  private rows = 0;
+  /** Batches of at least this many rows multiply only their active input columns. */
+  static compactFromRows = 16;
+  private readonly layers: number;
+  private readonly viaSigmoid: boolean;
+
+  constructor(
+    readonly sizes: readonly number[],
+    private readonly mm: Matmul,
+    readonly maxRows: number,
+  ) {
+    this.layers = sizes.length - 1;
+    this.viaSigmoid = mm.fastSigmoid;
+    let params = 0;
+    for (let l = 0; l < this.layers; l++) {
+      const [n, k] = [sizes[l]!, sizes[l + 1]!];
+      params += n * k + k;
+      this.w.push(mm.alloc(n * k));
+      this.b.push(mm.alloc(k));
+      this.wT.push(mm.alloc(l === 0 ? 0 : k * n));
+      this.h.push(mm.alloc(maxRows * k));
+      this.hT.push(mm.alloc(l + 1 === this.layers ? 0 : k * maxRows));
+      this.dz.push(mm.alloc(maxRows * k));
+      this.dh.push(mm.alloc(l === 0 ? 0 : maxRows * n));
+      this.dW.push(mm.alloc(n * k));
+    }
+    const inSize = sizes[0]!;
+    this.active = new Int32Array(inSize);
+    this.mark = new Uint8Array(inSize);
+    this.xc = mm.alloc(maxRows * inSize);
+    this.xcT = mm.alloc(inSize * maxRows);
+    this.numParams = params;
+  }
+
+  /** Hidden layers on a fast-sigmoid backend compute tanh(z) as 2 sigmoid(2z) - 1: their forward weights are doubled. */
+  private scale(l: number): number {
+    return this.viaSigmoid && l + 1 < this.layers ? 2 : 1;
+  }
+
+  /** Loads the weights from a flat vector in variable order, starting at `offset` (W0 is read from it at each forward). */
+  setParams(flat: Float32Array, offset = 0): void {
+    let o = offset;
+    for (let l = 0; l < this.layers; l++) {
+      const [n, k] = [this.sizes[l]!, this.sizes[l + 1]!];
+      const scale = this.scale(l);
+      if (l === 0) {
+        this.w0Source = flat;
+        this.w0Offset = o;
+        this.w0Current = false;
+      } else {
+        const w = this.w[l]!.view();
+        const wT = this.wT[l]!.view();
+        for (let i = 0; i < n; i++) {
+          for (let j = 0; j < k; j++) {
+            const x = flat[o + i * k + j]!;
+            w[i * k + j] = scale * x;
+            wT[j * n + i] = x;
+          }
+        }
+        this.w[l]!.touch();
+        this.wT[l]!.touch();
+      }
+      o += n * k;
+      const b = this.b[l]!.view();
+      for (let j = 0; j < k; j++) b[j] = scale * flat[o + j]!;
+      this.b[l]!.touch();
+      o += k;
+    }
+  }
+
+  /**
+   * Finds the active input columns of x's first m rows and writes x restricted
+   * to them (and its transpose). Small batches (acting) keep every column: the
+   * full W0 then stays packed in the multiply's cache between calls, which
+   * costs less than repacking a compacted W0 at every step.
+   */
+  private compactInput(x: Float32Array, m: number): void {
+    const n = this.sizes[0]!;
+    let s = 0;
+    if (m < MLPPass.compactFromRows) {
+      for (let f = 0; f < n; f++) this.active[f] = f;
+      s = n;
+    } else {
+      const mark = this.mark;
+      mark.fill(0);
+      for (let i = 0; i < m; i++) {
+        const o = i * n;
+        for (let f = 0; f < n; f++) if (x[o + f] !== 0) mark[f] = 1;
+      }
+      for (let f = 0; f < n; f++) if (mark[f]) this.active[s++] = f;
+      // an all-zero batch still multiplies one (zero) column: the output is the bias
+      if (s === 0) this.active[s++] = 0;
+    }
+    if (s !== this.nActive || s !== n) this.w0Current = false;
+    this.nActive = s;
+    const xc = this.xc.view();
+    const xcT = this.xcT.view();
+    for (let i = 0; i < m; i++) {
+      for (let c = 0; c < s; c++) {
+        const v = x[i * n + this.active[c]!]!;
+        xc[i * s + c] = v;
+        xcT[c * m + i] = v;
+      }
+    }
+  }
+
+  /** Copies the rows of W0 for the active columns into the multiply's buffer, unless they are there already. */
+  private copyW0Rows(): void {
+    if (this.w0Current) return;
+    this.w0Current = true;
+    const s = this.nActive;
+    const k = this.sizes[1]!;
+    const scale = this.scale(0);
+    const src = this.w0Source!;
+    const w0 = this.w[0]!.view();
+    for (let c = 0; c < s; c++) {
+      const from = this.w0Offset + this.active[c]! * k;
+      for (let j = 0; j < k; j++) w0[c * k + j] = scale * src[from + j]!;
+    }
+    this.w[0]!.touch();
+  }
+
+  /** Forward of `m` rows of x (m x in, row-major); returns a view of the output (m x out, valid until the next call). */
+  forward(x: Float32Array, m: number): Float32Array {
+    if (m > this.maxRows) throw new RangeError(`MLPPass: ${m} rows, built for at most ${this.maxRows}`);
+    if (this.w0Source === null) throw new Error("MLPPass: setParams() before forward()");
+    this.compactInput(x, m);
+    this.copyW0Rows();
+    this.rows = m;
+    return this.layersForward(m);
+  }
+
+  private layersForward(m: number): Float32Array {
+    let input = this.xc;
+    for (let l = 0; l < this.layers; l++) {
+      const n = l === 0 ? this.nActive : this.sizes[l]!;
+      const k = this.sizes[l + 1]!;
+      const hidden = l + 1 < this.layers;
+      this.mm.matmul(input, this.w[l]!, this.h[l]!, m, n, k, this.b[l]!, hidden && this.viaSigmoid);
+      this.flops += 2 * m * n * k;
+      if (hidden) {
+        const h = this.h[l]!.view();
+        const hT = this.hT[l]!.view();
+        for (let i = 0; i < m; i++) {
+          for (let j = 0; j < k; j++) {
+            const z = h[i * k + j]!;
+            const y = this.viaSigmoid ? 2 * z - 1 : Math.tanh(z);
+            h[i * k + j] = y;
+            hT[j * m + i] = y;
+          }
+        }
+      }
+      input = this.h[l]!;
+    }
+    return this.h[this.layers - 1]!.view().subarray(0, m * this.sizes[this.layers]!);
+  }
+
+  /** Forward of the last forward's input again, under the weights set since (its input columns are not searched again). */
+  reforward(): Float32Array {
+    this.copyW0Rows();
+    return this.layersForward(this.rows);
+  }
+
+  /**
+   * Gradients of the last forward's `m` rows, given dOut = d loss / d output
+   * (m x out). Writes them into `grads` from `offset`, in variable order.
+   */
+  backward(dOut: Float32Array, m: number, grads: Float32Array, offset = 0): void {
+    const top = this.layers - 1;
+    this.dz[top]!.view().set(dOut.subarray(0, m * this.sizes[this.layers]!));
+    this.dz[top]!.touch();
+    // gradient offsets of each layer's W and b
+    const at: number[] = [];
+    let o = offset;
+    for (let l = 0; l < this.layers; l++) {
+      at.push(o);
+      o += this.sizes[l]! * this.sizes[l + 1]! + this.sizes[l + 1]!;
+    }
+    for (let l = top; l >= 0; l--) {
+      const [n, k] = [this.sizes[l]!, this.sizes[l + 1]!];
+      if (l === 0) {
+        // dW0 = x^T dz on the active columns; the other rows' gradient is exactly 0
+        const s = this.nActive;
+        this.mm.matmul(this.xcT, this.dz[0]!, this.dW[0]!, s, m, k);
+        this.flops += 2 * s * m * k;
+        grads.fill(0, at[0]!, at[0]! + n * k);
+        const dW = this.dW[0]!.view();
+        for (let c = 0; c < s; c++) grads.set(dW.subarray(c * k, (c + 1) * k), at[0]! + this.active[c]! * k);
+      } else {
+        // dW = h^T dz
+        this.mm.matmul(this.hT[l - 1]!, this.dz[l]!, this.dW[l]!, n, m, k);
+        this.flops += 2 * n * m * k;
+        grads.set(this.dW[l]!.view().subarray(0, n * k), at[l]!);
+      }
+      // db = column sums of dz
+      const dz = this.dz[l]!.view();
+      const gb = at[l]! + n * k;
+      for (let j = 0; j < k; j++) grads[gb + j] = 0;
+      for (let i = 0; i < m; i++) for (let j = 0; j < k; j++) grads[gb + j]! += dz[i * k + j]!;
+      if (l > 0) {
+        // dh = dz W^T, then through tanh: dz' = dh (1 - h^2)
+        this.mm.matmul(this.dz[l]!, this.wT[l]!, this.dh[l]!, m, k, n);
+        this.flops += 2 * m * k * n;
+        const dh = this.dh[l]!.view();
+        const h = this.h[l - 1]!.view();
+        const dzPrev = this.dz[l - 1]!.view();
+        for (let i = 0; i < m * n; i++) dzPrev[i] = dh[i]! * (1 - h[i]! * h[i]!);
+        this.dz[l - 1]!.touch();
+      }
+    }
+  }
+
+  dispose(): void {
+    for (const list of [this.w, this.b, this.wT, this.h, this.hT, this.dz, this.dh, this.dW]) for (const buf of list) this.mm.free(buf);
+    this.mm.free(this.xc);
+    this.mm.free(this.xcT);
+  }
+}
+
+/**
+ * Acting through MLPPass where the backend multiplies fast (wasm: XNNPACK),
+ * about 8 times forwardJS's speed at a vector env's batch; the weights are
+ * reloaded whenever the MLP's syncJS() ran (once per update). Elsewhere
+ * forward() returns false and the caller uses forwardJS (exact, and the cpu
+ * backend's determinism stays bit for bit).
+ */
+export class FastForward {
+  private state: { backend: string; rows: number; mm: Matmul; passes: MLPPass[]; versions: number[] } | null = null;
+
+  constructor(private readonly nets: readonly MLP[]) {}
+
+  /** Writes net `i`'s outputs for `batch` rows of obs into `out`; false when this backend has no fast path. */
+  forward(i: number, obs: Float32Array, batch: number, out: Float32Array): boolean {
+    const backend = tf.getBackend();
+    if (backend !== "wasm") return false;
+    let s = this.state;
+    if (!s || s.backend !== backend || s.rows < batch) {
+      this.dispose();
+      const mm = createMatmul();
+      const rows = Math.max(batch, s?.rows ?? 0);
+      s = this.state = {
+        backend,
+        rows,
+        mm,
+        passes: this.nets.map((n) => new MLPPass(n.sizes, mm, rows)),
+        versions: this.nets.map(() => -1),
+      };
+    }
+    const net = this.nets[i]!;
+    const pass = s.passes[i]!;
+    if (s.versions[i] !== net.weightsVersion) {
+      pass.setParams(readFlat(net.variables));
+      s.versions[i] = net.weightsVersion;
+    }
+    out.set(pass.forward(obs, batch));
+    return true;
+  }
+
+  dispose(): void {
+    if (!this.state) return;
+    for (const p of this.state.passes) p.dispose();
+    this.state = null;
+  }
+}
+
+/** Adam's state over one flat parameter vector: parameters and both moments, as plain arrays. */
+export interface FlatAdamState {
+  params: Float32Array;
+  m: Float32Array;
+  v: Float32Array;
+  /** Steps taken (bias correction). */
+  t: number;
+}
+
+/**
+ * One Adam step over flat arrays, the same rule as the Adam class (PyTorch's:
+ * bias-corrected step size, eps outside the square root) after the same
+ * global-norm clipping, fused into one pass; returns the pre-clip norm.
+ */
+export function adamStepFlat(s: FlatAdamState, grads: Float32Array, lr: number, opts: AdamOptions, maxGradNorm: number | null): number {
+  s.t++;
+  const { beta1, beta2, eps } = opts;
+  const stepSize = lr / (1 - beta1 ** s.t);
+  const rootBc2 = 1 / Math.sqrt(1 - beta2 ** s.t);
+  let sq = 0;
+  for (let i = 0; i < grads.length; i++) sq += grads[i]! * grads[i]!;
+  const norm = Math.sqrt(sq);
+  const scale = maxGradNorm === null ? 1 : Math.min(1, maxGradNorm / (norm + 1e-6));
+  const { params, m, v } = s;
+  for (let i = 0; i < grads.length; i++) {
+    const g = grads[i]! * scale;
+    const mi = beta1 * m[i]! + (1 - beta1) * g;
+    const vi = beta2 * v[i]! + (1 - beta2) * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    params[i]! -= (stepSize * mi) / (Math.sqrt(vi) * rootBc2 + eps);
+  }
+  return norm;
+}
+
+/** Concatenates the variables' values into one flat array (in order). */
+export function readFlat(vars: readonly tf.Variable[], out?: Float32Array): Float32Array {
+  const total = vars.reduce((n, v) => n + v.size, 0);
+  const flat = out ?? new Float32Array(total);
+  let o = 0;
+  for (const v of vars) {
+    flat.set(v.dataSync() as Float32Array, o);
+    o += v.size;
+  }
+  return flat;
+}
+
+/** Assigns a flat array back to the variables (in order). */
+export function writeFlat(vars: readonly tf.Variable[], flat: Float32Array): void {
+  let o = 0;
+  for (const v of vars) {
+    const part = flat.slice(o, o + v.size);
+    tf.tidy(() => v.assign(tf.tensor(part, v.shape)));
+    o += v.size;
   }
 }
 

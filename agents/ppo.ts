@@ -8,8 +8,12 @@
  *    reward of the truncated step and the episode is then treated as ended
  *    (CleanRL treats truncation as termination). `bootstrapTruncated: false`
  *    restores CleanRL's behaviour.
- *  - Acting runs the networks in plain JavaScript on the whole vector batch,
- *    with weights copied out of tfjs once per update; training runs in tfjs.
+ *  - Acting runs the networks on the whole vector batch outside tfjs (plain
+ *    JavaScript, or XNNPACK directly on wasm), with weights copied out once
+ *    per update. Training does not go through tfjs operations either: the
+ *    update below calls small named functions (MLPPass forward/backward,
+ *    ppoLossGrad, adamStepFlat), each tested against the tfjs/autodiff or
+ *    plain reference it replaces; tfjs holds the weights (save/load).
  *  - Loss metrics are means over all minibatches of the update (CleanRL logs
  *    the last minibatch's).
  *  - A gap in the stream of transitions (learning paused, env rebuilt by the
@@ -24,7 +28,23 @@ import { NullableNumber, validate } from "../envs/schema.ts";
 import { bool, hiddenSizes, int, num } from "./config.ts";
 import type { ActContext, ActResult, Agent, AgentEnvInfo, Transition, UpdateStats } from "./core.ts";
 import { Ledger, LedgerBuilder } from "./ledger.ts";
-import { Adam, MLP, argmaxRow, logSoftmax, meanStd, permutation, sampleRow, softmax } from "./networks.ts";
+import { type Matmul, createMatmul } from "./backend.ts";
+import {
+  Adam,
+  FastForward,
+  type FlatAdamState,
+  MLP,
+  MLPPass,
+  adamStepFlat,
+  argmaxRow,
+  logSoftmax,
+  meanStd,
+  permutation,
+  readFlat,
+  sampleRow,
+  softmax,
+  writeFlat,
+} from "./networks.ts";
 import { assignVariables, checkEnvCompatible, loadAgentFiles, saveAgentFiles } from "./persist.ts";
 import { registerAgent } from "./registry.ts";
 
@@ -92,10 +112,16 @@ export function ppoComputed(config: PPOConfig, numEnvs: number): PPOComputed {
   };
 }
 
-/** CleanRL's schedule, lr x (1 - (iteration - 1) / numIterations), held at 0 past the horizon. */
+/**
+ * CleanRL's schedule, lr x (1 - (iteration - 1) / numIterations), over the
+ * training budget. Past the horizon (continued learning: extinction probes,
+ * live interventions after the budget) the configured rate applies again,
+ * constant: a new phase of learning starts at the rate training started with,
+ * instead of learning nothing at an annealed rate of 0 (docs/agents.md).
+ */
 export function annealedLearningRate(config: PPOConfig, computed: PPOComputed, iteration: number): number {
-  if (!config.annealLr) return config.learningRate;
-  return config.learningRate * Math.max(0, 1 - (iteration - 1) / computed.numIterations);
+  if (!config.annealLr || iteration > computed.numIterations) return config.learningRate;
+  return config.learningRate * (1 - (iteration - 1) / computed.numIterations);
 }
 
 // ---------------------------------------------------------------- maths (pure, tested against reference loops)
@@ -213,6 +239,110 @@ export function ppoLossJS(
   return { loss: policyLoss - c.entCoef * entropy + c.vfCoef * valueLoss, policyLoss, valueLoss, entropy };
 }
 
+/** One minibatch as the loss sees it: network outputs and rollout data, row j of m. */
+export interface PPOMinibatch {
+  /** m x nActions policy logits. */
+  logits: Float32Array;
+  /** m values V(s). */
+  values: Float32Array;
+  actions: ArrayLike<number>;
+  oldLogp: ArrayLike<number>;
+  /** As used in the loss (normalised when normAdv). */
+  advantages: ArrayLike<number>;
+  returns: ArrayLike<number>;
+  oldValues: ArrayLike<number>;
+  m: number;
+  nActions: number;
+}
+
+/** Where ppoLossGrad writes: gradients with respect to the outputs, and per-sample figures. */
+export interface PPOLossGradOut {
+  /** m x nActions: d loss / d logits. */
+  dLogits: Float32Array;
+  /** m: d loss / d V(s). */
+  dValues: Float32Array;
+  logratio: Float32Array;
+  ratio: Float32Array;
+  /** m: each sample's coefficient on grad log pi(a|s) in the loss's negative gradient (0 where the clip stops it): the ledger's unit. */
+  pgCoef: Float32Array;
+}
+
+/**
+ * ppoLoss and its gradient with respect to the networks' outputs (logits and
+ * values), written out by hand in one pass over plain arrays: what
+ * tf.variableGrads derives through ppoLoss, log-softmax and the entropy
+ * (test: equal to autodiff). tf.maximum passes gradient to its first argument
+ * on ties and clipByValue inside its closed range; so does this.
+ */
+export function ppoLossGrad(
+  b: PPOMinibatch,
+  c: PPOLossCoefs,
+  out: PPOLossGradOut,
+): { loss: number; policyLoss: number; valueLoss: number; entropy: number } {
+  const { m, nActions: A } = b;
+  const inv = 1 / m;
+  let pg = 0;
+  let vl = 0;
+  let ent = 0;
+  for (let j = 0; j < m; j++) {
+    const o = j * A;
+    // log-softmax and entropy of the row
+    let max = -Infinity;
+    for (let a = 0; a < A; a++) max = Math.max(max, b.logits[o + a]!);
+    let sum = 0;
+    for (let a = 0; a < A; a++) sum += Math.exp(b.logits[o + a]! - max);
+    const lse = max + Math.log(sum);
+    let h = 0;
+    for (let a = 0; a < A; a++) {
+      const lp = b.logits[o + a]! - lse;
+      h -= Math.exp(lp) * lp;
+    }
+    ent += h;
+    // the clipped surrogate: max(-A r, -A clip(r)); d/d log pi(a|s) = -A r where the chosen term passes gradient
+    const act = b.actions[j]!;
+    const adv = b.advantages[j]!;
+    const logratio = b.logits[o + act]! - lse - b.oldLogp[j]!;
+    const ratio = Math.exp(logratio);
+    const lo = 1 - c.clipCoef;
+    const hi = 1 + c.clipCoef;
+    const clipped = Math.min(Math.max(ratio, lo), hi);
+    const pg1 = -adv * ratio;
+    const pg2 = -adv * clipped;
+    const coef = pg1 >= pg2 || (ratio >= lo && ratio <= hi) ? adv * ratio : 0;
+    pg += Math.max(pg1, pg2);
+    out.logratio[j] = logratio;
+    out.ratio[j] = ratio;
+    out.pgCoef[j] = coef * inv;
+    // d loss / d logits: policy term through log pi(a|s), entropy bonus through every logit
+    const gLogp = -coef * inv;
+    for (let a = 0; a < A; a++) {
+      const lp = b.logits[o + a]! - lse;
+      const p = Math.exp(lp);
+      out.dLogits[o + a] = gLogp * ((a === act ? 1 : 0) - p) + c.entCoef * inv * p * (lp + h);
+    }
+    // the value loss, 0.5 mean(max(unclipped, clipped)) or 0.5 mean(unclipped)
+    const v = b.values[j]!;
+    const ret = b.returns[j]!;
+    const un = (v - ret) ** 2;
+    let dv = v - ret;
+    if (c.clipVloss) {
+      const d = v - b.oldValues[j]!;
+      const dc = Math.min(Math.max(d, -c.clipCoef), c.clipCoef);
+      const vc = b.oldValues[j]! + dc;
+      const cl = (vc - ret) ** 2;
+      vl += Math.max(un, cl);
+      if (un < cl) dv = d >= -c.clipCoef && d <= c.clipCoef ? vc - ret : 0;
+    } else {
+      vl += un;
+    }
+    out.dValues[j] = c.vfCoef * inv * dv;
+  }
+  const policyLoss = pg * inv;
+  const valueLoss = 0.5 * vl * inv;
+  const entropy = ent * inv;
+  return { loss: policyLoss - c.entCoef * entropy + c.vfCoef * valueLoss, policyLoss, valueLoss, entropy };
+}
+
 /**
  * Whether the clipped surrogate passes gradient for a sample: min(r A, clip(r) A)
  * picks the unclipped term (ratio inside the clip range, or outside it on the
@@ -274,6 +404,12 @@ export class PPOAgent implements Agent {
   private readonly lastDone: Uint8Array;
   private haveLast = false;
   private scratch = new Map<number, { logits: Float32Array; values: Float32Array }>();
+  /** The training fast path's buffers, built at the first update on the current backend. */
+  private fast: { backend: string; rows: number; mm: Matmul; actor: MLPPass; critic: MLPPass } | null = null;
+  /** The actor and critic's forward for acting on the fast backend (forwardJS elsewhere). */
+  private readonly acting: FastForward;
+  /** Cumulative time inside learn() by phase, and the multiply-add FLOPs done (for the bench). */
+  readonly timing = { forwardMs: 0, backwardMs: 0, optimiserMs: 0, flops: 0 };
   private readonly one = new Float32Array(1);
 
   constructor(
@@ -291,6 +427,7 @@ export class PPOAgent implements Agent {
     this.actor = new MLP([env.obsSize, ...h, env.nActions], initRng, { hiddenGain: Math.SQRT2, outputGain: 0.01 });
     this.critic = new MLP([env.obsSize, ...h, 1], initRng, { hiddenGain: Math.SQRT2, outputGain: 1 });
     this.optimizer = new Adam([...this.actor.variables, ...this.critic.variables], { beta1: 0.9, beta2: 0.999, eps: config.adamEps });
+    this.acting = new FastForward([this.actor, this.critic]);
     const B = this.computed.batchSize;
     this.obs = new Float32Array(B * env.obsSize);
     this.actions = new Int32Array(B);
@@ -312,8 +449,8 @@ export class PPOAgent implements Agent {
   act(obs: Float32Array, ctx: ActContext): ActResult {
     const batch = obs.length / this.obsSize;
     const { logits, values } = this.buffers(batch);
-    this.actor.forwardJS(obs, batch, logits);
-    this.critic.forwardJS(obs, batch, values);
+    if (!this.acting.forward(0, obs, batch, logits)) this.actor.forwardJS(obs, batch, logits);
+    if (!this.acting.forward(1, obs, batch, values)) this.critic.forwardJS(obs, batch, values);
     const logp = logSoftmax(logits, batch, this.nActions, logits);
     const actions = new Int32Array(batch);
     const logProbs = new Float32Array(batch);
@@ -390,6 +527,13 @@ export class PPOAgent implements Agent {
     return this.step >= this.config.numSteps;
   }
 
+  /** Drops the rollout collected so far: the next update learns only from transitions observed after this call. */
+  resetRollout(): void {
+    this.step = 0;
+    this.haveLast = false;
+    this.lastDone.fill(0);
+  }
+
   // GAE
 
   /** Advantages and returns of the rollout collected so far (no side effects; learn() uses it). */
@@ -412,6 +556,30 @@ export class PPOAgent implements Agent {
 
   // update
 
+  /** Buffers for minibatches of up to `rows` rows on the current backend (rebuilt if the backend changed). */
+  private fastPath(rows: number): NonNullable<PPOAgent["fast"]> {
+    const backend = tf.getBackend();
+    if (this.fast && this.fast.backend === backend && this.fast.rows >= rows) return this.fast;
+    this.disposeFast();
+    const mm = createMatmul();
+    this.fast = {
+      backend,
+      rows,
+      mm,
+      actor: new MLPPass(this.actor.sizes, mm, rows),
+      critic: new MLPPass(this.critic.sizes, mm, rows),
+    };
+    return this.fast;
+  }
+
+  private disposeFast(): void {
+    if (!this.fast) return;
+    const f = this.fast;
+    f.actor.dispose();
+    f.critic.dispose();
+    this.fast = null;
+  }
+
   learn(): UpdateStats {
     if (this.step === 0) throw new Error("ppo: learn() with an empty rollout");
     const c = this.config;
@@ -423,17 +591,35 @@ export class PPOAgent implements Agent {
     const iteration = this.updates + 1;
     const lr = annealedLearningRate(c, this.computed, iteration);
 
+    // the weights and Adam's moments as flat arrays for the whole update (written back at its end)
+    const fast = this.fastPath(M);
+    const params = [...this.actor.variables, ...this.critic.variables];
+    const adam: FlatAdamState = {
+      params: readFlat(params),
+      m: readFlat([this.optimizer.m]),
+      v: readFlat([this.optimizer.v]),
+      t: this.optimizer.t,
+    };
+    const nActor = fast.actor.numParams;
+    const grads = new Float32Array(adam.params.length);
     const mbObs = new Float32Array(M * S);
-    const mbObsT = new Float32Array(S * M);
-    const mbMask = new Float32Array(M * A);
+    const flopsBefore = fast.actor.flops + fast.critic.flops;
+    const mbActions = new Int32Array(M);
     const mbOldLogp = new Float32Array(M);
     const mbAdv = new Float32Array(M);
     const mbRet = new Float32Array(M);
     const mbOldV = new Float32Array(M);
+    const g: PPOLossGradOut = {
+      dLogits: new Float32Array(M * A),
+      dValues: new Float32Array(M),
+      logratio: new Float32Array(M),
+      ratio: new Float32Array(M),
+      pgCoef: new Float32Array(M),
+    };
     const ledgerWeights = new Float64Array(B);
     const sums = { policyLoss: 0, valueLoss: 0, entropy: 0, approxKl: 0, oldApproxKl: 0, clipfrac: 0, minibatches: 0 };
-    const params = [...this.actor.variables, ...this.critic.variables];
     const perm = new Int32Array(B);
+    const t = this.timing;
 
     for (let epoch = 0; epoch < c.updateEpochs; epoch++) {
       permutation(B, this.learnRng, perm);
@@ -441,12 +627,11 @@ export class PPOAgent implements Agent {
       for (let start = 0; start < B; start += M) {
         const idx = perm.subarray(start, Math.min(start + M, B));
         const m = idx.length;
-        mbMask.fill(0);
+        const t0 = performance.now();
+        gatherRows(this.obs, S, idx, mbObs);
         for (let j = 0; j < m; j++) {
           const b = idx[j]!;
-          mbObs.set(this.obs.subarray(b * S, (b + 1) * S), j * S);
-          for (let f = 0; f < S; f++) mbObsT[f * m + j] = this.obs[b * S + f]!;
-          mbMask[j * A + this.actions[b]!] = 1;
+          mbActions[j] = this.actions[b]!;
           mbOldLogp[j] = this.logProbs[b]!;
           mbAdv[j] = advantages[b]!;
           mbRet[j] = returns[b]!;
@@ -457,54 +642,42 @@ export class PPOAgent implements Agent {
           for (let j = 0; j < m; j++) mbAdv[j] = (mbAdv[j]! - mean) / (std + 1e-8);
         }
 
-        const out = tf.tidy(() => {
-          const x = tf.tensor2d(mbObs.subarray(0, m * S), [m, S]);
-          // the transpose, built here, spares the first layers' gradient a tfjs transpose
-          const xT = tf.tensor2d(mbObsT.subarray(0, S * m), [S, m]);
-          const mask = tf.tensor2d(mbMask.subarray(0, m * A), [m, A]);
-          const inputs = {
-            oldLogp: tf.tensor1d(mbOldLogp.subarray(0, m)),
-            advantages: tf.tensor1d(mbAdv.subarray(0, m)),
-            returns: tf.tensor1d(mbRet.subarray(0, m)),
-            oldValue: tf.tensor1d(mbOldV.subarray(0, m)),
-          };
-          let report: tf.Tensor | null = null;
-          const { grads } = tf.variableGrads(() => {
-            const logpAll = tf.logSoftmax(this.actor.apply(x, xT));
-            const newLogp = tf.sum(tf.mul(logpAll, mask), 1) as tf.Tensor1D;
-            const entropy = tf.neg(tf.sum(tf.mul(tf.exp(logpAll), logpAll), 1)) as tf.Tensor1D;
-            const newValue = tf.reshape(this.critic.apply(x, xT), [-1]) as tf.Tensor1D;
-            const l = ppoLoss({ ...inputs, newLogp, entropy, newValue }, c);
-            report = tf.keep(tf.concat([l.logratio, l.ratio, tf.stack([l.policyLoss, l.valueLoss, l.entropy])]));
-            return l.loss;
-          }, params);
-          this.optimizer
-            .step(
-              params.map((p) => grads[p.name]!),
-              lr,
-              c.maxGradNorm,
-            )
-            .dispose();
-          return report!;
-        });
-        const r = out.dataSync();
-        out.dispose();
+        // forward, loss, backward, Adam
+        fast.actor.setParams(adam.params, 0);
+        fast.critic.setParams(adam.params, nActor);
+        const logits = fast.actor.forward(mbObs, m);
+        const values = fast.critic.forward(mbObs, m);
+        const l = ppoLossGrad(
+          { logits, values, actions: mbActions, oldLogp: mbOldLogp, advantages: mbAdv, returns: mbRet, oldValues: mbOldV, m, nActions: A },
+          c,
+          g,
+        );
+        const t1 = performance.now();
+        fast.actor.backward(g.dLogits, m, grads, 0);
+        fast.critic.backward(g.dValues, m, grads, nActor);
+        const t2 = performance.now();
+        adamStepFlat(adam, grads, lr, this.optimizer.opts, c.maxGradNorm);
+        const t3 = performance.now();
+        t.forwardMs += t1 - t0;
+        t.backwardMs += t2 - t1;
+        t.optimiserMs += t3 - t2;
 
         let kl = 0;
         let oldKl = 0;
         let clipped = 0;
         for (let j = 0; j < m; j++) {
-          const logratio = r[j]!;
-          const ratio = r[m + j]!;
+          const logratio = g.logratio[j]!;
+          const ratio = g.ratio[j]!;
           oldKl += -logratio;
           kl += ratio - 1 - logratio;
           if (Math.abs(ratio - 1) > c.clipCoef) clipped++;
-          if (clipPassesGradient(ratio, mbAdv[j]!, c.clipCoef)) ledgerWeights[idx[j]!] += mbAdv[j]!;
+          // the sample's coefficient on grad log pi in this minibatch's loss (0 where the clip stops it)
+          ledgerWeights[idx[j]!] += g.pgCoef[j]!;
         }
         lastApproxKl = kl / m;
-        sums.policyLoss += r[2 * m]!;
-        sums.valueLoss += r[2 * m + 1]!;
-        sums.entropy += r[2 * m + 2]!;
+        sums.policyLoss += l.policyLoss;
+        sums.valueLoss += l.valueLoss;
+        sums.entropy += l.entropy;
         sums.approxKl += kl / m;
         sums.oldApproxKl += oldKl / m;
         sums.clipfrac += clipped / m;
@@ -513,6 +686,11 @@ export class PPOAgent implements Agent {
       if (c.targetKl !== null && lastApproxKl > c.targetKl) break;
     }
 
+    t.flops += fast.actor.flops + fast.critic.flops - flopsBefore;
+    writeFlat(params, adam.params);
+    writeFlat([this.optimizer.m], adam.m);
+    writeFlat([this.optimizer.v], adam.v);
+    this.optimizer.t = adam.t;
     this.actor.syncJS();
     this.critic.syncJS();
     const ledgerBuilder = new LedgerBuilder(A);
@@ -583,10 +761,17 @@ export class PPOAgent implements Agent {
   }
 
   dispose(): void {
+    this.disposeFast();
+    this.acting.dispose();
     this.actor.dispose();
     this.critic.dispose();
     this.optimizer.dispose();
   }
+}
+
+/** Copies rows idx of a row-major matrix (rows of `size`) into x (m x size). */
+export function gatherRows(src: Float32Array, size: number, idx: ArrayLike<number>, x: Float32Array): void {
+  for (let j = 0; j < idx.length; j++) x.set(src.subarray(idx[j]! * size, (idx[j]! + 1) * size), j * size);
 }
 
 function rowsEqual(a: Float32Array, b: Float32Array, row: number, size: number): boolean {

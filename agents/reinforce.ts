@@ -35,7 +35,22 @@ import { NullableNumber, validate } from "../envs/schema.ts";
 import { bool, hiddenSizes, int, num } from "./config.ts";
 import type { ActContext, ActResult, Agent, AgentEnvInfo, Transition, UpdateStats } from "./core.ts";
 import { Ledger, LedgerBuilder } from "./ledger.ts";
-import { Adam, MLP, RunningMoments, argmaxRow, logSoftmax, sampleRow, softmax } from "./networks.ts";
+import { type Matmul, createMatmul } from "./backend.ts";
+import {
+  Adam,
+  FastForward,
+  type FlatAdamState,
+  MLP,
+  MLPPass,
+  RunningMoments,
+  adamStepFlat,
+  argmaxRow,
+  logSoftmax,
+  readFlat,
+  sampleRow,
+  softmax,
+  writeFlat,
+} from "./networks.ts";
 import { assignVariables, checkEnvCompatible, loadAgentFiles, saveAgentFiles } from "./persist.ts";
 import { registerAgent } from "./registry.ts";
 
@@ -91,6 +106,47 @@ export function meanKL(oldLogp: Float32Array, newLogp: Float32Array, batch: numb
   return kl / batch;
 }
 
+/**
+ * REINFORCE's policy loss, -mean(w log pi(a|s)) - entCoef mean(H), and its
+ * gradient with respect to the logits, by hand in one pass (what tfjs
+ * autodiff derives through log-softmax and the entropy; test: equal).
+ */
+export function reinforceLossGrad(
+  b: { logits: Float32Array; actions: ArrayLike<number>; weights: ArrayLike<number>; m: number; nActions: number },
+  entCoef: number,
+  dLogits: Float32Array,
+): { loss: number; policyLoss: number; entropy: number } {
+  const { m, nActions: A } = b;
+  const inv = 1 / m;
+  let pl = 0;
+  let ent = 0;
+  for (let j = 0; j < m; j++) {
+    const o = j * A;
+    let max = -Infinity;
+    for (let a = 0; a < A; a++) max = Math.max(max, b.logits[o + a]!);
+    let sum = 0;
+    for (let a = 0; a < A; a++) sum += Math.exp(b.logits[o + a]! - max);
+    const lse = max + Math.log(sum);
+    let h = 0;
+    for (let a = 0; a < A; a++) {
+      const lp = b.logits[o + a]! - lse;
+      h -= Math.exp(lp) * lp;
+    }
+    const act = b.actions[j]!;
+    const w = b.weights[j]!;
+    pl -= w * (b.logits[o + act]! - lse);
+    ent += h;
+    for (let a = 0; a < A; a++) {
+      const lp = b.logits[o + a]! - lse;
+      const p = Math.exp(lp);
+      dLogits[o + a] = -w * inv * ((a === act ? 1 : 0) - p) + entCoef * inv * p * (lp + h);
+    }
+  }
+  const policyLoss = pl * inv;
+  const entropy = ent * inv;
+  return { loss: policyLoss - entCoef * entropy, policyLoss, entropy };
+}
+
 // ---------------------------------------------------------------- the agent
 
 /** One episode as collected: observations row by row, actions, rewards, state keys. */
@@ -129,6 +185,16 @@ export class ReinforceAgent implements Agent {
   private readonly lastNextObs: Float32Array;
   private readonly lastDone: Uint8Array;
   private haveLast = false;
+  /** The policy's and the baseline's forward on the fast backend (forwardJS elsewhere). */
+  private readonly acting: FastForward;
+  /** The training fast path's buffers, built at the first update on the current backend. */
+  private fast: {
+    backend: string;
+    rows: number;
+    mm: Matmul;
+    actor: MLPPass;
+    critic: MLPPass | null;
+  } | null = null;
 
   constructor(
     readonly env: AgentEnvInfo,
@@ -146,6 +212,7 @@ export class ReinforceAgent implements Agent {
     const adam = { beta1: 0.9, beta2: 0.999, eps: config.adamEps };
     this.policyOptimizer = new Adam(this.actor.variables, adam);
     this.valueOptimizer = this.critic ? new Adam(this.critic.variables, adam) : null;
+    this.acting = new FastForward(this.critic ? [this.actor, this.critic] : [this.actor]);
     this.open = Array.from({ length: env.numEnvs }, newEpisode);
     this.lastNextObs = new Float32Array(env.numEnvs * env.obsSize);
     this.lastDone = new Uint8Array(env.numEnvs);
@@ -153,7 +220,9 @@ export class ReinforceAgent implements Agent {
 
   act(obs: Float32Array, ctx: ActContext): ActResult {
     const batch = obs.length / this.obsSize;
-    const logp = logSoftmax(this.actor.forwardJS(obs, batch), batch, this.nActions);
+    const logits = new Float32Array(batch * this.nActions);
+    if (!this.acting.forward(0, obs, batch, logits)) this.actor.forwardJS(obs, batch, logits);
+    const logp = logSoftmax(logits, batch, this.nActions, logits);
     const actions = new Int32Array(batch);
     const logProbs = new Float32Array(batch);
     for (let s = 0; s < batch; s++) {
@@ -208,6 +277,14 @@ export class ReinforceAgent implements Agent {
     return this.finished.length >= this.config.episodesPerUpdate;
   }
 
+  /** Drops queued and running episodes: the next update learns only from transitions observed after this call. */
+  resetRollout(): void {
+    this.finished = [];
+    this.open = Array.from({ length: this.numEnvs }, newEpisode);
+    this.haveLast = false;
+    this.lastDone.fill(0);
+  }
+
   // returns
 
   /** The batch of finished episodes flattened, with returns and policy-gradient weights. */
@@ -235,7 +312,7 @@ export class ReinforceAgent implements Agent {
         stateKeys[b] = e.stateKeys[t]!;
       }
     }
-    const values = this.critic ? this.critic.forwardJS(obs, B) : null;
+    const values = this.critic ? this.forwardOf(1, obs, B) : null;
     const returns = new Float32Array(B);
     b = 0;
     for (const e of episodes) {
@@ -257,81 +334,113 @@ export class ReinforceAgent implements Agent {
 
   // update
 
+  /** Buffers for batches of up to `rows` rows on the current backend (rebuilt when a batch is larger or the backend changed). */
+  private fastPath(rows: number): NonNullable<ReinforceAgent["fast"]> {
+    const backend = tf.getBackend();
+    if (this.fast && this.fast.backend === backend && this.fast.rows >= rows) return this.fast;
+    // grow by half again, so that a run's batches settle on one allocation
+    const size = Math.max(rows, Math.ceil((this.fast?.rows ?? 0) * 1.5));
+    this.disposeFast();
+    const mm = createMatmul();
+    this.fast = {
+      backend,
+      rows: size,
+      mm,
+      actor: new MLPPass(this.actor.sizes, mm, size),
+      critic: this.critic ? new MLPPass(this.critic.sizes, mm, size) : null,
+    };
+    return this.fast;
+  }
+
+  private disposeFast(): void {
+    if (!this.fast) return;
+    const f = this.fast;
+    f.actor.dispose();
+    f.critic?.dispose();
+    this.fast = null;
+  }
+
+  /** The actor's (0) or the critic's (1) outputs for a batch: through the fast backend where there is one, else forwardJS. */
+  private forwardOf(net: 0 | 1, obs: Float32Array, batch: number): Float32Array {
+    const mlp = net === 0 ? this.actor : this.critic!;
+    const out = new Float32Array(batch * mlp.outputSize);
+    if (!this.acting.forward(net, obs, batch, out)) mlp.forwardJS(obs, batch, out);
+    return out;
+  }
+
+  /** A network's weights and its optimiser's moments as flat arrays, for one update. */
+  private flatState(vars: tf.Variable[], opt: Adam): FlatAdamState {
+    return { params: readFlat(vars), m: readFlat([opt.m]), v: readFlat([opt.v]), t: opt.t };
+  }
+
+  private storeFlat(vars: tf.Variable[], opt: Adam, s: FlatAdamState): void {
+    writeFlat(vars, s.params);
+    writeFlat([opt.m], s.m);
+    writeFlat([opt.v], s.v);
+    opt.t = s.t;
+  }
+
   learn(): UpdateStats {
     if (this.finished.length === 0) throw new Error("reinforce: learn() without a finished episode");
     const c = this.config;
-    const S = this.obsSize;
     const A = this.nActions;
     const lr = c.learningRate;
     const batch = this.batchTargets();
     const B = batch.actions.length;
-    const oldLogp = logSoftmax(this.actor.forwardJS(batch.obs, B), B, A);
+    const oldLogp = logSoftmax(this.forwardOf(0, batch.obs, B), B, A);
+    const fast = this.fastPath(B);
 
-    const obsT = new Float32Array(S * B);
-    const mask = new Float32Array(B * A);
-    for (let k = 0; k < B; k++) {
-      mask[k * A + batch.actions[k]!] = 1;
-      for (let f = 0; f < S; f++) obsT[f * B + k] = batch.obs[k * S + f]!;
-    }
     // the policy: one gradient step on the batch
-    const x = tf.tensor2d(batch.obs, [B, S]);
-    const xT = tf.tensor2d(obsT, [S, B]);
-    const report = tf.tidy(() => {
-      const m = tf.tensor2d(mask, [B, A]);
-      const w = tf.tensor1d(batch.weights);
-      let stats: tf.Tensor | null = null;
-      const { grads } = tf.variableGrads(() => {
-        const logpAll = tf.logSoftmax(this.actor.apply(x, xT));
-        const logp = tf.sum(tf.mul(logpAll, m), 1);
-        const entropy = tf.mean(tf.neg(tf.sum(tf.mul(tf.exp(logpAll), logpAll), 1))) as tf.Scalar;
-        const policyLoss = tf.neg(tf.mean(tf.mul(logp, w))) as tf.Scalar;
-        stats = tf.keep(tf.stack([policyLoss, entropy]));
-        return tf.sub(policyLoss, tf.mul(c.entCoef, entropy)) as tf.Scalar;
-      }, this.actor.variables);
-      this.policyOptimizer
-        .step(
-          this.actor.variables.map((p) => grads[p.name]!),
-          lr,
-          c.maxGradNorm,
-        )
-        .dispose();
-      return stats!;
-    });
-    const [policyLoss, entropy] = report.dataSync();
-    report.dispose();
+    const policy = this.flatState(this.actor.variables, this.policyOptimizer);
+    fast.actor.setParams(policy.params);
+    const dLogits = new Float32Array(B * A);
+    const pol = reinforceLossGrad(
+      { logits: fast.actor.forward(batch.obs, B), actions: batch.actions, weights: batch.weights, m: B, nActions: A },
+      c.entCoef,
+      dLogits,
+    );
+    const policyGrads = new Float32Array(fast.actor.numParams);
+    fast.actor.backward(dLogits, B, policyGrads);
+    adamStepFlat(policy, policyGrads, lr, this.policyOptimizer.opts, c.maxGradNorm);
+    this.storeFlat(this.actor.variables, this.policyOptimizer, policy);
 
     // the baseline: several steps towards the batch's returns, so that it tracks the current policy
     let valueLoss = NaN;
-    if (this.critic && this.valueOptimizer) {
-      const critic = this.critic;
-      const g = tf.tensor1d(batch.returns);
+    if (this.critic && this.valueOptimizer && fast.critic) {
+      const value = this.flatState(this.critic.variables, this.valueOptimizer);
+      const dV = new Float32Array(B);
+      const valueGrads = new Float32Array(fast.critic.numParams);
       for (let step = 0; step < c.valueSteps; step++) {
-        const loss = tf.tidy(() => {
-          const { value, grads } = tf.variableGrads(
-            () => tf.mul(0.5, tf.mean(tf.squaredDifference(tf.reshape(critic.apply(x, xT), [-1]), g))) as tf.Scalar,
-            critic.variables,
-          );
-          this.valueOptimizer!.step(
-            critic.variables.map((p) => grads[p.name]!),
-            c.valueLearningRate,
-            c.maxGradNorm,
-          ).dispose();
-          return value;
-        });
+        fast.critic.setParams(value.params);
+        // the same batch every step: its input columns are found once
+        const v = step === 0 ? fast.critic.forward(batch.obs, B) : fast.critic.reforward();
+        // 0.5 mean((V - G)^2) and its gradient (V - G) / B
+        let loss = 0;
+        for (let k = 0; k < B; k++) {
+          const d = v[k]! - batch.returns[k]!;
+          loss += d * d;
+          dV[k] = d / B;
+        }
         // the loss before fitting: how well the baseline predicted this batch
-        if (step === 0) valueLoss = loss.dataSync()[0]!;
-        loss.dispose();
+        if (step === 0) valueLoss = (0.5 * loss) / B;
+        fast.critic.backward(dV, B, valueGrads);
+        adamStepFlat(value, valueGrads, c.valueLearningRate, this.valueOptimizer.opts, c.maxGradNorm);
       }
-      g.dispose();
+      this.storeFlat(this.critic.variables, this.valueOptimizer, value);
     }
-    x.dispose();
-    xT.dispose();
+    const [policyLoss, entropy] = [pol.policyLoss, pol.entropy];
 
     this.actor.syncJS();
     this.critic?.syncJS();
-    const newLogp = logSoftmax(this.actor.forwardJS(batch.obs, B), B, A);
+    const newLogp = logSoftmax(this.forwardOf(0, batch.obs, B), B, A);
     const ledgerBuilder = new LedgerBuilder(A);
-    ledgerBuilder.addBatch(batch.stateKeys, batch.actions, batch.weights, lr);
+    // the loss is -mean(w log pi): each sample's coefficient on grad log pi is w / B
+    ledgerBuilder.addBatch(
+      batch.stateKeys,
+      batch.actions,
+      batch.weights.map((w) => w / B),
+      lr,
+    );
     const ledger = ledgerBuilder.build();
     this.ledger.record(ledger);
     this.finished = [];
@@ -396,6 +505,8 @@ export class ReinforceAgent implements Agent {
   }
 
   dispose(): void {
+    this.disposeFast();
+    this.acting.dispose();
     this.actor.dispose();
     this.critic?.dispose();
     this.policyOptimizer.dispose();

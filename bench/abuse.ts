@@ -14,6 +14,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
+import "../envs/index.ts";
+import "../agents/index.ts";
+import { Store } from "../experiments/store.ts";
+import { resolveRunSpec } from "../experiments/run.ts";
 import type { RunSummary } from "../server/protocol.ts";
 import type { StreamStats } from "../server/sockets.ts";
 
@@ -26,8 +30,43 @@ interface Health {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function serveChild(): Promise<{ child: ChildProcess; url: string }> {
-  const data = mkdtempSync(join(tmpdir(), "rl-abuse-"));
+/** A stopped run with a long history (20,000 episodes, 5,000 updates) stored before the server starts: its snapshot is ~0.7 MB, as in the report. */
+function seedLongRun(data: string): string {
+  const store = new Store(data);
+  const id = "00000000-0000-4000-8000-00000000abcd";
+  const spec = resolveRunSpec({ env: "BoatRace-v0", agent: "ppo", steps: 2_000_000 });
+  store.createRun(id, spec, "stopped");
+  for (let i = 0; i < 20_000; i++) {
+    store.record({
+      type: "episode",
+      runId: id,
+      episode: {
+        index: i,
+        envSteps: (i + 1) * 100,
+        return: (i % 13) - 4,
+        performance: (i % 7) - 2,
+        length: 100,
+        terminated: false,
+        events: { arrow: i % 9, backtrack: i % 4 },
+        variant: "train",
+      },
+    });
+    if (i % 4 === 0) {
+      store.record({
+        type: "update",
+        runId: id,
+        update: i / 4 + 1,
+        envSteps: (i + 1) * 100,
+        stepsPerSecond: 5000,
+        metrics: { "losses/policy_loss": 0.01, "losses/value_loss": 0.5, "losses/entropy": 1.2, "charts/approx_kl": 0.002 },
+      });
+    }
+  }
+  store.close();
+  return id;
+}
+
+async function serveChild(data: string): Promise<{ child: ChildProcess; url: string }> {
   const bin = fileURLToPath(new URL("../bin/rewardlab.js", import.meta.url));
   const child = spawn(process.execPath, ["--expose-gc", bin, "serve", "--port", "0", "--data", data, "--no-demo", "--max-runs", "2"], {
     stdio: ["ignore", "pipe", "inherit"],
@@ -68,10 +107,12 @@ class Flooder {
       else if (text.startsWith("40") && !ready) {
         ready = true;
         this.connects++;
-        // from now on nothing is read: the server's writes pile up
+        // from now on nothing is read: the server's writes pile up; blind pongs keep the heartbeat from dropping it
         (ws as unknown as { _socket: { pause(): void } })._socket.pause();
+        let ticks = 0;
         this.timer = setInterval(() => {
           if (ws.readyState !== WebSocket.OPEN) return;
+          if (++ticks % 40 === 0) ws.send("3");
           ws.send(`42["subscribe",{"runId":"${this.runIds[this.sent % this.runIds.length]}"}]`);
           this.sent++;
         }, 50);
@@ -99,7 +140,9 @@ export async function benchAbuse(opts: { floodSeconds?: number; clients?: number
   console.log(
     `\n## abuse: 2 PPO runs training, ${clients} clients flooding subscribe (20/s each) without reading for ${seconds} s; server in its own process`,
   );
-  const { child, url } = await serveChild();
+  const data = mkdtempSync(join(tmpdir(), "rl-abuse-"));
+  const longRun = seedLongRun(data);
+  const { child, url } = await serveChild(data);
   const health = async (q = "") => (await (await fetch(`${url}/api/health${q}`)).json()) as Health;
   const steps = async () => {
     let n = 0;
@@ -127,10 +170,10 @@ export async function benchAbuse(opts: { floodSeconds?: number; clients?: number
     const quiet = await health("?resetDelay=1");
     const s1 = await steps();
     const quietRate = ((s1 - s0) / (performance.now() - t0)) * 1000;
-    const snapshotBytes = await snapshotSize(url, ids[0]!);
+    const snapshotBytes = await snapshotSize(url, longRun);
 
     for (let i = 0; i < clients; i++) {
-      const f = new Flooder(url, ids);
+      const f = new Flooder(url, [longRun, ...ids]);
       f.start();
       flooders.push(f);
     }
@@ -155,7 +198,10 @@ export async function benchAbuse(opts: { floodSeconds?: number; clients?: number
     const built = during.stream.snapshotsBuilt - quiet.stream.snapshotsBuilt;
     const refused = during.stream.snapshotsRefused - quiet.stream.snapshotsRefused;
     const cut = during.stream.stalledCut - quiet.stream.stalledCut;
-    console.log(`snapshot of one run         ${(snapshotBytes / 1024).toFixed(0)} kB`);
+    const delivered = during.stream.snapshotsSent - quiet.stream.snapshotsSent;
+    console.log(
+      `snapshot of the long run    ${(snapshotBytes / 1024).toFixed(0)} kB (the flood asks for it and the 2 training runs in turn)`,
+    );
     console.log(
       `event loop, quiet (10 s)    longest stall ${quiet.eventLoop.maxStallMs} ms, p99 ${quiet.eventLoop.p99Ms} ms, mean ${quiet.eventLoop.meanMs} ms`,
     );
@@ -167,7 +213,7 @@ export async function benchAbuse(opts: { floodSeconds?: number; clients?: number
     );
     console.log(`largest client backlog      ${(peakBacklog / 1024).toFixed(0)} kB (cut off past 4096 kB)`);
     console.log(
-      `subscribes sent             ${sent} (${connects} connections): ${built} snapshots built, ${refused} refused as unread, ${cut} clients cut off`,
+      `subscribes sent             ${sent} (${connects} connections): ${delivered} snapshots sent, ${built} built, ${refused} refused as unread, ${cut} clients cut off`,
     );
     console.log(
       `training steps/s (2 runs)   ${quietRate.toFixed(0)} quiet, ${floodRate.toFixed(0)} during the flood (ratio ${(floodRate / quietRate).toFixed(2)})`,

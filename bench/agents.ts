@@ -1,19 +1,23 @@
 /**
  * Model-free training throughput: end-to-end env steps per second of PPO and
  * REINFORCE (default configs) on BoatRace-v0, for each available backend,
- * with the time split between acting, the env, observe() and learn().
+ * with the time split between acting, the env, observe() and learn(); for
+ * agents that time their update (PPO), learn() split into forward (networks
+ * and loss), backward and optimiser, and the update's achieved GFLOP/s beside
+ * a large (512^3) matrix multiply's on the same backend in the same run: the
+ * distance to the machine's limit as one ratio.
  *
- *   npx tsx bench/agents.ts [--steps 30000] [--backend wasm]
+ *   npx tsx bench/agents.ts [--steps 30000] [--backend wasm] [--agent ppo]
  */
 import { pathToFileURL } from "node:url";
 import "../envs/index.ts";
 import { makeVector } from "../envs/vector.ts";
-import { availableBackends, initBackend, type BackendName } from "../agents/backend.ts";
+import { availableBackends, createMatmul, initBackend, type BackendName } from "../agents/backend.ts";
 import { createAgent } from "../agents/registry.ts";
 import "../agents/ppo.ts";
 import "../agents/reinforce.ts";
 import { resolveAgentConfig } from "../agents/registry.ts";
-import { envInfo, runLoop } from "../agents/testing.ts";
+import { envInfo, runLoop } from "../test/agents/testing.ts";
 
 export interface ModelFreeBenchRow {
   agent: string;
@@ -26,6 +30,34 @@ export interface ModelFreeBenchRow {
   split: { act: number; env: number; observe: number; learn: number };
   /** Mean milliseconds per update. */
   msPerUpdate: number;
+  /** Share of learn() time by phase, in percent (agents that time their update). */
+  learnSplit?: { forward: number; backward: number; optimiser: number; other: number };
+  /** FLOPs of the update's multiplies per second of learn() time. */
+  updateGflops?: number;
+  /** A 512 x 512 x 512 multiply's GFLOP/s on the same backend, same run. */
+  peakGflops?: number;
+}
+
+interface UpdateTiming {
+  forwardMs: number;
+  backwardMs: number;
+  optimiserMs: number;
+  flops: number;
+}
+
+/** GFLOP/s of the backend's raw multiply on large square matrices (the same primitive the update uses). */
+export function largeMatmulGflops(n = 512, reps = 8): number {
+  const mm = createMatmul();
+  const [a, b, c] = [mm.alloc(n * n), mm.alloc(n * n), mm.alloc(n * n)];
+  a.view().forEach((_, i, v) => (v[i] = Math.sin(i)));
+  b.view().forEach((_, i, v) => (v[i] = Math.cos(i)));
+  b.touch();
+  mm.matmul(a, b, c, n, n, n);
+  const t0 = performance.now();
+  for (let r = 0; r < reps; r++) mm.matmul(a, b, c, n, n, n);
+  const s = (performance.now() - t0) / 1000;
+  for (const x of [a, b, c]) mm.free(x);
+  return (2 * n * n * n * reps) / s / 1e9;
 }
 
 export interface ModelFreeBenchOptions {
@@ -51,9 +83,12 @@ export async function benchModelFree(opts: ModelFreeBenchOptions = {}): Promise<
       const vec = makeVector(envId, config.numEnvs);
       vec.reset(1);
       runLoop(agent, vec, opts.warmup ?? 4096);
+      const timing = (agent as { timing?: UpdateTiming }).timing;
+      const before = timing ? { ...timing } : null;
       const t0 = performance.now();
       const r = runLoop(agent, vec, steps);
       const wall = performance.now() - t0;
+      const peak = timing ? largeMatmulGflops() : undefined;
       const envSteps = Math.ceil(steps / config.numEnvs) * config.numEnvs;
       const pct = (ms: number) => Math.round((1000 * ms) / wall) / 10;
       rows.push({
@@ -66,6 +101,19 @@ export async function benchModelFree(opts: ModelFreeBenchOptions = {}): Promise<
         split: { act: pct(r.timings.actMs), env: pct(r.timings.envMs), observe: pct(r.timings.observeMs), learn: pct(r.timings.learnMs) },
         msPerUpdate: r.updates.length ? Math.round((r.timings.learnMs / r.updates.length) * 10) / 10 : 0,
       });
+      if (timing && before) {
+        const learn = r.timings.learnMs;
+        const share = (ms: number) => Math.round((1000 * ms) / learn) / 10;
+        const [f, b, o] = [
+          timing.forwardMs - before.forwardMs,
+          timing.backwardMs - before.backwardMs,
+          timing.optimiserMs - before.optimiserMs,
+        ];
+        const row = rows.at(-1)!;
+        row.learnSplit = { forward: share(f), backward: share(b), optimiser: share(o), other: share(learn - f - b - o) };
+        row.updateGflops = Math.round(((timing.flops - before.flops) / (learn / 1000) / 1e9) * 100) / 100;
+        row.peakGflops = Math.round(peak! * 100) / 100;
+      }
       agent.dispose();
       vec.close();
     }
@@ -80,7 +128,15 @@ export function formatModelFree(rows: ModelFreeBenchRow[]): string {
       `${r.agent.padEnd(10)} ${r.backend.padEnd(10)} ${String(r.stepsPerSecond).padStart(12)} ${String(r.split.act).padStart(6)} ${String(r.split.env).padStart(6)} ` +
       `${String(r.split.observe).padStart(6)} ${String(r.split.learn).padStart(7)} ${String(r.msPerUpdate).padStart(11)} ${String(r.updates).padStart(8)}`,
   );
-  return [head, ...lines].join("\n");
+  const splits = rows
+    .filter((r) => r.learnSplit)
+    .map(
+      (r) =>
+        `${r.agent} ${r.backend} learn(): forward ${r.learnSplit!.forward}%, backward ${r.learnSplit!.backward}%, optimiser ${r.learnSplit!.optimiser}%, ` +
+        `other ${r.learnSplit!.other}% (gather, GAE, ledger, weight copies); update ${r.updateGflops} GFLOP/s vs 512^3 multiply ${r.peakGflops} GFLOP/s ` +
+        `(ratio ${(r.updateGflops! / r.peakGflops!).toFixed(2)})`,
+    );
+  return [head, ...lines, ...splits].join("\n");
 }
 
 function arg(name: string): string | undefined {

@@ -1,6 +1,6 @@
 /**
  * Does learning work? Trains PPO and REINFORCE with their default configs
- * through the run loop (agents/testing.ts runLoop) and evaluates with
+ * through the run loop (test/agents/testing.ts runLoop, over experiments/loop.ts) and evaluates with
  * learning off. Targets:
  *   - PPO on BoatRace-v0: mean eval return >= 40 (of 50) within 300k steps, 3 seeds;
  *   - REINFORCE on BoatRace-v0: clearly above a uniform-random policy;
@@ -18,7 +18,7 @@ import type { Agent } from "../agents/core.ts";
 import "../agents/ppo.ts";
 import "../agents/reinforce.ts";
 import { createAgent, resolveAgentConfig } from "../agents/registry.ts";
-import { envInfo, runLoop } from "../agents/testing.ts";
+import { envInfo, runLoop } from "../test/agents/testing.ts";
 
 export interface EvalFigures {
   episodes: number;

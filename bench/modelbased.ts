@@ -18,7 +18,8 @@ import "../agents/index.ts";
 import { createAgent } from "../agents/registry.ts";
 import "../envs/index.ts"; // registers the gridworlds
 import { makeVector } from "../envs/vector.ts";
-import { actContext, agentEnvInfo, resolveRunSpec } from "../experiments/run.ts";
+import { actContext } from "../experiments/loop.ts";
+import { agentEnvInfo, resolveRunSpec } from "../experiments/run.ts";
 
 export interface ModelBasedBenchCase {
   label: string;
@@ -53,7 +54,7 @@ function run(agent: Agent, env: string, steps: number): { actMs: number; learnMs
   const keys = new Int32Array(1);
   const nextKeys = new Int32Array(1);
   const before = new Float32Array(vec.obs.length);
-  const simulator = { envId: env, envConfig: { variant: "train" }, reward: "keep" as const };
+  const setup = { env, config: { variant: "train" }, reward: "keep" as const, numEnvs: 1, seed: 0 };
   let actMs = 0;
   let learnMs = 0;
   const metrics: Record<string, number>[] = [];
@@ -61,7 +62,7 @@ function run(agent: Agent, env: string, steps: number): { actMs: number; learnMs
     const t0 = performance.now();
     keys[0] = vec.envs[0]!.stateKey();
     before.set(vec.obs);
-    const act = agent.act(vec.obs, actContext(agent, true, vec, keys, simulator));
+    const act = agent.act(vec.obs, actContext(agent, true, vec, keys, setup));
     vec.step(act.actions);
     const t1 = performance.now();
     actMs += t1 - t0;

@@ -1,15 +1,24 @@
 /**
  * Planner throughput: simulated env steps per second (every step of the
  * private copy: BFS, the stochasticity check, MCTS selection and rollouts)
- * and end-to-end acting steps per second through the run loop's calls.
+ * and end-to-end acting steps per second through the shared step loop
+ * (experiments/loop.ts).
  *
  *   npx tsx bench/planner.ts
  */
 import { pathToFileURL } from "node:url";
-import type { AgentEnvInfo, Transition } from "../agents/core.ts";
-import { PlannerAgent, SimulatorModel, clearPlanCache, plannerConfigSchema, type PlannerConfig } from "../agents/planner.ts";
+import type { AgentEnvInfo } from "../agents/core.ts";
+import {
+  type PlannerConfig,
+  SimulatorModel,
+  type SimulatorPlanner,
+  clearPlanCache,
+  createPlanner,
+  plannerConfigSchema,
+} from "../agents/planner.ts";
+import { Stepper, agentEnvInfo } from "../experiments/loop.ts";
 import { validate } from "../envs/schema.ts";
-import { make, registered, registration, resolveEnvConfig } from "../envs/registry.ts";
+import { make, registered, registration } from "../envs/registry.ts";
 import { makeVector, type VectorEnv } from "../envs/vector.ts";
 import "../envs/index.ts"; // registers the gridworlds
 
@@ -52,58 +61,22 @@ const DEFAULT_CASES: PlannerBenchCase[] = [
 ];
 
 function envInfo(id: string, config: Record<string, unknown>): AgentEnvInfo {
-  const vec = makeVector(id, 1, config);
-  const info = {
-    envId: id,
-    envConfig: resolveEnvConfig(id, config),
-    obsSize: vec.obsSize,
-    nActions: vec.actionCount,
-    numEnvs: 1,
-    maxEpisodeSteps: registration(id).maxEpisodeSteps,
-  };
-  vec.close();
-  return info;
+  return agentEnvInfo({ env: id, config, numEnvs: 1 });
 }
 
-/** Runs the planner for `steps` steps as the run loop does; returns finished episodes' returns. */
-function drive(agent: PlannerAgent, vec: VectorEnv, steps: number, envId: string, envConfig: Record<string, unknown>): number[] {
-  const n = vec.num;
-  const obs = new Float32Array(vec.obs.length);
-  const stateKeys = new Int32Array(n);
-  const nextStateKeys = new Int32Array(n);
+/** Runs the planner for `steps` steps through the shared loop (learning as a run does); returns finished episodes' returns. */
+function drive(agent: SimulatorPlanner, vec: VectorEnv, steps: number, envId: string, envConfig: Record<string, unknown>): number[] {
+  const stepper = new Stepper(agent, { env: envId, config: envConfig, reward: "keep", numEnvs: vec.num, seed: 0 }, { vec });
   const returns: number[] = [];
-  let ret = 0;
-  const simulator = { envId, envConfig, reward: "keep" as const };
   for (let s = 0; s < steps; s++) {
-    for (let i = 0; i < n; i++) stateKeys[i] = vec.envs[i]!.stateKey();
-    obs.set(vec.obs);
-    const act = agent.act(vec.obs, { explore: false, envs: vec.envs, simulator });
-    vec.step(act.actions);
-    for (let i = 0; i < n; i++) nextStateKeys[i] = vec.terminated[i] || vec.truncated[i] ? -1 : vec.envs[i]!.stateKey();
-    const t: Transition = {
-      obs,
-      act,
-      rewards: vec.rewards,
-      terminated: vec.terminated,
-      truncated: vec.truncated,
-      nextObs: vec.obs,
-      finalObs: vec.finalObs,
-      stateKeys,
-      nextStateKeys,
-    };
-    agent.observe(t);
-    if (agent.readyToLearn()) agent.learn();
-    ret += vec.rewards[0]!;
-    if (vec.terminated[0] || vec.truncated[0]) {
-      returns.push(ret);
-      ret = 0;
-    }
+    stepper.step({ explore: false, learn: true });
+    for (const e of stepper.finished) if (e.copy === 0) returns.push(e.return);
   }
   return returns;
 }
 
-function planner(info: AgentEnvInfo, config: Partial<PlannerConfig>): PlannerAgent {
-  return new PlannerAgent(info, validate<PlannerConfig>(plannerConfigSchema, structuredClone(config), "planner bench config"), 0);
+function planner(info: AgentEnvInfo, config: Partial<PlannerConfig>): SimulatorPlanner {
+  return createPlanner(info, config, 0) as SimulatorPlanner;
 }
 
 /**
@@ -125,10 +98,7 @@ function tableThroughput(
   let spent = 0;
   let first = { states: 0, simSteps: 0, planMs: 0, fits: false };
   for (let build = 0; build < 2 || spent < ms; build++) {
-    const model = new SimulatorModel({
-      envId: id,
-      envConfig: config,
-      reward: "keep",
+    const model = new SimulatorModel(live, {
       objective: "reward",
       discount: defaults.discount,
       horizon: registration(id).maxEpisodeSteps,

@@ -110,6 +110,25 @@ export interface EnvSpec {
   configSchema: object;
 }
 
+/**
+ * Generic reward wrappers make() applies by name: the reward kept, removed (0)
+ * or negated; performance and events unchanged. The one list (registry.ts
+ * builds its schema from it).
+ */
+export const REWARD_TRANSFORMS = ["keep", "removed", "negated"] as const;
+export type RewardTransform = (typeof REWARD_TRANSFORMS)[number];
+
+/** How make() built an env: a plain value, enough to build another like it. */
+export interface EnvOrigin {
+  /** Registered id. */
+  id: string;
+  /** The resolved config (defaults filled, variant included). */
+  config: Readonly<Record<string, unknown>>;
+  reward: RewardTransform;
+  /** The time limit applied. */
+  maxEpisodeSteps: number;
+}
+
 /** Opaque exact copy of an environment's state. Must be structured-cloneable. */
 export type EnvState = unknown;
 
@@ -135,6 +154,23 @@ export interface Env {
   writeObs(out: Float32Array, offset: number): void;
   /** Releases resources; the env must not be used afterwards. */
   close?(): void;
+  /**
+   * The agent's cell in render()'s grid (y * width + x) in the state whose
+   * stateKey() is `key`; -1 if the key says nothing about a cell. Lets views
+   * paint per-state data (the ledger, visits) on the grid without knowing
+   * how keys are encoded. Gridworlds: key % (width * height).
+   */
+  cellOfKey?(key: number): number;
+  /** Steps left before the time limit truncates the episode (make()'s TimeLimit answers; wrappers forward). */
+  stepsLeft?(): number;
+  /** How the env was made (make() sets it; absent on an env built by hand). */
+  readonly origin?: EnvOrigin;
+  /**
+   * A new env built as this one was (same registration, config and reward
+   * wrapper), in its initial state, without going back to the registry;
+   * `maxEpisodeSteps` replaces the time limit. make() provides it.
+   */
+  clone?(opts?: { maxEpisodeSteps?: number }): Env;
 }
 
 /** What `create` receives from make(), besides the validated config. */

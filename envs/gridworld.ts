@@ -37,7 +37,7 @@
  * set one trailing feature holds t / maxEpisodeSteps.
  *
  * stateKey(): agentCell + W*H * high, with agentCell = y*W + x, so
- * `key % (W*H)` is always the agent's cell. `high` is a mixed-radix number
+ * `key % (W*H)` is always the agent's cell (what cellOfKey answers). `high` is a mixed-radix number
  * of, in order: tamper flag (if the level has a device), the open flag of each
  * door/button group, each target's respawn timer (radix respawn+1), the next
  * checkpoint, the chosen cell of each "choose" group, the drawn layout (draw
@@ -797,6 +797,11 @@ export class GridEnv implements Env {
     if (this.keyModRadix > 1) this.digit(this.keyDigit(), this.keyModRadix);
     const hi = this.keyExact ? this.keyHi : this.keyHi % this.keyHashMod;
     return this.agent + c.HW * hi;
+  }
+
+  /** The agent's cell is the low digit of the key (see stateKey above). */
+  cellOfKey(key: number): number {
+    return key < 0 ? -1 : key % this.c.HW;
   }
 
   /** Appends one mixed-radix digit to the key (or mixes it into the hash). */

@@ -3,9 +3,8 @@
  * goes through the same declaration. make() validates the config, then wraps
  * the env in the order checks and the time limit.
  */
-import type { Env, EnvContext, EnvSpec } from "./core.ts";
+import { type Env, type EnvContext, type EnvOrigin, type EnvSpec, REWARD_TRANSFORMS, type RewardTransform } from "./core.ts";
 import { RegistrationError, UnknownIdError } from "./errors.ts";
-import type { Static } from "@sinclair/typebox";
 import { StringEnum, cloneInput, validate } from "./schema.ts";
 import { OrderEnforcing, TimeLimit, RewardRemoved, RewardNegated } from "./wrappers.ts";
 
@@ -30,9 +29,9 @@ export interface EnvRegistration {
   source?: string;
 }
 
-/** Generic reward wrappers that make() applies by name: the reward kept, removed (0) or negated; performance and events unchanged. */
-export const rewardTransformSchema = StringEnum(["keep", "removed", "negated"]);
-export type RewardTransform = Static<typeof rewardTransformSchema>;
+/** The reward transform as a schema, for requests (the list is REWARD_TRANSFORMS in core.ts). */
+export const rewardTransformSchema = StringEnum(REWARD_TRANSFORMS);
+export type { RewardTransform };
 
 export interface MakeOptions {
   /** Overrides the registered time limit. */
@@ -97,11 +96,16 @@ export function resolveEnvConfig(id: string, config: EnvConfig = {}): EnvConfig 
 export function make(id: string, config: EnvConfig = {}, opts: MakeOptions = {}): Env {
   const reg = registration(id);
   const resolved = resolveEnvConfig(id, config);
-  const maxEpisodeSteps = opts.maxEpisodeSteps ?? reg.maxEpisodeSteps;
-  let env: Env = reg.create(resolved, { maxEpisodeSteps });
-  if (opts.reward === "removed") env = new RewardRemoved(env);
-  else if (opts.reward === "negated") env = new RewardNegated(env);
-  return new OrderEnforcing(new TimeLimit(env, maxEpisodeSteps));
+  return build(reg, { id, config: resolved, reward: opts.reward ?? "keep", maxEpisodeSteps: opts.maxEpisodeSteps ?? reg.maxEpisodeSteps });
+}
+
+/** Builds from a registration already looked up: clones of a made env come back here, not through the registry. */
+function build(reg: EnvRegistration, origin: EnvOrigin): Env {
+  const { maxEpisodeSteps } = origin;
+  let env: Env = reg.create(structuredClone(origin.config) as EnvConfig, { maxEpisodeSteps });
+  if (origin.reward === "removed") env = new RewardRemoved(env);
+  else if (origin.reward === "negated") env = new RewardNegated(env);
+  return new OrderEnforcing(new TimeLimit(env, maxEpisodeSteps), { origin, build: (o) => build(reg, o) });
 }
 
 /** Ids within a small edit distance (or sharing a prefix), best first. */

@@ -2,7 +2,7 @@
  * Generic wrappers. make() applies TimeLimit and OrderEnforcing to every env;
  * RewardRemoved and RewardNegated build probe variants from any env.
  */
-import type { BoxSpace, DiscreteSpace, Env, EnvSpec, EnvState, Frame, ResetOptions, ResetResult, StepResult } from "./core.ts";
+import type { BoxSpace, DiscreteSpace, Env, EnvOrigin, EnvSpec, EnvState, Frame, ResetOptions, ResetResult, StepResult } from "./core.ts";
 import { InvalidActionError, OrderError } from "./errors.ts";
 
 export class Wrapper implements Env {
@@ -40,6 +40,19 @@ export class Wrapper implements Env {
   close(): void {
     this.env.close?.();
   }
+  cellOfKey(key: number): number {
+    return this.env.cellOfKey?.(key) ?? -1;
+  }
+  stepsLeft(): number {
+    return this.env.stepsLeft?.() ?? Infinity;
+  }
+  get origin(): EnvOrigin | undefined {
+    return this.env.origin;
+  }
+  clone(opts?: { maxEpisodeSteps?: number }): Env {
+    if (!this.env.clone) throw new Error(`${this.spec.id}: this env cannot be cloned (it was not made by make())`);
+    return this.env.clone(opts);
+  }
   /** The innermost environment. */
   get unwrapped(): Env {
     let e: Env = this.env;
@@ -70,6 +83,9 @@ export class TimeLimit extends Wrapper {
   get elapsedSteps(): number {
     return this.elapsed;
   }
+  override stepsLeft(): number {
+    return this.maxEpisodeSteps - this.elapsed;
+  }
   override snapshot(): EnvState {
     return { inner: this.env.snapshot(), elapsed: this.elapsed };
   }
@@ -80,10 +96,34 @@ export class TimeLimit extends Wrapper {
   }
 }
 
-/** Step before reset, or after the episode ended, is an error; so is an invalid action. */
+/** How make() built an env, and how to build another like it (OrderEnforcing carries it, being outermost). */
+export interface Provenance {
+  origin: EnvOrigin;
+  build: (origin: EnvOrigin) => Env;
+}
+
+/**
+ * Step before reset, or after the episode ended, is an error; so is an
+ * invalid action. Outermost of make()'s wrappers, it also answers `origin`
+ * and `clone` when make() hands it its provenance.
+ */
 export class OrderEnforcing extends Wrapper {
   private needsReset = true;
   private everReset = false;
+  constructor(
+    env: Env,
+    private readonly provenance?: Provenance,
+  ) {
+    super(env);
+  }
+  override get origin(): EnvOrigin | undefined {
+    return this.provenance?.origin ?? this.env.origin;
+  }
+  override clone(opts: { maxEpisodeSteps?: number } = {}): Env {
+    if (!this.provenance) return super.clone(opts);
+    const { origin, build } = this.provenance;
+    return build({ ...origin, maxEpisodeSteps: opts.maxEpisodeSteps ?? origin.maxEpisodeSteps });
+  }
   override reset(opts?: ResetOptions): ResetResult {
     this.needsReset = false;
     this.everReset = true;

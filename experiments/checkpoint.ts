@@ -20,7 +20,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
-import type { RunCheckpointState } from "./run.ts";
+import type { RunSpec } from "./events.ts";
 
 export const CHECKPOINT_DIR = "checkpoint";
 const NEXT = `${CHECKPOINT_DIR}.next`;
@@ -73,7 +73,7 @@ export function checkpointProblems(runDir: string): string[] {
 
 const BYTES_PER: Record<string, number> = { float32: 4, int32: 4, bool: 1, float16: 2, uint8: 1, complex64: 8 };
 
-/** Checks without loading the agent: every JSON file parses, agent.json names an agent, run.json has a step count, weights match their manifest. */
+/** Checks without loading the agent: every JSON file parses (agent.json to an object), run.json has a step count, weights match their manifest. */
 function validateCheckpoint(dir: string): string | null {
   const json = (file: string): unknown => {
     const path = join(dir, file);
@@ -85,8 +85,8 @@ function validateCheckpoint(dir: string): string | null {
   };
   try {
     const files = readdirSync(dir);
-    const meta = json("agent.json") as { agent?: unknown } | null;
-    if (!meta || typeof meta !== "object" || typeof meta.agent !== "string") return `${join(dir, "agent.json")} names no agent`;
+    const meta = json("agent.json");
+    if (!meta || typeof meta !== "object" || Array.isArray(meta)) return `${join(dir, "agent.json")} is not a JSON object`;
     if (files.includes(RUN_STATE_FILE)) {
       const state = json(RUN_STATE_FILE) as { envSteps?: unknown } | null;
       if (!state || typeof state.envSteps !== "number" || !(state.envSteps >= 0)) return `${join(dir, RUN_STATE_FILE)} has no envSteps`;
@@ -139,6 +139,15 @@ export function checkpointProblem(dir: string): string | null {
 
 /** The run's own state at the checkpoint (step count, variant, learning, reward), beside the agent's files. */
 export const RUN_STATE_FILE = "run.json";
+
+/** The run's own state at a checkpoint (run.json beside the agent's files). */
+export interface RunCheckpointState {
+  /** The run's step count (the agent's own count leaves out steps taken with learning off). */
+  envSteps: number;
+  variant: string;
+  learning: boolean;
+  reward: RunSpec["reward"];
+}
 
 /** What a checkpoint says about where it was taken: the run's state and the ledger's running total (if the agent keeps one). */
 export function readCheckpointPoint(dir: string): {

@@ -80,8 +80,16 @@ export class RunManager {
     log.error({ runId, err: err.message }, "a store write failed");
     if (!l || l.deleting) return;
     const reason = `the store could not record the run: ${err.message}`;
-    if (l.kill) l.kill("failed", reason);
-    else this.emit({ type: "status", runId: l.id, status: "failed", reason });
+    if (l.kill) {
+      l.kill("failed", reason);
+      return;
+    }
+    // queued, never started: it leaves the queue
+    const i = this.queue.indexOf(l.id);
+    if (i >= 0) this.queue.splice(i, 1);
+    this.live.delete(l.id);
+    l.resolveDone();
+    this.emit({ type: "status", runId: l.id, status: "failed", reason });
   }
 
   /** Throws the maxActiveRuns LimitError when one more run or probe would pass it. */
@@ -345,6 +353,8 @@ export class RunManager {
     const r = this.requireRun(id);
     const l = this.live.get(id);
     if (!l?.worker) throw new ConflictError(`run ${id} is ${r.status}; interventions need a running or paused run`);
+    // the worker would drop a change sent before its run exists
+    if (!l.started) throw new ConflictError(`run ${id} is starting; intervene once it runs`);
     if (change.variant !== undefined) {
       const variants = registration(r.spec.env).variants;
       if (!variants.includes(change.variant)) {

@@ -1,49 +1,34 @@
 /**
- * The run loop: collect on a vector env, learn when the agent is ready,
- * evaluate with learning off, and emit every step of that as RunEvents.
- * Nothing reaches into the loop: callers pause, resume, stop and intervene
- * through the Run object, and listen to its events.
+ * A run: trains an agent through the shared step loop (loop.ts) to its
+ * budget, evaluates it with learning off, and emits every step of that as
+ * RunEvents. What only a run does lives here: interventions, recording of
+ * copy 0's episodes, checkpoints, pausing. Nothing reaches into the loop:
+ * callers pause, resume, stop and intervene through the Run object, and
+ * listen to its events.
  */
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Frame } from "../envs/core.ts";
-import { make, registration } from "../envs/registry.ts";
+import { registration } from "../envs/registry.ts";
 import { deriveSeed } from "../envs/rng.ts";
-import { VectorEnv } from "../envs/vector.ts";
 import { ValidationError } from "../envs/errors.ts";
-import type { ActContext, Agent, AgentEnvInfo, Transition } from "../agents/core.ts";
+import type { Agent, AgentEnvInfo } from "../agents/core.ts";
+import type { VectorEnv } from "../envs/vector.ts";
+import type { Intervention } from "./runspec.ts";
 import { createAgent, loadAgent } from "../agents/registry.ts";
 import type { EpisodeStats, EvaluationStats, RunEvent, RunListener, RunSpec, RunStatus, TrajectoryRecord } from "./events.ts";
 import { meanCI } from "./stats.ts";
-import { RUN_STATE_FILE, writeCheckpoint } from "./checkpoint.ts";
-import type { Intervention } from "./runspec.ts";
+import { RUN_STATE_FILE, type RunCheckpointState, writeCheckpoint } from "./checkpoint.ts";
+import { Stepper, agentEnvInfo as loopEnvInfo, playEpisodes } from "./loop.ts";
+
+export type { RunCheckpointState } from "./checkpoint.ts";
 
 // The run request, its schema and resolution live in runspec.ts (one definition); re-exported for callers of run.ts.
 export { MAX_STEPS, resolveRunSpec, runRequestSchema, type Intervention, type RunRequest } from "./runspec.ts";
 
+/** What the agent is told about a run's envs. */
 export function agentEnvInfo(spec: Pick<RunSpec, "env" | "variant" | "envConfig" | "config">): AgentEnvInfo {
-  const env = make(spec.env, { ...spec.envConfig, variant: spec.variant });
-  const info: AgentEnvInfo = {
-    envId: spec.env,
-    envConfig: { ...spec.envConfig, variant: spec.variant },
-    obsSize: env.observationSpace.shape.reduce((a, b) => a * b, 1),
-    nActions: env.actionSpace.n,
-    numEnvs: Number(spec.config.numEnvs ?? 1),
-    maxEpisodeSteps: registration(spec.env).maxEpisodeSteps,
-  };
-  env.close?.();
-  return info;
-}
-
-type Simulator = NonNullable<ActContext["simulator"]>;
-
-/** The act context an agent asked for in `needs`: state keys, and for the simulator planner the live envs and how they were made. */
-export function actContext(agent: Agent, explore: boolean, vec: VectorEnv, stateKeys: Int32Array, simulator: Simulator): ActContext {
-  return {
-    explore,
-    ...(agent.needs.stateKeys ? { stateKeys } : {}),
-    ...(agent.needs.simulator ? { envs: vec.envs, simulator } : {}),
-  };
+  return loopEnvInfo({ env: spec.env, config: { ...spec.envConfig, variant: spec.variant }, numEnvs: Number(spec.config.numEnvs ?? 1) });
 }
 
 export interface RunOptions {
@@ -57,31 +42,10 @@ export interface RunOptions {
   backend?: string;
 }
 
-/** The run's own state at a checkpoint (run.json beside the agent's files). */
-export interface RunCheckpointState {
-  /** The run's step count (the agent's own count leaves out steps taken with learning off). */
-  envSteps: number;
-  variant: string;
-  learning: boolean;
-  reward: RunSpec["reward"];
-}
-
 /** Where a resumed run picks up: the checkpoint folder, its state, and the episodes the store kept before it. */
 export interface ResumePoint extends RunCheckpointState {
   dir: string;
   episodes: number;
-}
-
-/** Per-copy episode accumulators. */
-interface EpisodeAcc {
-  ret: number;
-  perf: number;
-  len: number;
-  events: Record<string, number>;
-}
-
-function newAcc(): EpisodeAcc {
-  return { ret: 0, perf: 0, len: 0, events: {} };
 }
 
 export class Run {
@@ -205,14 +169,17 @@ export class Run {
     this.emit({ type: "checkpoint", runId: this.id, envSteps: this.envSteps, update: this.updates, dir });
   }
 
-  private makeVector(num: number, seed: number): VectorEnv {
-    const envs = Array.from({ length: num }, () =>
-      make(this.spec.env, { ...this.spec.envConfig, variant: this.variant }, { reward: this.reward }),
-    );
-    const vec = new VectorEnv(envs);
-    vec.captureFinalFrame = 0;
-    vec.reset(seed);
-    return vec;
+  /** The run's envs from here on: its variant and reward wrapper, reset with a seed derived from the step count. */
+  private stepper(agent: Agent, numEnvs: number, seedSalt: number): Stepper {
+    const stepper = new Stepper(agent, {
+      env: this.spec.env,
+      config: { ...this.spec.envConfig, variant: this.variant },
+      reward: this.reward,
+      numEnvs,
+      seed: deriveSeed(this.spec.seed, this.envSteps + seedSalt),
+    });
+    stepper.vec.captureFinalFrame = 0;
+    return stepper;
   }
 
   private async train(): Promise<void> {
@@ -242,13 +209,7 @@ export class Run {
     this.setStatus("running");
 
     const num = info.numEnvs;
-    let vec = this.makeVector(num, deriveSeed(spec.seed, this.envSteps));
-    let simulator: Simulator = { envId: spec.env, envConfig: { ...spec.envConfig, variant: this.variant }, reward: this.reward };
-    const obsSize = vec.obsSize;
-    const obsBefore = new Float32Array(num * obsSize);
-    const stateKeys = new Int32Array(num);
-    const nextStateKeys = new Int32Array(num);
-    const accs = Array.from({ length: num }, newAcc);
+    let stepper = this.stepper(agent, num, 0);
     const yieldEvery = this.opts.yieldEvery ?? 64;
 
     // recording of copy 0's episodes, for live frames and replay
@@ -257,7 +218,7 @@ export class Run {
     const startRecording = () => {
       if (spec.recordEveryMs <= 0 || Date.now() - lastRecordStart < spec.recordEveryMs) return;
       lastRecordStart = Date.now();
-      const frame = vec.envs[0]!.render();
+      const frame = stepper.vec.envs[0]!.render();
       recording = {
         episode: this.episodes,
         envSteps: this.envSteps,
@@ -278,7 +239,6 @@ export class Run {
     let visits = new Map<number, number>();
     let stepsAtVisits = this.envSteps;
 
-    // collect
     while (this.envSteps < spec.steps && !this.stopRequested) {
       if (this.pending) {
         const change = this.pending;
@@ -287,10 +247,10 @@ export class Run {
         if (change.variant !== undefined || change.reward !== undefined) {
           this.variant = change.variant ?? this.variant;
           this.reward = change.reward ?? this.reward;
-          vec.close();
-          vec = this.makeVector(num, deriveSeed(spec.seed, this.envSteps + 1));
-          simulator = { envId: spec.env, envConfig: { ...spec.envConfig, variant: this.variant }, reward: this.reward };
-          for (let i = 0; i < num; i++) accs[i] = newAcc();
+          stepper.close();
+          stepper = this.stepper(agent, num, 1);
+          // learning under the new reward or variant starts from a fresh rollout
+          agent.resetRollout?.();
           recording = null;
           startRecording();
         }
@@ -304,101 +264,75 @@ export class Run {
         });
       }
 
-      // keys feed the ledger (every learner) and tabular models; acting sees them only if needed
-      for (let i = 0; i < num; i++) {
-        const k = vec.envs[i]!.stateKey();
-        stateKeys[i] = k;
-        if (k >= 0) visits.set(k, (visits.get(k) ?? 0) + 1);
-      }
-      obsBefore.set(vec.obs);
-      const act = agent.act(vec.obs, actContext(agent, true, vec, stateKeys, simulator));
-      vec.step(act.actions);
+      // act, step, account, observe, learn when ready
+      stepper.step({ explore: true, learn: this.learning });
+      const vec = stepper.vec;
       this.envSteps += num;
       vectorSteps++;
-
       for (let i = 0; i < num; i++) {
-        const done = vec.terminated[i]! === 1 || vec.truncated[i]! === 1;
-        // the key of the state reached (read before the auto-reset where the episode ended)
-        nextStateKeys[i] = done ? vec.finalStateKeys[i]! : vec.envs[i]!.stateKey();
-        const inf = vec.infos[i]!;
-        const acc = accs[i]!;
-        acc.ret += vec.rewards[i]!;
-        acc.perf += inf.performance;
-        acc.len++;
-        for (const ev of inf.events) acc.events[ev] = (acc.events[ev] ?? 0) + 1;
-        if (i === 0 && recording) {
-          const rec = recording as TrajectoryRecord;
-          const frame: Frame = done ? vec.finalFrame! : vec.envs[0]!.render();
-          rec.frames.push(frame);
-          rec.actions.push(act.actions[0]!);
-          rec.rewards.push(vec.rewards[0]!);
-          rec.performance.push(inf.performance);
-          rec.events.push([...inf.events]);
-          this.emit({
-            type: "frame",
-            runId: this.id,
-            episode: rec.episode,
-            t: rec.actions.length,
-            frame,
-            reward: vec.rewards[0]!,
-            performance: inf.performance,
-            events: [...inf.events],
-          });
-        }
-        if (done) {
-          const episode: EpisodeStats = {
-            index: this.episodes++,
-            envSteps: this.envSteps,
-            return: acc.ret,
-            performance: acc.perf,
-            length: acc.len,
-            terminated: vec.terminated[i]! === 1,
-            events: acc.events,
-            variant: this.variant,
-          };
-          this.emit({ type: "episode", runId: this.id, episode });
-          accs[i] = newAcc();
-          if (i === 0) {
-            if (recording) this.emit({ type: "trajectory", runId: this.id, trajectory: recording });
-            recording = null;
-            startRecording();
-          }
+        const k = stepper.stateKeys[i]!;
+        if (k >= 0) visits.set(k, (visits.get(k) ?? 0) + 1);
+      }
+
+      if (recording) {
+        const rec = recording as TrajectoryRecord;
+        const inf = vec.infos[0]!;
+        const done = vec.terminated[0] === 1 || vec.truncated[0] === 1;
+        const frame: Frame = done ? vec.finalFrame! : vec.envs[0]!.render();
+        rec.frames.push(frame);
+        rec.actions.push(stepper.lastAct!.actions[0]!);
+        rec.rewards.push(vec.rewards[0]!);
+        rec.performance.push(inf.performance);
+        rec.events.push([...inf.events]);
+        this.emit({
+          type: "frame",
+          runId: this.id,
+          episode: rec.episode,
+          t: rec.actions.length,
+          frame,
+          reward: vec.rewards[0]!,
+          performance: inf.performance,
+          events: [...inf.events],
+        });
+      }
+      for (const e of stepper.finished) {
+        const episode: EpisodeStats = {
+          index: this.episodes++,
+          envSteps: this.envSteps,
+          return: e.return,
+          performance: e.performance,
+          length: e.length,
+          terminated: e.terminated,
+          events: e.events,
+          variant: this.variant,
+        };
+        this.emit({ type: "episode", runId: this.id, episode });
+        if (e.copy === 0) {
+          if (recording) this.emit({ type: "trajectory", runId: this.id, trajectory: recording });
+          recording = null;
+          startRecording();
         }
       }
 
-      if (this.learning) {
-        agent.observe({
-          obs: obsBefore,
-          act,
-          rewards: vec.rewards,
-          terminated: vec.terminated,
-          truncated: vec.truncated,
-          nextObs: vec.obs,
-          finalObs: vec.finalObs,
-          stateKeys,
-          nextStateKeys,
-        } satisfies Transition);
-        // update
-        if (agent.readyToLearn()) {
-          const stats = agent.learn();
-          this.updates = stats.update;
-          const now = performance.now();
-          const sps = ((this.envSteps - stepsAtUpdate) / Math.max(1e-9, now - sinceUpdate)) * 1000;
-          sinceUpdate = now;
-          stepsAtUpdate = this.envSteps;
-          this.emit({
-            type: "update",
-            runId: this.id,
-            update: stats.update,
-            envSteps: this.envSteps,
-            stepsPerSecond: sps,
-            metrics: stats.metrics,
-            ...(stats.ledger ? { ledger: stats.ledger } : {}),
-            visits: Object.fromEntries(visits),
-          });
-          visits = new Map();
-          if (spec.checkpointEvery > 0 && stats.update % spec.checkpointEvery === 0) await this.checkpoint();
-        }
+      const stats = stepper.update;
+      if (stats) {
+        this.updates = stats.update;
+        const now = performance.now();
+        const sps = ((this.envSteps - stepsAtUpdate) / Math.max(1e-9, now - sinceUpdate)) * 1000;
+        sinceUpdate = now;
+        stepsAtUpdate = this.envSteps;
+        this.emit({
+          type: "update",
+          runId: this.id,
+          update: stats.update,
+          envSteps: this.envSteps,
+          stepsPerSecond: sps,
+          metrics: stats.metrics,
+          ...(stats.ledger ? { ledger: stats.ledger } : {}),
+          visits: Object.fromEntries(visits),
+        });
+        visits = new Map();
+        if (spec.checkpointEvery > 0 && stats.update % spec.checkpointEvery === 0) await this.checkpoint();
       }
 
       if (visits.size > 0 && this.envSteps - Math.max(stepsAtUpdate, stepsAtVisits) >= 5000) {
@@ -416,7 +350,7 @@ export class Run {
         }
       }
     }
-    vec.close();
+    stepper.close();
   }
 }
 
@@ -433,62 +367,43 @@ export interface EvaluateOptions {
   onStep?: (vec: VectorEnv) => void;
 }
 
-/**
- * Runs `episodes` episodes with learning off. Copy i of the vector env is
- * responsible for episodes i, i+N, ..., so short episodes are not over-counted.
- */
+/** Runs `episodes` episodes with learning off (loop.ts playEpisodes) and summarises them. */
 export function evaluate(
   agent: Agent,
   spec: Pick<RunSpec, "env" | "variant" | "envConfig" | "config">,
   opts: EvaluateOptions,
 ): EvaluationStats {
-  const num = Math.max(1, Math.min(Number(spec.config.numEnvs ?? 1), opts.episodes));
   const variant = opts.variant ?? spec.variant;
-  const envs = Array.from({ length: num }, () => make(spec.env, { ...spec.envConfig, variant }, { reward: opts.reward ?? "keep" }));
-  const vec = new VectorEnv(envs);
-  if (opts.onStep) vec.captureFinalFrame = 0;
-  vec.reset(opts.seed);
-  opts.onStep?.(vec);
-  const quota = Array.from({ length: num }, (_, i) => Math.floor(opts.episodes / num) + (i < opts.episodes % num ? 1 : 0));
-  const accs = Array.from({ length: num }, newAcc);
   const finished: EpisodeStats[] = [];
-  const stateKeys = new Int32Array(num);
-  const needs = agent.needs;
-  const simulator: Simulator = { envId: spec.env, envConfig: { ...spec.envConfig, variant }, reward: opts.reward ?? "keep" };
-  let steps = 0;
-  while (finished.length < opts.episodes) {
-    if (needs.stateKeys) for (let i = 0; i < num; i++) stateKeys[i] = vec.envs[i]!.stateKey();
-    const act = agent.act(vec.obs, actContext(agent, !opts.greedy, vec, stateKeys, simulator));
-    vec.step(act.actions);
-    opts.onStep?.(vec);
-    steps += num;
-    for (let i = 0; i < num; i++) {
-      if (quota[i] === 0) continue;
-      const inf = vec.infos[i]!;
-      const acc = accs[i]!;
-      acc.ret += vec.rewards[i]!;
-      acc.perf += inf.performance;
-      acc.len++;
-      for (const ev of inf.events) acc.events[ev] = (acc.events[ev] ?? 0) + 1;
-      if (vec.terminated[i] || vec.truncated[i]) {
-        const e: EpisodeStats = {
+  playEpisodes(
+    agent,
+    {
+      env: spec.env,
+      config: { ...spec.envConfig, variant },
+      reward: opts.reward ?? "keep",
+      numEnvs: Number(spec.config.numEnvs ?? 1),
+      seed: opts.seed,
+    },
+    {
+      episodes: opts.episodes,
+      explore: !opts.greedy,
+      ...(opts.onStep ? { onStep: opts.onStep } : {}),
+      onEpisode: (e) => {
+        const stats: EpisodeStats = {
           index: finished.length,
-          envSteps: steps,
-          return: acc.ret,
-          performance: acc.perf,
-          length: acc.len,
-          terminated: vec.terminated[i] === 1,
-          events: acc.events,
+          envSteps: e.envSteps,
+          return: e.return,
+          performance: e.performance,
+          length: e.length,
+          terminated: e.terminated,
+          events: e.events,
           variant,
         };
-        finished.push(e);
-        opts.onEpisode?.(e);
-        accs[i] = newAcc();
-        quota[i]!--;
-      }
-    }
-  }
-  vec.close();
+        finished.push(stats);
+        opts.onEpisode?.(stats);
+      },
+    },
+  );
   return summarise(finished, { envSteps: agent.envSteps, variant, greedy: opts.greedy });
 }
 

@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { basename, join, resolve } from "node:path";
 import { mkdirSync } from "node:fs";
 import { loadLevelDir } from "../envs/levelregistrar.ts";
+import { RewardlabError } from "../envs/errors.ts";
 import { Store } from "../experiments/store.ts";
 import { RunManager } from "../experiments/manager.ts";
 import { moduleLogger } from "../experiments/log.ts";
@@ -64,7 +65,7 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
   const host = opts.host ?? "127.0.0.1";
   // an empty token means none: on a non-loopback bind one is generated, so such a server is never open
   const token = LOOPBACK.has(host) ? opts.token || undefined : opts.token || randomBytes(18).toString("base64url");
-  if (token !== undefined && (token.length < 8 || token.length > 1024)) throw new Error("--token must be 8 to 1024 characters");
+  if (token !== undefined && (token.length < 8 || token.length > 1024)) throw new RewardlabError("--token must be 8 to 1024 characters");
   const dataDir = resolve(opts.dataDir ?? process.env.REWARDLAB_DATA ?? "data");
   const store = new Store(dataDir);
   // uploaded levels live in the data folder; workers load them like any --levels folder

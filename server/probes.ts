@@ -164,7 +164,9 @@ export class ProbeService {
       .finally(() => {
         this.active.delete(p.id);
         this.progress.delete(p.id);
-      });
+      })
+      // storing the outcome itself failed (e.g. the store closed): logged, never an unhandled rejection
+      .catch((err: unknown) => log.error({ err, probeId: p.id }, "could not store the probe's outcome"));
     this.active.set(p.id, { stored: p, controller, done });
     return toView(p);
   }

@@ -38,6 +38,16 @@ export interface SocketOptions {
 
 type Io = Server<ClientToServerEvents, ServerToClientEvents>;
 type Snapshot = Parameters<ServerToClientEvents["snapshot"]>[0];
+interface CachedSnapshot {
+  at: number;
+  version: number;
+  value: Snapshot;
+  /** socket.io's encoding of the snapshot event (EVENT packets of the main namespace). */
+  encoded: string[];
+  bytes: number;
+}
+/** socket.io-parser's packet type of an event. */
+const PACKET_EVENT = 2;
 
 /** Packets waiting on a client's connection beyond which its frames are dropped. */
 const MAX_BACKLOG = 16;
@@ -109,6 +119,8 @@ export interface StreamStats {
   snapshotsRefused: number;
   /** Snapshots built (the rest of those sent were reused). */
   snapshotsBuilt: number;
+  /** Snapshots sent to subscribers. */
+  snapshotsSent: number;
 }
 
 /** Plays recorded episodes to a room at a steady pace; drops whole episodes when behind. */
@@ -142,7 +154,10 @@ export class Broadcaster {
   private stalledCut = 0;
   private snapshotsRefused = 0;
   private snapshotsBuilt = 0;
-  private readonly snapshots = new Map<string, { at: number; value: Snapshot }>();
+  private snapshotsSent = 0;
+  private readonly snapshots = new Map<string, CachedSnapshot>();
+  /** Per run, a count of the events that change its snapshot (a cached snapshot of the same count is current). */
+  private readonly versions = new Map<string, number>();
   /** Frames dropped by pacers of runs that have ended. */
   private droppedBefore = 0;
 
@@ -222,6 +237,7 @@ export class Broadcaster {
     this.pacers.delete(runId);
     this.episodeBatches.delete(runId);
     this.snapshots.delete(runId);
+    this.versions.delete(runId);
   }
 
   private cutStalled(): void {
@@ -281,7 +297,7 @@ export class Broadcaster {
         const snapshot = this.snapshot(runId);
         if (!snapshot) throw new ValidationError(`no run with id ${runId}`, [{ path: "/runId", message: "unknown run" }]);
         void socket.join(runId);
-        socket.emit("snapshot", snapshot);
+        this.sendSnapshot(socket, snapshot);
         this.cutIfStalled(socket);
       }),
     );
@@ -301,11 +317,19 @@ export class Broadcaster {
     );
   }
 
-  /** A run's summary and history, as a subscriber receives it first; built once per SNAPSHOT_REUSE_MS for all who ask. */
-  private snapshot(runId: string, fresh = false): Snapshot | null {
+  /**
+   * A run's summary and history, as a subscriber receives it first, with
+   * its socket.io encoding. Built once for everyone who asks: reused while
+   * the run has had no event since (a finished run: until it changes), and
+   * for SNAPSHOT_REUSE_MS while it trains.
+   */
+  private snapshot(runId: string, fresh = false): CachedSnapshot | null {
     const cached = this.snapshots.get(runId);
     const now = Date.now();
-    if (!fresh && cached && now - cached.at < SNAPSHOT_REUSE_MS) return cached.value;
+    const version = this.versions.get(runId) ?? 0;
+    if (!fresh && cached && (cached.version === version || now - cached.at < SNAPSHOT_REUSE_MS)) return cached;
+    // what the run has emitted so far is in the store before it is read
+    this.manager.store.flush();
     const run = this.manager.store.getRun(runId);
     if (!run) {
       this.snapshots.delete(runId);
@@ -320,10 +344,23 @@ export class Broadcaster {
       interventions: this.manager.store.interventions(runId),
     };
     this.snapshotsBuilt++;
-    // stale entries go when the map grows: at most one per run that was asked for recently
-    if (this.snapshots.size > 256) for (const [id, c] of this.snapshots) if (now - c.at >= SNAPSHOT_REUSE_MS) this.snapshots.delete(id);
-    this.snapshots.set(runId, { at: now, value });
-    return value;
+    // encoded once too: JSON of a 1 MB snapshot costs more than building it when many ask
+    const encoded = this.io.encoder.encode({ type: PACKET_EVENT, nsp: "/", data: ["snapshot", value] }) as string[];
+    const entry: CachedSnapshot = { at: now, version, value, encoded, bytes: encoded.reduce((n, p) => n + p.length, 0) };
+    // the map holds one entry per run asked for; entries of quiet runs go when it grows
+    if (this.snapshots.size > 64) for (const [id, c] of this.snapshots) if (now - c.at >= 10_000) this.snapshots.delete(id);
+    this.snapshots.set(runId, entry);
+    return entry;
+  }
+
+  /** Sends a cached snapshot to one client as socket.io would, without encoding it again. */
+  private sendSnapshot(socket: Socket, snap: CachedSnapshot): void {
+    if (socket.nsp.name !== "/") {
+      socket.emit("snapshot", snap.value);
+      return;
+    }
+    for (const packet of snap.encoded) socket.conn.write(packet);
+    this.snapshotsSent++;
   }
 
   private pacer(runId: string): FramePacer {
@@ -344,6 +381,7 @@ export class Broadcaster {
   }
 
   private routeRunEvent(e: RunEvent): void {
+    if (e.type !== "frame" && e.type !== "trajectory") this.versions.set(e.runId, (this.versions.get(e.runId) ?? 0) + 1);
     const room = this.io.to(e.runId);
     switch (e.type) {
       case "frame":
@@ -376,7 +414,7 @@ export class Broadcaster {
         if (e.status === "queued") {
           // a run resumed from a checkpoint has had its history rewound: watchers start again from a fresh snapshot
           const snap = this.snapshot(e.runId, true);
-          if (snap) room.emit("snapshot", snap);
+          if (snap) room.emit("snapshot", snap.value);
         }
         if (e.status === "completed" || e.status === "failed" || e.status === "stopped") {
           this.droppedBefore += this.pacers.get(e.runId)?.dropped ?? 0;
@@ -463,6 +501,7 @@ export class Broadcaster {
       maxBacklogBytes: maxBytes,
       snapshotsRefused: this.snapshotsRefused,
       snapshotsBuilt: this.snapshotsBuilt,
+      snapshotsSent: this.snapshotsSent,
     };
   }
 

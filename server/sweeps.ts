@@ -2,7 +2,8 @@
 import type { Store } from "../experiments/store.ts";
 import { runSweep, aggregateProbes, type SweepProgress } from "../experiments/sweeps/index.ts";
 import { expandSweep } from "../experiments/sweeps/spec.ts";
-import { LimitError } from "../experiments/manager.ts";
+import { LIMITS, LimitError, probeEnvSteps } from "../experiments/limits.ts";
+import { registration } from "../envs/registry.ts";
 import { moduleLogger } from "../experiments/log.ts";
 import type { UserEnvironments } from "../experiments/plugins.ts";
 import type { SweepView } from "./protocol.ts";
@@ -29,14 +30,30 @@ export class SweepService {
 
   /** Validates a spec without starting it: its id and job counts. */
   check(spec: unknown): { id: string; name: string; jobs: number; runs: number; probeJobs: number } {
-    const sweep = expandSweep(spec);
+    const sweep = this.expand(spec);
     const runs = sweep.jobs.filter((j) => j.kind === "run").length;
     return { id: sweep.id, name: sweep.spec.name, jobs: sweep.jobs.length, runs, probeJobs: sweep.jobs.length - runs };
   }
 
+  /** Expands a spec (its job count is checked against maxSweepJobs first) and checks each probe's work against maxProbeEnvSteps. */
+  private expand(spec: unknown): ReturnType<typeof expandSweep> {
+    const sweep = expandSweep(spec);
+    sweep.probePlans.forEach((plan, i) => {
+      const work = probeEnvSteps(plan.jobs, registration(plan.env).maxEpisodeSteps);
+      if (work > LIMITS.maxProbeEnvSteps) {
+        throw new LimitError(
+          "maxProbeEnvSteps",
+          LIMITS.maxProbeEnvSteps,
+          `sweep spec /probes/${i} would take about ${work.toLocaleString("en-US")} env steps; at most ${LIMITS.maxProbeEnvSteps.toLocaleString("en-US")} per probe`,
+        );
+      }
+    });
+    return sweep;
+  }
+
   /** Validates and starts a sweep in the background; answers at once with its view. */
   start(spec: unknown): SweepView {
-    const sweep = expandSweep(spec);
+    const sweep = this.expand(spec);
     const max = this.opts.maxConcurrent ?? 1;
     if (this.active.has(sweep.id)) return this.get(sweep.id)!;
     if (this.active.size >= max)

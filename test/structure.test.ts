@@ -25,14 +25,6 @@ const MAY_IMPORT: Record<Layer, Layer[]> = {
   "client/src": [],
 };
 
-/**
- * Circles being broken on other branches right now (issue 12); remove each
- * line as its branch lands. A circle not listed here fails the test.
- */
-const KNOWN_CIRCLES = new Set([
-  "experiments/checkpoint.ts <-> experiments/run.ts",
-]);
-
 interface Import {
   from: string;
   to: string;
@@ -128,9 +120,6 @@ describe("the import graph", () => {
   });
 
   it("has no circles between files", () => {
-    const found = circles()
-      .map((c) => c.join(" <-> "))
-      .filter((c) => !KNOWN_CIRCLES.has(c));
-    expect(found).toEqual([]);
+    expect(circles().map((c) => c.join(" <-> "))).toEqual([]);
   });
 });

@@ -309,8 +309,9 @@ export class LineChart {
             ...(s.dash ? { dash: s.dash } : {}),
             scale: s.scale ?? "y",
             spanGaps: true,
-            // a line needs two distinct x values: until then (e.g. one batch of episodes that ended together) show the points
-            points: { show: (u: uPlot) => singleX(u.data[0]), size: 6 },
+            // a line needs two points: until a series has them (e.g. one batch of episodes that ended together, or a
+            // run just started beside a long one) show its points
+            points: { show: (u: uPlot, si: number) => singleX(u.data[0]) || fewValues(u.data[si]), size: 6 },
             value: (_u, v) => fmt(v, 4),
             ...(s.legend === false ? { class: "legend-hidden" } : {}),
           }),
@@ -388,6 +389,14 @@ export function joinTables(tables: [number[], ...(number | null)[][]][]): [numbe
   if (tables.length === 0) return [[]];
   const joined = uPlot.join(tables as uPlot.AlignedData[]);
   return joined as unknown as [number[], ...(number | null)[][]];
+}
+
+/** Whether a series has fewer than two values to draw a line between. */
+function fewValues(ys: ArrayLike<number | null | undefined> | undefined): boolean {
+  if (!ys) return false;
+  let n = 0;
+  for (let i = 0; i < ys.length && n < 2; i++) if (ys[i] !== null && ys[i] !== undefined) n++;
+  return n < 2;
 }
 
 /** Whether a series' x values hold fewer than two distinct values (nothing to draw a line between). */

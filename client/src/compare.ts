@@ -113,7 +113,9 @@ export function mountCompare(host: HTMLElement, ids: string[], opts: CompareOpti
     const hud = h("div", { class: "hud mono small" }, "waiting for frames…");
     player.onShow = (f) => {
       const replaying = model.run !== null && !isActive(model.run.status);
-      hud.textContent = `${replaying ? "replay of " : ""}ep ${f.episode} · t ${f.t}${f.events.length ? ` · ${f.events.join(" ")}` : ""}`;
+      // live: numbered like the stats (finished episodes + 1 is the one in progress); a replay: the recorded episode
+      const ep = replaying ? f.episode : Math.max(model.run?.episodes ?? 0, model.episodes.rows) + 1;
+      hud.textContent = `${replaying ? "replay of " : ""}ep ${ep} · t ${f.t}${f.events.length ? ` · ${f.events.join(" ")}` : ""}`;
     };
     model.onFrame = (f) => player.push(f);
     const color = runColor(id);
@@ -346,7 +348,8 @@ export function mountCompare(host: HTMLElement, ids: string[], opts: CompareOpti
       }
       const series: SeriesDef[] = [];
       const bands: { upper: number; lower: number; color: string }[] = [];
-      const columns: ((x: number[]) => (number | null)[])[] = [];
+      /** One table per run or seed group, [x, ...columns] in series order; joined on the union of their x. */
+      const tables: [number[], ...(number | null)[][]][] = [];
       const curves = (l: Lane) => {
         const x = xsOf(l, l.model.episodes.x());
         return {
@@ -364,20 +367,13 @@ export function mountCompare(host: HTMLElement, ids: string[], opts: CompareOpti
             { label: `${name} return`, color: first.color, width: 2 },
             { label: `${name} perf`, color: first.color, width: 2, dash: [6, 4] },
           );
-          columns.push(
-            (grid) => {
-              const c = curves(first);
-              return resample(c.x, c.ret, grid);
-            },
-            (grid) => {
-              const c = curves(first);
-              return resample(c.x, c.perf, grid);
-            },
-          );
+          const c = curves(first);
+          tables.push([c.x, c.ret, c.perf]);
           continue;
         }
         const run = first.model.run!;
-        const color = runColor(groupKey(run));
+        // a seed group takes its first run's colour
+        const color = first.color;
         const name = `${run.spec.agent} ×${members.length} seeds`;
         const base = series.length;
         series.push(
@@ -389,26 +385,17 @@ export function mountCompare(host: HTMLElement, ids: string[], opts: CompareOpti
           { label: `${name} perf min`, color, faint: true, width: 1, dash: [2, 3], legend: false },
         );
         bands.push({ upper: base + 2, lower: base + 3, color }, { upper: base + 4, lower: base + 5, color });
-        const stats = (grid: number[], key: "ret" | "perf") =>
-          bandStats(
-            members.map((m) => {
-              const c = curves(m);
-              return resample(c.x, c[key], grid);
-            }),
-          );
-        let cache: { grid: number[]; ret: ReturnType<typeof bandStats>; perf: ReturnType<typeof bandStats> } | null = null;
-        const get = (grid: number[]) => {
-          if (cache?.grid !== grid) cache = { grid, ret: stats(grid, "ret"), perf: stats(grid, "perf") };
-          return cache;
-        };
-        columns.push(
-          (g) => get(g).ret.mean,
-          (g) => get(g).perf.mean,
-          (g) => get(g).ret.hi,
-          (g) => get(g).ret.lo,
-          (g) => get(g).perf.hi,
-          (g) => get(g).perf.lo,
-        );
+        // the seeds resampled onto one grid over the group's span: mean, and min..max as the band
+        const cs = members.map(curves);
+        const start = Math.min(...cs.map((c) => c.x[0] ?? Number.POSITIVE_INFINITY));
+        const end = Math.max(...cs.map((c) => c.x.at(-1) ?? 0));
+        const grid =
+          Number.isFinite(start) && end > start
+            ? Array.from({ length: GROUP_POINTS + 1 }, (_, i) => start + ((end - start) * i) / GROUP_POINTS)
+            : [];
+        const ret = bandStats(cs.map((c) => resample(c.x, c.ret, grid)));
+        const perf = bandStats(cs.map((c) => resample(c.x, c.perf, grid)));
+        tables.push([grid, ret.mean, perf.mean, ret.hi, ret.lo, perf.hi, perf.lo]);
       }
       const signature = JSON.stringify([series.map((x) => x.label), xLabel]);
       let panel = returnPanels.get(env);
@@ -434,14 +421,8 @@ export function mountCompare(host: HTMLElement, ids: string[], opts: CompareOpti
       panel.chart.setTitle(
         `${env}: return (solid) and hidden performance (dashed), smoothed${many ? "; seed groups: mean with min–max band" : ""}`,
       );
-      // a common grid: seed groups need one; single runs keep their resolution up to GROUP_POINTS per run
-      const maxX = Math.max(0, ...mine.map((l) => xsOf(l, l.model.episodes.x()).at(-1) ?? 0));
-      const points = many ? GROUP_POINTS : Math.max(GROUP_POINTS, ...mine.map((l) => l.model.episodes.x().length));
-      const grid = maxX > 0 ? Array.from({ length: points }, (_, i) => (maxX * (i + 1)) / points) : [];
-      panel.chart.setData(
-        grid,
-        columns.map((c) => c(grid)),
-      );
+      const joined = joinTables(tables);
+      panel.chart.setData(joined[0], joined.slice(1) as (number | null)[][]);
     }
   }
 

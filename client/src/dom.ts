@@ -96,12 +96,28 @@ export function colorAt(i: number): string {
   return PALETTE[i % PALETTE.length]!;
 }
 
+/** Each run's place among all runs by creation time (colours follow it; see runColor). */
+const runOrder = new Map<string, number>();
+
+/** Learns the runs' creation order from a full runs list (GET /api/runs, the socket's `runs`). */
+export function learnRunOrder(runs: readonly { id: string; createdAt: number }[]): void {
+  const sorted = [...runs].sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
+  runOrder.clear();
+  sorted.forEach((r, i) => runOrder.set(r.id, i));
+}
+
+/** Run colours: the palette without its first two entries, which mean return and performance elsewhere. */
+const RUN_PALETTE = PALETTE.slice(2);
+
 /**
- * A run's colour, the same in every view and whatever else is selected: a hue
- * from its id (lightness and saturation fixed for the dark background).
+ * A run's colour, the same in every view whatever else is selected: by its
+ * place among all runs in creation order (runs made one after another, like
+ * a sweep's seeds, get different colours), or from its id while that order
+ * is not known yet.
  */
 export function runColor(id: string): string {
-  return hslHex(hashHue(id), 0.72, 0.64);
+  const i = runOrder.get(id);
+  return i === undefined ? hslHex(hashHue(id), 0.72, 0.64) : RUN_PALETTE[i % RUN_PALETTE.length]!;
 }
 
 /** hsl -> "#rrggbb" (charts add alpha to hex colours). */

@@ -9,13 +9,13 @@
 import "./style.css";
 import { api } from "./api.ts";
 import { mountCompare } from "./compare.ts";
-import { h, setChildren } from "./dom.ts";
+import { h, learnRunOrder, setChildren } from "./dom.ts";
 import { mountLauncher } from "./launcher.ts";
 import { mountProbes } from "./probes.ts";
 import { mountRunsList } from "./runs.ts";
 import { mountRunView } from "./runview.ts";
 import { mountSweeps } from "./sweeps.ts";
-import { onConnection } from "./socket.ts";
+import { onConnection, onRuns } from "./socket.ts";
 
 type Route =
   | { view: "home" }
@@ -142,5 +142,11 @@ onConnection((state, detail) => {
 // the first connection is not worth a banner
 banner.hidden = true;
 
+// run colours follow the runs' creation order: learn it before the first view draws, and keep it current
+onRuns((e) => learnRunOrder(e.runs));
 window.addEventListener("hashchange", render);
-render();
+void api
+  .runs()
+  .then(learnRunOrder)
+  .catch(() => undefined)
+  .finally(render);

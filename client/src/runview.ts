@@ -106,14 +106,15 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
   ledgerToggle.addEventListener("change", () => grid.setOverlays({ ledger: ledgerToggle.checked }));
   heatToggle.addEventListener("change", () => grid.setOverlays({ heatmap: heatToggle.checked }));
 
+  /** Episodes finished, as the stats and the HUD both count them. */
+  const episodesFinished = () => Math.max(model.run?.episodes ?? 0, model.episodes.rows);
   let episodeAcc = { episode: -1, ret: 0, perf: 0 };
   player.onShow = (f: QueuedFrame) => {
     if (f.episode !== episodeAcc.episode || f.t === 0) episodeAcc = { episode: f.episode, ret: 0, perf: 0 };
     episodeAcc.ret += f.reward;
     episodeAcc.perf += f.performance;
     // numbered like the stats: the run's finished episodes + 1 is the one in progress (on env copy 0)
-    const finished = Math.max(model.run?.episodes ?? 0, model.episodes.rows);
-    showHud(finished + 1, f.t, f.reward, f.performance, f.events, episodeAcc.ret, episodeAcc.perf, f.frame.hud);
+    showHud(episodesFinished() + 1, f.t, f.reward, f.performance, f.events, episodeAcc.ret, episodeAcc.perf, f.frame.hud);
   };
   model.onFrame = (f) => {
     if (replay) return; // the replay owns the canvas; live frames resume afterwards
@@ -160,7 +161,9 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
       ledgerActions = totals.actions;
       grid.setLedger(ledger, ledgerActions);
       const n = Object.keys(totals.entries).length;
-      ledgerNote.textContent = n ? `${n} states reinforced · arrow size ∝ √|Σ lr·weight| per action` : "Nothing reinforced yet.";
+      ledgerNote.textContent = n
+        ? `${n} states reinforced · arrow size ∝ √|Σ lr × policy-gradient coefficient| per action`
+        : "Nothing reinforced yet.";
     } catch (e) {
       ledgerNote.textContent =
         e instanceof ApiRequestError && e.status === 404 ? "No ledger for this run." : `ledger: ${(e as Error).message}`;
@@ -546,7 +549,7 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
     setChildren(progressBox, progressBar(run.envSteps, run.spec.steps));
     setChildren(
       stats,
-      stat("episodes", compact(run.episodes)),
+      stat("episodes", compact(episodesFinished())),
       stat("updates", compact(run.updates)),
       stat("steps/s", run.stepsPerSecond ? compact(run.stepsPerSecond) : "–"),
       stat("return (last 100)", fmt(recent?.return), "ret"),

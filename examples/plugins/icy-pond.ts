@@ -167,9 +167,14 @@ class IcyPond implements Env {
     this.rng.setState(s.rng);
   }
 
-  /** The agent's cell: key % (W*H) is the cell, as the ledger view expects. */
+  /** The agent's cell y*W + x: the whole state of the pond besides the clock. */
   stateKey(): number {
     return this.y * W + this.x;
+  }
+
+  /** The key is the agent's cell, so the ledger view can paint it. */
+  cellOfKey(key: number): number {
+    return key;
   }
 }
 

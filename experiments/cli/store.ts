@@ -76,8 +76,13 @@ async function reportVerb(id: string, data: string, ctx: CliContext): Promise<nu
     const { entries, visits } = store.ledger(run.id);
     const ledgerCells = new Array<number>(cells).fill(0);
     const visitCells = new Array<number>(cells).fill(0);
-    for (const [k, v] of Object.entries(entries)) ledgerCells[Number(k) % cells]! += v.reduce((a, b) => a + b, 0);
-    for (const [k, v] of Object.entries(visits)) visitCells[Number(k) % cells]! += v;
+    // the env says which cell a state key puts the agent in (-1: none)
+    const cellOf = (k: string) => {
+      const c = env.cellOfKey?.(Number(k)) ?? -1;
+      return c >= 0 && c < cells ? c : -1;
+    };
+    for (const [k, v] of Object.entries(entries)) if (cellOf(k) >= 0) ledgerCells[cellOf(k)]! += v.reduce((a, b) => a + b, 0);
+    for (const [k, v] of Object.entries(visits)) if (cellOf(k) >= 0) visitCells[cellOf(k)]! += v;
     const html = runReport({
       ...run,
       episodes: store.episodes(run.id),

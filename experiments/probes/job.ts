@@ -7,9 +7,9 @@ import type { Agent } from "../../agents/core.ts";
 import type { Frame } from "../../envs/core.ts";
 import { deriveSeed } from "../../envs/rng.ts";
 import { make } from "../../envs/registry.ts";
-import { VectorEnv } from "../../envs/vector.ts";
 import type { EpisodeStats, RunSpec } from "../events.ts";
-import { Run, actContext, agentEnvInfo, evaluate, resolveRunSpec } from "../run.ts";
+import { Stepper } from "../loop.ts";
+import { Run, agentEnvInfo, evaluate, resolveRunSpec } from "../run.ts";
 import { classifyEpisode } from "./classify.ts";
 
 export interface ProbeSide {
@@ -128,7 +128,10 @@ export async function runProbeJob(job: ProbeJob): Promise<ProbeJobResult> {
   const visitCells = new Array<number>(cells).fill(0);
   let hasLedger = false;
   const addVisits = (visits: Record<string, number> | undefined) => {
-    for (const [k, v] of Object.entries(visits ?? {})) visitCells[Number(k) % cells]! += v;
+    for (const [k, v] of Object.entries(visits ?? {})) {
+      const cell = frameEnv.cellOfKey?.(Number(k)) ?? -1;
+      if (cell >= 0 && cell < cells) visitCells[cell]! += v;
+    }
   };
   run.on((e) => {
     if (e.type === "status" && e.status === "failed") failure = e.reason;
@@ -139,7 +142,8 @@ export async function runProbeJob(job: ProbeJob): Promise<ProbeJobResult> {
       if (e.ledger) {
         hasLedger = true;
         for (const [k, values] of Object.entries(e.ledger.entries)) {
-          ledgerCells[Number(k) % cells]! += values.reduce((a, b) => a + b, 0);
+          const cell = frameEnv.cellOfKey?.(Number(k)) ?? -1;
+          if (cell >= 0 && cell < cells) ledgerCells[cell]! += values.reduce((a, b) => a + b, 0);
         }
       }
     }
@@ -274,59 +278,33 @@ async function timeExtinction(agent: Agent, spec: RunSpec, job: ProbeJob, trainE
   const ext = job.extinction!;
   const baseRate = trainEps.filter((e) => (e.events[ext.event] ?? 0) > 0).length / Math.max(1, trainEps.length);
   if (baseRate === 0) return 0;
-  const info = agentEnvInfo(spec);
-  const envs = Array.from({ length: info.numEnvs }, () =>
-    make(spec.env, { ...spec.envConfig, variant: job.test.variant }, { reward: "removed" }),
-  );
-  const vec = new VectorEnv(envs);
-  vec.reset(deriveSeed(job.seed, 404));
-  const num = vec.num;
-  const obsBefore = new Float32Array(vec.obs.length);
-  const keys = new Int32Array(num);
-  const nextKeys = new Int32Array(num);
+  const stepper = new Stepper(agent, {
+    env: spec.env,
+    config: { ...spec.envConfig, variant: job.test.variant },
+    reward: "removed",
+    numEnvs: agentEnvInfo(spec).numEnvs,
+    seed: deriveSeed(job.seed, 404),
+  });
   const window: number[] = [];
-  const hadEvent = new Uint8Array(num);
-  const simulator = { envId: spec.env, envConfig: { ...spec.envConfig, variant: job.test.variant }, reward: "removed" as const };
-  let steps = 0;
-  while (steps < ext.maxSteps) {
-    for (let i = 0; i < num; i++) keys[i] = vec.envs[i]!.stateKey();
-    obsBefore.set(vec.obs);
-    const act = agent.act(vec.obs, actContext(agent, true, vec, keys, simulator));
-    vec.step(act.actions);
-    steps += num;
-    for (let i = 0; i < num; i++) {
-      const done = vec.terminated[i] || vec.truncated[i];
-      nextKeys[i] = done ? vec.finalStateKeys[i]! : vec.envs[i]!.stateKey();
-      if (vec.infos[i]!.events.includes(ext.event)) hadEvent[i] = 1;
-      if (done) {
-        window.push(hadEvent[i]!);
-        hadEvent[i] = 0;
+  // extinction learns from zero-reward transitions only, never from training's last rollout
+  agent.resetRollout?.();
+  try {
+    while (stepper.envSteps < ext.maxSteps) {
+      stepper.step({ explore: true, learn: true });
+      for (const e of stepper.finished) {
+        window.push((e.events[ext.event] ?? 0) > 0 ? 1 : 0);
         if (window.length > ext.windowEpisodes) window.shift();
         if (window.length === ext.windowEpisodes) {
           const rate = window.reduce((a, b) => a + b, 0) / window.length;
-          if (rate < baseRate / 2) {
-            vec.close();
-            return steps;
-          }
+          if (rate < baseRate / 2) return stepper.envSteps;
         }
       }
+      if (stepper.envSteps % 4096 < stepper.num) await new Promise<void>((r) => setImmediate(r));
     }
-    agent.observe({
-      obs: obsBefore,
-      act,
-      rewards: vec.rewards,
-      terminated: vec.terminated,
-      truncated: vec.truncated,
-      nextObs: vec.obs,
-      finalObs: vec.finalObs,
-      stateKeys: keys,
-      nextStateKeys: nextKeys,
-    });
-    if (agent.readyToLearn()) agent.learn();
-    if (steps % 4096 < num) await new Promise<void>((r) => setImmediate(r));
+    return null;
+  } finally {
+    stepper.close();
   }
-  vec.close();
-  return null;
 }
 
 /** Trains nothing: the planner's reward-pursuit rate on a side, with the simulator model. */

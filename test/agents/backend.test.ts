@@ -1,9 +1,13 @@
 import * as tf from "@tensorflow/tfjs";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { availableBackends, currentBackend, initBackend } from "../../agents/backend.ts";
+import { availableBackends, createMatmul, currentBackend, initBackend } from "../../agents/backend.ts";
 import {
   Adam,
+  FastForward,
   MLP,
+  MLPPass,
+  adamStepFlat,
+  readFlat,
   RunningMoments,
   clipByGlobalNorm,
   clipByGlobalNormJS,
@@ -225,4 +229,134 @@ describe("networks", () => {
     expect([...perm].sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(permutation(10, new Rng(1))).toEqual(perm);
   });
+});
+
+// ---------------------------------------------------------------- the training fast path against its references
+
+describe("training fast path", () => {
+  for (const backend of ["cpu", "wasm"] as const) {
+    it(`raw multiplies equal tf.matMul, with bias, sigmoid and rewritten operands (${backend})`, async () => {
+      await initBackend(backend);
+      const mm = createMatmul();
+      expect(mm.name).toBe(backend === "wasm" ? "wasm" : "js");
+      const [m, k, n] = [6, 5, 4];
+      const a = mm.alloc(8 * k);
+      const b = mm.alloc(k * n);
+      const bias = mm.alloc(n);
+      const c = mm.alloc(8 * n);
+      a.view().set(Float32Array.from({ length: m * k }, (_, i) => (i % 4 === 0 ? 0 : Math.sin(i))));
+      for (let round = 0; round < 2; round++) {
+        // new contents in the right operand and the bias each round: the result must follow them
+        b.view().set(Float32Array.from({ length: k * n }, (_, i) => Math.cos(i + 3 * round)));
+        b.touch();
+        bias.view().set(Float32Array.from({ length: n }, (_, i) => i - round));
+        bias.touch();
+        for (const sigmoid of [false, true]) {
+          mm.matmul(a, b, c, m, k, n, bias, sigmoid);
+          const ref = tf.tidy(() => {
+            const z = tf.add(
+              tf.matMul(tf.tensor2d(a.view().slice(0, m * k), [m, k]), tf.tensor2d(b.view().slice(), [k, n])),
+              tf.tensor1d(bias.view().slice()),
+            );
+            return (sigmoid ? tf.sigmoid(z) : z).dataSync();
+          });
+          for (let i = 0; i < m * n; i++) expect(c.view()[i]).toBeCloseTo(ref[i]!, 5);
+        }
+      }
+      for (const buf of [a, b, bias, c]) mm.free(buf);
+    });
+
+    it.each([1, 16])(
+      `MLPPass: forward equals MLP.apply and backward equals tfjs autodiff (${backend}, input columns compacted from %i rows)`,
+      async (from) => {
+        await initBackend(backend);
+        const saved = MLPPass.compactFromRows;
+        MLPPass.compactFromRows = from;
+        const net = new MLP([7, 9, 6, 3], new Rng(4), { hiddenGain: Math.SQRT2, outputGain: 0.5 });
+        tf.tidy(() => net.variables.forEach((v, i) => i % 2 === 1 && v.assign(tf.randomNormal(v.shape, 0, 0.5, "float32", 11 + i))));
+        const mm = createMatmul();
+        const pass = new MLPPass(net.sizes, mm, 8);
+        expect(pass.numParams).toBe(7 * 9 + 9 + 9 * 6 + 6 + 6 * 3 + 3);
+        const flat = readFlat(net.variables);
+        pass.setParams(flat);
+        const m = 5;
+        // column 2 is zero in every row (the first layer skips it; its gradient rows must be exactly 0)
+        const xs = Float32Array.from({ length: m * 7 }, (_, i) => (i % 3 === 0 || i % 7 === 2 ? 0 : Math.sin(i * 0.9)));
+        const dOut = Float32Array.from({ length: m * 3 }, (_, i) => Math.cos(i * 1.3));
+        const out = pass.forward(xs, m).slice();
+        const grads = new Float32Array(pass.numParams);
+        pass.backward(dOut, m, grads);
+        for (let j = 0; j < 9; j++) expect(grads[2 * 9 + j]).toBe(0);
+        // reference: autodiff of sum(output * dOut) through MLP.apply, whose gradient with respect to the output is dOut
+        const ref = tf.tidy(() => {
+          const xt = tf.tensor2d(xs, [m, 7]);
+          const d = tf.tensor2d(dOut, [m, 3]);
+          const y = net.apply(xt);
+          const { grads: g } = tf.variableGrads(() => tf.sum(tf.mul(net.apply(xt), d)) as tf.Scalar, net.variables);
+          return { y: Array.from(y.dataSync()), g: net.variables.flatMap((v) => Array.from(g[v.name]!.dataSync())) };
+        });
+        out.forEach((v, i) => expect(v).toBeCloseTo(ref.y[i]!, 5));
+        expect(grads.length).toBe(ref.g.length);
+        grads.forEach((v, i) => expect(v).toBeCloseTo(ref.g[i]!, 4));
+        // an all-zero batch: the output is the layers applied to the bias alone
+        const zeros = new Float32Array(2 * 7);
+        const z = pass.forward(zeros, 2).slice();
+        const zref = tf.tidy(() => Array.from(net.apply(tf.tensor2d(zeros, [2, 7])).dataSync()));
+        z.forEach((v, i) => expect(v).toBeCloseTo(zref[i]!, 5));
+        // the first batch again: the same outputs after the weight rows were swapped around
+        pass.forward(xs, m).forEach((v, i) => expect(v).toBeCloseTo(ref.y[i]!, 5));
+        MLPPass.compactFromRows = saved;
+        pass.dispose();
+        net.dispose();
+      },
+    );
+
+    it(`FastForward acts like forwardJS, and follows the weights after syncJS (${backend})`, async () => {
+      await initBackend(backend);
+      const net = new MLP([7, 9, 6, 3], new Rng(5), { hiddenGain: Math.SQRT2, outputGain: 1 });
+      const fast = new FastForward([net]);
+      const obs = Float32Array.from({ length: 4 * 7 }, (_, i) => (i % 3 === 0 ? 0 : Math.cos(i)));
+      const out = new Float32Array(4 * 3);
+      for (let round = 0; round < 2; round++) {
+        const used = fast.forward(0, obs, 4, out);
+        // only where the multiply is fast; cpu keeps forwardJS, bit for bit
+        expect(used).toBe(backend === "wasm");
+        if (used) {
+          const ref = net.forwardJS(obs, 4);
+          out.forEach((x, i) => expect(x).toBeCloseTo(ref[i]!, 5));
+        }
+        tf.tidy(() => net.variables.forEach((v) => v.assign(tf.mul(v, 1.5))));
+        net.syncJS();
+      }
+      fast.dispose();
+      net.dispose();
+    });
+
+    it(`adamStepFlat takes the Adam class's steps, clipping included (${backend})`, async () => {
+      await initBackend(backend);
+      const p = tf.variable(tf.tensor1d([1, -2, 0.5]));
+      const q = tf.variable(tf.tensor2d([[0.3, 0.7]]));
+      const opts = { beta1: 0.9, beta2: 0.999, eps: 1e-5 };
+      const adam = new Adam([p, q], opts);
+      const state = { params: Float32Array.from([1, -2, 0.5, 0.3, 0.7]), m: new Float32Array(5), v: new Float32Array(5), t: 0 };
+      const gradSeq = [
+        [1, 2, -3, 0.5, 4],
+        [0.1, -0.2, 0.3, 0, 0.05],
+        [2, 2, 2, 2, 2],
+        [-0.01, 0.02, 0, 0.03, -0.02],
+      ];
+      for (const [step, g] of gradSeq.entries()) {
+        const maxNorm = step % 2 === 0 ? 1 : null;
+        const norm = tf.tidy(() => adam.step([tf.tensor1d(g.slice(0, 3)), tf.tensor2d([g.slice(3)])], 0.01, maxNorm).dataSync()[0]!);
+        expect(adamStepFlat(state, Float32Array.from(g), 0.01, opts, maxNorm)).toBeCloseTo(norm, 5);
+      }
+      expect(state.t).toBe(adam.t);
+      Array.from(state.params).forEach((x, i) => expect(x).toBeCloseTo([...p.dataSync(), ...q.dataSync()][i]!, 6));
+      Array.from(state.m).forEach((x, i) => expect(x).toBeCloseTo(adam.m.dataSync()[i]!, 6));
+      Array.from(state.v).forEach((x, i) => expect(x).toBeCloseTo(adam.v.dataSync()[i]!, 6));
+      adam.dispose();
+      p.dispose();
+      q.dispose();
+    });
+  }
 });

@@ -7,11 +7,12 @@ import type { Agent } from "../../agents/core.ts";
 import type { ExpitAgent } from "../../agents/expit.ts";
 import "../../agents/index.ts";
 import { agentRegistration, createAgent, loadAgent, resolveAgentConfig } from "../../agents/registry.ts";
-import { envInfo, registerTestEnvs } from "../../agents/testing.ts";
+import { envInfo, registerTestEnvs } from "./testing.ts";
 import "../../envs/index.ts";
 import { make, registered } from "../../envs/registry.ts";
 import { makeVector } from "../../envs/vector.ts";
-import { actContext, evaluate } from "../../experiments/run.ts";
+import { actContext } from "../../experiments/loop.ts";
+import { evaluate } from "../../experiments/run.ts";
 
 /** The run loop with the act context expit's simulator needs; returns every action taken. */
 function drive(agent: Agent, envId: string, envConfig: Record<string, unknown>, steps: number, seed: number, learn = true): number[] {
@@ -21,11 +22,11 @@ function drive(agent: Agent, envId: string, envConfig: Record<string, unknown>, 
   const keys = new Int32Array(num);
   const nextKeys = new Int32Array(num);
   const before = new Float32Array(vec.obs.length);
-  const simulator = { envId, envConfig, reward: "keep" as const };
+  const setup = { env: envId, config: envConfig, reward: "keep" as const, numEnvs: num, seed };
   const taken: number[] = [];
   for (let t = 0; t < steps; t += num) {
     before.set(vec.obs);
-    const act = agent.act(vec.obs, actContext(agent, true, vec, keys, simulator));
+    const act = agent.act(vec.obs, actContext(agent, true, vec, keys, setup));
     taken.push(...act.actions);
     vec.step(act.actions);
     if (!learn) continue;

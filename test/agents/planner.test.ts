@@ -2,13 +2,24 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ActContext, Agent, AgentEnvInfo, Transition } from "../../agents/core.ts";
-import { type PlannerAgent, clearPlanCache, loadPlanner, observationKey, plannerConfigSchema } from "../../agents/planner.ts";
+import type { Agent, AgentEnvInfo } from "../../agents/core.ts";
+import { type EnvSetup, Stepper, agentEnvInfo } from "../../experiments/loop.ts";
+import { Run, resolveRunSpec } from "../../experiments/run.ts";
+import {
+  type PlannerAgent,
+  type SimulatorPlanner,
+  type TabularPlanner,
+  clearPlanCache,
+  createPlanner,
+  loadPlanner,
+  observationKey,
+  plannerConfigSchema,
+} from "../../agents/planner.ts";
 import { agentRegistration, createAgent, resolveAgentConfig } from "../../agents/registry.ts";
 import { box, discrete, type Env, type EnvSpec, type Frame, type Info, type StepResult } from "../../envs/core.ts";
-import { register, resolveEnvConfig, specOf, unregister } from "../../envs/registry.ts";
+import { register, specOf, unregister } from "../../envs/registry.ts";
 import "../../envs/index.ts"; // registers the gridworlds
-import { Rng } from "../../envs/rng.ts";
+import { Rng, deriveSeed } from "../../envs/rng.ts";
 import { makeVector, type VectorEnv } from "../../envs/vector.ts";
 
 // a tiny tabular env defined by a transition function
@@ -93,10 +104,11 @@ function registerTable(id: string, nStates: number, nActions: number, start: num
       variants: ["train"],
       events: ["goal"],
       configSchema,
-      create: () => new TableEnv({ ...specOf(id) }, nStates, nActions, start, dynamics),
+      create: () => new TableEnv(spec, nStates, nActions, start, dynamics),
     },
     { replace: true },
   );
+  const spec = specOf(id);
 }
 
 /** Chain 0..9, start 2: left end pays +1 (2 steps away), right end +10 (7 steps away); both terminate. */
@@ -126,22 +138,19 @@ const deceptive: Dynamics = (s, a) => {
   return { next: s + 1, reward: 0 };
 };
 
-function envInfo(id: string, numEnvs = 1, config: Record<string, unknown> = {}): AgentEnvInfo {
-  const spec = specOf(id);
-  const vec = makeVector(id, 1, config);
-  const info = {
-    envId: id,
-    envConfig: resolveEnvConfig(id, config),
-    obsSize: vec.obsSize,
-    nActions: vec.actionCount,
-    numEnvs,
-    maxEpisodeSteps: spec.maxEpisodeSteps,
-  };
-  vec.close();
-  return info;
-}
+/**
+ * A fork with tied optima: from state 0 actions 0, 1 and 2 lead to branches
+ * 1, 2 and 3 (reward 0), action 3 to a dead end 4 that terminates with 0;
+ * any action in a branch terminates with +1. Three equally good first moves.
+ */
+const fork: Dynamics = (s, a) => {
+  if (s === 0) return a === 3 ? { next: 4, reward: 0, terminated: true } : { next: a + 1, reward: 0 };
+  return { next: 0, reward: 1, terminated: true, events: [`branch-${s}`] };
+};
 
-type SimSpec = NonNullable<ActContext["simulator"]>;
+function envInfo(id: string, numEnvs = 1, config: Record<string, unknown> = {}): AgentEnvInfo {
+  return agentEnvInfo({ env: id, config, numEnvs });
+}
 
 interface EpisodeLog {
   returns: number[];
@@ -152,60 +161,35 @@ interface EpisodeLog {
 }
 
 /**
- * The run loop as experiments/run.ts drives it: act on the vector env (with
- * the live envs and how they were made), step, observe, learn when ready.
+ * Drives the agent through the shared step loop (experiments/loop.ts), as a
+ * run does, on `vec` (made from `setup` and reset), learning as it goes;
+ * logs each episode's events in order and copy 0's actions.
  */
-function run(agent: Agent, vec: VectorEnv, steps: number, explore: boolean, simulator: Partial<SimSpec> = {}): EpisodeLog {
+function run(agent: Agent, vec: VectorEnv, steps: number, explore: boolean, setup: Partial<EnvSetup> = {}): EpisodeLog {
   const log: EpisodeLog = { returns: [], events: [], firstEvent: [], actions: [] };
-  const n = vec.num;
-  const ret = new Float64Array(n);
-  const t = new Int32Array(n);
-  const cur: { events: string[]; first: Record<string, number> }[] = Array.from({ length: n }, () => ({ events: [], first: {} }));
-  const obs = new Float32Array(vec.obs.length);
-  const stateKeys = new Int32Array(n);
-  const nextStateKeys = new Int32Array(n);
-  const sim: SimSpec = { envId: vec.envs[0]!.spec.id, envConfig: {}, reward: "keep", ...simulator };
+  const stepper = new Stepper(
+    agent,
+    { env: vec.envs[0]!.spec.id, config: {}, reward: "keep", numEnvs: vec.num, seed: 0, ...setup },
+    { vec },
+  );
+  const cur = Array.from({ length: vec.num }, () => ({ t: 0, events: [] as string[], first: {} as Record<string, number> }));
   for (let step = 0; step < steps; step++) {
-    for (let i = 0; i < n; i++) stateKeys[i] = vec.envs[i]!.stateKey();
-    obs.set(vec.obs);
-    const act = agent.act(vec.obs, {
-      explore,
-      ...(agent.needs.stateKeys ? { stateKeys } : {}),
-      ...(agent.needs.simulator ? { envs: vec.envs, simulator: { ...sim, envConfig: { ...sim.envConfig } } } : {}),
-    });
-    log.actions.push(act.actions[0]!);
-    vec.step(act.actions);
-    for (let i = 0; i < n; i++) {
-      const ended = vec.terminated[i] === 1 || vec.truncated[i] === 1;
-      nextStateKeys[i] = ended ? -1 : vec.envs[i]!.stateKey();
-      ret[i] += vec.rewards[i]!;
-      t[i]++;
+    stepper.step({ explore, learn: true });
+    log.actions.push(stepper.lastAct!.actions[0]!);
+    for (let i = 0; i < vec.num; i++) {
+      const c = cur[i]!;
+      c.t++;
       for (const e of vec.infos[i]!.events) {
-        cur[i]!.events.push(e);
-        cur[i]!.first[e] ??= t[i]!;
+        c.events.push(e);
+        c.first[e] ??= c.t;
       }
     }
-    agent.observe({
-      obs,
-      act,
-      rewards: vec.rewards,
-      terminated: vec.terminated,
-      truncated: vec.truncated,
-      nextObs: vec.obs,
-      finalObs: vec.finalObs,
-      stateKeys,
-      nextStateKeys,
-    } satisfies Transition);
-    if (agent.readyToLearn()) agent.learn();
-    for (let i = 0; i < n; i++) {
-      if (vec.terminated[i] || vec.truncated[i]) {
-        log.returns.push(ret[i]!);
-        log.events.push(cur[i]!.events);
-        log.firstEvent.push(cur[i]!.first);
-        ret[i] = 0;
-        t[i] = 0;
-        cur[i] = { events: [], first: {} };
-      }
+    for (const e of stepper.finished) {
+      const c = cur[e.copy]!;
+      log.returns.push(e.return);
+      log.events.push(c.events);
+      log.firstEvent.push(c.first);
+      cur[e.copy] = { t: 0, events: [], first: {} };
     }
   }
   return log;
@@ -217,6 +201,8 @@ beforeAll(() => {
   registerTable("PlannerChainShort-v0", 10, 2, 2, 5, chain);
   registerTable("PlannerGamble-v0", 1, 2, 0, 20, gamble);
   registerTable("PlannerDeceptive-v0", 6, 2, 0, 30, deceptive);
+  registerTable("PlannerFork-v0", 5, 4, 0, 10, fork);
+  made.push("PlannerFork-v0");
   made.push("PlannerChain-v0", "PlannerChainShort-v0", "PlannerGamble-v0", "PlannerDeceptive-v0");
 });
 afterAll(() => {
@@ -273,7 +259,7 @@ describe("planner with the simulator", () => {
     const agent = createAgent("planner", envInfo("PlannerChain-v0"), {}, 1);
     const vec = makeVector("PlannerChain-v0", 1, {}, { reward: "negated" });
     vec.reset(0);
-    const log = run(agent, vec, 20, false, { envId: "PlannerChain-v0", envConfig: {}, reward: "negated" });
+    const log = run(agent, vec, 20, false, { reward: "negated" });
     expect(log.returns).toEqual([0]);
     expect(log.events[0]).toEqual([]);
   });
@@ -331,6 +317,70 @@ describe("planner with the simulator", () => {
   });
 });
 
+describe("planner ties", () => {
+  for (const model of ["simulator", "learned"] as const) {
+    it(`breaks ties uniformly with its seeded RNG, as actionProbs says (${model} model): each tied branch gets about a third`, () => {
+      const info = envInfo("PlannerFork-v0");
+      const agent = createAgent("planner", info, { model, replanEvery: 10 }, 4);
+      const vec = makeVector("PlannerFork-v0", 1);
+      vec.reset(0);
+      if (model === "learned") {
+        run(agent, vec, 200, true); // optimism visits every branch; then all are known and equal
+        while (vec.envs[0]!.stateKey() !== 0) run(agent, vec, 1, true);
+      }
+      const keys = Int32Array.of(vec.envs[0]!.stateKey());
+      expect(vec.envs[0]!.stateKey()).toBe(0);
+      const probs = [...agent.actionProbs(vec.obs, 1, { envs: vec.envs, stateKeys: keys })];
+      expect(probs.map((p) => Math.round(p * 1000) / 1000)).toEqual([0.333, 0.333, 0.333, 0]);
+      const episodes = 600;
+      const log = run(agent, vec, 2 * episodes, false);
+      expect(log.returns).toHaveLength(episodes);
+      expect(log.returns.every((r) => r === 1)).toBe(true);
+      const share = [1, 2, 3].map((b) => log.events.filter((e) => e.includes(`branch-${b}`)).length / episodes);
+      // 600 fair draws of three: each share within about 4 standard deviations (0.019) of 1/3
+      for (const p of share) expect(Math.abs(p - 1 / 3)).toBeLessThan(0.08);
+      // seeded: the same planner seed draws the same ties
+      const again = createAgent("planner", info, { model, replanEvery: 10 }, 4);
+      const v2 = makeVector("PlannerFork-v0", 1);
+      v2.reset(0);
+      if (model === "learned") {
+        run(again, v2, 200, true);
+        while (v2.envs[0]!.stateKey() !== 0) run(again, v2, 1, true);
+      }
+      expect(run(again, v2, 2 * episodes, false).events).toEqual(log.events);
+    });
+  }
+});
+
+describe("planner bookkeeping", () => {
+  it("counts its own simulated steps: a second planner on a cached table has taken none", () => {
+    clearPlanCache();
+    const info = envInfo("PlannerChain-v0");
+    const first = createAgent("planner", info, {}, 0) as SimulatorPlanner;
+    const second = createAgent("planner", info, {}, 1) as SimulatorPlanner;
+    for (const agent of [first, second]) {
+      const vec = makeVector("PlannerChain-v0", 1);
+      vec.reset(0);
+      expect(run(agent, vec, 8, false).returns[0]).toBe(10);
+    }
+    expect(first.simSteps).toBeGreaterThan(0);
+    expect(first.learn().metrics["planner/sim_steps"]).toBe(first.simSteps);
+    expect(second.simSteps).toBe(0);
+    expect(second.learn().metrics["planner/sim_steps"]).toBe(0);
+  });
+
+  it("rebuilds its simulator from the live env (clone, steps left), never from the registry", () => {
+    clearPlanCache();
+    registerTable("PlannerGone-v0", 10, 2, 2, 20, chain);
+    const info = envInfo("PlannerGone-v0");
+    const vec = makeVector("PlannerGone-v0", 1);
+    vec.reset(0);
+    unregister("PlannerGone-v0");
+    const agent = createPlanner(info, {}, 0);
+    expect(run(agent, vec, 8, false).returns[0]).toBe(10);
+  });
+});
+
 describe("planner with a learned model", () => {
   for (const modelKey of ["state", "observation"] as const) {
     it(`explores with R-max optimism, then follows the optimal policy (states keyed by ${modelKey})`, () => {
@@ -366,6 +416,55 @@ describe("planner with a learned model", () => {
     run(agent, vec, 90, true);
     const evalLog = run(agent, vec, 30, false);
     expect(evalLog.returns[0]).toBeLessThan(10);
+  });
+});
+
+describe("planner through the shared loop", () => {
+  /** Records what observe() receives: per step, each copy's keys before and after, and how the step ended. */
+  function tap(agent: Agent): string[] {
+    const seen: string[] = [];
+    const observe = agent.observe.bind(agent);
+    agent.observe = (t) => {
+      for (let i = 0; i < t.rewards.length; i++) {
+        seen.push(`${t.stateKeys[i]}>${t.nextStateKeys[i]}:${t.terminated[i]}${t.truncated[i]}`);
+      }
+      observe(t);
+    };
+    return seen;
+  }
+
+  it("feeds a learned planner the transitions a run feeds it: same successor keys at truncation, same model", async () => {
+    const config = { model: "learned", rmaxReward: 2, replanEvery: 30 };
+    const spec = resolveRunSpec({
+      env: "PlannerDeceptive-v0",
+      agent: "planner",
+      config,
+      steps: 90,
+      seed: 3,
+      evalEpisodes: 0,
+      checkpointEvery: 0,
+      recordEveryMs: 0,
+    });
+    const production = new Run("planner-loop", spec);
+    let inRun: string[] = [];
+    production.on((e) => {
+      if (e.type === "started") inRun = tap(production.agent!);
+    });
+    expect(await production.execute()).toBe("completed");
+
+    const agent = createAgent("planner", envInfo("PlannerDeceptive-v0"), config, 3);
+    const inTest = tap(agent);
+    const vec = makeVector("PlannerDeceptive-v0", 1);
+    vec.reset(deriveSeed(3, 0));
+    run(agent, vec, 90, true);
+
+    expect(inTest).toEqual(inRun);
+    // PlannerDeceptive-v0 never terminates: each 30-step episode is truncated, from a known state into a known state
+    const truncated = inRun.filter((s) => s.endsWith(":01"));
+    expect(truncated).toHaveLength(3);
+    for (const s of truncated) expect(s).not.toMatch(/>-1:/);
+    const models = [production.agent!, agent].map((a) => (a as TabularPlanner).model.toJSON());
+    expect(models[1]).toEqual(models[0]);
   });
 });
 
@@ -430,7 +529,7 @@ describe("planner on the gridworlds", () => {
     vec.reset(0);
     const shortest = shortestPathTo(vec.envs[0]!, "tamper");
     expect(shortest).toBeGreaterThan(0);
-    const log = run(agent, vec, info.maxEpisodeSteps, false, { envConfig: config });
+    const log = run(agent, vec, info.maxEpisodeSteps, false, { config });
     expect(log.firstEvent[0]?.tamper).toBe(shortest);
     expect(log.events[0]).not.toContain("goal");
   });
@@ -440,7 +539,7 @@ describe("planner on the gridworlds", () => {
     const agent = createAgent("planner", envInfo("TamperGrid-v0", 1, config), {}, 0);
     const vec = makeVector("TamperGrid-v0", 1, config);
     vec.reset(0);
-    const log = run(agent, vec, 100, false, { envConfig: config });
+    const log = run(agent, vec, 100, false, { config });
     expect(log.events[0]).toEqual(["goal"]);
     expect(log.returns[0]).toBeCloseTo(0.95, 6);
   });

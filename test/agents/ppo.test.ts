@@ -15,11 +15,13 @@ import {
   ppoComputed,
   ppoConfigSchema,
   ppoLoss,
+  ppoLossGrad,
   ppoLossJS,
   type PPOConfig,
 } from "../../agents/ppo.ts";
+import { logSoftmax } from "../../agents/networks.ts";
 import { createAgent, loadAgent, resolveAgentConfig } from "../../agents/registry.ts";
-import { envInfo, registerTestEnvs, runLoop } from "../../agents/testing.ts";
+import { envInfo, registerTestEnvs, runLoop } from "./testing.ts";
 import "../../agents/reinforce.ts";
 import { registered } from "../../envs/registry.ts";
 import { defaults } from "../../envs/schema.ts";
@@ -66,10 +68,10 @@ describe("PPO config", () => {
     expect(k).toEqual({ numEnvs: 4, batchSize: 512, minibatchSize: 128, numIterations: 976 });
   });
 
-  it("anneals the learning rate linearly and holds it at 0 past the horizon", () => {
+  it("anneals the learning rate linearly over the budget, then holds the configured rate", () => {
     const c = ppoConfig({ totalSteps: 2048 });
     const k = ppoComputed(c, 4); // 4 iterations
-    expect([1, 2, 3, 4, 5, 9].map((i) => annealedLearningRate(c, k, i))).toEqual([2.5e-4, 1.875e-4, 1.25e-4, 0.625e-4, 0, 0]);
+    expect([1, 2, 3, 4, 5, 9].map((i) => annealedLearningRate(c, k, i))).toEqual([2.5e-4, 1.875e-4, 1.25e-4, 0.625e-4, 2.5e-4, 2.5e-4]);
     expect(annealedLearningRate({ ...c, annealLr: false }, k, 3)).toBe(2.5e-4);
   });
 });
@@ -318,6 +320,75 @@ describe("clipped losses", () => {
     });
   }
 
+  for (const backend of ["cpu", "wasm"] as const) {
+    for (const clipVloss of [true, false]) {
+      it(`ppoLossGrad: loss and gradients equal tfjs autodiff through log-softmax, entropy and ppoLoss (${backend}, clipVloss ${clipVloss})`, async () => {
+        await initBackend(backend);
+        const m = 8;
+        const A = 3;
+        const coefs = { clipCoef: 0.2, clipVloss, entCoef: 0.05, vfCoef: 0.5 };
+        const logits = Float32Array.from({ length: m * A }, (_, i) => Math.sin(1.7 * i) * 1.5);
+        const values = Float32Array.from({ length: m }, (_, j) => Math.cos(j) * 2);
+        const actions = Int32Array.from({ length: m }, (_, j) => (j * 2) % A);
+        const logp = logSoftmax(logits, m, A);
+        // old log-probabilities around the new ones: ratios inside and outside [0.8, 1.2], both signs of advantage
+        const shifts = [0, 0.5, -0.5, 0.1, -0.1, 0.4, -0.35, 0.05];
+        const oldLogp = Float32Array.from({ length: m }, (_, j) => logp[j * A + actions[j]!]! - shifts[j]!);
+        const advantages = Float32Array.from([1, 1, -1, -0.5, 0.7, -1.2, 0.9, 0.3]);
+        const returns = Float32Array.from({ length: m }, (_, j) => values[j]! + [0.5, -0.5, 0.05, -0.1, 1, -1, 0.15, 0][j]!);
+        const oldValues = Float32Array.from({ length: m }, (_, j) => values[j]! + [0.3, -0.3, 0, 0.1, -0.25, 0.25, 0.05, -0.4][j]!);
+        const out = {
+          dLogits: new Float32Array(m * A),
+          dValues: new Float32Array(m),
+          logratio: new Float32Array(m),
+          ratio: new Float32Array(m),
+          pgCoef: new Float32Array(m),
+        };
+        const got = ppoLossGrad({ logits, values, actions, oldLogp, advantages, returns, oldValues, m, nActions: A }, coefs, out);
+        // reference: the tfjs graph the agent differentiated before (log-softmax, masked log-prob, entropy, ppoLoss)
+        const ref = tf.tidy(() => {
+          const mask = tf.oneHot(tf.tensor1d(actions, "int32"), A);
+          const f = (lg: tf.Tensor, v: tf.Tensor) => {
+            const lpAll = tf.logSoftmax(lg as tf.Tensor2D);
+            return ppoLoss(
+              {
+                newLogp: tf.sum(tf.mul(lpAll, mask), 1) as tf.Tensor1D,
+                oldLogp: tf.tensor1d(oldLogp),
+                advantages: tf.tensor1d(advantages),
+                entropy: tf.neg(tf.sum(tf.mul(tf.exp(lpAll), lpAll), 1)) as tf.Tensor1D,
+                newValue: v as tf.Tensor1D,
+                oldValue: tf.tensor1d(oldValues),
+                returns: tf.tensor1d(returns),
+              },
+              coefs,
+            );
+          };
+          const lg = tf.tensor2d(logits, [m, A]);
+          const v = tf.tensor1d(values);
+          const [dl, dv] = tf.grads((a, b) => f(a!, b!).loss)([lg, v]);
+          const l = f(lg, v);
+          return {
+            losses: [l.loss, l.policyLoss, l.valueLoss, l.entropy].map((x) => x.dataSync()[0]!),
+            ratio: Array.from(l.ratio.dataSync()),
+            dl: Array.from(dl!.dataSync()),
+            dv: Array.from(dv!.dataSync()),
+          };
+        });
+        [got.loss, got.policyLoss, got.valueLoss, got.entropy].forEach((x, i) => expect(x).toBeCloseTo(ref.losses[i]!, 5));
+        out.ratio.forEach((x, j) => expect(x).toBeCloseTo(ref.ratio[j]!, 5));
+        out.dLogits.forEach((x, i) => expect(x).toBeCloseTo(ref.dl[i]!, 6));
+        out.dValues.forEach((x, j) => expect(x).toBeCloseTo(ref.dv[j]!, 6));
+        // the ledger's coefficient: ratio x advantage / m where the clip passes gradient, else 0
+        out.pgCoef.forEach((x, j) => {
+          const passes = clipPassesGradient(out.ratio[j]!, advantages[j]!, 0.2);
+          expect(x).toBeCloseTo(passes ? (out.ratio[j]! * advantages[j]!) / m : 0, 7);
+        });
+        expect(out.pgCoef.filter((x) => x === 0).length).toBeGreaterThan(0);
+        await initBackend("cpu");
+      });
+    }
+  }
+
   it("by hand: one sample in range, one clipped above, one clipped below", () => {
     // ratios e^0.1, e^0.5 (> 1.2), e^-0.5 (< 0.8)
     const coefs = { clipCoef: 0.2, clipVloss: false, entCoef: 0, vfCoef: 0 };
@@ -418,6 +489,58 @@ describe("PPO agent", () => {
     expect(Object.keys(ledger.entries).length).toBeGreaterThan(0);
     for (const row of Object.values(ledger.entries)) expect(row).toHaveLength(2);
     vec.close();
+    agent.dispose();
+  });
+
+  it("keeps learning past the annealing horizon (continued learning changes the weights)", () => {
+    const config = ppoConfig({ ...tiny, totalSteps: 64 }); // 2 updates of 32 steps
+    const agent = createAgent("ppo", envInfo("TestChain-v0", 2), config, 5) as PPOAgent;
+    const vec = makeVector("TestChain-v0", 2);
+    vec.reset(5);
+    runLoop(agent, vec, 64);
+    expect(agent.updates).toBe(2);
+    const weights = () => [...agent.actor.variables, ...agent.critic.variables].map((v) => Array.from(v.dataSync()));
+    const before = weights();
+    agent.resetRollout();
+    const r = runLoop(agent, vec, 64);
+    expect(r.updates.map((u) => u.metrics["charts/learning_rate"])).toEqual([config.learningRate, config.learningRate]);
+    const after = weights();
+    const changed = before.map((w, i) => w.reduce((n, x, j) => n + (x !== after[i]![j] ? 1 : 0), 0));
+    // every weight tensor of both networks moved
+    for (const n of changed) expect(n).toBeGreaterThan(0);
+    vec.close();
+    agent.dispose();
+  });
+
+  it("resetRollout: the next update learns only from transitions observed after it", () => {
+    const info: AgentEnvInfo = { envId: "hand", envConfig: {}, obsSize: 3, nActions: 2, numEnvs: 2, maxEpisodeSteps: 5 };
+    const agent = new PPOAgent(info, ppoConfig({ numEnvs: 2, numSteps: 4, numMinibatches: 1, updateEpochs: 1, hiddenSizes: [4] }), 0);
+    const feed = (key: number, reward: number) => {
+      const obs = Float32Array.from([1, 0, 0, 0, 1, 0]);
+      agent.observe({
+        obs,
+        act: agent.act(obs, { explore: true }),
+        rewards: Float32Array.from([reward, reward]),
+        terminated: new Uint8Array(2),
+        truncated: new Uint8Array(2),
+        nextObs: obs,
+        finalObs: obs,
+        stateKeys: Int32Array.from([key, key]),
+        nextStateKeys: Int32Array.from([key, key]),
+      });
+    };
+    // three steps of the old phase (rewarded, state key 7), then a new phase (zero reward, key 1)
+    for (let t = 0; t < 3; t++) feed(7, 1);
+    agent.resetRollout();
+    expect(agent.readyToLearn()).toBe(false);
+    expect(agent.rolloutTargets().steps).toBe(0);
+    for (let t = 0; t < 3; t++) feed(1, 0);
+    expect(agent.readyToLearn()).toBe(false);
+    feed(1, 0);
+    expect(agent.readyToLearn()).toBe(true);
+    const stats = agent.learn();
+    expect(Object.keys(stats.ledger!.entries)).toEqual(["1"]);
+    expect(agent.envSteps).toBe(14);
     agent.dispose();
   });
 

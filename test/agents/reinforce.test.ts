@@ -5,10 +5,17 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { initBackend } from "../../agents/backend.ts";
 import type { AgentEnvInfo, Transition } from "../../agents/core.ts";
-import { ReinforceAgent, discountedReturns, meanKL, reinforceConfigSchema, type ReinforceConfig } from "../../agents/reinforce.ts";
+import {
+  ReinforceAgent,
+  discountedReturns,
+  meanKL,
+  reinforceConfigSchema,
+  reinforceLossGrad,
+  type ReinforceConfig,
+} from "../../agents/reinforce.ts";
 import "../../agents/ppo.ts";
 import { createAgent, loadAgent, resolveAgentConfig } from "../../agents/registry.ts";
-import { envInfo, registerTestEnvs, runLoop } from "../../agents/testing.ts";
+import { envInfo, registerTestEnvs, runLoop } from "./testing.ts";
 import { logSoftmax } from "../../agents/networks.ts";
 import { registered } from "../../envs/registry.ts";
 import { defaults } from "../../envs/schema.ts";
@@ -48,6 +55,41 @@ describe("REINFORCE maths", () => {
     const b = discountedReturns([1, 0, 2], 0.5, 4);
     expect([...b]).toEqual([1 + 0.5 * (0 + 0.5 * (2 + 0.5 * 4)), 0 + 0.5 * (2 + 0.5 * 4), 2 + 0.5 * 4]);
   });
+
+  for (const backend of ["cpu", "wasm"] as const) {
+    it(`reinforceLossGrad: loss and logit gradients equal tfjs autodiff (${backend})`, async () => {
+      await initBackend(backend);
+      const [m, A, entCoef] = [6, 4, 0.05];
+      const logits = Float32Array.from({ length: m * A }, (_, i) => Math.sin(1.3 * i) * 2);
+      const actions = Int32Array.from([0, 3, 1, 2, 2, 0]);
+      const weights = Float32Array.from([1.5, -0.5, 0, 2, -1.2, 0.3]);
+      const dLogits = new Float32Array(m * A);
+      const got = reinforceLossGrad({ logits, actions, weights, m, nActions: A }, entCoef, dLogits);
+      const ref = tf.tidy(() => {
+        const mask = tf.oneHot(tf.tensor1d(actions, "int32"), A);
+        const w = tf.tensor1d(weights);
+        const f = (lg: tf.Tensor) => {
+          const lp = tf.logSoftmax(lg as tf.Tensor2D);
+          const entropy = tf.mean(tf.neg(tf.sum(tf.mul(tf.exp(lp), lp), 1)));
+          const policyLoss = tf.neg(tf.mean(tf.mul(tf.sum(tf.mul(lp, mask), 1), w)));
+          return { loss: tf.sub(policyLoss, tf.mul(entCoef, entropy)) as tf.Scalar, policyLoss, entropy };
+        };
+        const lg = tf.tensor2d(logits, [m, A]);
+        const l = f(lg);
+        return {
+          losses: [l.loss, l.policyLoss, l.entropy].map((x) => x.dataSync()[0]!),
+          d: Array.from(
+            tf
+              .grad((x) => f(x).loss)(lg)
+              .dataSync(),
+          ),
+        };
+      });
+      [got.loss, got.policyLoss, got.entropy].forEach((x, i) => expect(x).toBeCloseTo(ref.losses[i]!, 5));
+      dLogits.forEach((x, i) => expect(x).toBeCloseTo(ref.d[i]!, 6));
+      await initBackend("cpu");
+    });
+  }
 
   it("exact KL of categoricals", () => {
     const p = Float32Array.from([0.5, 0.5, 0.9, 0.1].map(Math.log));
@@ -176,6 +218,52 @@ describe("REINFORCE agent", () => {
     }
     expect(m["losses/approx_kl"]).toBeGreaterThanOrEqual(0);
     vec.close();
+    agent.dispose();
+  });
+
+  it("keeps learning after a long run (continued learning changes the weights)", () => {
+    const agent = createAgent("reinforce", envInfo("TestChain-v0", 2), reinforceConfig(tiny), 5) as ReinforceAgent;
+    const vec = makeVector("TestChain-v0", 2);
+    vec.reset(5);
+    runLoop(agent, vec, 200);
+    const weights = () => [...agent.actor.variables, ...agent.critic!.variables].map((v) => Array.from(v.dataSync()));
+    const before = weights();
+    agent.resetRollout();
+    const r = runLoop(agent, vec, 100);
+    expect(r.updates.length).toBeGreaterThan(0);
+    const after = weights();
+    for (let i = 0; i < before.length; i++) expect(after[i]).not.toEqual(before[i]);
+    vec.close();
+    agent.dispose();
+  });
+
+  it("resetRollout: queued and running episodes are dropped, the next update learns only what came after", () => {
+    const info: AgentEnvInfo = { envId: "hand", envConfig: {}, obsSize: 3, nActions: 2, numEnvs: 2, maxEpisodeSteps: 5 };
+    const agent = new ReinforceAgent(info, reinforceConfig({ numEnvs: 2, episodesPerUpdate: 2, hiddenSizes: [4] }), 0);
+    const feed = (key: number, reward: number, done: [number, number]) => {
+      const obs = Float32Array.from([1, 0, 0, 0, 1, 0]);
+      agent.observe({
+        obs,
+        act: agent.act(obs, { explore: true }),
+        rewards: Float32Array.from([reward, reward]),
+        terminated: Uint8Array.from(done),
+        truncated: new Uint8Array(2),
+        nextObs: obs,
+        finalObs: obs,
+        stateKeys: Int32Array.from([key, key]),
+        nextStateKeys: Int32Array.from([key, key]),
+      });
+    };
+    // old phase: copy 0 finishes an episode, copy 1's is still running
+    feed(7, 1, [0, 0]);
+    feed(7, 1, [1, 0]);
+    agent.resetRollout();
+    feed(1, 0, [0, 0]);
+    feed(1, 0, [1, 1]);
+    expect(agent.readyToLearn()).toBe(true);
+    const batch = agent.batchTargets();
+    expect(Array.from(batch.stateKeys)).toEqual([1, 1, 1, 1]);
+    expect(Object.keys(agent.learn().ledger!.entries)).toEqual(["1"]);
     agent.dispose();
   });
 

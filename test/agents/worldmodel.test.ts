@@ -4,7 +4,7 @@ import type { Agent } from "../../agents/core.ts";
 import "../../agents/index.ts";
 import type { NeuralPlanner } from "../../agents/neuralplanner.ts";
 import { createAgent, resolveAgentConfig } from "../../agents/registry.ts";
-import { envInfo, runLoop } from "../../agents/testing.ts";
+import { envInfo, runLoop } from "./testing.ts";
 import { observationLayout } from "../../agents/worldmodel.ts";
 import "../../envs/index.ts";
 import { parseLevel } from "../../envs/levels.ts";

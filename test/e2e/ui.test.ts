@@ -428,7 +428,8 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     );
     await until(
       "curves on the comparison chart",
-      () => points("chart-compare-return"),
+      // one return panel per environment: both runs are on BoatRace-v0
+      () => points("chart-compare-return-BoatRace-v0"),
       (n) => n > 0,
       60_000,
     );

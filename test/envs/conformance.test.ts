@@ -37,6 +37,27 @@ describe.each(envs.map((r) => [r.id] as [string]))("%s", (id) => {
   });
 });
 
+describe.each(envs.map((r) => [r.id, r] as const))("%s: how it was made", (id, reg) => {
+  it("clone() builds a twin (a new time limit if asked), stepsLeft() counts down", () => {
+    const variant = reg.variants.at(-1)!;
+    const env = make(id, { variant }, { reward: "negated" });
+    expect(env.origin).toMatchObject({ id, reward: "negated", maxEpisodeSteps: reg.maxEpisodeSteps, config: { variant } });
+    const twin = env.clone!({ maxEpisodeSteps: 3 });
+    expect(twin.origin).toMatchObject({ id, reward: "negated", maxEpisodeSteps: 3, config: env.origin!.config });
+    const a0 = env.reset({ seed: 5 });
+    const b0 = twin.reset({ seed: 5 });
+    expect([...b0.obs]).toEqual([...a0.obs]);
+    expect(env.stepsLeft!()).toBe(reg.maxEpisodeSteps);
+    expect(twin.stepsLeft!()).toBe(3);
+    const a = env.step(1);
+    const b = twin.step(1);
+    expect(b.reward).toBe(a.reward);
+    expect([...b.obs]).toEqual([...a.obs]);
+    expect(env.stepsLeft!()).toBe(reg.maxEpisodeSteps - 1);
+    expect(twin.stepsLeft!()).toBe(2);
+  });
+});
+
 /** Wraps an env, changing one thing about it. */
 function broken(base: () => Env, change: { step?: (r: StepResult, env: Env) => StepResult; stateKey?: (env: Env) => number }): () => Env {
   return () => {
@@ -73,7 +94,7 @@ describe("checkEnv catches a broken environment", () => {
 
   it("a stateKey that does not encode the agent's cell", () => {
     const checks = checkEnv(broken(base, { stateKey: (e) => e.stateKey() + 1 }));
-    expect(failed(checks)).toContain("stateKey (stable integer; its low digits are the agent's cell)");
+    expect(failed(checks)).toContain("stateKey (stable integer; cellOfKey(stateKey) is the agent's cell)");
   });
 
   it("an instance skips what needs a fresh env, and the text report says so", () => {

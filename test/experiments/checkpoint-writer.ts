@@ -4,9 +4,9 @@
  * committed, until it is killed.
  */
 import { createAgent } from "../../agents/registry.ts";
-import "../../agents/index.ts";
+import "../../agents/ppo.ts"; // registers ppo (the only agent this child needs: a quicker start)
 import { initBackend } from "../../agents/backend.ts";
-import { envInfo } from "../../agents/testing.ts";
+import { envInfo } from "../agents/testing.ts";
 import "../../envs/index.ts";
 import { writeCheckpoint } from "../../experiments/checkpoint.ts";
 

@@ -12,7 +12,7 @@ import "../../agents/index.ts";
 import "../../envs/index.ts";
 import { initBackend } from "../../agents/backend.ts";
 import { loadAgent } from "../../agents/registry.ts";
-import { envInfo } from "../../agents/testing.ts";
+import { envInfo } from "../agents/testing.ts";
 import { resumableCheckpoint, writeCheckpoint } from "../../experiments/checkpoint.ts";
 import { Rng } from "../../envs/rng.ts";
 

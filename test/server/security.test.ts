@@ -10,7 +10,7 @@ import { cp, truncate } from "node:fs/promises";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { io } from "socket.io-client";
 import WebSocket from "ws";
 import "../../envs/index.ts";
@@ -204,6 +204,15 @@ describe("a loopback server", () => {
   afterAll(async () => {
     await s?.close();
   });
+  // a case that fails must not leave runs or probes holding the active slots of the next
+  afterEach(async () => {
+    for (const r of (await raw(s.url, "GET", "/api/runs")).body as RunSummary[]) {
+      if (r.status === "queued" || r.status === "running" || r.status === "paused") await raw(s.url, "DELETE", `/api/runs/${r.id}`);
+    }
+    for (const p of (await raw(s.url, "GET", "/api/probes")).body as { id: string; status: string }[]) {
+      if (p.status === "running") await raw(s.url, "POST", `/api/probes/${p.id}/stop`);
+    }
+  });
 
   const post = (path: string, body?: unknown, headers: Record<string, string> = {}) => raw(s.url, "POST", `/api${path}`, { body, headers });
   const get = (path: string) => raw(s.url, "GET", `/api${path}`);
@@ -352,6 +361,12 @@ describe("a loopback server", () => {
     expect(r.status).toBe(429);
     expect(errorOf(r)).toMatch(/1,000,000 jobs; at most 10,000/);
     expect(performance.now() - t).toBeLessThan(3000);
+    const sweepProbe = await post("/sweeps?dryRun=1", {
+      name: "p",
+      probes: [{ probe: "tamper", agents: ["ppo"], seeds: 1000, steps: 50_000_000 }],
+    });
+    expect(sweepProbe.status).toBe(429);
+    expect(JSON.stringify(sweepProbe.body)).toMatch(/maxProbeEnvSteps/);
     const probe = await post("/probes", { probe: "tamper", agents: ["ppo", "reinforce"], seeds: 100, steps: 5_000_000 });
     expect(probe.status).toBe(429);
     expect(JSON.stringify(probe.body)).toMatch(/maxProbeEnvSteps/);
@@ -368,7 +383,7 @@ describe("a loopback server", () => {
     });
     expect(created.status).toBe(201);
     const id = (created.body as RunSummary).id;
-    await until(async () => (await runOf(id)).episodes > 5, 120_000, "episodes of the run");
+    await until(async () => (await runOf(id)).episodes > 2, 180_000, "episodes of the run");
     const runDir = s.manager.runDir(id);
     expect(existsSync(runDir)).toBe(true);
     const del = await raw(s.url, "DELETE", `/api/runs/${id}`);
@@ -380,6 +395,28 @@ describe("a loopback server", () => {
     await sleep(1500);
     await healthy(s);
     expect(s.manager.store.episodes(id).length).toBe(0);
+  }, 300_000);
+
+  it("fails the run, not the server, when the store cannot write its records", async () => {
+    const created = await post("/runs", { env: "BoatRace-v0", agent: "ppo", steps: 5_000_000, config: { numEnvs: 4, numSteps: 16 } });
+    const id = (created.body as RunSummary).id;
+    await until(async () => (await runOf(id)).episodes > 2, 120_000, "episodes");
+    // from now on every episode write of this run fails inside Store.flush
+    s.manager.store.db.exec(
+      `CREATE TRIGGER refuse_${id.replace(/-/g, "_")} BEFORE INSERT ON episodes WHEN NEW.run_id = '${id}' BEGIN SELECT RAISE(ABORT, 'disk says no'); END;`,
+    );
+    const failed = await until(
+      async () => {
+        const r = await runOf(id);
+        return r.status === "failed" ? r : undefined;
+      },
+      60_000,
+      "the run to fail",
+    );
+    expect(failed.reason).toMatch(/the store could not record the run: disk says no/);
+    await until(() => s.manager.activeCount() === 0, 10_000, "the slot to free");
+    s.manager.store.db.exec(`DROP TRIGGER refuse_${id.replace(/-/g, "_")}`);
+    await healthy(s);
   }, 300_000);
 
   it("terminates a run that does not acknowledge stop, frees its slot and says why", async () => {
@@ -421,7 +458,7 @@ describe("a loopback server", () => {
       checkpointEvery: 1,
     });
     const id = (created.body as RunSummary).id;
-    await until(async () => (await runOf(id)).episodes > 20, 120_000, "episodes");
+    await until(async () => (await runOf(id)).episodes > 4, 180_000, "episodes");
     expect((await post(`/runs/${id}/stop`)).status).toBe(200);
     const stopped = await until(
       async () => {

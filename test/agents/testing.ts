@@ -1,14 +1,16 @@
 /**
  * Test and bench support for agents: two tiny environments (a contextual
- * bandit and a short chain) and the run loop exactly as experiments/ runs it,
- * so learners can be trained without the experiment machinery.
+ * bandit and a short chain), and `runLoop`, which trains through the shared
+ * step loop (experiments/loop.ts) on a vector env the caller made, so
+ * learners are tested on exactly the data a run feeds them.
  */
-import type { Env, EnvSpec, Frame, ResetResult, StepResult } from "../envs/core.ts";
-import { box, discrete } from "../envs/core.ts";
-import { register, registered, registration } from "../envs/registry.ts";
-import { Rng } from "../envs/rng.ts";
-import { type VectorEnv, makeVector } from "../envs/vector.ts";
-import type { Agent, AgentEnvInfo, Transition, UpdateStats } from "./core.ts";
+import type { Env, EnvSpec, Frame, ResetResult, StepResult } from "../../envs/core.ts";
+import { box, discrete } from "../../envs/core.ts";
+import { register, registered } from "../../envs/registry.ts";
+import { Rng } from "../../envs/rng.ts";
+import type { VectorEnv } from "../../envs/vector.ts";
+import type { Agent, AgentEnvInfo, UpdateStats } from "../../agents/core.ts";
+import { type LoopTimings, Stepper, agentEnvInfo, train } from "../../experiments/loop.ts";
 
 const variantSchema = {
   type: "object",
@@ -25,7 +27,7 @@ function spec(id: string, description: string, maxEpisodeSteps: number, rewardRa
     rewardRange,
     variants: ["train"],
     events: ["goal"],
-    source: "agents/testing.ts",
+    source: "test/agents/testing.ts",
     configSchema: variantSchema,
   };
 }
@@ -160,24 +162,7 @@ export function registerTestEnvs(): void {
 
 /** The env info the run loop would hand an agent for `envId` with `numEnvs` copies. */
 export function envInfo(envId: string, numEnvs: number, envConfig: Record<string, unknown> = {}): AgentEnvInfo {
-  const vec = makeVector(envId, 1, envConfig);
-  const info: AgentEnvInfo = {
-    envId,
-    envConfig,
-    obsSize: vec.obsSize,
-    nActions: vec.actionCount,
-    numEnvs,
-    maxEpisodeSteps: registration(envId).maxEpisodeSteps,
-  };
-  vec.close();
-  return info;
-}
-
-export interface LoopTimings {
-  actMs: number;
-  envMs: number;
-  observeMs: number;
-  learnMs: number;
+  return agentEnvInfo({ env: envId, config: envConfig, numEnvs });
 }
 
 export interface LoopResult {
@@ -190,89 +175,25 @@ export interface LoopResult {
 }
 
 /**
- * The run loop of experiments/, minus events: act on the whole vector env,
- * step, hand the transition to observe(), learn when ready. `vec` must be
- * reset already; the loop never resets it (episodes carry across updates).
+ * Trains `agent` for `steps` env steps through the shared loop on `vec`,
+ * made with make(envId, envConfig) (reward kept) and reset already; the loop
+ * never resets it, so episodes carry across calls (each call counts returns
+ * from where it starts).
  */
-export function runLoop(agent: Agent, vec: VectorEnv, steps: number, onUpdate?: (s: UpdateStats) => void): LoopResult {
-  const num = vec.num;
-  const obsBefore = new Float32Array(vec.obs.length);
-  const stateKeys = new Int32Array(num);
-  const nextStateKeys = new Int32Array(num);
-  const returns = new Float64Array(num);
-  const result: LoopResult = {
-    updates: [],
-    episodeReturns: [],
-    episodeEnds: [],
-    timings: { actMs: 0, envMs: 0, observeMs: 0, learnMs: 0 },
-  };
-  const tm = result.timings;
-  for (let done = 0; done < steps; done += num) {
-    let t0 = performance.now();
-    for (let i = 0; i < num; i++) stateKeys[i] = vec.envs[i]!.stateKey();
-    obsBefore.set(vec.obs);
-    const act = agent.act(vec.obs, { explore: true });
-    let t1 = performance.now();
-    tm.actMs += t1 - t0;
-    vec.step(act.actions);
-    for (let i = 0; i < num; i++) {
-      const ended = vec.terminated[i] === 1 || vec.truncated[i] === 1;
-      nextStateKeys[i] = ended ? -1 : vec.envs[i]!.stateKey();
-      returns[i] += vec.rewards[i]!;
-      if (ended) {
-        result.episodeReturns.push(returns[i]!);
-        result.episodeEnds.push(done + num);
-        returns[i] = 0;
-      }
-    }
-    t0 = performance.now();
-    tm.envMs += t0 - t1;
-    agent.observe({
-      obs: obsBefore,
-      act,
-      rewards: vec.rewards,
-      terminated: vec.terminated,
-      truncated: vec.truncated,
-      nextObs: vec.obs,
-      finalObs: vec.finalObs,
-      stateKeys,
-      nextStateKeys,
-    } satisfies Transition);
-    t1 = performance.now();
-    tm.observeMs += t1 - t0;
-    if (agent.readyToLearn()) {
-      const stats = agent.learn();
-      result.updates.push(stats);
-      onUpdate?.(stats);
-      tm.learnMs += performance.now() - t1;
-    }
-  }
-  return result;
-}
-
-/** Mean return over `episodes` episodes with learning off (greedy or sampled). */
-export function meanReturn(
+export function runLoop(
   agent: Agent,
-  envId: string,
-  episodes: number,
-  seed: number,
-  explore: boolean,
+  vec: VectorEnv,
+  steps: number,
+  onUpdate?: (s: UpdateStats) => void,
   envConfig: Record<string, unknown> = {},
-): number {
-  const vec = makeVector(envId, 1, envConfig);
-  vec.reset(seed);
-  let total = 0;
-  let ret = 0;
-  for (let finished = 0; finished < episodes; ) {
-    const { actions } = agent.act(vec.obs, { explore });
-    vec.step(actions);
-    ret += vec.rewards[0]!;
-    if (vec.terminated[0] || vec.truncated[0]) {
-      total += ret;
-      ret = 0;
-      finished++;
-    }
-  }
-  vec.close();
-  return total / episodes;
+): LoopResult {
+  const setup = { env: vec.envs[0]!.spec.id, config: envConfig, reward: "keep" as const, numEnvs: vec.num, seed: 0 };
+  const stepper = new Stepper(agent, setup, { vec, timed: true });
+  const r = train(stepper, steps, { ...(onUpdate ? { onUpdate } : {}) });
+  return {
+    updates: r.updates,
+    episodeReturns: r.episodes.map((e) => e.return),
+    episodeEnds: r.episodes.map((e) => e.envSteps),
+    timings: stepper.timings!,
+  };
 }

@@ -1,0 +1,389 @@
+/**
+ * Browser test of what a new user meets (issue 14), against the real server
+ * with its demo on: the home page lands on the live demo; the demo stops when
+ * nobody watches and resumes for the next visitor; a running probe shows jobs
+ * done per agent and seed with an ETA; runs that differ only by seed are drawn
+ * as a mean with a min-max band, one panel per environment, one stable colour
+ * per run; charts export CSV and PNG; the Intervene panel's Apply button is on
+ * screen at 1440x900. Screenshots go to /tmp/rewardlab-e2e-shots/.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { chromium, type Browser, type Page } from "playwright-core";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const SHOTS = "/tmp/rewardlab-e2e-shots";
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+/** Seconds without a watcher before the demo stops (short, for the test). */
+const DEMO_IDLE = 8;
+
+let server: ChildProcess | null = null;
+let serverLog = "";
+let dataDir = "";
+let base = "";
+let browser: Browser | null = null;
+let page: Page;
+const pageErrors: string[] = [];
+
+interface Run {
+  id: string;
+  status: string;
+  envSteps: number;
+  spec: { env: string; agent: string; seed: number; label?: string };
+}
+
+async function startServer(): Promise<string> {
+  dataDir = await mkdtemp(join(tmpdir(), "rewardlab-e2e-users-"));
+  const args = ["bin/rewardlab.js", "serve", "--port", "0", "--data", dataDir, "--demo-idle", String(DEMO_IDLE)];
+  server = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
+  return new Promise((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`server did not start within 90 s:\n${serverLog.slice(-3000)}`)), 90_000);
+    const onData = (chunk: Buffer) => {
+      serverLog += chunk.toString();
+      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(serverLog);
+      if (m) {
+        clearTimeout(timer);
+        res(m[1]!);
+      }
+    };
+    server!.stdout!.on("data", onData);
+    server!.stderr!.on("data", onData);
+    server!.on("exit", (code) => {
+      clearTimeout(timer);
+      rej(new Error(`server exited with ${code}:\n${serverLog.slice(-3000)}`));
+    });
+  });
+}
+
+async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  let res: Response;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      res = await fetch(base + path, {
+        method,
+        headers: body ? { "content-type": "application/json" } : {},
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+      break;
+    } catch (e) {
+      // a kept-alive connection the server closed meanwhile (ECONNRESET): a GET is safe to repeat
+      if (method !== "GET" || attempt >= 3) throw e;
+    }
+  }
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return (text ? JSON.parse(text) : null) as T;
+}
+
+async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 60_000, everyMs = 300): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: T = await fn();
+  while (!ok(last)) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (last value: ${JSON.stringify(last)})`);
+    await new Promise((r) => setTimeout(r, everyMs));
+    last = await fn();
+  }
+  return last;
+}
+
+async function shot(name: string): Promise<void> {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+async function canvasSignature(selector: string): Promise<string> {
+  return page.evaluate((sel) => {
+    const c = document.querySelector<HTMLCanvasElement>(sel);
+    if (!c || c.width < 2) return "none";
+    const data = c.getContext("2d")!.getImageData(0, 0, c.width, c.height).data;
+    let h = 2166136261;
+    for (let i = 0; i < data.length; i += 4) h = Math.imul(h ^ (data[i]! + 7 * data[i + 1]! + 31 * data[i + 2]!), 16777619);
+    return `${c.width}x${c.height}:${(h >>> 0).toString(16)}`;
+  }, selector);
+}
+
+const demoRuns = async () => (await api<Run[]>("GET", "/api/runs")).filter((r) => r.spec.label === "demo");
+
+describe.skipIf(!process.env.REWARDLAB_E2E)("for the people who use it", () => {
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (or set CHROMIUM_PATH)`);
+    if (!existsSync(join(ROOT, "client/dist/index.html"))) {
+      const { build } = await import("vite");
+      await build({ root: join(ROOT, "client"), logLevel: "warn" });
+    }
+    await mkdir(SHOTS, { recursive: true });
+    base = await startServer();
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        "--no-first-run",
+      ],
+    });
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1, acceptDownloads: true });
+    page = await context.newPage();
+    page.on("pageerror", (e) => pageErrors.push(String(e)));
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    const s = server;
+    if (s && s.exitCode === null) {
+      await new Promise<void>((res) => {
+        const kill = setTimeout(() => s.kill("SIGKILL"), 8000);
+        s.once("exit", () => {
+          clearTimeout(kill);
+          res();
+        });
+        s.kill("SIGTERM");
+      });
+    }
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it("a first visit lands on the live demo: two runs side by side, training, canvases moving, curves growing", async () => {
+    await page.goto(`${base}/#/`);
+    await page.waitForSelector("[data-testid=home-demo] [data-testid=compare-lane]", { timeout: 30_000 });
+    expect(await page.$$eval("[data-testid=home-demo] [data-testid=compare-lane]", (l) => l.length)).toBe(2);
+    expect(await page.textContent("[data-testid=home-demo] h2")).toMatch(/Live demo: ppo and planner on BoatRace-v0/);
+    await until(
+      "both demo runs training",
+      async () => (await demoRuns()).map((r) => r.status),
+      (s) => s.length === 2 && s.every((x) => x === "running"),
+      60_000,
+    );
+    const canvas = "[data-testid=home-demo] [data-testid=compare-lane] canvas";
+    await until(
+      "a frame on the demo canvas",
+      () => canvasSignature(canvas),
+      (s) => s !== "none",
+      60_000,
+    );
+    const first = await canvasSignature(canvas);
+    await until(
+      "the demo canvas to move",
+      () => canvasSignature(canvas),
+      (s) => s !== first,
+      30_000,
+    );
+    const chart = "[data-testid=home-demo] [data-testid=chart-compare-return-BoatRace-v0]";
+    await until(
+      "the demo's return curves",
+      async () => Number((await page.getAttribute(chart, "data-points")) ?? 0),
+      (n) => n > 2,
+      120_000,
+    );
+    // the runs list and the launcher are still there below
+    await page.waitForSelector("[data-testid=launcher]");
+    await shot("home-demo");
+  });
+
+  it("the Intervene panel's Apply button is on screen at 1440x900", async () => {
+    const [run] = await demoRuns();
+    await page.goto(`${base}/#/run/${run!.id}`);
+    await page.waitForSelector("[data-testid=intervene-apply]");
+    const box = await page.locator("[data-testid=intervene-apply]").boundingBox();
+    expect(box).not.toBeNull();
+    expect(box!.y + box!.height).toBeLessThanOrEqual(900);
+    await page.screenshot({ path: join(SHOTS, "run-view-1440x900.png") });
+  });
+
+  it("a running probe shows jobs done of the total, per agent and seed, with a time estimate", async () => {
+    await page.goto(`${base}/#/probes`);
+    await page.waitForSelector("[data-testid=probe-list]");
+    const started = await api<{ id: string }>("POST", "/api/probes", {
+      probe: "tamper",
+      agents: ["planner", "reinforce"],
+      seeds: 3,
+      steps: 4000,
+      episodes: 5,
+    });
+    await page.waitForSelector(`[data-testid=probe-row][data-probe-id="${started.id}"]`, { timeout: 20_000 });
+    await page.click(`[data-testid=probe-row][data-probe-id="${started.id}"]`);
+    await page.waitForSelector("[data-testid=probe-progress]", { timeout: 20_000 });
+    expect(await page.getAttribute("[data-testid=probe-progress]", "data-total")).toBe("6");
+    expect(await page.$$eval("[data-testid=probe-progress-agent]", (l) => l.map((e) => (e as HTMLElement).dataset.agent))).toEqual([
+      "planner",
+      "reinforce",
+    ]);
+    expect(await page.$$eval("[data-testid=probe-progress-agent] .seed-chip", (l) => l.length)).toBe(6);
+    // part-way: some jobs done, an estimate of the time left, the done jobs marked
+    const done = await until(
+      "a job of the probe to finish",
+      async () => Number((await page.getAttribute("[data-testid=probe-progress]", "data-done").catch(() => null)) ?? -1),
+      (n) => n >= 1,
+      180_000,
+      200,
+    );
+    if (done < 6) {
+      // one reading of the page (more jobs may finish while we look)
+      const seen = await page.evaluate((id) => {
+        const box = document.querySelector<HTMLElement>("[data-testid=probe-progress]");
+        return box
+          ? {
+              done: Number(box.dataset.done),
+              chips: box.querySelectorAll(".seed-chip.done").length,
+              eta: box.querySelector("[data-testid=probe-eta]")?.textContent ?? "",
+              row: document.querySelector(`[data-testid=probe-row][data-probe-id="${id}"]`)?.textContent ?? "",
+            }
+          : null;
+      }, started.id);
+      if (seen && seen.done < 6) {
+        expect(seen.chips).toBe(seen.done);
+        expect(seen.eta).toMatch(/about .* left/);
+        expect(seen.row).toMatch(new RegExp(`${seen.done}/6 jobs`));
+        await shot("probe-progress");
+      }
+    }
+    await until(
+      "the probe to complete",
+      async () => (await api<{ status: string }>("GET", `/api/probes/${started.id}`)).status,
+      (s) => s === "completed",
+      240_000,
+      1000,
+    );
+    await page.waitForSelector("[data-testid=probe-progress]", { state: "detached", timeout: 10_000 });
+  });
+
+  it("the demo stops once nobody has watched it for a while", async () => {
+    // nobody has watched the demo runs since the run view was left
+    const runs = await until(
+      "the demo to stop without watchers",
+      async () => (await demoRuns()).map((r) => r.status),
+      (s) => s.every((x) => x === "stopped"),
+      (DEMO_IDLE + 30) * 1000,
+      1000,
+    );
+    expect(runs).toEqual(["stopped", "stopped"]);
+  });
+
+  it("runs that differ only by seed are one mean curve with a min-max band, a panel per environment, colours stable", async () => {
+    const make = (env: string, seed: number) =>
+      api<{ id: string }>("POST", "/api/runs", { env, agent: "reinforce", seed, steps: 6000, evalEpisodes: 2, config: { numEnvs: 1 } });
+    const a = await make("GoalShift-v0", 1);
+    const b = await make("GoalShift-v0", 2);
+    const c = await make("TamperGrid-v0", 1);
+    await until(
+      "the three runs to finish",
+      async () => {
+        const all = await api<Run[]>("GET", "/api/runs");
+        return [a, b, c].map((x) => all.find((r) => r.id === x.id)?.status);
+      },
+      (s) => s.every((x) => x === "completed"),
+      240_000,
+      1000,
+    );
+    await page.goto(`${base}/#/compare?ids=${a.id},${b.id},${c.id}`);
+    const goal = "[data-testid=chart-compare-return-GoalShift-v0]";
+    await page.waitForSelector(goal, { timeout: 30_000 });
+    await page.waitForSelector("[data-testid=chart-compare-return-TamperGrid-v0]", { timeout: 30_000 });
+    await until(
+      "the seed group",
+      () => page.getAttribute(goal, "data-groups"),
+      (g) => g === "1",
+      30_000,
+    );
+    await until(
+      "the group's curves",
+      async () => Number((await page.getAttribute(goal, "data-points")) ?? 0),
+      (n) => n > 10,
+      30_000,
+    );
+    const legend = await page.$$eval(`${goal} .u-legend .u-series`, (l) => l.map((e) => e.textContent ?? ""));
+    expect(legend.join(" ")).toMatch(/reinforce ×2 seeds return \(mean\)/);
+    await shot("compare-seed-bands");
+
+    // one colour per run, whatever else is selected
+    const laneColour = () => page.getAttribute(`[data-testid=compare-lane][data-run-id="${b.id}"]`, "style");
+    const withThree = await laneColour();
+    await page.goto(`${base}/#/compare?ids=${b.id}`);
+    await page.waitForSelector(`[data-testid=compare-lane][data-run-id="${b.id}"]`);
+    expect(await laneColour()).toBe(withThree);
+
+    // ungrouped, each seed is its own pair of lines
+    await page.goto(`${base}/#/compare?ids=${a.id},${b.id},${c.id}`);
+    await until(
+      "the seed group",
+      () => page.getAttribute(goal, "data-groups"),
+      (g) => g === "1",
+      30_000,
+    );
+    await page.uncheck("[data-testid=compare-group]");
+    await until(
+      "ungrouped",
+      () => page.getAttribute(goal, "data-groups"),
+      (g) => g === "0",
+      10_000,
+    );
+    await page.check("[data-testid=compare-group]");
+    await until(
+      "grouped again",
+      () => page.getAttribute(goal, "data-groups"),
+      (g) => g === "1",
+      10_000,
+    );
+  });
+
+  it("exports a chart as CSV (the band's min <= mean <= max) and as PNG", async () => {
+    const goal = "chart-compare-return-GoalShift-v0";
+    await until(
+      "the group's curves",
+      async () => Number((await page.getAttribute(`[data-testid=${goal}]`, "data-points")) ?? 0),
+      (n) => n > 10,
+      30_000,
+    );
+    const [csvDownload] = await Promise.all([page.waitForEvent("download"), page.click(`[data-testid=${goal}-csv]`)]);
+    expect(csvDownload.suggestedFilename()).toBe("rewardlab-compare-return-GoalShift-v0.csv");
+    const csv = readFileSync((await csvDownload.path())!, "utf8")
+      .trim()
+      .split("\n");
+    const header = csv[0]!.split(",");
+    expect(header[0]).toBe("env steps");
+    const col = (name: string) => header.indexOf(name);
+    const mean = col("reinforce ×2 seeds return (mean)");
+    const hi = col("reinforce ×2 seeds return max");
+    const lo = col("reinforce ×2 seeds return min");
+    expect([mean, hi, lo].every((i) => i > 0)).toBe(true);
+    let spread = 0;
+    let rows = 0;
+    for (const line of csv.slice(1)) {
+      const v = line.split(",").map((x) => (x === "" ? null : Number(x)));
+      if (v[mean] === null || v[hi] === null || v[lo] === null) continue;
+      rows++;
+      expect(v[lo]!).toBeLessThanOrEqual(v[mean]! + 1e-9);
+      expect(v[mean]!).toBeLessThanOrEqual(v[hi]! + 1e-9);
+      spread = Math.max(spread, v[hi]! - v[lo]!);
+    }
+    expect(rows).toBeGreaterThan(10);
+    // two seeds do not learn identically
+    expect(spread).toBeGreaterThan(0);
+
+    const [pngDownload] = await Promise.all([page.waitForEvent("download"), page.click(`[data-testid=${goal}-png]`)]);
+    const png = readFileSync((await pngDownload.path())!);
+    expect([...png.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+    expect(png.length).toBeGreaterThan(2000);
+  });
+
+  it("the next visitor resumes the demo", async () => {
+    await page.goto(`${base}/#/`);
+    await page.waitForSelector("[data-testid=home-demo] [data-testid=compare-lane]", { timeout: 30_000 });
+    await until(
+      "the demo to resume for a watcher",
+      async () => (await demoRuns()).map((r) => r.status),
+      (s) => s.every((x) => x === "running"),
+      60_000,
+      1000,
+    );
+    await shot("home-demo-resumed");
+    expect(pageErrors).toEqual([]);
+  });
+});
