@@ -352,7 +352,7 @@ export function policyCounting(o: PolicyCountingOptions): PolicyCountingResult {
     const assign = new Int32Array(reach.count).fill(-1);
     const maxNodes = o.exhaustiveMax ?? 1 << 17;
     // env steps the enumeration may spend (each node replays its episodes) before it gives way to sampling
-    const maxSteps = o.exhaustiveSteps ?? 300_000;
+    const maxSteps = o.exhaustiveSteps ?? 2_000_000;
     let nodes = 0;
     let missing = -1;
     const actionOf = (_obs: Float32Array, v: number, sk: number) => {
