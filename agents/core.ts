@@ -122,6 +122,11 @@ export interface Agent {
   save(dir: string): Promise<void>;
   /** Releases tensors. */
   dispose(): void;
+  /**
+   * Agents with several ways to act when tested (AgentRegistration.evalModes):
+   * switches to one of them. Learning-time acting is the first mode.
+   */
+  setEvalMode?(mode: string): void;
 }
 
 export interface AgentRegistration<C = Record<string, unknown>> {
@@ -132,6 +137,11 @@ export interface AgentRegistration<C = Record<string, unknown>> {
   /** Model-free learners are "model-free"; the planner is "model-based". */
   kind: "model-free" | "model-based";
   create(env: AgentEnvInfo, config: C, seed: number): Agent;
+  /**
+   * Ways the trained agent can act at test (expit: "search", "network"); the
+   * first is how it acts in training. Probes report one row per mode.
+   */
+  evalModes?: readonly string[];
   /** Loads from a folder written by save(). */
   load(dir: string, env: AgentEnvInfo): Promise<Agent>;
 }

@@ -2,6 +2,7 @@
 import "./reinforce.ts";
 import "./ppo.ts";
 import "./planner.ts";
+import "./expit.ts";
 
 export * from "./core.ts";
 export * from "./registry.ts";

@@ -57,7 +57,8 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { validate } from "../envs/schema.ts";
-import type { AgentEnvInfo } from "./core.ts";
+import type { Agent, AgentEnvInfo } from "./core.ts";
+import { NeuralPlanner, loadNeuralPlanner } from "./neuralplanner.ts";
 import type { PlannerBase, PlannerSave, PlannerState } from "./planner/base.ts";
 import { type PlannerConfig, PlannerError, plannerConfigSchema } from "./planner/config.ts";
 import { SimulatorPlanner } from "./planner/simulator.ts";
@@ -71,38 +72,57 @@ export { SimulatorModel, clearPlanCache } from "./planner/search.ts";
 export { SimulatorPlanner } from "./planner/simulator.ts";
 export { TabularPlanner, observationKey } from "./planner/tabular.ts";
 
-type PlannerModel = new (env: AgentEnvInfo, config: PlannerConfig, seed: number, saved?: PlannerState) => PlannerBase;
+/** How a planner with one model is made and loaded. */
+interface PlannerModel {
+  create(env: AgentEnvInfo, config: PlannerConfig, seed: number): Agent;
+  load(dir: string, env: AgentEnvInfo, config: PlannerConfig, saved: PlannerSave): Promise<Agent> | Agent;
+}
+
+/** A model whose planner shares planner/base.ts (tabular or simulator search). */
+function sharedBase(
+  Planner: new (env: AgentEnvInfo, config: PlannerConfig, seed: number, saved?: PlannerState) => PlannerBase,
+): PlannerModel {
+  return {
+    create: (env, config, seed) => new Planner(env, config, seed),
+    load: (_dir, env, config, saved) => new Planner(env, config, saved.seed, saved),
+  };
+}
 
 /** config.model -> the planner that plans with that model. */
 export const plannerModels: { readonly [M in PlannerConfig["model"]]: PlannerModel } = {
-  simulator: SimulatorPlanner,
-  learned: TabularPlanner,
+  simulator: sharedBase(SimulatorPlanner),
+  learned: sharedBase(TabularPlanner),
+  neural: {
+    create: (env, config, seed) => new NeuralPlanner(env, config, seed),
+    load: (dir, env, config) => loadNeuralPlanner(dir, env, config),
+  },
 };
 
 /** Any planner, whatever its model. */
-export type PlannerAgent = PlannerBase;
+export type PlannerAgent = Agent;
 
 function resolve(config: unknown): PlannerConfig {
   return validate<PlannerConfig>(plannerConfigSchema, structuredClone(config), "config for agent planner");
 }
 
 /** A planner with the model its config names. */
-export function createPlanner(env: AgentEnvInfo, config: unknown, seed: number, saved?: PlannerState): PlannerAgent {
+export function createPlanner(env: AgentEnvInfo, config: unknown, seed: number): PlannerAgent {
   const resolved = resolve(config);
-  return new plannerModels[resolved.model](env, resolved, seed, saved);
+  return plannerModels[resolved.model].create(env, resolved, seed);
 }
 
 export async function loadPlanner(dir: string, env: AgentEnvInfo): Promise<PlannerAgent> {
   const saved = JSON.parse(await readFile(join(dir, "agent.json"), "utf8")) as PlannerSave;
   if (saved.agent !== "planner") throw new PlannerError(`${dir}/agent.json holds agent "${saved.agent}", not "planner"`);
-  return createPlanner(env, saved.config, saved.seed, saved);
+  const config = resolve(saved.config);
+  return plannerModels[config.model].load(dir, env, config, saved);
 }
 
 registerAgent<PlannerConfig>({
   name: "planner",
   kind: "model-based",
   description:
-    "Model-based reward maximiser: value iteration or MCTS with the true simulator, or R-max value iteration on a learned tabular model",
+    "Model-based reward maximiser: value iteration or MCTS with the true simulator, R-max value iteration on a learned tabular model, or search over a learned neural world model",
   configSchema: plannerConfigSchema,
   create: (env, config, seed) => createPlanner(env, config, seed),
   load: loadPlanner,

@@ -1,18 +1,19 @@
 /**
  * `npm run bench`: every speed figure of rewardlab, with ratios. Benchmarks,
  * not tests: these machines are shared and noisy, so read the figures beside
- * the machine's load. Sections: envs, agents, planner, server, sweeps, abuse
+ * the machine's load. Sections: envs, agents, planner, modelbased, server, sweeps, abuse
  * (`npm run bench -- envs planner` runs only those).
  */
 import { benchEnvs, formatEnvBench } from "./envs.ts";
 import { benchModelFree, formatModelFree } from "./agents.ts";
 import { benchPlanner } from "./planner.ts";
+import { benchModelBased, formatModelBased } from "./modelbased.ts";
 import { benchServer } from "./server.ts";
 import { benchSweeps } from "./sweeps.ts";
 import { benchAbuse } from "./abuse.ts";
 import { availableParallelism, loadavg } from "node:os";
 
-const all = ["envs", "agents", "planner", "server", "sweeps", "abuse"];
+const all = ["envs", "agents", "planner", "modelbased", "server", "sweeps", "abuse"];
 const only = process.argv.slice(2).filter((a) => all.includes(a));
 const want = (s: string) => only.length === 0 || only.includes(s);
 
@@ -38,6 +39,10 @@ if (want("planner")) {
       `${r.env.padEnd(22)} ${r.search.padEnd(11)} states ${String(r.states).padStart(6)}  sim steps/s ${fmt(r.simStepsPerSec).padStart(11)}  act steps/s ${fmt(r.actStepsPerSec).padStart(9)}  (aim 200,000 sim steps/s: ratio ${(r.simStepsPerSec / 200_000).toFixed(2)})`,
     );
   }
+}
+if (want("modelbased")) {
+  console.log("\n## model-based learners: training env steps/s, search simulations/s and network evaluations/s inside the search");
+  console.log(formatModelBased(await benchModelBased()));
 }
 if (want("server")) await benchServer({ soakMinutes: Number(process.env.BENCH_SOAK_MINUTES ?? 10) });
 if (want("sweeps")) await benchSweeps();

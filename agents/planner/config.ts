@@ -1,6 +1,7 @@
 /** The planner's config: one TypeBox definition, from which both the JSON Schema and the type come. */
 import { type Static, type TSchema, Type } from "@sinclair/typebox";
 import { RewardlabError } from "../../envs/errors.ts";
+import { neuralPlannerConfigSchema } from "../neuralplanner.ts";
 
 /** A closed set of strings as a plain JSON Schema `enum` (so ajv's error reads "must be one of ..."). */
 function oneOf<const T extends readonly string[]>(
@@ -21,10 +22,13 @@ function orNull(
 
 export const plannerConfigSchema = Type.Object(
   {
-    /** Plan with the true environment ("simulator", via snapshot/restore) or a tabular model learned from experience; see plannerModels. */
-    model: oneOf(["simulator", "learned"], {
+    /**
+     * Plan with the true environment ("simulator", via snapshot/restore), a tabular model learned from
+     * experience, or a neural world model learned from experience (agents/neuralplanner.ts); see plannerModels.
+     */
+    model: oneOf(["simulator", "learned", "neural"], {
       default: "simulator",
-      description: "true environment via snapshot/restore, or a learned tabular model",
+      description: "true environment via snapshot/restore, a learned tabular model, or a neural world model",
     }),
     /** Simulator search: exact value iteration ("exhaustive"), "mcts", or "auto" (exhaustive when at most maxStates states are reachable). */
     search: oneOf(["auto", "exhaustive", "mcts"], {
@@ -75,6 +79,8 @@ export const plannerConfigSchema = Type.Object(
     replanOnKnown: Type.Boolean({ default: true, description: "learned model: re-plan when a state-action becomes known" }),
     /** Probability of a uniform random action when acting with explore = true. */
     epsilon: Type.Number({ minimum: 0, maximum: 1, default: 0, description: "random-action probability when exploring" }),
+    /** Model "neural": the world model ensemble and its imagined search. */
+    neural: neuralPlannerConfigSchema,
   },
   { additionalProperties: false },
 );

@@ -495,7 +495,11 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
     const up = model.updates;
     const cols = up.columns;
     const rank = (k: string) => (LOSS_ORDER.includes(k) ? LOSS_ORDER.indexOf(k) : LOSS_ORDER.length);
-    const losses = cols.filter((c) => c.startsWith("losses/")).sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+    // the world models' fit is charted beside the losses (planner "neural", expit)
+    const modelFit = ["model/loss", "model/accuracy", "model/disagreement"];
+    const losses = cols
+      .filter((c) => c.startsWith("losses/") || modelFit.includes(c))
+      .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
     const ux = up.x();
     lossesChart.setData(
       ux,
@@ -503,7 +507,7 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
     );
 
     // metric explorer: every update metric, plus episode length
-    const options = ["episode/length", ...cols.filter((c) => !c.startsWith("losses/")).sort(), ...losses];
+    const options = ["episode/length", ...cols.filter((c) => !losses.includes(c)).sort(), ...losses];
     if (metricSel.options.length !== options.length) {
       const current = metricSel.value;
       setChildren(metricSel, ...options.map((o) => option(o)));

@@ -5,7 +5,7 @@
  * (a simulator planner on the test side), reinforced behaviour (the trained
  * policy's own train-side behaviour, carried over) and counting.
  */
-import { createAgent, resolveAgentConfig } from "../../agents/registry.ts";
+import { agentRegistration, createAgent, resolveAgentConfig } from "../../agents/registry.ts";
 import { deriveSeed } from "../../envs/rng.ts";
 import { make, registration } from "../../envs/registry.ts";
 import { RewardlabError, UnknownIdError, ValidationError } from "../../envs/errors.ts";
@@ -70,7 +70,7 @@ const STEPS = { reinforce: 100_000, ppo: 100_000, planner: 2_000 };
  * almost none.
  */
 function defaultSteps(def: ProbeDefinition, agent: string, config: Record<string, unknown>): number {
-  if (agent === "planner" && config.model === "learned") return Math.max(def.steps.planner ?? 0, 20_000);
+  if (agent === "planner" && (config.model === "learned" || config.model === "neural")) return Math.max(def.steps.planner ?? 0, 20_000);
   return def.steps[agent] ?? 100_000;
 }
 
@@ -430,8 +430,13 @@ export function aggregateProbe(plan: ProbePlan, results: ProbeJobResult[]): Prob
     const counting = countingPrediction(env, arms, test, event, plan.countingPolicies, firstSeed, def.classify ? lapSteps : null);
     const ranges = episodeRanges(env, test);
     for (const agent of plan.agents) {
-      for (const arm of arms) {
-        const mine = results.filter((r) => r.agent === agent && r.arm === arm.name).sort((x, y) => x.seed - y.seed);
+      // one row per test-time mode for agents that have several (expit: search, network), each from that mode's episodes
+      const modes: (string | undefined)[] = [...(agentRegistration(agent).evalModes ?? [undefined])];
+      for (const { arm, mode } of arms.flatMap((arm) => modes.map((mode) => ({ arm, mode })))) {
+        const mine = results
+          .filter((r) => r.agent === agent && r.arm === arm.name)
+          .sort((x, y) => x.seed - y.seed)
+          .map((r) => (mode !== undefined && r.modes?.[mode] ? { ...r, ...r.modes[mode] } : r));
         const testOf = (r: ProbeJobResult) => (ti === 0 ? r.test : (r.moreTests?.[test.variant] ?? []));
         const shows = (e: { events: Record<string, number> }, ev: string) => (e.events[ev] ?? 0) > 0;
         const testEps = mine.flatMap(testOf);
@@ -508,6 +513,7 @@ export function aggregateProbe(plan: ProbePlan, results: ProbeJobResult[]): Prob
         rows.push({
           agent,
           ...(config && Object.keys(config).length ? { config } : {}),
+          ...(mode !== undefined ? { mode } : {}),
           seeds: mine.length,
           episodes: testEps.length,
           event,
@@ -636,10 +642,11 @@ function countingFor(
   return { ties, checkOn };
 }
 
-/** An agent's name with the config the probe gave it, e.g. `planner (model=learned)`, for tables and reports. */
-export function agentLabel(r: Pick<ProbeAgentResult, "agent" | "config">): string {
+/** An agent's name with the config the probe gave it and its test-time mode, e.g. `planner (model=learned)`, `expit [network]`. */
+export function agentLabel(r: Pick<ProbeAgentResult, "agent" | "config" | "mode">): string {
   const entries = Object.entries(r.config ?? {});
-  return entries.length
+  const base = entries.length
     ? `${r.agent} (${entries.map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(", ")})`
     : r.agent;
+  return r.mode ? `${base} [${r.mode}]` : base;
 }

@@ -2,7 +2,7 @@
  * One probe job: train one agent with one seed on the train variant, then
  * test it with learning off. Runs inside a worker thread (or inline in tests).
  */
-import { createAgent } from "../../agents/registry.ts";
+import { agentRegistration, createAgent } from "../../agents/registry.ts";
 import type { Agent } from "../../agents/core.ts";
 import type { Frame } from "../../envs/core.ts";
 import { deriveSeed } from "../../envs/rng.ts";
@@ -58,6 +58,8 @@ export interface ProbeJobResult {
   test: EpisodeDigest[];
   /** The trained policy on each further test side, by name. */
   moreTests?: Record<string, EpisodeDigest[]>;
+  /** Agents with several test-time modes (AgentRegistration.evalModes): the episodes above per mode (those above: the first). */
+  modes?: Record<string, Pick<ProbeJobResult, "train" | "test" | "moreTests">>;
   /** Mean KL(train-variant policy || test-condition policy) over test states (extinction). */
   kl?: number;
   /** Env steps of learning at zero reward until the event rate fell below half its trained rate (null: never within the budget). */
@@ -149,42 +151,61 @@ export async function runProbeJob(job: ProbeJob): Promise<ProbeJobResult> {
   const status = await run.execute();
   if (status !== "completed" || !run.agent) throw new Error(`training failed: ${failure ?? status}`);
   const agent = run.agent;
-  const trainEps: EpisodeStats[] = [];
-  const testEps: EpisodeStats[] = [];
-  evaluate(agent, spec, {
-    episodes: job.episodes,
-    seed: deriveSeed(job.seed, 101),
-    greedy: false,
-    variant: job.train.variant,
-    reward: job.train.reward,
-    onEpisode: (e) => trainEps.push(e),
-  });
-  const testSpec = { ...spec, variant: job.test.variant, envConfig: { ...spec.envConfig, ...job.test.envConfig } };
-  evaluate(agent, testSpec, {
-    episodes: job.episodes,
-    seed: deriveSeed(job.seed, 202),
-    greedy: false,
-    reward: job.test.reward,
-    onEpisode: (e) => testEps.push(e),
-  });
-  const moreTests: Record<string, EpisodeDigest[]> = {};
-  for (const t of job.moreTests ?? []) {
-    const eps: EpisodeStats[] = [];
-    evaluate(
-      agent,
-      { ...spec, variant: t.side.variant, envConfig: { ...spec.envConfig, ...t.side.envConfig } },
-      {
-        episodes: job.episodes,
-        seed: deriveSeed(job.seed, 202),
-        greedy: false,
-        reward: t.side.reward,
-        onEpisode: (e) => eps.push(e),
-      },
-    );
-    moreTests[t.name] = eps.map((e) => digest(e, job.classify));
+  const evaluateAll = () => {
+    const trainEps: EpisodeStats[] = [];
+    const testEps: EpisodeStats[] = [];
+    evaluate(agent, spec, {
+      episodes: job.episodes,
+      seed: deriveSeed(job.seed, 101),
+      greedy: false,
+      variant: job.train.variant,
+      reward: job.train.reward,
+      onEpisode: (e) => trainEps.push(e),
+    });
+    const testSpec = { ...spec, variant: job.test.variant, envConfig: { ...spec.envConfig, ...job.test.envConfig } };
+    evaluate(agent, testSpec, {
+      episodes: job.episodes,
+      seed: deriveSeed(job.seed, 202),
+      greedy: false,
+      reward: job.test.reward,
+      onEpisode: (e) => testEps.push(e),
+    });
+    const moreTests: Record<string, EpisodeDigest[]> = {};
+    for (const t of job.moreTests ?? []) {
+      const eps: EpisodeStats[] = [];
+      evaluate(
+        agent,
+        { ...spec, variant: t.side.variant, envConfig: { ...spec.envConfig, ...t.side.envConfig } },
+        {
+          episodes: job.episodes,
+          seed: deriveSeed(job.seed, 202),
+          greedy: false,
+          reward: t.side.reward,
+          onEpisode: (e) => eps.push(e),
+        },
+      );
+      moreTests[t.name] = eps.map((e) => digest(e, job.classify));
+    }
+    return { trainEps, testEps, moreTests };
+  };
+  // agents with several test-time modes are tested in each, the first (how they act in training) last,
+  // so that the agent is left in it and trainEps/testEps/moreTests below are its episodes
+  const modes = agentRegistration(job.agent).evalModes ?? [];
+  const byMode: NonNullable<ProbeJobResult["modes"]> = {};
+  let evaluated = modes.length ? null : evaluateAll();
+  for (const mode of [...modes.slice(1), ...modes.slice(0, 1)]) {
+    agent.setEvalMode?.(mode);
+    const r = (evaluated = evaluateAll());
+    byMode[mode] = {
+      train: r.trainEps.map((e) => digest(e, job.classify)),
+      test: r.testEps.map((e) => digest(e, job.classify)),
+      ...(job.moreTests ? { moreTests: r.moreTests } : {}),
+    };
   }
+  const { trainEps, testEps, moreTests } = evaluated!;
   const result: ProbeJobResult = {
     ...(job.moreTests ? { moreTests } : {}),
+    ...(modes.length ? { modes: byMode } : {}),
     agent: job.agent,
     seed: job.seed,
     arm: job.arm,

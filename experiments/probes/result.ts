@@ -9,6 +9,8 @@ export interface ProbeAgentResult {
   agent: string;
   /** The agent config the probe was given for this agent (absent: the defaults). */
   config?: Record<string, unknown>;
+  /** How the trained agent acted at test, for agents with several modes (expit: "search", "network"). */
+  mode?: string;
   seeds: number;
   /** Test episodes pooled over seeds (a secondary count: the interval's unit is the seed). */
   episodes: number;

@@ -1,0 +1,549 @@
+/**
+ * A neural world model: a small ensemble of MLPs that predict, from an
+ * observation and an action, the next observation, the reward and whether
+ * the episode terminates; trained on a replay buffer of the agent's own
+ * experience; the ensemble's disagreement is its uncertainty.
+ *
+ * Read top to bottom: config -> observation layout -> replay buffer -> the
+ * ensemble (prediction in plain JavaScript, training in TensorFlow.js).
+ *
+ * What it predicts, per observation element (the layout comes from the env):
+ *  - gridworld planes that hold exactly one cell (the agent): a categorical
+ *    over the plane's cells (softmax), decoded as its argmax;
+ *  - every other 0/1 plane (walls, goals, devices, ...): per cell, the
+ *    probability that the cell *changes* (a flip), so a layout the model
+ *    never saw persists unless the model learned that something changes it;
+ *  - continuous features (the time feature of `observeTime` levels): the
+ *    change, by least squares;
+ *  - reward: least squares (the ensemble's median is the prediction);
+ *    termination: a Bernoulli logit (the ensemble's mean probability).
+ * The decoded observation is valid by construction (one agent, 0/1 planes).
+ *
+ * Disagreement of (s, a): the sum over every predicted quantity (each
+ * element's probability, the reward, the termination probability) of its
+ * variance across members. Members differ by initialisation and by the
+ * minibatches they train on (drawn independently), so they agree where the
+ * data pins the answer and diverge away from it.
+ *
+ * What it cannot represent: stochastic dynamics beyond independent per-cell
+ * flips (it predicts the most likely next observation: a random goal draw
+ * becomes one guessed goal); hidden state that the observation does not show
+ * (a tampered reward register with the agent off the device looks like the
+ * untampered state); anything about cells the agent never visited, except
+ * what the MLP's weights happen to extrapolate, which disagreement flags.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { type Static, Type } from "@sinclair/typebox";
+import { make, registered } from "../envs/registry.ts";
+import type { Rng } from "../envs/rng.ts";
+import { Adam, MLP } from "./networks.ts";
+
+// ---------------------------------------------------------------- config
+
+export const worldModelConfigSchema = Type.Object(
+  {
+    ensemble: Type.Integer({ minimum: 1, maximum: 16, default: 3, description: "MLPs in the ensemble (disagreement needs at least 2)" }),
+    hiddenSizes: Type.Array(Type.Integer({ minimum: 1, maximum: 1024 }), {
+      minItems: 1,
+      maxItems: 4,
+      default: [64],
+      description: "hidden layer sizes of each member (tanh)",
+    }),
+    learningRate: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.02, description: "Adam learning rate" }),
+    batchSize: Type.Integer({ minimum: 1, maximum: 4096, default: 32, description: "transitions per member per gradient step" }),
+    gradientSteps: Type.Integer({ minimum: 1, maximum: 10000, default: 50, description: "gradient steps per learn() call" }),
+    replayCapacity: Type.Integer({ minimum: 16, maximum: 1000000, default: 20000, description: "transitions kept (oldest dropped)" }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export type WorldModelConfig = Static<typeof worldModelConfigSchema>;
+
+// ---------------------------------------------------------------- observation layout
+
+/** A block of observation elements predicted one way. */
+export interface ObsPlane {
+  name: string;
+  offset: number;
+  size: number;
+  /** exactly one element is 1 (categorical), 0/1 elements (flips), or real values (change). */
+  kind: "exclusive" | "binary" | "continuous";
+}
+
+/**
+ * The layout of an env's observation: gridworld planes from the env's
+ * channel list (the agent plane is exclusive), else inferred from a reset
+ * observation (one-hot: one exclusive plane; 0/1: binary; else continuous).
+ */
+export function observationLayout(envId: string, envConfig: Record<string, unknown>, obsSize: number): ObsPlane[] {
+  if (!registered().some((r) => r.id === envId)) return [{ name: "obs", offset: 0, size: obsSize, kind: "continuous" }];
+  const env = make(envId, envConfig);
+  try {
+    const inner = ((env as { unwrapped?: unknown }).unwrapped ?? env) as { channels?: readonly string[]; width?: number; height?: number };
+    if (Array.isArray(inner.channels) && typeof inner.width === "number" && typeof inner.height === "number") {
+      const hw = inner.width * inner.height;
+      const planes: ObsPlane[] = inner.channels.map((name, i) => ({
+        name,
+        offset: i * hw,
+        size: hw,
+        kind: name === "agent" ? "exclusive" : "binary",
+      }));
+      const used = inner.channels.length * hw;
+      if (used < obsSize) planes.push({ name: "features", offset: used, size: obsSize - used, kind: "continuous" });
+      return planes;
+    }
+    const { obs } = env.reset({ seed: 0 });
+    const binary = obs.every((x) => x === 0 || x === 1);
+    const sum = obs.reduce((a, b) => a + b, 0);
+    return [{ name: "obs", offset: 0, size: obsSize, kind: binary && sum === 1 ? "exclusive" : binary ? "binary" : "continuous" }];
+  } finally {
+    env.close?.();
+  }
+}
+
+// ---------------------------------------------------------------- replay buffer
+
+/** A ring of transitions (obs, action, next obs, reward, terminated); 0/1 observations are stored as bytes. */
+export class ReplayBuffer {
+  size = 0;
+  /** Transitions ever added (the ring's write position is added % capacity). */
+  added = 0;
+  readonly obs: Uint8Array | Float32Array;
+  readonly next: Uint8Array | Float32Array;
+  readonly action: Int32Array;
+  readonly reward: Float32Array;
+  readonly terminated: Uint8Array;
+
+  constructor(
+    readonly capacity: number,
+    readonly obsSize: number,
+    readonly bytes: boolean,
+  ) {
+    this.obs = bytes ? new Uint8Array(capacity * obsSize) : new Float32Array(capacity * obsSize);
+    this.next = bytes ? new Uint8Array(capacity * obsSize) : new Float32Array(capacity * obsSize);
+    this.action = new Int32Array(capacity);
+    this.reward = new Float32Array(capacity);
+    this.terminated = new Uint8Array(capacity);
+  }
+
+  add(
+    obs: Float32Array,
+    obsOffset: number,
+    action: number,
+    next: Float32Array,
+    nextOffset: number,
+    reward: number,
+    terminated: boolean,
+  ): void {
+    const i = this.added % this.capacity;
+    const S = this.obsSize;
+    for (let j = 0; j < S; j++) {
+      this.obs[i * S + j] = obs[obsOffset + j]!;
+      this.next[i * S + j] = next[nextOffset + j]!;
+    }
+    this.action[i] = action;
+    this.reward[i] = reward;
+    this.terminated[i] = terminated ? 1 : 0;
+    this.added++;
+    this.size = Math.min(this.capacity, this.size + 1);
+  }
+
+  /** Ring index of the k-th most recent transition (k = 0: the latest). */
+  recent(k: number): number {
+    return (((this.added - 1 - k) % this.capacity) + this.capacity) % this.capacity;
+  }
+
+  /** The stored rows as one byte array (observations, next observations, actions, rewards, flags), for saving. */
+  toBinary(): Uint8Array {
+    const n = this.size;
+    const S = this.obsSize;
+    const parts = [
+      this.obs.subarray(0, n * S),
+      this.next.subarray(0, n * S),
+      this.action.subarray(0, n),
+      this.reward.subarray(0, n),
+      this.terminated.subarray(0, n),
+    ];
+    const out = new Uint8Array(parts.reduce((s, p) => s + p.byteLength, 0));
+    let o = 0;
+    for (const p of parts) {
+      out.set(new Uint8Array(p.buffer, p.byteOffset, p.byteLength), o);
+      o += p.byteLength;
+    }
+    return out;
+  }
+
+  /** Restores toBinary()'s bytes; `size` and `added` come from the saved metadata. */
+  fromBinary(data: Uint8Array, size: number, added: number): void {
+    const S = this.obsSize;
+    const bpe = this.bytes ? 1 : 4;
+    const want = size * S * bpe * 2 + size * 9;
+    if (size > this.capacity || data.byteLength !== want) {
+      throw new RangeError(`replay buffer: ${data.byteLength} bytes for ${size} transitions, expected ${want}`);
+    }
+    let o = 0;
+    const take = (n: number) => {
+      const copy = data.slice(o, o + n);
+      o += n;
+      return copy.buffer;
+    };
+    const obsBytes = size * S * bpe;
+    this.obs.set(this.bytes ? new Uint8Array(take(obsBytes)) : new Float32Array(take(obsBytes)));
+    this.next.set(this.bytes ? new Uint8Array(take(obsBytes)) : new Float32Array(take(obsBytes)));
+    this.action.set(new Int32Array(take(size * 4)));
+    this.reward.set(new Float32Array(take(size * 4)));
+    this.terminated.set(new Uint8Array(take(size)));
+    this.size = size;
+    this.added = added;
+  }
+}
+
+// ---------------------------------------------------------------- the ensemble
+
+/** One-step predictions for every action from one observation (row a of `next` is action a). */
+export interface ModelPrediction {
+  /** Decoded next observations, nActions x obsSize. */
+  next: Float32Array;
+  /** Ensemble-mean reward per action. */
+  reward: Float64Array;
+  /** Ensemble-mean termination probability per action. */
+  terminal: Float64Array;
+  /** Sum of the ensemble variances of every predicted quantity, per action. */
+  disagreement: Float64Array;
+}
+
+export interface ModelLosses {
+  loss: number;
+  obsLoss: number;
+  rewardLoss: number;
+  terminalLoss: number;
+}
+
+export interface ModelAccuracy {
+  /** Decoded next observation exactly right, termination right (p > 0.5), reward within 0.05. */
+  accuracy: number;
+  obsAccuracy: number;
+  rewardError: number;
+  disagreement: number;
+  samples: number;
+}
+
+export class WorldModel {
+  readonly members: MLP[];
+  readonly optimizer: Adam;
+  readonly planes: ObsPlane[];
+  /** Per element: 0 binary (flip), 1 exclusive (categorical), 2 continuous (change). */
+  private readonly kind: Uint8Array;
+  private readonly binMask: Float32Array;
+  private readonly contMask: Float32Array;
+  private readonly exclusive: ObsPlane[];
+  private readonly inSize: number;
+  private readonly outSize: number;
+  // prediction scratch
+  private readonly x: Float32Array;
+  private readonly outs: Float32Array[];
+  private readonly probs: Float64Array;
+  private readonly probSq: Float64Array;
+  /** Per action, each member's reward (for the median). */
+  private readonly memberRewards: Float64Array;
+  private readonly pred: ModelPrediction;
+
+  constructor(
+    readonly obsSize: number,
+    readonly nActions: number,
+    planes: ObsPlane[],
+    readonly config: WorldModelConfig,
+    rng: Rng,
+  ) {
+    this.planes = planes;
+    this.kind = new Uint8Array(obsSize);
+    this.binMask = new Float32Array(obsSize);
+    this.contMask = new Float32Array(obsSize);
+    for (const p of planes) {
+      for (let j = p.offset; j < p.offset + p.size; j++) {
+        this.kind[j] = p.kind === "binary" ? 0 : p.kind === "exclusive" ? 1 : 2;
+        if (p.kind === "binary") this.binMask[j] = 1;
+        if (p.kind === "continuous") this.contMask[j] = 1;
+      }
+    }
+    this.exclusive = planes.filter((p) => p.kind === "exclusive");
+    // one output head per action: the action selects a head instead of being an input, so the
+    // network need not learn action-by-cell conjunctions, and one forward pass predicts every action
+    this.inSize = obsSize;
+    this.outSize = nActions * (obsSize + 2);
+    this.members = Array.from(
+      { length: config.ensemble },
+      () => new MLP([this.inSize, ...config.hiddenSizes, this.outSize], rng, { hiddenGain: Math.SQRT2, outputGain: 1 }),
+    );
+    this.optimizer = new Adam(
+      this.members.flatMap((m) => m.variables),
+      { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+    );
+    this.x = new Float32Array(this.inSize);
+    this.outs = this.members.map(() => new Float32Array(this.outSize));
+    this.probs = new Float64Array(nActions * (obsSize + 2));
+    this.probSq = new Float64Array(nActions * (obsSize + 2));
+    this.memberRewards = new Float64Array(nActions * config.ensemble);
+    this.pred = {
+      next: new Float32Array(nActions * obsSize),
+      reward: new Float64Array(nActions),
+      terminal: new Float64Array(nActions),
+      disagreement: new Float64Array(nActions),
+    };
+  }
+
+  /** True when every element is 0/1 (the replay buffer then stores bytes). */
+  get binaryObservations(): boolean {
+    return this.planes.every((p) => p.kind !== "continuous");
+  }
+
+  /**
+   * Predicts every action's outcome from row `row` of `obs`. The returned
+   * object's arrays are reused by the next call: copy what you keep.
+   */
+  predict(obs: Float32Array, row = 0): ModelPrediction {
+    const S = this.obsSize;
+    const A = this.nActions;
+    const O = S + 2;
+    const K = this.members.length;
+    const base = row * S;
+    for (let j = 0; j < S; j++) this.x[j] = obs[base + j]!;
+    for (let m = 0; m < K; m++) this.members[m]!.forwardJS(this.x, 1, this.outs[m]);
+    const probs = this.probs;
+    const sq = this.probSq;
+    probs.fill(0);
+    sq.fill(0);
+    // each member's probabilities (or values), summed and squared-summed over members
+    for (let m = 0; m < K; m++) {
+      const out = this.outs[m]!;
+      for (let a = 0; a < A; a++) {
+        const o = a * O;
+        const p = a * (S + 2);
+        for (let j = 0; j < S; j++) {
+          const z = out[o + j]!;
+          const k = this.kind[j];
+          let v: number;
+          if (k === 0) {
+            const flip = 1 / (1 + Math.exp(-z));
+            v = obs[base + j]! > 0.5 ? 1 - flip : flip;
+          } else if (k === 2) v = obs[base + j]! + z;
+          else continue;
+          probs[p + j] += v;
+          sq[p + j] += v * v;
+        }
+        for (const pl of this.exclusive) {
+          let max = -Infinity;
+          for (let j = pl.offset; j < pl.offset + pl.size; j++) max = Math.max(max, out[o + j]!);
+          let sum = 0;
+          for (let j = pl.offset; j < pl.offset + pl.size; j++) sum += Math.exp(out[o + j]! - max);
+          for (let j = pl.offset; j < pl.offset + pl.size; j++) {
+            const v = Math.exp(out[o + j]! - max) / sum;
+            probs[p + j] += v;
+            sq[p + j] += v * v;
+          }
+        }
+        const r = out[o + S]!;
+        this.memberRewards[a * K + m] = r;
+        const t = 1 / (1 + Math.exp(-out[o + S + 1]!));
+        probs[p + S] += r;
+        sq[p + S] += r * r;
+        probs[p + S + 1] += t;
+        sq[p + S + 1] += t * t;
+      }
+    }
+    const pred = this.pred;
+    for (let a = 0; a < A; a++) {
+      const p = a * (S + 2);
+      let variance = 0;
+      for (let j = 0; j < S + 2; j++) {
+        const mean = probs[p + j]! / K;
+        probs[p + j] = mean;
+        variance += Math.max(0, sq[p + j]! / K - mean * mean);
+      }
+      pred.disagreement[a] = variance;
+      // the median member's reward: one member's wild guess about a rarely seen step must not
+      // become a reward the planner can loop on (the mean would pass a third of it on)
+      pred.reward[a] = median(this.memberRewards.subarray(a * K, (a + 1) * K));
+      pred.terminal[a] = probs[p + S + 1]!;
+      // decode: flips and changes element by element, the argmax of each exclusive plane
+      const n = a * S;
+      for (let j = 0; j < S; j++) {
+        const k = this.kind[j];
+        if (k === 0) pred.next[n + j] = probs[p + j]! > 0.5 ? 1 : 0;
+        else if (k === 2) pred.next[n + j] = Math.min(1, Math.max(0, probs[p + j]!));
+      }
+      for (const pl of this.exclusive) {
+        let best = pl.offset;
+        for (let j = pl.offset; j < pl.offset + pl.size; j++) {
+          pred.next[n + j] = 0;
+          if (probs[p + j]! > probs[p + best]!) best = j;
+        }
+        pred.next[n + best] = 1;
+      }
+    }
+    return pred;
+  }
+
+  /** Copies the trained weights into the plain arrays predict() reads. */
+  sync(): void {
+    for (const m of this.members) m.syncJS();
+  }
+
+  /**
+   * Held-out one-step accuracy on the `count` most recent transitions of the
+   * buffer (call before training on them).
+   */
+  accuracy(buffer: ReplayBuffer, count: number): ModelAccuracy {
+    const S = this.obsSize;
+    const n = Math.min(count, buffer.size);
+    const row = new Float32Array(S);
+    let exact = 0;
+    let obsExact = 0;
+    let rewardErr = 0;
+    let dis = 0;
+    for (let k = 0; k < n; k++) {
+      const i = buffer.recent(k);
+      for (let j = 0; j < S; j++) row[j] = buffer.obs[i * S + j]!;
+      const a = buffer.action[i]!;
+      const p = this.predict(row);
+      let same = true;
+      for (let j = 0; j < S && same; j++) {
+        const want = buffer.next[i * S + j]!;
+        same = this.kind[j] === 2 ? Math.abs(p.next[a * S + j]! - want) < 0.02 : p.next[a * S + j] === want;
+      }
+      const err = Math.abs(p.reward[a]! - buffer.reward[i]!);
+      const termOk = p.terminal[a]! > 0.5 === (buffer.terminated[i] === 1);
+      if (same) obsExact++;
+      if (same && termOk && err < 0.05) exact++;
+      rewardErr += err;
+      dis += p.disagreement[a]!;
+    }
+    const d = Math.max(1, n);
+    return { accuracy: exact / d, obsAccuracy: obsExact / d, rewardError: rewardErr / d, disagreement: dis / d, samples: n };
+  }
+
+  /**
+   * `steps` Adam steps; each member draws its own minibatch from the buffer
+   * (with replacement). Returns the mean losses per member and sample.
+   */
+  train(buffer: ReplayBuffer, steps: number, rng: Rng): ModelLosses {
+    const S = this.obsSize;
+    const A = this.nActions;
+    const I = this.inSize;
+    const K = this.members.length;
+    const B = this.config.batchSize;
+    const sums = { loss: 0, obsLoss: 0, rewardLoss: 0, terminalLoss: 0 };
+    if (buffer.size === 0) return sums;
+    const x = new Float32Array(B * I);
+    const xT = new Float32Array(I * B);
+    const y = new Float32Array(B * S);
+    const r = new Float32Array(B);
+    const t = new Float32Array(B);
+    const mask = new Float32Array(B * A);
+    const params = this.members.flatMap((m) => m.variables);
+    const binMask = tf.tensor1d(this.binMask);
+    const contMask = tf.tensor1d(this.contMask);
+    for (let step = 0; step < steps; step++) {
+      const batches = this.members.map(() => {
+        mask.fill(0);
+        for (let b = 0; b < B; b++) {
+          const i = rng.int(buffer.size);
+          for (let j = 0; j < S; j++) {
+            const o = buffer.obs[i * S + j]!;
+            const n = buffer.next[i * S + j]!;
+            x[b * I + j] = o;
+            xT[j * B + b] = o;
+            // targets: flips for binary elements, the next plane for exclusive ones, the change for continuous ones
+            const k = this.kind[j];
+            y[b * S + j] = k === 0 ? (o !== n ? 1 : 0) : k === 1 ? n : n - o;
+          }
+          mask[b * A + buffer.action[i]!] = 1;
+          r[b] = buffer.reward[i]!;
+          t[b] = buffer.terminated[i]!;
+        }
+        return {
+          x: tf.tensor2d(x, [B, I]),
+          xT: tf.tensor2d(xT, [I, B]),
+          y: tf.tensor2d(y, [B, S]),
+          r: tf.tensor2d(r, [B, 1]),
+          t: tf.tensor2d(t, [B, 1]),
+          mask: tf.tensor3d(mask, [B, A, 1]),
+        };
+      });
+      const report = tf.tidy(() => {
+        let parts: tf.Tensor | null = null;
+        const { grads } = tf.variableGrads(() => {
+          const terms = this.members.map((m, mi) => {
+            const d = batches[mi]!;
+            // the taken action's head
+            const out = tf.sum(tf.mul(tf.reshape(m.apply(d.x, d.xT), [B, A, S + 2]), d.mask), 1) as tf.Tensor2D;
+            const logits = tf.slice(out, [0, 0], [B, S]);
+            const rHat = tf.slice(out, [0, S], [B, 1]);
+            const tHat = tf.slice(out, [0, S + 1], [B, 1]);
+            let obsLoss = tf.sum(tf.mul(bceWithLogits(logits, d.y), binMask));
+            obsLoss = tf.add(obsLoss, tf.sum(tf.mul(tf.square(tf.sub(logits, d.y)), contMask)));
+            for (const pl of this.exclusive) {
+              const lp = tf.logSoftmax(tf.slice(logits, [0, pl.offset], [B, pl.size]));
+              obsLoss = tf.sub(obsLoss, tf.sum(tf.mul(lp, tf.slice(d.y, [0, pl.offset], [B, pl.size]))));
+            }
+            obsLoss = tf.div(obsLoss, B);
+            const rewardLoss = tf.mean(tf.square(tf.sub(rHat, d.r)));
+            const terminalLoss = tf.mean(bceWithLogits(tHat, d.t));
+            return tf.stack([obsLoss, rewardLoss, terminalLoss]);
+          });
+          const all = tf.div(tf.addN(terms), K);
+          parts = tf.keep(all);
+          return tf.sum(all) as tf.Scalar;
+        }, params);
+        this.optimizer
+          .step(
+            params.map((p) => grads[p.name]!),
+            this.config.learningRate,
+            10,
+          )
+          .dispose();
+        return parts!;
+      });
+      for (const d of batches) for (const v of Object.values(d)) v.dispose();
+      const v = report.dataSync();
+      report.dispose();
+      sums.obsLoss += v[0]!;
+      sums.rewardLoss += v[1]!;
+      sums.terminalLoss += v[2]!;
+    }
+    binMask.dispose();
+    contMask.dispose();
+    sums.obsLoss /= steps;
+    sums.rewardLoss /= steps;
+    sums.terminalLoss /= steps;
+    sums.loss = sums.obsLoss + sums.rewardLoss + sums.terminalLoss;
+    this.sync();
+    return sums;
+  }
+
+  /** Every tensor to save, under stable names. */
+  namedTensors(prefix: string): Record<string, tf.Variable> {
+    const out: Record<string, tf.Variable> = {};
+    this.members.forEach((m, i) => Object.assign(out, m.namedVariables(`${prefix}/member${i}`)));
+    out[`${prefix}/adam/m`] = this.optimizer.m;
+    out[`${prefix}/adam/v`] = this.optimizer.v;
+    return out;
+  }
+
+  dispose(): void {
+    for (const m of this.members) m.dispose();
+    this.optimizer.dispose();
+  }
+}
+
+/** Median of a few numbers (sorts in place). */
+function median(x: Float64Array): number {
+  x.sort();
+  const h = x.length >> 1;
+  return x.length % 2 ? x[h]! : (x[h - 1]! + x[h]!) / 2;
+}
+
+/** Element-wise binary cross-entropy of logits z against targets y, numerically stable. */
+function bceWithLogits(z: tf.Tensor, y: tf.Tensor): tf.Tensor {
+  return tf.add(tf.sub(tf.relu(z), tf.mul(z, y)), tf.log1p(tf.exp(tf.neg(tf.abs(z)))));
+}

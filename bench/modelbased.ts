@@ -1,0 +1,117 @@
+/**
+ * Model-based learners' throughput: expit (PUCT search with the simulator or
+ * the neural world model) and the planner with the neural world model, in
+ * training as the run loop drives them. Per case: env steps per second
+ * (act, step, observe and learn together), search simulations per second and
+ * network evaluations per second inside the search (from the agent's own
+ * search/* metrics), and where the time goes (acting vs learning).
+ *
+ *   npx tsx bench/modelbased.ts [--steps N]
+ *
+ * The aim: expit with the simulator at 50 simulations per step trains at
+ * 1,000 env steps per second or more on one core.
+ */
+import { pathToFileURL } from "node:url";
+import type { Agent } from "../agents/core.ts";
+import { initBackend } from "../agents/backend.ts";
+import "../agents/index.ts";
+import { createAgent } from "../agents/registry.ts";
+import "../envs/index.ts"; // registers the gridworlds
+import { Stepper } from "../experiments/loop.ts";
+import { agentEnvInfo, resolveRunSpec } from "../experiments/run.ts";
+
+export interface ModelBasedBenchCase {
+  label: string;
+  env: string;
+  agent: string;
+  config: Record<string, unknown>;
+}
+
+export interface ModelBasedBenchRow extends ModelBasedBenchCase {
+  steps: number;
+  envStepsPerSec: number;
+  /** Env steps per second of this process's CPU time (user + system): the figure a quiet core would show. */
+  envStepsPerCpuSec: number;
+  /** Search simulations per second of search time (expit only). */
+  simulationsPerSec: number | null;
+  /** Network evaluations per second of search time (expit only). */
+  evaluationsPerSec: number | null;
+  actMs: number;
+  learnMs: number;
+}
+
+const CASES: ModelBasedBenchCase[] = [
+  { label: "expit simulator x50", env: "GoalShift-v0", agent: "expit", config: { simulations: 50 } },
+  { label: "expit simulator x50", env: "TamperGrid-v0", agent: "expit", config: { simulations: 50 } },
+  { label: "expit neural x50", env: "GoalShift-v0", agent: "expit", config: { model: "neural", simulations: 50 } },
+  { label: "planner neural", env: "GoalShift-v0", agent: "planner", config: { model: "neural" } },
+];
+
+/** Trains through the shared loop (experiments/loop.ts), timing acting (with the env step) and learning. */
+function run(agent: Agent, env: string, steps: number): { actMs: number; learnMs: number; metrics: Record<string, number>[] } {
+  const stepper = new Stepper(agent, { env, config: { variant: "train" }, reward: "keep", numEnvs: 1, seed: 0 }, { timed: true });
+  const metrics: Record<string, number>[] = [];
+  try {
+    while (stepper.envSteps < steps) {
+      stepper.step({ explore: true, learn: true });
+      if (stepper.update) metrics.push(stepper.update.metrics);
+    }
+  } finally {
+    stepper.close();
+  }
+  const t = stepper.timings!;
+  return { actMs: t.actMs + t.envMs, learnMs: t.observeMs + t.learnMs, metrics };
+}
+
+export async function benchModelBased(opts: { steps?: number; cases?: ModelBasedBenchCase[] } = {}): Promise<ModelBasedBenchRow[]> {
+  const steps = opts.steps ?? 3000;
+  const rows: ModelBasedBenchRow[] = [];
+  for (const c of opts.cases ?? CASES) {
+    const spec = resolveRunSpec({ env: c.env, variant: "train", agent: c.agent, config: c.config, steps });
+    const agent = createAgent(c.agent, agentEnvInfo(spec), spec.config, 0);
+    // warm-up (JIT, the first update), then the timed part
+    run(agent, c.env, 600);
+    const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
+    const r = run(agent, c.env, steps);
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    agent.dispose();
+    const mean = (k: string) => {
+      const xs = r.metrics.map((m) => m[k]).filter((x): x is number => Number.isFinite(x));
+      return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null;
+    };
+    rows.push({
+      ...c,
+      steps,
+      envStepsPerSec: steps / seconds,
+      envStepsPerCpuSec: steps / ((cpu.user + cpu.system) / 1e6),
+      simulationsPerSec: mean("search/simulations_per_second"),
+      evaluationsPerSec: mean("search/evaluations_per_second"),
+      actMs: r.actMs,
+      learnMs: r.learnMs,
+    });
+  }
+  return rows;
+}
+
+export function formatModelBased(rows: ModelBasedBenchRow[]): string {
+  const fmt = (x: number | null) => (x === null ? "-" : Math.round(x).toLocaleString("en-US"));
+  return rows
+    .map((r) => {
+      const total = r.actMs + r.learnMs;
+      const aim =
+        r.agent === "expit" && r.label.includes("simulator")
+          ? `  (aim 1,000 env steps/s: ratio ${(r.envStepsPerCpuSec / 1000).toFixed(2)} per CPU second)`
+          : "";
+      return `${r.label.padEnd(20)} ${r.env.padEnd(14)} env steps/s ${fmt(r.envStepsPerSec).padStart(6)} (per CPU second ${fmt(r.envStepsPerCpuSec).padStart(6)})  simulations/s ${fmt(r.simulationsPerSec).padStart(7)}  net evals/s ${fmt(r.evaluationsPerSec).padStart(7)}  time: acting ${((100 * r.actMs) / total).toFixed(0)}%, learning ${((100 * r.learnMs) / total).toFixed(0)}%${aim}`;
+    })
+    .join("\n");
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  const i = process.argv.indexOf("--steps");
+  const backend = await initBackend();
+  console.log(`backend ${backend}`);
+  console.log(formatModelBased(await benchModelBased({ steps: i > 0 ? Number(process.argv[i + 1]) : undefined })));
+}

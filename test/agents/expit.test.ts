@@ -1,0 +1,201 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { initBackend } from "../../agents/backend.ts";
+import type { Agent } from "../../agents/core.ts";
+import type { ExpitAgent } from "../../agents/expit.ts";
+import "../../agents/index.ts";
+import { agentRegistration, createAgent, loadAgent, resolveAgentConfig } from "../../agents/registry.ts";
+import { envInfo, registerTestEnvs } from "./testing.ts";
+import "../../envs/index.ts";
+import { make, registered } from "../../envs/registry.ts";
+import { Stepper } from "../../experiments/loop.ts";
+import { evaluate } from "../../experiments/run.ts";
+
+/** The shared loop (experiments/loop.ts) with the act context expit's simulator needs; returns every action taken. */
+function drive(agent: Agent, envId: string, envConfig: Record<string, unknown>, steps: number, seed: number, learn = true): number[] {
+  const stepper = new Stepper(agent, { env: envId, config: envConfig, reward: "keep", numEnvs: Number(agent.config.numEnvs ?? 1), seed });
+  const taken: number[] = [];
+  try {
+    while (stepper.envSteps < steps) {
+      stepper.step({ explore: true, learn });
+      taken.push(...stepper.lastAct!.actions);
+    }
+  } finally {
+    stepper.close();
+  }
+  return taken;
+}
+
+const tiny = (extra: Record<string, unknown> = {}) =>
+  resolveAgentConfig("expit", {
+    simulations: 16,
+    updateEvery: 50,
+    gradientSteps: 8,
+    batchSize: 32,
+    hiddenSizes: [32],
+    learningRate: 0.01,
+    ...extra,
+  });
+
+/** Greedy return and length on the train variant in one mode. */
+function greedy(agent: ExpitAgent, envId: string, mode: "search" | "network") {
+  agent.setEvalMode(mode);
+  const e = evaluate(agent, { env: envId, variant: "train", envConfig: {}, config: agent.config }, { episodes: 20, seed: 5, greedy: true });
+  agent.setEvalMode("search");
+  return e;
+}
+
+beforeAll(async () => {
+  await initBackend("cpu");
+  registerTestEnvs();
+});
+
+describe("expit learns the optimum", () => {
+  it("on a contextual bandit: the search, and the network trained toward it, pick the paying arm", () => {
+    const agent = createAgent("expit", envInfo("TestBandit-v0", 1), tiny(), 0) as ExpitAgent;
+    drive(agent, "TestBandit-v0", { variant: "train" }, 400, 1);
+    expect(greedy(agent, "TestBandit-v0", "search").return.mean).toBe(1);
+    expect(greedy(agent, "TestBandit-v0", "network").return.mean).toBe(1);
+    agent.dispose();
+  }, 120_000);
+
+  it("on a short corridor: both modes walk straight to the goal", () => {
+    const agent = createAgent("expit", envInfo("TestChain-v0", 1), tiny(), 0) as ExpitAgent;
+    drive(agent, "TestChain-v0", { variant: "train" }, 1500, 1);
+    for (const mode of ["search", "network"] as const) {
+      const e = greedy(agent, "TestChain-v0", mode);
+      expect(e.return.mean).toBe(1);
+      expect(e.length).toBe(5);
+    }
+    agent.dispose();
+  }, 180_000);
+});
+
+describe("expit with the simulator on TamperGrid-v0 test", () => {
+  // the device is 4 steps away (down, down, right, right); the goal 5 steps right
+  const DOWN = 1;
+  const RIGHT = 3;
+  const rootOf = (simulations: number) => {
+    const agent = createAgent(
+      "expit",
+      envInfo("TamperGrid-v0", 1, { variant: "test" }),
+      resolveAgentConfig("expit", { simulations }),
+      0,
+    ) as ExpitAgent;
+    const env = make("TamperGrid-v0", { variant: "test" });
+    const { obs } = env.reset({ seed: 0 });
+    const r = agent.search(
+      obs,
+      0,
+      { envs: [env], simulator: { envId: "TamperGrid-v0", envConfig: { variant: "test" }, reward: "keep" } },
+      false,
+    );
+    return { agent, env, r };
+  };
+
+  it("goes for the device when the search budget allows: the root's visits and Q favour the tamper route", () => {
+    const { agent, r } = rootOf(400);
+    expect(r.visits[DOWN]).toBe(Math.max(...r.visits));
+    expect(r.q[DOWN]).toBeGreaterThan(r.q[RIGHT]! + 1);
+    agent.dispose();
+  });
+
+  it("with a budget too small to reach the device the search sees nothing to prefer it", () => {
+    const { agent, r } = rootOf(4);
+    // 4 simulations reach depth 2 at most: the device (0.99 per step, 4 steps away) is out of sight
+    expect(Math.max(...Array.from(r.q).filter(Number.isFinite))).toBeLessThan(0.1);
+    agent.dispose();
+  });
+
+  it("acting in search mode, an untrained expit tampers within the episode", () => {
+    const agent = createAgent(
+      "expit",
+      envInfo("TamperGrid-v0", 1, { variant: "test" }),
+      resolveAgentConfig("expit", { simulations: 400 }),
+      0,
+    );
+    const e = evaluate(
+      agent,
+      { env: "TamperGrid-v0", variant: "test", envConfig: {}, config: agent.config },
+      { episodes: 2, seed: 3, greedy: true },
+    );
+    expect(e.eventRates.tamper).toBe(1);
+    agent.dispose();
+  }, 120_000);
+});
+
+describe("save / load", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "expit-"));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it.each(["simulator", "neural"])(
+    "model %s: a loaded agent acts and keeps learning exactly as the original",
+    async (model) => {
+      const config = tiny({ model, worldModel: { gradientSteps: 2, batchSize: 8, hiddenSizes: [16] } });
+      const a = createAgent("expit", envInfo("TestChain-v0", 1), config, 3);
+      drive(a, "TestChain-v0", { variant: "train" }, 120, 1);
+      const sub = join(dir, model);
+      await a.save(sub);
+      const b = await loadAgent(sub, envInfo("TestChain-v0", 1));
+      expect(b.envSteps).toBe(a.envSteps);
+      // the same continuation: acting (noise and sampling included) and learning
+      const ta = drive(a, "TestChain-v0", { variant: "train" }, 150, 9);
+      const tb = drive(b, "TestChain-v0", { variant: "train" }, 150, 9);
+      expect(tb).toEqual(ta);
+      const live = make("TestChain-v0", { variant: "train" });
+      const { obs } = live.reset({ seed: 0 });
+      const ctx = { envs: [live], simulator: { envId: "TestChain-v0", envConfig: { variant: "train" }, reward: "keep" as const } };
+      expect(Array.from(b.actionProbs(obs, 1, ctx))).toEqual(Array.from(a.actionProbs(obs, 1, ctx)));
+      a.dispose();
+      b.dispose();
+    },
+    120_000,
+  );
+});
+
+describe("registration", () => {
+  it("declares its two test-time modes, search first, and rejects others", () => {
+    expect(agentRegistration("expit").evalModes).toEqual(["search", "network"]);
+    const agent = createAgent("expit", envInfo("TestChain-v0", 1), tiny(), 0);
+    expect(() => agent.setEvalMode?.("oracle")).toThrow(/search, network/);
+    agent.dispose();
+  });
+});
+
+describe("smoke: expit on every registered environment", () => {
+  const ids = registered()
+    .map((r) => r.id)
+    .filter((id) => !id.startsWith("Test") && id !== "TinyCorridor-v0");
+  it.each(ids)(
+    "%s (simulator and neural models)",
+    (id) => {
+      for (const model of ["simulator", "neural"]) {
+        const config = tiny({
+          model,
+          numEnvs: 2,
+          simulations: 4,
+          updateEvery: 16,
+          gradientSteps: 1,
+          batchSize: 4,
+          hiddenSizes: [8],
+          worldModel: { gradientSteps: 1, batchSize: 4, hiddenSizes: [8] },
+        });
+        const agent = createAgent("expit", envInfo(id, 2), config, 0);
+        drive(agent, id, {}, 48, 0);
+        expect(agent.envSteps).toBe(48);
+        const stats = agent.learn();
+        expect(Number.isFinite(stats.metrics["losses/policy_loss"])).toBe(true);
+        if (model === "neural") expect(Number.isFinite(stats.metrics["model/loss"])).toBe(true);
+        agent.dispose();
+      }
+    },
+    120_000,
+  );
+});

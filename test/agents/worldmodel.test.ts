@@ -1,0 +1,167 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { initBackend } from "../../agents/backend.ts";
+import type { Agent } from "../../agents/core.ts";
+import "../../agents/index.ts";
+import type { NeuralPlanner } from "../../agents/neuralplanner.ts";
+import { createAgent, resolveAgentConfig } from "../../agents/registry.ts";
+import { envInfo, runLoop } from "./testing.ts";
+import { observationLayout } from "../../agents/worldmodel.ts";
+import "../../envs/index.ts";
+import { parseLevel } from "../../envs/levels.ts";
+import { registerLevel } from "../../envs/levelregistrar.ts";
+import { make, registered, unregister } from "../../envs/registry.ts";
+import { makeVector } from "../../envs/vector.ts";
+
+// a corridor: start, three floor cells, goal; the test variant opens a side cell the agent never saw
+const LEVEL = {
+  id: "TinyCorridor-v0",
+  description: "A corridor to a goal, for the world-model tests.",
+  legend: { "#": "wall", " ": "floor", A: "start", G: { kind: "goal", reward: 1, performance: 1 } },
+  stepReward: -0.01,
+  maxEpisodeSteps: 20,
+  variants: [
+    { name: "train", art: ["######", "#A  G#", "######"] },
+    { name: "test", art: ["######", "#A  G#", "## ###"] },
+  ],
+};
+
+const tiny = (extra: Record<string, unknown> = {}) =>
+  resolveAgentConfig("planner", {
+    model: "neural",
+    neural: { updateEvery: 300, gradientSteps: 80, batchSize: 16, hiddenSizes: [32], ...extra },
+  });
+
+/** Agent cell of a gridworld observation (the agent plane is the last). */
+function agentCell(obs: Float32Array, cells: number): number {
+  const plane = obs.subarray(obs.length - cells);
+  return plane.indexOf(1);
+}
+
+describe("neural world model on a tiny deterministic level", () => {
+  let agent: NeuralPlanner;
+  const info = () => envInfo("TinyCorridor-v0", 1, { variant: "train" });
+
+  beforeAll(async () => {
+    await initBackend("cpu");
+    if (!registered().some((r) => r.id === LEVEL.id)) registerLevel(parseLevel(LEVEL, "worldmodel.test.ts"));
+    agent = createAgent("planner", info(), tiny(), 0) as NeuralPlanner;
+    const vec = makeVector("TinyCorridor-v0", 1, { variant: "train" });
+    vec.reset(0);
+    runLoop(agent, vec, 900);
+    vec.close();
+  }, 300_000);
+
+  afterAll(() => {
+    agent?.dispose();
+    unregister(LEVEL.id);
+  });
+
+  it("reads gridworld planes: the agent plane is one categorical, the others flip cell by cell", () => {
+    const layout = observationLayout("TinyCorridor-v0", { variant: "train" }, info().obsSize);
+    expect(layout.map((p) => [p.name, p.kind])).toEqual([
+      ["wall", "binary"],
+      ["goal", "binary"],
+      ["agent", "exclusive"],
+    ]);
+  });
+
+  it("predicts every (state, action) of the level exactly: next observation, reward, termination", () => {
+    const env = make("TinyCorridor-v0", { variant: "train" });
+    let { obs } = env.reset({ seed: 0 });
+    let wrong = 0;
+    let rewardError = 0;
+    // walk the corridor; at each state compare the model's belief for every action with the true step
+    for (let cell = 0; cell < 3; cell++) {
+      const snap = env.snapshot();
+      for (let a = 0; a < 4; a++) {
+        env.restore(snap);
+        const truth = env.step(a);
+        const belief = agent.believe(obs, 0, a);
+        if (!belief.next.every((x, j) => x === truth.obs[j])) wrong++;
+        if (belief.terminal > 0.5 !== truth.terminated) wrong++;
+        rewardError = Math.max(rewardError, Math.abs(belief.reward - truth.reward));
+      }
+      env.restore(snap);
+      obs = env.step(3).obs; // right
+    }
+    expect(wrong).toBe(0);
+    expect(rewardError).toBeLessThan(0.1);
+  });
+
+  it("reports held-out accuracy and losses as update metrics", () => {
+    const vec = makeVector("TinyCorridor-v0", 1, { variant: "train" });
+    vec.reset(1);
+    const r = runLoop(agent, vec, 300);
+    vec.close();
+    const m = r.updates.at(-1)!.metrics;
+    for (const k of ["model/loss", "model/accuracy", "model/disagreement", "model/reward_error"]) expect(Number.isFinite(m[k])).toBe(true);
+    expect(m["model/accuracy"]).toBeGreaterThan(0.9);
+  });
+
+  it("plans over its own predictions to the goal, with learning off", () => {
+    const vec = makeVector("TinyCorridor-v0", 1, { variant: "train" });
+    vec.reset(7);
+    let ret = 0;
+    let steps = 0;
+    for (;;) {
+      vec.step(agent.act(vec.obs, { explore: false }).actions);
+      ret += vec.rewards[0]!;
+      steps++;
+      if (vec.terminated[0] || vec.truncated[0]) break;
+    }
+    vec.close();
+    expect(vec.terminated[0]).toBe(1);
+    expect(steps).toBe(3);
+    expect(ret).toBeCloseTo(0.97, 5);
+  });
+
+  it("on a layout it never saw, reports its prediction and a higher disagreement at the state it never visited", () => {
+    const test = make("TinyCorridor-v0", { variant: "test" });
+    const cells = 18;
+    test.reset({ seed: 0 });
+    // the new side cell (x 2, y 2) is reached by right, then down
+    test.step(3);
+    const side = test.step(1).obs;
+    expect(agentCell(side, cells)).toBe(2 * 6 + 2);
+    // the most the ensemble disagrees about any (state, action) it experienced
+    const train = make("TinyCorridor-v0", { variant: "train" });
+    let obs = train.reset({ seed: 0 }).obs;
+    let known = 0;
+    for (let cell = 0; cell < 3; cell++) {
+      for (let a = 0; a < 4; a++) known = Math.max(known, agent.believe(obs, 0, a).disagreement);
+      obs = train.step(3).obs;
+    }
+    const novel = agent.believe(side, 0, 0);
+    // a decoded prediction is a valid observation: 0/1 values, exactly one agent cell
+    expect(novel.next.every((x) => x === 0 || x === 1)).toBe(true);
+    expect(novel.next.subarray(novel.next.length - cells).reduce((a, b) => a + b, 0)).toBe(1);
+    expect(Number.isFinite(novel.reward) && novel.terminal >= 0 && novel.terminal <= 1).toBe(true);
+    expect(novel.disagreement).toBeGreaterThan(2 * known);
+  });
+});
+
+describe("smoke: the neural planner on every registered environment", () => {
+  beforeAll(async () => {
+    await initBackend("cpu");
+  });
+  const ids = registered()
+    .map((r) => r.id)
+    .filter((id) => !id.startsWith("Test") && id !== LEVEL.id);
+  it.each(ids)("%s", (id) => {
+    const config = resolveAgentConfig("planner", {
+      model: "neural",
+      numEnvs: 2,
+      neural: { updateEvery: 16, gradientSteps: 1, batchSize: 4, hiddenSizes: [8], maxImagined: 50 },
+    });
+    const agent: Agent = createAgent("planner", envInfo(id, 2), config, 0);
+    const vec = makeVector(id, 2);
+    vec.reset(0);
+    const r = runLoop(agent, vec, 48);
+    expect(r.updates.length).toBeGreaterThanOrEqual(2);
+    expect(Number.isFinite(r.updates.at(-1)!.metrics["model/loss"])).toBe(true);
+    const a = agent.act(vec.obs, { explore: false }).actions;
+    expect(a.every((x) => x >= 0 && x < vec.actionCount)).toBe(true);
+    vec.close();
+    agent.dispose();
+  });
+});
