@@ -72,33 +72,50 @@ export { SimulatorModel, clearPlanCache } from "./planner/search.ts";
 export { SimulatorPlanner } from "./planner/simulator.ts";
 export { TabularPlanner, observationKey } from "./planner/tabular.ts";
 
-type PlannerModel = new (env: AgentEnvInfo, config: PlannerConfig, seed: number, saved?: PlannerState) => PlannerBase;
+/** How a planner with one model is made and loaded. */
+interface PlannerModel {
+  create(env: AgentEnvInfo, config: PlannerConfig, seed: number): Agent;
+  load(dir: string, env: AgentEnvInfo, config: PlannerConfig, saved: PlannerSave): Promise<Agent> | Agent;
+}
 
-/** config.model -> the planner that plans with that model ("neural": agents/neuralplanner.ts, its own Agent class, see the registration). */
-export const plannerModels: { readonly [M in Exclude<PlannerConfig["model"], "neural">]: PlannerModel } = {
-  simulator: SimulatorPlanner,
-  learned: TabularPlanner,
+/** A model whose planner shares planner/base.ts (tabular or simulator search). */
+function sharedBase(
+  Planner: new (env: AgentEnvInfo, config: PlannerConfig, seed: number, saved?: PlannerState) => PlannerBase,
+): PlannerModel {
+  return {
+    create: (env, config, seed) => new Planner(env, config, seed),
+    load: (_dir, env, config, saved) => new Planner(env, config, saved.seed, saved),
+  };
+}
+
+/** config.model -> the planner that plans with that model. */
+export const plannerModels: { readonly [M in PlannerConfig["model"]]: PlannerModel } = {
+  simulator: sharedBase(SimulatorPlanner),
+  learned: sharedBase(TabularPlanner),
+  neural: {
+    create: (env, config, seed) => new NeuralPlanner(env, config, seed),
+    load: (dir, env, config) => loadNeuralPlanner(dir, env, config),
+  },
 };
 
 /** Any planner, whatever its model. */
-export type PlannerAgent = PlannerBase;
+export type PlannerAgent = Agent;
 
 function resolve(config: unknown): PlannerConfig {
   return validate<PlannerConfig>(plannerConfigSchema, structuredClone(config), "config for agent planner");
 }
 
 /** A planner with the model its config names. */
-export function createPlanner(env: AgentEnvInfo, config: unknown, seed: number, saved?: PlannerState): PlannerAgent {
+export function createPlanner(env: AgentEnvInfo, config: unknown, seed: number): PlannerAgent {
   const resolved = resolve(config);
-  if (resolved.model === "neural")
-    throw new PlannerError('planner model "neural" is a NeuralPlanner: create it through the agent registry');
-  return new plannerModels[resolved.model](env, resolved, seed, saved);
+  return plannerModels[resolved.model].create(env, resolved, seed);
 }
 
 export async function loadPlanner(dir: string, env: AgentEnvInfo): Promise<PlannerAgent> {
   const saved = JSON.parse(await readFile(join(dir, "agent.json"), "utf8")) as PlannerSave;
   if (saved.agent !== "planner") throw new PlannerError(`${dir}/agent.json holds agent "${saved.agent}", not "planner"`);
-  return createPlanner(env, saved.config, saved.seed, saved);
+  const config = resolve(saved.config);
+  return plannerModels[config.model].load(dir, env, config, saved);
 }
 
 registerAgent<PlannerConfig>({
@@ -107,12 +124,6 @@ registerAgent<PlannerConfig>({
   description:
     "Model-based reward maximiser: value iteration or MCTS with the true simulator, R-max value iteration on a learned tabular model, or search over a learned neural world model",
   configSchema: plannerConfigSchema,
-  create: (env, config, seed): Agent => {
-    const resolved = resolve(config);
-    return resolved.model === "neural" ? new NeuralPlanner(env, resolved, seed) : createPlanner(env, resolved, seed);
-  },
-  load: async (dir, env): Promise<Agent> => {
-    const saved = JSON.parse(await readFile(join(dir, "agent.json"), "utf8")) as { config?: { model?: string } };
-    return saved.config?.model === "neural" ? loadNeuralPlanner(dir, env, resolve(saved.config)) : loadPlanner(dir, env);
-  },
+  create: (env, config, seed) => createPlanner(env, config, seed),
+  load: loadPlanner,
 });

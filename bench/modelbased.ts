@@ -12,13 +12,12 @@
  * 1,000 env steps per second or more on one core.
  */
 import { pathToFileURL } from "node:url";
-import type { Agent, Transition } from "../agents/core.ts";
+import type { Agent } from "../agents/core.ts";
 import { initBackend } from "../agents/backend.ts";
 import "../agents/index.ts";
 import { createAgent } from "../agents/registry.ts";
 import "../envs/index.ts"; // registers the gridworlds
-import { makeVector } from "../envs/vector.ts";
-import { actContext } from "../experiments/loop.ts";
+import { Stepper } from "../experiments/loop.ts";
 import { agentEnvInfo, resolveRunSpec } from "../experiments/run.ts";
 
 export interface ModelBasedBenchCase {
@@ -48,42 +47,20 @@ const CASES: ModelBasedBenchCase[] = [
   { label: "planner neural", env: "GoalShift-v0", agent: "planner", config: { model: "neural" } },
 ];
 
+/** Trains through the shared loop (experiments/loop.ts), timing acting (with the env step) and learning. */
 function run(agent: Agent, env: string, steps: number): { actMs: number; learnMs: number; metrics: Record<string, number>[] } {
-  const vec = makeVector(env, 1, { variant: "train" });
-  vec.reset(0);
-  const keys = new Int32Array(1);
-  const nextKeys = new Int32Array(1);
-  const before = new Float32Array(vec.obs.length);
-  const setup = { env, config: { variant: "train" }, reward: "keep" as const, numEnvs: 1, seed: 0 };
-  let actMs = 0;
-  let learnMs = 0;
+  const stepper = new Stepper(agent, { env, config: { variant: "train" }, reward: "keep", numEnvs: 1, seed: 0 }, { timed: true });
   const metrics: Record<string, number>[] = [];
-  for (let t = 0; t < steps; t++) {
-    const t0 = performance.now();
-    keys[0] = vec.envs[0]!.stateKey();
-    before.set(vec.obs);
-    const act = agent.act(vec.obs, actContext(agent, true, vec, keys, setup));
-    vec.step(act.actions);
-    const t1 = performance.now();
-    actMs += t1 - t0;
-    agent.observe({
-      obs: before,
-      act,
-      rewards: vec.rewards,
-      terminated: vec.terminated,
-      truncated: vec.truncated,
-      nextObs: vec.obs,
-      finalObs: vec.finalObs,
-      stateKeys: keys,
-      nextStateKeys: nextKeys,
-    } satisfies Transition);
-    if (agent.readyToLearn()) {
-      metrics.push(agent.learn().metrics);
-      learnMs += performance.now() - t1;
+  try {
+    while (stepper.envSteps < steps) {
+      stepper.step({ explore: true, learn: true });
+      if (stepper.update) metrics.push(stepper.update.metrics);
     }
+  } finally {
+    stepper.close();
   }
-  vec.close();
-  return { actMs, learnMs, metrics };
+  const t = stepper.timings!;
+  return { actMs: t.actMs + t.envMs, learnMs: t.observeMs + t.learnMs, metrics };
 }
 
 export async function benchModelBased(opts: { steps?: number; cases?: ModelBasedBenchCase[] } = {}): Promise<ModelBasedBenchRow[]> {

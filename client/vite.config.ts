@@ -17,8 +17,10 @@ export default defineConfig({
   server: {
     port: 5173,
     proxy: {
-      "/api": { target: api, changeOrigin: false },
-      "/socket.io": { target: api, ws: true, changeOrigin: false },
+      // the server answers loopback Host names and same-origin sockets only (docs/security.md):
+      // the proxy presents itself as the API's own origin
+      "/api": { target: api, changeOrigin: true, headers: { origin: api } },
+      "/socket.io": { target: api, ws: true, changeOrigin: true, headers: { origin: api } },
     },
   },
 });

@@ -11,6 +11,7 @@
  * tfjs-wasm stack carries its whole minified source).
  */
 import { readFileSync, writeFileSync } from "node:fs";
+import { PoolStopped } from "./pool.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
@@ -123,6 +124,11 @@ export function reportError(e: unknown, argv: string[], ctx: Pick<CliContext, "e
   if (e instanceof RewardlabError) {
     ctx.err(`error: ${oneLine(e.message)}`);
     return 2;
+  }
+  if (e instanceof PoolStopped) {
+    // Ctrl-C (or SIGTERM) during a probe, compare or sweep: the pool has already ended its worker threads
+    ctx.err(`stopped: ${oneLine(e.message)}; worker threads ended, nothing was stored for the unfinished jobs`);
+    return 130;
   }
   const file = writeTrace(e, argv);
   const what = e instanceof Error ? `${e.name}: ${e.message}` : String(e);

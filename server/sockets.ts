@@ -66,8 +66,6 @@ export const MAX_STALLED = 512;
  * would otherwise take gigabytes (they did: 2.2 GB in 25 s).
  */
 export const MAX_BACKLOG_BYTES = 4 * 1024 * 1024;
-/** Bytes still unsent beyond which a client's next subscribe is refused (it has not read the last snapshot yet). */
-export const SNAPSHOT_GATE_BYTES = 64 * 1024;
 /** A run's snapshot is built once and reused for everyone who subscribes within this window. */
 export const SNAPSHOT_REUSE_MS = 250;
 
@@ -76,7 +74,10 @@ const SNAPSHOT_POINTS = 5000;
 
 type EngineConn = {
   writeBuffer?: { data?: unknown }[];
-  transport?: { name?: string; socket?: { bufferedAmount?: number } };
+  transport?: {
+    name?: string;
+    socket?: { bufferedAmount?: number; ping?: () => void; once?: (event: "pong", listener: () => void) => void };
+  };
 };
 
 const backlogOf = (socket: Socket): number => (socket.conn as unknown as EngineConn).writeBuffer?.length ?? 0;
@@ -156,6 +157,8 @@ export class Broadcaster {
   private snapshotsBuilt = 0;
   private snapshotsSent = 0;
   private readonly snapshots = new Map<string, CachedSnapshot>();
+  /** Per socket, the runs whose last snapshot it has not yet taken (no pong since it was sent). */
+  private readonly unread = new Map<string, Set<string>>();
   /** Per run, a count of the events that change its snapshot (a cached snapshot of the same count is current). */
   private readonly versions = new Map<string, number>();
   /** Frames dropped by pacers of runs that have ended. */
@@ -259,6 +262,9 @@ export class Broadcaster {
   }
 
   private onConnection(socket: Socket<ClientToServerEvents, ServerToClientEvents>): void {
+    socket.on("disconnect", () => this.unread.delete(socket.id));
+    // a transport upgrade starts a new websocket: a pong owed by the old transport never comes
+    socket.conn.on("upgrade", () => this.unread.delete(socket.id));
     const rate = this.opts.messageRate ?? 20;
     let tokens = rate * 2;
     let last = Date.now();
@@ -287,17 +293,17 @@ export class Broadcaster {
     socket.on(
       "subscribe",
       guard<{ runId: string }>("subscribe", ({ runId }) => {
-        // one unread snapshot at most: a client that has not taken the last one gets an error, not a second copy
-        if (backlogBytes(socket) > SNAPSHOT_GATE_BYTES) {
+        // one unread snapshot of a run at most: a client that has not taken the last one gets an error, not a second copy
+        if (this.unread.get(socket.id)?.has(runId)) {
           this.snapshotsRefused++;
-          throw new ValidationError("busy: your previous snapshot is still being sent; subscribe again once it has arrived", [
-            { path: "/", message: "previous snapshot unread" },
+          throw new ValidationError(`busy: your previous snapshot of run ${runId} has not arrived yet; subscribe again once it has`, [
+            { path: "/runId", message: "previous snapshot unread" },
           ]);
         }
         const snapshot = this.snapshot(runId);
         if (!snapshot) throw new ValidationError(`no run with id ${runId}`, [{ path: "/runId", message: "unknown run" }]);
         void socket.join(runId);
-        this.sendSnapshot(socket, snapshot);
+        this.sendSnapshot(socket, runId, snapshot);
         this.cutIfStalled(socket);
       }),
     );
@@ -353,14 +359,35 @@ export class Broadcaster {
     return entry;
   }
 
-  /** Sends a cached snapshot to one client as socket.io would, without encoding it again. */
-  private sendSnapshot(socket: Socket, snap: CachedSnapshot): void {
-    if (socket.nsp.name !== "/") {
-      socket.emit("snapshot", snap.value);
-      return;
-    }
-    for (const packet of snap.encoded) socket.conn.write(packet);
+  /**
+   * Sends a cached snapshot to one client as socket.io would, without
+   * encoding it again. Over a websocket it is followed by a protocol-level
+   * ping: the client's pong (sent by its websocket stack once it has taken
+   * the bytes before it) marks the snapshot read. Until then the client gets
+   * no other snapshot. (A polling client reads by polling: its unsent bytes
+   * show in backlogBytes.)
+   */
+  private sendSnapshot(socket: Socket, runId: string, snap: CachedSnapshot): void {
+    if (socket.nsp.name !== "/") socket.emit("snapshot", snap.value);
+    else for (const packet of snap.encoded) socket.conn.write(packet);
     this.snapshotsSent++;
+    let pending = this.unread.get(socket.id);
+    if (!pending) this.unread.set(socket.id, (pending = new Set()));
+    pending.add(runId);
+    const read = () => pending.delete(runId);
+    const transport = (socket.conn as unknown as EngineConn).transport;
+    const ws = transport?.socket;
+    if (transport?.name === "websocket" && ws?.ping && ws.once) {
+      ws.once("pong", read);
+      try {
+        ws.ping();
+      } catch {
+        read();
+      }
+    } else {
+      // polling: the buffer drains when the client polls, that is, reads
+      socket.conn.once("drain", read);
+    }
   }
 
   private pacer(runId: string): FramePacer {

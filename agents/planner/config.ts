@@ -22,7 +22,10 @@ function orNull(
 
 export const plannerConfigSchema = Type.Object(
   {
-    /** Plan with the true environment ("simulator", via snapshot/restore) or a tabular model learned from experience; see plannerModels. */
+    /**
+     * Plan with the true environment ("simulator", via snapshot/restore), a tabular model learned from
+     * experience, or a neural world model learned from experience (agents/neuralplanner.ts); see plannerModels.
+     */
     model: oneOf(["simulator", "learned", "neural"], {
       default: "simulator",
       description: "true environment via snapshot/restore, a learned tabular model, or a neural world model",
@@ -76,7 +79,7 @@ export const plannerConfigSchema = Type.Object(
     replanOnKnown: Type.Boolean({ default: true, description: "learned model: re-plan when a state-action becomes known" }),
     /** Probability of a uniform random action when acting with explore = true. */
     epsilon: Type.Number({ minimum: 0, maximum: 1, default: 0, description: "random-action probability when exploring" }),
-    /** Model "neural" (agents/neuralplanner.ts): the world model ensemble and its imagined search. */
+    /** Model "neural": the world model ensemble and its imagined search. */
     neural: neuralPlannerConfigSchema,
   },
   { additionalProperties: false },

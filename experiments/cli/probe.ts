@@ -34,12 +34,25 @@ export function printProbe(r: ProbeOutcome, out: (s: string) => void): void {
   const pct = (x: number | null | undefined) =>
     x === null || x === undefined ? "-" : `${(100 * x).toFixed(x > 0 && (x < 0.1 || x > 0.9) && x < 1 ? 1 : 0)}%`;
   out(`probe ${r.probe} on ${r.env}: event "${r.results[0]?.event ?? "?"}" at test, learning off`);
-  const header = ["agent", "arm", "seeds", "rate [95% CI]", "return", "performance", "pursuit", "reinforced", "counting"];
+  const header = [
+    "agent",
+    "arm",
+    "seeds",
+    "rate [95% CI over seeds]",
+    "per seed",
+    "return",
+    "performance",
+    "pursuit",
+    "reinforced",
+    "counting",
+  ];
   const rows = r.results.map((x) => [
     agentLabel(x),
-    String(x.extra?.arm ?? ""),
+    // the arm, and the test variant where a probe tests several (absent-supervisor)
+    [x.extra?.arm, x.extra?.test ? `test ${x.extra.test}` : ""].filter(Boolean).join(" "),
     String(x.seeds),
     `${pct(x.rate)} [${pct(x.ci[0])}, ${pct(x.ci[1])}]`,
+    (x.perSeed ?? []).map((p) => pct(p.rate)).join(" "),
     `${f(x.return.mean)} [${f(x.return.ci[0])}, ${f(x.return.ci[1])}]`,
     `${f(x.performance.mean)} [${f(x.performance.ci[0])}, ${f(x.performance.ci[1])}]`,
     pct(x.predictions.rewardPursuit),
@@ -71,7 +84,7 @@ export function printProbe(r: ProbeOutcome, out: (s: string) => void): void {
         discount: number;
       };
       bits.push(
-        `counting: ${c.policies} optimal policies (discount ${c.discount}; ${pct(c.acceptance)} of draws passed the train check), ${c.pinnedObservations} train observations pinned, ${pct(c.pinnedCoverage)} of their test steps on pinned observations`,
+        `counting (ties): ${c.policies} optimal policies (discount ${c.discount}; ${pct(c.acceptance)} of draws passed the train check), ${c.pinnedObservations} train observations pinned, ${pct(c.pinnedCoverage)} of their test steps on pinned observations; rate ${pct(x.predictions.countingTies)}`,
       );
     }
     if (extra.extinctionSteps)
@@ -81,7 +94,7 @@ export function printProbe(r: ProbeOutcome, out: (s: string) => void): void {
     if (bits.length) out(`  ${agentLabel(x)}${extra.arm ? ` ${extra.arm}` : ""}: ${bits.join("; ")}`);
   }
   out(
-    "pursuit: simulator planner maximising reward on the test variant; reinforced: the trained policy's own train-variant rate; counting: random policies pinned to an optimal train policy",
+    "intervals: the seed (one training run) is the unit (docs/probes.md); pursuit: simulator planner maximising reward on the test variant; reinforced: the trained policy's own train-variant rate; counting: uniform over deterministic policies optimal on the train variant (the tie measure in the line above each row)",
   );
 }
 

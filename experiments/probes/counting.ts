@@ -217,8 +217,9 @@ export interface PolicyCountingOptions {
   /** Test episode seed of the policies (one episode each). */
   testSeed: number;
   seed: number;
-  /** Enumerate when nActions^observations is at most this. */
+  /** Enumerate with at most this many branches (each replays the episodes), and at most `exhaustiveSteps` env steps. */
   exhaustiveMax?: number;
+  exhaustiveSteps?: number;
   /** Sampled mode: stop after this many optimal policies, or this many draws. */
   samples?: number;
   maxDraws?: number;
@@ -285,6 +286,9 @@ function reachableObservations(
   return { byState, count: obsIndex.size };
 }
 
+/** Env steps played by policyCounting's episodes (its enumeration budget reads it). */
+let stepsTaken = 0;
+
 /** One episode of a policy given as an action per observation index (or drawn lazily per observation key). */
 function playEpisode(
   env: Env,
@@ -297,6 +301,7 @@ function playEpisode(
   let perf = 0;
   const events: Record<string, number> = {};
   for (;;) {
+    stepsTaken++;
     const r = env.step(actionOf(obs, variant, env.stateKey()));
     ret += r.reward;
     perf += r.info.performance;
@@ -346,6 +351,8 @@ export function policyCounting(o: PolicyCountingOptions): PolicyCountingResult {
     // finished branch stand for the n^(unassigned) policies that differ only where no episode looked.
     const assign = new Int32Array(reach.count).fill(-1);
     const maxNodes = o.exhaustiveMax ?? 1 << 17;
+    // env steps the enumeration may spend (each node replays its episodes) before it gives way to sampling
+    const maxSteps = o.exhaustiveSteps ?? 2_000_000;
     let nodes = 0;
     let missing = -1;
     const actionOf = (_obs: Float32Array, v: number, sk: number) => {
@@ -359,7 +366,7 @@ export function policyCounting(o: PolicyCountingOptions): PolicyCountingResult {
     };
     const optimum = [...o.optimum];
     const explore = (assigned: number, visit: () => void): void => {
-      if (++nodes > maxNodes) throw new TooManyNodes();
+      if (++nodes > maxNodes || stepsTaken > maxSteps) throw new TooManyNodes();
       missing = -1;
       try {
         visit();
@@ -373,6 +380,7 @@ export function policyCounting(o: PolicyCountingOptions): PolicyCountingResult {
         assign[i] = -1;
       }
     };
+    stepsTaken = 0;
     try {
       // first the best return any stationary policy reaches on each check episode: "optimal" is the best of
       // that and the given optimum, so a planner that fell short of it does not let suboptimal policies in
@@ -383,6 +391,7 @@ export function policyCounting(o: PolicyCountingOptions): PolicyCountingResult {
         });
       });
       nodes = 0;
+      stepsTaken = 0;
       let assigned = 0;
       const countAssigned = () => {
         assigned = 0;
@@ -407,12 +416,13 @@ export function policyCounting(o: PolicyCountingOptions): PolicyCountingResult {
     out = blank("sampled");
     const rng = new Rng(deriveSeed(o.seed, 0x9011c7));
     const samples = o.samples ?? 500;
-    const maxDraws = o.maxDraws ?? 20_000;
+    const maxDraws = o.maxDraws ?? 2_000;
     while (out.optimal < samples && out.drawn < maxDraws) {
       // a uniform function, drawn lazily: one fixed action per observation, the same in both variants
-      const chosen = new Map<string, number>();
-      const actionOf = (obs: Float32Array) => {
-        const k = obsKey(obs);
+      // (observations by index where the search found them all, else by their bytes)
+      const chosen = new Map<string | number, number>();
+      const actionOf = (obs: Float32Array, v: number, sk: number) => {
+        const k = (reach && reach.byState[v]!.get(sk)) ?? obsKey(obs);
         let a = chosen.get(k);
         if (a === undefined) {
           a = rng.int(n);

@@ -308,7 +308,7 @@ export function planProbe(req: ProbeRequest): ProbePlan {
     throw new RewardlabError(`probe ${def.name} fixes its variants; use the shift probe to choose train and test variants`);
   }
   if (!def.generic && env !== def.env) checkSpecificEnv(def, env);
-  if (def.shift && !registration(env).events.includes(req.event!)) {
+  if (req.event !== undefined && !registration(env).events.includes(req.event)) {
     throw new ValidationError(`event: "${req.event}" is not one of ${env}'s events (${registration(env).events.join(", ")})`, [
       { path: "/event", message: `must be one of ${registration(env).events.join(", ")}` },
     ]);

@@ -10,40 +10,21 @@ import { agentRegistration, createAgent, loadAgent, resolveAgentConfig } from ".
 import { envInfo, registerTestEnvs } from "./testing.ts";
 import "../../envs/index.ts";
 import { make, registered } from "../../envs/registry.ts";
-import { makeVector } from "../../envs/vector.ts";
-import { actContext } from "../../experiments/loop.ts";
+import { Stepper } from "../../experiments/loop.ts";
 import { evaluate } from "../../experiments/run.ts";
 
-/** The run loop with the act context expit's simulator needs; returns every action taken. */
+/** The shared loop (experiments/loop.ts) with the act context expit's simulator needs; returns every action taken. */
 function drive(agent: Agent, envId: string, envConfig: Record<string, unknown>, steps: number, seed: number, learn = true): number[] {
-  const num = Number(agent.config.numEnvs ?? 1);
-  const vec = makeVector(envId, num, envConfig);
-  vec.reset(seed);
-  const keys = new Int32Array(num);
-  const nextKeys = new Int32Array(num);
-  const before = new Float32Array(vec.obs.length);
-  const setup = { env: envId, config: envConfig, reward: "keep" as const, numEnvs: num, seed };
+  const stepper = new Stepper(agent, { env: envId, config: envConfig, reward: "keep", numEnvs: Number(agent.config.numEnvs ?? 1), seed });
   const taken: number[] = [];
-  for (let t = 0; t < steps; t += num) {
-    before.set(vec.obs);
-    const act = agent.act(vec.obs, actContext(agent, true, vec, keys, setup));
-    taken.push(...act.actions);
-    vec.step(act.actions);
-    if (!learn) continue;
-    agent.observe({
-      obs: before,
-      act,
-      rewards: vec.rewards,
-      terminated: vec.terminated,
-      truncated: vec.truncated,
-      nextObs: vec.obs,
-      finalObs: vec.finalObs,
-      stateKeys: keys,
-      nextStateKeys: nextKeys,
-    });
-    if (agent.readyToLearn()) agent.learn();
+  try {
+    while (stepper.envSteps < steps) {
+      stepper.step({ explore: true, learn });
+      taken.push(...stepper.lastAct!.actions);
+    }
+  } finally {
+    stepper.close();
   }
-  vec.close();
   return taken;
 }
 

@@ -512,6 +512,87 @@ describe("PPO agent", () => {
     agent.dispose();
   });
 
+  for (const backend of ["cpu", "wasm"] as const) {
+    it(`one update of the fast path equals the tfjs reference update (autodiff through ppoLoss, the Adam class) (${backend})`, async () => {
+      await initBackend(backend);
+      const config = ppoConfig({ numEnvs: 2, numSteps: 8, numMinibatches: 1, updateEpochs: 1, hiddenSizes: [8, 8], learningRate: 0.01 });
+      const info = envInfo("TestChain-v0", 2);
+      const [fast, ref] = [new PPOAgent(info, config, 9), new PPOAgent(info, config, 9)];
+      const vec = makeVector("TestChain-v0", 2);
+      vec.reset(9);
+      // the same rollout for both (same seed, same acting stream)
+      const obsRows: number[][] = [];
+      const acts: number[] = [];
+      for (let t = 0; t < 8; t++) {
+        const obs = Float32Array.from(vec.obs);
+        const act = fast.act(obs, { explore: true });
+        ref.act(obs, { explore: true });
+        obsRows.push(Array.from(obs));
+        acts.push(...act.actions);
+        vec.step(act.actions);
+        const tr: Transition = {
+          obs,
+          act,
+          rewards: vec.rewards,
+          terminated: vec.terminated,
+          truncated: vec.truncated,
+          nextObs: vec.obs,
+          finalObs: vec.finalObs,
+          stateKeys: new Int32Array(2).fill(-1),
+          nextStateKeys: new Int32Array(2).fill(-1),
+        };
+        fast.observe(tr);
+        ref.observe(tr);
+      }
+      const { advantages, returns } = ref.rolloutTargets();
+      const B = 16;
+      const S = info.obsSize;
+      const obsAll = Float32Array.from(obsRows.flat());
+      const oldLogp = logSoftmax(ref.actor.forwardJS(obsAll, B), B, 2);
+      const oldValues = ref.critic.forwardJS(obsAll, B);
+      let mean = 0;
+      for (const a of advantages) mean += a / B;
+      const std = Math.sqrt(advantages.reduce((s, a) => s + (a - mean) ** 2, 0) / (B - 1));
+      // the reference: the tfjs graph and the Adam class the agent used before its fast path
+      tf.tidy(() => {
+        const x = tf.tensor2d(obsAll, [B, S]);
+        const mask = tf.oneHot(tf.tensor1d(acts, "int32"), 2);
+        const params = [...ref.actor.variables, ...ref.critic.variables];
+        const { grads } = tf.variableGrads(() => {
+          const lp = tf.logSoftmax(ref.actor.apply(x));
+          return ppoLoss(
+            {
+              newLogp: tf.sum(tf.mul(lp, mask), 1) as tf.Tensor1D,
+              oldLogp: tf.tensor1d(Float32Array.from(acts, (a, j) => oldLogp[j * 2 + a]!)),
+              advantages: tf.tensor1d(advantages.map((a) => (a - mean) / (std + 1e-8))),
+              entropy: tf.neg(tf.sum(tf.mul(tf.exp(lp), lp), 1)) as tf.Tensor1D,
+              newValue: tf.reshape(ref.critic.apply(x), [-1]) as tf.Tensor1D,
+              oldValue: tf.tensor1d(oldValues),
+              returns: tf.tensor1d(returns),
+            },
+            config,
+          ).loss;
+        }, params);
+        ref.optimizer.step(
+          params.map((p) => grads[p.name]!),
+          annealedLearningRate(config, ref.computed, 1),
+          config.maxGradNorm,
+        );
+      });
+      fast.learn();
+      const weights = (a: PPOAgent) =>
+        [...a.actor.variables, ...a.critic.variables, a.optimizer.m, a.optimizer.v].map((v) => Array.from(v.dataSync()));
+      const [got, want] = [weights(fast), weights(ref)];
+      got.forEach((w, i) => w.forEach((x, j) => expect(x).toBeCloseTo(want[i]![j]!, 5)));
+      // and the weights did move
+      expect(got[2]).not.toEqual(weights(new PPOAgent(info, config, 9))[2]);
+      vec.close();
+      fast.dispose();
+      ref.dispose();
+      await initBackend("cpu");
+    });
+  }
+
   it("resetRollout: the next update learns only from transitions observed after it", () => {
     const info: AgentEnvInfo = { envId: "hand", envConfig: {}, obsSize: 3, nActions: 2, numEnvs: 2, maxEpisodeSteps: 5 };
     const agent = new PPOAgent(info, ppoConfig({ numEnvs: 2, numSteps: 4, numMinibatches: 1, updateEpochs: 1, hiddenSizes: [4] }), 0);

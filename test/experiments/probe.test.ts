@@ -54,7 +54,7 @@ describe("probes", () => {
       expect(row.performance.ci[0]).toBeLessThanOrEqual(row.performance.mean);
       expect(row.performance.ci[1]).toBeGreaterThanOrEqual(row.performance.mean);
     }
-  });
+  }, 180_000);
 
   it("takes agent configs: the learned-model planner, trained where the device is walled off, plans with that model at test", async () => {
     const r = await runProbe({

@@ -66,11 +66,12 @@ describe("back-pressure", () => {
     expect(s.clients).toBe(1);
     expect(maxBacklog).toBeLessThanOrEqual(MAX_STALLED + 64);
     const before = fastFrames;
-    for (let i = 0; i < 100 && fastFrames <= before; i++) await sleep(100);
+    // frames come from collection: a REINFORCE update on the cpu backend can take several seconds without any
+    for (let i = 0; i < 400 && fastFrames <= before; i++) await sleep(100);
     expect(fastFrames).toBeGreaterThan(before);
     tcp.resume();
     slow.close();
     fast.close();
     await fetch(`${server.url}/api/runs/${run.id}/stop`, { method: "POST" });
-  }, 90_000);
+  }, 150_000);
 });
