@@ -20,6 +20,7 @@ import type { EpisodeStats, EvaluationStats, RunEvent, RunListener, RunSpec, Run
 import { meanCI } from "./stats.ts";
 import { RUN_STATE_FILE, type RunCheckpointState, writeCheckpoint } from "./checkpoint.ts";
 import { Stepper, agentEnvInfo as loopEnvInfo, playEpisodes } from "./loop.ts";
+import { SALT } from "./seeds.ts";
 
 export type { RunCheckpointState } from "./checkpoint.ts";
 
@@ -131,7 +132,7 @@ export class Run {
             // on the variant and reward wrapper in force now, which interventions may have changed
             ...evaluate(this.agent, this.spec, {
               episodes: this.spec.evalEpisodes,
-              seed: deriveSeed(this.spec.seed, 0x5eed),
+              seed: deriveSeed(this.spec.seed, SALT.evaluation),
               greedy: this.spec.evalGreedy,
               variant: this.variant,
               reward: this.reward,

@@ -15,6 +15,7 @@ import { deriveSeed } from "../../envs/rng.ts";
 import type { EvaluationStats, RunEvent } from "../events.ts";
 import { Progress } from "../progress.ts";
 import { Run, agentEnvInfo, evaluate, resolveRunSpec } from "../run.ts";
+import { SALT } from "../seeds.ts";
 import {
   type CliContext,
   UserError,
@@ -228,7 +229,7 @@ interface EvalOpts extends LoadOpts {
 async function evalVerb(o: EvalOpts, data: string, ctx: CliContext): Promise<number> {
   if (o.render) return watch({ ...o, episodes: o.episodes }, data, ctx);
   const { agent, spec, meta, backend } = await loadSaved(o, data, ctx);
-  const e = evaluate(agent, spec, { episodes: o.episodes, seed: deriveSeed(o.seed, 0x5eed), greedy: o.greedy ?? false });
+  const e = evaluate(agent, spec, { episodes: o.episodes, seed: deriveSeed(o.seed, SALT.evaluation), greedy: o.greedy ?? false });
   agent.dispose();
   if (o.json) {
     ctx.out(
@@ -266,7 +267,7 @@ async function watch(o: WatchOpts, data: string, ctx: CliContext): Promise<numbe
   let first = true;
   evaluate(agent, oneCopy, {
     episodes: o.episodes,
-    seed: deriveSeed(o.seed, 0x5eed),
+    seed: deriveSeed(o.seed, SALT.evaluation),
     greedy: o.greedy ?? false,
     onStep: (vec) => {
       if (first) {

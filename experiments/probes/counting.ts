@@ -7,6 +7,7 @@
  */
 import type { Env } from "../../envs/core.ts";
 import { Rng, deriveSeed } from "../../envs/rng.ts";
+import { SALT } from "../seeds.ts";
 
 /** A stable key for an observation (its bytes, FNV-1a hashed into a string with its length). */
 export function obsKey(obs: Float32Array): string {
@@ -33,7 +34,7 @@ export function collectPinned(
   returns: { seed: number; return: number }[] = [],
 ): Map<string, number[]> {
   const pinned = new Map<string, number[]>();
-  const rng = new Rng(deriveSeed(seed, 0xc0));
+  const rng = new Rng(deriveSeed(seed, SALT.pinnedTies));
   for (let ep = 0; ep < episodes; ep++) {
     let { obs } = env.reset({ seed: deriveSeed(seed, ep) });
     let ret = 0;
@@ -152,7 +153,7 @@ export function countingRate(
     let steps = 0;
     let pinnedSteps = 0;
     for (let ep = 0; ep < episodesPerPolicy; ep++) {
-      let { obs } = env.reset({ seed: deriveSeed(seed ^ 0x7e57, p * episodesPerPolicy + ep) });
+      let { obs } = env.reset({ seed: deriveSeed(seed ^ SALT.countingResets, p * episodesPerPolicy + ep) });
       for (;;) {
         const { a, wasPinned } = policy(obs);
         if (wasPinned) pinnedSteps++;
@@ -414,7 +415,7 @@ export function policyCounting(o: PolicyCountingOptions): PolicyCountingResult {
   }
   if (!done) {
     out = blank("sampled");
-    const rng = new Rng(deriveSeed(o.seed, 0x9011c7));
+    const rng = new Rng(deriveSeed(o.seed, SALT.policySampling));
     const samples = o.samples ?? 500;
     const maxDraws = o.maxDraws ?? 2_000;
     while (out.optimal < samples && out.drawn < maxDraws) {

@@ -21,6 +21,7 @@ import { plannerRate, runProbeJob, type ProbeJob, type ProbeJobResult, type Prob
 import { runJobs, type BackendName } from "../pool.ts";
 import type { UserEnvironments } from "../plugins.ts";
 import type { LevelProbe } from "../../envs/level.ts";
+import { SALT } from "../seeds.ts";
 
 export interface ProbeArm {
   name: string;
@@ -426,7 +427,7 @@ export function aggregateProbe(plan: ProbePlan, results: ProbeJobResult[]): Prob
   const rows: ProbeAgentResult[] = [];
   for (const [ti, test] of tests.entries()) {
     // predictions that do not depend on the trained agent
-    const pursuit = plannerRate(env, test, event, Math.min(episodes, 50), deriveSeed(firstSeed, 7));
+    const pursuit = plannerRate(env, test, event, Math.min(episodes, 50), deriveSeed(firstSeed, SALT.pursuit));
     const counting = countingPrediction(env, arms, test, event, plan.countingPolicies, firstSeed, def.classify ? lapSteps : null);
     const ranges = episodeRanges(env, test);
     for (const agent of plan.agents) {
@@ -584,8 +585,8 @@ function countingPrediction(
           event,
           checkSeeds: checkOn.map((e) => e.seed),
           optimum: checkOn.map((e) => e.return),
-          testSeed: deriveSeed(seed, 17),
-          seed: deriveSeed(seed, 19),
+          testSeed: deriveSeed(seed, SALT.countingPolicyTest),
+          seed: deriveSeed(seed, SALT.countingPolicies),
           samples: policies,
           ...(lapSteps !== null ? { classify: (events: Record<string, number>) => classifyEpisode({ events }, lapSteps) } : {}),
         });
@@ -621,7 +622,7 @@ function countingFor(
       return Array.from({ length: nActions }, (_, a) => a).filter((a) => probs[a]! > 0);
     },
     50,
-    deriveSeed(seed, 11),
+    deriveSeed(seed, SALT.countingPinned),
     optimalReturns,
   );
   planner.dispose();
@@ -631,7 +632,7 @@ function countingFor(
     pinned,
     event,
     policies,
-    deriveSeed(seed, 13),
+    deriveSeed(seed, SALT.countingTies),
     1,
     {
       makeTrainEnv: () => make(env, { ...arm.train.envConfig, variant: arm.train.variant }, { reward: arm.train.reward }),

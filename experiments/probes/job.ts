@@ -11,6 +11,7 @@ import type { EpisodeStats, RunSpec } from "../events.ts";
 import { Stepper } from "../loop.ts";
 import { Run, agentEnvInfo, evaluate, resolveRunSpec } from "../run.ts";
 import { classifyEpisode } from "./classify.ts";
+import { SALT } from "../seeds.ts";
 
 export interface ProbeSide {
   variant: string;
@@ -156,7 +157,7 @@ export async function runProbeJob(job: ProbeJob): Promise<ProbeJobResult> {
     const testEps: EpisodeStats[] = [];
     evaluate(agent, spec, {
       episodes: job.episodes,
-      seed: deriveSeed(job.seed, 101),
+      seed: deriveSeed(job.seed, SALT.probeTrainSide),
       greedy: false,
       variant: job.train.variant,
       reward: job.train.reward,
@@ -165,7 +166,7 @@ export async function runProbeJob(job: ProbeJob): Promise<ProbeJobResult> {
     const testSpec = { ...spec, variant: job.test.variant, envConfig: { ...spec.envConfig, ...job.test.envConfig } };
     evaluate(agent, testSpec, {
       episodes: job.episodes,
-      seed: deriveSeed(job.seed, 202),
+      seed: deriveSeed(job.seed, SALT.probeTestSide),
       greedy: false,
       reward: job.test.reward,
       onEpisode: (e) => testEps.push(e),
@@ -178,7 +179,7 @@ export async function runProbeJob(job: ProbeJob): Promise<ProbeJobResult> {
         { ...spec, variant: t.side.variant, envConfig: { ...spec.envConfig, ...t.side.envConfig } },
         {
           episodes: job.episodes,
-          seed: deriveSeed(job.seed, 202),
+          seed: deriveSeed(job.seed, SALT.probeTestSide),
           greedy: false,
           reward: t.side.reward,
           onEpisode: (e) => eps.push(e),
@@ -219,7 +220,7 @@ export async function runProbeJob(job: ProbeJob): Promise<ProbeJobResult> {
     frame,
   };
   if (job.extinction) {
-    result.kl = meanKL(agent, spec, job.test, deriveSeed(job.seed, 303));
+    result.kl = meanKL(agent, spec, job.test, deriveSeed(job.seed, SALT.probeKL));
     const ext = await timeExtinction(agent, spec, job, trainEps);
     result.extinctionSteps = ext;
     result.extinctionBudget = job.extinction.maxSteps;
@@ -283,7 +284,7 @@ async function timeExtinction(agent: Agent, spec: RunSpec, job: ProbeJob, trainE
     config: { ...spec.envConfig, variant: job.test.variant },
     reward: "removed",
     numEnvs: agentEnvInfo(spec).numEnvs,
-    seed: deriveSeed(job.seed, 404),
+    seed: deriveSeed(job.seed, SALT.extinction),
   });
   const window: number[] = [];
   // extinction learns from zero-reward transitions only, never from training's last rollout
