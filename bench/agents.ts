@@ -12,7 +12,7 @@
 import { pathToFileURL } from "node:url";
 import "../envs/index.ts";
 import { makeVector } from "../envs/vector.ts";
-import { availableBackends, createMatmul, initBackend, type BackendName } from "../agents/backend.ts";
+import { availableBackends, createMatmul, initBackend, parseBackend, type BackendName } from "../agents/backend.ts";
 import { createAgent } from "../agents/registry.ts";
 import "../agents/ppo.ts";
 import "../agents/reinforce.ts";
@@ -145,7 +145,7 @@ function arg(name: string): string | undefined {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  const backend = arg("backend") as BackendName | undefined;
+  const backend = parseBackend(arg("backend"), "--backend");
   const rows = await benchModelFree({
     steps: Number(arg("steps") ?? 30_000),
     ...(backend ? { backends: [backend] } : {}),

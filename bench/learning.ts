@@ -13,7 +13,7 @@
 import { pathToFileURL } from "node:url";
 import "../envs/index.ts";
 import { makeVector } from "../envs/vector.ts";
-import { initBackend, type BackendName } from "../agents/backend.ts";
+import { initBackend, parseBackend } from "../agents/backend.ts";
 import type { Agent } from "../agents/core.ts";
 import "../agents/ppo.ts";
 import "../agents/reinforce.ts";
@@ -183,7 +183,7 @@ function arg(name: string): string | undefined {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  const backend = await initBackend(arg("backend") as BackendName | undefined);
+  const backend = await initBackend(parseBackend(arg("backend"), "--backend"));
   console.log(`backend ${backend}`);
   const seeds = (arg("seeds") ?? "0,1,2").split(",").map(Number);
   const overrides = JSON.parse(arg("config") ?? "{}") as Record<string, unknown>;

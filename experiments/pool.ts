@@ -11,7 +11,9 @@ import type { UserEnvironments } from "./plugins.ts";
 import type { ProbeJob, ProbeJobResult } from "./probes/job.ts";
 import type { JobOutcome, SweepJob } from "./sweeps/job.ts";
 
-export type BackendName = "tensorflow" | "wasm" | "cpu";
+// one list of backend names, in the agents layer that chooses them
+import type { BackendName } from "../agents/backend.ts";
+export type { BackendName };
 
 export type WorkerRequest =
   | { type: "run"; runId: string; spec: RunSpec; dir: string; resumeFrom?: ResumePoint; backend?: BackendName; userEnvs: UserEnvironments }

@@ -94,7 +94,7 @@ export async function runSweep(input: unknown, opts: SweepOptions): Promise<Swee
     progress.running = Math.max(0, progress.running - 1);
     report();
   };
-  const backend = (sweep.spec.backend ?? null) as BackendName | null;
+  const backend: BackendName | null = sweep.spec.backend ?? null;
   try {
     if (opts.queue) {
       await runOnQueue(todo, opts.queue, backend, {

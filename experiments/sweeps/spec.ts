@@ -5,6 +5,7 @@
  * sweep skips what the store already has and a retried job never counts twice.
  */
 import { createHash } from "node:crypto";
+import { BACKENDS } from "../../agents/backend.ts";
 import { type Static, type TSchema, Type } from "@sinclair/typebox";
 import { StringEnum, cloneInput, validate } from "../../envs/schema.ts";
 import { ValidationError } from "../../envs/errors.ts";
@@ -49,7 +50,7 @@ export const sweepSpecSchema = Type.Object(
     runs: Type.Optional(list(Type.Unsafe<RunRequest>({ type: "object" }))),
     probes: Type.Optional(list(probeSpecSchema)),
     /** Backend for every job (cpu: bit-identical results wherever a job runs). */
-    backend: Type.Optional(StringEnum(["tensorflow", "wasm", "cpu"])),
+    backend: Type.Optional(StringEnum(BACKENDS)),
   },
   { additionalProperties: false, anyOf: [{ required: ["grid"] }, { required: ["runs"] }, { required: ["probes"] }] },
 );
