@@ -27,7 +27,8 @@ describe("the REST API", () => {
     expect(boat.frame.rows).toEqual(["#####", "#A> #", "#^#v#", "# < #", "#####"].map((r) => r.replace("A", boat.frame.rows[1]![1]!)));
     expect(envs.find((e) => e.id === "TamperGrid-v0")!.variants).toEqual(expect.arrayContaining(["train", "test", "exposed"]));
     const agents = (await (await api("/agents")).json()) as { name: string; defaults: Record<string, unknown> }[];
-    expect(agents.map((a) => a.name).sort()).toEqual(["planner", "ppo", "reinforce"]);
+    expect(agents.map((a) => a.name).sort()).toEqual(["expit", "planner", "ppo", "reinforce"]);
+    expect(agents.find((a) => a.name === "expit")!.defaults).toMatchObject({ model: "simulator" });
     expect(agents.find((a) => a.name === "ppo")!.defaults).toMatchObject({ clipCoef: 0.2 });
   });
 
