@@ -844,3 +844,22 @@ export class RunningMoments {
     this.m2 = s.m2;
   }
 }
+
+/** log sum_a exp(logits[o + a]) over one row of A logits, shifted by the row's max for stability. */
+export function rowLogSumExp(logits: Float32Array, o: number, A: number): number {
+  let max = -Infinity;
+  for (let a = 0; a < A; a++) max = Math.max(max, logits[o + a]!);
+  let sum = 0;
+  for (let a = 0; a < A; a++) sum += Math.exp(logits[o + a]! - max);
+  return max + Math.log(sum);
+}
+
+/** Entropy of the softmax of one row of A logits, given its log-sum-exp. */
+export function rowEntropy(logits: Float32Array, o: number, A: number, lse: number): number {
+  let h = 0;
+  for (let a = 0; a < A; a++) {
+    const lp = logits[o + a]! - lse;
+    h -= Math.exp(lp) * lp;
+  }
+  return h;
+}

@@ -44,6 +44,8 @@ import {
   sampleRow,
   softmax,
   writeFlat,
+  rowEntropy,
+  rowLogSumExp,
 } from "./networks.ts";
 import { assignVariables, checkEnvCompatible, loadAgentFiles, saveAgentFiles } from "./persist.ts";
 import { registerAgent } from "./registry.ts";
@@ -287,16 +289,8 @@ export function ppoLossGrad(
   for (let j = 0; j < m; j++) {
     const o = j * A;
     // log-softmax and entropy of the row
-    let max = -Infinity;
-    for (let a = 0; a < A; a++) max = Math.max(max, b.logits[o + a]!);
-    let sum = 0;
-    for (let a = 0; a < A; a++) sum += Math.exp(b.logits[o + a]! - max);
-    const lse = max + Math.log(sum);
-    let h = 0;
-    for (let a = 0; a < A; a++) {
-      const lp = b.logits[o + a]! - lse;
-      h -= Math.exp(lp) * lp;
-    }
+    const lse = rowLogSumExp(b.logits, o, A);
+    const h = rowEntropy(b.logits, o, A, lse);
     ent += h;
     // the clipped surrogate: max(-A r, -A clip(r)); d/d log pi(a|s) = -A r where the chosen term passes gradient
     const act = b.actions[j]!;

@@ -50,6 +50,8 @@ import {
   sampleRow,
   softmax,
   writeFlat,
+  rowEntropy,
+  rowLogSumExp,
 } from "./networks.ts";
 import { assignVariables, checkEnvCompatible, loadAgentFiles, saveAgentFiles } from "./persist.ts";
 import { registerAgent } from "./registry.ts";
@@ -122,16 +124,9 @@ export function reinforceLossGrad(
   let ent = 0;
   for (let j = 0; j < m; j++) {
     const o = j * A;
-    let max = -Infinity;
-    for (let a = 0; a < A; a++) max = Math.max(max, b.logits[o + a]!);
-    let sum = 0;
-    for (let a = 0; a < A; a++) sum += Math.exp(b.logits[o + a]! - max);
-    const lse = max + Math.log(sum);
-    let h = 0;
-    for (let a = 0; a < A; a++) {
-      const lp = b.logits[o + a]! - lse;
-      h -= Math.exp(lp) * lp;
-    }
+    // log-softmax and entropy of the row
+    const lse = rowLogSumExp(b.logits, o, A);
+    const h = rowEntropy(b.logits, o, A, lse);
     const act = b.actions[j]!;
     const w = b.weights[j]!;
     pl -= w * (b.logits[o + act]! - lse);
