@@ -288,6 +288,84 @@ export class MLP {
 // ---------------------------------------------------------------- training fast path
 
 /**
+ * A batch of network inputs in the form MLPPass multiplies: the batch's
+ * active input columns (a grid's one-hot channels are mostly zero: on
+ * BoatRace-v0 about 30 of 150), the input restricted to them, and its
+ * transpose with one extra row of ones (the left operand of the first layer's
+ * weight gradient; the ones row gives the bias gradient in the same multiply).
+ * Nets that read the same observations (an actor and its critic) share one.
+ */
+export class InputBatch {
+  readonly active: Int32Array;
+  nActive = 0;
+  rows = 0;
+  /** Changes whenever the active columns change (a pass then re-copies its W0 rows). */
+  generation = 0;
+  readonly xc: MatBuffer;
+  readonly xcT: MatBuffer;
+  private readonly mark: Uint8Array;
+  /** Batches of at least this many rows multiply only their active input columns. */
+  static compactFromRows = 16;
+
+  constructor(
+    readonly inSize: number,
+    readonly maxRows: number,
+    private readonly mm: Matmul,
+  ) {
+    this.active = new Int32Array(inSize);
+    this.mark = new Uint8Array(inSize);
+    this.xc = mm.alloc(maxRows * inSize);
+    this.xcT = mm.alloc((inSize + 1) * maxRows);
+  }
+
+  /**
+   * Writes `m` rows of x (m x inSize, row-major) restricted to their active
+   * columns. Small batches (acting) keep every column: the full W0 then stays
+   * packed in the multiply's cache between calls, which costs less than
+   * repacking a compacted W0 at every step.
+   */
+  load(x: Float32Array, m: number): void {
+    if (m > this.maxRows) throw new RangeError(`InputBatch: ${m} rows, built for at most ${this.maxRows}`);
+    const n = this.inSize;
+    let s = 0;
+    if (m < InputBatch.compactFromRows) {
+      for (let f = 0; f < n; f++) this.active[f] = f;
+      s = n;
+    } else {
+      const mark = this.mark;
+      mark.fill(0);
+      for (let i = 0; i < m; i++) {
+        const o = i * n;
+        for (let f = 0; f < n; f++) if (x[o + f] !== 0) mark[f] = 1;
+      }
+      for (let f = 0; f < n; f++) if (mark[f]) this.active[s++] = f;
+      // an all-zero batch still multiplies one (zero) column: the output is the bias
+      if (s === 0) this.active[s++] = 0;
+    }
+    if (s !== this.nActive || s !== n) this.generation++;
+    this.nActive = s;
+    this.rows = m;
+    const xc = this.xc.view();
+    const xcT = this.xcT.view();
+    const active = this.active;
+    for (let i = 0; i < m; i++) {
+      const o = i * n;
+      for (let c = 0; c < s; c++) {
+        const v = x[o + active[c]!]!;
+        xc[i * s + c] = v;
+        xcT[c * m + i] = v;
+      }
+    }
+    xcT.fill(1, s * m, (s + 1) * m);
+  }
+
+  dispose(): void {
+    this.mm.free(this.xc);
+    this.mm.free(this.xcT);
+  }
+}
+
+/**
  * One MLP's training-time forward and backward on raw buffers (agents/backend.ts
  * Matmul: XNNPACK on wasm, plain loops elsewhere). The forward keeps each
  * layer's activations; the backward takes d loss / d output and writes every
@@ -297,11 +375,13 @@ export class MLP {
  * per minibatch, whose dispatch was most of PPO's time, with
  * 3 multiplies per layer and a few plain loops.
  *
- * Two exact economies:
+ * Three exact economies:
  *  - the first layer multiplies only the input columns that are non-zero
- *    somewhere in the batch (a grid's one-hot channels are mostly zero: on
- *    BoatRace-v0 about 30 of 150); the other rows of W0 neither change the
- *    output nor get gradient (their gradient is exactly 0);
+ *    somewhere in the batch (InputBatch); the other rows of W0 neither change
+ *    the output nor get gradient (their gradient is exactly 0);
+ *  - each layer's weight and bias gradients are one multiply: the transposed
+ *    input carries a row of ones, so [dW; db] = [h^T; 1] dz, which is exactly
+ *    the variable order W then b;
  *  - every multiply is untransposed: transposes of activations and weights
  *    are written by these loops (the wasm multiply is slow with transpose flags).
  */
@@ -309,31 +389,32 @@ export class MLPPass {
   readonly numParams: number;
   /** FLOPs of the multiplies done so far (2 per multiply-add), for GFLOP/s figures. */
   flops = 0;
+  /** The input this pass reads: its own, or one shared with other passes over the same observations. */
+  readonly input: InputBatch;
+  private readonly ownsInput: boolean;
   private readonly w: MatBuffer[] = [];
   private readonly b: MatBuffer[] = [];
   private readonly wT: MatBuffer[] = [];
   /** Layer outputs (m x out): tanh activations for hidden layers, the linear output last. */
   private readonly h: MatBuffer[] = [];
-  /** Transposed hidden activations (out x m), the left operand of the next layer's weight gradient. */
+  /** Transposed hidden activations plus a ones row ((out + 1) x m), the left operand of the next layer's gradient. */
   private readonly hT: MatBuffer[] = [];
   private readonly dz: MatBuffer[] = [];
   private readonly dh: MatBuffer[] = [];
+  /** [dW; db] of each layer ((in + 1) x out; the first layer's rows are its active columns then the bias). */
   private readonly dW: MatBuffer[] = [];
-  /** The batch's active input columns, the input restricted to them, and its transpose. */
-  private readonly active: Int32Array;
-  private nActive = 0;
-  private readonly mark: Uint8Array;
-  private readonly xc: MatBuffer;
-  private readonly xcT: MatBuffer;
   /** Where setParams read W0 from (rows of the active columns are copied per forward). */
   private w0Source: Float32Array | null = null;
   private w0Offset = 0;
-  /** W0's buffer holds the rows of the current active columns of the current weights. */
-  private w0Current = false;
-  /** Rows of the last forward's input. */
-  private rows = 0;
-  /** Batches of at least this many rows multiply only their active input columns. */
-  static compactFromRows = 16;
+  /** The input generation whose active rows of W0 are in the multiply's buffer (-1: none, or the weights changed). */
+  private w0Generation = -1;
+  /** Batches of at least this many rows multiply only their active input columns (InputBatch.compactFromRows). */
+  static get compactFromRows(): number {
+    return InputBatch.compactFromRows;
+  }
+  static set compactFromRows(rows: number) {
+    InputBatch.compactFromRows = rows;
+  }
   private readonly layers: number;
   private readonly viaSigmoid: boolean;
 
@@ -341,6 +422,7 @@ export class MLPPass {
     readonly sizes: readonly number[],
     private readonly mm: Matmul,
     readonly maxRows: number,
+    sharedInput?: InputBatch,
   ) {
     this.layers = sizes.length - 1;
     this.viaSigmoid = mm.fastSigmoid;
@@ -352,16 +434,18 @@ export class MLPPass {
       this.b.push(mm.alloc(k));
       this.wT.push(mm.alloc(l === 0 ? 0 : k * n));
       this.h.push(mm.alloc(maxRows * k));
-      this.hT.push(mm.alloc(l + 1 === this.layers ? 0 : k * maxRows));
+      this.hT.push(mm.alloc(l + 1 === this.layers ? 0 : (k + 1) * maxRows));
       this.dz.push(mm.alloc(maxRows * k));
       this.dh.push(mm.alloc(l === 0 ? 0 : maxRows * n));
-      this.dW.push(mm.alloc(n * k));
+      this.dW.push(mm.alloc((n + 1) * k));
     }
-    const inSize = sizes[0]!;
-    this.active = new Int32Array(inSize);
-    this.mark = new Uint8Array(inSize);
-    this.xc = mm.alloc(maxRows * inSize);
-    this.xcT = mm.alloc(inSize * maxRows);
+    if (sharedInput && (sharedInput.inSize !== sizes[0] || sharedInput.maxRows < maxRows)) {
+      throw new RangeError(
+        `MLPPass: shared input is ${sharedInput.inSize} wide for ${sharedInput.maxRows} rows, need ${sizes[0]} for ${maxRows}`,
+      );
+    }
+    this.input = sharedInput ?? new InputBatch(sizes[0]!, maxRows, mm);
+    this.ownsInput = sharedInput === undefined;
     this.numParams = params;
   }
 
@@ -379,7 +463,7 @@ export class MLPPass {
       if (l === 0) {
         this.w0Source = flat;
         this.w0Offset = o;
-        this.w0Current = false;
+        this.w0Generation = -1;
       } else {
         const w = this.w[l]!.view();
         const wT = this.wT[l]!.view();
@@ -401,53 +485,18 @@ export class MLPPass {
     }
   }
 
-  /**
-   * Finds the active input columns of x's first m rows and writes x restricted
-   * to them (and its transpose). Small batches (acting) keep every column: the
-   * full W0 then stays packed in the multiply's cache between calls, which
-   * costs less than repacking a compacted W0 at every step.
-   */
-  private compactInput(x: Float32Array, m: number): void {
-    const n = this.sizes[0]!;
-    let s = 0;
-    if (m < MLPPass.compactFromRows) {
-      for (let f = 0; f < n; f++) this.active[f] = f;
-      s = n;
-    } else {
-      const mark = this.mark;
-      mark.fill(0);
-      for (let i = 0; i < m; i++) {
-        const o = i * n;
-        for (let f = 0; f < n; f++) if (x[o + f] !== 0) mark[f] = 1;
-      }
-      for (let f = 0; f < n; f++) if (mark[f]) this.active[s++] = f;
-      // an all-zero batch still multiplies one (zero) column: the output is the bias
-      if (s === 0) this.active[s++] = 0;
-    }
-    if (s !== this.nActive || s !== n) this.w0Current = false;
-    this.nActive = s;
-    const xc = this.xc.view();
-    const xcT = this.xcT.view();
-    for (let i = 0; i < m; i++) {
-      for (let c = 0; c < s; c++) {
-        const v = x[i * n + this.active[c]!]!;
-        xc[i * s + c] = v;
-        xcT[c * m + i] = v;
-      }
-    }
-  }
-
   /** Copies the rows of W0 for the active columns into the multiply's buffer, unless they are there already. */
   private copyW0Rows(): void {
-    if (this.w0Current) return;
-    this.w0Current = true;
-    const s = this.nActive;
+    const input = this.input;
+    if (this.w0Generation === input.generation) return;
+    this.w0Generation = input.generation;
+    const s = input.nActive;
     const k = this.sizes[1]!;
     const scale = this.scale(0);
     const src = this.w0Source!;
     const w0 = this.w[0]!.view();
     for (let c = 0; c < s; c++) {
-      const from = this.w0Offset + this.active[c]! * k;
+      const from = this.w0Offset + input.active[c]! * k;
       for (let j = 0; j < k; j++) w0[c * k + j] = scale * src[from + j]!;
     }
     this.w[0]!.touch();
@@ -456,17 +505,19 @@ export class MLPPass {
   /** Forward of `m` rows of x (m x in, row-major); returns a view of the output (m x out, valid until the next call). */
   forward(x: Float32Array, m: number): Float32Array {
     if (m > this.maxRows) throw new RangeError(`MLPPass: ${m} rows, built for at most ${this.maxRows}`);
-    if (this.w0Source === null) throw new Error("MLPPass: setParams() before forward()");
-    this.compactInput(x, m);
-    this.copyW0Rows();
-    this.rows = m;
-    return this.layersForward(m);
+    this.input.load(x, m);
+    return this.forwardLoaded();
   }
 
-  private layersForward(m: number): Float32Array {
-    let input = this.xc;
+  /** Forward of the input's current batch (loaded by this pass or by another sharing it), under the current weights. */
+  forwardLoaded(): Float32Array {
+    if (this.w0Source === null) throw new Error("MLPPass: setParams() before forward()");
+    if (this.input.rows > this.maxRows) throw new RangeError(`MLPPass: ${this.input.rows} rows, built for at most ${this.maxRows}`);
+    this.copyW0Rows();
+    const m = this.input.rows;
+    let input = this.input.xc;
     for (let l = 0; l < this.layers; l++) {
-      const n = l === 0 ? this.nActive : this.sizes[l]!;
+      const n = l === 0 ? this.input.nActive : this.sizes[l]!;
       const k = this.sizes[l + 1]!;
       const hidden = l + 1 < this.layers;
       this.mm.matmul(input, this.w[l]!, this.h[l]!, m, n, k, this.b[l]!, hidden && this.viaSigmoid);
@@ -474,24 +525,28 @@ export class MLPPass {
       if (hidden) {
         const h = this.h[l]!.view();
         const hT = this.hT[l]!.view();
-        for (let i = 0; i < m; i++) {
-          for (let j = 0; j < k; j++) {
-            const z = h[i * k + j]!;
-            const y = this.viaSigmoid ? 2 * z - 1 : Math.tanh(z);
-            h[i * k + j] = y;
-            hT[j * m + i] = y;
+        if (this.viaSigmoid) {
+          for (let i = 0; i < m; i++) {
+            for (let j = 0; j < k; j++) {
+              const y = 2 * h[i * k + j]! - 1;
+              h[i * k + j] = y;
+              hT[j * m + i] = y;
+            }
+          }
+        } else {
+          for (let i = 0; i < m; i++) {
+            for (let j = 0; j < k; j++) {
+              const y = Math.tanh(h[i * k + j]!);
+              h[i * k + j] = y;
+              hT[j * m + i] = y;
+            }
           }
         }
+        hT.fill(1, k * m, (k + 1) * m);
       }
       input = this.h[l]!;
     }
     return this.h[this.layers - 1]!.view().subarray(0, m * this.sizes[this.layers]!);
-  }
-
-  /** Forward of the last forward's input again, under the weights set since (its input columns are not searched again). */
-  reforward(): Float32Array {
-    this.copyW0Rows();
-    return this.layersForward(this.rows);
   }
 
   /**
@@ -512,25 +567,20 @@ export class MLPPass {
     for (let l = top; l >= 0; l--) {
       const [n, k] = [this.sizes[l]!, this.sizes[l + 1]!];
       if (l === 0) {
-        // dW0 = x^T dz on the active columns; the other rows' gradient is exactly 0
-        const s = this.nActive;
-        this.mm.matmul(this.xcT, this.dz[0]!, this.dW[0]!, s, m, k);
-        this.flops += 2 * s * m * k;
+        // [dW0; db0] = [x^T; 1] dz on the active columns; the other rows' gradient is exactly 0
+        const input = this.input;
+        const s = input.nActive;
+        this.mm.matmul(input.xcT, this.dz[0]!, this.dW[0]!, s + 1, m, k);
+        this.flops += 2 * (s + 1) * m * k;
         grads.fill(0, at[0]!, at[0]! + n * k);
         const dW = this.dW[0]!.view();
-        for (let c = 0; c < s; c++) grads.set(dW.subarray(c * k, (c + 1) * k), at[0]! + this.active[c]! * k);
+        for (let c = 0; c < s; c++) grads.set(dW.subarray(c * k, (c + 1) * k), at[0]! + input.active[c]! * k);
+        grads.set(dW.subarray(s * k, (s + 1) * k), at[0]! + n * k);
       } else {
-        // dW = h^T dz
-        this.mm.matmul(this.hT[l - 1]!, this.dz[l]!, this.dW[l]!, n, m, k);
-        this.flops += 2 * n * m * k;
-        grads.set(this.dW[l]!.view().subarray(0, n * k), at[l]!);
-      }
-      // db = column sums of dz
-      const dz = this.dz[l]!.view();
-      const gb = at[l]! + n * k;
-      for (let j = 0; j < k; j++) grads[gb + j] = 0;
-      for (let i = 0; i < m; i++) for (let j = 0; j < k; j++) grads[gb + j]! += dz[i * k + j]!;
-      if (l > 0) {
+        // [dW; db] = [h^T; 1] dz, in variable order
+        this.mm.matmul(this.hT[l - 1]!, this.dz[l]!, this.dW[l]!, n + 1, m, k);
+        this.flops += 2 * (n + 1) * m * k;
+        grads.set(this.dW[l]!.view().subarray(0, (n + 1) * k), at[l]!);
         // dh = dz W^T, then through tanh: dz' = dh (1 - h^2)
         this.mm.matmul(this.dz[l]!, this.wT[l]!, this.dh[l]!, m, k, n);
         this.flops += 2 * m * k * n;
@@ -545,8 +595,7 @@ export class MLPPass {
 
   dispose(): void {
     for (const list of [this.w, this.b, this.wT, this.h, this.hT, this.dz, this.dh, this.dW]) for (const buf of list) this.mm.free(buf);
-    this.mm.free(this.xc);
-    this.mm.free(this.xcT);
+    if (this.ownsInput) this.input.dispose();
   }
 }
 

@@ -32,21 +32,18 @@ import { type Matmul, createMatmul } from "./backend.ts";
 import {
   Adam,
   FastForward,
-  type FlatAdamState,
   MLP,
   MLPPass,
-  adamStepFlat,
   argmaxRow,
   logSoftmax,
   meanStd,
   permutation,
-  readFlat,
   sampleRow,
   softmax,
-  writeFlat,
   rowEntropy,
   rowLogSumExp,
 } from "./networks.ts";
+import { FlatAdam } from "./flatadam.ts";
 import { assignVariables, checkEnvCompatible, loadAgentFiles, saveAgentFiles } from "./persist.ts";
 import { registerAgent } from "./registry.ts";
 
@@ -400,6 +397,8 @@ export class PPOAgent implements Agent {
   private scratch = new Map<number, { logits: Float32Array; values: Float32Array }>();
   /** The training fast path's buffers, built at the first update on the current backend. */
   private fast: { backend: string; rows: number; mm: Matmul; actor: MLPPass; critic: MLPPass } | null = null;
+  /** The weights and Adam's moments as flat arrays during an update (written back at its end). */
+  private adam: FlatAdam | null = null;
   /** The actor and critic's forward for acting on the fast backend (forwardJS elsewhere). */
   private readonly acting: FastForward;
   /** Cumulative time inside learn() by phase, and the multiply-add FLOPs done (for the bench). */
@@ -550,19 +549,20 @@ export class PPOAgent implements Agent {
 
   // update
 
+  private flatAdam(size: number): FlatAdam {
+    if (this.adam?.size !== size) this.adam = new FlatAdam(size);
+    return this.adam;
+  }
+
   /** Buffers for minibatches of up to `rows` rows on the current backend (rebuilt if the backend changed). */
   private fastPath(rows: number): NonNullable<PPOAgent["fast"]> {
     const backend = tf.getBackend();
     if (this.fast && this.fast.backend === backend && this.fast.rows >= rows) return this.fast;
     this.disposeFast();
     const mm = createMatmul();
-    this.fast = {
-      backend,
-      rows,
-      mm,
-      actor: new MLPPass(this.actor.sizes, mm, rows),
-      critic: new MLPPass(this.critic.sizes, mm, rows),
-    };
+    const actor = new MLPPass(this.actor.sizes, mm, rows);
+    // the critic reads the actor's input batch: a minibatch's observations are loaded once
+    this.fast = { backend, rows, mm, actor, critic: new MLPPass(this.critic.sizes, mm, rows, actor.input) };
     return this.fast;
   }
 
@@ -588,14 +588,9 @@ export class PPOAgent implements Agent {
     // the weights and Adam's moments as flat arrays for the whole update (written back at its end)
     const fast = this.fastPath(M);
     const params = [...this.actor.variables, ...this.critic.variables];
-    const adam: FlatAdamState = {
-      params: readFlat(params),
-      m: readFlat([this.optimizer.m]),
-      v: readFlat([this.optimizer.v]),
-      t: this.optimizer.t,
-    };
+    const adam = this.flatAdam(fast.actor.numParams + fast.critic.numParams).load(params, this.optimizer);
     const nActor = fast.actor.numParams;
-    const grads = new Float32Array(adam.params.length);
+    const grads = adam.grads;
     const mbObs = new Float32Array(M * S);
     const flopsBefore = fast.actor.flops + fast.critic.flops;
     const mbActions = new Int32Array(M);
@@ -640,7 +635,7 @@ export class PPOAgent implements Agent {
         fast.actor.setParams(adam.params, 0);
         fast.critic.setParams(adam.params, nActor);
         const logits = fast.actor.forward(mbObs, m);
-        const values = fast.critic.forward(mbObs, m);
+        const values = fast.critic.forwardLoaded();
         const l = ppoLossGrad(
           { logits, values, actions: mbActions, oldLogp: mbOldLogp, advantages: mbAdv, returns: mbRet, oldValues: mbOldV, m, nActions: A },
           c,
@@ -650,7 +645,7 @@ export class PPOAgent implements Agent {
         fast.actor.backward(g.dLogits, m, grads, 0);
         fast.critic.backward(g.dValues, m, grads, nActor);
         const t2 = performance.now();
-        adamStepFlat(adam, grads, lr, this.optimizer.opts, c.maxGradNorm);
+        adam.step(lr, this.optimizer.opts, c.maxGradNorm);
         const t3 = performance.now();
         t.forwardMs += t1 - t0;
         t.backwardMs += t2 - t1;
@@ -681,10 +676,7 @@ export class PPOAgent implements Agent {
     }
 
     t.flops += fast.actor.flops + fast.critic.flops - flopsBefore;
-    writeFlat(params, adam.params);
-    writeFlat([this.optimizer.m], adam.m);
-    writeFlat([this.optimizer.v], adam.v);
-    this.optimizer.t = adam.t;
+    adam.store(params, this.optimizer);
     this.actor.syncJS();
     this.critic.syncJS();
     const ledgerBuilder = new LedgerBuilder(A);

@@ -39,20 +39,17 @@ import { type Matmul, createMatmul } from "./backend.ts";
 import {
   Adam,
   FastForward,
-  type FlatAdamState,
   MLP,
   MLPPass,
   RunningMoments,
-  adamStepFlat,
   argmaxRow,
   logSoftmax,
-  readFlat,
   sampleRow,
   softmax,
-  writeFlat,
   rowEntropy,
   rowLogSumExp,
 } from "./networks.ts";
+import { FlatAdam } from "./flatadam.ts";
 import { assignVariables, checkEnvCompatible, loadAgentFiles, saveAgentFiles } from "./persist.ts";
 import { registerAgent } from "./registry.ts";
 
@@ -183,6 +180,8 @@ export class ReinforceAgent implements Agent {
   /** The policy's and the baseline's forward on the fast backend (forwardJS elsewhere). */
   private readonly acting: FastForward;
   /** The training fast path's buffers, built at the first update on the current backend. */
+  /** The policy's (0) and the baseline's (1) weights and Adam moments as flat arrays during an update. */
+  private readonly adam: [FlatAdam | null, FlatAdam | null] = [null, null];
   private fast: {
     backend: string;
     rows: number;
@@ -337,13 +336,10 @@ export class ReinforceAgent implements Agent {
     const size = Math.max(rows, Math.ceil((this.fast?.rows ?? 0) * 1.5));
     this.disposeFast();
     const mm = createMatmul();
-    this.fast = {
-      backend,
-      rows: size,
-      mm,
-      actor: new MLPPass(this.actor.sizes, mm, size),
-      critic: this.critic ? new MLPPass(this.critic.sizes, mm, size) : null,
-    };
+    const actor = new MLPPass(this.actor.sizes, mm, size);
+    // the baseline reads the policy's input batch: the batch's observations are loaded once
+    const critic = this.critic ? new MLPPass(this.critic.sizes, mm, size, actor.input) : null;
+    this.fast = { backend, rows: size, mm, actor, critic };
     return this.fast;
   }
 
@@ -363,16 +359,11 @@ export class ReinforceAgent implements Agent {
     return out;
   }
 
-  /** A network's weights and its optimiser's moments as flat arrays, for one update. */
-  private flatState(vars: tf.Variable[], opt: Adam): FlatAdamState {
-    return { params: readFlat(vars), m: readFlat([opt.m]), v: readFlat([opt.v]), t: opt.t };
-  }
-
-  private storeFlat(vars: tf.Variable[], opt: Adam, s: FlatAdamState): void {
-    writeFlat(vars, s.params);
-    writeFlat([opt.m], s.m);
-    writeFlat([opt.v], s.v);
-    opt.t = s.t;
+  /** A network's weights and its optimiser's moments as flat arrays, for one update (FlatAdam.store writes them back). */
+  private flatState(net: 0 | 1, mlp: MLP, opt: Adam): FlatAdam {
+    const size = mlp.variables.reduce((n, v) => n + v.size, 0);
+    if (this.adam[net]?.size !== size) this.adam[net] = new FlatAdam(size);
+    return this.adam[net]!.load(mlp.variables, opt);
   }
 
   learn(): UpdateStats {
@@ -386,7 +377,7 @@ export class ReinforceAgent implements Agent {
     const fast = this.fastPath(B);
 
     // the policy: one gradient step on the batch
-    const policy = this.flatState(this.actor.variables, this.policyOptimizer);
+    const policy = this.flatState(0, this.actor, this.policyOptimizer);
     fast.actor.setParams(policy.params);
     const dLogits = new Float32Array(B * A);
     const pol = reinforceLossGrad(
@@ -394,21 +385,19 @@ export class ReinforceAgent implements Agent {
       c.entCoef,
       dLogits,
     );
-    const policyGrads = new Float32Array(fast.actor.numParams);
-    fast.actor.backward(dLogits, B, policyGrads);
-    adamStepFlat(policy, policyGrads, lr, this.policyOptimizer.opts, c.maxGradNorm);
-    this.storeFlat(this.actor.variables, this.policyOptimizer, policy);
+    fast.actor.backward(dLogits, B, policy.grads);
+    policy.step(lr, this.policyOptimizer.opts, c.maxGradNorm);
+    policy.store(this.actor.variables, this.policyOptimizer);
 
     // the baseline: several steps towards the batch's returns, so that it tracks the current policy
     let valueLoss = NaN;
     if (this.critic && this.valueOptimizer && fast.critic) {
-      const value = this.flatState(this.critic.variables, this.valueOptimizer);
+      const value = this.flatState(1, this.critic, this.valueOptimizer);
       const dV = new Float32Array(B);
-      const valueGrads = new Float32Array(fast.critic.numParams);
       for (let step = 0; step < c.valueSteps; step++) {
         fast.critic.setParams(value.params);
-        // the same batch every step: its input columns are found once
-        const v = step === 0 ? fast.critic.forward(batch.obs, B) : fast.critic.reforward();
+        // the batch the policy step loaded: its input columns are found once
+        const v = fast.critic.forwardLoaded();
         // 0.5 mean((V - G)^2) and its gradient (V - G) / B
         let loss = 0;
         for (let k = 0; k < B; k++) {
@@ -418,10 +407,10 @@ export class ReinforceAgent implements Agent {
         }
         // the loss before fitting: how well the baseline predicted this batch
         if (step === 0) valueLoss = (0.5 * loss) / B;
-        fast.critic.backward(dV, B, valueGrads);
-        adamStepFlat(value, valueGrads, c.valueLearningRate, this.valueOptimizer.opts, c.maxGradNorm);
+        fast.critic.backward(dV, B, value.grads);
+        value.step(c.valueLearningRate, this.valueOptimizer.opts, c.maxGradNorm);
       }
-      this.storeFlat(this.critic.variables, this.valueOptimizer, value);
+      value.store(this.critic.variables, this.valueOptimizer);
     }
     const [policyLoss, entropy] = [pol.policyLoss, pol.entropy];
 
