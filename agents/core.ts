@@ -47,6 +47,12 @@ export interface ActResult {
   logProbs?: Float32Array;
   /** V(s) estimates (learners with a critic). */
   values?: Float32Array;
+  /**
+   * Agents that search before acting: the root visit counts of the searches
+   * that chose these actions (batch x nActions, row-major). The run streams
+   * them per state (update events, `search`) and the run view paints them.
+   */
+  searchVisits?: Float32Array;
 }
 
 /** One vector step, as seen by a learner. Buffers are reused by the loop: copy what you keep. */

@@ -408,12 +408,15 @@ export class ExpitAgent implements Agent {
         actions[i] = ctx.explore ? sampleRow(probs, i, this.nActions, this.actRng) : argmaxRow(probs, i, this.nActions);
       return { actions };
     }
+    const A = this.nActions;
+    const searchVisits = new Float32Array(batch * A);
     for (let i = 0; i < batch; i++) {
       const r = this.search(obs, i, ctx, ctx.explore);
       this.lastSearch[i] = r;
       actions[i] = ctx.explore ? this.sampleVisits(r) : this.mostVisited(r);
+      for (let a = 0; a < A; a++) searchVisits[i * A + a] = r.visits[a]!;
     }
-    return { actions };
+    return { actions, searchVisits };
   }
 
   /** Search mode: the visit distribution of a noise-free search; network mode: the policy head. */

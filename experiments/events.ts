@@ -68,6 +68,11 @@ export type RunEvent =
       ledger?: LedgerDelta;
       /** State key -> training steps spent there since the last update (the visitation heatmap). */
       visits?: Record<string, number>;
+      /**
+       * Agents that search (ActResult.searchVisits): state key -> the root visit
+       * counts per action, summed over the searches made there since the last update.
+       */
+      search?: Record<string, number[]>;
     }
   | { type: "frame"; runId: string; episode: number; t: number; frame: Frame; reward: number; performance: number; events: string[] }
   | { type: "trajectory"; runId: string; trajectory: TrajectoryRecord }

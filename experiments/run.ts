@@ -238,6 +238,7 @@ export class Run {
     let stepsAtUpdate = this.envSteps;
     let vectorSteps = 0;
     let visits = new Map<number, number>();
+    let search = new Map<number, number[]>();
     let stepsAtVisits = this.envSteps;
 
     while (this.envSteps < spec.steps && !this.stopRequested) {
@@ -274,6 +275,8 @@ export class Run {
         const k = stepper.stateKeys[i]!;
         if (k >= 0) visits.set(k, (visits.get(k) ?? 0) + 1);
       }
+      const searched = stepper.lastAct?.searchVisits;
+      if (searched) addSearchVisits(search, stepper.stateKeys, searched);
 
       if (recording) {
         const rec = recording as TrajectoryRecord;
@@ -331,8 +334,10 @@ export class Run {
           metrics: stats.metrics,
           ...(stats.ledger ? { ledger: stats.ledger } : {}),
           visits: Object.fromEntries(visits),
+          ...(search.size > 0 ? { search: Object.fromEntries(search) } : {}),
         });
         visits = new Map();
+        search = new Map();
         if (spec.checkpointEvery > 0 && stats.update % spec.checkpointEvery === 0) await this.checkpoint();
       }
 
@@ -436,4 +441,16 @@ export function summarise(
     events,
     eventRates: rates,
   };
+}
+
+/** Adds each copy's root visit counts (rows of `rows`) to its state key's sums; copies without a state key are skipped. */
+export function addSearchVisits(into: Map<number, number[]>, stateKeys: Int32Array, rows: Float32Array): void {
+  const nActions = rows.length / stateKeys.length;
+  for (let i = 0; i < stateKeys.length; i++) {
+    const k = stateKeys[i]!;
+    if (k < 0) continue;
+    let sums = into.get(k);
+    if (!sums) into.set(k, (sums = new Array<number>(nActions).fill(0)));
+    for (let a = 0; a < nActions; a++) sums[a]! += rows[i * nActions + a]!;
+  }
 }

@@ -428,6 +428,7 @@ export class Broadcaster {
           stepsPerSecond: e.stepsPerSecond,
           metrics: e.metrics,
           ...(e.ledger ? { ledger: e.ledger } : {}),
+          ...(e.search ? { search: e.search } : {}),
         });
         break;
       case "status":

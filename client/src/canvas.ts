@@ -6,7 +6,7 @@
  * at a steady pace by a FramePlayer on one shared animation loop.
  */
 import type { Frame } from "../../server/protocol.ts";
-import type { CellLedger } from "./series.ts";
+import type { CellLedger, CellSearch } from "./series.ts";
 import { h, hashHue } from "./dom.ts";
 
 // ---------------------------------------------------------------- tiles
@@ -95,6 +95,7 @@ export function actionDirection(label: string): [number, number] | null {
 
 const POSITIVE = "#46e0a0";
 const NEGATIVE = "#ff5c7c";
+const SEARCH = "#7cc4ff";
 
 // ---------------------------------------------------------------- canvas
 
@@ -110,6 +111,8 @@ export class GridCanvas {
   private ledger: CellLedger | null = null;
   private actions: string[] = [];
   private showLedger = false;
+  private search: CellSearch | null = null;
+  private showSearch = false;
   private showHeatmap = false;
   private cell = 0;
   private drawPending = false;
@@ -137,8 +140,15 @@ export class GridCanvas {
     this.requestDraw();
   }
 
-  setOverlays(o: { ledger?: boolean; heatmap?: boolean }): void {
+  setSearch(search: CellSearch | null, actions: string[]): void {
+    this.search = search;
+    if (actions.length) this.actions = actions;
+    this.requestDraw();
+  }
+
+  setOverlays(o: { ledger?: boolean; heatmap?: boolean; search?: boolean }): void {
     if (o.ledger !== undefined) this.showLedger = o.ledger;
+    if (o.search !== undefined) this.showSearch = o.search;
     if (o.heatmap !== undefined) this.showHeatmap = o.heatmap;
     this.requestDraw();
   }
@@ -228,6 +238,8 @@ export class GridCanvas {
     }
 
     if (ledger && this.showLedger) drawLedgerArrows(ctx, ledger, this.actions, c);
+    const search = this.search && this.search.width === frame.width && this.search.height === frame.height ? this.search : null;
+    if (search && this.showSearch) drawSearchArrows(ctx, search, this.actions, c);
   }
 }
 
@@ -361,6 +373,36 @@ function drawLedgerArrows(ctx: CanvasRenderingContext2D, ledger: CellLedger, act
         continue;
       }
       drawArrow(ctx, cx, cy, dir, m, c);
+    }
+  }
+  ctx.restore();
+}
+
+/** Each searched cell's root visit distribution: arrow length proportional to the action's share of the visits. */
+function drawSearchArrows(ctx: CanvasRenderingContext2D, search: CellSearch, actions: string[], c: number): void {
+  const nA = search.nActions;
+  ctx.save();
+  ctx.shadowColor = "rgba(0, 0, 0, 0.7)";
+  ctx.shadowBlur = Math.max(1, c * 0.06);
+  ctx.fillStyle = SEARCH;
+  ctx.strokeStyle = SEARCH;
+  for (let cell = 0; cell < search.width * search.height; cell++) {
+    const total = search.totals[cell]!;
+    if (!(total > 0)) continue;
+    const cx = (cell % search.width) * c + c / 2;
+    const cy = Math.floor(cell / search.width) * c + c / 2;
+    for (let a = 0; a < nA; a++) {
+      const share = search.visits[cell * nA + a]! / total;
+      if (share < 0.04) continue;
+      const dir = actionDirection(actions[a] ?? "");
+      if (!dir) {
+        ctx.lineWidth = Math.max(1, c * 0.06);
+        ctx.beginPath();
+        ctx.arc(cx, cy, Math.max(1.5, share * c * 0.2), 0, Math.PI * 2);
+        ctx.stroke();
+        continue;
+      }
+      drawArrow(ctx, cx, cy, dir, share, c);
     }
   }
   ctx.restore();

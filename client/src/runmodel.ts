@@ -59,6 +59,8 @@ export class RunModel {
 
   onFrame: ((f: FrameMessage) => void) | null = null;
   onLedger: ((d: LedgerDelta) => void) | null = null;
+  /** Root visit counts of an agent that searches (state key -> per action), one update's worth. */
+  onSearch: ((visits: Record<string, number[]>) => void) | null = null;
   onTrajectory: ((t: TrajectoryRecord) => void) | null = null;
   onIntervention: ((i: InterventionRecord) => void) | null = null;
 
@@ -115,6 +117,7 @@ export class RunModel {
           this.run.stepsPerSecond = e.stepsPerSecond;
         }
         if (e.ledger) this.onLedger?.(e.ledger);
+        if (e.search) this.onSearch?.(e.search);
         this.changed();
       },
       status: (e) => {

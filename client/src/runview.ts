@@ -12,7 +12,7 @@ import { compact, confirmButton, flash, fmt, h, option, setChildren, shortId } f
 import { RunModel } from "./runmodel.ts";
 import { isConnected } from "./socket.ts";
 import { eventsSummary, progressBar, runAction, statusBadge } from "./runs.ts";
-import { addLedgerEntries, emptyCellLedger, smooth, type CellLedger } from "./series.ts";
+import { addLedgerEntries, emptyCellLedger, emptyCellSearch, setSearchVisits, smooth, type CellLedger, type CellSearch } from "./series.ts";
 import { colorAt } from "./dom.ts";
 
 const RETURN_COLOR = "#5fb3ff";
@@ -101,10 +101,14 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
   });
   const ledgerToggle = h("input", { type: "checkbox", "data-testid": "toggle-ledger" });
   const heatToggle = h("input", { type: "checkbox", "data-testid": "toggle-heatmap" });
+  const searchToggle = h("input", { type: "checkbox", "data-testid": "toggle-search" });
+  // shown once the agent reports a search (expit in search mode)
+  const searchLabel = h("label", { class: "check", hidden: true }, searchToggle, "search visits");
   const ledgerNote = h("div", { class: "muted small", "data-testid": "ledger-note" });
   const kindBox = h("div", {});
   ledgerToggle.addEventListener("change", () => grid.setOverlays({ ledger: ledgerToggle.checked }));
   heatToggle.addEventListener("change", () => grid.setOverlays({ heatmap: heatToggle.checked }));
+  searchToggle.addEventListener("change", () => grid.setOverlays({ search: searchToggle.checked }));
 
   /** Episodes finished, as the stats and the HUD both count them. */
   const episodesFinished = () => Math.max(model.run?.episodes ?? 0, model.episodes.rows);
@@ -173,6 +177,19 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
     if (!ledger) return;
     addLedgerEntries(ledger, delta.entries);
     grid.setLedger(ledger, ledgerActions);
+  };
+
+  // the root visit counts of a searching agent, latest per cell (the grid's size comes with the ledger totals)
+  let search: CellSearch | null = null;
+  model.onSearch = (visits) => {
+    if (!ledger) return;
+    search ??= emptyCellSearch(ledger.width, ledger.height, ledgerActions.length);
+    setSearchVisits(search, visits);
+    grid.setSearch(search, ledgerActions);
+    if (searchLabel.hidden) {
+      searchLabel.hidden = false;
+      searchLabel.title = "each cell's latest root visit distribution: arrow length ∝ the action's share of the search's visits";
+    }
   };
 
   // ------------------------------------------------------------ replay
@@ -633,6 +650,7 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
               { class: "overlay-controls" },
               h("label", { class: "check" }, ledgerToggle, "reinforcement ledger"),
               h("label", { class: "check" }, heatToggle, "visitation heatmap"),
+              searchLabel,
               h("span", { class: "ledger-key" }, h("i", { class: "pos" }), "reinforced", h("i", { class: "neg" }), "discouraged"),
             ),
             ledgerNote,

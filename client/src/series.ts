@@ -233,3 +233,43 @@ export function addLedgerEntries(cells: CellLedger, entries: Record<string, numb
   cells.maxAbs = maxAbs;
   cells.maxVisits = maxVisits;
 }
+
+/**
+ * The latest root visit distribution of a searching agent in each cell:
+ * visits[cell * nActions + a], and how many visits the cell's row holds.
+ */
+export interface CellSearch {
+  width: number;
+  height: number;
+  nActions: number;
+  visits: Float64Array;
+  totals: Float64Array;
+}
+
+export function emptyCellSearch(width: number, height: number, nActions: number): CellSearch {
+  return { width, height, nActions, visits: new Float64Array(width * height * nActions), totals: new Float64Array(width * height) };
+}
+
+/**
+ * Replaces the rows of the cells an update's searches visited (state key ->
+ * root visit counts per action; several keys of one cell are summed). Same
+ * key convention as the ledger: stateKey % (width*height) is the agent's cell.
+ */
+export function setSearchVisits(cells: CellSearch, entries: Record<string, number[]>): void {
+  const n = cells.width * cells.height;
+  const A = cells.nActions;
+  const fresh = new Map<number, Float64Array>();
+  for (const [key, values] of Object.entries(entries)) {
+    const k = Number(key);
+    if (!Number.isFinite(k) || k < 0) continue;
+    const cell = k % n;
+    let row = fresh.get(cell);
+    if (!row) fresh.set(cell, (row = new Float64Array(A)));
+    for (let a = 0; a < Math.min(values.length, A); a++) if (Number.isFinite(values[a]!) && values[a]! > 0) row[a]! += values[a]!;
+  }
+  for (const [cell, row] of fresh) {
+    let total = 0;
+    for (let a = 0; a < A; a++) total += cells.visits[cell * A + a] = row[a]!;
+    cells.totals[cell] = total;
+  }
+}

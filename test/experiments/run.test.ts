@@ -68,6 +68,37 @@ describe("a run", () => {
     expect(losses(b)).toEqual(losses(a));
   });
 
+  it("streams the root visit counts of an agent that searches, per state, with its updates", async () => {
+    const spec = resolveRunSpec({
+      env: "TamperGrid-v0",
+      agent: "expit",
+      steps: 400,
+      seed: 3,
+      evalEpisodes: 1,
+      recordEveryMs: 0,
+      config: { simulations: 8, updateEvery: 200 },
+    });
+    const run = new Run("s", spec);
+    const events = collect(run);
+    expect(await run.execute()).toBe("completed");
+    const updates = events.filter((e) => e.type === "update");
+    expect(updates).toHaveLength(2);
+    for (const u of updates) {
+      const search = u.search!;
+      // every training step was one search at the state it started from: 8 root visits each
+      expect(Object.keys(search).sort()).toEqual(Object.keys(u.visits!).sort());
+      for (const [key, row] of Object.entries(search)) {
+        expect(row).toHaveLength(4);
+        expect(row.reduce((a, b) => a + b, 0)).toBe(8 * u.visits![key]!);
+      }
+    }
+    // agents that do not search send none
+    const ppo = new Run("p", resolveRunSpec({ env: "TamperGrid-v0", agent: "ppo", steps: 512, seed: 3, evalEpisodes: 1, recordEveryMs: 0 }));
+    const ppoEvents = collect(ppo);
+    expect(await ppo.execute()).toBe("completed");
+    expect(ppoEvents.some((e) => e.type === "update" && e.search)).toBe(false);
+  });
+
   it("pauses, resumes and stops, checkpointing on the way out", async () => {
     const dir = mkdtempSync(join(tmpdir(), "rl-run-"));
     const spec = resolveRunSpec({ env: "GoalShift-v0", agent: "reinforce", steps: 10_000_000, seed: 1, recordEveryMs: 0 });
