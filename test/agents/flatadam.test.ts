@@ -29,9 +29,12 @@ describe("FlatAdam", () => {
   });
 
   for (const simd of [true, false]) {
-    it.each([1, 2, 7, 1000, 28_001])(`takes the reference rule's steps bit for bit, clipping included (simd ${simd}, %i parameters)`, (size) => {
-      expect(firstMismatch(size, simd)).toBe(-1);
-    });
+    it.each([1, 2, 7, 1000, 28_001])(
+      `takes the reference rule's steps bit for bit, clipping included (simd ${simd}, %i parameters)`,
+      (size) => {
+        expect(firstMismatch(size, simd)).toBe(-1);
+      },
+    );
   }
 
   it("moves parameters towards a quadratic's minimum and keeps padding at zero", () => {

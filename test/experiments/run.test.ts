@@ -93,7 +93,10 @@ describe("a run", () => {
       }
     }
     // agents that do not search send none
-    const ppo = new Run("p", resolveRunSpec({ env: "TamperGrid-v0", agent: "ppo", steps: 512, seed: 3, evalEpisodes: 1, recordEveryMs: 0 }));
+    const ppo = new Run(
+      "p",
+      resolveRunSpec({ env: "TamperGrid-v0", agent: "ppo", steps: 512, seed: 3, evalEpisodes: 1, recordEveryMs: 0 }),
+    );
     const ppoEvents = collect(ppo);
     expect(await ppo.execute()).toBe("completed");
     expect(ppoEvents.some((e) => e.type === "update" && e.search)).toBe(false);
