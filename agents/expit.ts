@@ -45,7 +45,7 @@ import { Adam, MLP, softmax } from "./networks.ts";
 import { assignVariables, checkEnvCompatible, loadAgentFiles, saveAgentFiles } from "./persist.ts";
 import { Puct, type SearchDynamics, type SearchResult } from "./puct.ts";
 import { registerAgent } from "./registry.ts";
-import { ReplayBuffer, WorldModel, observationLayout, worldModelConfigSchema } from "./worldmodel.ts";
+import { ReplayBuffer, type RewardAtoms, WorldModel, observationLayout, worldModelConfigSchema } from "./worldmodel.ts";
 
 // ---------------------------------------------------------------- config
 
@@ -295,7 +295,8 @@ export class ExpitAgent implements Agent {
 
   /** The network at one observation: priors into `priors`, the value returned (plain JavaScript). */
   readonly evaluate = (obs: Float32Array, priors: Float32Array): number => {
-    const out = this.net.forwardJS(obs, 1, this.netOut);
+    // the search's leaves differ from its root (the reference, set per search) in a few inputs
+    const out = this.net.forwardNear(obs, this.netOut);
     const A = this.nActions;
     let max = -Infinity;
     for (let a = 0; a < A; a++) max = Math.max(max, out[a]!);
@@ -337,6 +338,7 @@ export class ExpitAgent implements Agent {
       noiseFraction: explore ? c.noiseFraction : 0,
     };
     const t0 = performance.now();
+    this.net.setReference(this.rootObs);
     let r: SearchResult;
     if (this.modelDynamics) {
       r = this.puct.search(
@@ -634,6 +636,7 @@ export class ExpitAgent implements Agent {
         seed: this.seed,
         adamStep: this.optimizer.t,
         modelAdamStep: this.world?.optimizer.t ?? 0,
+        rewardAtoms: this.world?.rewardAtoms ?? null,
         stepsSinceLearn: this.stepsSinceLearn,
         targets: { size: this.targets.size, added: this.targets.added },
         transitions: this.transitions ? { size: this.transitions.size, added: this.transitions.added } : null,
@@ -652,6 +655,7 @@ export class ExpitAgent implements Agent {
       seed: number;
       adamStep: number;
       modelAdamStep: number;
+      rewardAtoms?: RewardAtoms | null;
       stepsSinceLearn: number;
       targets: { size: number; added: number };
       transitions: { size: number; added: number } | null;
@@ -664,6 +668,7 @@ export class ExpitAgent implements Agent {
     if (agent.world) {
       agent.world.sync();
       agent.world.optimizer.t = extra.modelAdamStep;
+      agent.world.rewardAtoms = extra.rewardAtoms ?? null;
     }
     agent.actRng.setState(files.meta.rng.act!);
     agent.learnRng.setState(files.meta.rng.learn!);

@@ -117,6 +117,11 @@ function dense(x: tf.Tensor2D, w: tf.Variable, b: tf.Variable, tanh: boolean, xT
  * Multi-layer perceptron: sizes [in, h1, ..., out], tanh hidden layers,
  * linear output. Weights are stored as x @ W ([in, out]) plus a bias.
  */
+/** tanh(z) = 1 - 2 / (exp(2z) + 1): within 4e-16 of Math.tanh (saturates to +-1 without overflow trouble), about twice as fast in V8. */
+export function tanhViaExp(z: number): number {
+  return 1 - 2 / (Math.exp(2 * z) + 1);
+}
+
 export class MLP {
   readonly sizes: readonly number[];
   /** [W0, b0, W1, b1, ...]. */
@@ -130,6 +135,8 @@ export class MLP {
   private jsB: Float64Array[] = [];
   private hidden: Float64Array[];
   private last: Float64Array | null = null;
+  /** forwardNear's reference input and its first-layer pre-activation, under weights `version`. */
+  private reference: { obs: Float32Array; z0: Float64Array; version: number } | null = null;
 
   constructor(sizes: readonly number[], rng: Rng, opts: MLPOptions) {
     if (sizes.length < 2) throw new RangeError("an MLP needs at least input and output sizes");
@@ -197,73 +204,122 @@ export class MLP {
    * observations cost a few rows of the first matrix.
    */
   forwardJS(obs: Float32Array, batch: number, out: Float32Array = new Float32Array(batch * this.outputSize)): Float32Array {
-    const layers = this.jsW.length;
     const inSize = this.inputSize;
-    const outSize = this.outputSize;
+    const h0 = this.jsW.length > 1 ? this.hidden[0]! : new Float64Array(this.jsB[0]!.length);
     for (let s = 0; s < batch; s++) {
       // first layer: bias plus the rows of W for the non-zero inputs
-      const w0 = this.jsW[0]!;
-      const b0 = this.jsB[0]!;
-      const m0 = b0.length;
-      const h0 = layers > 1 ? this.hidden[0]! : new Float64Array(m0);
-      h0.set(b0);
-      const base = s * inSize;
-      for (let i = 0; i < inSize; i++) {
-        const x = obs[base + i]!;
-        if (x === 0) continue;
-        const row = i * m0;
-        for (let j = 0; j < m0; j++) h0[j] += x * w0[row + j]!;
-      }
-      let prev = h0;
-      if (layers > 1) for (let j = 0; j < m0; j++) h0[j] = Math.tanh(h0[j]!);
-      // further layers: one dot product per output, weights transposed
-      for (let l = 1; l < layers; l++) {
-        const wt = this.jsW[l]!;
-        const b = this.jsB[l]!;
-        const n = prev.length;
-        const m = b.length;
-        const last = l + 1 === layers;
-        const h = last ? null : this.hidden[l]!;
-        const dst = h ?? this.lastRow(m);
-        let j = 0;
-        // four outputs at a time: each input is loaded once for four independent sums
-        for (; j + 3 < m; j += 4) {
-          const r0 = j * n;
-          const r1 = r0 + n;
-          const r2 = r1 + n;
-          const r3 = r2 + n;
-          let a0 = b[j]!;
-          let a1 = b[j + 1]!;
-          let a2 = b[j + 2]!;
-          let a3 = b[j + 3]!;
-          for (let i = 0; i < n; i++) {
-            const x = prev[i]!;
-            a0 += x * wt[r0 + i]!;
-            a1 += x * wt[r1 + i]!;
-            a2 += x * wt[r2 + i]!;
-            a3 += x * wt[r3 + i]!;
-          }
-          dst[j] = a0;
-          dst[j + 1] = a1;
-          dst[j + 2] = a2;
-          dst[j + 3] = a3;
-        }
-        for (; j < m; j++) {
-          let acc = b[j]!;
-          const row = j * n;
-          for (let i = 0; i < n; i++) acc += prev[i]! * wt[row + i]!;
-          dst[j] = acc;
-        }
-        if (h) {
-          for (let k = 0; k < m; k++) h[k] = Math.tanh(h[k]!);
-          prev = h;
-        } else {
-          for (let k = 0; k < m; k++) out[s * outSize + k] = dst[k]!;
-        }
-      }
-      if (layers === 1) for (let j = 0; j < m0; j++) out[s * outSize + j] = h0[j]!;
+      h0.set(this.jsB[0]!);
+      this.addInputRows(obs, s * inSize, null, h0);
+      this.forwardFromFirst(h0, out, s * this.outputSize);
     }
     return out;
+  }
+
+  /**
+   * Sets the input that forwardNear() measures from (a search's root
+   * observation): its first-layer pre-activation is computed once and kept
+   * until the weights change.
+   */
+  setReference(obs: Float32Array): void {
+    const ref = (this.reference ??= { obs: new Float32Array(this.inputSize), z0: new Float64Array(this.jsB[0]!.length), version: -1 });
+    ref.obs.set(obs.subarray(0, this.inputSize));
+    ref.z0.set(this.jsB[0]!);
+    this.addInputRows(ref.obs, 0, null, ref.z0);
+    ref.version = this.weightsVersion;
+  }
+
+  /**
+   * forwardJS of one row, with the first layer computed from the reference's
+   * (setReference) plus the rows of W for the inputs that differ from it:
+   * the same function up to float64 rounding (summation order), and a few
+   * rows instead of every non-zero input's where the row is near the
+   * reference (a search's leaves differ from its root in a few cells, while
+   * walls and floor make most of a grid's non-zero inputs). Without a
+   * current reference it is forwardJS.
+   */
+  forwardNear(obs: Float32Array, out: Float32Array = new Float32Array(this.outputSize)): Float32Array {
+    const ref = this.reference;
+    if (ref === null || ref.version !== this.weightsVersion) return this.forwardJS(obs, 1, out);
+    const h0 = this.jsW.length > 1 ? this.hidden[0]! : new Float64Array(ref.z0.length);
+    h0.set(ref.z0);
+    this.addInputRows(obs, 0, ref.obs, h0);
+    this.forwardFromFirst(h0, out, 0, true);
+    return out;
+  }
+
+  /** z += (x - base) W0 over the inputs of row x (at `offset`) that differ from `base` (zero when null). */
+  private addInputRows(x: Float32Array, offset: number, base: Float32Array | null, z: Float64Array): void {
+    const w0 = this.jsW[0]!;
+    const m0 = z.length;
+    for (let i = 0; i < this.inputSize; i++) {
+      const d = base === null ? x[offset + i]! : x[offset + i]! - base[i]!;
+      if (d === 0) continue;
+      const row = i * m0;
+      for (let j = 0; j < m0; j++) z[j] += d * w0[row + j]!;
+    }
+  }
+
+  /**
+   * The layers after the first, from the first layer's pre-activation z0
+   * (overwritten), into out[at..]. `fastTanh`: tanh(z) as 1 - 2 / (exp(2z) + 1),
+   * within 4e-16 of Math.tanh and about twice as fast in V8 (forwardNear, a
+   * search's inner loop); forwardJS keeps Math.tanh, bit for bit as before.
+   */
+  private forwardFromFirst(z0: Float64Array, out: Float32Array, at: number, fastTanh = false): void {
+    const act = fastTanh ? tanhViaExp : Math.tanh;
+    const layers = this.jsW.length;
+    const m0 = z0.length;
+    if (layers === 1) {
+      for (let j = 0; j < m0; j++) out[at + j] = z0[j]!;
+      return;
+    }
+    for (let j = 0; j < m0; j++) z0[j] = act(z0[j]!);
+    let prev = z0;
+    // further layers: one dot product per output, weights transposed
+    for (let l = 1; l < layers; l++) {
+      const wt = this.jsW[l]!;
+      const b = this.jsB[l]!;
+      const n = prev.length;
+      const m = b.length;
+      const last = l + 1 === layers;
+      const h = last ? null : this.hidden[l]!;
+      const dst = h ?? this.lastRow(m);
+      let j = 0;
+      // four outputs at a time: each input is loaded once for four independent sums
+      for (; j + 3 < m; j += 4) {
+        const r0 = j * n;
+        const r1 = r0 + n;
+        const r2 = r1 + n;
+        const r3 = r2 + n;
+        let a0 = b[j]!;
+        let a1 = b[j + 1]!;
+        let a2 = b[j + 2]!;
+        let a3 = b[j + 3]!;
+        for (let i = 0; i < n; i++) {
+          const x = prev[i]!;
+          a0 += x * wt[r0 + i]!;
+          a1 += x * wt[r1 + i]!;
+          a2 += x * wt[r2 + i]!;
+          a3 += x * wt[r3 + i]!;
+        }
+        dst[j] = a0;
+        dst[j + 1] = a1;
+        dst[j + 2] = a2;
+        dst[j + 3] = a3;
+      }
+      for (; j < m; j++) {
+        let acc = b[j]!;
+        const row = j * n;
+        for (let i = 0; i < n; i++) acc += prev[i]! * wt[row + i]!;
+        dst[j] = acc;
+      }
+      if (h) {
+        for (let k = 0; k < m; k++) h[k] = act(h[k]!);
+        prev = h;
+      } else {
+        for (let k = 0; k < m; k++) out[at + k] = dst[k]!;
+      }
+    }
   }
 
   private lastRow(m: number): Float64Array {

@@ -38,7 +38,7 @@ import { Rng, deriveSeed } from "../envs/rng.ts";
 import { ValidationError } from "../envs/errors.ts";
 import type { ActContext, ActResult, Agent, AgentEnvInfo, Transition, UpdateStats } from "./core.ts";
 import { assignVariables, checkEnvCompatible, loadAgentFiles, saveAgentFiles } from "./persist.ts";
-import { ReplayBuffer, WorldModel, observationLayout, worldModelConfigSchema } from "./worldmodel.ts";
+import { ReplayBuffer, type RewardAtoms, WorldModel, observationLayout, worldModelConfigSchema } from "./worldmodel.ts";
 
 // ---------------------------------------------------------------- config
 
@@ -133,9 +133,12 @@ export class ImaginedGraph {
 
   /**
    * Makes sure the observation is an expanded node, imagining breadth first
-   * from it; returns its node index, or -1 when the graph is full.
+   * from it; returns its node index, or -1 when the graph is full: when the
+   * root cannot be added, or (unless `partial`) when an imagined successor
+   * had to be dropped, which would leave the root's value cut off at the
+   * drop (the caller then imagines afresh from the root alone).
    */
-  ensure(obs: Float32Array, offset: number): number {
+  ensure(obs: Float32Array, offset: number, partial = false): number {
     const S = this.model.obsSize;
     const A = this.nActions;
     const key = obsHash(obs, offset, S);
@@ -165,7 +168,10 @@ export class ImaginedGraph {
         const k = obsHash(p.next, a * S, S);
         let n = this.keys.get(k);
         if (n === undefined) {
-          if (this.size >= this.maxNodes) continue;
+          if (this.size >= this.maxNodes) {
+            if (!partial) return -1;
+            continue;
+          }
           n = this.add(p.next, a * S, k, this.depth[s]! + 1);
         }
         this.next[e] = n;
@@ -261,10 +267,10 @@ export class NeuralPlanner implements Agent {
     let g = this.imagined();
     let s = g.ensure(obs, row * this.obsSize);
     if (s < 0) {
-      // the graph is full: start a fresh one from here
+      // the graph is full: start a fresh one from here (it keeps what this root's imagination fits)
       this.graph = null;
       g = this.imagined();
-      s = g.ensure(obs, row * this.obsSize);
+      s = g.ensure(obs, row * this.obsSize, true);
       if (s < 0) return null;
     }
     const v = g.solve(this.config.discount, bonus, this.sweeps);
@@ -376,6 +382,7 @@ export class NeuralPlanner implements Agent {
         trained: this.trained,
         replaySize: this.buffer.size,
         replayAdded: this.buffer.added,
+        rewardAtoms: this.model.rewardAtoms,
       },
       tensors: this.model.namedTensors("model"),
       ledger: { updates: 0, total: { entries: {}, total: 0, totalAbs: 0 } },
@@ -398,6 +405,7 @@ export async function loadNeuralPlanner(dir: string, env: AgentEnvInfo, config: 
     trained: boolean;
     replaySize: number;
     replayAdded: number;
+    rewardAtoms?: RewardAtoms | null;
   };
   const agent = new NeuralPlanner(env, config, extra.seed);
   assignVariables(agent.model.namedTensors("model"), files.tensors, dir);
@@ -410,6 +418,7 @@ export async function loadNeuralPlanner(dir: string, env: AgentEnvInfo, config: 
   agent.stepsSinceLearn = extra.stepsSinceLearn;
   agent.trained = extra.trained;
   agent.buffer.fromBinary(new Uint8Array(await readFile(join(dir, "replay.bin"))), extra.replaySize, extra.replayAdded);
+  agent.model.rewardAtoms = extra.rewardAtoms ?? null;
   return agent;
 }
 

@@ -373,18 +373,16 @@ export class ReinforceAgent implements Agent {
     const lr = c.learningRate;
     const batch = this.batchTargets();
     const B = batch.actions.length;
-    const oldLogp = logSoftmax(this.forwardOf(0, batch.obs, B), B, A);
     const fast = this.fastPath(B);
 
     // the policy: one gradient step on the batch
     const policy = this.flatState(0, this.actor, this.policyOptimizer);
     fast.actor.setParams(policy.params);
     const dLogits = new Float32Array(B * A);
-    const pol = reinforceLossGrad(
-      { logits: fast.actor.forward(batch.obs, B), actions: batch.actions, weights: batch.weights, m: B, nActions: A },
-      c.entCoef,
-      dLogits,
-    );
+    const logits = fast.actor.forward(batch.obs, B);
+    // log pi before the step, for the KL metric (the logits buffer is rewritten by the next forward)
+    const oldLogp = logSoftmax(logits, B, A);
+    const pol = reinforceLossGrad({ logits, actions: batch.actions, weights: batch.weights, m: B, nActions: A }, c.entCoef, dLogits);
     fast.actor.backward(dLogits, B, policy.grads);
     policy.step(lr, this.policyOptimizer.opts, c.maxGradNorm);
     policy.store(this.actor.variables, this.policyOptimizer);

@@ -53,6 +53,20 @@ export const worldModelConfigSchema = Type.Object(
     batchSize: Type.Integer({ minimum: 1, maximum: 4096, default: 32, description: "transitions per member per gradient step" }),
     gradientSteps: Type.Integer({ minimum: 1, maximum: 10000, default: 50, description: "gradient steps per learn() call" }),
     replayCapacity: Type.Integer({ minimum: 16, maximum: 1000000, default: 20000, description: "transitions kept (oldest dropped)" }),
+    rareFraction: Type.Number({
+      minimum: 0,
+      maximum: 1,
+      default: 0.25,
+      description:
+        "share of each minibatch drawn from the rare transitions (a reward other than the most common one, or termination); sparse rewards are otherwise a few samples per step",
+    }),
+    rewardAtoms: Type.Integer({
+      minimum: 0,
+      maximum: 64,
+      default: 16,
+      description:
+        "decode a predicted reward to the nearest reward seen in experience with the predicted termination, while at most this many distinct rewards were seen (0: never; rewards stay as predicted)",
+    }),
   },
   { additionalProperties: false, default: {} },
 );
@@ -246,6 +260,8 @@ export class WorldModel {
   private readonly probSq: Float64Array;
   /** Per action, each member's reward (for the median). */
   private readonly memberRewards: Float64Array;
+  /** The distinct rewards of the experience (ascending) on steps that went on and on steps that ended; null: no decoding. */
+  private atoms: RewardAtoms | null = null;
   private readonly pred: ModelPrediction;
 
   constructor(
@@ -363,8 +379,10 @@ export class WorldModel {
       pred.disagreement[a] = variance;
       // the median member's reward: one member's wild guess about a rarely seen step must not
       // become a reward the planner can loop on (the mean would pass a third of it on)
-      pred.reward[a] = median(this.memberRewards.subarray(a * K, (a + 1) * K));
       pred.terminal[a] = probs[p + S + 1]!;
+      const reward = median(this.memberRewards.subarray(a * K, (a + 1) * K));
+      // decoded with the termination's likelier outcome, among the rewards experience paired with it
+      pred.reward[a] = this.atoms ? nearestAtom(pred.terminal[a]! > 0.5 ? this.atoms.ending : this.atoms.ongoing, reward) : reward;
       // decode: flips and changes element by element, the argmax of each exclusive plane
       const n = a * S;
       for (let j = 0; j < S; j++) {
@@ -426,7 +444,40 @@ export class WorldModel {
    * `steps` Adam steps; each member draws its own minibatch from the buffer
    * (with replacement). Returns the mean losses per member and sample.
    */
+  /**
+   * Reads the distinct rewards of the buffer, apart for steps that went on
+   * and steps that ended: while there are at most `rewardAtoms` of them,
+   * a predicted reward decodes to the nearest of those experience paired with
+   * the predicted termination (as 0/1 planes decode by rounding). So a planner
+   * cannot loop on a reward the regression blurred onto an ordinary step: on
+   * GoalShift-v0, where +1 only ever came with the episode's end, a step
+   * predicted to go on decodes to 0. train() calls it.
+   */
+  learnRewardAtoms(buffer: ReplayBuffer): void {
+    const max = this.config.rewardAtoms;
+    const seen = [new Set<number>(), new Set<number>()];
+    for (let i = 0; i < buffer.size && seen[0]!.size + seen[1]!.size <= 2 * max; i++)
+      seen[buffer.terminated[i] ? 1 : 0]!.add(buffer.reward[i]!);
+    const all = new Set([...seen[0]!, ...seen[1]!]);
+    if (all.size === 0 || all.size > max) {
+      this.atoms = null;
+      return;
+    }
+    const sorted = (set: Set<number>) => [...(set.size > 0 ? set : all)].sort((a, b) => a - b);
+    this.atoms = { ongoing: sorted(seen[0]!), ending: sorted(seen[1]!) };
+  }
+
+  /** The rewards predictions decode to (null: none, predictions are used as they are); saved with the model. */
+  get rewardAtoms(): RewardAtoms | null {
+    return this.atoms;
+  }
+
+  set rewardAtoms(atoms: RewardAtoms | null) {
+    this.atoms = atoms ? { ongoing: [...atoms.ongoing], ending: [...atoms.ending] } : null;
+  }
+
   train(buffer: ReplayBuffer, steps: number, rng: Rng): ModelLosses {
+    this.learnRewardAtoms(buffer);
     const S = this.obsSize;
     const A = this.nActions;
     const I = this.inSize;
@@ -443,11 +494,13 @@ export class WorldModel {
     const params = this.members.flatMap((m) => m.variables);
     const binMask = tf.tensor1d(this.binMask);
     const contMask = tf.tensor1d(this.contMask);
+    const rare = rareTransitions(buffer);
+    const rareFraction = rare.length > 0 ? this.config.rareFraction : 0;
     for (let step = 0; step < steps; step++) {
       const batches = this.members.map(() => {
         mask.fill(0);
         for (let b = 0; b < B; b++) {
-          const i = rng.int(buffer.size);
+          const i = rareFraction > 0 && rng.next() < rareFraction ? rare[rng.int(rare.length)]! : rng.int(buffer.size);
           for (let j = 0; j < S; j++) {
             const o = buffer.obs[i * S + j]!;
             const n = buffer.next[i * S + j]!;
@@ -546,4 +599,36 @@ function median(x: Float64Array): number {
 /** Element-wise binary cross-entropy of logits z against targets y, numerically stable. */
 function bceWithLogits(z: tf.Tensor, y: tf.Tensor): tf.Tensor {
   return tf.add(tf.sub(tf.relu(z), tf.mul(z, y)), tf.log1p(tf.exp(tf.neg(tf.abs(z)))));
+}
+
+/** Rewards seen on steps that went on and on steps that ended (each falls back to all rewards when its kind was never seen). */
+export interface RewardAtoms {
+  ongoing: number[];
+  ending: number[];
+}
+
+/** The atom nearest to x (ties: the lower); x itself when there are no atoms. */
+export function nearestAtom(atoms: readonly number[], x: number): number {
+  if (atoms.length === 0) return x;
+  let best = atoms[0]!;
+  for (const a of atoms) if (Math.abs(a - x) < Math.abs(best - x)) best = a;
+  return best;
+}
+
+/**
+ * Indices of the buffer's rare transitions: a reward other than the most
+ * common one, or a termination. Model training oversamples them (config
+ * rareFraction): with a sparse reward they are a percent of the data, and a
+ * reward head fitted on uniform minibatches learns them for the few layouts
+ * it saw most (GoalShift-v0: one goal cell of nine).
+ */
+export function rareTransitions(buffer: ReplayBuffer): Int32Array {
+  const counts = new Map<number, number>();
+  for (let i = 0; i < buffer.size; i++) counts.set(buffer.reward[i]!, (counts.get(buffer.reward[i]!) ?? 0) + 1);
+  let common = 0;
+  let most = -1;
+  for (const [r, n] of counts) if (n > most) [common, most] = [r, n];
+  const out: number[] = [];
+  for (let i = 0; i < buffer.size; i++) if (buffer.reward[i] !== common || buffer.terminated[i]) out.push(i);
+  return Int32Array.from(out);
 }

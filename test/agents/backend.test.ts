@@ -16,6 +16,7 @@ import {
   permutation,
   sampleRow,
   softmax,
+  tanhViaExp,
 } from "../../agents/networks.ts";
 import { Rng } from "../../envs/rng.ts";
 
@@ -105,6 +106,33 @@ describe("networks", () => {
       const tfOut = tf.tidy(() => net.apply(tf.tensor2d(x, [5, 7])).dataSync());
       for (let i = 0; i < 15; i++) expect(js[i]).toBeCloseTo(tfOut[i]!, 5);
       net.dispose();
+    });
+
+    it(`forwardNear equals forwardJS from a reference row, and falls back once the weights change (${backend})`, async () => {
+      await initBackend(backend);
+      const net = new MLP([40, 16, 16, 5], new Rng(3), { hiddenGain: Math.SQRT2, outputGain: 1 });
+      // a one-hot-like grid row: many static non-zeros (walls), an agent bit that moves
+      const root = Float32Array.from({ length: 40 }, (_, i) => (i < 20 && i % 2 === 0 ? 1 : 0));
+      root[25] = 1;
+      net.setReference(root);
+      const rows = [root.slice(), root.slice(), Float32Array.from({ length: 40 }, (_, i) => Math.cos(i))];
+      rows[1]![25] = 0;
+      rows[1]![31] = 1;
+      for (const row of rows) {
+        const near = net.forwardNear(row).slice();
+        const plain = net.forwardJS(row, 1);
+        for (let k = 0; k < 5; k++) expect(Math.abs(near[k]! - plain[k]!)).toBeLessThan(1e-6);
+      }
+      // new weights: the reference is stale, forwardNear is forwardJS exactly
+      tf.tidy(() => net.variables[0]!.assign(tf.mul(net.variables[0]!, 2)));
+      net.syncJS();
+      expect(Array.from(net.forwardNear(rows[1]!))).toEqual(Array.from(net.forwardJS(rows[1]!, 1)));
+      net.dispose();
+    });
+
+    it(`tanhViaExp is tanh to float64 rounding (${backend})`, () => {
+      for (const z of [-800, -20, -1.5, -1e-9, 0, 1e-12, 0.3, 2, 19, 800])
+        expect(Math.abs(tanhViaExp(z) - Math.tanh(z))).toBeLessThan(5e-16);
     });
 
     it(`the hand-written dense gradient equals autodiff of the plain layers (${backend})`, async () => {
