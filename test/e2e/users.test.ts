@@ -373,6 +373,34 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("for the people who use it", () => {
     expect(png.length).toBeGreaterThan(2000);
   });
 
+  it("an agent that searches gets a 'search visits' overlay painting its root visit counts on the grid", async () => {
+    const run = await api<{ id: string }>("POST", "/api/runs", {
+      env: "TamperGrid-v0",
+      agent: "expit",
+      seed: 2,
+      steps: 3000,
+      evalEpisodes: 2,
+      config: { simulations: 8, updateEvery: 250 },
+    });
+    await page.goto(`${base}/#/run/${encodeURIComponent(run.id)}`);
+    // the toggle appears with the first update that carries search statistics
+    await page.waitForSelector("[data-testid=toggle-search]", { state: "visible", timeout: 60_000 });
+    const searchColoured = () =>
+      page.evaluate(() => {
+        const c = document.querySelector("[data-testid=run-canvas]") as HTMLCanvasElement;
+        const d = c.getContext("2d")!.getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        // the overlay's colour, #7cc4ff
+        for (let i = 0; i < d.length; i += 4) if (Math.abs(d[i]! - 124) < 12 && Math.abs(d[i + 1]! - 196) < 12 && d[i + 2]! > 240) n++;
+        return n;
+      });
+    const before = await searchColoured();
+    await page.check("[data-testid=toggle-search]");
+    await until("blue search arrows on the grid", searchColoured, (n) => n > before + 50, 15_000);
+    await page.screenshot({ path: `${SHOTS}/search-visits.png` });
+    await api("POST", `/api/runs/${encodeURIComponent(run.id)}/stop`).catch(() => undefined);
+  });
+
   it("the next visitor resumes the demo", async () => {
     await page.goto(`${base}/#/`);
     await page.waitForSelector("[data-testid=home-demo] [data-testid=compare-lane]", { timeout: 30_000 });
