@@ -359,7 +359,7 @@ export class InputBatch {
   generation = 0;
   readonly xc: MatBuffer;
   readonly xcT: MatBuffer;
-  private readonly mark: Uint8Array;
+  private readonly mark: Uint32Array;
   /** Batches of at least this many rows multiply only their active input columns. */
   static compactFromRows = 16;
 
@@ -369,7 +369,7 @@ export class InputBatch {
     private readonly mm: Matmul,
   ) {
     this.active = new Int32Array(inSize);
-    this.mark = new Uint8Array(inSize);
+    this.mark = new Uint32Array(inSize);
     this.xc = mm.alloc(maxRows * inSize);
     this.xcT = mm.alloc((inSize + 1) * maxRows);
   }
@@ -388,13 +388,15 @@ export class InputBatch {
       for (let f = 0; f < n; f++) this.active[f] = f;
       s = n;
     } else {
+      // OR of the rows' bit patterns without the sign bit: non-zero exactly where some row is non-zero
+      const bits = new Uint32Array(x.buffer, x.byteOffset, m * n);
       const mark = this.mark;
       mark.fill(0);
       for (let i = 0; i < m; i++) {
         const o = i * n;
-        for (let f = 0; f < n; f++) if (x[o + f] !== 0) mark[f] = 1;
+        for (let f = 0; f < n; f++) mark[f]! |= bits[o + f]! & 0x7fffffff;
       }
-      for (let f = 0; f < n; f++) if (mark[f]) this.active[s++] = f;
+      for (let f = 0; f < n; f++) if (mark[f] !== 0) this.active[s++] = f;
       // an all-zero batch still multiplies one (zero) column: the output is the bias
       if (s === 0) this.active[s++] = 0;
     }
@@ -479,6 +481,8 @@ export class MLPPass {
     private readonly mm: Matmul,
     readonly maxRows: number,
     sharedInput?: InputBatch,
+    /** False for passes that only run forward (acting): the transposes backward() reads are not written. */
+    readonly training = true,
   ) {
     this.layers = sizes.length - 1;
     this.viaSigmoid = mm.fastSigmoid;
@@ -580,6 +584,12 @@ export class MLPPass {
       this.flops += 2 * m * n * k;
       if (hidden) {
         const h = this.h[l]!.view();
+        if (!this.training) {
+          if (this.viaSigmoid) for (let i = 0; i < m * k; i++) h[i] = 2 * h[i]! - 1;
+          else for (let i = 0; i < m * k; i++) h[i] = Math.tanh(h[i]!);
+          input = this.h[l]!;
+          continue;
+        }
         const hT = this.hT[l]!.view();
         if (this.viaSigmoid) {
           for (let i = 0; i < m; i++) {
@@ -610,6 +620,7 @@ export class MLPPass {
    * (m x out). Writes them into `grads` from `offset`, in variable order.
    */
   backward(dOut: Float32Array, m: number, grads: Float32Array, offset = 0): void {
+    if (!this.training) throw new Error("MLPPass: backward() on a forward-only pass");
     const top = this.layers - 1;
     this.dz[top]!.view().set(dOut.subarray(0, m * this.sizes[this.layers]!));
     this.dz[top]!.touch();
@@ -667,30 +678,57 @@ export class FastForward {
 
   constructor(private readonly nets: readonly MLP[]) {}
 
-  /** Writes net `i`'s outputs for `batch` rows of obs into `out`; false when this backend has no fast path. */
-  forward(i: number, obs: Float32Array, batch: number, out: Float32Array): boolean {
+  /** The passes for `batch` rows on the current backend, or null where there is no fast path. */
+  private passes(batch: number): NonNullable<FastForward["state"]> | null {
     const backend = tf.getBackend();
-    if (backend !== "wasm") return false;
+    if (backend !== "wasm") return null;
     let s = this.state;
     if (!s || s.backend !== backend || s.rows < batch) {
       this.dispose();
       const mm = createMatmul();
       const rows = Math.max(batch, s?.rows ?? 0);
-      s = this.state = {
-        backend,
-        rows,
-        mm,
-        passes: this.nets.map((n) => new MLPPass(n.sizes, mm, rows)),
-        versions: this.nets.map(() => -1),
-      };
+      // forward-only passes; nets of one input size read one input batch (loaded once by forwardEach)
+      const passes: MLPPass[] = [];
+      for (const n of this.nets) {
+        const shared = passes.find((p) => p.sizes[0] === n.sizes[0])?.input;
+        passes.push(new MLPPass(n.sizes, mm, rows, shared, false));
+      }
+      s = this.state = { backend, rows, mm, passes, versions: this.nets.map(() => -1) };
     }
+    return s;
+  }
+
+  private withWeights(s: NonNullable<FastForward["state"]>, i: number): MLPPass {
     const net = this.nets[i]!;
     const pass = s.passes[i]!;
     if (s.versions[i] !== net.weightsVersion) {
       pass.setParams(readFlat(net.variables));
       s.versions[i] = net.weightsVersion;
     }
-    out.set(pass.forward(obs, batch));
+    return pass;
+  }
+
+  /** Writes net `i`'s outputs for `batch` rows of obs into `out`; false when this backend has no fast path. */
+  forward(i: number, obs: Float32Array, batch: number, out: Float32Array): boolean {
+    const s = this.passes(batch);
+    if (!s) return false;
+    out.set(this.withWeights(s, i).forward(obs, batch));
+    return true;
+  }
+
+  /** Every net's outputs for the same `batch` rows of obs (outs[i] for net i), the input loaded once; false without a fast path. */
+  forwardEach(obs: Float32Array, batch: number, outs: readonly Float32Array[]): boolean {
+    const s = this.passes(batch);
+    if (!s) return false;
+    let loaded: InputBatch | null = null;
+    for (let i = 0; i < this.nets.length; i++) {
+      const pass = this.withWeights(s, i);
+      if (pass.input !== loaded) {
+        pass.input.load(obs, batch);
+        loaded = pass.input;
+      }
+      outs[i]!.set(pass.forwardLoaded());
+    }
     return true;
   }
 

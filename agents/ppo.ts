@@ -442,8 +442,10 @@ export class PPOAgent implements Agent {
   act(obs: Float32Array, ctx: ActContext): ActResult {
     const batch = obs.length / this.obsSize;
     const { logits, values } = this.buffers(batch);
-    if (!this.acting.forward(0, obs, batch, logits)) this.actor.forwardJS(obs, batch, logits);
-    if (!this.acting.forward(1, obs, batch, values)) this.critic.forwardJS(obs, batch, values);
+    if (!this.acting.forwardEach(obs, batch, [logits, values])) {
+      this.actor.forwardJS(obs, batch, logits);
+      this.critic.forwardJS(obs, batch, values);
+    }
     const logp = logSoftmax(logits, batch, this.nActions, logits);
     const actions = new Int32Array(batch);
     const logProbs = new Float32Array(batch);

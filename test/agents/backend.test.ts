@@ -360,6 +360,26 @@ describe("training fast path", () => {
       net.dispose();
     });
 
+    it(`FastForward.forwardEach gives each net's forwardJS outputs from one input load, batches of 4 and 40 (${backend})`, async () => {
+      await initBackend(backend);
+      const actor = new MLP([7, 9, 6, 3], new Rng(6), { hiddenGain: Math.SQRT2, outputGain: 1 });
+      const critic = new MLP([7, 5, 1], new Rng(7), { hiddenGain: Math.SQRT2, outputGain: 1 });
+      const fast = new FastForward([actor, critic]);
+      for (const rows of [4, 40]) {
+        // one-hot-like rows, some columns zero throughout (compacted at 40 rows)
+        const obs = Float32Array.from({ length: rows * 7 }, (_, i) => (i % 7 === 2 || (i * 7) % 3 === 0 ? 0 : 1));
+        const outs = [new Float32Array(rows * 3), new Float32Array(rows)];
+        const used = fast.forwardEach(obs, rows, outs);
+        expect(used).toBe(backend === "wasm");
+        if (!used) continue;
+        const refs = [actor.forwardJS(obs, rows), critic.forwardJS(obs, rows)];
+        outs.forEach((out, k) => out.forEach((x, i) => expect(x).toBeCloseTo(refs[k]![i]!, 5)));
+      }
+      fast.dispose();
+      actor.dispose();
+      critic.dispose();
+    });
+
     it(`adamStepFlat takes the Adam class's steps, clipping included (${backend})`, async () => {
       await initBackend(backend);
       const p = tf.variable(tf.tensor1d([1, -2, 0.5]));
