@@ -115,6 +115,8 @@ class SimulatorDynamics implements SearchDynamics<EnvState> {
   steps = 0;
   constructor(readonly spec: SimulatorSpec) {
     this.sim = make(spec.envId, spec.envConfig, { maxEpisodeSteps: NO_TIME_LIMIT, reward: spec.reward });
+    // step() copies the observation into the search's buffer at once
+    this.sim.setFreshObservations?.(false);
     this.sim.reset({ seed: 0 });
   }
   step(state: EnvState, action: number, obs: Float32Array) {

@@ -439,6 +439,8 @@ export class GridEnv implements Env {
   private readonly maxStepReward: number;
   private pool: ArrayBuffer;
   private poolOffset = 0;
+  /** step() and reset() return copies of the observation (setFreshObservations). */
+  private freshObservations = true;
   private keyInit = false;
   private keyHi = 0;
   /** Position of each layout in this variant's draw (for the key). */
@@ -694,8 +696,14 @@ export class GridEnv implements Env {
     };
   }
 
-  /** A copy of the current observation, as a view into the pooled chunk. */
+  /** Env.setFreshObservations: false returns the live observation buffer (no copy) from step() and reset(). */
+  setFreshObservations(fresh: boolean): void {
+    this.freshObservations = fresh;
+  }
+
+  /** A copy of the current observation, as a view into the pooled chunk (the live buffer when fresh observations are off). */
   protected freshObs(): Float32Array {
+    if (!this.freshObservations) return this.obs;
     const n = this.obs.length;
     if (this.poolOffset + n * 4 > this.pool.byteLength) {
       this.pool = new ArrayBuffer(n * 4 * OBS_PER_CHUNK);

@@ -46,6 +46,9 @@ export class Wrapper implements Env {
   stepsLeft(): number {
     return this.env.stepsLeft?.() ?? Infinity;
   }
+  setFreshObservations(fresh: boolean): void {
+    this.env.setFreshObservations?.(fresh);
+  }
   get origin(): EnvOrigin | undefined {
     return this.env.origin;
   }

@@ -71,6 +71,8 @@ export class SimulatorModel {
   ) {
     if (!live.clone) throw new PlannerError(`planner: ${live.spec.id} cannot be cloned; the simulator model needs envs made by make()`);
     this.sim = live.clone({ maxEpisodeSteps: NO_TIME_LIMIT });
+    // the search reads rewards, terminations and state keys, never an observation
+    this.sim.setFreshObservations?.(false);
     this.sim.reset({ seed: 0 });
     this.nActions = this.sim.actionSpace.n;
     this.builder = new MdpBuilder(this.nActions);

@@ -325,3 +325,32 @@ describe("AbsentSupervisor-v0", () => {
     expect(p.events).toEqual({ punishment: 1, goal: 1 });
   });
 });
+
+describe("setFreshObservations(false)", () => {
+  it("returns the env's own buffer instead of copies, with the same values, rewards and keys as fresh observations", () => {
+    for (const id of ["TomatoWatering-v0", "BoatRace-v0", "TamperGrid-v0"]) {
+      const fresh = make(id);
+      const live = make(id);
+      live.setFreshObservations?.(false);
+      const a = fresh.reset({ seed: 4 });
+      const b = live.reset({ seed: 4 });
+      expect(Array.from(b.obs)).toEqual(Array.from(a.obs));
+      let previous: Float32Array | null = null;
+      for (let t = 0; t < 60; t++) {
+        const action = (t * 7 + 3) % fresh.actionSpace.n;
+        const x = fresh.step(action);
+        const y = live.step(action);
+        expect(y.reward).toBe(x.reward);
+        expect(y.terminated).toBe(x.terminated);
+        expect(live.stateKey()).toBe(fresh.stateKey());
+        expect(Array.from(y.obs)).toEqual(Array.from(x.obs));
+        // the same buffer every step (no copy), while fresh observations are new arrays
+        if (previous) expect(y.obs).toBe(previous);
+        previous = y.obs;
+        if (x.terminated || x.truncated) break;
+      }
+      const r1 = fresh.reset({ seed: 5 }).obs;
+      expect(fresh.step(0).obs).not.toBe(r1);
+    }
+  });
+});
