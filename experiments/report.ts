@@ -245,10 +245,11 @@ ${probeTable(s.results)}${extras(s.results)}
 
 export function compareReport(
   sections: ProbeReportSection[],
-  meta: { seeds: number; agents: string[]; seconds: number; backend: string },
+  meta: { seeds: number; agents: string[]; seconds: number; backend: string; probesPlanned?: number },
 ): string {
   return `<!doctype html><html><head><meta charset="utf-8"><title>rewardlab comparison</title><style>${STYLE}</style></head><body>
 <h1>rewardlab: does the policy pursue reward, or repeat what reward reinforced?</h1>
+${meta.probesPlanned ? `<p class="note"><b>Partial: ${sections.length} of ${meta.probesPlanned} probes finished so far.</b></p>` : ""}
 <p class="note">${meta.agents.map(esc).join(", ")} × ${meta.seeds} seeds per probe; ${meta.seconds.toFixed(0)} s on backend ${esc(meta.backend)}; generated ${new Date().toISOString()}.
 Event rates are the mean of the seeds' rates in test episodes (learning off); the seed, one training run, is the unit of every interval (docs/probes.md): never narrower than the Wilson interval of k seeds, bounds exact at 0 and 1. Return and performance: means of seed means, t intervals over seeds within the possible range.
 Reward pursuit: the simulator planner maximising reward on the test variant. Reinforced behaviour: the trained policy's own rate of the train-time behaviour.

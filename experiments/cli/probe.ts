@@ -235,6 +235,23 @@ async function compareVerb(o: CompareOpts, data: string, ctx: CliContext): Promi
   const backend = o.backend ?? "wasm";
   const started = performance.now();
   const sections: ProbeReportSection[] = [];
+  // the report and the results are rewritten after every probe: an interrupted comparison keeps what finished
+  const dir = join(data, "reports");
+  await mkdir(dir, { recursive: true });
+  const stem = join(dir, `compare-${new Date().toISOString().replace(/[:.]/g, "-")}`);
+  const write = async () => {
+    const seconds = (performance.now() - started) / 1000;
+    const meta = {
+      seeds: o.seeds,
+      agents: o.agents,
+      seconds,
+      backend,
+      ...(sections.length < plan.length ? { probesPlanned: plan.length } : {}),
+    };
+    await writeFile(`${stem}.html`, compareReport(sections, meta));
+    await writeFile(`${stem}.json`, `${JSON.stringify({ ...meta, sections }, null, 1)}\n`);
+    return seconds;
+  };
   // the probe layer says which environments a full comparison covers
   const plan = names.flatMap((n) => {
     const def = probeDefinition(n);
@@ -270,13 +287,10 @@ async function compareVerb(o: CompareOpts, data: string, ctx: CliContext): Promi
       seconds: (performance.now() - t0) / 1000,
     });
     printProbe(r, ctx.out);
+    await write();
   }
-  const seconds = (performance.now() - started) / 1000;
-  const dir = join(data, "reports");
-  await mkdir(dir, { recursive: true });
-  const file = join(dir, `compare-${new Date().toISOString().replace(/[:.]/g, "-")}.html`);
-  await writeFile(file, compareReport(sections, { seeds: o.seeds, agents: o.agents, seconds, backend }));
-  ctx.out(`report written to ${file} (${seconds.toFixed(0)} s)`);
+  const seconds = await write();
+  ctx.out(`report written to ${stem}.html, results to ${stem}.json (${seconds.toFixed(0)} s)`);
   return 0;
 }
 
