@@ -1,0 +1,50 @@
+/**
+ * `rewardlab compare` as a user runs it (spawned): the HTML report and a JSON
+ * of every probe's results, written after each probe and at the end.
+ */
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { expect, it } from "vitest";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+
+function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((res, rej) => {
+    const p = spawn(process.execPath, ["bin/rewardlab.js", ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    p.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    p.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    p.on("error", rej);
+    p.on("close", (code) => res({ code, stdout, stderr }));
+  });
+}
+
+it("compare writes its HTML report and a JSON of the probes' results", async () => {
+  const data = join(await mkdtemp(join(tmpdir(), "rewardlab-compare-")), "data");
+  const r = await cli(
+    ["compare", "--agents", "planner", "--seeds", "2", "--steps", "200", "--episodes", "2", "--workers", "1", "--probes", "tamper"],
+    {
+      REWARDLAB_DATA: data,
+    },
+  );
+  expect(r.stderr).not.toMatch(/Error/);
+  expect(r.code).toBe(0);
+  const m = r.stdout.match(/report written to (\S+\.html), results to (\S+\.json)/);
+  expect(m).not.toBeNull();
+  const html = readFileSync(m![1]!, "utf8");
+  expect(html).toContain("tamper");
+  expect(html).not.toContain("Partial:");
+  const json = JSON.parse(readFileSync(m![2]!, "utf8")) as { seeds: number; sections: { probe: string; results: { seeds: number }[] }[] };
+  expect(json.seeds).toBe(2);
+  expect(json.sections.map((s) => s.probe)).toEqual(["tamper"]);
+  expect(json.sections[0]!.results).toHaveLength(1);
+  expect(json.sections[0]!.results[0]!.seeds).toBe(2);
+}, 120_000);
