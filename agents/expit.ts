@@ -42,7 +42,7 @@ import { validate } from "../envs/schema.ts";
 import { RewardlabError } from "../envs/errors.ts";
 import type { ActContext, ActResult, Agent, AgentEnvInfo, Transition, UpdateStats } from "./core.ts";
 import { Adam, MLP, softmax } from "./networks.ts";
-import { assignVariables, checkEnvCompatible, loadAgentFiles, saveAgentFiles } from "./persist.ts";
+import { assignVariables, checkEnvCompatible, concatBytes, loadAgentFiles, saveAgentFiles } from "./persist.ts";
 import { Puct, type SearchDynamics, type SearchResult } from "./puct.ts";
 import { registerAgent } from "./registry.ts";
 import { ReplayBuffer, type RewardAtoms, WorldModel, observationLayout, worldModelConfigSchema } from "./worldmodel.ts";
@@ -198,13 +198,7 @@ class TargetBuffer {
       this.pi.subarray(0, this.size * this.nActions),
       this.z.subarray(0, this.size),
     ];
-    const out = new Uint8Array(parts.reduce((s, p) => s + p.byteLength, 0));
-    let o = 0;
-    for (const p of parts) {
-      out.set(new Uint8Array(p.buffer, p.byteOffset, p.byteLength), o);
-      o += p.byteLength;
-    }
-    return out;
+    return concatBytes(parts);
   }
   fromBinary(data: Uint8Array, size: number, added: number): void {
     const f = new Float32Array(data.slice().buffer);

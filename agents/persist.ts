@@ -100,3 +100,14 @@ export function assignVariables(vars: Record<string, tf.Variable>, tensors: Load
     tf.tidy(() => v.assign(tf.tensor(t.values, t.shape)));
   }
 }
+
+/** The bytes of several typed arrays, one after another (replay buffers' binary files). */
+export function concatBytes(parts: readonly ArrayBufferView[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((s, p) => s + p.byteLength, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(new Uint8Array(p.buffer, p.byteOffset, p.byteLength), o);
+    o += p.byteLength;
+  }
+  return out;
+}

@@ -37,6 +37,7 @@ import { type Static, Type } from "@sinclair/typebox";
 import { make, registered } from "../envs/registry.ts";
 import type { Rng } from "../envs/rng.ts";
 import { Adam, MLP } from "./networks.ts";
+import { concatBytes } from "./persist.ts";
 
 // ---------------------------------------------------------------- config
 
@@ -178,13 +179,7 @@ export class ReplayBuffer {
       this.reward.subarray(0, n),
       this.terminated.subarray(0, n),
     ];
-    const out = new Uint8Array(parts.reduce((s, p) => s + p.byteLength, 0));
-    let o = 0;
-    for (const p of parts) {
-      out.set(new Uint8Array(p.buffer, p.byteOffset, p.byteLength), o);
-      o += p.byteLength;
-    }
-    return out;
+    return concatBytes(parts);
   }
 
   /** Restores toBinary()'s bytes; `size` and `added` come from the saved metadata. */

@@ -6,36 +6,12 @@
  * exits 1; help lists every flag with its default and choices; `train --out`
  * then `eval --agent-dir` works.
  */
-import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-
-const ROOT = resolve(import.meta.dirname, "../..");
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], env: Record<string, string> = {}): Promise<Result> {
-  return new Promise((res, rej) => {
-    const p = spawn(process.execPath, ["bin/rewardlab.js", ...args], {
-      cwd: ROOT,
-      env: { ...process.env, REWARDLAB_LOG_LEVEL: "warn", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    p.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    p.on("error", rej);
-    p.on("close", (code) => res({ code, stdout, stderr }));
-  });
-}
+import { ROOT, cli } from "./spawn-cli.ts";
 
 const lines = (s: string) => s.split("\n").filter((l) => l.trim() !== "");
 

@@ -2,30 +2,12 @@
  * `rewardlab compare` as a user runs it (spawned): the HTML report and a JSON
  * of every probe's results, written after each probe and at the end.
  */
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { expect, it } from "vitest";
-
-const ROOT = resolve(import.meta.dirname, "../..");
-
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res, rej) => {
-    const p = spawn(process.execPath, ["bin/rewardlab.js", ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    p.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    p.on("error", rej);
-    p.on("close", (code) => res({ code, stdout, stderr }));
-  });
-}
+import { cli } from "./spawn-cli.ts";
 
 it("compare writes its HTML report and a JSON of the probes' results", async () => {
   const data = join(await mkdtemp(join(tmpdir(), "rewardlab-compare-")), "data");
