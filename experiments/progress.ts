@@ -68,25 +68,26 @@ export class ProbeProgressTracker {
   private readonly state: ProbeProgress;
 
   constructor(
-    jobs: readonly { agent: string; seed: number; arm: string }[],
+    jobs: readonly { agent: string; entry?: string; seed: number; arm: string }[],
     private readonly workers: number,
   ) {
-    const agents = [...new Set(jobs.map((j) => j.agent))];
+    // a probe's entries (an agent, or agent:tag for a second config of it) are what the user counts
+    const agents = [...new Set(jobs.map((j) => j.entry ?? j.agent))];
     this.state = {
       done: 0,
       total: jobs.length,
       elapsed: 0,
       eta: null,
       agents: agents.map((agent) => {
-        const mine = jobs.filter((j) => j.agent === agent);
+        const mine = jobs.filter((j) => (j.entry ?? j.agent) === agent);
         return { agent, done: 0, total: mine.length, jobs: mine.map((j) => ({ seed: j.seed, arm: j.arm, done: false })) };
       }),
     };
   }
 
   /** Records a finished job; returns the progress after it. */
-  finished(r: { agent: string; seed: number; arm: string; seconds: number }): ProbeProgress {
-    const a = this.state.agents.find((x) => x.agent === r.agent);
+  finished(r: { agent: string; entry?: string; seed: number; arm: string; seconds: number }): ProbeProgress {
+    const a = this.state.agents.find((x) => x.agent === (r.entry ?? r.agent));
     const job = a?.jobs.find((j) => j.seed === r.seed && j.arm === r.arm && !j.done);
     if (a && job) {
       job.done = true;

@@ -16,7 +16,6 @@ export interface InterventionMark {
   learning: boolean;
   reward: RunSpec["reward"];
 }
-import { agentLabel } from "./probes/index.ts";
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
 const pct = (x: number | null | undefined) =>
@@ -158,8 +157,7 @@ export function interventionLabel(m: InterventionMark): string {
 }
 
 /** A row's label: agent (config), arm and test variant where the probe has several. */
-const rowLabel = (r: ProbeAgentResult) =>
-  `${agentLabel(r)}${r.extra?.arm ? ` ${r.extra.arm}` : ""}${r.extra?.test ? ` → ${r.extra.test}` : ""}`;
+const rowLabel = (r: ProbeAgentResult) => `${r.label}${r.extra?.arm ? ` ${r.extra.arm}` : ""}${r.extra?.test ? ` → ${r.extra.test}` : ""}`;
 
 function probeTable(results: ProbeAgentResult[]): string {
   const rows = results
@@ -198,7 +196,7 @@ function extras(results: ProbeAgentResult[]): string {
     if (e.kl !== undefined) {
       const steps = (e.extinctionSteps as (number | null)[]).map((v) => (v === null ? `&gt;${e.extinctionBudget}` : String(v))).join(", ");
       bits.push(
-        `<li>${esc(agentLabel(r))}: KL(train‖test) ${num(e.kl as number, 3)}; env steps at zero reward until the event rate halved: ${steps}</li>`,
+        `<li>${esc(r.label)}: KL(train‖test) ${num(e.kl as number, 3)}; env steps at zero reward until the event rate halved: ${steps}</li>`,
       );
     }
   }
@@ -220,7 +218,7 @@ export function probeSection(s: ProbeReportSection): string {
       });
     const xs = [...bins.keys()].sort((a, b) => a - b);
     return {
-      label: `${agentLabel(r)}${r.extra?.arm ? ` ${r.extra.arm}` : ""}`,
+      label: `${r.label}${r.extra?.arm ? ` ${r.extra.arm}` : ""}`,
       colour: colour(r.agent, i),
       envSteps: xs,
       return: xs.map((x) => bins.get(x)!.r / bins.get(x)!.n),
@@ -233,7 +231,7 @@ export function probeSection(s: ProbeReportSection): string {
       const frame = r.extra!.frame as Frame;
       const ledger = r.extra!.ledgerCells as number[] | null;
       const visits = r.extra!.visitCells as number[] | null;
-      return `<figure>${gridHeatmap(frame, ledger ?? visits, ledger ? "ledger" : "visits")}<figcaption>${esc(agentLabel(r))}${r.extra?.arm ? ` ${esc(String(r.extra.arm))}` : ""}: ${ledger ? "reinforcement ledger (net, summed over seeds)" : "visits (no ledger: a planner)"}</figcaption></figure>`;
+      return `<figure>${gridHeatmap(frame, ledger ?? visits, ledger ? "ledger" : "visits")}<figcaption>${esc(r.label)}${r.extra?.arm ? ` ${esc(String(r.extra.arm))}` : ""}: ${ledger ? "reinforcement ledger (net, summed over seeds)" : "visits (no ledger: a planner)"}</figcaption></figure>`;
     });
   return `<h2>${esc(s.probe)} <span class="note">on ${esc(s.env)}</span></h2>
 <p>${esc(s.description)}${s.seconds ? ` <span class="note">(${s.seconds.toFixed(0)} s)</span>` : ""}</p>

@@ -6,8 +6,16 @@
  * interrupted when the service starts.
  */
 import { randomUUID } from "node:crypto";
-import { aggregateProbe, planProbe, probeDefinition, probeDefinitions, type ProbeRequest } from "../experiments/probes/index.ts";
+import {
+  agentLabel,
+  aggregateProbe,
+  planProbe,
+  probeDefinition,
+  probeDefinitions,
+  type ProbeRequest,
+} from "../experiments/probes/index.ts";
 import { agentRegistration } from "../agents/registry.ts";
+import { entryAgent } from "../experiments/probes/request.ts";
 import { registration } from "../envs/registry.ts";
 import type { Store, StoredProbe } from "../experiments/store.ts";
 import { ConflictError, NotFoundError } from "../experiments/manager.ts";
@@ -88,7 +96,7 @@ export class ProbeService {
 
   start(req: ProbeStart): ProbeResult {
     const def = probeDefinition(req.probe);
-    for (const a of req.agents) agentRegistration(a);
+    for (const a of req.agents) agentRegistration(entryAgent(a));
     if (req.env) registration(req.env);
     // the whole plan is checked before answering (e.g. an env given to a probe that is specific to one)
     const plan = planProbe({
@@ -238,6 +246,7 @@ function toView(p: StoredProbe): ProbeResult {
     status: p.status,
     reason: p.reason,
     createdAt: p.createdAt,
-    results: p.results as ProbeResult["results"],
+    // rows stored before rows carried their label get it here: the client draws labels, it does not make them
+    results: (p.results as ProbeResult["results"]).map((r) => (r.label ? r : { ...r, label: agentLabel(r) })),
   };
 }

@@ -60,7 +60,7 @@ export function probeChart(results: ProbeAgentResult[], testid = "probe-chart"):
   const barW = Math.min(34, (groupW - 30) / BARS.length);
   agents.forEach((a, gi) => {
     const arm = armOf(a);
-    const name = arm ? `${agentLabel(a)} · ${arm}` : agentLabel(a);
+    const name = arm ? `${a.label} · ${arm}` : a.label;
     const gx = m.l + gi * groupW + (groupW - barW * BARS.length - 6 * (BARS.length - 1)) / 2;
     BARS.forEach((b, bi) => {
       const x = gx + bi * (barW + 6);
@@ -165,7 +165,7 @@ export function probeTable(results: ProbeAgentResult[], testid = "probe-table"):
         h(
           "tr",
           {},
-          h("td", {}, agentLabel(a)),
+          h("td", {}, a.label),
           arms ? h("td", { class: "mono small" }, armOf(a) || "–") : null,
           h("td", {}, a.event),
           h("td", { class: "num" }, `${a.seeds} (${a.episodes})`),
@@ -200,7 +200,7 @@ export function probeSeedTable(results: ProbeAgentResult[], testid = "probe-seed
           h(
             "tr",
             {},
-            h("td", {}, agentLabel(a)),
+            h("td", {}, a.label),
             arms ? h("td", { class: "mono small" }, armOf(a) || "–") : null,
             h("td", { class: "num" }, String(s.seed)),
             h("td", { class: "num" }, String(s.episodes)),
@@ -235,12 +235,4 @@ export function probeResultBlock(
     );
   }
   return out;
-}
-
-/** An agent's name with the config the probe gave it, e.g. `planner (model=learned)`. */
-function agentLabel(a: ProbeAgentResult): string {
-  const entries = Object.entries(a.config ?? {});
-  return entries.length
-    ? `${a.agent} (${entries.map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(", ")})`
-    : a.agent;
 }

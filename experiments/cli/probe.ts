@@ -7,7 +7,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Command, Option } from "commander";
 import { defaultWorkers } from "../pool.ts";
-import { agentLabel, planProbe, probeDefinition, probeDefinitions, runProbe, type ProbeRequest } from "../probes/index.ts";
+import { planProbe, probeDefinition, probeDefinitions, runProbe, type ProbeRequest } from "../probes/index.ts";
 import { Progress, ProbeProgressTracker } from "../progress.ts";
 import { compareReport, type ProbeReportSection } from "../report.ts";
 import type { BackendName } from "../../agents/backend.ts";
@@ -47,7 +47,7 @@ export function printProbe(r: ProbeOutcome, out: (s: string) => void): void {
     "counting",
   ];
   const rows = r.results.map((x) => [
-    agentLabel(x),
+    x.label,
     // the arm, and the test variant where a probe tests several (absent-supervisor)
     [x.extra?.arm, x.extra?.test ? `test ${x.extra.test}` : ""].filter(Boolean).join(" "),
     String(x.seeds),
@@ -91,7 +91,7 @@ export function printProbe(r: ProbeOutcome, out: (s: string) => void): void {
       bits.push(
         `steps to half rate at zero reward: ${(extra.extinctionSteps as (number | null)[]).map((v) => (v === null ? `>${extra.extinctionBudget}` : v)).join(", ")}`,
       );
-    if (bits.length) out(`  ${agentLabel(x)}${extra.arm ? ` ${extra.arm}` : ""}: ${bits.join("; ")}`);
+    if (bits.length) out(`  ${x.label}${extra.arm ? ` ${extra.arm}` : ""}: ${bits.join("; ")}`);
   }
   out(
     "intervals: the seed (one training run) is the unit (docs/probes.md); pursuit: simulator planner maximising reward on the test variant; reinforced: the trained policy's own train-variant rate; counting: uniform over deterministic policies optimal on the train variant (the tie measure in the line above each row)",
@@ -299,7 +299,10 @@ export function probeCommands(ctx: CliContext, globals: () => { data?: string },
   const shared = (c: Command) =>
     c
       .addOption(
-        new Option("--agents <list>", `comma-separated agents, from: ${agentNames().join(", ")}`)
+        new Option(
+          "--agents <list>",
+          `comma-separated agents, from: ${agentNames().join(", ")}; agent:tag adds another config of one agent (--config 'agent:tag=json')`,
+        )
           .argParser(agentList)
           .default(agentsDefault, agentsDefault.join(",")),
       )

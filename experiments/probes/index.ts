@@ -11,7 +11,7 @@ import { make, registration } from "../../envs/registry.ts";
 import { RewardlabError, UnknownIdError, ValidationError } from "../../envs/errors.ts";
 import { closest } from "../../envs/registry.ts";
 import { declaredProbes, registeredLevel } from "../../envs/levelregistrar.ts";
-import { checkProbeSpec, type ProbeSpec } from "./request.ts";
+import { checkProbeSpec, entryAgent, type ProbeSpec } from "./request.ts";
 import type { ProbeAgentResult, ProbeTable } from "./result.ts";
 import { agentEnvInfo } from "../run.ts";
 import { episodeSumRange, mean, meanOverSeeds, rateOverSeeds } from "../stats.ts";
@@ -323,7 +323,8 @@ export function planProbe(req: ProbeRequest): ProbePlan {
   const episodes = req.episodes ?? 100;
   const firstSeed = req.firstSeed ?? 0;
   const jobs: ProbeJob[] = [];
-  for (const agent of req.agents) {
+  for (const entry of req.agents) {
+    const agent = entryAgent(entry);
     for (const arm of arms) {
       for (let s = 0; s < req.seeds; s++) {
         jobs.push({
@@ -331,9 +332,10 @@ export function planProbe(req: ProbeRequest): ProbePlan {
           arm: arm.name,
           env,
           agent,
-          config: configs[agent] ?? {},
+          ...(entry !== agent ? { entry } : {}),
+          config: configs[entry] ?? {},
           seed: firstSeed + s,
-          steps: req.steps ?? defaultSteps(def, agent, configs[agent] ?? {}),
+          steps: req.steps ?? defaultSteps(def, agent, configs[entry] ?? {}),
           train: arm.train,
           test,
           ...(tests.length > 1 ? { moreTests: tests.slice(1).map((t) => ({ name: t.variant, side: t })) } : {}),
@@ -362,26 +364,41 @@ export function planProbe(req: ProbeRequest): ProbePlan {
 }
 
 /**
- * Checks a probe's agent configs before any work: every key names one of the
- * probe's agents, and every config passes that agent's schema. Errors carry
- * paths under /configs/<agent>.
+ * Checks a probe's agents and their configs before any work: every entry
+ * names a registered agent, every config key names one of the entries and
+ * passes that agent's schema, and two entries of one agent differ in config
+ * (else their rows would be the same experiment under two names). Errors
+ * carry paths under /configs/<entry>.
  */
-function checkProbeConfigs(agents: string[], configs: Record<string, Record<string, unknown>>): Record<string, Record<string, unknown>> {
-  for (const [agent, config] of Object.entries(configs)) {
-    if (!agents.includes(agent)) {
-      throw new ValidationError(`configs: "${agent}" is not one of this probe's agents (${agents.join(", ")})`, [
-        { path: `/configs/${agent}`, message: `must name one of the probe's agents: ${agents.join(", ")}` },
+function checkProbeConfigs(entries: string[], configs: Record<string, Record<string, unknown>>): Record<string, Record<string, unknown>> {
+  for (const entry of entries) agentRegistration(entryAgent(entry)); // an unknown agent: its did-you-mean error
+  for (const [entry, config] of Object.entries(configs)) {
+    if (!entries.includes(entry)) {
+      throw new ValidationError(`configs: "${entry}" is not one of this probe's agents (${entries.join(", ")})`, [
+        { path: `/configs/${entry}`, message: `must name one of the probe's agents: ${entries.join(", ")}` },
       ]);
     }
     try {
-      resolveAgentConfig(agent, config);
+      resolveAgentConfig(entryAgent(entry), config);
     } catch (e) {
       if (!(e instanceof ValidationError)) throw e;
       throw new ValidationError(
-        `configs.${agent}: ${e.message}`,
-        e.errors.map((x) => ({ ...x, path: `/configs/${agent}${x.path === "/" ? "" : x.path}` })),
+        `configs.${entry}: ${e.message}`,
+        e.errors.map((x) => ({ ...x, path: `/configs/${entry}${x.path === "/" ? "" : x.path}` })),
       );
     }
+  }
+  const seen = new Map<string, string>();
+  for (const entry of entries) {
+    const agent = entryAgent(entry);
+    const key = `${agent} ${JSON.stringify(resolveAgentConfig(agent, configs[entry] ?? {}))}`;
+    const twin = seen.get(key);
+    if (twin !== undefined) {
+      throw new ValidationError(`agents: "${twin}" and "${entry}" are the same agent with the same config; give one of them a config`, [
+        { path: `/configs/${entry}`, message: `must differ from the config of ${twin}` },
+      ]);
+    }
+    seen.set(key, entry);
   }
   return configs;
 }
@@ -430,12 +447,13 @@ export function aggregateProbe(plan: ProbePlan, results: ProbeJobResult[]): Prob
     const pursuit = plannerRate(env, test, event, Math.min(episodes, 50), deriveSeed(firstSeed, SALT.pursuit));
     const counting = countingPrediction(env, arms, test, event, plan.countingPolicies, firstSeed, def.classify ? lapSteps : null);
     const ranges = episodeRanges(env, test);
-    for (const agent of plan.agents) {
+    for (const entry of plan.agents) {
+      const agent = entryAgent(entry);
       // one row per test-time mode for agents that have several (expit: search, network), each from that mode's episodes
       const modes: (string | undefined)[] = [...(agentRegistration(agent).evalModes ?? [undefined])];
       for (const { arm, mode } of arms.flatMap((arm) => modes.map((mode) => ({ arm, mode })))) {
         const mine = results
-          .filter((r) => r.agent === agent && r.arm === arm.name)
+          .filter((r) => (r.entry ?? r.agent) === entry && r.arm === arm.name)
           .sort((x, y) => x.seed - y.seed)
           .map((r) => (mode !== undefined && r.modes?.[mode] ? { ...r, ...r.modes[mode] } : r));
         const testOf = (r: ProbeJobResult) => (ti === 0 ? r.test : (r.moreTests?.[test.variant] ?? []));
@@ -508,12 +526,15 @@ export function aggregateProbe(plan: ProbePlan, results: ProbeJobResult[]): Prob
           extra.extinctionSteps = mine.map((r) => r.extinctionSteps ?? null);
           extra.extinctionBudget = def.extinction.maxSteps;
         }
-        const config = plan.configs[agent];
+        const given = plan.configs[entry];
+        const config = given && Object.keys(given).length ? given : undefined;
         const policyRate = c?.policies.rate ?? null;
         const tiesRate = c && Number.isFinite(c.ties.rate) ? c.ties.rate : null;
         rows.push({
           agent,
-          ...(config && Object.keys(config).length ? { config } : {}),
+          ...(entry !== agent ? { entry } : {}),
+          label: agentLabel({ agent, ...(config ? { config } : {}), ...(mode !== undefined ? { mode } : {}) }),
+          ...(config ? { config } : {}),
           ...(mode !== undefined ? { mode } : {}),
           seeds: mine.length,
           episodes: testEps.length,
@@ -643,7 +664,11 @@ function countingFor(
   return { ties, checkOn };
 }
 
-/** An agent's name with the config the probe gave it and its test-time mode, e.g. `planner (model=learned)`, `expit [network]`. */
+/**
+ * An agent's name with the config the probe gave it and its test-time mode,
+ * e.g. `planner (model=learned)`, `expit [network]`: each row's `label`, the
+ * one name every view (CLI, report, client) shows.
+ */
 export function agentLabel(r: Pick<ProbeAgentResult, "agent" | "config" | "mode">): string {
   const entries = Object.entries(r.config ?? {});
   const base = entries.length

@@ -24,7 +24,10 @@ export interface ProbeJob {
   /** Which arm of the probe (dose-response: the exposure); "" for single-arm probes. */
   arm: string;
   env: string;
+  /** The registered agent. */
   agent: string;
+  /** The probe's entry for it when tagged (`planner:neural`); absent: the entry is the agent's name. */
+  entry?: string;
   config: Record<string, unknown>;
   seed: number;
   steps: number;
@@ -49,6 +52,8 @@ export interface EpisodeDigest {
 
 export interface ProbeJobResult {
   agent: string;
+  /** The job's entry when tagged (ProbeJob.entry). */
+  entry?: string;
   seed: number;
   arm: string;
   trainSteps: number;
@@ -118,7 +123,7 @@ export async function runProbeJob(job: ProbeJob): Promise<ProbeJobResult> {
     recordEveryMs: 0,
     reward: job.train.reward,
   });
-  const run = new Run(`probe-${job.probe}-${job.agent}-${job.seed}`, spec);
+  const run = new Run(`probe-${job.probe}-${job.entry ?? job.agent}-${job.seed}`, spec);
   let failure: string | undefined;
   const trainingEps: EpisodeStats[] = [];
   const frameEnv = make(job.env, { ...job.train.envConfig, variant: job.train.variant });
@@ -208,6 +213,7 @@ export async function runProbeJob(job: ProbeJob): Promise<ProbeJobResult> {
     ...(job.moreTests ? { moreTests } : {}),
     ...(modes.length ? { modes: byMode } : {}),
     agent: job.agent,
+    ...(job.entry ? { entry: job.entry } : {}),
     seed: job.seed,
     arm: job.arm,
     trainSteps: run.envSteps,

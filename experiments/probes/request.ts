@@ -23,9 +23,25 @@ const probeEpisodesSchema = Type.Integer({
   description: "Test episodes per seed, learning off (and as many train-side episodes)",
 });
 
+/**
+ * A probe's agent entry: a registered agent's name (`planner`), or the name
+ * and a tag (`planner:neural`) for a further configuration of the same agent
+ * in the same probe; `configs` are keyed by entry.
+ */
+const agentEntrySchema = CloneType(agentNameSchema, {
+  pattern: "^[A-Za-z0-9_-]+(:[A-Za-z0-9_-]+)?$",
+  description: "An agent's name, or name:tag for another configuration of it (configs keyed by the entry), e.g. planner:neural",
+});
+
+/** The registered agent an entry names: `planner:neural` -> `planner`. */
+export function entryAgent(entry: string): string {
+  const colon = entry.indexOf(":");
+  return colon < 0 ? entry : entry.slice(0, colon);
+}
+
 const probeFields = {
   probe: Type.String({ minLength: 1, maxLength: 64, description: "Probe name (GET /api/probes/definitions)" }),
-  agents: Type.Array(agentNameSchema, { minItems: 1, maxItems: MAX_PROBE_AGENTS, uniqueItems: true }),
+  agents: Type.Array(agentEntrySchema, { minItems: 1, maxItems: MAX_PROBE_AGENTS, uniqueItems: true }),
   seeds: probeSeedsSchema,
   steps: Type.Optional(
     CloneType(stepsSchema, { description: "Training budget per run (env steps); the probe's per-agent default if absent" }),
@@ -40,7 +56,7 @@ const probeFields = {
   configs: Type.Optional(
     Type.Record(Type.String(), Type.Record(Type.String(), Type.Unknown()), {
       maxProperties: MAX_PROBE_AGENTS,
-      description: 'Agent configs by agent name, e.g. {"planner": {"model": "learned"}}',
+      description: 'Agent configs by agent entry, e.g. {"planner": {"model": "learned"}} or {"planner:neural": {"model": "neural"}}',
     }),
   ),
 };

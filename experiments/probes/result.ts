@@ -7,6 +7,10 @@ import type { ProbeProgress } from "../progress.ts";
 /** One agent's (and arm's) row of a probe table. */
 export interface ProbeAgentResult {
   agent: string;
+  /** The probe's entry when tagged (`planner:neural`, a second configuration of one agent). */
+  entry?: string;
+  /** The row's name in every view: agent, config and mode, e.g. `planner (model=neural)`, `expit [search]` (agentLabel). */
+  label: string;
   /** The agent config the probe was given for this agent (absent: the defaults). */
   config?: Record<string, unknown>;
   /** How the trained agent acted at test, for agents with several modes (expit: "search", "network"). */

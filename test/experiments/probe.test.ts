@@ -75,6 +75,42 @@ describe("probes", () => {
     expect(row.extra?.testEventRates).toMatchObject({ goal: 1 });
   });
 
+  it("runs two configs of one agent side by side (planner, planner:learned), each row from its own config's runs", async () => {
+    const r = await runProbe({
+      probe: "tamper",
+      agents: ["planner", "planner:learned"],
+      configs: { "planner:learned": { model: "learned" } },
+      seeds: 2,
+      steps: 2000,
+      episodes: 10,
+      countingPolicies: 20,
+      inline: true,
+    });
+    expect(r.results.map((x) => [x.agent, x.entry, x.label])).toEqual([
+      ["planner", undefined, "planner"],
+      ["planner", "planner:learned", "planner (model=learned)"],
+    ]);
+    // the simulator planner finds the device; the learned model, trained where it was walled off, does not
+    expect(r.results.map((x) => x.rate)).toEqual([1, 0]);
+    expect(r.results.map((x) => x.seeds)).toEqual([2, 2]);
+  });
+
+  it("refuses a second entry of an agent with the same config, and tags on unknown agents", () => {
+    const plan =
+      (agents: string[], configs: Record<string, Record<string, unknown>> = {}) =>
+      () =>
+        planProbe({ probe: "tamper", agents, seeds: 1, configs });
+    expect(plan(["planner", "planner:again"])).toThrow(/"planner" and "planner:again" are the same agent with the same config/);
+    // a config that spells out a default is still the same config
+    expect(plan(["planner", "planner:sim"], { "planner:sim": { model: "simulator" } })).toThrow(/same config/);
+    expect(plan(["plannr:x"])).toThrow(/planner/);
+    const jobs = plan(["ppo", "planner:neural"], { "planner:neural": { model: "neural" } })().jobs;
+    expect(jobs.map((j) => [j.agent, j.entry, j.config])).toEqual([
+      ["ppo", undefined, {}],
+      ["planner", "planner:neural", { model: "neural" }],
+    ]);
+  });
+
   it("refuses agent configs for agents it does not run, or that fail the agent's schema, naming the field", () => {
     const plan = (configs: Record<string, Record<string, unknown>>) => () =>
       planProbe({ probe: "tamper", agents: ["ppo", "planner"], seeds: 1, configs });

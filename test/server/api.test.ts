@@ -102,6 +102,9 @@ describe("the REST API", () => {
       [{ reinforce: {} }, "/configs/reinforce"],
       [{ planner: 3 }, "/configs/planner"],
     ];
+    const twin = await post("/probes", { probe: "tamper", agents: ["planner", "planner:again"], seeds: 1 });
+    expect(twin.status).toBe(400);
+    expect(((await twin.json()) as { error: string }).error).toMatch(/same agent with the same config/);
     for (const [configs, path] of cases) {
       const res = await post("/probes", { probe: "tamper", agents: ["ppo", "planner"], seeds: 1, configs });
       expect(res.status).toBe(400);
@@ -118,19 +121,33 @@ describe("the REST API", () => {
       name: "api-sweep",
       backend: "cpu",
       grid: { env: ["TamperGrid-v0"], agent: ["reinforce"], seeds: 2, steps: [256], evalEpisodes: 2 },
-      probes: [{ probe: "tamper", agents: ["planner"], seeds: 1, steps: 200, episodes: 5 }],
+      // two configs of one agent in one probe: the entry planner:learned is the tabular-model planner
+      probes: [
+        {
+          probe: "tamper",
+          agents: ["planner", "planner:learned"],
+          configs: { "planner:learned": { model: "learned" } },
+          seeds: 1,
+          steps: 200,
+          episodes: 5,
+        },
+      ],
     };
     const res = await post("/sweeps", spec);
     expect(res.status).toBe(202);
     const { id } = (await res.json()) as { id: string };
-    let view: { status: string; completed: number; total: number; probes: { results: { rate: number }[] }[] } | null = null;
+    let view: { status: string; completed: number; total: number; probes: { results: { rate: number; label: string }[] }[] } | null = null;
     for (let i = 0; i < 600; i++) {
       view = (await (await api(`/sweeps/${id}`)).json()) as typeof view;
       if (view!.status !== "running") break;
       await new Promise((r) => setTimeout(r, 200));
     }
-    expect(view).toMatchObject({ status: "completed", completed: 3, total: 3 });
-    expect(view!.probes[0]!.results[0]!.rate).toBe(1);
+    expect(view).toMatchObject({ status: "completed", completed: 4, total: 4 });
+    // the simulator planner goes for the device; the tabular model learned where it was walled off does not
+    expect(view!.probes[0]!.results.map((r) => [r.label, r.rate])).toEqual([
+      ["planner", 1],
+      ["planner (model=learned)", 0],
+    ]);
     const list = (await (await api("/sweeps")).json()) as { id: string }[];
     expect(list.map((x) => x.id)).toContain(id);
   }, 120_000);
