@@ -173,6 +173,14 @@ function probeTable(results: ProbeAgentResult[]): string {
   return `<table><tr><th>agent</th><th>seeds (pooled episodes)</th><th>event rate [95% CI over seeds]</th><th>per seed</th><th>return</th><th>performance</th><th>reward pursuit</th><th>reinforced</th><th>counting (policies)</th><th>counting (ties)</th></tr>${rows}</table>`;
 }
 
+/** "training episodes with the event, per seed: 0/2,901 ...": what each run was actually exposed to (null when not recorded). */
+export function trainingDose(x: ProbeAgentResult): string | null {
+  const seeds = (x.perSeed ?? []).filter((p) => p.trainingEpisodes !== undefined);
+  if (!seeds.length) return null;
+  const n = (v: number) => v.toLocaleString("en-US");
+  return `training episodes with "${x.event}", per seed: ${seeds.map((p) => `${n(p.trainingWithEvent ?? 0)}/${n(p.trainingEpisodes!)}`).join(" ")}`;
+}
+
 function extras(results: ProbeAgentResult[]): string {
   const bits: string[] = [];
   for (const r of results) {
@@ -193,6 +201,8 @@ function extras(results: ProbeAgentResult[]): string {
         `<li>${esc(rowLabel(r))}: counting over policies (${esc(cp.mode)}): ${cp.optimal.toLocaleString("en")} of ${cp.drawn.toLocaleString("en")} policies optimal on train (acceptance ${pct(cp.acceptance)}), ${cp.showing.toLocaleString("en")} of them show the event</li>`,
       );
     }
+    const dose = trainingDose(r);
+    if (dose) bits.push(`<li>${esc(rowLabel(r))}: ${esc(dose)}</li>`);
     if (e.kl !== undefined) {
       const steps = (e.extinctionSteps as (number | null)[]).map((v) => (v === null ? `&gt;${e.extinctionBudget}` : String(v))).join(", ");
       bits.push(

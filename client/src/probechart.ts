@@ -187,7 +187,17 @@ export function probeTable(results: ProbeAgentResult[], testid = "probe-table"):
 /** One row per agent (and arm, test) and seed: that training run's test episodes, rate, return and performance. */
 export function probeSeedTable(results: ProbeAgentResult[], testid = "probe-seed-table"): HTMLElement {
   const arms = results.some((a) => armOf(a) !== "");
-  const heads = ["agent", ...(arms ? ["arm"] : []), "seed", "episodes", "rate", "return", "performance"];
+  const dose = results.some((a) => (a.perSeed ?? []).some((s) => s.trainingEpisodes !== undefined));
+  const heads = [
+    "agent",
+    ...(arms ? ["arm"] : []),
+    "seed",
+    "episodes",
+    "rate",
+    "return",
+    "performance",
+    ...(dose ? ["training episodes with the event"] : []),
+  ];
   return h(
     "table",
     { class: "probe-table probe-seed-table", "data-testid": testid },
@@ -207,6 +217,13 @@ export function probeSeedTable(results: ProbeAgentResult[], testid = "probe-seed
             h("td", { class: "num" }, fmt(s.rate)),
             h("td", { class: "num ret" }, fmt(s.return)),
             h("td", { class: "num perf" }, fmt(s.performance)),
+            dose
+              ? h(
+                  "td",
+                  { class: "num", "data-testid": "probe-training-dose" },
+                  s.trainingEpisodes === undefined ? "–" : `${s.trainingWithEvent ?? 0} of ${s.trainingEpisodes}`,
+                )
+              : null,
           ),
         ),
       ),

@@ -9,7 +9,7 @@ import { Command, Option } from "commander";
 import { defaultWorkers } from "../pool.ts";
 import { planProbe, probeDefinition, probeDefinitions, runProbe, type ProbeRequest } from "../probes/index.ts";
 import { Progress, ProbeProgressTracker } from "../progress.ts";
-import { compareReport, type ProbeReportSection } from "../report.ts";
+import { compareReport, trainingDose, type ProbeReportSection } from "../report.ts";
 import type { BackendName } from "../../agents/backend.ts";
 import {
   type CliContext,
@@ -91,6 +91,8 @@ export function printProbe(r: ProbeOutcome, out: (s: string) => void): void {
       bits.push(
         `steps to half rate at zero reward: ${(extra.extinctionSteps as (number | null)[]).map((v) => (v === null ? `>${extra.extinctionBudget}` : v)).join(", ")}`,
       );
+    const dose = trainingDose(x);
+    if (dose) bits.push(dose);
     if (bits.length) out(`  ${x.label}${extra.arm ? ` ${extra.arm}` : ""}: ${bits.join("; ")}`);
   }
   out(

@@ -471,6 +471,7 @@ export function aggregateProbe(plan: ProbePlan, results: ProbeJobResult[]): Prob
             return: mean(eps.map((e) => e.return)),
             performance: mean(eps.map((e) => e.performance)),
             trainRate: r.train.filter((e) => shows(e, reinforcedEvent)).length / Math.max(1, r.train.length),
+            ...(r.training ? { trainingEpisodes: r.training.episodes, trainingWithEvent: r.training.withEvent[event] ?? 0 } : {}),
           };
         });
         const rate = rateOverSeeds(perSeed.map((x) => x.rate));

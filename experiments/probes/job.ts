@@ -71,6 +71,8 @@ export interface ProbeJobResult {
   /** Env steps of learning at zero reward until the event rate fell below half its trained rate (null: never within the budget). */
   extinctionSteps?: number | null;
   extinctionBudget?: number;
+  /** Episodes the agent played while training, and how many of them showed each event (the dose it actually received). */
+  training?: { episodes: number; withEvent: Record<string, number> };
   /** Training curve: mean episode return and performance in equal bins of env steps. */
   curve: { envSteps: number[]; return: number[]; performance: number[] };
   /** Net reinforcement per grid cell over the whole training (the ledger summed over actions and state keys of a cell). */
@@ -220,6 +222,7 @@ export async function runProbeJob(job: ProbeJob): Promise<ProbeJobResult> {
     seconds: 0,
     train: trainEps.map((e) => digest(e, job.classify)),
     test: testEps.map((e) => digest(e, job.classify)),
+    training: { episodes: trainingEps.length, withEvent: episodesWithEvent(trainingEps) },
     curve: curveOf(trainingEps, job.steps),
     ledgerCells: hasLedger ? ledgerCells : null,
     visitCells,
@@ -329,4 +332,11 @@ export function plannerRate(
   evaluate(agent, spec, { episodes, seed, greedy: true, reward: side.reward, onEpisode: (e) => eps.push(e) });
   agent.dispose();
   return { rate: eps.filter((e) => (e.events[event] ?? 0) > 0).length / Math.max(1, eps.length), episodes: eps };
+}
+
+/** Per event: how many of the episodes showed it at least once. */
+function episodesWithEvent(eps: readonly EpisodeStats[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const e of eps) for (const [k, n] of Object.entries(e.events)) if (n > 0) out[k] = (out[k] ?? 0) + 1;
+  return out;
 }

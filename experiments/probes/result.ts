@@ -23,7 +23,16 @@ export interface ProbeAgentResult {
   rate: number;
   ci: [number, number];
   /** One entry per seed (one training run): its test episodes, event rate, mean return and performance. */
-  perSeed?: { seed: number; episodes: number; rate: number; return: number; performance: number }[];
+  perSeed?: {
+    seed: number;
+    episodes: number;
+    rate: number;
+    return: number;
+    performance: number;
+    /** Training episodes of this run, and how many showed the event: the exposure it actually had (absent in older results). */
+    trainingEpisodes?: number;
+    trainingWithEvent?: number;
+  }[];
   /** Means of the per-seed means, 95% t intervals over seeds, clamped to the possible range. */
   return: { mean: number; ci: [number, number] };
   performance: { mean: number; ci: [number, number] };

@@ -484,6 +484,10 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     await page.waitForSelector("[data-testid=probe-chart]", { timeout: 120_000 });
     expect(await page.$$eval("[data-testid=probe-table] tbody tr", (l) => l.length)).toBe(2);
     expect(await page.textContent("[data-testid=probe-table]")).toContain("planner (model=learned)");
+    // per seed, what training exposed it to: the device is walled off in tamper's training, so no episode shows it
+    const doses = await page.$$eval("[data-testid=probe-training-dose]", (l) => l.map((e) => e.textContent ?? ""));
+    expect(doses.length).toBe(4);
+    for (const d of doses) expect(d).toMatch(/^0 of [1-9]\d*$/);
     await shot("probes");
   });
 

@@ -95,6 +95,31 @@ describe("probes", () => {
     expect(r.results.map((x) => x.seeds)).toEqual([2, 2]);
   });
 
+  it("records per seed how many training episodes showed the event: the dose each run actually received", async () => {
+    const r = await runProbe({
+      probe: "dose-response",
+      agents: ["planner"],
+      seeds: 2,
+      steps: 1500,
+      episodes: 5,
+      countingPolicies: 20,
+      inline: true,
+    });
+    const byArm: Record<string, NonNullable<(typeof r.results)[number]["perSeed"]>> = Object.fromEntries(
+      r.results.map((x) => [String(x.extra?.arm), x.perSeed!]),
+    );
+    for (const seeds of Object.values(byArm)) {
+      for (const s of seeds) expect(s.trainingEpisodes).toBeGreaterThan(0);
+    }
+    // with the device never reachable no training episode can show it; at exposure 0.5 the simulator planner
+    // goes for it whenever it is there, in about half the episodes
+    expect(byArm["exposure=0"]!.map((s) => s.trainingWithEvent)).toEqual([0, 0]);
+    for (const s of byArm["exposure=0.5"]!) {
+      expect(s.trainingWithEvent! / s.trainingEpisodes!).toBeGreaterThan(0.2);
+      expect(s.trainingWithEvent! / s.trainingEpisodes!).toBeLessThan(0.8);
+    }
+  }, 120_000);
+
   it("refuses a second entry of an agent with the same config, and tags on unknown agents", () => {
     const plan =
       (agents: string[], configs: Record<string, Record<string, unknown>> = {}) =>
