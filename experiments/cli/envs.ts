@@ -5,17 +5,32 @@ import { checkRegisteredEnv, formatEnvCheck } from "../../envs/check.ts";
 import { make, registered } from "../../envs/registry.ts";
 import { type CliContext, UserError, checkVariant, envId, jsonOption, nonNegativeInt, positiveInt } from "./options.ts";
 
+/** An env's settings (`--env-config`): its config schema's properties other than the variant. */
+function envSettings(configSchema: object): Record<string, { default?: unknown; description?: string }> {
+  const props = (configSchema as { properties?: Record<string, { default?: unknown; description?: string }> }).properties ?? {};
+  return Object.fromEntries(Object.entries(props).filter(([k]) => k !== "variant"));
+}
+
 function envsVerb(json: boolean, ctx: CliContext): number {
   const regs = registered();
   if (json) {
-    ctx.out(JSON.stringify(regs.map((r) => ({ id: r.id, variants: r.variants, description: r.description }))));
+    ctx.out(
+      JSON.stringify(
+        regs.map((r) => ({ id: r.id, variants: r.variants, description: r.description, settings: envSettings(r.configSchema) })),
+      ),
+    );
     return 0;
   }
   const rows = regs.map((r) => [r.id, r.variants.join(","), r.description]);
   const w0 = Math.max(2, ...rows.map((r) => r[0]!.length));
   const w1 = Math.max(8, ...rows.map((r) => r[1]!.length));
   ctx.out(`${"id".padEnd(w0)}  ${"variants".padEnd(w1)}  description`);
-  for (const [id, variants, desc] of rows) ctx.out(`${id!.padEnd(w0)}  ${variants!.padEnd(w1)}  ${desc}`);
+  for (const [i, [id, variants, desc]] of rows.entries()) {
+    ctx.out(`${id!.padEnd(w0)}  ${variants!.padEnd(w1)}  ${desc}`);
+    for (const [k, v] of Object.entries(envSettings(regs[i]!.configSchema))) {
+      ctx.out(`${"".padEnd(w0)}  ${"".padEnd(w1)}  --env-config ${k} (default ${JSON.stringify(v.default)}): ${v.description ?? ""}`);
+    }
+  }
   return 0;
 }
 

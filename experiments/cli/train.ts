@@ -12,6 +12,7 @@ import type { BackendName } from "../../agents/backend.ts";
 import { toAscii } from "../../envs/ascii.ts";
 import type { Frame } from "../../envs/core.ts";
 import { deriveSeed } from "../../envs/rng.ts";
+import { resolveEnvConfig } from "../../envs/registry.ts";
 import type { EvaluationStats, RunEvent } from "../events.ts";
 import { Progress } from "../progress.ts";
 import { Run, agentEnvInfo, evaluate, resolveRunSpec } from "../run.ts";
@@ -81,6 +82,7 @@ function freshDefaultDir(base: string): string {
 interface TrainOpts {
   env: string;
   variant?: string;
+  envConfig?: string;
   agent: string;
   config?: string;
   steps: number;
@@ -96,9 +98,11 @@ interface TrainOpts {
 async function train(o: TrainOpts, data: string, ctx: CliContext): Promise<number> {
   const variant = checkVariant(o.env, o.variant);
   const config = o.config ? await jsonObjectArg(o.config, "agent config", "--config") : {};
+  const envConfig = o.envConfig ? await jsonObjectArg(o.envConfig, "env config", "--env-config") : {};
   const spec = resolveRunSpec({
     env: o.env,
     variant,
+    envConfig,
     agent: o.agent,
     config,
     seed: o.seed,
@@ -188,6 +192,7 @@ interface LoadOpts {
   agentDir: string;
   env?: string;
   variant?: string;
+  envConfig?: string;
   seed: number;
   greedy?: boolean;
   backend?: BackendName;
@@ -213,8 +218,14 @@ async function loadSaved(o: LoadOpts, data: string, ctx: CliContext) {
   const trainedVariant =
     env === (trained.env ?? meta.env?.envId) ? (trained.variant ?? (meta.env?.envConfig?.variant as string | undefined)) : undefined;
   const variant = checkVariant(env, o.variant ?? trainedVariant);
+  // the env's settings: --env-config, else those it was trained with (same env), checked against the env's schema
+  const given = o.envConfig ? await jsonObjectArg(o.envConfig, "env config", "--env-config") : undefined;
+  const { variant: _v, ...envConfig } = resolveEnvConfig(env, {
+    ...(given ?? (env === trained.env ? (trained.envConfig ?? {}) : {})),
+    variant,
+  });
   const backend = await startBackend(o.backend, ctx);
-  const spec = { env, variant, envConfig: {}, config: meta.config ?? {} };
+  const spec = { env, variant, envConfig, config: meta.config ?? {} };
   const agent = await loadAgent(agentDir, agentEnvInfo(spec));
   return { agent, spec, meta, agentDir, backend };
 }
@@ -313,6 +324,12 @@ export function trainCommands(ctx: CliContext, globals: () => { data?: string },
     .description("train an agent with a progress bar, evaluate it with learning off, save it")
     .addOption(envOption("environment id, required (`rewardlab envs` lists them)").makeOptionMandatory())
     .addOption(new Option("--variant <name>", "environment variant (default: the env's first; `rewardlab envs` lists them)"))
+    .addOption(
+      new Option(
+        "--env-config <file|json>",
+        `the env's settings, a JSON file or inline object, e.g. '{"exposure":0.5}' (\`rewardlab envs\` lists each env's)`,
+      ),
+    )
     .addOption(new Option("--agent <name>", "agent").choices(agents).default("ppo"))
     .addOption(new Option("--config <file|json>", "agent config: a JSON file or an inline JSON object (default: the agent's defaults)"))
     .addOption(new Option("--steps <n>", "training budget in env steps").argParser(positiveInt).default(100_000))
@@ -335,6 +352,7 @@ export function trainCommands(ctx: CliContext, globals: () => { data?: string },
       )
       .addOption(envOption("environment id (default: the one it was trained on)"))
       .addOption(new Option("--variant <name>", "environment variant (default: the one it was trained on)"))
+      .addOption(new Option("--env-config <file|json>", "the env's settings (default: those it was trained with, on the same env)"))
       .addOption(new Option("--seed <n>", "seed of the episodes").argParser(nonNegativeInt).default(0))
       .addOption(new Option("--greedy", "greedy actions (default: sampled)"))
       .addOption(backendOption());

@@ -154,6 +154,37 @@ describe("train, then eval and watch the saved agent", () => {
     expect(frames[0]).toMatch(/t 0\n#+\n/);
   });
 
+  it("--env-config sets the env's settings in train, and eval keeps them unless told otherwise", async () => {
+    const out = join(dir, "exposed");
+    const base = ["--backend", "cpu", "--episodes", "5", "--json"];
+    // exposure 1: every episode has the device reachable, and the simulator planner goes for it every time
+    const t = await cli([
+      "train",
+      "--env",
+      "TamperGrid-v0",
+      "--variant",
+      "exposed",
+      "--env-config",
+      '{"exposure":1}',
+      "--agent",
+      "planner",
+      "--steps",
+      "200",
+      "--out",
+      out,
+      ...base,
+    ]);
+    expect(t.stderr).not.toMatch(/error/);
+    expect(JSON.parse(t.stdout).eval.eventRates.tamper).toBe(1);
+    const kept = await cli(["eval", "--agent-dir", out, ...base]);
+    expect(JSON.parse(kept.stdout).eval.eventRates.tamper).toBe(1);
+    const walled = await cli(["eval", "--agent-dir", out, "--env-config", '{"exposure":0}', ...base]);
+    expect(JSON.parse(walled.stdout).eval.eventRates.tamper ?? 0).toBe(0);
+    const bad = await cli(["train", "--env", "TamperGrid-v0", "--env-config", '{"exposur":1}', "--steps", "10"]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/exposur.*unknown key/);
+  });
+
   it("train without --out saves under the data folder, a new folder per run", async () => {
     const data = join(dir, "data");
     const args = ["train", "--env", "GoalShift-v0", "--agent", "planner", "--steps", "50", "--episodes", "1", "--backend", "cpu", "--json"];
