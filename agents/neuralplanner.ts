@@ -292,7 +292,9 @@ export class NeuralPlanner implements Agent {
       }
       const q = this.qValues(obs, i, bonus);
       const best = q ? argmaxTies(q) : [0];
-      actions[i] = best.length > 1 && ctx.explore ? best[this.actRng.int(best.length)]! : best[0]!;
+      // a uniform draw among tied optima, exploring or not: the policy actionProbs describes, as the other planners
+      // (taking the first would let a model that ties a useless move with a useful one repeat the useless one forever)
+      actions[i] = best.length > 1 ? best[this.actRng.int(best.length)]! : best[0]!;
     }
     return { actions };
   }

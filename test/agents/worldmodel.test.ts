@@ -200,3 +200,23 @@ describe("reward decoding", () => {
     model.dispose();
   });
 });
+
+describe("the neural planner's acting", () => {
+  beforeAll(async () => {
+    await initBackend("cpu");
+  });
+
+  it("draws uniformly among tied optima even when not exploring, as its actionProbs says", () => {
+    const agent = createAgent("planner", envInfo("GoalShift-v0", 1), tiny({ epsilon: 0 }), 3) as NeuralPlanner;
+    // a model that values actions 0, 2 and 3 alike (the mechanism under test is the choice among them)
+    agent.qValues = () => Float64Array.of(1, 0, 1, 1);
+    agent.trained = true;
+    const obs = make("GoalShift-v0").reset({ seed: 0 }).obs;
+    const counts = [0, 0, 0, 0];
+    for (let i = 0; i < 600; i++) counts[agent.act(obs, { explore: false }).actions[0]!]!++;
+    expect(Array.from(agent.actionProbs(obs, 1))).toEqual([1, 0, 1, 1].map((x) => Math.fround(x / 3)));
+    expect(counts[1]).toBe(0);
+    for (const a of [0, 2, 3]) expect(counts[a]).toBeGreaterThan(150);
+    agent.dispose();
+  });
+});
