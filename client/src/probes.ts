@@ -64,7 +64,8 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
   const configsIn = h("textarea", {
     class: "mono",
     rows: 2,
-    placeholder: '{"planner": {"model": "learned"}}  (optional: agent configs by agent; defaults otherwise)',
+    placeholder:
+      '{"planner": {"model": "learned"}, "planner:neural": {"model": "neural"}}  (optional: configs by agent, defaults otherwise; a key agent:tag adds a row for another config of that agent)',
     "data-testid": "probe-configs",
   });
   const submit = h("button", { type: "submit", class: "primary", "data-testid": "probe-submit" }, "Start probe");
@@ -286,6 +287,8 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
     if (configsIn.value.trim() !== "") {
       try {
         body.configs = JSON.parse(configsIn.value) as Record<string, Record<string, unknown>>;
+        // a key agent:tag is another configuration of that agent: it runs as an entry of its own
+        for (const key of Object.keys(body.configs ?? {})) if (key.includes(":") && !chosen.includes(key)) chosen.push(key);
       } catch (e) {
         errs["/configs"]!.textContent = `not JSON: ${(e as Error).message}`;
         return;

@@ -478,15 +478,16 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
       (t) => /must be one of.*simulator/.test(t ?? ""),
       10_000,
     );
-    await page.fill("[data-testid=probe-configs]", '{"planner": {"model": "learned"}}');
+    // a key agent:tag adds another configuration of a checked agent as a row of its own
+    await page.fill("[data-testid=probe-configs]", '{"planner:learned": {"model": "learned"}}');
     await page.click("[data-testid=probe-submit]");
     await page.waitForSelector("[data-testid=probe-row]", { timeout: 10_000 });
     await page.waitForSelector("[data-testid=probe-chart]", { timeout: 120_000 });
-    expect(await page.$$eval("[data-testid=probe-table] tbody tr", (l) => l.length)).toBe(2);
-    expect(await page.textContent("[data-testid=probe-table]")).toContain("planner (model=learned)");
+    const labels = await page.$$eval("[data-testid=probe-table] tbody tr td:first-child", (l) => l.map((e) => e.textContent));
+    expect(labels).toEqual(["reinforce", "planner", "planner (model=learned)"]);
     // per seed, what training exposed it to: the device is walled off in tamper's training, so no episode shows it
     const doses = await page.$$eval("[data-testid=probe-training-dose]", (l) => l.map((e) => e.textContent ?? ""));
-    expect(doses.length).toBe(4);
+    expect(doses.length).toBe(6);
     for (const d of doses) expect(d).toMatch(/^0 of [1-9]\d*$/);
     await shot("probes");
   });
