@@ -5,7 +5,9 @@
  * experience; the ensemble's disagreement is its uncertainty.
  *
  * Read top to bottom: config -> observation layout -> replay buffer -> the
- * ensemble (prediction in plain JavaScript, training in TensorFlow.js).
+ * ensemble (prediction in plain JavaScript; training on raw buffers, MLPPass
+ * forward and backward with modelLossGrad between them, one flat Adam step
+ * over every member per gradient step).
  *
  * What it predicts, per observation element (the layout comes from the env):
  *  - gridworld planes that hold exactly one cell (the agent): a categorical
@@ -36,7 +38,9 @@ import * as tf from "@tensorflow/tfjs";
 import { type Static, Type } from "@sinclair/typebox";
 import { make, registered } from "../envs/registry.ts";
 import type { Rng } from "../envs/rng.ts";
-import { Adam, MLP } from "./networks.ts";
+import { createMatmul } from "./backend.ts";
+import { FlatAdam } from "./flatadam.ts";
+import { Adam, MLP, MLPPass } from "./networks.ts";
 import { concatBytes } from "./persist.ts";
 
 // ---------------------------------------------------------------- config
@@ -243,9 +247,11 @@ export class WorldModel {
   readonly planes: ObsPlane[];
   /** Per element: 0 binary (flip), 1 exclusive (categorical), 2 continuous (change). */
   private readonly kind: Uint8Array;
-  private readonly binMask: Float32Array;
-  private readonly contMask: Float32Array;
   private readonly exclusive: ObsPlane[];
+  // training: one MLPPass per member, the flat Adam over all of them, the loss's view of the layout
+  private fast: { backend: string; rows: number; passes: MLPPass[] } | null = null;
+  private adam: FlatAdam | null = null;
+  private layoutCache: ModelLossLayout | null = null;
   private readonly inSize: number;
   private readonly outSize: number;
   // prediction scratch
@@ -268,14 +274,8 @@ export class WorldModel {
   ) {
     this.planes = planes;
     this.kind = new Uint8Array(obsSize);
-    this.binMask = new Float32Array(obsSize);
-    this.contMask = new Float32Array(obsSize);
     for (const p of planes) {
-      for (let j = p.offset; j < p.offset + p.size; j++) {
-        this.kind[j] = p.kind === "binary" ? 0 : p.kind === "exclusive" ? 1 : 2;
-        if (p.kind === "binary") this.binMask[j] = 1;
-        if (p.kind === "continuous") this.contMask[j] = 1;
-      }
+      for (let j = p.offset; j < p.offset + p.size; j++) this.kind[j] = p.kind === "binary" ? 0 : p.kind === "exclusive" ? 1 : 2;
     }
     this.exclusive = planes.filter((p) => p.kind === "exclusive");
     // one output head per action: the action selects a head instead of being an input, so the
@@ -474,99 +474,90 @@ export class WorldModel {
   train(buffer: ReplayBuffer, steps: number, rng: Rng): ModelLosses {
     this.learnRewardAtoms(buffer);
     const S = this.obsSize;
-    const A = this.nActions;
     const I = this.inSize;
     const K = this.members.length;
     const B = this.config.batchSize;
     const sums = { loss: 0, obsLoss: 0, rewardLoss: 0, terminalLoss: 0 };
     if (buffer.size === 0) return sums;
-    const x = new Float32Array(B * I);
-    const xT = new Float32Array(I * B);
-    const y = new Float32Array(B * S);
-    const r = new Float32Array(B);
-    const t = new Float32Array(B);
-    const mask = new Float32Array(B * A);
+    // the members' weights and Adam's moments as one flat vector for the whole call (written back at its end)
+    const passes = this.trainingPasses(B);
     const params = this.members.flatMap((m) => m.variables);
-    const binMask = tf.tensor1d(this.binMask);
-    const contMask = tf.tensor1d(this.contMask);
+    const adam = this.flatAdam(passes.reduce((n, p) => n + p.numParams, 0)).load(params, this.optimizer);
+    const x = new Float32Array(B * I);
+    const batch: ModelBatch = {
+      y: new Float32Array(B * S),
+      reward: new Float32Array(B),
+      terminated: new Float32Array(B),
+      action: new Int32Array(B),
+      rows: B,
+    };
+    const dOut = new Float32Array(B * this.outSize);
     const rare = rareTransitions(buffer);
     const rareFraction = rare.length > 0 ? this.config.rareFraction : 0;
     for (let step = 0; step < steps; step++) {
-      const batches = this.members.map(() => {
-        mask.fill(0);
+      let offset = 0;
+      for (let mi = 0; mi < K; mi++) {
+        // each member its own minibatch (with replacement), a quarter from the rare transitions
         for (let b = 0; b < B; b++) {
           const i = rareFraction > 0 && rng.next() < rareFraction ? rare[rng.int(rare.length)]! : rng.int(buffer.size);
           for (let j = 0; j < S; j++) {
             const o = buffer.obs[i * S + j]!;
             const n = buffer.next[i * S + j]!;
             x[b * I + j] = o;
-            xT[j * B + b] = o;
             // targets: flips for binary elements, the next plane for exclusive ones, the change for continuous ones
             const k = this.kind[j];
-            y[b * S + j] = k === 0 ? (o !== n ? 1 : 0) : k === 1 ? n : n - o;
+            batch.y[b * S + j] = k === 0 ? (o !== n ? 1 : 0) : k === 1 ? n : n - o;
           }
-          mask[b * A + buffer.action[i]!] = 1;
-          r[b] = buffer.reward[i]!;
-          t[b] = buffer.terminated[i]!;
+          batch.action[b] = buffer.action[i]!;
+          batch.reward[b] = buffer.reward[i]!;
+          batch.terminated[b] = buffer.terminated[i]!;
         }
-        return {
-          x: tf.tensor2d(x, [B, I]),
-          xT: tf.tensor2d(xT, [I, B]),
-          y: tf.tensor2d(y, [B, S]),
-          r: tf.tensor2d(r, [B, 1]),
-          t: tf.tensor2d(t, [B, 1]),
-          mask: tf.tensor3d(mask, [B, A, 1]),
-        };
-      });
-      const report = tf.tidy(() => {
-        let parts: tf.Tensor | null = null;
-        const { grads } = tf.variableGrads(() => {
-          const terms = this.members.map((m, mi) => {
-            const d = batches[mi]!;
-            // the taken action's head
-            const out = tf.sum(tf.mul(tf.reshape(m.apply(d.x, d.xT), [B, A, S + 2]), d.mask), 1) as tf.Tensor2D;
-            const logits = tf.slice(out, [0, 0], [B, S]);
-            const rHat = tf.slice(out, [0, S], [B, 1]);
-            const tHat = tf.slice(out, [0, S + 1], [B, 1]);
-            let obsLoss = tf.sum(tf.mul(bceWithLogits(logits, d.y), binMask));
-            obsLoss = tf.add(obsLoss, tf.sum(tf.mul(tf.square(tf.sub(logits, d.y)), contMask)));
-            for (const pl of this.exclusive) {
-              const lp = tf.logSoftmax(tf.slice(logits, [0, pl.offset], [B, pl.size]));
-              obsLoss = tf.sub(obsLoss, tf.sum(tf.mul(lp, tf.slice(d.y, [0, pl.offset], [B, pl.size]))));
-            }
-            obsLoss = tf.div(obsLoss, B);
-            const rewardLoss = tf.mean(tf.square(tf.sub(rHat, d.r)));
-            const terminalLoss = tf.mean(bceWithLogits(tHat, d.t));
-            return tf.stack([obsLoss, rewardLoss, terminalLoss]);
-          });
-          const all = tf.div(tf.addN(terms), K);
-          parts = tf.keep(all);
-          return tf.sum(all) as tf.Scalar;
-        }, params);
-        this.optimizer
-          .step(
-            params.map((p) => grads[p.name]!),
-            this.config.learningRate,
-            10,
-          )
-          .dispose();
-        return parts!;
-      });
-      for (const d of batches) for (const v of Object.values(d)) v.dispose();
-      const v = report.dataSync();
-      report.dispose();
-      sums.obsLoss += v[0]!;
-      sums.rewardLoss += v[1]!;
-      sums.terminalLoss += v[2]!;
+        const pass = passes[mi]!;
+        pass.setParams(adam.params, offset);
+        const out = pass.forward(x, B);
+        // the total loss is the members' mean: each member's gradient is scaled by 1/K
+        const l = modelLossGrad(out, batch, this.lossLayout(), 1 / K, dOut);
+        pass.backward(dOut, B, adam.grads, offset);
+        sums.obsLoss += l.obsLoss / K;
+        sums.rewardLoss += l.rewardLoss / K;
+        sums.terminalLoss += l.terminalLoss / K;
+        offset += pass.numParams;
+      }
+      adam.step(this.config.learningRate, this.optimizer.opts, 10);
     }
-    binMask.dispose();
-    contMask.dispose();
+    adam.store(params, this.optimizer);
     sums.obsLoss /= steps;
     sums.rewardLoss /= steps;
     sums.terminalLoss /= steps;
     sums.loss = sums.obsLoss + sums.rewardLoss + sums.terminalLoss;
     this.sync();
     return sums;
+  }
+
+  /** What modelLossGrad needs to know about the output: sizes and each element's kind. */
+  lossLayout(): ModelLossLayout {
+    this.layoutCache ??= { obsSize: this.obsSize, nActions: this.nActions, kind: this.kind, exclusive: this.exclusive };
+    return this.layoutCache;
+  }
+
+  /** One training pass per member for minibatches of `rows` (rebuilt when the backend changed). */
+  private trainingPasses(rows: number): MLPPass[] {
+    const backend = tf.getBackend();
+    if (this.fast && this.fast.backend === backend && this.fast.rows >= rows) return this.fast.passes;
+    this.disposeFast();
+    const mm = createMatmul();
+    this.fast = { backend, rows, passes: this.members.map((m) => new MLPPass(m.sizes, mm, rows)) };
+    return this.fast.passes;
+  }
+
+  private flatAdam(size: number): FlatAdam {
+    if (this.adam?.size !== size) this.adam = new FlatAdam(size);
+    return this.adam;
+  }
+
+  private disposeFast(): void {
+    for (const p of this.fast?.passes ?? []) p.dispose();
+    this.fast = null;
   }
 
   /** Every tensor to save, under stable names. */
@@ -579,9 +570,111 @@ export class WorldModel {
   }
 
   dispose(): void {
+    this.disposeFast();
     for (const m of this.members) m.dispose();
     this.optimizer.dispose();
   }
+}
+
+/** A training minibatch for one member: targets per element (flip, next plane, change), reward, termination, action. */
+export interface ModelBatch {
+  y: Float32Array;
+  reward: Float32Array;
+  terminated: Float32Array;
+  action: Int32Array;
+  rows: number;
+}
+
+/** The output's layout as the loss reads it: per action a head of obsSize element logits, then reward, then termination. */
+export interface ModelLossLayout {
+  obsSize: number;
+  nActions: number;
+  /** Per element: 0 binary (flip), 1 exclusive (categorical), 2 continuous (change). */
+  kind: Uint8Array;
+  exclusive: readonly ObsPlane[];
+}
+
+/**
+ * One member's loss on a minibatch and its gradient with respect to the
+ * member's output (rows x nActions x (obsSize + 2)), scaled by `scale`,
+ * written into `dOut` (only the taken action's head is non-zero). Per row,
+ * on the taken action's head:
+ *  - binary elements: cross-entropy of the flip logit against the flip;
+ *  - exclusive planes: cross-entropy of the plane's softmax against the next plane;
+ *  - continuous elements: squared error of the change;
+ *  - reward: squared error; termination: cross-entropy of its logit.
+ * The observation loss is summed over elements and averaged over rows; the
+ * reward and termination losses are averaged over rows. Returns the three
+ * losses (unscaled).
+ */
+export function modelLossGrad(
+  out: Float32Array,
+  batch: ModelBatch,
+  layout: ModelLossLayout,
+  scale: number,
+  dOut: Float32Array,
+): { obsLoss: number; rewardLoss: number; terminalLoss: number } {
+  const { obsSize: S, nActions: A, kind } = layout;
+  const O = S + 2;
+  const B = batch.rows;
+  dOut.fill(0, 0, B * A * O);
+  let obsLoss = 0;
+  let rewardLoss = 0;
+  let terminalLoss = 0;
+  const g = scale / B;
+  for (let b = 0; b < B; b++) {
+    const head = (b * A + batch.action[b]!) * O;
+    const yRow = b * S;
+    for (let j = 0; j < S; j++) {
+      const k = kind[j];
+      if (k === 1) continue;
+      const z = out[head + j]!;
+      const y = batch.y[yRow + j]!;
+      if (k === 0) {
+        obsLoss += bce(z, y);
+        dOut[head + j] = g * (sigmoid(z) - y);
+      } else {
+        obsLoss += (z - y) * (z - y);
+        dOut[head + j] = g * 2 * (z - y);
+      }
+    }
+    for (const pl of layout.exclusive) {
+      // -sum y log softmax(z): gradient softmax(z) * sum(y) - y
+      let max = -Infinity;
+      let ySum = 0;
+      for (let c = 0; c < pl.size; c++) {
+        max = Math.max(max, out[head + pl.offset + c]!);
+        ySum += batch.y[yRow + pl.offset + c]!;
+      }
+      let z = 0;
+      for (let c = 0; c < pl.size; c++) z += Math.exp(out[head + pl.offset + c]! - max);
+      const lse = max + Math.log(z);
+      for (let c = 0; c < pl.size; c++) {
+        const logit = out[head + pl.offset + c]!;
+        const y = batch.y[yRow + pl.offset + c]!;
+        obsLoss -= y * (logit - lse);
+        dOut[head + pl.offset + c] = g * (Math.exp(logit - lse) * ySum - y);
+      }
+    }
+    const rHat = out[head + S]!;
+    const dr = rHat - batch.reward[b]!;
+    rewardLoss += dr * dr;
+    dOut[head + S] = g * 2 * dr;
+    const tHat = out[head + S + 1]!;
+    const t = batch.terminated[b]!;
+    terminalLoss += bce(tHat, t);
+    dOut[head + S + 1] = g * (sigmoid(tHat) - t);
+  }
+  return { obsLoss: obsLoss / B, rewardLoss: rewardLoss / B, terminalLoss: terminalLoss / B };
+}
+
+/** Binary cross-entropy of logit z against target y, numerically stable. */
+function bce(z: number, y: number): number {
+  return Math.max(z, 0) - z * y + Math.log1p(Math.exp(-Math.abs(z)));
+}
+
+function sigmoid(z: number): number {
+  return z >= 0 ? 1 / (1 + Math.exp(-z)) : Math.exp(z) / (1 + Math.exp(z));
 }
 
 /** Median of a few numbers (sorts in place). */
@@ -589,11 +682,6 @@ function median(x: Float64Array): number {
   x.sort();
   const h = x.length >> 1;
   return x.length % 2 ? x[h]! : (x[h - 1]! + x[h]!) / 2;
-}
-
-/** Element-wise binary cross-entropy of logits z against targets y, numerically stable. */
-function bceWithLogits(z: tf.Tensor, y: tf.Tensor): tf.Tensor {
-  return tf.add(tf.sub(tf.relu(z), tf.mul(z, y)), tf.log1p(tf.exp(tf.neg(tf.abs(z)))));
 }
 
 /** Rewards seen on steps that went on and on steps that ended (each falls back to all rewards when its kind was never seen). */

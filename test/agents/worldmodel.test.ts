@@ -5,7 +5,19 @@ import "../../agents/index.ts";
 import type { NeuralPlanner } from "../../agents/neuralplanner.ts";
 import { createAgent, resolveAgentConfig } from "../../agents/registry.ts";
 import { envInfo, runLoop } from "./testing.ts";
-import { observationLayout } from "../../agents/worldmodel.ts";
+import * as tf from "@tensorflow/tfjs";
+import { createMatmul } from "../../agents/backend.ts";
+import { MLPPass, readFlat } from "../../agents/networks.ts";
+import {
+  type ModelBatch,
+  type ModelLossLayout,
+  type ObsPlane,
+  WorldModel,
+  type WorldModelConfig,
+  modelLossGrad,
+  observationLayout,
+} from "../../agents/worldmodel.ts";
+import { Rng } from "../../envs/rng.ts";
 import "../../envs/index.ts";
 import { parseLevel } from "../../envs/levels.ts";
 import { registerLevel } from "../../envs/levelregistrar.ts";
@@ -218,5 +230,85 @@ describe("the neural planner's acting", () => {
     expect(counts[1]).toBe(0);
     for (const a of [0, 2, 3]) expect(counts[a]).toBeGreaterThan(150);
     agent.dispose();
+  });
+});
+
+describe("the world model's training arithmetic", () => {
+  beforeAll(async () => {
+    await initBackend("cpu");
+  });
+
+  /** The loss as tfjs autodiff sees it (the reference the plain loops must match): obsSize + 2 outputs per action head. */
+  function referenceLoss(out: tf.Tensor2D, batch: ModelBatch, layout: ModelLossLayout): tf.Scalar {
+    const { obsSize: S, nActions: A, kind } = layout;
+    const B = batch.rows;
+    const mask = new Float32Array(B * A);
+    for (let b = 0; b < B; b++) mask[b * A + batch.action[b]!] = 1;
+    const head = tf.sum(tf.mul(tf.reshape(out, [B, A, S + 2]), tf.tensor3d(mask, [B, A, 1])), 1) as tf.Tensor2D;
+    const logits = tf.slice(head, [0, 0], [B, S]);
+    const y = tf.tensor2d(batch.y, [B, S]);
+    const bin = tf.tensor1d(Float32Array.from(kind, (k) => (k === 0 ? 1 : 0)));
+    const cont = tf.tensor1d(Float32Array.from(kind, (k) => (k === 2 ? 1 : 0)));
+    const bce = (z: tf.Tensor, t: tf.Tensor) => tf.add(tf.sub(tf.relu(z), tf.mul(z, t)), tf.log1p(tf.exp(tf.neg(tf.abs(z)))));
+    let obs = tf.add(tf.sum(tf.mul(bce(logits, y), bin)), tf.sum(tf.mul(tf.square(tf.sub(logits, y)), cont)));
+    for (const pl of layout.exclusive) {
+      const lp = tf.logSoftmax(tf.slice(logits, [0, pl.offset], [B, pl.size]));
+      obs = tf.sub(obs, tf.sum(tf.mul(lp, tf.slice(y, [0, pl.offset], [B, pl.size]))));
+    }
+    const r = tf.mean(tf.square(tf.sub(tf.slice(head, [0, S], [B, 1]), tf.tensor2d(batch.reward, [B, 1]))));
+    const t = tf.mean(bce(tf.slice(head, [0, S + 1], [B, 1]), tf.tensor2d(batch.terminated, [B, 1])));
+    return tf.addN([tf.div(obs, B), r, t]) as tf.Scalar;
+  }
+
+  it("modelLossGrad and MLPPass backward give tfjs autodiff's gradient, on binary, exclusive and continuous elements", () => {
+    const planes: ObsPlane[] = [
+      { name: "walls", offset: 0, size: 6, kind: "binary" },
+      { name: "agent", offset: 6, size: 6, kind: "exclusive" },
+      { name: "features", offset: 12, size: 2, kind: "continuous" },
+    ];
+    const S = 14;
+    const A = 3;
+    const B = 5;
+    const rng = new Rng(7);
+    const model = new WorldModel(S, A, planes, tiny().neural as WorldModelConfig, rng);
+    const member = model.members[0]!;
+    const kind = Uint8Array.from({ length: S }, (_, j) => (j < 6 ? 0 : j < 12 ? 1 : 2));
+    const layout: ModelLossLayout = { obsSize: S, nActions: A, kind, exclusive: planes.filter((p) => p.kind === "exclusive") };
+    const x = Float32Array.from({ length: B * S }, () => (rng.next() < 0.4 ? 1 : 0));
+    const batch: ModelBatch = {
+      y: Float32Array.from({ length: B * S }, (_, i) => (kind[i % S] === 2 ? rng.next() - 0.5 : 0)),
+      reward: Float32Array.from({ length: B }, () => rng.next() * 2 - 1),
+      terminated: Float32Array.from({ length: B }, () => (rng.next() < 0.3 ? 1 : 0)),
+      action: Int32Array.from({ length: B }, () => rng.int(A)),
+      rows: B,
+    };
+    for (let b = 0; b < B; b++) {
+      for (let j = 0; j < 6; j++) batch.y[b * S + j] = rng.next() < 0.2 ? 1 : 0;
+      batch.y[b * S + 6 + rng.int(6)] = 1;
+    }
+    // reference: tfjs autodiff through MLP.apply
+    const { grads } = tf.variableGrads(() => referenceLoss(member.apply(tf.tensor2d(x, [B, S])), batch, layout), member.variables);
+    const want = readFlat(member.variables.map((v) => grads[v.name]! as tf.Variable));
+    // plain loops
+    const pass = new MLPPass(member.sizes, createMatmul(), B);
+    const params = readFlat(member.variables);
+    pass.setParams(params);
+    const out = pass.forward(x, B);
+    const dOut = new Float32Array(B * A * (S + 2));
+    const l = modelLossGrad(out, batch, layout, 1, dOut);
+    const got = new Float32Array(params.length);
+    pass.backward(dOut, B, got);
+    const lossRef = referenceLoss(member.apply(tf.tensor2d(x, [B, S])), batch, layout).dataSync()[0]!;
+    expect(l.obsLoss + l.rewardLoss + l.terminalLoss).toBeCloseTo(lossRef, 4);
+    let maxErr = 0;
+    let maxAbs = 0;
+    for (let i = 0; i < want.length; i++) {
+      maxErr = Math.max(maxErr, Math.abs(want[i]! - got[i]!));
+      maxAbs = Math.max(maxAbs, Math.abs(want[i]!));
+    }
+    expect(maxAbs).toBeGreaterThan(1e-3);
+    expect(maxErr).toBeLessThan(1e-5 * Math.max(1, maxAbs));
+    pass.dispose();
+    model.dispose();
   });
 });
