@@ -12,6 +12,7 @@ import { benchServer } from "./server.ts";
 import { benchSweeps } from "./sweeps.ts";
 import { benchAbuse } from "./abuse.ts";
 import { availableParallelism, loadavg } from "node:os";
+import { initBackend } from "../agents/backend.ts";
 
 const all = ["envs", "agents", "planner", "modelbased", "server", "sweeps", "abuse"];
 const only = process.argv.slice(2).filter((a) => all.includes(a));
@@ -41,7 +42,11 @@ if (want("planner")) {
   }
 }
 if (want("modelbased")) {
-  console.log("\n## model-based learners: training env steps/s, search simulations/s and network evaluations/s inside the search");
+  // the backend is chosen here: run alone, this section would otherwise train on tfjs's default (cpu) backend
+  const backend = await initBackend();
+  console.log(
+    `\n## model-based learners (backend ${backend}): training env steps/s, search simulations/s and network evaluations/s inside the search`,
+  );
   console.log(formatModelBased(await benchModelBased()));
 }
 if (want("server")) await benchServer({ soakMinutes: Number(process.env.BENCH_SOAK_MINUTES ?? 10) });
