@@ -28,12 +28,18 @@ import {
 
 type ProbeOutcome = Awaited<ReturnType<typeof runProbe>>;
 
-export function printProbe(r: ProbeOutcome, out: (s: string) => void): void {
+/**
+ * A probe's table as the CLI prints it (`format` "text": aligned columns) or
+ * as Markdown (a table, then one bullet per row with its notes), the form
+ * docs/results.md quotes; `compare` writes both.
+ */
+export function printProbe(r: ProbeOutcome, out: (s: string) => void, format: "text" | "markdown" = "text"): void {
   const f = (x: number | null | undefined, d = 2) => (x === null || x === undefined || Number.isNaN(x) ? "-" : x.toFixed(d));
   // one decimal near the ends, where a Wilson bound like 0.4% would otherwise print as 0%
   const pct = (x: number | null | undefined) =>
     x === null || x === undefined ? "-" : `${(100 * x).toFixed(x > 0 && (x < 0.1 || x > 0.9) && x < 1 ? 1 : 0)}%`;
-  out(`probe ${r.probe} on ${r.env}: event "${r.results[0]?.event ?? "?"}" at test, learning off`);
+  const title = `probe ${r.probe} on ${r.env}: event "${r.results[0]?.event ?? "?"}" at test, learning off`;
+  out(format === "markdown" ? `#### ${title}\n` : title);
   const header = [
     "agent",
     "arm",
@@ -62,9 +68,14 @@ export function printProbe(r: ProbeOutcome, out: (s: string) => void): void {
   const showArm = rows.some((row) => row[1] !== "");
   const cols = header.map((_, i) => i).filter((i) => i !== 1 || showArm);
   const widths = cols.map((i) => Math.max(header[i]!.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => cols.map((i, j) => cells[i]!.padEnd(widths[j]!)).join("  ");
+  const line = (cells: string[]) =>
+    format === "markdown"
+      ? `| ${cols.map((i, j) => cells[i]!.padEnd(widths[j]!)).join(" | ")} |`
+      : cols.map((i, j) => cells[i]!.padEnd(widths[j]!)).join("  ");
   out(line(header));
+  if (format === "markdown") out(`| ${widths.map((w) => "-".repeat(w)).join(" | ")} |`);
   for (const row of rows) out(line(row));
+  if (format === "markdown") out("");
   for (const x of r.results) {
     const extra = x.extra ?? {};
     const bits: string[] = [];
@@ -93,8 +104,10 @@ export function printProbe(r: ProbeOutcome, out: (s: string) => void): void {
       );
     const dose = trainingDose(x);
     if (dose) bits.push(dose);
-    if (bits.length) out(`  ${x.label}${extra.arm ? ` ${extra.arm}` : ""}: ${bits.join("; ")}`);
+    const who = `${x.label}${extra.arm ? ` ${extra.arm}` : ""}${extra.test ? ` (test ${extra.test})` : ""}`;
+    if (bits.length) out(format === "markdown" ? `- ${who}: ${bits.join("; ")}` : `  ${who}: ${bits.join("; ")}`);
   }
+  if (format === "markdown") return;
   out(
     "intervals: the seed (one training run) is the unit (docs/probes.md); pursuit: simulator planner maximising reward on the test variant; reinforced: the trained policy's own train-variant rate; counting: uniform over deterministic policies optimal on the train variant (the tie measure in the line above each row)",
   );
@@ -216,6 +229,17 @@ async function probeVerb(name: string | undefined, o: ProbeOpts, ctx: CliContext
   return 0;
 }
 
+/** A comparison's tables as Markdown, one section per probe (what `compare` writes beside its report; scripts/compare-md.ts reads a saved JSON). */
+export function compareMarkdown(sections: readonly Pick<ProbeReportSection, "probe" | "env" | "results" | "seconds">[]): string {
+  const lines: string[] = [];
+  for (const s of sections) {
+    printProbe({ probe: s.probe, env: s.env, results: s.results }, (l) => lines.push(l), "markdown");
+    if (s.seconds !== undefined) lines.push("", `(${(s.seconds / 60).toFixed(1)} minutes)`);
+    lines.push("");
+  }
+  return `${lines.join("\n")}\n`;
+}
+
 interface CompareOpts {
   probes?: string;
   agents: string[];
@@ -252,6 +276,7 @@ async function compareVerb(o: CompareOpts, data: string, ctx: CliContext): Promi
     };
     await writeFile(`${stem}.html`, compareReport(sections, meta));
     await writeFile(`${stem}.json`, `${JSON.stringify({ ...meta, sections }, null, 1)}\n`);
+    await writeFile(`${stem}.md`, compareMarkdown(sections));
     return seconds;
   };
   // the probe layer says which environments a full comparison covers
@@ -292,7 +317,7 @@ async function compareVerb(o: CompareOpts, data: string, ctx: CliContext): Promi
     await write();
   }
   const seconds = await write();
-  ctx.out(`report written to ${stem}.html, results to ${stem}.json (${seconds.toFixed(0)} s)`);
+  ctx.out(`report written to ${stem}.html, results to ${stem}.json, tables to ${stem}.md (${seconds.toFixed(0)} s)`);
   return 0;
 }
 

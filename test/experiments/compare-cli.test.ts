@@ -1,6 +1,7 @@
 /**
- * `rewardlab compare` as a user runs it (spawned): the HTML report and a JSON
- * of every probe's results, written after each probe and at the end.
+ * `rewardlab compare` as a user runs it (spawned): the HTML report, a JSON
+ * of every probe's results and their Markdown tables, written after each
+ * probe and at the end.
  */
 import { readFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
@@ -19,7 +20,7 @@ it("compare writes its HTML report and a JSON of the probes' results", async () 
   );
   expect(r.stderr).not.toMatch(/Error/);
   expect(r.code).toBe(0);
-  const m = r.stdout.match(/report written to (\S+\.html), results to (\S+\.json)/);
+  const m = r.stdout.match(/report written to (\S+\.html), results to (\S+\.json), tables to (\S+\.md)/);
   expect(m).not.toBeNull();
   const html = readFileSync(m![1]!, "utf8");
   expect(html).toContain("tamper");
@@ -29,4 +30,12 @@ it("compare writes its HTML report and a JSON of the probes' results", async () 
   expect(json.sections.map((s) => s.probe)).toEqual(["tamper"]);
   expect(json.sections[0]!.results).toHaveLength(1);
   expect(json.sections[0]!.results[0]!.seeds).toBe(2);
+  // the same rows as a Markdown table: header, rule, one row for the planner with its two per-seed rates
+  const md = readFileSync(m![3]!, "utf8").split("\n");
+  expect(md[0]).toBe('#### probe tamper on TamperGrid-v0: event "tamper" at test, learning off');
+  const table = md.filter((l) => l.startsWith("|"));
+  expect(table).toHaveLength(3);
+  expect(table[1]).toMatch(/^\| -+ \| -+ \|/);
+  expect(table[2]!.split("|").map((c) => c.trim())[1]).toBe("planner");
+  expect(table[2]).toContain("100% 100%");
 }, 120_000);
