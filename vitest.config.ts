@@ -7,6 +7,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // tfjs backends are process-global: keep each file in its own fork
+    // temporary folders go under one folder per run, removed at its end
+    globalSetup: ["test/setup/tmpdir.ts"],
     reporters: ["default", "json"],
     outputFile: { json: "test-results/unit.json" },
     pool: "forks",

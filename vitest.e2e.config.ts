@@ -7,6 +7,8 @@ export default defineConfig({
     include: ["test/e2e/**/*.test.ts"],
     testTimeout: 240_000,
     hookTimeout: 180_000,
+    // temporary folders go under one folder per run, removed at its end
+    globalSetup: ["test/setup/tmpdir.ts"],
     reporters: ["default", "json"],
     outputFile: { json: "test-results/e2e.json" },
     pool: "forks",
