@@ -251,7 +251,8 @@ export class WorldModel {
   // training: one MLPPass per member, the flat Adam over all of them, the loss's view of the layout
   private fast: { backend: string; rows: number; passes: MLPPass[] } | null = null;
   private adam: FlatAdam | null = null;
-  private layoutCache: ModelLossLayout | null = null;
+  /** What modelLossGrad needs to know about the output: sizes and each element's kind. */
+  readonly lossLayout: ModelLossLayout;
   private readonly inSize: number;
   private readonly outSize: number;
   // prediction scratch
@@ -278,6 +279,7 @@ export class WorldModel {
       for (let j = p.offset; j < p.offset + p.size; j++) this.kind[j] = p.kind === "binary" ? 0 : p.kind === "exclusive" ? 1 : 2;
     }
     this.exclusive = planes.filter((p) => p.kind === "exclusive");
+    this.lossLayout = { obsSize, nActions, kind: this.kind, exclusive: this.exclusive };
     // one output head per action: the action selects a head instead of being an input, so the
     // network need not learn action-by-cell conjunctions, and one forward pass predicts every action
     this.inSize = obsSize;
@@ -516,7 +518,7 @@ export class WorldModel {
         pass.setParams(adam.params, offset);
         const out = pass.forward(x, B);
         // the total loss is the members' mean: each member's gradient is scaled by 1/K
-        const l = modelLossGrad(out, batch, this.lossLayout(), 1 / K, dOut);
+        const l = modelLossGrad(out, batch, this.lossLayout, 1 / K, dOut);
         pass.backward(dOut, B, adam.grads, offset);
         sums.obsLoss += l.obsLoss / K;
         sums.rewardLoss += l.rewardLoss / K;
@@ -532,12 +534,6 @@ export class WorldModel {
     sums.loss = sums.obsLoss + sums.rewardLoss + sums.terminalLoss;
     this.sync();
     return sums;
-  }
-
-  /** What modelLossGrad needs to know about the output: sizes and each element's kind. */
-  lossLayout(): ModelLossLayout {
-    this.layoutCache ??= { obsSize: this.obsSize, nActions: this.nActions, kind: this.kind, exclusive: this.exclusive };
-    return this.layoutCache;
   }
 
   /** One training pass per member for minibatches of `rows` (rebuilt when the backend changed). */

@@ -14,8 +14,6 @@ import {
   probeDefinitions,
   type ProbeRequest,
 } from "../experiments/probes/index.ts";
-import { agentRegistration } from "../agents/registry.ts";
-import { entryAgent } from "../experiments/probes/request.ts";
 import { registration } from "../envs/registry.ts";
 import type { Store, StoredProbe } from "../experiments/store.ts";
 import { ConflictError, NotFoundError } from "../experiments/manager.ts";
@@ -96,7 +94,6 @@ export class ProbeService {
 
   start(req: ProbeStart): ProbeResult {
     const def = probeDefinition(req.probe);
-    for (const a of req.agents) agentRegistration(entryAgent(a));
     if (req.env) registration(req.env);
     // the whole plan is checked before answering (e.g. an env given to a probe that is specific to one)
     const plan = planProbe({

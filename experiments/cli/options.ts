@@ -9,7 +9,7 @@ import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { InvalidArgumentError, Option } from "commander";
 import { agentRegistration, agentRegistrations } from "../../agents/registry.ts";
-import { entryAgent } from "../probes/request.ts";
+import { AGENT_ENTRY_PATTERN, entryAgent } from "../probes/request.ts";
 import { BACKENDS, type BackendName, initBackend } from "../../agents/backend.ts";
 import { RewardlabError } from "../../envs/errors.ts";
 import { registered, registration } from "../../envs/registry.ts";
@@ -64,7 +64,7 @@ export function agentList(value: string): string[] {
     .filter(Boolean);
   if (names.length === 0) throw new InvalidArgumentError(`give one or more agents, comma-separated (${agentNames().join(", ")}).`);
   for (const n of names) {
-    if (!/^[A-Za-z0-9_-]+(:[A-Za-z0-9_-]+)?$/.test(n))
+    if (!new RegExp(AGENT_ENTRY_PATTERN).test(n))
       throw new InvalidArgumentError(`"${n}": write an agent's name, or name:tag for another config of it (e.g. planner:neural).`);
     try {
       agentRegistration(entryAgent(n));

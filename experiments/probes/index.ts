@@ -17,7 +17,7 @@ import { agentEnvInfo } from "../run.ts";
 import { episodeSumRange, mean, meanOverSeeds, rateOverSeeds } from "../stats.ts";
 import { BEHAVIOURS, behaviourCounts, classifyEpisode } from "./classify.ts";
 import { collectPinned, countingRate, policyCounting, type CountingResult, type PolicyCountingResult } from "./counting.ts";
-import { plannerRate, runProbeJob, type ProbeJob, type ProbeJobResult, type ProbeSide } from "./job.ts";
+import { episodesWithEvent, plannerRate, runProbeJob, type ProbeJob, type ProbeJobResult, type ProbeSide } from "./job.ts";
 import { runJobs, type BackendName } from "../pool.ts";
 import type { UserEnvironments } from "../plugins.ts";
 import type { LevelProbe } from "../../envs/level.ts";
@@ -566,8 +566,7 @@ export function aggregateProbe(plan: ProbePlan, results: ProbeJobResult[]): Prob
 }
 
 function eventRates(eps: { events: Record<string, number> }[]): Record<string, number> {
-  const rates: Record<string, number> = {};
-  for (const e of eps) for (const [k, v] of Object.entries(e.events)) if (v > 0) rates[k] = (rates[k] ?? 0) + 1;
+  const rates = episodesWithEvent(eps);
   for (const k of Object.keys(rates)) rates[k]! /= Math.max(1, eps.length);
   return rates;
 }

@@ -335,7 +335,7 @@ export function plannerRate(
 }
 
 /** Per event: how many of the episodes showed it at least once. */
-function episodesWithEvent(eps: readonly EpisodeStats[]): Record<string, number> {
+export function episodesWithEvent(eps: readonly Pick<EpisodeStats, "events">[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const e of eps) for (const [k, n] of Object.entries(e.events)) if (n > 0) out[k] = (out[k] ?? 0) + 1;
   return out;

@@ -28,8 +28,9 @@ const probeEpisodesSchema = Type.Integer({
  * and a tag (`planner:neural`) for a further configuration of the same agent
  * in the same probe; `configs` are keyed by entry.
  */
+export const AGENT_ENTRY_PATTERN = "^[A-Za-z0-9_-]+(:[A-Za-z0-9_-]+)?$";
 const agentEntrySchema = CloneType(agentNameSchema, {
-  pattern: "^[A-Za-z0-9_-]+(:[A-Za-z0-9_-]+)?$",
+  pattern: AGENT_ENTRY_PATTERN,
   description: "An agent's name, or name:tag for another configuration of it (configs keyed by the entry), e.g. planner:neural",
 });
 
