@@ -76,7 +76,7 @@ export interface Transition {
  * The reinforcement ledger's delta for one update: per state key, per action,
  * the sum over samples of learning rate x the sample's coefficient on grad log pi
  * in the loss (PPO: ratio x advantage / minibatch size where the clip passes
- * gradient; REINFORCE: weight / batch size; see agents/ledger.ts).
+ * gradient; REINFORCE: weight / batch size; see agents/shared/ledger.ts).
  */
 export interface LedgerDelta {
   /** state key -> per-action reinforcement (length nActions). */

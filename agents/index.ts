@@ -1,8 +1,8 @@
 /** Registers the built-in agents. Import this once before using the registry. */
-import "./reinforce.ts";
-import "./ppo.ts";
-import "./planner.ts";
-import "./expit.ts";
+import "./model-free/reinforce.ts";
+import "./model-free/ppo.ts";
+import "./model-based/planner.ts";
+import "./model-based/expit.ts";
 
 export * from "./core.ts";
 export * from "./registry.ts";

@@ -12,10 +12,10 @@
 import { pathToFileURL } from "node:url";
 import "../envs/index.ts";
 import { makeVector } from "../envs/vector.ts";
-import { availableBackends, createMatmul, initBackend, parseBackend, type BackendName } from "../agents/backend.ts";
+import { availableBackends, createMatmul, initBackend, parseBackend, type BackendName } from "../agents/shared/backend.ts";
 import { createAgent } from "../agents/registry.ts";
-import "../agents/ppo.ts";
-import "../agents/reinforce.ts";
+import "../agents/model-free/ppo.ts";
+import "../agents/model-free/reinforce.ts";
 import { resolveAgentConfig } from "../agents/registry.ts";
 import { envInfo, runLoop } from "../test/agents/testing.ts";
 

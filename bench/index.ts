@@ -12,7 +12,7 @@ import { benchServer } from "./server.ts";
 import { benchSweeps } from "./sweeps.ts";
 import { benchAbuse } from "./abuse.ts";
 import { availableParallelism, loadavg } from "node:os";
-import { initBackend } from "../agents/backend.ts";
+import { initBackend } from "../agents/shared/backend.ts";
 
 const all = ["envs", "agents", "planner", "modelbased", "server", "sweeps", "abuse"];
 const only = process.argv.slice(2).filter((a) => all.includes(a));

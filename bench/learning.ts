@@ -13,10 +13,10 @@
 import { pathToFileURL } from "node:url";
 import "../envs/index.ts";
 import { makeVector } from "../envs/vector.ts";
-import { initBackend, parseBackend } from "../agents/backend.ts";
+import { initBackend, parseBackend } from "../agents/shared/backend.ts";
 import type { Agent } from "../agents/core.ts";
-import "../agents/ppo.ts";
-import "../agents/reinforce.ts";
+import "../agents/model-free/ppo.ts";
+import "../agents/model-free/reinforce.ts";
 import { createAgent, resolveAgentConfig } from "../agents/registry.ts";
 import { envInfo, runLoop } from "../test/agents/testing.ts";
 

@@ -13,7 +13,7 @@
  */
 import { pathToFileURL } from "node:url";
 import type { Agent } from "../agents/core.ts";
-import { initBackend } from "../agents/backend.ts";
+import { initBackend } from "../agents/shared/backend.ts";
 import "../agents/index.ts";
 import { createAgent } from "../agents/registry.ts";
 import "../envs/index.ts"; // registers the gridworlds

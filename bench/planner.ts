@@ -15,7 +15,7 @@ import {
   clearPlanCache,
   createPlanner,
   plannerConfigSchema,
-} from "../agents/planner.ts";
+} from "../agents/model-based/planner.ts";
 import { Stepper, agentEnvInfo } from "../experiments/loop.ts";
 import { validate } from "../envs/schema.ts";
 import { make, registered, registration } from "../envs/registry.ts";

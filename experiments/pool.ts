@@ -12,7 +12,7 @@ import type { ProbeJob, ProbeJobResult } from "./probes/job.ts";
 import type { JobOutcome, SweepJob } from "./sweeps/job.ts";
 
 // one list of backend names, in the agents layer that chooses them
-import type { BackendName } from "../agents/backend.ts";
+import type { BackendName } from "../agents/shared/backend.ts";
 export type { BackendName };
 
 export type WorkerRequest =

@@ -5,7 +5,7 @@
 import { parentPort } from "node:worker_threads";
 import "../envs/index.ts";
 import "../agents/index.ts";
-import { initBackend } from "../agents/backend.ts";
+import { initBackend } from "../agents/shared/backend.ts";
 import { Run } from "./run.ts";
 import { loadUserEnvironments } from "./plugins.ts";
 import type { WorkerRequest, WorkerReply } from "./pool.ts";

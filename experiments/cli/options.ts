@@ -10,7 +10,7 @@ import { join, resolve } from "node:path";
 import { InvalidArgumentError, Option } from "commander";
 import { agentRegistration, agentRegistrations } from "../../agents/registry.ts";
 import { AGENT_ENTRY_PATTERN, entryAgent } from "../probes/request.ts";
-import { BACKENDS, type BackendName, initBackend } from "../../agents/backend.ts";
+import { BACKENDS, type BackendName, initBackend } from "../../agents/shared/backend.ts";
 import { RewardlabError } from "../../envs/errors.ts";
 import { registered, registration } from "../../envs/registry.ts";
 import type { UserEnvironments } from "../plugins.ts";

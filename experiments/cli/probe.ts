@@ -10,7 +10,7 @@ import { defaultWorkers } from "../pool.ts";
 import { planProbe, probeDefinition, probeDefinitions, runProbe, type ProbeRequest } from "../probes/index.ts";
 import { Progress, ProbeProgressTracker } from "../progress.ts";
 import { compareReport, trainingDose, type ProbeReportSection } from "../report.ts";
-import type { BackendName } from "../../agents/backend.ts";
+import type { BackendName } from "../../agents/shared/backend.ts";
 import {
   type CliContext,
   UserError,

@@ -2,7 +2,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Command, Option } from "commander";
-import type { BackendName } from "../../agents/backend.ts";
+import type { BackendName } from "../../agents/shared/backend.ts";
 import { make } from "../../envs/registry.ts";
 import { Progress } from "../progress.ts";
 import { runReport } from "../report.ts";

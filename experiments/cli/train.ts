@@ -8,7 +8,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { Command, Option } from "commander";
 import { loadAgent } from "../../agents/registry.ts";
-import type { BackendName } from "../../agents/backend.ts";
+import type { BackendName } from "../../agents/shared/backend.ts";
 import { toAscii } from "../../envs/ascii.ts";
 import type { Frame } from "../../envs/core.ts";
 import { deriveSeed } from "../../envs/rng.ts";

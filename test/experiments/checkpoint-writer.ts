@@ -4,8 +4,8 @@
  * committed, until it is killed.
  */
 import { createAgent } from "../../agents/registry.ts";
-import "../../agents/ppo.ts"; // registers ppo (the only agent this child needs: a quicker start)
-import { initBackend } from "../../agents/backend.ts";
+import "../../agents/model-free/ppo.ts"; // registers ppo (the only agent this child needs: a quicker start)
+import { initBackend } from "../../agents/shared/backend.ts";
 import { envInfo } from "../agents/testing.ts";
 import "../../envs/index.ts";
 import { writeCheckpoint } from "../../experiments/checkpoint.ts";

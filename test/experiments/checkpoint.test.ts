@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import "../../agents/index.ts";
 import "../../envs/index.ts";
-import { initBackend } from "../../agents/backend.ts";
+import { initBackend } from "../../agents/shared/backend.ts";
 import { loadAgent } from "../../agents/registry.ts";
 import { envInfo } from "../agents/testing.ts";
 import { resumableCheckpoint, writeCheckpoint } from "../../experiments/checkpoint.ts";

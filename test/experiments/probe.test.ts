@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import "../../envs/index.ts";
 import "../../agents/index.ts";
-import { initBackend } from "../../agents/backend.ts";
+import { initBackend } from "../../agents/shared/backend.ts";
 import { agentLabel, planProbe, probeDefinition, probeDefinitions, runProbe } from "../../experiments/probes/index.ts";
 import { wilson } from "../../experiments/stats.ts";
 import type { ValidationError } from "../../envs/errors.ts";

@@ -7,7 +7,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import "../../envs/index.ts";
 import "../../agents/index.ts";
-import { initBackend } from "../../agents/backend.ts";
+import { initBackend } from "../../agents/shared/backend.ts";
 import { make } from "../../envs/registry.ts";
 import type { EpisodeStats, RunEvent } from "../../experiments/events.ts";
 import { runReport } from "../../experiments/report.ts";

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import "../../envs/index.ts";
 import "../../agents/index.ts";
-import { initBackend } from "../../agents/backend.ts";
+import { initBackend } from "../../agents/shared/backend.ts";
 import { register, registered } from "../../envs/registry.ts";
 import { Run, resolveRunSpec, type ResumePoint } from "../../experiments/run.ts";
 import type { RunEvent } from "../../experiments/events.ts";

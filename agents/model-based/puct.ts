@@ -20,7 +20,7 @@
  * is a deterministic function of its inputs; the only randomness is the root
  * noise, drawn from the caller's Rng.
  */
-import type { Rng } from "../envs/rng.ts";
+import type { Rng } from "../../envs/rng.ts";
 
 /** What the search steps. `S` is the model's state handle (an env snapshot, an observation). */
 export interface SearchDynamics<S> {

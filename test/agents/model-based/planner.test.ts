@@ -2,9 +2,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Agent, AgentEnvInfo } from "../../agents/core.ts";
-import { type EnvSetup, Stepper, agentEnvInfo } from "../../experiments/loop.ts";
-import { Run, resolveRunSpec } from "../../experiments/run.ts";
+import type { Agent, AgentEnvInfo } from "../../../agents/core.ts";
+import { type EnvSetup, Stepper, agentEnvInfo } from "../../../experiments/loop.ts";
+import { Run, resolveRunSpec } from "../../../experiments/run.ts";
 import {
   type PlannerAgent,
   type SimulatorPlanner,
@@ -14,13 +14,13 @@ import {
   loadPlanner,
   observationKey,
   plannerConfigSchema,
-} from "../../agents/planner.ts";
-import { agentRegistration, createAgent, resolveAgentConfig } from "../../agents/registry.ts";
-import { box, discrete, type Env, type EnvSpec, type Frame, type Info, type StepResult } from "../../envs/core.ts";
-import { register, specOf, unregister } from "../../envs/registry.ts";
-import "../../envs/index.ts"; // registers the gridworlds
-import { Rng, deriveSeed } from "../../envs/rng.ts";
-import { makeVector, type VectorEnv } from "../../envs/vector.ts";
+} from "../../../agents/model-based/planner.ts";
+import { agentRegistration, createAgent, resolveAgentConfig } from "../../../agents/registry.ts";
+import { box, discrete, type Env, type EnvSpec, type Frame, type Info, type StepResult } from "../../../envs/core.ts";
+import { register, specOf, unregister } from "../../../envs/registry.ts";
+import "../../../envs/index.ts"; // registers the gridworlds
+import { Rng, deriveSeed } from "../../../envs/rng.ts";
+import { makeVector, type VectorEnv } from "../../../envs/vector.ts";
 
 // a tiny tabular env defined by a transition function
 

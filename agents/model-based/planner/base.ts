@@ -9,8 +9,8 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { Rng } from "../../envs/rng.ts";
-import type { ActContext, ActResult, Agent, AgentEnvInfo, AgentNeeds, Transition, UpdateStats } from "../core.ts";
+import { Rng } from "../../../envs/rng.ts";
+import type { ActContext, ActResult, Agent, AgentEnvInfo, AgentNeeds, Transition, UpdateStats } from "../../core.ts";
 import type { LearnedModelJson } from "../models.ts";
 import type { PlannerConfig } from "./config.ts";
 

@@ -29,13 +29,13 @@
  * policy lr of 3e-3 learned BoatRace faster but was unstable on GoalShift.
  */
 import * as tf from "@tensorflow/tfjs";
-import { Rng, deriveSeed } from "../envs/rng.ts";
+import { Rng, deriveSeed } from "../../envs/rng.ts";
 import { type Static, Type } from "@sinclair/typebox";
-import { NullableNumber, validate } from "../envs/schema.ts";
-import { bool, hiddenSizes, int, num } from "./config.ts";
-import type { ActContext, ActResult, Agent, AgentEnvInfo, Transition, UpdateStats } from "./core.ts";
-import { Ledger, LedgerBuilder } from "./ledger.ts";
-import { type Matmul, createMatmul } from "./backend.ts";
+import { NullableNumber, validate } from "../../envs/schema.ts";
+import { bool, hiddenSizes, int, num } from "../shared/config.ts";
+import type { ActContext, ActResult, Agent, AgentEnvInfo, Transition, UpdateStats } from "../core.ts";
+import { Ledger, LedgerBuilder } from "../shared/ledger.ts";
+import { type Matmul, createMatmul } from "../shared/backend.ts";
 import {
   Adam,
   FastForward,
@@ -48,10 +48,10 @@ import {
   softmax,
   rowEntropy,
   rowLogSumExp,
-} from "./networks.ts";
-import { FlatAdam } from "./flatadam.ts";
-import { assignVariables, checkEnvCompatible, loadAgentFiles, saveAgentFiles } from "./persist.ts";
-import { registerAgent } from "./registry.ts";
+} from "../shared/networks.ts";
+import { FlatAdam } from "../shared/flatadam.ts";
+import { assignVariables, checkEnvCompatible, loadAgentFiles, saveAgentFiles } from "../shared/persist.ts";
+import { registerAgent } from "../registry.ts";
 
 // ---------------------------------------------------------------- config
 

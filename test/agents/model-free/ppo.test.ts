@@ -3,8 +3,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { initBackend } from "../../agents/backend.ts";
-import type { AgentEnvInfo, Transition } from "../../agents/core.ts";
+import { initBackend } from "../../../agents/shared/backend.ts";
+import type { AgentEnvInfo, Transition } from "../../../agents/core.ts";
 import {
   PPOAgent,
   annealedLearningRate,
@@ -18,15 +18,15 @@ import {
   ppoLossGrad,
   ppoLossJS,
   type PPOConfig,
-} from "../../agents/ppo.ts";
-import { logSoftmax } from "../../agents/networks.ts";
-import { createAgent, loadAgent, resolveAgentConfig } from "../../agents/registry.ts";
-import { envInfo, registerTestEnvs, runLoop } from "./testing.ts";
-import "../../agents/reinforce.ts";
-import { registered } from "../../envs/registry.ts";
-import { defaults } from "../../envs/schema.ts";
-import { makeVector } from "../../envs/vector.ts";
-import "../../envs/index.ts";
+} from "../../../agents/model-free/ppo.ts";
+import { logSoftmax } from "../../../agents/shared/networks.ts";
+import { createAgent, loadAgent, resolveAgentConfig } from "../../../agents/registry.ts";
+import { envInfo, registerTestEnvs, runLoop } from "../testing.ts";
+import "../../../agents/model-free/reinforce.ts";
+import { registered } from "../../../envs/registry.ts";
+import { defaults } from "../../../envs/schema.ts";
+import { makeVector } from "../../../envs/vector.ts";
+import "../../../envs/index.ts";
 
 /** Small, fast settings: the maths is the same, the rollouts are short. */
 const tiny: Partial<PPOConfig> = { numEnvs: 2, numSteps: 16, numMinibatches: 2, updateEpochs: 2, hiddenSizes: [16, 16] };

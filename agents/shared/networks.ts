@@ -13,7 +13,7 @@
  *    against its reference (tfjs autodiff through MLP.apply, the Adam class).
  */
 import * as tf from "@tensorflow/tfjs";
-import type { Rng } from "../envs/rng.ts";
+import type { Rng } from "../../envs/rng.ts";
 import { type MatBuffer, type Matmul, createMatmul } from "./backend.ts";
 
 // ---------------------------------------------------------------- initialisation
@@ -424,12 +424,12 @@ export class InputBatch {
 }
 
 /**
- * One MLP's training-time forward and backward on raw buffers (agents/backend.ts
+ * One MLP's training-time forward and backward on raw buffers (agents/shared/backend.ts
  * Matmul: XNNPACK on wasm, plain loops elsewhere). The forward keeps each
  * layer's activations; the backward takes d loss / d output and writes every
  * parameter's gradient into a flat vector in the MLP's variable order
  * (W0, b0, W1, b1, ...). Same maths as tfjs autodiff through MLP.apply
- * (test/agents/backend.test.ts); it replaces about a hundred tfjs operations
+ * (test/agents/shared/backend.test.ts); it replaces about a hundred tfjs operations
  * per minibatch, whose dispatch was most of PPO's time, with
  * 3 multiplies per layer and a few plain loops.
  *

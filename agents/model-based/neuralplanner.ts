@@ -1,6 +1,6 @@
 /**
  * The planner with a neural world model (`planner` with `model: "neural"`):
- * it learns an ensemble world model (agents/worldmodel.ts) from its own
+ * it learns an ensemble world model (agents/model-based/worldmodel.ts) from its own
  * experience and plans over the model's predictions alone. No state keys, no
  * simulator: at test, with learning off, it acts on what its model believes
  * about the observation in front of it, a layout it may never have seen.
@@ -34,10 +34,10 @@
 import { readFile, writeFile, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { type Static, Type } from "@sinclair/typebox";
-import { Rng, deriveSeed } from "../envs/rng.ts";
-import { ValidationError } from "../envs/errors.ts";
-import type { ActContext, ActResult, Agent, AgentEnvInfo, Transition, UpdateStats } from "./core.ts";
-import { assignVariables, checkEnvCompatible, loadAgentFiles, saveAgentFiles } from "./persist.ts";
+import { Rng, deriveSeed } from "../../envs/rng.ts";
+import { ValidationError } from "../../envs/errors.ts";
+import type { ActContext, ActResult, Agent, AgentEnvInfo, Transition, UpdateStats } from "../core.ts";
+import { assignVariables, checkEnvCompatible, loadAgentFiles, saveAgentFiles } from "../shared/persist.ts";
 import { ReplayBuffer, type RewardAtoms, WorldModel, observationLayout, worldModelConfigSchema } from "./worldmodel.ts";
 
 // ---------------------------------------------------------------- config
@@ -62,7 +62,7 @@ export const neuralPlannerConfigSchema = Type.Object(
 
 export type NeuralPlannerConfig = Static<typeof neuralPlannerConfigSchema>;
 
-/** The planner config fields this model reads (agents/planner.ts holds the whole config). */
+/** The planner config fields this model reads (agents/model-based/planner.ts holds the whole config). */
 export type PlannerSettings = Readonly<Record<string, unknown>> & {
   model: string;
   objective: string;

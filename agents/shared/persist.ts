@@ -9,8 +9,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { ValidationError } from "../envs/errors.ts";
-import type { AgentEnvInfo, LedgerDelta } from "./core.ts";
+import { ValidationError } from "../../envs/errors.ts";
+import type { AgentEnvInfo, LedgerDelta } from "../core.ts";
 
 export const AGENT_FORMAT = "rewardlab-agent/1";
 

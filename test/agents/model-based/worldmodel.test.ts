@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { initBackend } from "../../agents/backend.ts";
-import type { Agent } from "../../agents/core.ts";
-import "../../agents/index.ts";
-import type { NeuralPlanner } from "../../agents/neuralplanner.ts";
-import { createAgent, resolveAgentConfig } from "../../agents/registry.ts";
-import { envInfo, runLoop } from "./testing.ts";
+import { initBackend } from "../../../agents/shared/backend.ts";
+import type { Agent } from "../../../agents/core.ts";
+import "../../../agents/index.ts";
+import type { NeuralPlanner } from "../../../agents/model-based/neuralplanner.ts";
+import { createAgent, resolveAgentConfig } from "../../../agents/registry.ts";
+import { envInfo, runLoop } from "../testing.ts";
 import * as tf from "@tensorflow/tfjs";
-import { createMatmul } from "../../agents/backend.ts";
-import { MLPPass, readFlat } from "../../agents/networks.ts";
+import { createMatmul } from "../../../agents/shared/backend.ts";
+import { MLPPass, readFlat } from "../../../agents/shared/networks.ts";
 import {
   type ModelBatch,
   type ModelLossLayout,
@@ -16,13 +16,13 @@ import {
   type WorldModelConfig,
   modelLossGrad,
   observationLayout,
-} from "../../agents/worldmodel.ts";
-import { Rng } from "../../envs/rng.ts";
-import "../../envs/index.ts";
-import { parseLevel } from "../../envs/levels.ts";
-import { registerLevel } from "../../envs/levelregistrar.ts";
-import { make, registered, unregister } from "../../envs/registry.ts";
-import { makeVector } from "../../envs/vector.ts";
+} from "../../../agents/model-based/worldmodel.ts";
+import { Rng } from "../../../envs/rng.ts";
+import "../../../envs/index.ts";
+import { parseLevel } from "../../../envs/levels.ts";
+import { registerLevel } from "../../../envs/levelregistrar.ts";
+import { make, registered, unregister } from "../../../envs/registry.ts";
+import { makeVector } from "../../../envs/vector.ts";
 
 // a corridor: start, three floor cells, goal; the test variant opens a side cell the agent never saw
 const LEVEL = {
@@ -186,8 +186,8 @@ describe("smoke: the neural planner on every registered environment", () => {
 
 describe("reward decoding", () => {
   it("decodes predicted rewards to the few distinct rewards of experience, and leaves many-valued rewards alone", async () => {
-    const { ReplayBuffer, WorldModel, nearestAtom } = await import("../../agents/worldmodel.ts");
-    const { Rng } = await import("../../envs/rng.ts");
+    const { ReplayBuffer, WorldModel, nearestAtom } = await import("../../../agents/model-based/worldmodel.ts");
+    const { Rng } = await import("../../../envs/rng.ts");
     expect(nearestAtom([], 0.07)).toBe(0.07);
     expect(nearestAtom([-0.01, 1], 0.07)).toBe(-0.01);
     expect(nearestAtom([-0.01, 1], 0.7)).toBe(1);

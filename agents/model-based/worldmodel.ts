@@ -36,12 +36,12 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { type Static, Type } from "@sinclair/typebox";
-import { make, registered } from "../envs/registry.ts";
-import type { Rng } from "../envs/rng.ts";
-import { createMatmul } from "./backend.ts";
-import { FlatAdam } from "./flatadam.ts";
-import { Adam, MLP, MLPPass } from "./networks.ts";
-import { concatBytes } from "./persist.ts";
+import { make, registered } from "../../envs/registry.ts";
+import type { Rng } from "../../envs/rng.ts";
+import { createMatmul } from "../shared/backend.ts";
+import { FlatAdam } from "../shared/flatadam.ts";
+import { Adam, MLP, MLPPass } from "../shared/networks.ts";
+import { concatBytes } from "../shared/persist.ts";
 
 // ---------------------------------------------------------------- config
 

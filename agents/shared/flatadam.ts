@@ -1,8 +1,8 @@
 /**
  * Adam over one flat parameter vector, in WebAssembly SIMD (two float64 lanes)
  * where the runtime has it, else in plain JavaScript: the same rule as
- * adamStepFlat (agents/networks.ts), operation for operation in float64, so
- * both give the same bits (test/agents/flatadam.test.ts checks it on random
+ * adamStepFlat (agents/shared/networks.ts), operation for operation in float64, so
+ * both give the same bits (test/agents/shared/flatadam.test.ts checks it on random
  * vectors, clipping included). PPO's optimiser step was 18% of its update in
  * JavaScript (a square root and a division per parameter, 28k parameters,
  * 16 times per update).

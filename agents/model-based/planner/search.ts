@@ -3,10 +3,10 @@
  * env (made by the live env's own clone(), with no time limit: the planner
  * counts the steps left itself), an exact table when the reachable state set
  * is small, MCTS otherwise. Shared by every planner that plans with the
- * simulator; see agents/planner.ts for the method in full.
+ * simulator; see agents/model-based/planner.ts for the method in full.
  */
-import type { Env, EnvState } from "../../envs/core.ts";
-import type { Rng } from "../../envs/rng.ts";
+import type { Env, EnvState } from "../../../envs/core.ts";
+import type { Rng } from "../../../envs/rng.ts";
 import { MdpBuilder, finiteHorizonQ, finiteHorizonValues, type TabularMdp } from "../models.ts";
 import type { PlannerConfig } from "./config.ts";
 import { PlannerError } from "./config.ts";

@@ -1,6 +1,6 @@
 /** The planner's config: one TypeBox definition, from which both the JSON Schema and the type come. */
 import { type Static, type TSchema, Type } from "@sinclair/typebox";
-import { RewardlabError } from "../../envs/errors.ts";
+import { RewardlabError } from "../../../envs/errors.ts";
 import { neuralPlannerConfigSchema } from "../neuralplanner.ts";
 
 /** A closed set of strings as a plain JSON Schema `enum` (so ajv's error reads "must be one of ..."). */
@@ -24,7 +24,7 @@ export const plannerConfigSchema = Type.Object(
   {
     /**
      * Plan with the true environment ("simulator", via snapshot/restore), a tabular model learned from
-     * experience, or a neural world model learned from experience (agents/neuralplanner.ts); see plannerModels.
+     * experience, or a neural world model learned from experience (agents/model-based/neuralplanner.ts); see plannerModels.
      */
     model: oneOf(["simulator", "learned", "neural"], {
       default: "simulator",

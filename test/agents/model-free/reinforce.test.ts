@@ -3,8 +3,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { initBackend } from "../../agents/backend.ts";
-import type { AgentEnvInfo, Transition } from "../../agents/core.ts";
+import { initBackend } from "../../../agents/shared/backend.ts";
+import type { AgentEnvInfo, Transition } from "../../../agents/core.ts";
 import {
   ReinforceAgent,
   discountedReturns,
@@ -12,15 +12,15 @@ import {
   reinforceConfigSchema,
   reinforceLossGrad,
   type ReinforceConfig,
-} from "../../agents/reinforce.ts";
-import "../../agents/ppo.ts";
-import { createAgent, loadAgent, resolveAgentConfig } from "../../agents/registry.ts";
-import { envInfo, registerTestEnvs, runLoop } from "./testing.ts";
-import { logSoftmax } from "../../agents/networks.ts";
-import { registered } from "../../envs/registry.ts";
-import { defaults } from "../../envs/schema.ts";
-import { makeVector } from "../../envs/vector.ts";
-import "../../envs/index.ts";
+} from "../../../agents/model-free/reinforce.ts";
+import "../../../agents/model-free/ppo.ts";
+import { createAgent, loadAgent, resolveAgentConfig } from "../../../agents/registry.ts";
+import { envInfo, registerTestEnvs, runLoop } from "../testing.ts";
+import { logSoftmax } from "../../../agents/shared/networks.ts";
+import { registered } from "../../../envs/registry.ts";
+import { defaults } from "../../../envs/schema.ts";
+import { makeVector } from "../../../envs/vector.ts";
+import "../../../envs/index.ts";
 
 const tiny: Partial<ReinforceConfig> = { numEnvs: 2, episodesPerUpdate: 2, hiddenSizes: [16, 16] };
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { FlatAdam } from "../../agents/flatadam.ts";
-import { type AdamOptions, adamStepFlat } from "../../agents/networks.ts";
+import { FlatAdam } from "../../../agents/shared/flatadam.ts";
+import { type AdamOptions, adamStepFlat } from "../../../agents/shared/networks.ts";
 
 const opts: AdamOptions = { beta1: 0.9, beta2: 0.999, eps: 1e-5 };
 

@@ -1,12 +1,12 @@
 /**
  * The learned-model planner (config model "learned"): a tabular model of its
- * own experience (agents/models.ts: counts N(s,a,s'), mean rewards, terminal
+ * own experience (agents/model-based/models.ts: counts N(s,a,s'), mean rewards, terminal
  * outcomes), planned by discounted value iteration with R-max optimism, so
  * it explores. It cannot generalise: a state it never visited is worth the
  * optimistic bound. States are keyed by stateKey() or by a hash of the
  * observation (config modelKey).
  */
-import type { ActContext, AgentEnvInfo, AgentNeeds, Transition } from "../core.ts";
+import type { ActContext, AgentEnvInfo, AgentNeeds, Transition } from "../../core.ts";
 import { LearnedModel, type LearnedModelJson, argmaxAll } from "../models.ts";
 import { PlannerBase, type PlannerState } from "./base.ts";
 import { type PlannerConfig, PlannerError } from "./config.ts";

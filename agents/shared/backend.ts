@@ -13,7 +13,7 @@ import * as tf from "@tensorflow/tfjs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 
-import { RewardlabError } from "../envs/errors.ts";
+import { RewardlabError } from "../../envs/errors.ts";
 
 export type BackendName = "tensorflow" | "wasm" | "cpu";
 

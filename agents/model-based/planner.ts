@@ -4,7 +4,7 @@
  * predicted reward (or, as config, the hidden performance), with one of two
  * models:
  *
- * - `simulator` (agents/planner/simulator.ts, search in planner/search.ts):
+ * - `simulator` (agents/model-based/planner/simulator.ts, search in planner/search.ts):
  *   the true environment. A private copy, made by the live env's own clone()
  *   (so the variant and reward wrapper in play), without a time limit, is
  *   restored from a live env's snapshot and stepped.
@@ -25,8 +25,8 @@
  *     decision is seeded by (seed, state key, elapsed) so it is reproducible.
  *   - auto: exhaustive while at most maxStates states are reachable (and the
  *     value table fits in memory), else MCTS (also when the env has no keys).
- * - `learned` (agents/planner/tabular.ts): a tabular model of its own
- *   experience (agents/models.ts): counts N(s,a,s'), mean rewards, terminal
+ * - `learned` (agents/model-based/planner/tabular.ts): a tabular model of its own
+ *   experience (agents/model-based/models.ts): counts N(s,a,s'), mean rewards, terminal
  *   outcomes, keyed by state key, planned by discounted value iteration with
  *   R-max optimism, so it explores.
  *
@@ -56,14 +56,14 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { validate } from "../envs/schema.ts";
-import type { Agent, AgentEnvInfo } from "./core.ts";
+import { validate } from "../../envs/schema.ts";
+import type { Agent, AgentEnvInfo } from "../core.ts";
 import { NeuralPlanner, loadNeuralPlanner } from "./neuralplanner.ts";
 import type { PlannerBase, PlannerSave, PlannerState } from "./planner/base.ts";
 import { type PlannerConfig, PlannerError, plannerConfigSchema } from "./planner/config.ts";
 import { SimulatorPlanner } from "./planner/simulator.ts";
 import { TabularPlanner } from "./planner/tabular.ts";
-import { registerAgent } from "./registry.ts";
+import { registerAgent } from "../registry.ts";
 
 export type { PlannerSave, PlannerState } from "./planner/base.ts";
 export { PlannerBase } from "./planner/base.ts";

@@ -1,11 +1,11 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { initBackend } from "../../agents/backend.ts";
-import type { AgentEnvInfo, Transition } from "../../agents/core.ts";
-import { Ledger, LedgerBuilder, emptyLedger, mergeLedger } from "../../agents/ledger.ts";
-import { PPOAgent, ppoConfigSchema, type PPOConfig } from "../../agents/ppo.ts";
-import { ReinforceAgent, reinforceConfigSchema, type ReinforceConfig } from "../../agents/reinforce.ts";
-import { logSoftmax } from "../../agents/networks.ts";
-import { validate } from "../../envs/schema.ts";
+import { initBackend } from "../../../agents/shared/backend.ts";
+import type { AgentEnvInfo, Transition } from "../../../agents/core.ts";
+import { Ledger, LedgerBuilder, emptyLedger, mergeLedger } from "../../../agents/shared/ledger.ts";
+import { PPOAgent, ppoConfigSchema, type PPOConfig } from "../../../agents/model-free/ppo.ts";
+import { ReinforceAgent, reinforceConfigSchema, type ReinforceConfig } from "../../../agents/model-free/reinforce.ts";
+import { logSoftmax } from "../../../agents/shared/networks.ts";
+import { validate } from "../../../envs/schema.ts";
 
 beforeAll(async () => {
   await initBackend("cpu");

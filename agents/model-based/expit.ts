@@ -1,6 +1,6 @@
 /**
  * Expert iteration (`expit`), the AlphaZero family: a PUCT search
- * (agents/puct.ts) guided by a policy-value network chooses every action in
+ * (agents/model-based/puct.ts) guided by a policy-value network chooses every action in
  * training; the network is trained toward what the search found, the root
  * visit distribution (policy) and n-step returns bootstrapped with the
  * search's root values (value). The search is the expert, the network its
@@ -15,7 +15,7 @@
  *    variant and reward wrapper in play). AlphaZero. Stochastic envs: a
  *    snapshot holds the env's RNG, so the tree is determinised (it plans as
  *    if it knew the next random draws), as the planner's MCTS.
- *  - "neural": the world model of agents/worldmodel.ts, trained on the
+ *  - "neural": the world model of agents/model-based/worldmodel.ts, trained on the
  *    agent's own transitions; the search runs on its decoded predictions.
  *    MuZero-like (MuZero learns a latent model; this one predicts observations).
  *
@@ -35,16 +35,16 @@ import * as tf from "@tensorflow/tfjs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type Static, Type } from "@sinclair/typebox";
-import type { Env, EnvState } from "../envs/core.ts";
-import { make } from "../envs/registry.ts";
-import { Rng, deriveSeed } from "../envs/rng.ts";
-import { validate } from "../envs/schema.ts";
-import { RewardlabError } from "../envs/errors.ts";
-import type { ActContext, ActResult, Agent, AgentEnvInfo, Transition, UpdateStats } from "./core.ts";
-import { Adam, MLP, softmax } from "./networks.ts";
-import { assignVariables, checkEnvCompatible, concatBytes, loadAgentFiles, saveAgentFiles } from "./persist.ts";
+import type { Env, EnvState } from "../../envs/core.ts";
+import { make } from "../../envs/registry.ts";
+import { Rng, deriveSeed } from "../../envs/rng.ts";
+import { validate } from "../../envs/schema.ts";
+import { RewardlabError } from "../../envs/errors.ts";
+import type { ActContext, ActResult, Agent, AgentEnvInfo, Transition, UpdateStats } from "../core.ts";
+import { Adam, MLP, softmax } from "../shared/networks.ts";
+import { assignVariables, checkEnvCompatible, concatBytes, loadAgentFiles, saveAgentFiles } from "../shared/persist.ts";
 import { Puct, type SearchDynamics, type SearchResult } from "./puct.ts";
-import { registerAgent } from "./registry.ts";
+import { registerAgent } from "../registry.ts";
 import { ReplayBuffer, type RewardAtoms, WorldModel, observationLayout, worldModelConfigSchema } from "./worldmodel.ts";
 
 // ---------------------------------------------------------------- config

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { availableBackends, createMatmul, currentBackend, initBackend } from "../../agents/backend.ts";
+import { availableBackends, createMatmul, currentBackend, initBackend } from "../../../agents/shared/backend.ts";
 import {
   Adam,
   FastForward,
@@ -17,8 +17,8 @@ import {
   sampleRow,
   softmax,
   tanhViaExp,
-} from "../../agents/networks.ts";
-import { Rng } from "../../envs/rng.ts";
+} from "../../../agents/shared/networks.ts";
+import { Rng } from "../../../envs/rng.ts";
 
 describe("backend choice", () => {
   afterEach(() => {
@@ -51,12 +51,12 @@ describe("backend choice", () => {
   it("reads REWARDLAB_BACKEND on a fresh start", async () => {
     vi.resetModules();
     process.env.REWARDLAB_BACKEND = "cpu";
-    const fresh = await import("../../agents/backend.ts");
+    const fresh = await import("../../../agents/shared/backend.ts");
     expect(fresh.currentBackend()).toBeNull();
     expect(await fresh.initBackend()).toBe("cpu");
     vi.resetModules();
     process.env.REWARDLAB_BACKEND = "nonsense";
-    const again = await import("../../agents/backend.ts");
+    const again = await import("../../../agents/shared/backend.ts");
     const log: string[] = [];
     expect(["tensorflow", "wasm", "cpu"]).toContain(await again.initBackend(undefined, (m) => log.push(m)));
     expect(log[0]).toMatch(/REWARDLAB_BACKEND=nonsense/);

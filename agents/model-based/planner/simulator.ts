@@ -5,9 +5,9 @@
  * live env's stepsLeft()), and the search (search.ts) solves the reachable
  * states exactly or runs MCTS from the live snapshot.
  */
-import type { Env, EnvOrigin } from "../../envs/core.ts";
-import { Rng, deriveSeed } from "../../envs/rng.ts";
-import type { ActContext, AgentEnvInfo, AgentNeeds } from "../core.ts";
+import type { Env, EnvOrigin } from "../../../envs/core.ts";
+import { Rng, deriveSeed } from "../../../envs/rng.ts";
+import type { ActContext, AgentEnvInfo, AgentNeeds } from "../../core.ts";
 import { argmaxAll } from "../models.ts";
 import { PlannerBase, type PlannerState } from "./base.ts";
 import { type PlannerConfig, PlannerError } from "./config.ts";

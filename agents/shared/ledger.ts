@@ -17,7 +17,7 @@
  * running total. Both are plain JSON. Samples with state key -1 (envs
  * without state keys) are skipped.
  */
-import type { LedgerDelta } from "./core.ts";
+import type { LedgerDelta } from "../core.ts";
 
 /** Accumulates one update's samples, then builds its LedgerDelta. */
 export class LedgerBuilder {

@@ -2,16 +2,16 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { initBackend } from "../../agents/backend.ts";
-import type { Agent } from "../../agents/core.ts";
-import type { ExpitAgent } from "../../agents/expit.ts";
-import "../../agents/index.ts";
-import { agentRegistration, createAgent, loadAgent, resolveAgentConfig } from "../../agents/registry.ts";
-import { envInfo, registerTestEnvs } from "./testing.ts";
-import "../../envs/index.ts";
-import { make, registered } from "../../envs/registry.ts";
-import { Stepper } from "../../experiments/loop.ts";
-import { evaluate } from "../../experiments/run.ts";
+import { initBackend } from "../../../agents/shared/backend.ts";
+import type { Agent } from "../../../agents/core.ts";
+import type { ExpitAgent } from "../../../agents/model-based/expit.ts";
+import "../../../agents/index.ts";
+import { agentRegistration, createAgent, loadAgent, resolveAgentConfig } from "../../../agents/registry.ts";
+import { envInfo, registerTestEnvs } from "../testing.ts";
+import "../../../envs/index.ts";
+import { make, registered } from "../../../envs/registry.ts";
+import { Stepper } from "../../../experiments/loop.ts";
+import { evaluate } from "../../../experiments/run.ts";
 
 /** The shared loop (experiments/loop.ts) with the act context expit's simulator needs; returns every action taken. */
 function drive(agent: Agent, envId: string, envConfig: Record<string, unknown>, steps: number, seed: number, learn = true): number[] {
