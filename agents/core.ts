@@ -10,6 +10,7 @@
  */
 import type { Env } from "../envs/core.ts";
 import type { RewardTransform } from "../envs/registry.ts";
+import type { ActivationEdit, Inspectable } from "./shared/activations.ts";
 
 /** What the run loop tells an agent about the environment it will act in. */
 export interface AgentEnvInfo {
@@ -17,6 +18,9 @@ export interface AgentEnvInfo {
   /** The env's resolved config (variant included); the planner makes simulator copies from it. */
   envConfig: Record<string, unknown>;
   obsSize: number;
+  /** The observation space's shape and layout (agents/shared/activations.ts imageShapeOf): convolutional policies need an image. */
+  obsShape?: number[];
+  obsLayout?: "hwc" | "chw";
   nActions: number;
   /** Number of env copies acted on at once. */
   numEnvs: number;
@@ -133,6 +137,17 @@ export interface Agent {
    * switches to one of them. Learning-time acting is the first mode.
    */
   setEvalMode?(mode: string): void;
+  /**
+   * Optional: the policy network's named layers, recorded and edited in a
+   * forward pass (agents/shared/activations.ts).
+   */
+  inspect?(): Inspectable;
+  /**
+   * Optional, with inspect(): edits in force for act() and actionProbs()
+   * from now on (an empty list removes them); learning never sees them.
+   * Throws a ValidationError for an edit that does not fit the network.
+   */
+  setEdits?(edits: readonly ActivationEdit[]): void;
 }
 
 export interface AgentRegistration<C = Record<string, unknown>> {

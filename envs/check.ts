@@ -8,7 +8,7 @@
  *   checkEnv(() => make("IcyPond-v0"))       every instance check
  *   checkRegisteredEnv("IcyPond-v0")         + registration checks, every variant
  */
-import { type Env, type StepResult, contains } from "./core.ts";
+import { type Env, type StepResult, contains, spaceSize } from "./core.ts";
 import { OrderError } from "./errors.ts";
 import { make, registration } from "./registry.ts";
 import { Rng } from "./rng.ts";
@@ -193,7 +193,7 @@ export function checkEnv(target: Env | (() => Env), opts: CheckOptions = {}): En
           f.agent!.x >= 0 && f.agent!.x < f.width && f.agent!.y >= 0 && f.agent!.y < f.height,
           `step ${i}: the agent is outside the grid`,
         );
-        const size = env.observationSpace.shape[0]!;
+        const size = spaceSize(env.observationSpace);
         const cells = f.width * f.height;
         expect(
           size % cells === 0 || (size - 1) % cells === 0,

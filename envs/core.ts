@@ -14,12 +14,19 @@ export interface DiscreteSpace {
   readonly labels: readonly string[];
 }
 
-/** A box of real numbers; rewardlab observations are flat Boxes. */
+/**
+ * A box of real numbers; observations are flat Float32Arrays, row-major over
+ * `shape`. Image observations say so with a 3-dimensional shape:
+ * [height, width, channels] (channels last), or [channels, height, width]
+ * with layout "chw" (one plane per channel); convolutional policies need one.
+ */
 export interface BoxSpace {
   readonly kind: "box";
   readonly shape: readonly number[];
   readonly low: number;
   readonly high: number;
+  /** For a 3-dimensional shape: "hwc" (the default) or "chw". */
+  readonly layout?: "hwc" | "chw";
 }
 
 export type Space = DiscreteSpace | BoxSpace;
@@ -29,8 +36,8 @@ export function discrete(n: number, labels?: readonly string[]): DiscreteSpace {
   return { kind: "discrete", n, labels: labels ?? Array.from({ length: n }, (_, i) => String(i)) };
 }
 
-export function box(shape: readonly number[], low: number, high: number): BoxSpace {
-  return { kind: "box", shape, low, high };
+export function box(shape: readonly number[], low: number, high: number, layout?: "hwc" | "chw"): BoxSpace {
+  return layout ? { kind: "box", shape, low, high, layout } : { kind: "box", shape, low, high };
 }
 
 export function spaceSize(space: BoxSpace): number {

@@ -459,7 +459,8 @@ export class GridEnv implements Env {
     this.width = c.W;
     this.height = c.H;
     this.channels = c.channels;
-    this.observationSpace = box([c.obsSize], 0, 1);
+    // one H x W plane per channel (an image, "chw"); with the time observation appended, flat
+    this.observationSpace = level.observeTime ? box([c.obsSize], 0, 1) : box([c.channels.length, c.H, c.W], 0, 1, "chw");
     this.actionSpace = discrete(c.nActions, ACTION_LABELS.slice(0, c.nActions));
     this.moveTo = c.moveTo;
     this.nActions = c.nActions;

@@ -47,6 +47,8 @@ export function agentEnvInfo(setup: Pick<EnvSetup, "env" | "config" | "numEnvs">
     envId: setup.env,
     envConfig: { ...setup.config },
     obsSize: env.observationSpace.shape.reduce((a, b) => a * b, 1),
+    obsShape: [...env.observationSpace.shape],
+    ...(env.observationSpace.layout ? { obsLayout: env.observationSpace.layout } : {}),
     nActions: env.actionSpace.n,
     numEnvs: setup.numEnvs,
     maxEpisodeSteps: registration(setup.env).maxEpisodeSteps,
