@@ -7,6 +7,7 @@ import { LevelError } from "./errors.ts";
 import { loadLevelDir } from "./levelregistrar.ts";
 import { registration } from "./registry.ts";
 import { registerTomatoWatering } from "./tomato.ts";
+import { registerMaze } from "./maze.ts";
 
 export * from "./core.ts";
 export * from "./errors.ts";
@@ -38,6 +39,7 @@ export {
   type RegisteredLevel,
 } from "./levelregistrar.ts";
 export { TomatoWateringEnv } from "./tomato.ts";
+export { MazeEnv, MAZE_CHANNELS, MAZE_ID, carveMaze, type MazeLayout, type MazeConfig } from "./maze.ts";
 
 /** Where the built-in level files live. */
 export const BUILTIN_LEVELS = new URL("./levels/", import.meta.url);
@@ -61,6 +63,7 @@ export function registerBuiltins(): void {
       errors.flatMap((e) => e.problems),
     );
   if (!isRegistered("TomatoWatering-v0")) registerTomatoWatering();
+  registerMaze();
 }
 
 registerBuiltins();
