@@ -1,24 +1,27 @@
 /**
  * Worker threads for independent runs: one thread per job, at most
  * `workers` at once (one per core by default). A job that crashes its
- * thread fails alone.
+ * thread fails alone. Generic over the job: a thread gets a kind and its
+ * input (plain data) and replies with the output; experiments/worker.ts maps
+ * each kind to the function that executes it, so this floor imports nothing
+ * of probes or sweeps.
  */
 import { Worker } from "node:worker_threads";
 import { availableParallelism } from "node:os";
 import type { RunEvent, RunSpec, RunStatus } from "./events.ts";
 import type { Intervention, ResumePoint } from "./run.ts";
 import type { UserEnvironments } from "./plugins.ts";
-import type { ProbeJob, ProbeJobResult } from "./probes/job.ts";
-import type { JobOutcome, SweepJob } from "./sweeps/job.ts";
 
 // one list of backend names, in the agents layer that chooses them
 import type { BackendName } from "../agents/shared/backend.ts";
 export type { BackendName };
 
+/** Jobs a thread executes besides whole runs: "probe" a probe seed (ProbeJob -> ProbeJobResult), "sweep" a sweep job (SweepJob -> JobOutcome). */
+export type JobKind = "probe" | "sweep";
+
 export type WorkerRequest =
   | { type: "run"; runId: string; spec: RunSpec; dir: string; resumeFrom?: ResumePoint; backend?: BackendName; userEnvs: UserEnvironments }
-  | { type: "probe-job"; job: ProbeJob; backend?: BackendName; userEnvs: UserEnvironments }
-  | { type: "sweep-job"; job: SweepJob; backend?: BackendName; userEnvs: UserEnvironments }
+  | { type: "job"; kind: JobKind; input: unknown; backend?: BackendName; userEnvs: UserEnvironments }
   | { type: "pause" }
   | { type: "resume" }
   | { type: "stop" }
@@ -27,8 +30,7 @@ export type WorkerRequest =
 export type WorkerReply =
   | { type: "event"; event: RunEvent }
   | { type: "done"; status: RunStatus }
-  | { type: "result"; result: ProbeJobResult }
-  | { type: "outcome"; outcome: JobOutcome }
+  | { type: "output"; output: unknown }
   | { type: "warning"; message: string }
   | { type: "error"; message: string };
 
@@ -186,42 +188,43 @@ export async function onLanes<T, R>(
   }
 }
 
-/** Runs probe jobs on up to `workers` threads; resolves with results in job order. */
-export function runJobs(
-  jobs: ProbeJob[],
-  opts: {
+/** Executes one job of `kind` on a lane's thread; resolves with its output (what the kind's function returned, copied by postMessage). */
+export function runJobOnLane<I, O>(lane: ThreadLane, kind: JobKind, input: I, opts: JobThreadOptions, what: string): Promise<O> {
+  return lane.request<O>(
+    { type: "job", kind, input, ...(opts.backend ? { backend: opts.backend } : {}), userEnvs: opts.userEnvs ?? {} },
+    (m) => (m.type === "output" ? (m.output as O) : undefined),
+    what,
+  );
+}
+
+export interface JobThreadOptions {
+  backend?: BackendName | undefined;
+  userEnvs?: UserEnvironments;
+}
+
+/** Runs jobs of one kind on up to `workers` threads; resolves with their outputs in job order. */
+export function runJobs<I, O>(
+  kind: JobKind,
+  jobs: I[],
+  opts: JobThreadOptions & {
     workers?: number;
-    backend?: BackendName;
-    userEnvs?: UserEnvironments;
-    onResult?: (r: ProbeJobResult, done: number) => void;
-    /** Stops the probe: its threads are terminated and the call rejects with PoolStopped. */
+    onResult?: (r: O, done: number) => void;
+    /** Stops the jobs: their threads are terminated and the call rejects with PoolStopped. */
     signal?: AbortSignal;
   },
-): Promise<ProbeJobResult[]> {
+): Promise<O[]> {
   return onLanes(
     jobs,
     opts.workers ?? defaultWorkers(),
-    (job, lane) =>
-      lane.request<ProbeJobResult>(
-        { type: "probe-job", job, ...(opts.backend ? { backend: opts.backend } : {}), userEnvs: opts.userEnvs ?? {} },
-        (m) => (m.type === "result" ? m.result : undefined),
-        `probe job ${job.agent} seed ${job.seed}`,
-      ),
+    (job, lane) => runJobOnLane<I, O>(lane, kind, job, opts, `${kind} job ${describeJob(job)}`),
     opts.onResult,
     opts.signal,
   );
 }
 
-/** Executes one sweep job on a lane's thread. */
-export function runSweepJobOnLane(
-  lane: ThreadLane,
-  job: SweepJob,
-  backend: BackendName | undefined,
-  userEnvs: UserEnvironments,
-): Promise<JobOutcome> {
-  return lane.request<JobOutcome>(
-    { type: "sweep-job", job, ...(backend ? { backend } : {}), userEnvs },
-    (m) => (m.type === "outcome" ? m.outcome : undefined),
-    `sweep job ${job.key}`,
-  );
+/** A job's agent and seed (or key) for error messages, from whatever fields it has. */
+function describeJob(job: unknown): string {
+  const j = (job ?? {}) as Record<string, unknown>;
+  if (typeof j.key === "string") return j.key;
+  return [j.entry ?? j.agent, j.seed !== undefined ? `seed ${String(j.seed)}` : ""].filter(Boolean).join(" ");
 }

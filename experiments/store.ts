@@ -511,7 +511,7 @@ export class Store {
    * Writes one job's outcome exactly once: a second write of the same key
    * (a retried or duplicated job) is ignored and returns false.
    */
-  writeOutcome(sweepId: string, o: import("./sweeps/execute.ts").JobOutcome, checkpointDir: string | null): boolean {
+  writeOutcome(sweepId: string, o: import("./jobs.ts").JobOutcome, checkpointDir: string | null): boolean {
     this.flush();
     return this.db.transaction(() => {
       if (this.doneKeys([o.key]).size > 0) return false;

@@ -1,6 +1,8 @@
 /**
  * A worker thread that executes jobs: a whole run (streaming its events to
- * the parent) or a probe seed (train, then test with learning off).
+ * the parent), a probe seed (train, then test with learning off) or a sweep
+ * job. An entry point, on the top floor of experiments/ with the command
+ * line: experiments/pool.ts starts it by file name and imports nothing of it.
  */
 import { parentPort } from "node:worker_threads";
 import "../envs/index.ts";
@@ -8,9 +10,16 @@ import "../agents/index.ts";
 import { initBackend } from "../agents/shared/backend.ts";
 import { Run } from "./run.ts";
 import { loadUserEnvironments } from "./plugins.ts";
-import type { WorkerRequest, WorkerReply } from "./pool.ts";
-import { runProbeJob } from "./probes/job.ts";
+import type { JobKind, WorkerRequest, WorkerReply } from "./pool.ts";
+import { type ProbeJob, runProbeJob } from "./probes/job.ts";
+import type { SweepJob } from "./jobs.ts";
 import { executeSweepJob } from "./sweeps/execute.ts";
+
+/** What executes each kind of job (pool.ts's JobKind): its input and output are plain data. */
+const JOBS: Record<JobKind, (input: unknown) => Promise<unknown>> = {
+  probe: (input) => runProbeJob(input as ProbeJob),
+  sweep: (input) => executeSweepJob(input as SweepJob),
+};
 
 if (!parentPort) throw new Error("experiments/worker.ts must run in a worker thread");
 const port = parentPort;
@@ -32,17 +41,10 @@ port.on("message", async (m: WorkerRequest) => {
         send({ type: "done", status });
         break;
       }
-      case "probe-job": {
+      case "job": {
         await loadUserEnvironments(m.userEnvs);
         await initBackend(m.backend);
-        const result = await runProbeJob(m.job);
-        send({ type: "result", result });
-        break;
-      }
-      case "sweep-job": {
-        await loadUserEnvironments(m.userEnvs);
-        await initBackend(m.backend);
-        send({ type: "outcome", outcome: await executeSweepJob(m.job) });
+        send({ type: "output", output: await JOBS[m.kind](m.input) });
         break;
       }
       case "pause":

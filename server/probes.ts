@@ -22,6 +22,7 @@ import { moduleLogger } from "../experiments/log.ts";
 import { PoolStopped, defaultWorkers, runJobs, type BackendName } from "../experiments/pool.ts";
 import { ProbeProgressTracker, type ProbeProgress } from "../experiments/progress.ts";
 import type { UserEnvironments } from "../experiments/plugins.ts";
+import type { ProbeJob, ProbeJobResult } from "../experiments/probes/job.ts";
 import type { ProbeResult } from "./protocol.ts";
 
 const log = moduleLogger("server/probes");
@@ -141,7 +142,7 @@ export class ProbeService {
     this.publish(p);
     const controller = new AbortController();
     log.info({ probeId: p.id, probe: def.name, agents: req.agents, seeds: req.seeds, envSteps: work }, "probe started");
-    const done = runJobs(plan.jobs, {
+    const done = runJobs<ProbeJob, ProbeJobResult>("probe", plan.jobs, {
       ...(this.opts.workers ? { workers: this.opts.workers } : {}),
       ...(this.opts.backend ? { backend: this.opts.backend } : {}),
       ...(this.opts.userEnvs ? { userEnvs: this.opts.userEnvs } : {}),

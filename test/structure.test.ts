@@ -123,3 +123,45 @@ describe("the import graph", () => {
     expect(circles().map((c) => c.join(" <-> "))).toEqual([]);
   });
 });
+
+// ---------------------------------------------------------------------------
+// Floors inside experiments/ (docs/architecture.md): within the layer, too,
+// dependencies flow one way. From the bottom: the step loop, runs and what
+// every part shares (pool.ts included: generic over the job); probes/; the
+// files that store and show probe results (store, report, manager, jobs);
+// sweeps/ (the coordinator and the queue); the entry points (the command
+// line, and worker.ts, the thread that executes every kind of job). A file
+// imports only files on its own floor or below; a new file directly in
+// experiments/ is on the bottom floor until listed here.
+// ---------------------------------------------------------------------------
+
+const EXPERIMENT_FLOORS: { name: string; holds: (file: string) => boolean }[] = [
+  { name: "entry points", holds: (f) => /^experiments\/(cli\/|cli\.ts$|worker\.ts$|worker-boot\.js$)/.test(f) },
+  { name: "sweeps/", holds: (f) => f.startsWith("experiments/sweeps/") },
+  { name: "store and views", holds: (f) => /^experiments\/(store|report|manager|jobs)\.ts$/.test(f) },
+  { name: "probes/", holds: (f) => f.startsWith("experiments/probes/") },
+  { name: "loop, runs and shared parts", holds: (f) => f.startsWith("experiments/") },
+];
+
+/** A file's floor inside experiments/: 0 the bottom (the first floor from the end of the list that holds it). */
+function floorOf(file: string): number {
+  const top = EXPERIMENT_FLOORS.findIndex((fl) => fl.holds(file));
+  return EXPERIMENT_FLOORS.length - 1 - top;
+}
+
+describe("floors inside experiments/", () => {
+  const inside = imports.filter((i) => layerOf(i.from) === "experiments" && layerOf(i.to) === "experiments");
+
+  it("puts every file of experiments/ on a floor, with every floor used", () => {
+    const used = new Set(files.filter((f) => layerOf(f) === "experiments").map(floorOf));
+    expect([...used].sort()).toEqual(EXPERIMENT_FLOORS.map((_, i) => i));
+    expect(floorOf("experiments/probes/job.ts")).toBeGreaterThan(floorOf("experiments/pool.ts"));
+  });
+
+  it("imports only from its own floor or below", () => {
+    const up = inside
+      .filter((i) => floorOf(i.to) > floorOf(i.from))
+      .map((i) => `${i.from} (${EXPERIMENT_FLOORS[EXPERIMENT_FLOORS.length - 1 - floorOf(i.from)]!.name}) -> ${i.to}`);
+    expect(up).toEqual([]);
+  });
+});

@@ -418,7 +418,7 @@ export async function runProbe(
       onProgress?.(results.length, jobs.length, r);
     }
   } else {
-    results = await runJobs(jobs, {
+    results = await runJobs<ProbeJob, ProbeJobResult>("probe", jobs, {
       ...(req.workers ? { workers: req.workers } : {}),
       ...(req.backend ? { backend: req.backend } : {}),
       ...(req.userEnvs ? { userEnvs: req.userEnvs } : {}),

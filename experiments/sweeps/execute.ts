@@ -10,9 +10,9 @@ import { join } from "node:path";
 import type { EpisodeStats } from "../events.ts";
 import { Run } from "../run.ts";
 import { runProbeJob } from "../probes/job.ts";
-import type { JobOutcome, RunOutcome, SweepJob } from "./job.ts";
+import type { JobOutcome, RunOutcome, SweepJob } from "../jobs.ts";
 
-export type { JobOutcome, ProbeOutcome, RunOutcome } from "./job.ts";
+export type { JobOutcome, ProbeOutcome, RunOutcome } from "../jobs.ts";
 
 /** Where a job ran: host and thread/process, for the store and the progress view. */
 function where(): string {

@@ -7,14 +7,14 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
 import type { Store } from "../store.ts";
-import { defaultWorkers, onLanes, runSweepJobOnLane, type BackendName } from "../pool.ts";
+import { defaultWorkers, onLanes, type BackendName } from "../pool.ts";
 import type { UserEnvironments } from "../plugins.ts";
 import { aggregateProbe } from "../probes/index.ts";
 import type { ProbeJobResult } from "../probes/job.ts";
 import type { ProbeTable } from "../probes/result.ts";
-import type { JobOutcome } from "./job.ts";
+import type { JobOutcome } from "../jobs.ts";
 import { expandSweep, type ExpandedSweep } from "./spec.ts";
-import { runOnQueue } from "./queue.ts";
+import { runOnQueue, runSweepJobOnLane } from "./queue.ts";
 import { writeCheckpoint } from "../checkpoint.ts";
 
 export interface SweepProgress {

@@ -13,10 +13,9 @@
 import { Queue, QueueEvents, Worker, type ConnectionOptions, type Job } from "bullmq";
 import { RewardlabError } from "../../envs/errors.ts";
 import { moduleLogger } from "../log.ts";
-import { ThreadLane, runSweepJobOnLane, type BackendName } from "../pool.ts";
+import { ThreadLane, runJobOnLane, type BackendName } from "../pool.ts";
 import type { UserEnvironments } from "../plugins.ts";
-import type { JobOutcome } from "./job.ts";
-import type { SweepJob } from "./job.ts";
+import type { JobOutcome, SweepJob } from "../jobs.ts";
 
 const log = moduleLogger("experiments/sweeps/queue");
 
@@ -72,6 +71,16 @@ function exhausted(job: SweepJob, reason: string): JobOutcome {
     seconds: 0,
     host: "queue",
   };
+}
+
+/** Executes one sweep job on a lane's thread (local sweeps and queue workers alike). */
+export function runSweepJobOnLane(
+  lane: ThreadLane,
+  job: SweepJob,
+  backend: BackendName | undefined,
+  userEnvs: UserEnvironments,
+): Promise<JobOutcome> {
+  return runJobOnLane<SweepJob, JobOutcome>(lane, "sweep", job, { backend, userEnvs }, `sweep job ${job.key}`);
 }
 
 /** Sends the jobs to the queue and resolves when every one has an outcome written. */

@@ -22,7 +22,7 @@ import {
 import type { RunSpec } from "../events.ts";
 import { planProbe, type ProbePlan, probes } from "../probes/index.ts";
 import { probeSpecSchema } from "../probes/request.ts";
-import type { SweepJob } from "./job.ts";
+import type { SweepJob } from "../jobs.ts";
 import { LIMITS, LimitError } from "../limits.ts";
 
 const list = <T extends TSchema>(items: T, min = 1) => Type.Array(items, { minItems: min, maxItems: 1000 });
@@ -56,7 +56,7 @@ export const sweepSpecSchema = Type.Object(
 );
 export type SweepSpec = Static<typeof sweepSpecSchema>;
 
-export type { SweepJob } from "./job.ts";
+export type { SweepJob } from "../jobs.ts";
 
 export interface ExpandedSweep {
   id: string;

@@ -1,10 +1,11 @@
 /**
  * A sweep's unit of work and what executing it returns: plain data, passed
- * to worker threads (experiments/pool.ts) and BullMQ workers. Types only, so
- * that the thread pool needs nothing of the sweep coordinator or the probes.
+ * to worker threads (experiments/pool.ts) and BullMQ workers, and written by
+ * the store. Types only, on the floor above probes/ and below sweeps/, so
+ * that the store needs nothing of the sweep coordinator.
  */
-import type { EpisodeStats, EvaluationStats, RunSpec, RunStatus } from "../events.ts";
-import type { ProbeJob, ProbeJobResult } from "../probes/job.ts";
+import type { EpisodeStats, EvaluationStats, RunSpec, RunStatus } from "./events.ts";
+import type { ProbeJob, ProbeJobResult } from "./probes/job.ts";
 
 /** A run or a probe seed, keyed by the hash of its resolved config and seed. */
 export type SweepJob = { kind: "run"; key: string; spec: RunSpec } | { kind: "probe"; key: string; probeIndex: number; job: ProbeJob };
