@@ -3,6 +3,11 @@
  * stores them, schedules them on worker threads (at most `maxConcurrent` at
  * once, the rest queued), forwards control (pause, resume, stop, intervene),
  * and re-emits every run event to its listeners after the store saw it.
+ *
+ * Runs that yield (the server's demo) never keep another run waiting: when a
+ * run needs a slot that a yielding run holds, the yielding run is paused and
+ * its slot given away; it resumes by itself once a slot is free. A queued run
+ * carries, as its status reason, why it waits and its place in the queue.
  */
 import { randomUUID } from "node:crypto";
 import { rm } from "node:fs/promises";
@@ -24,6 +29,9 @@ const log = moduleLogger("experiments/manager");
 export { LimitError };
 
 export class NotFoundError extends RewardlabError {}
+
+/** The status reason of a yielding run paused to free its slot. */
+export const YIELDED_REASON = "paused: gave its training slot to a user's run; resumes by itself when a slot is free";
 export class ConflictError extends RewardlabError {}
 
 export interface ManagerOptions {
@@ -34,6 +42,8 @@ export interface ManagerOptions {
   maxActive?: number;
   backend?: BackendName;
   userEnvs?: UserEnvironments;
+  /** Runs that give their slot to any other run (paused until a slot is free) and count against no limit. */
+  yields?: (spec: RunSpec) => boolean;
 }
 
 interface Live {
@@ -46,6 +56,12 @@ interface Live {
   resumeFrom?: ResumePoint;
   /** The worker has reported the run running (control messages reach the Run from then on). */
   started: boolean;
+  /** Gives its slot to any other run (the demo). */
+  yields: boolean;
+  /** Paused (or to be paused once started) to free its slot for another run; holds no slot meanwhile. */
+  yielded: boolean;
+  /** The queue reason last announced for it (announced again only when it changes). */
+  queueNote: string | null;
   /** Being deleted: its further events are dropped, not stored. */
   deleting: boolean;
   /** Ends the run now, terminating its worker thread (set while a worker runs it). */
@@ -131,8 +147,9 @@ export class RunManager {
   create(request: unknown): StoredRun {
     if (this.closing) throw new ConflictError("the server is shutting down; no new runs");
     const spec: RunSpec = resolveRunSpec(request);
-    this.checkActive();
     const id = randomUUID();
+    const yields = this.opts.yields?.(spec) ?? false;
+    if (!yields) this.checkActive();
     this.store.createRun(id, spec, "queued");
     this.track(id, spec.variant, spec.reward);
     this.queue.push(id);
@@ -144,6 +161,7 @@ export class RunManager {
   private track(id: string, variant: string, reward: RunSpec["reward"], resumeFrom?: ResumePoint): Live {
     let resolveDone!: () => void;
     const done = new Promise<void>((r) => (resolveDone = r));
+    const spec = this.store.getRun(id)?.spec;
     const l: Live = {
       id,
       worker: null,
@@ -152,6 +170,9 @@ export class RunManager {
       variant,
       reward,
       started: false,
+      yields: spec ? (this.opts.yields?.(spec) ?? false) : false,
+      yielded: false,
+      queueNote: null,
       deleting: false,
       kill: null,
       stopTimer: null,
@@ -163,18 +184,70 @@ export class RunManager {
     return l;
   }
 
+  /**
+   * Starts queued runs while slots are free (runs that do not yield first),
+   * takes a slot from a yielding run for a run that does not yield, gives
+   * yielded slots back when nothing waits, then tells each queued run why it waits.
+   */
   private schedule(): void {
-    while (!this.closing && this.queue.length > 0 && this.running() < this.maxConcurrent) {
-      const id = this.queue.shift()!;
-      const l = this.live.get(id);
-      if (l?.status !== "queued") continue;
+    while (!this.closing) {
+      const id = this.nextQueued();
+      if (id === undefined) break;
+      const l = this.live.get(id)!;
+      if (this.running() >= this.maxConcurrent && (l.yields || !this.takeYieldingSlot())) break;
+      this.queue.splice(this.queue.indexOf(id), 1);
       this.startWorker(l);
     }
+    if (!this.closing && this.nextQueued() === undefined) {
+      for (const l of this.live.values()) {
+        if (this.running() >= this.maxConcurrent) break;
+        if (!l.yielded) continue;
+        l.yielded = false;
+        if (l.started) this.send(l.id, { type: "resume" });
+        log.info({ runId: l.id }, "a free slot: the yielded run resumes");
+      }
+    }
+    this.announceQueue();
   }
 
+  /** The queued run to start next: the first that does not yield, else the first. */
+  private nextQueued(): string | undefined {
+    const waiting = this.queue.filter((id) => this.live.get(id)?.status === "queued");
+    // entries of runs stopped or failed while queued are dropped
+    if (waiting.length !== this.queue.length) this.queue.splice(0, this.queue.length, ...waiting);
+    return waiting.find((id) => !this.live.get(id)!.yields) ?? waiting[0];
+  }
+
+  /** Pauses a running yielding run so that its slot is free now; false when none holds one. */
+  private takeYieldingSlot(): boolean {
+    for (const l of this.live.values()) {
+      if (!l.yields || l.yielded || !l.worker || l.status !== "running") continue;
+      l.yielded = true;
+      // a run still loading is paused as soon as it reports running
+      if (l.started) this.send(l.id, { type: "pause" });
+      log.info({ runId: l.id }, "a yielding run gives its slot to a queued run");
+      return true;
+    }
+    return false;
+  }
+
+  /** Emits a queued status with the reason (slots taken, place in the queue) to each queued run whose reason changed. */
+  private announceQueue(): void {
+    const order = [...this.queue].sort((a, b) => Number(this.live.get(a)!.yields) - Number(this.live.get(b)!.yields));
+    const holders = [...this.live.values()].filter((l) => l.worker && !l.yielded).map((l) => l.id.slice(0, 8));
+    order.forEach((id, i) => {
+      const l = this.live.get(id)!;
+      const note = `place ${i + 1} of ${order.length} in the queue: waiting for a training slot (${holders.length} of ${this.maxConcurrent} taken by runs ${holders.join(", ")})`;
+      if (note === l.queueNote) return;
+      l.queueNote = note;
+      this.emit({ type: "status", runId: id, status: "queued", reason: note });
+    });
+  }
+
+  /** Worker threads that hold a training slot (a yielded run holds none). */
   private running(): number {
     let n = 0;
-    for (const l of this.live.values()) if (l.worker) n++;
+    for (const l of this.live.values()) if (l.worker && !l.yielded) n++;
     return n;
   }
 
@@ -208,10 +281,14 @@ export class RunManager {
       if (m.type === "event") {
         // a run being deleted writes nothing more
         if (l.deleting) return;
-        const e = m.event;
+        let e = m.event;
         if (e.type === "status") {
           l.status = e.status;
-          if (e.status === "running") l.started = true;
+          if (e.status === "running" && !l.started) {
+            l.started = true;
+            if (l.yielded) this.send(l.id, { type: "pause" });
+          }
+          if (e.status === "paused" && l.yielded) e = { ...e, reason: YIELDED_REASON };
         }
         if (e.type === "intervention") {
           l.variant = e.variant;
@@ -262,6 +339,7 @@ export class RunManager {
   resume(id: string): StoredRun {
     const r = this.requireRun(id);
     const l = this.live.get(id);
+    if (l?.yielded) throw new ConflictError(`run ${id} gave its training slot to another run; it resumes by itself when a slot is free`);
     if (l) {
       this.send(id, { type: "resume" });
       return r;
@@ -293,7 +371,7 @@ export class RunManager {
       throw new ConflictError(`run ${r.id} has no complete checkpoint to resume from${problems.length ? `: ${problems.join("; ")}` : ""}`);
     }
     if (!this.canResume(r)) throw new ConflictError(`run ${r.id} already used its whole budget`);
-    this.checkActive();
+    if (!this.opts.yields?.(r.spec)) this.checkActive();
     registration(r.spec.env);
     let saved: ReturnType<typeof readCheckpointPoint>;
     try {
@@ -337,6 +415,8 @@ export class RunManager {
       this.live.delete(id);
       l.resolveDone();
       this.emit({ type: "status", runId: id, status: "stopped", reason: "stopped before it started" });
+      // the runs behind it move up
+      this.schedule();
     } else {
       this.send(id, { type: "stop" });
       // a run stuck in a long step (a huge episode, a planner search) never reads the message: its thread is ended
@@ -413,8 +493,16 @@ export class RunManager {
     return l ? { learning: l.learning, variant: l.variant, reward: l.reward } : null;
   }
 
+  /** Runs queued, running or paused that count against maxActive (yielding runs count against no limit). */
   activeCount(): number {
-    return this.live.size;
+    let n = 0;
+    for (const l of this.live.values()) if (!l.yields) n++;
+    return n;
+  }
+
+  /** Whether a run is paused (or about to be) because it gave its slot to another run. */
+  isYielded(id: string): boolean {
+    return this.live.get(id)?.yielded ?? false;
   }
 
   /** Stops every run (each checkpoints on the way out), waits, flushes the store. */

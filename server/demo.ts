@@ -4,6 +4,9 @@
  * training while someone watches (a client subscribed to either run) and is
  * stopped, with a checkpoint, once nobody has watched for `idleMs`; the next
  * visitor resumes it from there. A demo run a user stopped stays stopped.
+ * The demo never keeps a user's run waiting: its runs yield (the manager
+ * pauses one to give its slot to a user's run and resumes it when a slot is
+ * free) and count against no user limit.
  */
 import type { RunManager } from "../experiments/manager.ts";
 import { moduleLogger } from "../experiments/log.ts";
@@ -11,6 +14,9 @@ import { moduleLogger } from "../experiments/log.ts";
 const log = moduleLogger("server/demo");
 
 export const DEMO_LABEL = "demo";
+
+/** Whether a run is one of the demo's: those yield their slot to any user's run. */
+export const isDemoRun = (spec: { label?: string }): boolean => spec.label === DEMO_LABEL;
 
 export const DEMO_RUNS = [
   // a budget no visit exhausts (hours of training on this kind of machine): the demo is paced by its watchers
@@ -78,7 +84,12 @@ export class DemoKeeper {
           this.stoppedByKeeper.delete(id);
           this.manager.resume(id);
           log.info({ runId: id }, "demo resumed for a watcher");
-        } else if (!watched && live && now - this.lastWatched >= this.idleMs && (run.status === "running" || run.status === "queued")) {
+        } else if (
+          !watched &&
+          live &&
+          now - this.lastWatched >= this.idleMs &&
+          (run.status === "running" || run.status === "queued" || this.manager.isYielded(id))
+        ) {
           this.stoppedByKeeper.add(id);
           this.manager.stop(id);
           log.info({ runId: id, idleMs: this.idleMs }, "demo stopped: nobody watching");

@@ -21,7 +21,7 @@ import { createApp } from "./app.ts";
 import { Broadcaster } from "./sockets.ts";
 import { ProbeService } from "./probes.ts";
 import { SweepService } from "./sweeps.ts";
-import { DemoKeeper } from "./demo.ts";
+import { DemoKeeper, isDemoRun } from "./demo.ts";
 
 const log = moduleLogger("server/main");
 
@@ -82,6 +82,8 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
     store,
     maxConcurrent: opts.maxConcurrentRuns ?? 2,
     maxActive: opts.maxActiveRuns ?? 16,
+    // the demo never keeps a user's run waiting
+    yields: isDemoRun,
     ...(opts.backend ? { backend: opts.backend } : {}),
     userEnvs,
   });

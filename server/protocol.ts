@@ -58,7 +58,7 @@ export interface RunSummary {
   envSteps: number;
   episodes: number;
   updates: number;
-  /** Means over the last (up to) 100 episodes. */
+  /** Means over the last (up to) 100 episodes; events: the share of those episodes in which the event happened (0 to 1). */
   recent: { return: number; performance: number; length: number; events: Record<string, number> } | null;
   evaluation: EvaluationStats | null;
   stepsPerSecond: number | null;

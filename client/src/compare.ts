@@ -13,9 +13,8 @@ import { api, isActive } from "./api.ts";
 import { FramePlayer, GridCanvas } from "./canvas.ts";
 import { joinTables, LineChart, type Marker, type SeriesDef } from "./charts.ts";
 import { fmt, h, option, runColor, setChildren, shortId } from "./dom.ts";
-import { mountProbes } from "./probes.ts";
 import { RunModel } from "./runmodel.ts";
-import { eventsSummary, progressBar, statusBadge } from "./runs.ts";
+import { EVENTS_LABEL, EVENTS_TITLE, eventsSummary, progressBar, statusBadge } from "./runs.ts";
 import { smoothingControl } from "./runview.ts";
 import { smooth } from "./series.ts";
 import { onRuns } from "./socket.ts";
@@ -103,7 +102,15 @@ export function mountCompare(host: HTMLElement, ids: string[], opts: CompareOpti
   const lanesBox = h("div", { class: "lanes", "data-testid": "compare-lanes" });
   const eventSel = h("select", { "data-testid": "compare-event" });
   const metricSel = h("select", { "data-testid": "compare-metric" });
-  const probeHost = h("div", {});
+  // the Probes page has the form and the results; the comparison only points there
+  const probeLink = h(
+    "p",
+    { class: "muted small", "data-testid": "compare-probes-link" },
+    "Does a trained policy pursue the reward or repeat what was reinforced? ",
+    h("a", { href: "#/probes" }, "Run a probe"),
+    " · ",
+    h("a", { href: "#/results" }, "see the results table"),
+  );
 
   const lanes: Lane[] = ids.map((id) => {
     const model = new RunModel(id);
@@ -255,7 +262,7 @@ export function mountCompare(host: HTMLElement, ids: string[], opts: CompareOpti
             ),
           )
         : null,
-      demo ? null : probeHost,
+      demo ? null : probeLink,
     ),
   );
 
@@ -320,7 +327,7 @@ export function mountCompare(host: HTMLElement, ids: string[], opts: CompareOpti
           " · ",
           h("span", { class: "perf" }, `performance ${fmt(recent?.performance)}`),
         ),
-        h("div", { class: "muted" }, eventsSummary(recent?.events)),
+        h("div", { class: "muted", title: EVENTS_TITLE }, `${EVENTS_LABEL}: ${eventsSummary(recent?.events)}`),
       );
     }
   }
@@ -498,7 +505,6 @@ export function mountCompare(host: HTMLElement, ids: string[], opts: CompareOpti
     l.model.start();
     l.player.start();
   }
-  const unmountProbes = demo ? () => undefined : mountProbes(probeHost, { embedded: true });
   const onResize = () => lanes.forEach((l) => l.grid.requestDraw());
   window.addEventListener("resize", onResize);
 
@@ -509,7 +515,6 @@ export function mountCompare(host: HTMLElement, ids: string[], opts: CompareOpti
     window.clearInterval(pickerTimer);
     offRuns();
     window.removeEventListener("resize", onResize);
-    unmountProbes();
     for (const l of lanes) {
       l.player.stop();
       l.model.stop();

@@ -261,12 +261,12 @@ export class RunModel {
     Object.assign(this.latestMetrics, u.metrics);
   }
 
-  /** Means over the last (up to) 100 episodes received, like RunSummary.recent. */
+  /** Means over the last (up to) 100 episodes received, like RunSummary.recent: events as the share of episodes with the event. */
   recentStats(): RunSummary["recent"] {
     const w = this.recentEpisodes;
     if (w.length === 0) return null;
     const events: Record<string, number> = {};
-    for (const e of w) for (const [k, v] of Object.entries(e.events ?? {})) events[k] = (events[k] ?? 0) + v / w.length;
+    for (const e of w) for (const [k, v] of Object.entries(e.events ?? {})) if (v > 0) events[k] = (events[k] ?? 0) + 1 / w.length;
     const mean = (f: (e: EpisodeStats) => number) => w.reduce((a, e) => a + f(e), 0) / w.length;
     return { return: mean((e) => e.return), performance: mean((e) => e.performance), length: mean((e) => e.length), events };
   }

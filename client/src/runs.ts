@@ -32,16 +32,26 @@ export function progressBar(done: number, total: number): HTMLElement {
   );
 }
 
-export function eventsSummary(events: Record<string, number> | undefined, max = 3): string {
-  if (!events) return "–";
-  const entries = Object.entries(events)
+/** The label of every eventsSummary: the share of episodes in which each event happened at least once. */
+export const EVENTS_LABEL = "episodes with event";
+export const EVENTS_TITLE = "the share of episodes (of the last 100) in which the event happened at least once";
+
+/** Event shares (fractions of episodes with the event, 0 to 1) as "lap 84% · goal 3%". */
+export function eventsSummary(shares: Record<string, number> | undefined, max = 3): string {
+  if (!shares) return "–";
+  const entries = Object.entries(shares)
     .filter(([, v]) => v > 0)
     .sort((a, b) => b[1] - a[1]);
   if (entries.length === 0) return "none";
   return entries
     .slice(0, max)
-    .map(([k, v]) => `${k} ${fmt(v, 2)}`)
+    .map(([k, v]) => `${k} ${pct(v)}`)
     .join(" · ");
+}
+
+function pct(v: number): string {
+  const p = v * 100;
+  return p > 0 && p < 1 ? "<1%" : `${p >= 99.5 && p < 100 ? ">99" : p.toFixed(0)}%`;
 }
 
 export async function runAction(run: RunSummary, action: "pause" | "resume" | "stop" | "delete"): Promise<void> {
@@ -73,20 +83,9 @@ export function mountRunsList(host: HTMLElement): () => void {
       h(
         "tr",
         {},
-        ...[
-          "",
-          "run",
-          "environment",
-          "agent",
-          "seed",
-          "status",
-          "progress",
-          "return",
-          "performance",
-          "events / episode",
-          "steps/s",
-          "",
-        ].map((t) => h("th", {}, t)),
+        ...["", "run", "environment", "agent", "seed", "status", "progress", "return", "performance", EVENTS_LABEL, "steps/s", ""].map(
+          (t) => h("th", t === EVENTS_LABEL ? { title: EVENTS_TITLE } : {}, t),
+        ),
       ),
     ),
     tbody,
@@ -161,7 +160,9 @@ export function mountRunsList(host: HTMLElement): () => void {
     setChildren(
       statusCell!,
       statusBadge(run.status),
-      run.reason ? h("div", { class: "muted small", title: run.reason }, run.reason.slice(0, 40)) : null,
+      run.reason
+        ? h("div", { class: "muted small", title: run.reason }, run.reason.length > 60 ? `${run.reason.slice(0, 58)}…` : run.reason)
+        : null,
     );
     statusCell!.dataset.testid = "run-status";
     setChildren(progCell!, progressBar(run.envSteps, run.spec.steps));

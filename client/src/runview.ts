@@ -11,7 +11,7 @@ import { ChartGrid, LineChart, type SeriesDef } from "./charts.ts";
 import { compact, confirmButton, flash, fmt, h, option, setChildren, shortId } from "./dom.ts";
 import { RunModel } from "./runmodel.ts";
 import { isConnected } from "./socket.ts";
-import { eventsSummary, progressBar, runAction, statusBadge } from "./runs.ts";
+import { EVENTS_LABEL, eventsSummary, progressBar, runAction, statusBadge } from "./runs.ts";
 import { addLedgerEntries, emptyCellLedger, emptyCellSearch, setSearchVisits, smooth, type CellLedger, type CellSearch } from "./series.ts";
 import { colorAt } from "./dom.ts";
 
@@ -571,7 +571,7 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
       stat("steps/s", run.stepsPerSecond ? compact(run.stepsPerSecond) : "–"),
       stat("return (last 100)", fmt(recent?.return), "ret"),
       stat("performance (last 100)", fmt(recent?.performance), "perf"),
-      stat("events / episode", eventsSummary(recent?.events, 4)),
+      stat(`${EVENTS_LABEL} (last 100)`, eventsSummary(recent?.events, 4)),
     );
     const active = isActive(run.status);
     pauseBtn.textContent = run.status === "paused" || run.resumable ? "Resume" : "Pause";

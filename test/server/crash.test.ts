@@ -15,8 +15,9 @@ afterEach(() => {
   for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
 });
 
-function serve(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ["bin/rewardlab.js", "serve", "--port", "0", "--data", dataDir, "--no-demo"], {
+function serve(dataDir: string, demo = false): Promise<{ child: ChildProcess; url: string }> {
+  const args = ["bin/rewardlab.js", "serve", "--port", "0", "--data", dataDir, ...(demo ? [] : ["--no-demo"])];
+  const child = spawn(process.execPath, args, {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, REWARDLAB_LOG_LEVEL: "warn" },
   });
@@ -38,6 +39,45 @@ const post = (url: string, body?: unknown) =>
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("crash recovery", () => {
+  it("with the demo on (the defaults), a run created over the API streams frames within 15 s and keeps its episodes after kill -9", async () => {
+    const data = mkdtempSync(join(tmpdir(), "rl-crash-demo-"));
+    const first = await serve(data, true);
+    // the demo takes both training slots on a first start
+    for (let i = 0; i < 300; i++) {
+      const runs = await json<RunSummary[]>(fetch(`${first.url}/api/runs`));
+      if (runs.length === 2 && runs.every((r) => r.status === "running")) break;
+      await sleep(100);
+    }
+    const { io } = await import("socket.io-client");
+    const watcher = io(first.url, { transports: ["websocket"], reconnection: false });
+    const t0 = Date.now();
+    const run = await json<RunSummary>(post(`${first.url}/api/runs`, { env: "BoatRace-v0", agent: "ppo", steps: 1_000_000, seed: 4 }));
+    let frameAt = 0;
+    watcher.on("frame", (e) => {
+      if (e.runId === run.id && !frameAt) frameAt = Date.now();
+    });
+    watcher.emit("subscribe", { runId: run.id });
+    let stored: RunSummary | null = null;
+    for (let i = 0; i < 150; i++) {
+      stored = await json<RunSummary>(fetch(`${first.url}/api/runs/${run.id}`));
+      if (frameAt && stored.episodes >= 5) break;
+      await sleep(100);
+    }
+    expect(frameAt, "a frame within 15 s").toBeGreaterThan(0);
+    expect(frameAt - t0).toBeLessThan(15_000);
+    expect(stored!.episodes).toBeGreaterThanOrEqual(5);
+    watcher.close();
+    first.child.kill("SIGKILL");
+    await new Promise((r) => first.child.once("exit", r));
+    const second = await serve(data, true);
+    const after = await json<RunSummary>(fetch(`${second.url}/api/runs/${run.id}`));
+    expect(after.status).toBe("interrupted");
+    expect(after.episodes).toBeGreaterThanOrEqual(5);
+    const eps = await json<unknown[]>(fetch(`${second.url}/api/runs/${run.id}/episodes`));
+    expect(eps.length).toBe(after.episodes);
+    second.child.kill("SIGKILL");
+  }, 90_000);
+
   it("keeps both runs' episodes after kill -9, and resumes one to completion", async () => {
     const data = mkdtempSync(join(tmpdir(), "rl-crash-"));
     const first = await serve(data);

@@ -1,8 +1,18 @@
-/** The demo keeper: trains while watched, stops after idleMs without watchers, resumes for the next one, leaves a user's stop alone. */
+/**
+ * The demo keeper: trains while watched, stops after idleMs without watchers,
+ * resumes for the next one, leaves a user's stop alone; and the demo yields
+ * its slots to users' runs (a real server, the demo on).
+ */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import "../../envs/index.ts";
+import "../../agents/index.ts";
 import type { RunListener } from "../../experiments/events.ts";
-import type { RunManager } from "../../experiments/manager.ts";
+import { YIELDED_REASON, type RunManager } from "../../experiments/manager.ts";
 import { DemoKeeper } from "../../server/demo.ts";
+import { startServer } from "../../server/main.ts";
 
 interface FakeRun {
   id: string;
@@ -81,4 +91,50 @@ describe("DemoKeeper", () => {
     expect(calls).toEqual(["resume a"]);
     keeper.close();
   });
+});
+
+describe("the demo yields to users' runs", () => {
+  const until = async (what: string, ok: () => Promise<boolean>, ms = 20_000) => {
+    const t0 = Date.now();
+    while (!(await ok())) {
+      if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+
+  it("pauses a demo run for a user's run at once, says why a queued run waits, and resumes the demo when a slot is free", async () => {
+    const s = await startServer({ port: 0, dataDir: mkdtempSync(join(tmpdir(), "rl-demo-yield-")), backend: "cpu" });
+    try {
+      const runs = () => s.manager.store.listRuns();
+      const demo = () => runs().filter((r) => r.spec.label === "demo");
+      await until("the demo to train", async () => demo().length === 2 && demo().every((r) => r.status === "running" && r.episodes > 0));
+      const body = { env: "BoatRace-v0", agent: "reinforce", seed: 1, config: { numEnvs: 2 } };
+      const a = s.manager.create({ ...body, steps: 2_000_000 });
+      const b = s.manager.create({ ...body, steps: 3_000 });
+      // both slots went to the users' runs at once, though the demo held them: no queued reason, running as soon as loaded
+      expect(s.manager.store.getRun(a.id)!.reason).toBeNull();
+      expect(s.manager.store.getRun(b.id)!.reason).toBeNull();
+      await until("the users' runs to start", async () => [a, b].every((r) => s.manager.store.getRun(r.id)!.episodes > 0), 10_000);
+      await until("the demo to yield", async () => demo().every((r) => r.status === "paused"));
+      expect(demo().every((r) => r.reason === YIELDED_REASON)).toBe(true);
+      // a third user run waits behind the two users' runs, and says so
+      const c = s.manager.create({ ...body, steps: 2_000_000 });
+      expect(s.manager.store.getRun(c.id)!.status).toBe("queued");
+      expect(s.manager.store.getRun(c.id)!.reason).toMatch(
+        /^place 1 of 1 in the queue: waiting for a training slot \(2 of 2 taken by runs [0-9a-f]{8}, [0-9a-f]{8}\)$/,
+      );
+      // b finishes: c takes its slot; the demo stays paused
+      await until("b to finish and c to start", async () => s.manager.store.getRun(c.id)!.status === "running");
+      expect(s.manager.store.getRun(b.id)!.status).toBe("completed");
+      expect(demo().every((r) => r.status === "paused")).toBe(true);
+      // both users' runs end: the demo trains again without anyone asking
+      s.manager.stop(a.id);
+      s.manager.stop(c.id);
+      await until("the demo to resume", async () => demo().every((r) => r.status === "running"));
+      // the demo counts against no user limit
+      expect(s.manager.activeCount()).toBe(0);
+    } finally {
+      await s.close();
+    }
+  }, 90_000);
 });
