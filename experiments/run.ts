@@ -2,24 +2,26 @@
  * A run: trains an agent through the shared step loop (loop.ts) to its
  * budget, evaluates it with learning off, and emits every step of that as
  * RunEvents. What only a run does lives here: interventions, recording of
- * copy 0's episodes, checkpoints, pausing. Nothing reaches into the loop:
+ * copy 0's episodes, heatmaps, checkpoints, pausing; Run.train is a short
+ * loop over those named steps (the stateful ones in runsteps.ts, tested
+ * alone). Nothing reaches into the loop:
  * callers pause, resume, stop and intervene through the Run object, and
  * listen to its events.
  */
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Frame } from "../envs/core.ts";
 import { registration } from "../envs/registry.ts";
 import { deriveSeed } from "../envs/rng.ts";
 import { ValidationError } from "../envs/errors.ts";
-import type { Agent, AgentEnvInfo } from "../agents/core.ts";
+import type { Agent, AgentEnvInfo, UpdateStats } from "../agents/core.ts";
 import type { VectorEnv } from "../envs/vector.ts";
 import type { Intervention } from "./runspec.ts";
 import { createAgent, loadAgent } from "../agents/registry.ts";
-import type { EpisodeStats, EvaluationStats, RunEvent, RunListener, RunSpec, RunStatus, TrajectoryRecord } from "./events.ts";
+import type { EpisodeStats, EvaluationStats, RunEvent, RunListener, RunSpec, RunStatus } from "./events.ts";
 import { meanCI } from "./stats.ts";
 import { RUN_STATE_FILE, type RunCheckpointState, writeCheckpoint } from "./checkpoint.ts";
 import { Stepper, agentEnvInfo as loopEnvInfo, playEpisodes } from "./loop.ts";
+import { applyIntervention, EpisodeRecorder, episodeStats, type RecordPoint, StepRate, VisitTally } from "./runsteps.ts";
 import { SALT } from "./seeds.ts";
 
 export type { RunCheckpointState } from "./checkpoint.ts";
@@ -171,23 +173,54 @@ export class Run {
   }
 
   /** The run's envs from here on: its variant and reward wrapper, reset with a seed derived from the step count. */
-  private stepper(agent: Agent, numEnvs: number, seedSalt: number): Stepper {
+  private stepper(agent: Agent, seedSalt: number): Stepper {
     const stepper = new Stepper(agent, {
       env: this.spec.env,
       config: { ...this.spec.envConfig, variant: this.variant },
       reward: this.reward,
-      numEnvs,
+      numEnvs: Number(this.spec.config.numEnvs ?? 1),
       seed: deriveSeed(this.spec.seed, this.envSteps + seedSalt),
     });
     stepper.vec.captureFinalFrame = 0;
     return stepper;
   }
 
+  /**
+   * The training loop: each vector step applies a pending intervention,
+   * steps the agent (loop.ts), then reports what happened through the named
+   * steps below (heatmap counts, copy 0's recording, episodes, the update and
+   * its checkpoint, idle visits) and every `yieldEvery` steps yields, pausing
+   * there if asked.
+   */
   private async train(): Promise<void> {
-    const spec = this.spec;
-    const info = agentEnvInfo(spec);
-    if (this.opts.resumeFrom) {
-      const from = this.opts.resumeFrom;
+    const agent = await this.begin();
+    let stepper = this.stepper(agent, 0);
+    const recorder = new EpisodeRecorder(this.id, this.spec.recordEveryMs, (e) => this.emit(e));
+    const tally = new VisitTally(this.envSteps);
+    const rate = new StepRate(this.envSteps);
+    const yieldEvery = this.opts.yieldEvery ?? 64;
+    recorder.start(stepper.vec, this.recordPoint());
+    for (let vectorSteps = 1; this.envSteps < this.spec.steps && !this.stopRequested; vectorSteps++) {
+      if (this.pending) stepper = this.applyPending(agent, stepper, recorder);
+      stepper.step({ explore: true, learn: this.learning });
+      this.envSteps += stepper.num;
+      tally.count(stepper);
+      recorder.step(stepper.vec, stepper.lastAct!.actions[0]!);
+      this.reportEpisodes(stepper, recorder);
+      if (stepper.update) await this.reportUpdate(stepper.update, tally, rate);
+      const idle = tally.takeIfIdle(this.envSteps);
+      // agents that never update still get a visitation heatmap
+      if (idle) this.emit({ type: "visits", runId: this.id, envSteps: this.envSteps, visits: idle });
+      if (vectorSteps % yieldEvery === 0) await this.pausePoint();
+    }
+    stepper.close();
+  }
+
+  /** Makes the agent (or loads it where the run resumes, with the run's state at the checkpoint) and emits `started`. */
+  private async begin(): Promise<Agent> {
+    const info = agentEnvInfo(this.spec);
+    const from = this.opts.resumeFrom;
+    if (from) {
       this.agent = await loadAgent(from.dir, info);
       this.envSteps = from.envSteps;
       this.episodes = from.episodes;
@@ -195,168 +228,78 @@ export class Run {
       this.learning = from.learning;
       this.reward = from.reward;
     } else {
-      this.agent = createAgent(spec.agent, info, spec.config, spec.seed);
+      this.agent = createAgent(this.spec.agent, info, this.spec.config, this.spec.seed);
     }
-    const agent = this.agent;
     this.status = "running";
     this.emit({
       type: "started",
       runId: this.id,
-      spec,
+      spec: this.spec,
       backend: this.opts.backend ?? "unknown",
       time: Date.now(),
-      ...(this.opts.resumeFrom ? { resumedFrom: this.envSteps } : {}),
+      ...(from ? { resumedFrom: this.envSteps } : {}),
     });
     this.setStatus("running");
+    return this.agent;
+  }
 
-    const num = info.numEnvs;
-    let stepper = this.stepper(agent, num, 0);
-    const yieldEvery = this.opts.yieldEvery ?? 64;
+  private recordPoint(): RecordPoint {
+    return { episode: this.episodes, envSteps: this.envSteps, variant: this.variant };
+  }
 
-    // recording of copy 0's episodes, for live frames and replay
-    let recording: TrajectoryRecord | null = null;
-    let lastRecordStart = -Infinity;
-    const startRecording = () => {
-      if (spec.recordEveryMs <= 0 || Date.now() - lastRecordStart < spec.recordEveryMs) return;
-      lastRecordStart = Date.now();
-      const frame = stepper.vec.envs[0]!.render();
-      recording = {
-        episode: this.episodes,
-        envSteps: this.envSteps,
-        variant: this.variant,
-        frames: [frame],
-        actions: [],
-        rewards: [],
-        performance: [],
-        events: [],
-      };
-      this.emit({ type: "frame", runId: this.id, episode: this.episodes, t: 0, frame, reward: 0, performance: 0, events: [] });
-    };
-    startRecording();
-
-    let sinceUpdate = performance.now();
-    let stepsAtUpdate = this.envSteps;
-    let vectorSteps = 0;
-    let visits = new Map<number, number>();
-    let search = new Map<number, number[]>();
-    let stepsAtVisits = this.envSteps;
-
-    while (this.envSteps < spec.steps && !this.stopRequested) {
-      if (this.pending) {
-        const change = this.pending;
-        this.pending = null;
-        if (change.learning !== undefined) this.learning = change.learning;
-        if (change.variant !== undefined || change.reward !== undefined) {
-          this.variant = change.variant ?? this.variant;
-          this.reward = change.reward ?? this.reward;
-          stepper.close();
-          stepper = this.stepper(agent, num, 1);
-          // learning under the new reward or variant starts from a fresh rollout
-          agent.resetRollout?.();
-          recording = null;
-          startRecording();
-        }
-        this.emit({
-          type: "intervention",
-          runId: this.id,
-          envSteps: this.envSteps,
-          variant: this.variant,
-          learning: this.learning,
-          reward: this.reward,
-        });
-      }
-
-      // act, step, account, observe, learn when ready
-      stepper.step({ explore: true, learn: this.learning });
-      const vec = stepper.vec;
-      this.envSteps += num;
-      vectorSteps++;
-      for (let i = 0; i < num; i++) {
-        const k = stepper.stateKeys[i]!;
-        if (k >= 0) visits.set(k, (visits.get(k) ?? 0) + 1);
-      }
-      const searched = stepper.lastAct?.searchVisits;
-      if (searched) addSearchVisits(search, stepper.stateKeys, searched);
-
-      if (recording) {
-        const rec = recording as TrajectoryRecord;
-        const inf = vec.infos[0]!;
-        const done = vec.terminated[0] === 1 || vec.truncated[0] === 1;
-        const frame: Frame = done ? vec.finalFrame! : vec.envs[0]!.render();
-        rec.frames.push(frame);
-        rec.actions.push(stepper.lastAct!.actions[0]!);
-        rec.rewards.push(vec.rewards[0]!);
-        rec.performance.push(inf.performance);
-        rec.events.push([...inf.events]);
-        this.emit({
-          type: "frame",
-          runId: this.id,
-          episode: rec.episode,
-          t: rec.actions.length,
-          frame,
-          reward: vec.rewards[0]!,
-          performance: inf.performance,
-          events: [...inf.events],
-        });
-      }
-      for (const e of stepper.finished) {
-        const episode: EpisodeStats = {
-          index: this.episodes++,
-          envSteps: this.envSteps,
-          return: e.return,
-          performance: e.performance,
-          length: e.length,
-          terminated: e.terminated,
-          events: e.events,
-          variant: this.variant,
-        };
-        this.emit({ type: "episode", runId: this.id, episode });
-        if (e.copy === 0) {
-          if (recording) this.emit({ type: "trajectory", runId: this.id, trajectory: recording });
-          recording = null;
-          startRecording();
-        }
-      }
-
-      const stats = stepper.update;
-      if (stats) {
-        this.updates = stats.update;
-        const now = performance.now();
-        const sps = ((this.envSteps - stepsAtUpdate) / Math.max(1e-9, now - sinceUpdate)) * 1000;
-        sinceUpdate = now;
-        stepsAtUpdate = this.envSteps;
-        this.emit({
-          type: "update",
-          runId: this.id,
-          update: stats.update,
-          envSteps: this.envSteps,
-          stepsPerSecond: sps,
-          metrics: stats.metrics,
-          ...(stats.ledger ? { ledger: stats.ledger } : {}),
-          visits: Object.fromEntries(visits),
-          ...(search.size > 0 ? { search: Object.fromEntries(search) } : {}),
-        });
-        visits = new Map();
-        search = new Map();
-        if (spec.checkpointEvery > 0 && stats.update % spec.checkpointEvery === 0) await this.checkpoint();
-      }
-
-      if (visits.size > 0 && this.envSteps - Math.max(stepsAtUpdate, stepsAtVisits) >= 5000) {
-        // agents that never update still get a visitation heatmap
-        this.emit({ type: "visits", runId: this.id, envSteps: this.envSteps, visits: Object.fromEntries(visits) });
-        visits = new Map();
-        stepsAtVisits = this.envSteps;
-      }
-      if (vectorSteps % yieldEvery === 0) {
-        await new Promise<void>((r) => setImmediate(r));
-        if (this.pauseRequested && !this.stopRequested) {
-          this.setStatus("paused");
-          await new Promise<void>((r) => (this.pausedResolve = r));
-          if (!this.stopRequested) this.setStatus("running");
-        }
-      }
+  /** Applies the pending intervention and emits it; returns the stepper to go on with (new envs if the variant or reward changed). */
+  private applyPending(agent: Agent, stepper: Stepper, recorder: EpisodeRecorder): Stepper {
+    const { settings, remakeEnvs } = applyIntervention(
+      { variant: this.variant, learning: this.learning, reward: this.reward },
+      this.pending!,
+    );
+    this.pending = null;
+    ({ variant: this.variant, learning: this.learning, reward: this.reward } = settings);
+    let next = stepper;
+    if (remakeEnvs) {
+      stepper.close();
+      next = this.stepper(agent, 1);
+      // learning under the new reward or variant starts from a fresh rollout
+      agent.resetRollout?.();
+      recorder.restart(next.vec, this.recordPoint());
     }
-    stepper.close();
+    this.emit({ type: "intervention", runId: this.id, envSteps: this.envSteps, ...settings });
+    return next;
+  }
+
+  /** Emits the episodes the last step finished; copy 0's end also closes its recording. */
+  private reportEpisodes(stepper: Stepper, recorder: EpisodeRecorder): void {
+    for (const e of stepper.finished) {
+      const episode = episodeStats(e, this.episodes++, this.envSteps, this.variant);
+      this.emit({ type: "episode", runId: this.id, episode });
+      if (e.copy === 0) recorder.episodeEnded(stepper.vec, this.recordPoint());
+    }
+  }
+
+  /** Emits an update with its step rate and heatmaps, and checkpoints every `checkpointEvery` updates. */
+  private async reportUpdate(stats: UpdateStats, tally: VisitTally, rate: StepRate): Promise<void> {
+    this.updates = stats.update;
+    const stepsPerSecond = rate.tick(this.envSteps);
+    this.emit({
+      type: "update",
+      runId: this.id,
+      update: stats.update,
+      envSteps: this.envSteps,
+      stepsPerSecond,
+      metrics: stats.metrics,
+      ...(stats.ledger ? { ledger: stats.ledger } : {}),
+      ...tally.takeForUpdate(this.envSteps),
+    });
+    if (this.spec.checkpointEvery > 0 && stats.update % this.spec.checkpointEvery === 0) await this.checkpoint();
+  }
+
+  /** Yields to the event loop; if a pause was asked (and no stop), waits there until resume() or stop(). */
+  private async pausePoint(): Promise<void> {
+    await new Promise<void>((r) => setImmediate(r));
+    if (!this.pauseRequested || this.stopRequested) return;
+    this.setStatus("paused");
+    await new Promise<void>((r) => (this.pausedResolve = r));
+    if (!this.stopRequested) this.setStatus("running");
   }
 }
 
@@ -395,16 +338,7 @@ export function evaluate(
       explore: !opts.greedy,
       ...(opts.onStep ? { onStep: opts.onStep } : {}),
       onEpisode: (e) => {
-        const stats: EpisodeStats = {
-          index: finished.length,
-          envSteps: e.envSteps,
-          return: e.return,
-          performance: e.performance,
-          length: e.length,
-          terminated: e.terminated,
-          events: e.events,
-          variant,
-        };
+        const stats = episodeStats(e, finished.length, e.envSteps, variant);
         finished.push(stats);
         opts.onEpisode?.(stats);
       },
@@ -441,16 +375,4 @@ export function summarise(
     events,
     eventRates: rates,
   };
-}
-
-/** Adds each copy's root visit counts (rows of `rows`) to its state key's sums; copies without a state key are skipped. */
-export function addSearchVisits(into: Map<number, number[]>, stateKeys: Int32Array, rows: Float32Array): void {
-  const nActions = rows.length / stateKeys.length;
-  for (let i = 0; i < stateKeys.length; i++) {
-    const k = stateKeys[i]!;
-    if (k < 0) continue;
-    let sums = into.get(k);
-    if (!sums) into.set(k, (sums = new Array<number>(nActions).fill(0)));
-    for (let a = 0; a < nActions; a++) sums[a]! += rows[i * nActions + a]!;
-  }
 }
