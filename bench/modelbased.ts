@@ -6,7 +6,7 @@
  * network evaluations per second inside the search (from the agent's own
  * search/* metrics), and where the time goes (acting vs learning).
  *
- *   npx tsx bench/modelbased.ts [--steps N]
+ *   npx tsx bench/modelbased.ts [--steps N] [--only TEXT]   (--only: cases whose label or env contains TEXT)
  *
  * The aim: expit with the simulator at 50 simulations per step trains at
  * 1,000 env steps per second or more on one core.
@@ -23,6 +23,8 @@ import { agentEnvInfo, resolveRunSpec } from "../experiments/run.ts";
 export interface ModelBasedBenchCase {
   label: string;
   env: string;
+  /** The env's variant (the train one where it has several). */
+  variant?: string;
   agent: string;
   config: Record<string, unknown>;
 }
@@ -41,15 +43,22 @@ export interface ModelBasedBenchRow extends ModelBasedBenchCase {
 }
 
 const CASES: ModelBasedBenchCase[] = [
-  { label: "expit simulator x50", env: "GoalShift-v0", agent: "expit", config: { simulations: 50 } },
-  { label: "expit simulator x50", env: "TamperGrid-v0", agent: "expit", config: { simulations: 50 } },
-  { label: "expit neural x50", env: "GoalShift-v0", agent: "expit", config: { model: "neural", simulations: 50 } },
-  { label: "planner neural", env: "GoalShift-v0", agent: "planner", config: { model: "neural" } },
+  { label: "expit simulator x50", env: "GoalShift-v0", variant: "train", agent: "expit", config: { simulations: 50 } },
+  { label: "expit simulator x50", env: "TamperGrid-v0", variant: "train", agent: "expit", config: { simulations: 50 } },
+  { label: "expit neural x50", env: "GoalShift-v0", variant: "train", agent: "expit", config: { model: "neural", simulations: 50 } },
+  { label: "planner neural", env: "GoalShift-v0", variant: "train", agent: "planner", config: { model: "neural" } },
+  { label: "planner neural", env: "TomatoWatering-v0", agent: "planner", config: { model: "neural" } },
+  { label: "planner neural", env: "CoastRunners-v0", agent: "planner", config: { model: "neural" } },
 ];
 
 /** Trains through the shared loop (experiments/loop.ts), timing acting (with the env step) and learning. */
-function run(agent: Agent, env: string, steps: number): { actMs: number; learnMs: number; metrics: Record<string, number>[] } {
-  const stepper = new Stepper(agent, { env, config: { variant: "train" }, reward: "keep", numEnvs: 1, seed: 0 }, { timed: true });
+function run(
+  agent: Agent,
+  env: string,
+  variant: string | undefined,
+  steps: number,
+): { actMs: number; learnMs: number; metrics: Record<string, number>[] } {
+  const stepper = new Stepper(agent, { env, config: variant ? { variant } : {}, reward: "keep", numEnvs: 1, seed: 0 }, { timed: true });
   const metrics: Record<string, number>[] = [];
   try {
     while (stepper.envSteps < steps) {
@@ -67,13 +76,13 @@ export async function benchModelBased(opts: { steps?: number; cases?: ModelBased
   const steps = opts.steps ?? 3000;
   const rows: ModelBasedBenchRow[] = [];
   for (const c of opts.cases ?? CASES) {
-    const spec = resolveRunSpec({ env: c.env, variant: "train", agent: c.agent, config: c.config, steps });
+    const spec = resolveRunSpec({ env: c.env, variant: c.variant, agent: c.agent, config: c.config, steps });
     const agent = createAgent(c.agent, agentEnvInfo(spec), spec.config, 0);
     // warm-up (JIT, the first update), then the timed part
-    run(agent, c.env, 600);
+    run(agent, c.env, c.variant, 600);
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
-    const r = run(agent, c.env, steps);
+    const r = run(agent, c.env, c.variant, steps);
     const seconds = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
     agent.dispose();
@@ -110,8 +119,13 @@ export function formatModelBased(rows: ModelBasedBenchRow[]): string {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  const i = process.argv.indexOf("--steps");
+  const arg = (name: string) => {
+    const i = process.argv.indexOf(`--${name}`);
+    return i > 0 ? process.argv[i + 1] : undefined;
+  };
+  const only = arg("only");
+  const cases = only ? CASES.filter((c) => `${c.label} ${c.env}`.includes(only)) : CASES;
   const backend = await initBackend();
   console.log(`backend ${backend}`);
-  console.log(formatModelBased(await benchModelBased({ steps: i > 0 ? Number(process.argv[i + 1]) : undefined })));
+  console.log(formatModelBased(await benchModelBased({ steps: arg("steps") ? Number(arg("steps")) : undefined, cases })));
 }

@@ -41,7 +41,7 @@ import { Rng, deriveSeed } from "../../envs/rng.ts";
 import { validate } from "../../envs/schema.ts";
 import { RewardlabError } from "../../envs/errors.ts";
 import type { ActContext, ActResult, Agent, AgentEnvInfo, Transition, UpdateStats } from "../core.ts";
-import { Adam, MLP, softmax } from "../shared/networks.ts";
+import { Adam, MLP, argmaxRow, logSoftmax, sampleRowFromLogProbs, softmax } from "../shared/networks.ts";
 import { assignVariables, checkEnvCompatible, concatBytes, loadAgentFiles, saveAgentFiles } from "../shared/persist.ts";
 import { Puct, type SearchDynamics, type SearchResult } from "./puct.ts";
 import { registerAgent } from "../registry.ts";
@@ -144,7 +144,7 @@ class ModelDynamics implements SearchDynamics<Float32Array> {
     if (state !== this.lastState) {
       const p = this.model.predict(state);
       this.next.set(p.next);
-      this.reward.set(p.reward);
+      this.reward.set(p.medianReward);
       this.terminal.set(p.terminal);
       this.lastState = state;
     }
@@ -154,16 +154,6 @@ class ModelDynamics implements SearchDynamics<Float32Array> {
     const terminal = this.terminal[action]! > 0.5 ? 1 : 0;
     return { state: terminal ? null : next, reward: this.reward[action]!, terminal };
   }
-}
-
-/** Steps already taken in the episode, from the TimeLimit part of a snapshot. */
-function elapsedIn(snap: EnvState): number {
-  let s = snap as { inner?: unknown; elapsed?: unknown } | null;
-  for (let depth = 0; depth < 16 && s && typeof s === "object"; depth++) {
-    if (typeof s.elapsed === "number") return s.elapsed;
-    s = s.inner as typeof s;
-  }
-  return 0;
 }
 
 // ---------------------------------------------------------------- search targets
@@ -350,10 +340,9 @@ export class ExpitAgent implements Agent {
       if (!live) throw new ExpitError('expit (model "simulator") needs ctx.envs, the live env copies (needs.simulator)');
       const spec = ctx.simulator ?? { envId: this.env.envId, envConfig: this.env.envConfig, reward: "keep" as const };
       const sim = this.simulatorFor(spec);
-      const snap = live.snapshot();
-      const stepsLeft = Math.max(1, this.env.maxEpisodeSteps - elapsedIn(snap));
-      opts.maxDepth = Math.min(opts.maxDepth, stepsLeft);
-      r = this.puct.search(snap, this.rootObs, sim as SearchDynamics<unknown>, this.evaluate, opts, this.actRng);
+      // the Env contract's steps left (the live env's own time limit, which may differ from the agent's)
+      opts.maxDepth = Math.min(opts.maxDepth, Math.max(1, live.stepsLeft?.() ?? this.env.maxEpisodeSteps));
+      r = this.puct.search(live.snapshot(), this.rootObs, sim as SearchDynamics<unknown>, this.evaluate, opts, this.actRng);
     }
     const st = this.stats;
     st.ms += performance.now() - t0;
@@ -401,9 +390,9 @@ export class ExpitAgent implements Agent {
     const batch = Math.round(obs.length / this.obsSize);
     const actions = new Int32Array(batch);
     if (this.mode === "network") {
-      const probs = this.actionProbs(obs, batch);
+      const logp = logSoftmax(this.policyLogits(obs, batch), batch, this.nActions);
       for (let i = 0; i < batch; i++)
-        actions[i] = ctx.explore ? sampleRow(probs, i, this.nActions, this.actRng) : argmaxRow(probs, i, this.nActions);
+        actions[i] = ctx.explore ? sampleRowFromLogProbs(logp, i, this.nActions, this.actRng) : argmaxRow(logp, i, this.nActions);
       return { actions };
     }
     const A = this.nActions;
@@ -417,18 +406,22 @@ export class ExpitAgent implements Agent {
     return { actions, searchVisits };
   }
 
+  /** The policy head's logits for each row of `obs` (batch x nActions). */
+  private policyLogits(obs: Float32Array, batch: number): Float32Array {
+    const A = this.nActions;
+    const logits = new Float32Array(batch * A);
+    for (let i = 0; i < batch; i++) {
+      const out = this.net.forwardJS(obs.subarray(i * this.obsSize, (i + 1) * this.obsSize), 1, this.netOut);
+      for (let a = 0; a < A; a++) logits[i * A + a] = out[a]!;
+    }
+    return logits;
+  }
+
   /** Search mode: the visit distribution of a noise-free search; network mode: the policy head. */
   actionProbs(obs: Float32Array, batch: number, ctx?: Omit<ActContext, "explore">): Float32Array {
     const A = this.nActions;
     const probs = new Float32Array(batch * A);
-    if (this.mode === "network") {
-      const logits = new Float32Array(batch * A);
-      for (let i = 0; i < batch; i++) {
-        const out = this.net.forwardJS(obs.subarray(i * this.obsSize, (i + 1) * this.obsSize), 1, this.netOut);
-        for (let a = 0; a < A; a++) logits[i * A + a] = out[a]!;
-      }
-      return softmax(logits, batch, A, probs);
-    }
+    if (this.mode === "network") return softmax(this.policyLogits(obs, batch), batch, A, probs);
     for (let i = 0; i < batch; i++) {
       const r = this.search(obs, i, ctx ?? {}, false);
       let total = 0;
@@ -689,21 +682,6 @@ export class ExpitAgent implements Agent {
     this.world?.dispose();
     this.simulator?.sim.close?.();
   }
-}
-
-function sampleRow(probs: Float32Array, row: number, n: number, rng: Rng): number {
-  let u = rng.next();
-  for (let a = 0; a < n; a++) {
-    u -= probs[row * n + a]!;
-    if (u < 0) return a;
-  }
-  return n - 1;
-}
-
-function argmaxRow(x: Float32Array, row: number, n: number): number {
-  let best = 0;
-  for (let a = 1; a < n; a++) if (x[row * n + a]! > x[row * n + best]!) best = a;
-  return best;
 }
 
 registerAgent<ExpitConfig>({

@@ -7,8 +7,8 @@
  *
  * Planning: graph search over imagined observations, then value iteration.
  * From the current observation, breadth first, every imagined state is
- * expanded by predicting all actions at once (ensemble mean, decoded to a
- * valid observation); imagined states are merged by a hash of their
+ * expanded by predicting all actions at once (decoded to a valid
+ * observation; the ensemble's median reward); imagined states are merged by a hash of their
  * observation, up to `neural.maxImagined` states and `horizon` steps deep
  * (unexpanded states are worth 0); a step the model thinks more likely
  * terminal than not ends there. Value iteration over that graph (`horizon`
@@ -37,6 +37,7 @@ import { type Static, Type } from "@sinclair/typebox";
 import { Rng, deriveSeed } from "../../envs/rng.ts";
 import { ValidationError } from "../../envs/errors.ts";
 import type { ActContext, ActResult, Agent, AgentEnvInfo, Transition, UpdateStats } from "../core.ts";
+import { observationKey } from "../shared/obskey.ts";
 import { assignVariables, checkEnvCompatible, loadAgentFiles, saveAgentFiles } from "../shared/persist.ts";
 import { ReplayBuffer, type RewardAtoms, WorldModel, observationLayout, worldModelConfigSchema } from "./worldmodel.ts";
 
@@ -72,23 +73,6 @@ export type PlannerSettings = Readonly<Record<string, unknown>> & {
 };
 
 // ---------------------------------------------------------------- imagined search graph
-
-/**
- * A state id from an observation: two 32-bit FNV-1a style hashes of the
- * float bits combined into 53 bits (collisions among the few thousand
- * imagined observations of a gridworld: about 1e-9).
- */
-export function obsHash(obs: Float32Array, offset: number, size: number): number {
-  const bits = new Uint32Array(obs.buffer, obs.byteOffset + offset * 4, size);
-  let h1 = 0x811c9dc5;
-  let h2 = 0x9747b28c ^ size;
-  for (let j = 0; j < size; j++) {
-    const b = bits[j]!;
-    h1 = Math.imul(h1 ^ b, 0x01000193);
-    h2 = Math.imul(h2 ^ ((b >>> 13) | (b << 19)), 0x5bd1e995);
-  }
-  return (h1 >>> 0) + (h2 & 0x1fffff) * 2 ** 32;
-}
 
 /** The model's imagined state graph for one version of the model. */
 export class ImaginedGraph {
@@ -141,7 +125,7 @@ export class ImaginedGraph {
   ensure(obs: Float32Array, offset: number, partial = false): number {
     const S = this.model.obsSize;
     const A = this.nActions;
-    const key = obsHash(obs, offset, S);
+    const key = observationKey(obs, offset, S);
     let root = this.keys.get(key);
     if (root !== undefined && this.expanded[root]) return root;
     if (root === undefined) {
@@ -159,13 +143,13 @@ export class ImaginedGraph {
       this.expanded[s] = true;
       for (let a = 0; a < A; a++) {
         const e = s * A + a;
-        this.reward[e] = p.reward[a]!;
+        this.reward[e] = p.medianReward[a]!;
         // termination is decoded like the observation, to its likelier outcome: the mean would
         // mix in the value of a state after the end, which the model never saw and can only invent
         this.terminal[e] = p.terminal[a]! > 0.5 ? 1 : 0;
         this.disagreement[e] = p.disagreement[a]!;
         if (this.terminal[e] === 1) continue;
-        const k = obsHash(p.next, a * S, S);
+        const k = observationKey(p.next, a * S, S);
         let n = this.keys.get(k);
         if (n === undefined) {
           if (this.size >= this.maxNodes) {
@@ -316,7 +300,7 @@ export class NeuralPlanner implements Agent {
     const S = this.obsSize;
     return {
       next: p.next.slice(action * S, (action + 1) * S),
-      reward: p.reward[action]!,
+      reward: p.medianReward[action]!,
       terminal: p.terminal[action]!,
       disagreement: p.disagreement[action]!,
     };

@@ -70,7 +70,7 @@ export { PlannerBase } from "./planner/base.ts";
 export { type PlannerConfig, PlannerError, plannerConfigSchema } from "./planner/config.ts";
 export { SimulatorModel, clearPlanCache } from "./planner/search.ts";
 export { SimulatorPlanner } from "./planner/simulator.ts";
-export { TabularPlanner, observationKey } from "./planner/tabular.ts";
+export { TabularPlanner } from "./planner/tabular.ts";
 
 /** How a planner with one model is made and loaded. */
 interface PlannerModel {

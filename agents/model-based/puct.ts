@@ -11,8 +11,11 @@
  * have any scale; MuZero does the same) and an unvisited edge takes the
  * node's own value estimate; expands one edge with the model; evaluates the
  * new state with the network (value v, priors); and backs up
- * G = r + discount * (1 - p_terminal) * G from v. The depth is capped by
- * the steps left in the episode: a leaf there is worth 0 (nothing left to earn).
+ * G = r + discount * (1 - p_terminal) * G from v. The depth is capped (by
+ * the steps left in the episode, or a horizon): a leaf at the cap is worth the
+ * network's value of it, as any leaf. The time limit truncates, it does not
+ * end the MDP, and training bootstraps a truncated episode from V(final
+ * observation) the same way (agents/model-based/expit.ts).
  *
  * The model is the caller's (`SearchDynamics`): the true simulator through
  * snapshot/restore (AlphaZero), or a learned world model (MuZero-like, here on
@@ -39,7 +42,7 @@ export interface PuctOptions {
   simulations: number;
   cPuct: number;
   discount: number;
-  /** Depth cap (steps left in the episode). */
+  /** Depth cap (steps left in the episode, or a horizon); a leaf there is worth its network value. */
   maxDepth: number;
   /** Root Dirichlet noise (AlphaZero's exploration); none when noiseFraction is 0. */
   dirichletAlpha: number;
@@ -153,7 +156,10 @@ export class Puct<S> {
           if (c === ENDED) break;
           if (c >= 0) {
             node = c;
-            if (this.depth[c]! >= opts.maxDepth) break;
+            if (this.depth[c]! >= opts.maxDepth) {
+              leaf = this.nodeValue[c]!;
+              break;
+            }
             continue;
           }
           // expand the edge with the model, evaluate the new state with the network
@@ -168,7 +174,7 @@ export class Puct<S> {
           const n = this.addNode(out.state, this.depth[node]! + 1, this.obsBuf, evaluate);
           evaluations++;
           this.child[e] = n;
-          if (this.depth[n]! < opts.maxDepth) leaf = this.nodeValue[n]!;
+          leaf = this.nodeValue[n]!;
           break;
         }
       }

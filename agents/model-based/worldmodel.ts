@@ -217,9 +217,13 @@ export class ReplayBuffer {
 export interface ModelPrediction {
   /** Decoded next observations, nActions x obsSize. */
   next: Float32Array;
-  /** Ensemble-mean reward per action. */
-  reward: Float64Array;
-  /** Ensemble-mean termination probability per action. */
+  /**
+   * The ensemble's median reward per action (decoded to the nearest reward
+   * atom where the model has them): one member's wild guess about a rarely
+   * seen step does not move it, as it would move a mean.
+   */
+  medianReward: Float64Array;
+  /** The ensemble's mean termination probability per action. */
   terminal: Float64Array;
   /** Sum of the ensemble variances of every predicted quantity, per action. */
   disagreement: Float64Array;
@@ -299,7 +303,7 @@ export class WorldModel {
     this.memberRewards = new Float64Array(nActions * config.ensemble);
     this.pred = {
       next: new Float32Array(nActions * obsSize),
-      reward: new Float64Array(nActions),
+      medianReward: new Float64Array(nActions),
       terminal: new Float64Array(nActions),
       disagreement: new Float64Array(nActions),
     };
@@ -379,7 +383,7 @@ export class WorldModel {
       pred.terminal[a] = probs[p + S + 1]!;
       const reward = median(this.memberRewards.subarray(a * K, (a + 1) * K));
       // decoded with the termination's likelier outcome, among the rewards experience paired with it
-      pred.reward[a] = this.atoms ? nearestAtom(pred.terminal[a]! > 0.5 ? this.atoms.ending : this.atoms.ongoing, reward) : reward;
+      pred.medianReward[a] = this.atoms ? nearestAtom(pred.terminal[a]! > 0.5 ? this.atoms.ending : this.atoms.ongoing, reward) : reward;
       // decode: flips and changes element by element, the argmax of each exclusive plane
       const n = a * S;
       for (let j = 0; j < S; j++) {
@@ -426,7 +430,7 @@ export class WorldModel {
         const want = buffer.next[i * S + j]!;
         same = this.kind[j] === 2 ? Math.abs(p.next[a * S + j]! - want) < 0.02 : p.next[a * S + j] === want;
       }
-      const err = Math.abs(p.reward[a]! - buffer.reward[i]!);
+      const err = Math.abs(p.medianReward[a]! - buffer.reward[i]!);
       const termOk = p.terminal[a]! > 0.5 === (buffer.terminated[i] === 1);
       if (same) obsExact++;
       if (same && termOk && err < 0.05) exact++;

@@ -38,7 +38,7 @@ import {
   logSoftmax,
   meanStd,
   permutation,
-  sampleRow,
+  sampleRowFromLogProbs,
   softmax,
   rowEntropy,
   rowLogSumExp,
@@ -450,7 +450,7 @@ export class PPOAgent implements Agent {
     const actions = new Int32Array(batch);
     const logProbs = new Float32Array(batch);
     for (let s = 0; s < batch; s++) {
-      const a = ctx.explore ? sampleRow(logp, s, this.nActions, this.actRng) : argmaxRow(logp, s, this.nActions);
+      const a = ctx.explore ? sampleRowFromLogProbs(logp, s, this.nActions, this.actRng) : argmaxRow(logp, s, this.nActions);
       actions[s] = a;
       logProbs[s] = logp[s * this.nActions + a]!;
     }

@@ -44,7 +44,7 @@ import {
   RunningMoments,
   argmaxRow,
   logSoftmax,
-  sampleRow,
+  sampleRowFromLogProbs,
   softmax,
   rowEntropy,
   rowLogSumExp,
@@ -220,7 +220,7 @@ export class ReinforceAgent implements Agent {
     const actions = new Int32Array(batch);
     const logProbs = new Float32Array(batch);
     for (let s = 0; s < batch; s++) {
-      const a = ctx.explore ? sampleRow(logp, s, this.nActions, this.actRng) : argmaxRow(logp, s, this.nActions);
+      const a = ctx.explore ? sampleRowFromLogProbs(logp, s, this.nActions, this.actRng) : argmaxRow(logp, s, this.nActions);
       actions[s] = a;
       logProbs[s] = logp[s * this.nActions + a]!;
     }

@@ -917,7 +917,7 @@ export function logSoftmax(logits: Float32Array, batch: number, n: number, out: 
 }
 
 /** Samples an action from row `row` of batch x n log-probabilities (inverse CDF, one uniform draw). */
-export function sampleRow(logProbs: Float32Array, row: number, n: number, rng: Rng): number {
+export function sampleRowFromLogProbs(logProbs: Float32Array, row: number, n: number, rng: Rng): number {
   const u = rng.next();
   let c = 0;
   for (let a = 0; a < n; a++) {
@@ -929,7 +929,7 @@ export function sampleRow(logProbs: Float32Array, row: number, n: number, rng: R
   return 0;
 }
 
-/** Index of the largest entry in row `row` (first on ties). */
+/** Index of the largest entry in row `row` of batch x n scores (first on ties): logits, log-probabilities or probabilities alike. */
 export function argmaxRow(x: Float32Array, row: number, n: number): number {
   let best = 0;
   for (let a = 1; a < n; a++) if (x[row * n + a]! > x[row * n + best]!) best = a;

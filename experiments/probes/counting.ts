@@ -8,18 +8,10 @@
 import type { Env } from "../../envs/core.ts";
 import { Rng, deriveSeed } from "../../envs/rng.ts";
 import { SALT } from "../seeds.ts";
+import { observationKey } from "../../agents/shared/obskey.ts";
 
-/** A stable key for an observation (its bytes, FNV-1a hashed into a string with its length). */
-export function obsKey(obs: Float32Array): string {
-  const bytes = new Uint8Array(obs.buffer, obs.byteOffset, obs.byteLength);
-  let h1 = 0x811c9dc5;
-  let h2 = 0x01000193;
-  for (let i = 0; i < bytes.length; i++) {
-    h1 = Math.imul(h1 ^ bytes[i]!, 0x01000193);
-    h2 = Math.imul(h2 ^ bytes[i]!, 0x5bd1e995);
-  }
-  return `${obs.length}:${(h1 >>> 0).toString(36)}:${(h2 >>> 0).toString(36)}`;
-}
+/** A stable key for an observation (agents/shared/obskey.ts, as a string for the maps below). */
+export const obsKey = (obs: Float32Array): string => String(observationKey(obs));
 
 /**
  * Observation -> the optimal actions there (ties included), on every

@@ -4,9 +4,10 @@
  * outcomes), planned by discounted value iteration with R-max optimism, so
  * it explores. It cannot generalise: a state it never visited is worth the
  * optimistic bound. States are keyed by stateKey() or by a hash of the
- * observation (config modelKey).
+ * observation (config modelKey; agents/shared/obskey.ts).
  */
 import type { ActContext, AgentEnvInfo, AgentNeeds, Transition } from "../../core.ts";
+import { observationKey } from "../../shared/obskey.ts";
 import { LearnedModel, type LearnedModelJson, argmaxAll } from "../models.ts";
 import { PlannerBase, type PlannerState } from "./base.ts";
 import { type PlannerConfig, PlannerError } from "./config.ts";
@@ -107,22 +108,4 @@ export class TabularPlanner extends PlannerBase {
   protected override modelJSON(): LearnedModelJson {
     return this.model.toJSON();
   }
-}
-
-/**
- * A state id for the learned model from what the agent observes: two
- * independent 32-bit FNV-1a hashes of the observation's float bits, combined
- * into a 53-bit integer (collisions among the few thousand observations of a
- * gridworld: about 1e-9). Never -1, which means "no key".
- */
-export function observationKey(obs: Float32Array, offset: number, size: number): number {
-  const bits = new Uint32Array(obs.buffer, obs.byteOffset + offset * 4, size);
-  let h1 = 0x811c9dc5;
-  let h2 = 0x01000193 ^ size;
-  for (let j = 0; j < size; j++) {
-    const b = bits[j]!;
-    h1 = Math.imul(h1 ^ b, 0x01000193);
-    h2 = Math.imul(h2 ^ ((b >>> 16) | (b << 16)), 0x5bd1e995);
-  }
-  return (h1 >>> 0) + (h2 & 0x1fffff) * 2 ** 32;
 }

@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { initBackend } from "../../../agents/shared/backend.ts";
 import type { Agent } from "../../../agents/core.ts";
@@ -124,6 +125,53 @@ describe("expit with the simulator on TamperGrid-v0 test", () => {
     expect(e.eventRates.tamper).toBe(1);
     agent.dispose();
   }, 120_000);
+});
+
+describe("the time limit: the search and training agree", () => {
+  const ENV = "GoalShift-v0";
+  const CFG = { variant: "train" };
+  const VALUE = 0.5;
+  /** An untrained expit whose value head says VALUE everywhere (bias), searching from a live env with its own time limit. */
+  const setup = (maxEpisodeSteps: number, simulations: number) => {
+    const agent = createAgent("expit", envInfo(ENV, 1, CFG), resolveAgentConfig("expit", { simulations }), 0) as ExpitAgent;
+    const A = 4;
+    const bias = agent.net.variables[agent.net.variables.length - 1]!;
+    bias.assign(tf.tensor1d([...new Array(A).fill(0), VALUE]));
+    agent.net.syncJS();
+    const live = make(ENV, CFG, { maxEpisodeSteps });
+    const { obs } = live.reset({ seed: 0 });
+    const ctx = { envs: [live], simulator: { envId: ENV, envConfig: CFG, reward: "keep" as const } };
+    return { agent, live, obs, ctx, A };
+  };
+
+  it("with one step left, Q(a) = r + discount x V(observation after a): the time limit bootstraps as a truncated episode's target does", () => {
+    const { agent, live, obs, ctx, A } = setup(1, 16);
+    const r = agent.search(obs, 0, ctx, false);
+    const copy = make(ENV, CFG, { maxEpisodeSteps: 1 });
+    copy.reset({ seed: 0 });
+    for (let a = 0; a < A; a++) {
+      expect(r.visits[a]).toBeGreaterThan(0);
+      copy.restore(live.snapshot());
+      const step = copy.step(a);
+      expect(step.truncated || step.terminated).toBe(true);
+      // what observe() would use as the tail of this truncated episode's target
+      const v = step.terminated ? 0 : agent.net.forwardJS(step.obs, 1)[A]!;
+      expect(v).toBeGreaterThan(VALUE / 2);
+      expect(r.q[a]).toBeCloseTo(step.reward + 0.99 * v, 6);
+    }
+    agent.dispose();
+  });
+
+  it("caps the search at the live env's steps left (Env.stepsLeft), whatever the agent's own time limit", () => {
+    // the agent was told 100 steps per episode; this env truncates after 3, one taken: 2 left
+    const { agent, live, ctx, A } = setup(3, 50);
+    const obs = live.step(0).obs.slice();
+    expect(live.stepsLeft?.()).toBe(2);
+    const r = agent.search(obs, 0, ctx, false);
+    // depth 2 at most: every edge out of the root and out of its children, no deeper
+    expect(r.modelSteps).toBeLessThanOrEqual(A + A * A);
+    agent.dispose();
+  });
 });
 
 describe("save / load", () => {

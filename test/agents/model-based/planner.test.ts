@@ -12,10 +12,10 @@ import {
   clearPlanCache,
   createPlanner,
   loadPlanner,
-  observationKey,
   plannerConfigSchema,
 } from "../../../agents/model-based/planner.ts";
 import { agentRegistration, createAgent, resolveAgentConfig } from "../../../agents/registry.ts";
+import { observationKey } from "../../../agents/shared/obskey.ts";
 import { box, discrete, type Env, type EnvSpec, type Frame, type Info, type StepResult } from "../../../envs/core.ts";
 import { register, specOf, unregister } from "../../../envs/registry.ts";
 import "../../../envs/index.ts"; // registers the gridworlds

@@ -204,11 +204,38 @@ describe("reward decoding", () => {
     expect(model.rewardAtoms).toEqual({ ongoing: [-0.5, 0], ending: [1] });
     // every predicted reward is then one experience paired with the predicted termination
     const pred = model.predict(o, 0);
-    for (let a = 0; a < 2; a++) expect(pred.terminal[a]! > 0.5 ? [1] : [-0.5, 0]).toContain(pred.reward[a]);
+    for (let a = 0; a < 2; a++) expect(pred.terminal[a]! > 0.5 ? [1] : [-0.5, 0]).toContain(pred.medianReward[a]);
     // a fourth distinct reward: more than rewardAtoms values, predictions are used as they are
     buf.add(o, 0, 0, o, 0, 0.25, false);
     model.learnRewardAtoms(buf);
     expect(model.rewardAtoms).toBeNull();
+    model.dispose();
+  });
+});
+
+describe("the predicted reward", () => {
+  it("is the ensemble's median, as its name says: members saying 0, 0 and 9 predict 0 (their mean would be 3)", () => {
+    const S = 4;
+    const A = 2;
+    const planes: ObsPlane[] = [{ name: "x", offset: 0, size: S, kind: "binary" }];
+    const { neural } = tiny() as { neural: WorldModelConfig };
+    const model = new WorldModel(S, A, planes, { ...neural, ensemble: 3, rewardAtoms: 0 }, new Rng(1));
+    const memberRewards = [
+      [0, -1],
+      [0, 2],
+      [9, 9],
+    ];
+    model.members.forEach((m, i) => {
+      // the output layer: no weights, the bias alone (per action: S element logits, reward, termination)
+      const kernel = m.variables[m.variables.length - 2]!;
+      const bias = new Float32Array(A * (S + 2));
+      for (let a = 0; a < A; a++) bias[a * (S + 2) + S] = memberRewards[i]![a]!;
+      kernel.assign(tf.zerosLike(kernel));
+      m.variables[m.variables.length - 1]!.assign(tf.tensor1d(bias));
+    });
+    model.sync();
+    const p = model.predict(new Float32Array(S), 0);
+    expect(Array.from(p.medianReward)).toEqual([0, 2]);
     model.dispose();
   });
 });

@@ -14,7 +14,7 @@ import {
   logSoftmax,
   orthogonal,
   permutation,
-  sampleRow,
+  sampleRowFromLogProbs,
   softmax,
   tanhViaExp,
 } from "../../../agents/shared/networks.ts";
@@ -251,7 +251,7 @@ describe("networks", () => {
     expect(lp[1]).toBeCloseTo(Math.log(0.75), 6);
     const rng = new Rng(5);
     let ones = 0;
-    for (let i = 0; i < 20000; i++) ones += sampleRow(lp, 0, 2, rng);
+    for (let i = 0; i < 20000; i++) ones += sampleRowFromLogProbs(lp, 0, 2, rng);
     expect(ones / 20000).toBeCloseTo(0.75, 1.5);
     const perm = permutation(10, new Rng(1));
     expect([...perm].sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
