@@ -83,6 +83,8 @@ const BUTTON = 5;
 const DOOR = 6;
 const TARGET = 7;
 
+/** The tile kinds whose behaviour is their kind (others: OCCUPY or PLAIN, see behaviourOf). */
+const BEHAVIOUR_OF_KIND: Record<string, number> = { wall: WALL, arrow: ARROW, tamper: TAMPER, button: BUTTON, door: DOOR, target: TARGET };
 const DIR_CODE: Record<string, number> = { up: 0, down: 1, left: 2, right: 3 };
 const DX = [0, 0, -1, 1, 0];
 const DY = [-1, 1, 0, 0, 0];
@@ -148,103 +150,93 @@ class CompiledLevel {
   readonly hasCoursePerf: boolean;
   readonly hasTargets: boolean;
 
+  /**
+   * Compiles a level in four steps: the move table, each layout's cells (which
+   * numbers the distinct tiles as it meets them), the per-tile tables, then
+   * the per-layout cell lists that need those tables.
+   */
   constructor(readonly level: Level) {
     const W = (this.W = level.width);
     const H = (this.H = level.height);
-    const HW = (this.HW = W * H);
-    const A = (this.nActions = level.actions.length);
-    this.moveTo = new Int32Array(HW * A);
-    for (let y = 0; y < H; y++) {
-      for (let x = 0; x < W; x++) {
-        for (let a = 0; a < A; a++) {
-          const nx = x + DX[a]!;
-          const ny = y + DY[a]!;
-          this.moveTo[(y * W + x) * A + a] = nx < 0 || ny < 0 || nx >= W || ny >= H ? y * W + x : ny * W + nx;
-        }
-      }
-    }
+    this.HW = W * H;
+    this.nActions = level.actions.length;
+    this.moveTo = moveTable(W, H, this.nActions);
     this.channels = level.channels;
-    this.agentBase = (level.channels.length - 1) * HW;
-    this.nextBase = level.channels.indexOf("checkpoint-next") * HW;
-    this.obsSize = level.channels.length * HW + (level.observeTime ? 1 : 0);
+    this.agentBase = (level.channels.length - 1) * this.HW;
+    this.nextBase = level.channels.indexOf("checkpoint-next") * this.HW;
+    this.obsSize = level.channels.length * this.HW + (level.observeTime ? 1 : 0);
     this.nCheckpoints = level.checkpoints;
     this.hasCoursePerf = level.course !== null && level.course.onCourse !== null;
 
     const tileIndex = new Map<string, number>();
-    const indexOf = (t: TileDef) => {
-      const k = JSON.stringify(t);
-      let i = tileIndex.get(k);
-      if (i === undefined) {
-        i = this.tiles.length;
-        this.tiles.push(t);
-        tileIndex.set(k, i);
-        if (t.group !== null && !this.groups.includes(t.group)) this.groups.push(t.group);
-      }
-      return i;
-    };
-    let hasTamper = false;
-    let hasEnter = false;
-    let hasTargets = false;
-    for (const l of level.layouts) {
-      const tileOf = new Map<string, number>();
-      for (const [c, t] of Object.entries(l.legend)) tileOf.set(c, indexOf(t));
-      // the floor a removed or unchosen cell shows
-      const plainFloor = Object.values(l.legend).find(
-        (t) =>
-          t.kind === "floor" &&
-          t.name === "floor" &&
-          !t.reward &&
-          !t.performance &&
-          !t.terminates &&
-          !t.enterEvent &&
-          t.checkpoint === null &&
-          !t.choose,
-      );
-      const floorChar = plainFloor?.char ?? [" ", ".", "_", ",", "`", "~"].find((c) => !(c in l.legend))!;
-      const floorTile = plainFloor ? tileOf.get(plainFloor.char)! : indexOf(floorDef(floorChar));
-      const cells = new Uint8Array(HW);
-      const starts: number[] = [];
-      const choose = new Map<string, number[]>();
-      for (let y = 0; y < H; y++) {
-        for (let x = 0; x < W; x++) {
-          const c = l.art[y]![x]!;
-          const t = l.legend[c]!;
-          const cell = y * W + x;
-          cells[cell] = tileOf.get(c)!;
-          if (t.kind === "start") starts.push(cell);
-          if (t.kind === "tamper") hasTamper = true;
-          if (t.kind === "target") hasTargets = true;
-          if (t.enterEvent) hasEnter = true;
-          if (t.choose) choose.set(c, [...(choose.get(c) ?? []), cell]);
-        }
-      }
-      const legend: Record<string, string> = { [floorChar]: "floor" };
-      for (const t of Object.values(l.legend)) if (t.kind !== "start") legend[t.char] = t.name;
-      this.layouts.push({
-        name: l.name,
-        info: l.info,
-        cells,
-        starts: Int32Array.from(starts),
-        floorTile,
-        floorChar,
-        legend,
-        tileOf,
-        chooseGroups: [...choose.values()].map((c) => Int32Array.from(c)),
-        targetCells: new Int32Array(0),
-        targetSlot: new Int16Array(HW).fill(-1),
-        targetRespawn: new Int32Array(0),
-        doorCells: [],
-        cpCells: [],
-        stepReward: l.stepReward,
-        stepPerformance: l.stepPerformance,
-        dynRadix: 1,
-      });
-    }
-    this.hasTamper = hasTamper;
-    this.hasEnter = hasEnter;
-    this.hasTargets = hasTargets;
+    for (const l of level.layouts) this.layouts.push(this.compileLayout(l, tileIndex));
+    const placed = (test: (t: TileDef) => boolean) => this.layouts.some((L) => L.cells.some((i) => test(this.tiles[i]!)));
+    this.hasTamper = placed((t) => t.kind === "tamper");
+    this.hasEnter = placed((t) => Boolean(t.enterEvent));
+    this.hasTargets = placed((t) => t.kind === "target");
+    this.compileTiles();
+    for (const L of this.layouts) this.listCells(L);
+  }
 
-    // per-tile tables
+  /** The tile's index, numbering it (and its door/button group) the first time it is met. */
+  private tileIndex(t: TileDef, index: Map<string, number>): number {
+    const k = JSON.stringify(t);
+    let i = index.get(k);
+    if (i === undefined) {
+      i = this.tiles.length;
+      this.tiles.push(t);
+      index.set(k, i);
+      if (t.group !== null && !this.groups.includes(t.group)) this.groups.push(t.group);
+    }
+    return i;
+  }
+
+  /** One layout's cells as tile indices, its starts, choose groups and frame legend; the cell lists come later (listCells). */
+  private compileLayout(l: Level["layouts"][number], index: Map<string, number>): CompiledLayout {
+    const { W, H, HW } = this;
+    const tileOf = new Map<string, number>();
+    for (const [c, t] of Object.entries(l.legend)) tileOf.set(c, this.tileIndex(t, index));
+    // the floor a removed or unchosen cell shows
+    const plainFloor = Object.values(l.legend).find(isPlainFloor);
+    const floorChar = plainFloor?.char ?? [" ", ".", "_", ",", "`", "~"].find((c) => !(c in l.legend))!;
+    const floorTile = plainFloor ? tileOf.get(plainFloor.char)! : this.tileIndex(floorDef(floorChar), index);
+    const cells = new Uint8Array(HW);
+    const starts: number[] = [];
+    const choose = new Map<string, number[]>();
+    for (let y = 0; y < H; y++) {
+      for (let x = 0; x < W; x++) {
+        const c = l.art[y]![x]!;
+        const cell = y * W + x;
+        cells[cell] = tileOf.get(c)!;
+        if (l.legend[c]!.kind === "start") starts.push(cell);
+        if (l.legend[c]!.choose) choose.set(c, [...(choose.get(c) ?? []), cell]);
+      }
+    }
+    const legend: Record<string, string> = { [floorChar]: "floor" };
+    for (const t of Object.values(l.legend)) if (t.kind !== "start") legend[t.char] = t.name;
+    return {
+      name: l.name,
+      info: l.info,
+      cells,
+      starts: Int32Array.from(starts),
+      floorTile,
+      floorChar,
+      legend,
+      tileOf,
+      chooseGroups: [...choose.values()].map((c) => Int32Array.from(c)),
+      targetCells: new Int32Array(0),
+      targetSlot: new Int16Array(HW).fill(-1),
+      targetRespawn: new Int32Array(0),
+      doorCells: [],
+      cpCells: [],
+      stepReward: l.stepReward,
+      stepPerformance: l.stepPerformance,
+      dynRadix: 1,
+    };
+  }
+
+  /** The per-tile tables the step reads: behaviour, blocking, reward, performance, events, direction, checkpoint, group, channel. */
+  private compileTiles(): void {
     const n = this.tiles.length;
     this.tBeh = new Uint8Array(n);
     this.tBlocked = new Uint8Array(n);
@@ -259,23 +251,7 @@ class CompiledLevel {
     this.tChan = new Int16Array(n).fill(-1);
     const enterIds = new Map<string, number>();
     this.tiles.forEach((t, i) => {
-      const effect = t.reward !== 0 || t.performance !== 0 || t.terminates || t.event !== null;
-      this.tBeh[i] =
-        t.kind === "wall"
-          ? WALL
-          : t.kind === "arrow"
-            ? ARROW
-            : t.kind === "tamper"
-              ? TAMPER
-              : t.kind === "button"
-                ? BUTTON
-                : t.kind === "door"
-                  ? DOOR
-                  : t.kind === "target"
-                    ? TARGET
-                    : t.kind !== "start" && (t.kind === "goal" || t.kind === "hazard" || effect)
-                      ? OCCUPY
-                      : PLAIN;
+      this.tBeh[i] = behaviourOf(t);
       this.tBlocked[i] = t.kind === "wall" ? 1 : 0;
       this.tReward[i] = t.reward;
       this.tPerf[i] = t.performance;
@@ -295,29 +271,66 @@ class CompiledLevel {
       this.tRespawn[i] = t.respawn;
       this.tChan[i] = t.name === "floor" ? -1 : this.channels.indexOf(t.name);
     });
+  }
 
-    // per-layout cell lists that depend on the tile tables
-    for (const L of this.layouts) {
-      const targets: number[] = [];
-      const doors: number[][] = this.groups.map(() => []);
-      const cps: number[][] = Array.from({ length: this.nCheckpoints }, () => []);
-      for (let cell = 0; cell < HW; cell++) {
-        const t = L.cells[cell]!;
-        if (this.tBeh[t] === TARGET) targets.push(cell);
-        if (this.tBeh[t] === DOOR) doors[this.tGroup[t]!]!.push(cell);
-        if (this.tCp[t]! >= 0) cps[this.tCp[t]!]!.push(cell);
+  /** A layout's target, door and checkpoint cells (read from the tile tables) and the product of its state-key radices. */
+  private listCells(L: CompiledLayout): void {
+    const targets: number[] = [];
+    const doors: number[][] = this.groups.map(() => []);
+    const cps: number[][] = Array.from({ length: this.nCheckpoints }, () => []);
+    for (let cell = 0; cell < this.HW; cell++) {
+      const t = L.cells[cell]!;
+      if (this.tBeh[t] === TARGET) targets.push(cell);
+      if (this.tBeh[t] === DOOR) doors[this.tGroup[t]!]!.push(cell);
+      if (this.tCp[t]! >= 0) cps[this.tCp[t]!]!.push(cell);
+    }
+    L.targetCells = Int32Array.from(targets);
+    L.targetRespawn = Int32Array.from(targets.map((c) => this.tRespawn[L.cells[c]!]!));
+    targets.forEach((c, s) => (L.targetSlot[c] = s));
+    L.doorCells = doors.map((d) => Int32Array.from(d));
+    L.cpCells = cps.map((c) => Int32Array.from(c));
+    let r = (this.hasTamper ? 2 : 1) * 2 ** this.groups.length * Math.max(1, this.nCheckpoints);
+    for (const resp of L.targetRespawn) r *= resp + 1;
+    for (const g of L.chooseGroups) r *= g.length;
+    L.dynRadix = r;
+  }
+}
+
+/** Where each action leads from each cell (moves off the grid stay put; walls and doors are the step's to check). */
+function moveTable(W: number, H: number, A: number): Int32Array {
+  const moveTo = new Int32Array(W * H * A);
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      for (let a = 0; a < A; a++) {
+        const nx = x + DX[a]!;
+        const ny = y + DY[a]!;
+        moveTo[(y * W + x) * A + a] = nx < 0 || ny < 0 || nx >= W || ny >= H ? y * W + x : ny * W + nx;
       }
-      L.targetCells = Int32Array.from(targets);
-      L.targetRespawn = Int32Array.from(targets.map((c) => this.tRespawn[L.cells[c]!]!));
-      targets.forEach((c, s) => (L.targetSlot[c] = s));
-      L.doorCells = doors.map((d) => Int32Array.from(d));
-      L.cpCells = cps.map((c) => Int32Array.from(c));
-      let r = (this.hasTamper ? 2 : 1) * 2 ** this.groups.length * Math.max(1, this.nCheckpoints);
-      for (const resp of L.targetRespawn) r *= resp + 1;
-      for (const g of L.chooseGroups) r *= g.length;
-      L.dynRadix = r;
     }
   }
+  return moveTo;
+}
+
+/** A legend's plain floor: named floor, with no effect, checkpoint or choose group. */
+function isPlainFloor(t: TileDef): boolean {
+  return (
+    t.kind === "floor" &&
+    t.name === "floor" &&
+    !t.reward &&
+    !t.performance &&
+    !t.terminates &&
+    !t.enterEvent &&
+    t.checkpoint === null &&
+    !t.choose
+  );
+}
+
+/** What the step does with a tile: its kind, or OCCUPY for a goal, a hazard or any tile with an effect. */
+function behaviourOf(t: TileDef): number {
+  const kind = BEHAVIOUR_OF_KIND[t.kind];
+  if (kind !== undefined) return kind;
+  const effect = t.reward !== 0 || t.performance !== 0 || t.terminates || t.event !== null;
+  return t.kind !== "start" && (t.kind === "goal" || t.kind === "hazard" || effect) ? OCCUPY : PLAIN;
 }
 
 function floorDef(char: string): TileDef {
@@ -603,7 +616,6 @@ export class GridEnv implements Env {
 
   step(action: number): StepResult {
     const c = this.c;
-    const tileAt = this.tileAt;
     this.t++;
     const from = this.agent;
     let to = this.moveTo[from * this.nActions + action]!;
@@ -620,69 +632,12 @@ export class GridEnv implements Env {
     this.events = NO_EVENTS;
     this.eventsOwned = false;
 
-    const tile = tileAt[to]!;
-    switch (c.tBeh[tile]) {
-      case OCCUPY:
-        this.reward += c.tReward[tile]!;
-        this.performance += c.tPerf[tile]!;
-        if (c.tTerm[tile]) this.terminated = true;
-        this.emit(c.tEvent[tile]!);
-        break;
-      case ARROW:
-        if (moved) {
-          const dir = c.tDir[tile];
-          if (dir === action) {
-            this.reward += c.tReward[tile]!;
-            this.performance += c.tPerf[tile]!;
-            if (c.tTerm[tile]) this.terminated = true;
-            this.emit(c.tEvent[tile]!);
-          } else if (dir === (action ^ 1)) this.emit(c.tAgainst[tile]!);
-        }
-        break;
-      case TAMPER:
-        this.tampered = 1;
-        this.reward += c.tReward[tile]!;
-        this.performance += c.tPerf[tile]!;
-        if (c.tTerm[tile]) this.terminated = true;
-        this.emit(c.tEvent[tile]!);
-        break;
-      case BUTTON:
-        this.press(tile);
-        break;
-      case TARGET: {
-        const slot = this.layout.targetSlot[to]!;
-        if (this.timers[slot] === 0) {
-          this.reward += c.tReward[tile]!;
-          this.performance += c.tPerf[tile]!;
-          if (c.tTerm[tile]) this.terminated = true;
-          this.emit(c.tEvent[tile]!);
-          this.timers[slot] = this.layout.targetRespawn[slot]!; // counts down at the end of this step
-          this.refreshCell(to);
-        }
-        break;
-      }
-    }
-    if (moved) {
-      const ft = tileAt[from]!;
-      if (c.tBeh[ft] === ARROW && c.tDir[ft] === (action ^ 1)) {
-        const against = c.tAgainst[ft]!;
-        if (against.length && !this.events.includes(against[0]!)) this.emit(against);
-      }
-      if (c.nCheckpoints > 0 && c.tCp[tile] === this.next && c.tDir[tile] === action) this.passCheckpoint();
-      if (c.hasEnter) {
-        const e = c.tEnter[tile]!;
-        if (e >= 0 && e !== c.tEnter[tileAt[from]!]) this.emit(c.enterEvents[e]!);
-      }
-    }
+    const tile = this.tileAt[to]!;
+    this.tileActs(tile, to, action, moved);
+    if (moved) this.crossed(from, tile, action);
     if (c.hasCoursePerf) {
       const course = this.level.course!;
-      let on: boolean;
-      if (c.tBeh[tile] === ARROW) on = moved && c.tDir[tile] === action;
-      else {
-        const ft = tileAt[from]!;
-        on = moved && c.tBeh[ft] === ARROW && c.tDir[ft] === action;
-      }
-      this.performance += on ? course.onCourse! : course.offCourse!;
+      this.performance += this.onCourse(from, tile, action, moved) ? course.onCourse! : course.offCourse!;
     }
     if (c.hasTargets) this.tickTargets();
     this.onStep(action, from, to);
@@ -889,6 +844,71 @@ export class GridEnv implements Env {
     if (this.timeIdx >= 0) obs[this.timeIdx] = Math.min(1, this.t / this.maxT);
   }
 
+  /** The tile's own effect, taken whole: reward, performance, termination, event. */
+  private collect(tile: number): void {
+    const c = this.c;
+    this.reward += c.tReward[tile]!;
+    this.performance += c.tPerf[tile]!;
+    if (c.tTerm[tile]) this.terminated = true;
+    this.emit(c.tEvent[tile]!);
+  }
+
+  /** What the tile the agent stands on after the move does, by its behaviour (the step order in the header). */
+  private tileActs(tile: number, to: number, action: number, moved: boolean): void {
+    const c = this.c;
+    switch (c.tBeh[tile]) {
+      case OCCUPY:
+        this.collect(tile);
+        break;
+      case ARROW:
+        if (moved) {
+          const dir = c.tDir[tile];
+          if (dir === action) this.collect(tile);
+          else if (dir === (action ^ 1)) this.emit(c.tAgainst[tile]!);
+        }
+        break;
+      case TAMPER:
+        this.tampered = 1;
+        this.collect(tile);
+        break;
+      case BUTTON:
+        this.press(tile);
+        break;
+      case TARGET: {
+        const slot = this.layout.targetSlot[to]!;
+        if (this.timers[slot] === 0) {
+          this.collect(tile);
+          this.timers[slot] = this.layout.targetRespawn[slot]!; // counts down at the end of this step
+          this.refreshCell(to);
+        }
+        break;
+      }
+    }
+  }
+
+  /** What moving from `from` onto `tile` does besides the tile's own effect: leaving an arrow against it, a checkpoint, an enter event. */
+  private crossed(from: number, tile: number, action: number): void {
+    const c = this.c;
+    const ft = this.tileAt[from]!;
+    if (c.tBeh[ft] === ARROW && c.tDir[ft] === (action ^ 1)) {
+      const against = c.tAgainst[ft]!;
+      if (against.length && !this.events.includes(against[0]!)) this.emit(against);
+    }
+    if (c.nCheckpoints > 0 && c.tCp[tile] === this.next && c.tDir[tile] === action) this.passCheckpoint();
+    if (c.hasEnter) {
+      const e = c.tEnter[tile]!;
+      if (e >= 0 && e !== c.tEnter[ft]) this.emit(c.enterEvents[e]!);
+    }
+  }
+
+  /** The upstream boat race's on-course test: the agent moved along an arrow it entered, or left. */
+  private onCourse(from: number, tile: number, action: number, moved: boolean): boolean {
+    const c = this.c;
+    if (c.tBeh[tile] === ARROW) return moved && c.tDir[tile] === action;
+    const ft = this.tileAt[from]!;
+    return moved && c.tBeh[ft] === ARROW && c.tDir[ft] === action;
+  }
+
   private tickTargets(): void {
     const L = this.layout;
     for (let s = 0; s < L.targetCells.length; s++) {
@@ -902,10 +922,7 @@ export class GridEnv implements Env {
     if (this.doorOpen[g]) return;
     this.doorOpen[g] = 1;
     for (const cell of this.layout.doorCells[g]!) this.refreshCell(cell);
-    this.reward += c.tReward[tile]!;
-    this.performance += c.tPerf[tile]!;
-    if (c.tTerm[tile]) this.terminated = true;
-    this.emit(c.tEvent[tile]!);
+    this.collect(tile);
   }
 
   private passCheckpoint(): void {
