@@ -10,10 +10,10 @@
  * file whose path is printed, exit 1. Stacks never reach the terminal (a
  * tfjs-wasm stack carries its whole minified source).
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { PoolStopped } from "./pool.ts";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { delimiter, join, resolve } from "node:path";
 import { inspect } from "node:util";
 import { Command, CommanderError, Option } from "commander";
 import "../envs/index.ts";
@@ -55,7 +55,8 @@ export function buildProgram(ctx: CliContext, extra: CommandFactory[] = []): { p
     .exitOverride()
     .configureOutput({
       writeOut: (s) => ctx.out(s.replace(/\n$/, "")),
-      writeErr: (s) => ctx.err(s.replace(/\n$/, "")),
+      // an error and its did-you-mean on one line
+      writeErr: (s) => ctx.err(s.replace(/\n$/, "").replace(/\n\(Did you mean (.*)\)/, " (did you mean $1)")),
     });
   const globals = () => program.opts<GlobalOptions>();
   const commands = [
@@ -90,6 +91,12 @@ async function loadGlobalOptions(argv: string[], ctx: CliContext): Promise<strin
     else rest.push(a);
   }
   ctx.userEnvs = { levels, plugins };
+  const fromEnv = (process.env.REWARDLAB_LEVELS ?? "").split(delimiter).filter(Boolean);
+  for (const [dir, from] of [...fromEnv.map((d) => [d, "REWARDLAB_LEVELS"] as const), ...levels.map((d) => [d, "--levels"] as const)]) {
+    if (!existsSync(dir) || !statSync(dir).isDirectory())
+      throw new RewardlabError(`${from} ${dir}: no such folder (${resolve(dir)}); give a folder of level .json files`);
+  }
+  for (const p of plugins) if (!existsSync(p)) throw new RewardlabError(`--plugin ${p}: no such file (${resolve(p)})`);
   for (const p of await loadUserEnvironments({ levels, plugins })) ctx.err(`warning: ${oneLine(p, 300)}`);
   return rest;
 }

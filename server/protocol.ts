@@ -69,6 +69,8 @@ export interface RunSummary {
   reward: RunSpec["reward"];
   /** Interrupted, stopped or failed with a checkpoint and budget left: POST /resume restarts it from the checkpoint. */
   resumable: boolean;
+  /** For an ended run that learned nothing (policy near uniform, or return flat): one line with the documented budget; else null. */
+  learningCheck: string | null;
 }
 
 /** A point of a run's history, for charts (GET /api/runs/:id/updates). */

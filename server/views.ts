@@ -9,6 +9,7 @@ import { BUILTIN_LEVELS } from "../envs/index.ts";
 import { make, specOf } from "../envs/registry.ts";
 import type { RunManager } from "../experiments/manager.ts";
 import type { StoredRun } from "../experiments/store.ts";
+import { storedLearningCheck } from "../experiments/learningcheck.ts";
 import type { EnvSummary, RunSummary } from "./protocol.ts";
 
 export function runSummary(r: StoredRun, manager: RunManager): RunSummary {
@@ -30,6 +31,7 @@ export function runSummary(r: StoredRun, manager: RunManager): RunSummary {
     learning: live?.learning ?? r.learning,
     reward: live?.reward ?? manager.store.interventions(r.id).at(-1)?.reward ?? r.spec.reward,
     resumable: manager.canResume(r),
+    learningCheck: storedLearningCheck(manager.store, r),
   };
 }
 

@@ -545,6 +545,7 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
   );
   const metricsBox = h("table", { class: "kv", "data-testid": "run-metrics" });
   const missingBox = h("div", { class: "form-error", hidden: true, "data-testid": "run-missing" });
+  const learningBox = h("div", { class: "learning-check", hidden: true, role: "status", "data-testid": "learning-check" });
 
   function refreshHeader(): void {
     const run = model.run;
@@ -564,6 +565,8 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
     );
     setChildren(statusBox, statusBadge(run.status), run.reason ? h("span", { class: "muted small" }, ` ${run.reason}`) : null);
     setChildren(progressBox, progressBar(run.envSteps, run.spec.steps));
+    learningBox.hidden = !run.learningCheck;
+    learningBox.textContent = run.learningCheck ?? "";
     setChildren(
       stats,
       stat("episodes", compact(episodesFinished())),
@@ -631,6 +634,7 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
         h("div", { class: "run-head-main" }, title, meta, h("div", { class: "run-status-line" }, statusBox, progressBox)),
         h("div", { class: "run-controls" }, pauseBtn, stopBtn, deleteBtn, compareLink),
         stats,
+        learningBox,
         missingBox,
       ),
       h(

@@ -107,9 +107,26 @@ export const envOption = (description = "environment id (`rewardlab envs` lists 
 
 /** Initialises the backend; says so when the one asked for is not available here. */
 export async function startBackend(wanted: BackendName | undefined, ctx: CliContext): Promise<BackendName> {
-  const got = await initBackend(wanted);
+  const why: string[] = [];
+  const got = await initBackend(wanted, (line) => why.push(line));
   if (wanted && got !== wanted) ctx.err(`warning: backend ${wanted} is not available on this machine; using ${got}`);
+  else if (!wanted && !BACKENDS.includes(process.env.REWARDLAB_BACKEND as BackendName) && got !== "tensorflow")
+    ctx.err(
+      nativeBackendNote(
+        got,
+        why.find((l) => l.startsWith("tensorflow unavailable")),
+      ),
+    );
   return got;
+}
+
+/** One line: why the native backend is not in use and how to get it (or how to choose a backend and silence this). */
+export function nativeBackendNote(got: BackendName, reason: string | undefined): string {
+  const missing = !reason || /Cannot find (package|module)|ERR_MODULE_NOT_FOUND/.test(reason);
+  const cause = missing
+    ? "@tensorflow/tfjs-node is not installed"
+    : `@tensorflow/tfjs-node did not load (${reason!.replace(/^tensorflow unavailable: /, "").slice(0, 120)})`;
+  return `note: running on ${got}: ${cause}; for the native backend run \`npm install @tensorflow/tfjs-node\` (downloads libtensorflow), or pick one with --backend / REWARDLAB_BACKEND`;
 }
 
 // ---------------------------------------------------------------- files

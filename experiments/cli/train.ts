@@ -14,6 +14,7 @@ import type { Frame } from "../../envs/core.ts";
 import { deriveSeed } from "../../envs/rng.ts";
 import { resolveEnvConfig } from "../../envs/registry.ts";
 import type { EvaluationStats, RunEvent } from "../events.ts";
+import { actionCount, fifths, learningCheck } from "../learningcheck.ts";
 import { Progress } from "../progress.ts";
 import { Run, agentEnvInfo, evaluate, resolveRunSpec } from "../run.ts";
 import { SALT } from "../seeds.ts";
@@ -137,9 +138,13 @@ async function train(o: TrainOpts, data: string, ctx: CliContext): Promise<numbe
   let recentReturn: number[] = [];
   let recentPerf: number[] = [];
   let failure: string | undefined;
+  const returns: number[] = [];
+  let entropy: number | null = null;
   const started = performance.now();
   run.on((e: RunEvent) => {
+    if (e.type === "update" && typeof e.metrics["losses/entropy"] === "number") entropy = e.metrics["losses/entropy"];
     if (e.type === "episode") {
+      returns.push(e.episode.return);
       recentReturn.push(e.episode.return);
       recentPerf.push(e.episode.performance);
       if (recentReturn.length > 100) {
@@ -162,6 +167,14 @@ async function train(o: TrainOpts, data: string, ctx: CliContext): Promise<numbe
     return 1;
   }
   const stepsPerSecond = run.envSteps / seconds;
+  const check = learningCheck({
+    env: spec.env,
+    agent: spec.agent,
+    steps: run.envSteps,
+    ...fifths(returns),
+    entropy,
+    actions: actionCount(spec.env, spec.envConfig, spec.variant),
+  });
   if (o.json) {
     ctx.out(
       JSON.stringify({
@@ -174,6 +187,7 @@ async function train(o: TrainOpts, data: string, ctx: CliContext): Promise<numbe
         backend,
         dir,
         eval: run.evaluation ? evalSummary(run.evaluation) : null,
+        learningCheck: check,
       }),
     );
   } else {
@@ -181,6 +195,7 @@ async function train(o: TrainOpts, data: string, ctx: CliContext): Promise<numbe
       `trained ${spec.agent} on ${spec.env} (${spec.variant}) for ${run.envSteps} steps in ${seconds.toFixed(1)} s (${stepsPerSecond.toFixed(0)} steps/s, backend ${backend}, seed ${spec.seed})`,
     );
     if (run.evaluation) printEval(run.evaluation, ctx.out);
+    if (check) ctx.out(check);
     ctx.out(`saved to ${dir}  (evaluate it: rewardlab eval --agent-dir ${dir}; watch it: rewardlab watch --agent-dir ${dir})`);
   }
   return 0;

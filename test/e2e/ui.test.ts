@@ -15,7 +15,7 @@ import { chromium, type Browser, type Page } from "playwright-core";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const SHOTS = join(ROOT, "test-results");
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const CHROMIUM = process.env.REWARDLAB_CHROMIUM || "/usr/bin/chromium";
 const STEPS = 100_000;
 /** examples/levels/two-rooms.json is uploaded under this id. */
 const LEVEL_ID = "E2eRooms-v0";
@@ -124,7 +124,7 @@ async function api<T>(method: string, path: string, body?: unknown): Promise<T> 
 
 describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (or set CHROMIUM_PATH)`);
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (or set REWARDLAB_CHROMIUM to a Chromium binary)`);
     if (!existsSync(join(ROOT, "client/dist/index.html"))) {
       const { build } = await import("vite");
       await build({ root: join(ROOT, "client"), logLevel: "warn" });

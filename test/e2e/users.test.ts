@@ -17,7 +17,7 @@ import { chromium, type Browser, type Page } from "playwright-core";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const SHOTS = "/tmp/rewardlab-e2e-shots";
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const CHROMIUM = process.env.REWARDLAB_CHROMIUM || "/usr/bin/chromium";
 /** Seconds without a watcher before the demo stops (short, for the test). */
 const DEMO_IDLE = 8;
 
@@ -109,7 +109,7 @@ const demoRuns = async () => (await api<Run[]>("GET", "/api/runs")).filter((r) =
 
 describe.skipIf(!process.env.REWARDLAB_E2E)("for the people who use it", () => {
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (or set CHROMIUM_PATH)`);
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (or set REWARDLAB_CHROMIUM to a Chromium binary)`);
     if (!existsSync(join(ROOT, "client/dist/index.html"))) {
       const { build } = await import("vite");
       await build({ root: join(ROOT, "client"), logLevel: "warn" });
