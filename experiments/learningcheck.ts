@@ -8,7 +8,21 @@
  */
 import { make } from "../envs/registry.ts";
 import { budgetFor } from "./budgets.ts";
-import type { Store, StoredRun } from "./store.ts";
+import type { RunSpec, RunStatus } from "./events.ts";
+
+/** What storedLearningCheck reads of the store (Store has it), and of a stored run. */
+export interface ReturnsSource {
+  episodes(runId: string, from: number, limit: number): { return: number }[];
+  updatesOverview(runId: string, max: number): { metrics: Record<string, number> }[];
+}
+interface EndedRun {
+  id: string;
+  status: RunStatus;
+  episodes: number;
+  updates: number;
+  envSteps: number;
+  spec: Pick<RunSpec, "env" | "agent" | "envConfig" | "variant">;
+}
 
 export interface LearningInput {
   env: string;
@@ -78,7 +92,7 @@ export function actionCount(env: string, envConfig: Record<string, unknown> = {}
 const cache = new Map<string, { key: string; line: string | null }>();
 
 /** The learning check of a stored run that has ended (null while it runs); cached per run and episode count. */
-export function storedLearningCheck(store: Store, r: StoredRun): string | null {
+export function storedLearningCheck(store: ReturnsSource, r: EndedRun): string | null {
   if (r.status !== "completed" && r.status !== "stopped") return null;
   const key = `${r.status}:${r.episodes}:${r.updates}`;
   const hit = cache.get(r.id);

@@ -124,7 +124,8 @@ async function api<T>(method: string, path: string, body?: unknown): Promise<T> 
 
 describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (or set REWARDLAB_CHROMIUM to a Chromium binary)`);
+    if (!existsSync(CHROMIUM))
+      throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (or set REWARDLAB_CHROMIUM to a Chromium binary)`);
     if (!existsSync(join(ROOT, "client/dist/index.html"))) {
       const { build } = await import("vite");
       await build({ root: join(ROOT, "client"), logLevel: "warn" });

@@ -109,7 +109,8 @@ const demoRuns = async () => (await api<Run[]>("GET", "/api/runs")).filter((r) =
 
 describe.skipIf(!process.env.REWARDLAB_E2E)("for the people who use it", () => {
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (or set REWARDLAB_CHROMIUM to a Chromium binary)`);
+    if (!existsSync(CHROMIUM))
+      throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (or set REWARDLAB_CHROMIUM to a Chromium binary)`);
     if (!existsSync(join(ROOT, "client/dist/index.html"))) {
       const { build } = await import("vite");
       await build({ root: join(ROOT, "client"), logLevel: "warn" });
