@@ -10,12 +10,16 @@
  * retries it (at most `attempts` times). A run that fails for its own reason
  * completes with a failed outcome, so it is stored once and never retried.
  */
-import { Queue, QueueEvents, Worker, type ConnectionOptions, type Job } from "bullmq";
+import { createRequire } from "node:module";
+import type { ConnectionOptions, Job, Worker } from "bullmq";
 import { RewardlabError } from "../../envs/errors.ts";
 import { moduleLogger } from "../log.ts";
 import { ThreadLane, runJobOnLane, type BackendName } from "../pool.ts";
 import type { UserEnvironments } from "../plugins.ts";
 import type { JobOutcome, SweepJob } from "../jobs.ts";
+
+/** bullmq (with ioredis) loads on first use: otherwise it is a third of every command's start-up. */
+const bullmq = (): typeof import("bullmq") => createRequire(import.meta.url)("bullmq");
 
 const log = moduleLogger("experiments/sweeps/queue");
 
@@ -85,6 +89,7 @@ export function runSweepJobOnLane(
 
 /** Sends the jobs to the queue and resolves when every one has an outcome written. */
 export async function runOnQueue(jobs: SweepJob[], url: string, backend: BackendName | null, opts: QueueRunOptions): Promise<void> {
+  const { Queue, QueueEvents } = bullmq();
   const connection = connectionFrom(url);
   const queue = new Queue<QueueJobData, JobOutcome>(QUEUE_NAME, { connection });
   const events = new QueueEvents(QUEUE_NAME, { connection });
@@ -183,7 +188,7 @@ export function startQueueWorker(url: string, opts: QueueWorkerOptions = {}): Wo
   const lockDuration = opts.lockMs ?? 30_000;
   // one kept thread per concurrent job
   const lanes = Array.from({ length: opts.concurrency ?? 1 }, () => new ThreadLane());
-  const worker = new Worker<QueueJobData, JobOutcome>(
+  const worker = new (bullmq().Worker)<QueueJobData, JobOutcome>(
     QUEUE_NAME,
     async (job: Job<QueueJobData, JobOutcome>) => {
       const backend = opts.backend ?? job.data.backend ?? undefined;

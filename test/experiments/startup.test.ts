@@ -1,0 +1,42 @@
+/**
+ * The command line's choice of code (bin/entry.js): the compiled dist/ while it
+ * is at least as new as every source, the TypeScript through tsx when it is
+ * missing, older than a source, or a plugin is loaded.
+ */
+import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+// @ts-expect-error: a plain JavaScript module without types
+import { SOURCE_DIRS, SOURCE_FILES, chooseEntry } from "../../bin/entry.js";
+
+const dir = mkdtempSync(join(tmpdir(), "rewardlab-entry-"));
+const root = pathToFileURL(`${dir}/`);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Writes a file with the given modification time (seconds). */
+function put(path: string, time: number): void {
+  mkdirSync(join(dir, path, ".."), { recursive: true });
+  writeFileSync(join(dir, path), "x");
+  utimesSync(join(dir, path), time, time);
+}
+
+describe("which code the command line runs", () => {
+  it("dist/ while current; tsx when dist/ is missing, older than any source, or a plugin is loaded", () => {
+    for (const d of SOURCE_DIRS as string[]) put(`${d}a/b.ts`, 1000);
+    for (const f of SOURCE_FILES as string[]) put(f, 1000);
+    expect(chooseEntry(root, ["envs"])).toEqual({ use: "tsx", reason: "dist/ is not built" });
+    put("dist/.stamp", 2000);
+    expect(chooseEntry(root, ["envs"])).toEqual({ use: "dist" });
+    expect(chooseEntry(root, ["--plugin", "x.ts", "envs"])).toEqual({ use: "tsx", reason: "plugins import the sources" });
+    expect(chooseEntry(root, ["--plugin=x.ts", "envs"]).use).toBe("tsx");
+    // a source edited after the build, however deep
+    put("agents/a/b.ts", 3000);
+    expect(chooseEntry(root, ["envs"])).toEqual({ use: "tsx", reason: "dist/ is older than the sources" });
+    put("dist/.stamp", 3000);
+    expect(chooseEntry(root, ["envs"]).use).toBe("dist");
+    put("tsconfig.build.json", 4000);
+    expect(chooseEntry(root, ["envs"]).use).toBe("tsx");
+  });
+});
