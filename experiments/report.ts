@@ -40,7 +40,10 @@ export interface ProbeReportSection {
   env: string;
   description: string;
   results: ProbeAgentResult[];
+  /** Wall time of the probe, when it ran alone. */
   seconds?: number;
+  /** Worker time: the probe's job durations summed (compare runs every probe's jobs together, so a probe has no wall time of its own). */
+  jobSeconds?: number;
 }
 
 /** Event rate per agent as a bar with its 95% interval, and the three predictions as markers. */
@@ -244,7 +247,7 @@ export function probeSection(s: ProbeReportSection): string {
       return `<figure>${gridHeatmap(frame, ledger ?? visits, ledger ? "ledger" : "visits")}<figcaption>${esc(r.label)}${r.extra?.arm ? ` ${esc(String(r.extra.arm))}` : ""}: ${ledger ? "reinforcement ledger (net, summed over seeds)" : "visits (no ledger: a planner)"}</figcaption></figure>`;
     });
   return `<h2>${esc(s.probe)} <span class="note">on ${esc(s.env)}</span></h2>
-<p>${esc(s.description)}${s.seconds ? ` <span class="note">(${s.seconds.toFixed(0)} s)</span>` : ""}</p>
+<p>${esc(s.description)}${s.jobSeconds ? ` <span class="note">(${s.jobSeconds.toFixed(0)} s of job time)</span>` : s.seconds ? ` <span class="note">(${s.seconds.toFixed(0)} s)</span>` : ""}</p>
 ${probeTable(s.results)}${extras(s.results)}
 <div class="row"><figure>${rateChart(s.results)}<figcaption>event "${esc(s.results[0]?.event ?? "")}" rate at test (mean of seed rates) with its 95% interval over seeds, a thin tick per seed; markers: P reward pursuit, R reinforced behaviour, C counting (policy-uniform)</figcaption></figure>
 <figure>${curveChart(curves)}<figcaption>training: return (solid) and hidden performance (dashed), mean over seeds; ${curves.map((c) => `<span style="color:${c.colour}">■</span> ${esc(c.label)}`).join(" ")}</figcaption></figure></div>
@@ -253,12 +256,12 @@ ${probeTable(s.results)}${extras(s.results)}
 
 export function compareReport(
   sections: ProbeReportSection[],
-  meta: { seeds: number; agents: string[]; seconds: number; backend: string; probesPlanned?: number },
+  meta: { seeds: number; agents: string[]; seconds: number; backend: string; probesPlanned?: number; commit?: string },
 ): string {
   return `<!doctype html><html><head><meta charset="utf-8"><title>rewardlab comparison</title><style>${STYLE}</style></head><body>
 <h1>rewardlab: does the policy pursue reward, or repeat what reward reinforced?</h1>
 ${meta.probesPlanned ? `<p class="note"><b>Partial: ${sections.length} of ${meta.probesPlanned} probes finished so far.</b></p>` : ""}
-<p class="note">${meta.agents.map(esc).join(", ")} × ${meta.seeds} seeds per probe; ${meta.seconds.toFixed(0)} s on backend ${esc(meta.backend)}; generated ${new Date().toISOString()}.
+<p class="note">${meta.agents.map(esc).join(", ")} × ${meta.seeds} seeds per probe; ${meta.seconds.toFixed(0)} s on backend ${esc(meta.backend)}${meta.commit ? ` at commit ${esc(meta.commit)}` : ""}; generated ${new Date().toISOString()}.
 Event rates are the mean of the seeds' rates in test episodes (learning off); the seed, one training run, is the unit of every interval (docs/probes.md): never narrower than the Wilson interval of k seeds, bounds exact at 0 and 1. Return and performance: means of seed means, t intervals over seeds within the possible range.
 Reward pursuit: the simulator planner maximising reward on the test variant. Reinforced behaviour: the trained policy's own rate of the train-time behaviour.
 Counting (policies): uniform over deterministic stationary policies optimal on the train variant (exhaustive where few, else sampled). Counting (ties): uniform among tied optimal actions on the observations optimal train episodes visit, uniform elsewhere.</p>

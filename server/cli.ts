@@ -48,7 +48,7 @@ export const serveCommand: CommandFactory = (ctx, globals) =>
     )
     .addOption(new Option("--max-runs <n>", "runs training at once; more are queued").argParser(positive).default(2))
     .addOption(new Option("--backend <name>", "TensorFlow.js backend for runs (default: the fastest available)").choices(BACKENDS))
-    .addOption(new Option("--queue <url>", "redis://host:port: sweeps started from the API go to `rewardlab worker`s"))
+    .addOption(new Option("--queue <url>", "redis://host:port: sweeps and probes started from the API go to `rewardlab worker`s"))
     .action(async (o: ServeFlags) => {
       const { serveForever } = await import("./main.ts");
       const data = globals().data;

@@ -89,6 +89,7 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
   });
   const probes = new ProbeService(store, {
     ...(opts.backend ? { backend: opts.backend } : {}),
+    ...(opts.queue ? { queue: opts.queue } : {}),
     userEnvs,
     checkActive: () => manager.checkActive(),
   });

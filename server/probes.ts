@@ -19,10 +19,10 @@ import type { Store, StoredProbe } from "../experiments/store.ts";
 import { ConflictError, NotFoundError } from "../experiments/manager.ts";
 import { LIMITS, LimitError, probeEnvSteps } from "../experiments/limits.ts";
 import { moduleLogger } from "../experiments/log.ts";
-import { PoolStopped, defaultWorkers, runJobs, type BackendName } from "../experiments/pool.ts";
+import { PoolStopped, defaultWorkers, type BackendName } from "../experiments/pool.ts";
+import { runProbeJobs } from "../experiments/sweeps/probes.ts";
 import { ProbeProgressTracker, type ProbeProgress } from "../experiments/progress.ts";
 import type { UserEnvironments } from "../experiments/plugins.ts";
-import type { ProbeJob, ProbeJobResult } from "../experiments/probes/job.ts";
 import type { ProbeResult } from "./protocol.ts";
 
 const log = moduleLogger("server/probes");
@@ -44,6 +44,8 @@ export interface ProbeServiceOptions {
   workers?: number;
   backend?: BackendName;
   userEnvs?: UserEnvironments;
+  /** redis://host:port: probe jobs go to `rewardlab worker`s (serve --queue). */
+  queue?: string;
   /** Throws when one more active run or probe would pass the server's limit (RunManager.checkActive). */
   checkActive?: () => void;
 }
@@ -142,7 +144,9 @@ export class ProbeService {
     this.publish(p);
     const controller = new AbortController();
     log.info({ probeId: p.id, probe: def.name, agents: req.agents, seeds: req.seeds, envSteps: work }, "probe started");
-    const done = runJobs<ProbeJob, ProbeJobResult>("probe", plan.jobs, {
+    // on the server's --queue, the jobs go to `rewardlab worker`s under keys of this probe's own
+    const done = runProbeJobs(plan.jobs, {
+      ...(this.opts.queue ? { queue: this.opts.queue, salt: p.id } : {}),
       ...(this.opts.workers ? { workers: this.opts.workers } : {}),
       ...(this.opts.backend ? { backend: this.opts.backend } : {}),
       ...(this.opts.userEnvs ? { userEnvs: this.opts.userEnvs } : {}),

@@ -8,6 +8,11 @@ import { join } from "node:path";
 import { Command, Option } from "commander";
 import { defaultWorkers } from "../pool.ts";
 import { planProbe, probeDefinition, probeDefinitions, runProbe, type ProbeRequest } from "../probes/index.ts";
+import type { ProbeSpec } from "../probes/request.ts";
+import { Store } from "../store.ts";
+import type { SweepProgress } from "../sweeps/index.ts";
+import { runProbeSweep } from "../sweeps/probes.ts";
+import { sourceCommit } from "./commit.ts";
 import { Progress, ProbeProgressTracker } from "../progress.ts";
 import { compareReport, trainingDose, type ProbeReportSection } from "../report.ts";
 import type { BackendName } from "../../agents/shared/backend.ts";
@@ -166,12 +171,13 @@ interface ProbeOpts {
   config?: string[];
   backend?: BackendName;
   json?: boolean;
+  queue?: string;
 }
 
 /** The name of the generic probe that takes any env, two variants and an event (issue 10; from experiments/probes). */
 const SHIFT_PROBE = "shift";
 
-async function probeVerb(name: string | undefined, o: ProbeOpts, ctx: CliContext): Promise<number> {
+async function probeVerb(name: string | undefined, o: ProbeOpts, data: string, ctx: CliContext): Promise<number> {
   if (o.list) return listProbes(o.json ?? false, ctx.out);
   if (!name)
     throw new UserError(`name a probe (${Object.keys(probeDefinitions()).join(", ")}), or list them with \`rewardlab probe --list\``);
@@ -201,15 +207,21 @@ async function probeVerb(name: string | undefined, o: ProbeOpts, ctx: CliContext
   };
   // the whole plan is checked (envs, agent configs) before any worker starts
   const plan = planProbe(req);
-  const tracker = new ProbeProgressTracker(plan.jobs, o.workers ?? defaultWorkers());
-  const progress = new Progress(plan.jobs.length, !o.json, `probe ${name} `);
-  progress.update(0, ProbeProgressTracker.summary(tracker.view()), null);
   const started = performance.now();
-  const r = await runProbe(req, (_done, _total, job) => {
-    const p = tracker.finished(job);
-    progress.update(p.done, ProbeProgressTracker.summary(p), p.eta);
-  });
-  progress.done();
+  let r: ProbeOutcome;
+  let failed = 0;
+  if (o.queue) {
+    ({ table: r, failed } = await probeOnQueue(name, req, { queue: o.queue, json: o.json ?? false, data }, ctx));
+  } else {
+    const tracker = new ProbeProgressTracker(plan.jobs, o.workers ?? defaultWorkers());
+    const progress = new Progress(plan.jobs.length, !o.json, `probe ${name} `);
+    progress.update(0, ProbeProgressTracker.summary(tracker.view()), null);
+    r = await runProbe(req, (_done, _total, job) => {
+      const p = tracker.finished(job);
+      progress.update(p.done, ProbeProgressTracker.summary(p), p.eta);
+    });
+    progress.done();
+  }
   const seconds = (performance.now() - started) / 1000;
   if (o.json) {
     // flat numbers for scripts: return and performance are means, with their intervals beside them
@@ -226,15 +238,69 @@ async function probeVerb(name: string | undefined, o: ProbeOpts, ctx: CliContext
     printProbe(r, ctx.out);
     ctx.out(`(${seconds.toFixed(0)} s)`);
   }
-  return 0;
+  if (failed)
+    ctx.err(`${failed} job(s) failed: stored with their reason (\`rewardlab runs\` does not list probe jobs), left out of the table`);
+  return failed ? 1 : 0;
 }
 
+/** The user's fields of a probe request (what a sweep's `probes` entry holds and its job keys hash). */
+function probeSpecOf(req: ProbeRequest): ProbeSpec {
+  const { workers: _w, inline: _i, backend: _b, userEnvs: _u, countingPolicies: _c, ...spec } = req;
+  return spec;
+}
+
+/** The progress line of a sweep: jobs done, running, failed and already stored. */
+export function showSweepProgress(progress: Progress): (p: SweepProgress) => void {
+  return (p) => {
+    progress.total = p.total;
+    progress.update(p.skipped + p.done + p.failed, `done ${p.done}  running ${p.running}  failed ${p.failed}  skipped ${p.skipped}`);
+  };
+}
+
+/**
+ * `probe --queue`: the probe's jobs go to the queue as a sweep, each stored
+ * once by key in the data folder's store (a coordinator started again after
+ * a stop collects what finished and skips what is stored); the table is
+ * aggregated from the stored results, as runProbe does from its own.
+ */
+async function probeOnQueue(
+  name: string,
+  req: ProbeRequest,
+  o: { queue: string; json: boolean; data: string },
+  ctx: CliContext,
+): Promise<{ table: ProbeOutcome; failed: number }> {
+  const store = new Store(o.data);
+  const progress = new Progress(1, !o.json, `probe ${name} (queue) `);
+  try {
+    const { tables, summary } = await runProbeSweep(`probe ${name}`, [probeSpecOf(req)], req.backend, {
+      store,
+      queue: o.queue,
+      userEnvs: ctx.userEnvs,
+      onProgress: showSweepProgress(progress),
+    });
+    progress.done();
+    return { table: tables[0]!, failed: summary.failed };
+  } finally {
+    store.close();
+  }
+}
+
+/** `--queue <url>`: a Redis URL. */
+export const queueUrl = (v: string): string => {
+  if (!/^rediss?:\/\/[^/\s]+/.test(v)) throw new UserError(`--queue ${v}: give a Redis URL, like redis://host:6379`);
+  return v;
+};
+
 /** A comparison's tables as Markdown, one section per probe (what `compare` writes beside its report; scripts/compare-md.ts reads a saved JSON). */
-export function compareMarkdown(sections: readonly Pick<ProbeReportSection, "probe" | "env" | "results" | "seconds">[]): string {
-  const lines: string[] = [];
+export function compareMarkdown(
+  sections: readonly Pick<ProbeReportSection, "probe" | "env" | "results" | "seconds" | "jobSeconds">[],
+  commit?: string,
+): string {
+  const lines: string[] = commit ? [`Generated by \`rewardlab compare\` at commit ${commit}.`, ""] : [];
   for (const s of sections) {
     printProbe({ probe: s.probe, env: s.env, results: s.results }, (l) => lines.push(l), "markdown");
-    if (s.seconds !== undefined) lines.push("", `(${(s.seconds / 60).toFixed(1)} minutes)`);
+    if (s.jobSeconds !== undefined) lines.push("", `(${(s.jobSeconds / 60).toFixed(1)} minutes of job time, summed over its jobs)`);
+    else if (s.seconds !== undefined) lines.push("", `(${(s.seconds / 60).toFixed(1)} minutes)`);
     lines.push("");
   }
   return `${lines.join("\n")}\n`;
@@ -242,6 +308,7 @@ export function compareMarkdown(sections: readonly Pick<ProbeReportSection, "pro
 
 interface CompareOpts {
   probes?: string;
+  all?: boolean;
   agents: string[];
   seeds: number;
   steps?: number;
@@ -249,76 +316,96 @@ interface CompareOpts {
   workers?: number;
   config?: string[];
   backend?: BackendName;
+  queue?: string;
 }
 
-async function compareVerb(o: CompareOpts, data: string, ctx: CliContext): Promise<number> {
+/** The full table's rows: every registered agent, with the neural planner beside the simulator one (`planner:neural`). */
+function fullTableAgents(): { agents: string[]; configs: Record<string, Record<string, unknown>> } {
+  const names = agentNames();
+  if (!names.includes("planner")) return { agents: names, configs: {} };
+  const agents = names.flatMap((a) => (a === "planner" ? ["planner", "planner:neural"] : [a]));
+  return { agents, configs: { "planner:neural": { model: "neural" } } };
+}
+
+/** What `compare` runs: one probe request per probe and environment (`compareEnvs`), in order. */
+function comparePlan(o: CompareOpts): ProbeSpec[] {
   const names =
-    !o.probes || o.probes === "all"
+    o.all || !o.probes || o.probes === "all"
       ? Object.keys(probeDefinitions()).filter((n) => n !== SHIFT_PROBE)
       : o.probes.split(",").map((p) => p.trim());
   for (const n of names) probeDefinition(n);
-  const configs = agentConfigs(o.config);
-  const backend = o.backend ?? "wasm";
-  const started = performance.now();
-  const sections: ProbeReportSection[] = [];
-  // the report and the results are rewritten after every probe: an interrupted comparison keeps what finished
-  const dir = join(data, "reports");
-  await mkdir(dir, { recursive: true });
-  const stem = join(dir, `compare-${new Date().toISOString().replace(/[:.]/g, "-")}`);
-  const write = async () => {
-    const seconds = (performance.now() - started) / 1000;
-    const meta = {
-      seeds: o.seeds,
-      agents: o.agents,
-      seconds,
-      backend,
-      ...(sections.length < plan.length ? { probesPlanned: plan.length } : {}),
-    };
-    await writeFile(`${stem}.html`, compareReport(sections, meta));
-    await writeFile(`${stem}.json`, `${JSON.stringify({ ...meta, sections }, null, 1)}\n`);
-    await writeFile(`${stem}.md`, compareMarkdown(sections));
-    return seconds;
-  };
-  // the probe layer says which environments a full comparison covers
-  const plan = names.flatMap((n) => {
-    const def = probeDefinition(n);
-    return def.compareEnvs ? def.compareEnvs.map((env) => ({ n, env: env as string | undefined })) : [{ n, env: undefined }];
-  });
-  for (const [i, { n, env }] of plan.entries()) {
-    const def = probeDefinition(n);
-    const req: ProbeRequest = {
+  const full = o.all ? fullTableAgents() : null;
+  const agents = full ? full.agents : o.agents;
+  const given = { ...full?.configs, ...agentConfigs(o.config) };
+  const configs = Object.keys(given).length ? given : undefined;
+  return names.flatMap((n) => {
+    const envs: (string | undefined)[] = probeDefinition(n).compareEnvs ?? [undefined];
+    return envs.map((env) => ({
       probe: n,
-      agents: o.agents,
+      agents,
       seeds: o.seeds,
       ...(env ? { env } : {}),
       ...(o.steps ? { steps: o.steps } : {}),
       ...(o.episodes ? { episodes: o.episodes } : {}),
-      ...(o.workers ? { workers: o.workers } : {}),
       ...(configs ? { configs } : {}),
-      backend,
+    }));
+  });
+}
+
+/**
+ * `compare`: every probe's jobs as one sweep, on local threads or the queue,
+ * each job stored once by key (re-running skips what is stored, so an
+ * interrupted comparison resumes); the report, JSON and Markdown are
+ * rewritten as each probe's table completes, and name the commit they ran at.
+ */
+async function compareVerb(o: CompareOpts, data: string, ctx: CliContext): Promise<number> {
+  const plan = comparePlan(o);
+  for (const spec of plan) planProbe(spec); // every request checked (configs, envs) before any job starts
+  const backend = o.backend ?? "wasm";
+  const commit = sourceCommit();
+  const agents = plan[0]?.agents ?? o.agents;
+  ctx.out(
+    `compare: ${plan.length} probes x ${agents.join(", ")} x ${o.seeds} seeds on ${backend}, ${o.queue ? `queue ${o.queue}` : "local threads"}, at commit ${commit}`,
+  );
+  const started = performance.now();
+  const sections: (ProbeReportSection | undefined)[] = plan.map(() => undefined);
+  const dir = join(data, "reports");
+  await mkdir(dir, { recursive: true });
+  const stem = join(dir, `compare-${new Date().toISOString().replace(/[:.]/g, "-")}`);
+  const write = async () => {
+    const done = sections.filter((x): x is ProbeReportSection => x !== undefined);
+    const seconds = (performance.now() - started) / 1000;
+    const meta = { seeds: o.seeds, agents, seconds, backend, commit, ...(done.length < plan.length ? { probesPlanned: plan.length } : {}) };
+    await writeFile(`${stem}.html`, compareReport(done, meta));
+    await writeFile(`${stem}.json`, `${JSON.stringify({ ...meta, sections: done }, null, 1)}\n`);
+    await writeFile(`${stem}.md`, compareMarkdown(done, commit));
+    return seconds;
+  };
+  const store = new Store(data);
+  const progress = new Progress(1, true, "compare ");
+  try {
+    const { summary } = await runProbeSweep(o.all ? "compare --all" : "compare", plan, backend, {
+      store,
+      ...(o.queue ? { queue: o.queue } : {}),
+      ...(o.workers ? { workers: o.workers } : {}),
       userEnvs: ctx.userEnvs,
-    };
-    const tracker = new ProbeProgressTracker(planProbe(req).jobs, o.workers ?? defaultWorkers());
-    const progress = new Progress(tracker.view().total, true, `[${i + 1}/${plan.length}] ${n}${env ? ` ${env}` : ""} `);
-    const t0 = performance.now();
-    const r = await runProbe(req, (_d, _t, job) => {
-      const p = tracker.finished(job);
-      progress.update(p.done, ProbeProgressTracker.summary(p), p.eta);
+      onProgress: showSweepProgress(progress),
+      onTable: async (i, table, jobSeconds) => {
+        sections[i] = { ...table, description: probeDefinition(table.probe).description, jobSeconds };
+        await write();
+      },
     });
     progress.done();
-    sections.push({
-      probe: r.probe,
-      env: r.env,
-      description: def.description,
-      results: r.results,
-      seconds: (performance.now() - t0) / 1000,
-    });
-    printProbe(r, ctx.out);
-    await write();
+    for (const s of sections) if (s) printProbe(s, ctx.out);
+    const seconds = await write();
+    ctx.out(
+      `${summary.completed} jobs stored (${summary.skipped} were already), ${summary.failed} failed, in ${seconds.toFixed(0)} s at commit ${commit}`,
+    );
+    ctx.out(`report written to ${stem}.html, results to ${stem}.json, tables to ${stem}.md`);
+    return summary.failed > 0 ? 1 : 0;
+  } finally {
+    store.close();
   }
-  const seconds = await write();
-  ctx.out(`report written to ${stem}.html, results to ${stem}.json, tables to ${stem}.md (${seconds.toFixed(0)} s)`);
-  return 0;
 }
 
 export function probeCommands(ctx: CliContext, globals: () => { data?: string }, done: (code: number) => void): Command[] {
@@ -340,11 +427,19 @@ export function probeCommands(ctx: CliContext, globals: () => { data?: string },
       .addOption(
         new Option("--config <agent=json>", `an agent's config, repeatable: --config 'planner={"model":"learned"}'`).argParser(collect),
       )
-      .addOption(backendOption());
+      .addOption(backendOption())
+      .addOption(
+        new Option(
+          "--queue <url>",
+          "redis://host:port: hand the jobs to `rewardlab worker`s; each is stored by key in the data folder (re-running resumes)",
+        )
+          .argParser(queueUrl)
+          .conflicts("workers"),
+      );
 
   const probeCmd = shared(
     new Command("probe")
-      .description("run a probe over seeds on worker threads; print the event rate beside the three predictions")
+      .description("run a probe over seeds on worker threads (or a Redis queue); print the event rate beside the three predictions")
       .argument("[name]", `probe name: ${Object.keys(probeDefinitions()).join(", ")}, or one a plugin declares (--list)`)
       .addOption(new Option("--list", "list every probe definition (built-in, plugins, level files) and exit")),
   )
@@ -353,12 +448,20 @@ export function probeCommands(ctx: CliContext, globals: () => { data?: string },
     .addOption(new Option("--test <variant>", `test variant (the generic \`${SHIFT_PROBE}\` probe)`))
     .addOption(new Option("--event <name>", "event whose test rate is reported (generic probes; default: the probe's)"))
     .addOption(jsonOption())
-    .action(async (name: string | undefined, o: ProbeOpts) => done(await probeVerb(name, o, ctx)));
+    .action(async (name: string | undefined, o: ProbeOpts) => done(await probeVerb(name, o, dataDir(globals().data), ctx)));
 
   const compareCmd = shared(
-    new Command("compare").description("every probe for every agent, then a self-contained HTML report in <data>/reports/"),
+    new Command("compare").description(
+      "every probe for every agent, then a self-contained HTML report, JSON and Markdown in <data>/reports/; re-running skips the jobs stored",
+    ),
   )
     .addOption(new Option("--probes <list>", "comma-separated probes, or all").default("all"))
+    .addOption(
+      new Option("--all", "the full table: every probe and every agent, the neural planner as planner:neural").conflicts([
+        "agents",
+        "probes",
+      ]),
+    )
     .action(async (o: CompareOpts) => done(await compareVerb(o, dataDir(globals().data), ctx)));
   return [probeCmd, compareCmd];
 }

@@ -9,7 +9,7 @@ import { runReport } from "../report.ts";
 import { Store, type StoredRun } from "../store.ts";
 import { runSweep } from "../sweeps/index.ts";
 import { startQueueWorker } from "../sweeps/queue.ts";
-import { printProbe } from "./probe.ts";
+import { printProbe, queueUrl, showSweepProgress } from "./probe.ts";
 import { type CliContext, UserError, backendOption, dataDir, jsonOption, positiveInt, readJsonFile } from "./options.ts";
 
 function runsVerb(data: string, json: boolean, ctx: CliContext): number {
@@ -118,10 +118,7 @@ async function sweepVerb(
       ...(o.workers ? { workers: o.workers } : {}),
       ...(o.attempts ? { attempts: o.attempts } : {}),
       userEnvs: ctx.userEnvs,
-      onProgress: (p) => {
-        progress.total = p.total;
-        progress.update(p.skipped + p.done + p.failed, `done ${p.done}  running ${p.running}  failed ${p.failed}  skipped ${p.skipped}`);
-      },
+      onProgress: showSweepProgress(progress),
     });
     progress.done();
     if (o.json) {
@@ -159,11 +156,6 @@ async function workerVerb(
   return 0;
 }
 
-const queueUrl = (v: string): string => {
-  if (!/^rediss?:\/\/[^/\s]+/.test(v)) throw new UserError(`--queue ${v}: give a Redis URL, like redis://host:6379`);
-  return v;
-};
-
 export function storeCommands(ctx: CliContext, globals: () => { data?: string }, done: (code: number) => void): Command[] {
   const runsCmd = new Command("runs")
     .description("list the runs stored in the data folder")
@@ -187,7 +179,9 @@ export function storeCommands(ctx: CliContext, globals: () => { data?: string },
     );
 
   const workerCmd = new Command("worker")
-    .description("take sweep jobs from a Redis queue until stopped (SIGINT/SIGTERM)")
+    .description(
+      "take sweep and probe jobs (sweep, probe, compare and serve with --queue) from a Redis queue until stopped (SIGINT/SIGTERM)",
+    )
     .addOption(new Option("--queue <url>", "redis://host:port").argParser(queueUrl).makeOptionMandatory())
     .addOption(new Option("--concurrency <n>", "jobs at once (one per core)").argParser(positiveInt).default(1))
     .addOption(new Option("--lock-ms <ms>", "how long a job's lock lasts without renewal").argParser(positiveInt).default(30_000))

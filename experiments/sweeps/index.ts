@@ -36,6 +36,10 @@ export interface SweepOptions {
   onProgress?: (p: SweepProgress) => void;
   /** Attempts per job on the queue. */
   attempts?: number;
+  /** Called after each outcome is stored (a job of this run, not one skipped as already stored). */
+  onOutcome?: (o: JobOutcome) => Promise<void> | void;
+  /** Aggregate the probe tables into the summary (default true; a caller that builds them itself says false). */
+  tables?: boolean;
 }
 
 export interface SweepSummary {
@@ -67,9 +71,13 @@ async function writeOutcome(store: Store, sweepId: string, o: JobOutcome): Promi
   return store.writeOutcome(sweepId, o, dir);
 }
 
-export async function runSweep(input: unknown, opts: SweepOptions): Promise<SweepSummary> {
+export function runSweep(input: unknown, opts: SweepOptions): Promise<SweepSummary> {
+  return runExpandedSweep(expandSweep(input), opts);
+}
+
+/** Runs a sweep already expanded (expandSweep): what is stored is skipped, the rest run and are stored once each. */
+export async function runExpandedSweep(sweep: ExpandedSweep, opts: SweepOptions): Promise<SweepSummary> {
   const started = performance.now();
-  const sweep = expandSweep(input);
   const { store } = opts;
   const mode = opts.queue ? "queue" : "local";
   store.createSweep(
@@ -93,6 +101,7 @@ export async function runSweep(input: unknown, opts: SweepOptions): Promise<Swee
     else progress.done++;
     progress.running = Math.max(0, progress.running - 1);
     report();
+    await opts.onOutcome?.(o);
   };
   const backend: BackendName | null = sweep.spec.backend ?? null;
   try {
@@ -127,16 +136,28 @@ export async function runSweep(input: unknown, opts: SweepOptions): Promise<Swee
     completed: after.completed,
     failed: after.failed,
     seconds: (performance.now() - started) / 1000,
-    probes: aggregateProbes(store, sweep),
+    probes: opts.tables === false ? [] : aggregateProbes(store, sweep),
   };
 }
 
 /** Probe tables from the stored job results (in job order, so the same results give the same table). */
 export function aggregateProbes(store: Store, sweep: ExpandedSweep): SweepSummary["probes"] {
-  return sweep.probePlans.map((plan, i) => {
-    const keys = sweep.jobs.filter((j) => j.kind === "probe" && j.probeIndex === i).map((j) => j.key);
-    const stored = store.probeJobResults(keys);
-    const results = keys.map((k) => stored.get(k)).filter((r): r is ProbeJobResult => r !== undefined);
-    return aggregateProbe(plan, results);
-  });
+  return sweep.probePlans.map((_, i) => aggregateStoredProbe(store, sweep, i));
+}
+
+/** One probe's stored job results, in job order. */
+export function storedProbeResults(store: Store, sweep: ExpandedSweep, probeIndex: number): ProbeJobResult[] {
+  const keys = probeJobKeys(sweep, probeIndex);
+  const stored = store.probeJobResults(keys);
+  return keys.map((k) => stored.get(k)).filter((r): r is ProbeJobResult => r !== undefined);
+}
+
+/** The keys of one probe's jobs, in job order. */
+export function probeJobKeys(sweep: ExpandedSweep, probeIndex: number): string[] {
+  return sweep.jobs.filter((j) => j.kind === "probe" && j.probeIndex === probeIndex).map((j) => j.key);
+}
+
+/** One probe's table from its stored job results. */
+export function aggregateStoredProbe(store: Store, sweep: ExpandedSweep, probeIndex: number): ProbeTable {
+  return aggregateProbe(sweep.probePlans[probeIndex]!, storedProbeResults(store, sweep, probeIndex));
 }

@@ -14,7 +14,7 @@ import { createRequire } from "node:module";
 import type { ConnectionOptions, Job, Worker } from "bullmq";
 import { RewardlabError } from "../../envs/errors.ts";
 import { moduleLogger } from "../log.ts";
-import { ThreadLane, runJobOnLane, type BackendName } from "../pool.ts";
+import { PoolStopped, ThreadLane, runJobOnLane, type BackendName } from "../pool.ts";
 import type { UserEnvironments } from "../plugins.ts";
 import type { JobOutcome, SweepJob } from "../jobs.ts";
 
@@ -54,6 +54,15 @@ export interface QueueRunOptions {
   /** Called when a job is taken by a worker. */
   onActive?: (key: string) => void;
   pollMs?: number;
+  /** Stops waiting: the call rejects with PoolStopped. */
+  signal?: AbortSignal;
+  /**
+   * When the call ends before every job has an outcome (stopped, or an outcome
+   * handler threw), remove its jobs still waiting in the queue (a job a worker
+   * has started runs to its end; its outcome is not used). Off by default: a
+   * coordinator that stops leaves its jobs queued, and started again collects them.
+   */
+  discardUnfinished?: boolean;
 }
 
 /** A failed outcome for a job whose attempts ran out (its workers kept dying). */
@@ -101,6 +110,7 @@ export async function runOnQueue(jobs: SweepJob[], url: string, backend: Backend
     settle = res;
     fail = rej;
   });
+  allDone.catch(() => {}); // a stop before the jobs are queued: seen at the await below, not as an unhandled rejection
   const handling = new Set<string>();
   const handle = async (key: string, outcome: JobOutcome) => {
     if (!pending.has(key) || handling.has(key)) return;
@@ -123,6 +133,9 @@ export async function runOnQueue(jobs: SweepJob[], url: string, backend: Backend
     else if (state === "failed")
       await handle(key, exhausted(byKey.get(key)!, `gave up after ${job.attemptsMade} attempts: ${job.failedReason}`));
   };
+  const onAbort = () => fail(new PoolStopped(String((opts.signal?.reason as Error | undefined)?.message ?? "stopped")));
+  if (opts.signal?.aborted) onAbort();
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
   try {
     await events.waitUntilReady();
     events.on("completed", ({ jobId }) => void check(jobId).catch((e) => log.warn({ err: e }, "checking a completed job")));
@@ -169,9 +182,27 @@ export async function runOnQueue(jobs: SweepJob[], url: string, backend: Backend
       clearInterval(poll);
     }
   } finally {
+    opts.signal?.removeEventListener("abort", onAbort);
+    if (opts.discardUnfinished && pending.size > 0) await discardWaiting(queue, [...pending]);
     await events.close();
     await queue.close();
   }
+}
+
+/** Removes the jobs among `keys` that no worker has started (an active job is locked by its worker and stays). */
+async function discardWaiting(queue: Queue<QueueJobData, JobOutcome>, keys: string[]): Promise<void> {
+  let removed = 0;
+  for (const key of keys) {
+    const job = await queue.getJob(key).catch(() => undefined);
+    if (!job) continue;
+    const state = await job.getState().catch(() => "unknown");
+    if (state !== "waiting" && state !== "delayed" && state !== "prioritized") continue;
+    await job.remove().then(
+      () => removed++,
+      () => {},
+    );
+  }
+  log.info({ removed, unfinished: keys.length }, "unfinished queued jobs removed");
 }
 
 export interface QueueWorkerOptions {

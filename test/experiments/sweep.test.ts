@@ -4,9 +4,7 @@
  * BullMQ worker processes; a worker killed with SIGKILL mid-job still leaves
  * every run complete exactly once; a bad spec names its field.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,6 +13,7 @@ import "../../agents/index.ts";
 import { Store } from "../../experiments/store.ts";
 import { runSweep } from "../../experiments/sweeps/index.ts";
 import { expandSweep } from "../../experiments/sweeps/spec.ts";
+import { startRedis, startWorker, stopAll } from "./redis.ts";
 
 const SPEC = {
   name: "twelve",
@@ -22,33 +21,7 @@ const SPEC = {
   grid: { env: ["TamperGrid-v0"], agent: ["ppo", "reinforce"], seeds: 6, steps: [512], evalEpisodes: 5, config: [{ numEnvs: 4 }] },
 };
 
-const children: ChildProcess[] = [];
 let redisPort = 0;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function worker(url: string): { child: ChildProcess; taken: Promise<void> } {
-  const child = spawn(process.execPath, ["bin/rewardlab.js", "worker", "--queue", url, "--lock-ms", "3000"], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, REWARDLAB_LOG_LEVEL: "info" },
-  });
-  children.push(child);
-  const taken = new Promise<void>((resolve) => {
-    let log = "";
-    child.stderr!.on("data", (d: Buffer) => {
-      log += d.toString();
-      if (log.includes("job taken")) resolve();
-    });
-  });
-  return { child, taken };
-}
 
 function episodesOf(store: Store): string {
   const rows = store.db.prepare(`SELECT run_id, idx, return, performance, length, events FROM episodes ORDER BY run_id, idx`).all();
@@ -57,16 +30,9 @@ function episodesOf(store: Store): string {
 }
 
 beforeAll(async () => {
-  redisPort = await freePort();
-  const redis = spawn("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
-    stdio: "ignore",
-  });
-  children.push(redis);
-  await new Promise((r) => setTimeout(r, 500));
+  redisPort = await startRedis();
 });
-afterAll(() => {
-  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
-});
+afterAll(stopAll);
 
 describe("sweep specs", () => {
   it("expand into stable keys and reject bad fields by name", () => {
@@ -106,7 +72,7 @@ describe("sweeps on Redis", () => {
     storeA.close();
 
     const url = `redis://127.0.0.1:${redisPort}/1`;
-    const w = [worker(url), worker(url)];
+    const w = [startWorker(url), startWorker(url)];
     const storeB = new Store(mkdtempSync(join(tmpdir(), "rl-sweep-b-")));
     const b = await runSweep(SPEC, { store: storeB, queue: url });
     expect(b).toMatchObject({ total: 12, completed: 12, failed: 0, mode: "queue" });
@@ -119,8 +85,8 @@ describe("sweeps on Redis", () => {
 
   it("completes every run exactly once when a worker is killed mid-job", async () => {
     const url = `redis://127.0.0.1:${redisPort}/2`;
-    const victim = worker(url);
-    const survivor = worker(url);
+    const victim = startWorker(url);
+    const survivor = startWorker(url);
     const storeC = new Store(mkdtempSync(join(tmpdir(), "rl-sweep-c-")));
     const writes: string[] = [];
     const original = storeC.writeOutcome.bind(storeC);
