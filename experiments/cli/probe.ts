@@ -399,7 +399,7 @@ async function compareVerb(o: CompareOpts, data: string, ctx: CliContext): Promi
     for (const s of sections) if (s) printProbe(s, ctx.out);
     const seconds = await write();
     ctx.out(
-      `${summary.completed} jobs stored (${summary.skipped} were already), ${summary.failed} failed, in ${seconds.toFixed(0)} s at commit ${commit}`,
+      `${summary.total - summary.skipped} jobs run and stored, ${summary.skipped} stored before; ${summary.failed} failed; ${seconds.toFixed(0)} s at commit ${commit}`,
     );
     ctx.out(`report written to ${stem}.html, results to ${stem}.json, tables to ${stem}.md`);
     return summary.failed > 0 ? 1 : 0;
