@@ -11,7 +11,7 @@
  * completes with a failed outcome, so it is stored once and never retried.
  */
 import { createRequire } from "node:module";
-import type { ConnectionOptions, Job, Worker } from "bullmq";
+import type { ConnectionOptions, Job, Queue, Worker } from "bullmq";
 import { RewardlabError } from "../../envs/errors.ts";
 import { moduleLogger } from "../log.ts";
 import { PoolStopped, ThreadLane, runJobOnLane, type BackendName } from "../pool.ts";
