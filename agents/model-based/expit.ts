@@ -31,7 +31,7 @@
  * search/evaluations_per_second, search/act_ms_per_step; with the neural
  * model also model/loss, model/accuracy, model/disagreement (held out).
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "@tensorflow/tfjs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type Static, Type } from "@sinclair/typebox";

@@ -34,7 +34,7 @@
  * untampered state); anything about cells the agent never visited, except
  * what the MLP's weights happen to extrapolate, which disagreement flags.
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "@tensorflow/tfjs";
 import { type Static, Type } from "@sinclair/typebox";
 import { make, registered } from "../../envs/registry.ts";
 import type { Rng } from "../../envs/rng.ts";

@@ -21,7 +21,7 @@
  * Episodes carry across rollout boundaries: the run loop never resets between
  * rollouts, and the last step of a rollout bootstraps from V(next obs).
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "@tensorflow/tfjs";
 import { Rng, deriveSeed } from "../../envs/rng.ts";
 import { type Static, Type } from "@sinclair/typebox";
 import { NullableNumber, validate } from "../../envs/schema.ts";

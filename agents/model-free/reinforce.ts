@@ -28,7 +28,7 @@
  * the running std of the returns (no centring) learned on every seed; a
  * policy lr of 3e-3 learned BoatRace faster but was unstable on GoalShift.
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "@tensorflow/tfjs";
 import { Rng, deriveSeed } from "../../envs/rng.ts";
 import { type Static, Type } from "@sinclair/typebox";
 import { NullableNumber, validate } from "../../envs/schema.ts";

@@ -8,14 +8,8 @@
  * else the first of the list above that initialises. A missing or broken
  * backend never throws: the next one is tried and the reason is reported to
  * the optional logger. Callers log the returned name.
- *
- * Agents import @tensorflow/tfjs-core (the ops, variables and gradients they
- * use), not the whole @tensorflow/tfjs (layers, converter, data, webgl): the
- * command line starts in half the time without them.
  */
-import * as tf from "@tensorflow/tfjs-core";
-// the cpu backend registers itself on import: always there, the last fallback
-import "@tensorflow/tfjs-backend-cpu";
+import * as tf from "@tensorflow/tfjs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 

@@ -13,7 +13,7 @@
  * JavaScript loop, so the clipping scale is identical) and `adam` (the
  * moments and the parameter step, two parameters per iteration).
  */
-import type * as tf from "@tensorflow/tfjs-core";
+import type * as tf from "@tensorflow/tfjs";
 import { type Adam, type AdamOptions, adamStepFlat, type FlatAdamState, readFlat, writeFlat } from "./networks.ts";
 
 // --- a tiny WebAssembly assembler: just what the two functions need ---------

@@ -12,7 +12,7 @@
  *    and Adam as one loop over flat arrays (adamStepFlat), each checked
  *    against its reference (tfjs autodiff through MLP.apply, the Adam class).
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "@tensorflow/tfjs";
 import type { Rng } from "../../envs/rng.ts";
 import { type MatBuffer, type Matmul, createMatmul } from "./backend.ts";
 

@@ -6,7 +6,7 @@
  *   ledger.json   the reinforcement ledger's running total
  * The manifest is the one tfjs' own model.json uses, so tfjs tools can read it.
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "@tensorflow/tfjs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ValidationError } from "../../envs/errors.ts";

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { cli } from "./spawn-cli.ts";
 // @ts-expect-error: a plain JavaScript module without types
 import { SOURCE_DIRS, SOURCE_FILES, chooseEntry } from "../../bin/entry.js";
 
@@ -39,4 +40,15 @@ describe("which code the command line runs", () => {
     put("tsconfig.build.json", 4000);
     expect(chooseEntry(root, ["envs"]).use).toBe("tsx");
   });
+});
+
+describe("the command line as started", () => {
+  it("trains an agent whose update runs tfjs autodiff (every module it needs is loaded by the command line alone)", async () => {
+    const config = { simulations: 2, updateEvery: 20, gradientSteps: 1, batchSize: 4, hiddenSizes: [8] };
+    const data = join(dir, "data");
+    const args = ["train", "--env", "GoalShift-v0", "--variant", "train", "--agent", "expit", "--steps", "40", "--backend", "cpu"];
+    const r = await cli([...args, "--config", JSON.stringify(config), "--data", data]);
+    expect(r.stderr).not.toMatch(/error/i);
+    expect(r.code).toBe(0);
+  }, 120_000);
 });
