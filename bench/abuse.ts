@@ -8,11 +8,9 @@
  * after, training steps/s before and during the flood, and what the
  * streaming layer did (clients cut off, snapshots built and refused).
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
 import "../envs/index.ts";
 import "../agents/index.ts";
@@ -20,6 +18,7 @@ import { Store } from "../experiments/store.ts";
 import { resolveRunSpec } from "../experiments/run.ts";
 import type { RunSummary } from "../server/protocol.ts";
 import type { StreamStats } from "../server/sockets.ts";
+import { serveChild } from "./serve.ts";
 
 interface Health {
   activeRuns: number;
@@ -64,24 +63,6 @@ function seedLongRun(data: string): string {
   }
   store.close();
   return id;
-}
-
-async function serveChild(data: string): Promise<{ child: ChildProcess; url: string }> {
-  const bin = fileURLToPath(new URL("../bin/rewardlab.js", import.meta.url));
-  const child = spawn(process.execPath, ["--expose-gc", bin, "serve", "--port", "0", "--data", data, "--no-demo", "--max-runs", "2"], {
-    stdio: ["ignore", "pipe", "inherit"],
-    env: { ...process.env, REWARDLAB_LOG_LEVEL: "error" },
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    child.once("exit", (code) => reject(new Error(`server exited with ${code}`)));
-  });
-  return { child, url };
 }
 
 /** A client that connects over a raw websocket, then stops reading (its TCP socket paused) and floods subscribe. */
@@ -142,7 +123,7 @@ export async function benchAbuse(opts: { floodSeconds?: number; clients?: number
   );
   const data = mkdtempSync(join(tmpdir(), "rl-abuse-"));
   const longRun = seedLongRun(data);
-  const { child, url } = await serveChild(data);
+  const { child, url } = await serveChild({ data, maxRuns: 2, logLevel: "error" });
   const health = async (q = "") => (await (await fetch(`${url}/api/health${q}`)).json()) as Health;
   const steps = async () => {
     let n = 0;

@@ -11,13 +11,12 @@
  */
 import { pathToFileURL } from "node:url";
 import "../envs/index.ts";
-import { makeVector } from "../envs/vector.ts";
 import { availableBackends, createMatmul, initBackend, parseBackend, type BackendName } from "../agents/shared/backend.ts";
 import { createAgent } from "../agents/registry.ts";
 import "../agents/model-free/ppo.ts";
 import "../agents/model-free/reinforce.ts";
 import { resolveAgentConfig } from "../agents/registry.ts";
-import { envInfo, runLoop } from "../test/agents/testing.ts";
+import { Stepper, agentEnvInfo, train } from "../experiments/loop.ts";
 
 export interface ModelFreeBenchRow {
   agent: string;
@@ -78,16 +77,16 @@ export async function benchModelFree(opts: ModelFreeBenchOptions = {}): Promise<
     await initBackend(backend);
     for (const name of opts.agents ?? ["ppo", "reinforce"]) {
       const config = resolveAgentConfig<{ numEnvs: number }>(name, name === "ppo" ? { totalSteps: steps } : {});
-      const info = envInfo(envId, config.numEnvs);
-      const agent = createAgent(name, info, config, 1);
-      const vec = makeVector(envId, config.numEnvs);
-      vec.reset(1);
-      runLoop(agent, vec, opts.warmup ?? 4096);
+      const setup = { env: envId, config: {}, reward: "keep" as const, numEnvs: config.numEnvs, seed: 1 };
+      const agent = createAgent(name, agentEnvInfo(setup), config, 1);
+      const stepper = new Stepper(agent, setup, { timed: true });
+      train(stepper, opts.warmup ?? 4096);
       const timing = (agent as { timing?: UpdateTiming }).timing;
       const before = timing ? { ...timing } : null;
       const t0 = performance.now();
-      const r = runLoop(agent, vec, steps);
+      const r = train(stepper, steps);
       const wall = performance.now() - t0;
+      const tm = r.timings!;
       const peak = timing ? largeMatmulGflops() : undefined;
       const envSteps = Math.ceil(steps / config.numEnvs) * config.numEnvs;
       const pct = (ms: number) => Math.round((1000 * ms) / wall) / 10;
@@ -98,11 +97,11 @@ export async function benchModelFree(opts: ModelFreeBenchOptions = {}): Promise<
         envSteps,
         updates: r.updates.length,
         stepsPerSecond: Math.round((envSteps / wall) * 1000),
-        split: { act: pct(r.timings.actMs), env: pct(r.timings.envMs), observe: pct(r.timings.observeMs), learn: pct(r.timings.learnMs) },
-        msPerUpdate: r.updates.length ? Math.round((r.timings.learnMs / r.updates.length) * 10) / 10 : 0,
+        split: { act: pct(tm.actMs), env: pct(tm.envMs), observe: pct(tm.observeMs), learn: pct(tm.learnMs) },
+        msPerUpdate: r.updates.length ? Math.round((tm.learnMs / r.updates.length) * 10) / 10 : 0,
       });
       if (timing && before) {
-        const learn = r.timings.learnMs;
+        const learn = tm.learnMs;
         const share = (ms: number) => Math.round((1000 * ms) / learn) / 10;
         const [f, b, o] = [
           timing.forwardMs - before.forwardMs,
@@ -115,7 +114,7 @@ export async function benchModelFree(opts: ModelFreeBenchOptions = {}): Promise<
         row.peakGflops = Math.round(peak! * 100) / 100;
       }
       agent.dispose();
-      vec.close();
+      stepper.close();
     }
   }
   return rows;

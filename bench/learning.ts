@@ -1,7 +1,7 @@
 /**
  * Does learning work? Trains PPO and REINFORCE with their default configs
- * through the run loop (test/agents/testing.ts runLoop, over experiments/loop.ts) and evaluates with
- * learning off. Targets:
+ * through the one step loop (experiments/loop.ts: train, then playEpisodes
+ * with learning off to evaluate). Targets:
  *   - PPO on BoatRace-v0: mean eval return >= 40 (of 50) within 300k steps, 3 seeds;
  *   - REINFORCE on BoatRace-v0: clearly above a uniform-random policy;
  *   - both on GoalShift-v0 (train): goal rate >= 90%.
@@ -12,13 +12,12 @@
  */
 import { pathToFileURL } from "node:url";
 import "../envs/index.ts";
-import { makeVector } from "../envs/vector.ts";
 import { initBackend, parseBackend } from "../agents/shared/backend.ts";
 import type { Agent } from "../agents/core.ts";
 import "../agents/model-free/ppo.ts";
 import "../agents/model-free/reinforce.ts";
 import { createAgent, resolveAgentConfig } from "../agents/registry.ts";
-import { envInfo, runLoop } from "../test/agents/testing.ts";
+import { type LoopEpisode, Stepper, agentEnvInfo, playEpisodes, train } from "../experiments/loop.ts";
 
 export interface EvalFigures {
   episodes: number;
@@ -28,7 +27,11 @@ export interface EvalFigures {
   eventRates: Record<string, number>;
 }
 
-/** Runs `episodes` episodes with learning off, sampling (explore) or greedy. */
+/**
+ * Runs `episodes` episodes with learning off, sampling (explore) or greedy,
+ * through the one loop's playEpisodes: copy i plays episodes i, i+N, ..., so
+ * the short episodes that finish first are not over-counted.
+ */
 export function evaluateAgent(
   agent: Agent,
   envId: string,
@@ -38,43 +41,21 @@ export function evaluateAgent(
   explore: boolean,
   numEnvs = 8,
 ): EvalFigures {
-  const vec = makeVector(envId, numEnvs, variant ? { variant } : {});
-  vec.reset(seed);
-  const ret = new Float64Array(numEnvs);
-  const perf = new Float64Array(numEnvs);
-  const seen: Set<string>[] = Array.from({ length: numEnvs }, () => new Set());
+  const finished = playEpisodes(
+    agent,
+    { env: envId, config: variant ? { variant } : {}, reward: "keep", numEnvs, seed },
+    { episodes, explore },
+  );
   const counts: Record<string, number> = {};
-  let done = 0;
-  let sumRet = 0;
-  let sumPerf = 0;
-  while (done < episodes) {
-    const { actions } = agent.act(vec.obs, { explore });
-    vec.step(actions);
-    for (let i = 0; i < numEnvs; i++) {
-      ret[i] += vec.rewards[i]!;
-      perf[i] += vec.infos[i]!.performance;
-      for (const e of vec.infos[i]!.events) seen[i]!.add(e);
-      if (vec.terminated[i] || vec.truncated[i]) {
-        if (done < episodes) {
-          sumRet += ret[i]!;
-          sumPerf += perf[i]!;
-          for (const e of seen[i]!) counts[e] = (counts[e] ?? 0) + 1;
-          done++;
-        }
-        ret[i] = 0;
-        perf[i] = 0;
-        seen[i]!.clear();
-      }
-    }
-  }
-  vec.close();
+  for (const e of finished) for (const [k, n] of Object.entries(e.events)) if (n > 0) counts[k] = (counts[k] ?? 0) + 1;
+  const mean = (f: (e: LoopEpisode) => number) => finished.reduce((s, e) => s + f(e), 0) / episodes;
   const eventRates = Object.fromEntries(Object.entries(counts).map(([k, v]) => [k, v / episodes]));
-  return { episodes, meanReturn: sumRet / episodes, meanPerformance: sumPerf / episodes, eventRates };
+  return { episodes, meanReturn: mean((e) => e.return), meanPerformance: mean((e) => e.performance), eventRates };
 }
 
 /** A uniform-random policy's figures, for comparison. */
 export function randomFigures(envId: string, variant: string | undefined, episodes: number, seed: number): EvalFigures {
-  const info = envInfo(envId, 1, variant ? { variant } : {});
+  const info = agentEnvInfo({ env: envId, config: variant ? { variant } : {}, numEnvs: 1 });
   const random: Agent = {
     name: "random",
     config: {},
@@ -126,20 +107,21 @@ export function trainAndEvaluate(
   // as the run loop does: annealing schedules span the run's budget
   const config = resolveAgentConfig<{ numEnvs: number }>(name, name === "ppo" ? { totalSteps: steps, ...overrides } : overrides);
   const envConfig = variant ? { variant } : {};
-  const agent = createAgent(name, envInfo(envId, config.numEnvs, envConfig), config, seed);
-  const vec = makeVector(envId, config.numEnvs, envConfig);
-  vec.reset(seed);
+  const setup = { env: envId, config: envConfig, reward: "keep" as const, numEnvs: config.numEnvs, seed };
+  const agent = createAgent(name, agentEnvInfo(setup), config, seed);
+  const stepper = new Stepper(agent, setup);
   const t0 = performance.now();
-  const r = runLoop(agent, vec, steps);
+  const r = train(stepper, steps);
   const seconds = (performance.now() - t0) / 1000;
-  vec.close();
-  const last = r.episodeReturns.slice(-100);
+  stepper.close();
+  const returns = r.episodes.map((e) => e.return);
+  const last = returns.slice(-100);
   let stepsToThreshold: number | null = null;
   let window = 0;
-  for (let k = 0; k < r.episodeReturns.length; k++) {
-    window += r.episodeReturns[k]! - (k >= 100 ? r.episodeReturns[k - 100]! : 0);
+  for (let k = 0; k < returns.length; k++) {
+    window += returns[k]! - (k >= 100 ? returns[k - 100]! : 0);
     if (k >= 99 && window / 100 >= threshold) {
-      stepsToThreshold = r.episodeEnds[k]!;
+      stepsToThreshold = r.episodes[k]!.envSteps;
       break;
     }
   }

@@ -7,15 +7,14 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { spawn, type ChildProcess } from "node:child_process";
 import type { Socket as NetSocket } from "node:net";
-import { fileURLToPath } from "node:url";
 import { io, type Socket } from "socket.io-client";
 import "../envs/index.ts";
 import "../agents/index.ts";
 import { startServer } from "../server/main.ts";
 import type { RunSummary } from "../server/protocol.ts";
 import type { StreamStats } from "../server/sockets.ts";
+import { serveChild } from "./serve.ts";
 
 async function post(url: string, body: unknown): Promise<RunSummary> {
   const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
@@ -72,30 +71,6 @@ interface Health {
   stream: StreamStats;
 }
 
-/** Starts `rewardlab serve` as its own process, so the memory read is the server's alone. */
-async function serveChild(maxRuns: number): Promise<{ child: ChildProcess; url: string }> {
-  const data = mkdtempSync(join(tmpdir(), "rl-soak-"));
-  const bin = fileURLToPath(new URL("../bin/rewardlab.js", import.meta.url));
-  const child = spawn(
-    process.execPath,
-    ["--expose-gc", bin, "serve", "--port", "0", "--data", data, "--no-demo", "--max-runs", String(maxRuns)],
-    {
-      stdio: ["ignore", "pipe", "inherit"],
-      env: { ...process.env, REWARDLAB_LOG_LEVEL: "warn" },
-    },
-  );
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    child.once("exit", (code) => reject(new Error(`server exited with ${code}`)));
-  });
-  return { child, url };
-}
-
 /**
  * The soak: 4 PPO runs training for `minutes` in a server process, each
  * watched by 5 socket clients, one of which reads very slowly (its TCP socket
@@ -105,7 +80,7 @@ async function serveChild(maxRuns: number): Promise<{ child: ChildProcess; url: 
 export async function soak(opts: { minutes: number }): Promise<void> {
   const { minutes } = opts;
   console.log(`\n## soak: 4 PPO runs (wasm) for ${minutes} min, 5 socket clients each, one reading very slowly; server in its own process`);
-  const { child, url } = await serveChild(4);
+  const { child, url } = await serveChild({ data: mkdtempSync(join(tmpdir(), "rl-soak-")), maxRuns: 4, logLevel: "warn" });
   // memory is read after a full collection (the child runs with --expose-gc), so it shows what is kept, not what awaits collection
   const health = async () => (await (await fetch(`${url}/api/health?gc=1`)).json()) as Health;
   /** Steps and episodes so far, summed per environment (BoatRace episodes have a fixed length; GoalShift's shorten as the policy learns). */

@@ -87,8 +87,12 @@ export interface LoopEpisode {
 export interface StepOptions {
   /** Sample actions (true) or act with exploration off (false). */
   explore: boolean;
-  /** Hand the transition to observe() and call learn() when the agent is ready. */
-  learn: boolean;
+  /**
+   * true: hand the transition to observe() and call learn() when the agent is
+   * ready; "observe": observe() only, learn() is the caller's (collectRollout);
+   * false: neither.
+   */
+  learn: boolean | "observe";
 }
 
 /** Wall time per phase, in ms (only kept when the stepper is made with `timed`). */
@@ -204,7 +208,7 @@ export class Stepper {
       t1 = performance.now();
       timings.observeMs += t1 - t0;
     }
-    if (agent.readyToLearn()) {
+    if (opts.learn === true && agent.readyToLearn()) {
       this.update = agent.learn();
       if (timings) timings.learnMs += performance.now() - t1;
     }
@@ -219,6 +223,8 @@ export class Stepper {
 export interface TrainResult {
   updates: UpdateStats[];
   episodes: LoopEpisode[];
+  /** Wall time per phase during this call (a stepper made with `timed` only). */
+  timings: LoopTimings | null;
 }
 
 /** Steps with learning on until at least `steps` env steps (over all copies) more are taken. */
@@ -227,7 +233,8 @@ export function train(
   steps: number,
   opts: { explore?: boolean; onUpdate?: (u: UpdateStats) => void; onEpisode?: (e: LoopEpisode) => void } = {},
 ): TrainResult {
-  const result: TrainResult = { updates: [], episodes: [] };
+  const before = stepper.timings ? { ...stepper.timings } : null;
+  const result: TrainResult = { updates: [], episodes: [], timings: null };
   for (let done = 0; done < steps; done += stepper.num) {
     stepper.step({ explore: opts.explore ?? true, learn: true });
     for (const e of stepper.finished) {
@@ -239,7 +246,25 @@ export function train(
       opts.onUpdate?.(stepper.update);
     }
   }
+  if (before) {
+    const t = stepper.timings!;
+    result.timings = {
+      actMs: t.actMs - before.actMs,
+      envMs: t.envMs - before.envMs,
+      observeMs: t.observeMs - before.observeMs,
+      learnMs: t.learnMs - before.learnMs,
+    };
+  }
   return result;
+}
+
+/**
+ * Steps with observe() on until the agent is ready to learn, and leaves
+ * learn() to the caller: the rollout a run would learn from, for a test to
+ * inspect before the update.
+ */
+export function collectRollout(stepper: Stepper, opts: { explore?: boolean } = {}): void {
+  while (!stepper.agent.readyToLearn()) stepper.step({ explore: opts.explore ?? true, learn: "observe" });
 }
 
 /**

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import type { ActContext, Agent, Transition, UpdateStats } from "../../agents/core.ts";
-import { Stepper, playEpisodes, train } from "../../experiments/loop.ts";
+import { Stepper, collectRollout, playEpisodes, train } from "../../experiments/loop.ts";
 import { registerTestEnvs } from "../agents/testing.ts";
 
 beforeAll(() => registerTestEnvs());
@@ -85,6 +85,23 @@ describe("the shared step loop", () => {
     stepper.step({ explore: true, learn: true });
     expect(stepper.update?.update).toBe(1);
     expect(stepper.envSteps).toBe(6);
+  });
+
+  it("collects a rollout up to the agent's readiness and leaves learn() to the caller", () => {
+    const { agent, seen } = scripted(() => 1, 6);
+    const stepper = new Stepper(agent, chain(2), { timed: true });
+    collectRollout(stepper);
+    expect(seen.transitions).toHaveLength(3);
+    expect(agent.readyToLearn()).toBe(true);
+    expect(seen.learned).toBe(0);
+    // train's timings are this call's own, not the stepper's since it was made
+    const r = train(stepper, 4);
+    expect(seen.learned).toBe(1);
+    const total = stepper.timings!;
+    expect(r.timings!.actMs).toBeGreaterThan(0);
+    expect(r.timings!.actMs).toBeLessThan(total.actMs);
+    expect(train(new Stepper(agent, chain(1)), 2).timings).toBeNull();
+    stepper.close();
   });
 
   it("plays exactly the episodes asked for, spread over at most one copy per episode", () => {

@@ -5,6 +5,7 @@ import "../../../agents/index.ts";
 import type { NeuralPlanner } from "../../../agents/model-based/neuralplanner.ts";
 import { createAgent, resolveAgentConfig } from "../../../agents/registry.ts";
 import { envInfo, runLoop } from "../testing.ts";
+import { playEpisodes } from "../../../experiments/loop.ts";
 import * as tf from "@tensorflow/tfjs";
 import { createMatmul } from "../../../agents/shared/backend.ts";
 import { MLPPass, readFlat } from "../../../agents/shared/networks.ts";
@@ -111,20 +112,11 @@ describe("neural world model on a tiny deterministic level", () => {
   });
 
   it("plans over its own predictions to the goal, with learning off", () => {
-    const vec = makeVector("TinyCorridor-v0", 1, { variant: "train" });
-    vec.reset(7);
-    let ret = 0;
-    let steps = 0;
-    for (;;) {
-      vec.step(agent.act(vec.obs, { explore: false }).actions);
-      ret += vec.rewards[0]!;
-      steps++;
-      if (vec.terminated[0] || vec.truncated[0]) break;
-    }
-    vec.close();
-    expect(vec.terminated[0]).toBe(1);
-    expect(steps).toBe(3);
-    expect(ret).toBeCloseTo(0.97, 5);
+    const setup = { env: "TinyCorridor-v0", config: { variant: "train" }, reward: "keep" as const, numEnvs: 1, seed: 7 };
+    const [episode] = playEpisodes(agent, setup, { episodes: 1, explore: false });
+    expect(episode!.terminated).toBe(true);
+    expect(episode!.length).toBe(3);
+    expect(episode!.return).toBeCloseTo(0.97, 5);
   });
 
   it("on a layout it never saw, reports its prediction and its disagreement at the state it never visited", () => {

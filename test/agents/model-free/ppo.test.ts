@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { initBackend } from "../../../agents/shared/backend.ts";
-import type { AgentEnvInfo, Transition } from "../../../agents/core.ts";
+import type { Agent, AgentEnvInfo, Transition } from "../../../agents/core.ts";
 import {
   PPOAgent,
   annealedLearningRate,
@@ -22,6 +22,7 @@ import {
 import { logSoftmax } from "../../../agents/shared/networks.ts";
 import { createAgent, loadAgent, resolveAgentConfig } from "../../../agents/registry.ts";
 import { envInfo, registerTestEnvs, runLoop } from "../testing.ts";
+import { Stepper, collectRollout } from "../../../experiments/loop.ts";
 import "../../../agents/model-free/reinforce.ts";
 import { registered } from "../../../envs/registry.ts";
 import { defaults } from "../../../envs/schema.ts";
@@ -518,32 +519,35 @@ describe("PPO agent", () => {
       const config = ppoConfig({ numEnvs: 2, numSteps: 8, numMinibatches: 1, updateEpochs: 1, hiddenSizes: [8, 8], learningRate: 0.01 });
       const info = envInfo("TestChain-v0", 2);
       const [fast, ref] = [new PPOAgent(info, config, 9), new PPOAgent(info, config, 9)];
-      const vec = makeVector("TestChain-v0", 2);
-      vec.reset(9);
-      // the same rollout for both (same seed, same acting stream)
+      // the same rollout for both, collected by the run loop: `fast` acts, `ref` acts on the same observations (same seed, same
+      // acting stream) and both observe the same transitions
       const obsRows: number[][] = [];
       const acts: number[] = [];
-      for (let t = 0; t < 8; t++) {
-        const obs = Float32Array.from(vec.obs);
-        const act = fast.act(obs, { explore: true });
-        ref.act(obs, { explore: true });
-        obsRows.push(Array.from(obs));
-        acts.push(...act.actions);
-        vec.step(act.actions);
-        const tr: Transition = {
-          obs,
-          act,
-          rewards: vec.rewards,
-          terminated: vec.terminated,
-          truncated: vec.truncated,
-          nextObs: vec.obs,
-          finalObs: vec.finalObs,
-          stateKeys: new Int32Array(2).fill(-1),
-          nextStateKeys: new Int32Array(2).fill(-1),
-        };
-        fast.observe(tr);
-        ref.observe(tr);
-      }
+      const both: Agent = {
+        name: "fast+ref",
+        config: fast.config,
+        needs: fast.needs,
+        envSteps: 0,
+        act(obs, ctx) {
+          const act = fast.act(obs, ctx);
+          ref.act(obs, ctx);
+          for (let i = 0; i < 2; i++) obsRows.push(Array.from(obs.subarray(i * info.obsSize, (i + 1) * info.obsSize)));
+          acts.push(...act.actions);
+          return act;
+        },
+        actionProbs: (obs, batch) => fast.actionProbs(obs, batch),
+        observe(t) {
+          fast.observe(t);
+          ref.observe(t);
+        },
+        readyToLearn: () => fast.readyToLearn(),
+        learn: () => fast.learn(),
+        save: (d) => fast.save(d),
+        dispose: () => {},
+      };
+      const stepper = new Stepper(both, { env: "TestChain-v0", config: {}, reward: "keep", numEnvs: 2, seed: 9 });
+      collectRollout(stepper);
+      stepper.close();
       const { advantages, returns } = ref.rolloutTargets();
       const B = 16;
       const S = info.obsSize;
@@ -586,7 +590,6 @@ describe("PPO agent", () => {
       got.forEach((w, i) => w.forEach((x, j) => expect(x).toBeCloseTo(want[i]![j]!, 5)));
       // and the weights did move
       expect(got[2]).not.toEqual(weights(new PPOAgent(info, config, 9))[2]);
-      vec.close();
       fast.dispose();
       ref.dispose();
       await initBackend("cpu");

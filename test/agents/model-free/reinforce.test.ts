@@ -16,6 +16,7 @@ import {
 import "../../../agents/model-free/ppo.ts";
 import { createAgent, loadAgent, resolveAgentConfig } from "../../../agents/registry.ts";
 import { envInfo, registerTestEnvs, runLoop } from "../testing.ts";
+import { Stepper, collectRollout } from "../../../experiments/loop.ts";
 import { logSoftmax } from "../../../agents/shared/networks.ts";
 import { registered } from "../../../envs/registry.ts";
 import { defaults } from "../../../envs/schema.ts";
@@ -274,26 +275,10 @@ describe("REINFORCE agent", () => {
       reinforceConfig({ ...tiny, learningRate: 0.01 }),
       8,
     ) as ReinforceAgent;
-    const vec = makeVector("TestChain-v0", 2);
-    vec.reset(8);
+    const stepper = new Stepper(agent, { env: "TestChain-v0", config: {}, reward: "keep", numEnvs: 2, seed: 8 });
     // the run loop's collection, without its learn() call
-    const before0 = vec.obs.slice();
-    while (!agent.readyToLearn()) {
-      before0.set(vec.obs);
-      const act = agent.act(vec.obs, { explore: true });
-      vec.step(act.actions);
-      agent.observe({
-        obs: before0,
-        act,
-        rewards: vec.rewards,
-        terminated: vec.terminated,
-        truncated: vec.truncated,
-        nextObs: vec.obs,
-        finalObs: vec.finalObs,
-        stateKeys: new Int32Array(2).fill(-1),
-        nextStateKeys: new Int32Array(2).fill(-1),
-      });
-    }
+    collectRollout(stepper);
+    stepper.close();
     const { obs, actions } = agent.batchTargets();
     const B = actions.length;
     const before = logSoftmax(agent.actor.forwardJS(obs, B), B, 2);
