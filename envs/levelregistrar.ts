@@ -11,7 +11,7 @@ import { LevelError, RewardlabError } from "./errors.ts";
 import { GridEnv, specOfLevel } from "./gridworld.ts";
 import type { Level, LevelProbe } from "./level.ts";
 import { parseLevel } from "./levels.ts";
-import { register, type EnvConfig } from "./registry.ts";
+import { register, unregister, type EnvConfig } from "./registry.ts";
 
 /** What the registrar keeps of each registered level, by env id. */
 export interface RegisteredLevel {
@@ -92,6 +92,12 @@ export function registerLevel(level: Level, opts: RegisterLevelOptions = {}): Le
     lapSteps: lvl.lapSteps,
   });
   return lvl;
+}
+
+/** Removes a registered level (its env and its declared probes); false if no level has that id. */
+export function unregisterLevel(id: string): boolean {
+  if (!levels.delete(id)) return false;
+  return unregister(id);
 }
 
 export interface LoadResult {

@@ -57,6 +57,20 @@ export * from "./level.ts";
 
 // ---------------------------------------------------------------- schema
 
+/**
+ * How large one level may be. Every variant of a level is built when it is
+ * loaded, uploaded and described, so these bound that work: one 64 kB level
+ * of about 4,500 variants once took 51 s to upload and blocked the server.
+ */
+export const LEVEL_LIMITS = {
+  /** Variants a level may declare (each is built and drawn). */
+  variants: 32,
+  /** Cells over all of a level's layouts (its art and each variant's own art). */
+  cells: 16_384,
+  /** Cells that are neither floor nor wall (goals, arrows, targets, buttons, ...) over all layouts. */
+  objects: 4_096,
+} as const;
+
 const tileObject = (kindRequired: boolean) => ({
   type: "object",
   additionalProperties: false,
@@ -139,6 +153,7 @@ export const levelSchema = {
     variants: {
       type: "array",
       minItems: 1,
+      maxItems: LEVEL_LIMITS.variants,
       items: {
         type: "object",
         additionalProperties: false,
@@ -153,6 +168,7 @@ export const levelSchema = {
           draw: {
             type: "array",
             minItems: 1,
+            maxItems: LEVEL_LIMITS.variants,
             items: {
               type: "object",
               additionalProperties: false,
@@ -171,7 +187,7 @@ export const levelSchema = {
       additionalProperties: { type: "object", required: ["default"] },
       default: {},
     },
-    events: { type: "array", items: { type: "string", minLength: 1 }, default: [] },
+    events: { type: "array", maxItems: 64, items: { type: "string", minLength: 1, maxLength: 64 }, default: [] },
     probes: {
       type: "array",
       maxItems: 16,
@@ -314,6 +330,30 @@ const showChar = (c: string) => (c === "'" ? `"'"` : `'${c}'`);
  * Validates a level (already parsed from JSON) and returns it with every
  * default filled in. Throws a LevelError naming `file` and every problem.
  */
+/** Cells and objects over every layout against LEVEL_LIMITS, counted from the art before anything is built. */
+function levelSizeProblems(data: RawLevel): string[] {
+  const plain = (c: string, legend: Record<string, RawTile> | undefined): boolean => {
+    const t = legend?.[c] ?? data.legend[c];
+    const kind = typeof t === "string" ? t : t?.kind;
+    return kind === "floor" || kind === "wall";
+  };
+  let cells = 0;
+  let objects = 0;
+  for (const v of data.variants ?? [{ name: "default" }]) {
+    if (v.draw) continue;
+    for (const row of v.art ?? data.art ?? []) {
+      cells += row.length;
+      for (const c of row) if (!plain(c, v.legend)) objects++;
+    }
+  }
+  const problems: string[] = [];
+  if (cells > LEVEL_LIMITS.cells)
+    problems.push(`${cells} cells over all layouts; at most ${LEVEL_LIMITS.cells} (fewer or smaller variants)`);
+  if (objects > LEVEL_LIMITS.objects)
+    problems.push(`${objects} cells that are neither floor nor wall over all layouts; at most ${LEVEL_LIMITS.objects}`);
+  return problems;
+}
+
 export function parseLevel(json: unknown, file: string): Level {
   const data = cloneInput(json, `level ${file}`) as RawLevel;
   const validateSchema = compile<RawLevel>(levelSchema);
@@ -334,6 +374,8 @@ export function parseLevel(json: unknown, file: string): Level {
     problems.push(...badLegendKeys(json));
     throw new LevelError(file, [...new Set(problems)]);
   }
+  const tooLarge = levelSizeProblems(data);
+  if (tooLarge.length) throw new LevelError(file, tooLarge);
   // config fields: the safe subset of JSON Schema only (no user regexes, no $ref), compiled and checked here
   const problems: string[] = configSchemaProblems(data.config);
   const rawVariants: RawVariant[] = data.variants ?? [{ name: "default" }];

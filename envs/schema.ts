@@ -39,25 +39,40 @@ export function compile<T>(schema: object): ValidateFunction<T> {
   return v as ValidateFunction<T>;
 }
 
-/** Human messages, one per problem: "/lr must be number", "unknown key /foo". */
+/**
+ * Problems reported per validation at most: a body of 85,000 bad array items
+ * once answered 8.6 MB of errors. The rest are counted in one last entry.
+ */
+export const MAX_REPORTED_ERRORS = 10;
+/** Characters of one problem's path or message at most (a key of 200 kB is named by its start). */
+const MAX_PROBLEM_CHARS = 200;
+const clip = (s: string): string => (s.length > MAX_PROBLEM_CHARS ? `${s.slice(0, MAX_PROBLEM_CHARS)}...` : s);
+
+/** Human messages, one per problem ("/lr must be number", "unknown key /foo"), the first MAX_REPORTED_ERRORS and a count of the rest. */
 export function describeErrors(errors: ErrorObject[] | null | undefined): { path: string; message: string }[] {
-  return (errors ?? []).map((e) => {
-    const path = e.instancePath || "/";
-    if (e.keyword === "additionalProperties") {
-      const key = (e.params as { additionalProperty: string }).additionalProperty;
-      return { path: `${e.instancePath}/${key}`, message: `unknown key "${key}" (not in the schema)` };
-    }
-    if (e.keyword === "enum") {
-      const allowed = (e.params as { allowedValues: unknown[] }).allowedValues;
-      return { path, message: `must be one of ${allowed.map((a) => JSON.stringify(a)).join(", ")}` };
-    }
-    return { path, message: e.message ?? e.keyword };
-  });
+  const all = errors ?? [];
+  const shown = all
+    .slice(0, MAX_REPORTED_ERRORS)
+    .map((e) => {
+      const path = e.instancePath || "/";
+      if (e.keyword === "additionalProperties") {
+        const key = (e.params as { additionalProperty: string }).additionalProperty;
+        return { path: `${e.instancePath}/${key}`, message: `unknown key "${key}" (not in the schema)` };
+      }
+      if (e.keyword === "enum") {
+        const allowed = (e.params as { allowedValues: unknown[] }).allowedValues;
+        return { path, message: `must be one of ${allowed.map((a) => JSON.stringify(a)).join(", ")}` };
+      }
+      return { path, message: e.message ?? e.keyword };
+    })
+    .map((p) => ({ path: clip(p.path), message: clip(p.message) }));
+  if (all.length > shown.length) shown.push({ path: "/", message: `and ${all.length - shown.length} more problems` });
+  return shown;
 }
 
 /**
  * Validates `data` in place (defaults are filled into it) and returns it
- * typed; throws a ValidationError naming every bad field.
+ * typed; throws a ValidationError naming the bad fields (the first few, and a count of the rest).
  */
 export function validate<T>(schema: object, data: unknown, what: string): T {
   const v = compile<T>(schema);

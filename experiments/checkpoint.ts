@@ -34,9 +34,15 @@ export async function writeCheckpoint(runDir: string, save: (dir: string) => Pro
   const current = join(runDir, CHECKPOINT_DIR);
   const prev = join(runDir, PREV);
   await rm(next, { recursive: true, force: true });
-  await mkdir(next, { recursive: true });
-  await save(next);
-  if (!complete(next)) throw new Error(`the agent's save wrote no agent.json into ${next}`);
+  try {
+    await mkdir(next, { recursive: true });
+    await save(next);
+    if (!complete(next)) throw new Error(`the agent's save wrote no agent.json into ${next}`);
+  } catch (e) {
+    // a full disk leaves no half-written checkpoint behind; the previous one stays in place
+    await rm(next, { recursive: true, force: true }).catch(() => undefined);
+    throw e;
+  }
   if (existsSync(current)) {
     // keep a complete older checkpoint as the fallback until the new one is in place
     if (complete(current)) {

@@ -4,6 +4,7 @@
  * (429) that names it; docs/security.md gives the reason for each value.
  */
 import { RewardlabError } from "../envs/errors.ts";
+import { LEVEL_LIMITS } from "../envs/levels.ts";
 
 export const LIMITS = {
   /** Jobs one sweep may expand to (runs and probe jobs), counted from the grid before expanding it. */
@@ -16,6 +17,18 @@ export const LIMITS = {
   stopGraceMs: 5_000,
   /** Probes running at once on a server. */
   maxConcurrentProbes: 1,
+  /** Environment steps one sweep from the API may cost: its runs' budgets and evaluations, and its probes counted as a probe is. */
+  maxSweepEnvSteps: 250_000_000,
+  /** Runs one page of GET /api/runs holds at most (and its default: 100). */
+  maxRunPage: 500,
+  /** Variants one level may declare: every variant is built when it is loaded, uploaded and described. */
+  maxLevelVariants: LEVEL_LIMITS.variants,
+  /** Grid cells of one level over all its layouts (the default art and each variant's own). */
+  maxLevelCells: LEVEL_LIMITS.cells,
+  /** Non-floor, non-wall cells (goals, arrows, targets, buttons, ...) of one level over all its layouts. */
+  maxLevelObjects: LEVEL_LIMITS.objects,
+  /** Levels uploaded over the API that a data folder keeps. */
+  maxUploadedLevels: 200,
 } as const;
 
 /** The work of a probe in env steps, for the limit above. `episodeSteps` is the env's max episode length. */

@@ -12,8 +12,10 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { EpisodeStats, EvaluationStats, RunEvent, RunSpec, RunStatus, TrajectoryRecord } from "./events.ts";
 import type { ProbeResult } from "./probes/result.ts";
+import { ValidationError } from "../envs/errors.ts";
 
-export interface StoredRun {
+/** A run as every reader sees it (the REST summary extends this one record; server/protocol.ts). */
+export interface RunRecord {
   id: string;
   spec: RunSpec;
   status: RunStatus;
@@ -24,11 +26,22 @@ export interface StoredRun {
   episodes: number;
   updates: number;
   evaluation: EvaluationStats | null;
+  /** Current variant (differs from spec.variant after an intervention). */
   variant: string;
   learning: boolean;
   stepsPerSecond: number | null;
+}
+
+/** A run as stored: the record plus where its last checkpoint is (an absolute path: never sent to a client). */
+export interface StoredRun extends RunRecord {
   checkpointDir: string | null;
   checkpointSteps: number;
+}
+
+/** A page of runs, newest first: `next` is the cursor of the following page (null on the last). */
+export interface RunPage {
+  runs: StoredRun[];
+  next: string | null;
 }
 
 /** A probe as stored: its result's fields, the request it was started with, and its rows as JSON. */
@@ -75,6 +88,10 @@ const MIGRATIONS: string[] = [
      key TEXT PRIMARY KEY, sweep TEXT NOT NULL, probe TEXT NOT NULL, agent TEXT NOT NULL, arm TEXT NOT NULL,
      seed INTEGER NOT NULL, status TEXT NOT NULL, reason TEXT, result TEXT, host TEXT, written_at INTEGER NOT NULL);
    CREATE TABLE sweep_jobs (sweep TEXT NOT NULL, key TEXT NOT NULL, kind TEXT NOT NULL, PRIMARY KEY (sweep, key));`,
+  // 3: why a sweep stopped; runs listed a page at a time, newest first
+  `ALTER TABLE sweeps ADD COLUMN reason TEXT;
+   CREATE INDEX runs_by_age ON runs (created_at DESC, id DESC);
+   CREATE INDEX sweep_jobs_by_key ON sweep_jobs (key);`,
 ];
 
 /** Keep at most this many trajectories per run (the newest), so long runs stay small. */
@@ -91,6 +108,13 @@ export class Store {
   onWriteError: ((runId: string | null, err: Error) => void) | null = null;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
+  /**
+   * Status changes not yet on disk (a full disk refused them): reads see
+   * them, and every flush tries to write them again. A run that failed
+   * because nothing could be written reads as failed, not as running with
+   * no worker behind it.
+   */
+  private readonly unsaved = new Map<string, { status: RunStatus; reason: string | null; updatedAt: number; envSteps: number }>();
   private readonly stmts;
 
   constructor(
@@ -162,17 +186,7 @@ export class Store {
       case "episode": {
         const ep = e.episode;
         this.enqueue(e.runId, () => {
-          s.episode.run(
-            e.runId,
-            ep.index,
-            ep.envSteps,
-            ep.return,
-            ep.performance,
-            ep.length,
-            ep.terminated ? 1 : 0,
-            JSON.stringify(ep.events),
-            ep.variant,
-          );
+          this.insertEpisode(e.runId, ep);
           s.runProgress.run(ep.envSteps, ep.index + 1, now, e.runId);
         });
         break;
@@ -207,7 +221,8 @@ export class Store {
         this.enqueue(e.runId, () => s.checkpoint.run(e.dir, e.envSteps, now, e.runId));
         break;
       case "status":
-        this.enqueue(e.runId, () => s.status.run(e.status, e.reason ?? null, now, e.envSteps ?? 0, e.runId));
+        this.unsaved.set(e.runId, { status: e.status, reason: e.reason ?? null, updatedAt: now, envSteps: e.envSteps ?? 0 });
+        this.enqueue(e.runId, () => this.writeStatus(e.runId));
         this.flush();
         break;
       case "visits":
@@ -217,6 +232,24 @@ export class Store {
       case "frame":
         break;
     }
+  }
+
+  /** Writes a run's latest unsaved status (a no-op once it is saved). */
+  private writeStatus(runId: string): void {
+    const u = this.unsaved.get(runId);
+    if (u) this.stmts.status.run(u.status, u.reason, u.updatedAt, u.envSteps, runId);
+  }
+
+  /** A stored run as reads must see it: with a status change the disk has not taken yet. */
+  private withUnsaved(r: StoredRun): StoredRun {
+    const u = this.unsaved.get(r.id);
+    return u ? { ...r, status: u.status, reason: u.reason, updatedAt: u.updatedAt, envSteps: Math.max(r.envSteps, u.envSteps) } : r;
+  }
+
+  /** The one episode insert (live runs and sweep outcomes). */
+  private insertEpisode(runId: string, ep: EpisodeStats): void {
+    const t = ep.terminated ? 1 : 0;
+    this.stmts.episode.run(runId, ep.index, ep.envSteps, ep.return, ep.performance, ep.length, t, JSON.stringify(ep.events), ep.variant);
   }
 
   private addLedger(runId: string, entries: Record<string, number[]>, visits: Record<string, number>): void {
@@ -238,6 +271,7 @@ export class Store {
   /** Drops the writes queued for a run (it is being deleted). */
   discard(runId: string): void {
     this.queue = this.queue.filter((q) => q.runId !== runId);
+    this.unsaved.delete(runId);
   }
 
   /**
@@ -250,13 +284,19 @@ export class Store {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    if (this.queue.length === 0 || this.closed) return;
+    if (this.closed) return;
+    // status changes a full disk refused before are tried again with this batch
+    for (const id of this.unsaved.keys()) {
+      if (!this.queue.some((q) => q.runId === id)) this.queue.push({ runId: id, write: () => this.writeStatus(id) });
+    }
+    if (this.queue.length === 0) return;
     const batch = this.queue;
     this.queue = [];
     try {
       this.db.transaction(() => {
         for (const q of batch) q.write();
       })();
+      this.unsaved.clear();
       return;
     } catch {
       // fall through: find the writes that fail
@@ -270,6 +310,7 @@ export class Store {
         failed.set(q.runId, e instanceof Error ? e : new Error(String(e)));
       }
     }
+    for (const id of [...this.unsaved.keys()]) if (!failed.has(id)) this.unsaved.delete(id);
     for (const [runId, err] of failed) {
       if (!this.onWriteError) throw err;
       this.onWriteError(runId, err);
@@ -340,11 +381,51 @@ export class Store {
 
   getRun(id: string): StoredRun | null {
     const r = this.db.prepare(`SELECT * FROM runs WHERE id = ?`).get(id) as Record<string, unknown> | undefined;
-    return r ? rowToRun(r) : null;
+    return r ? this.withUnsaved(rowToRun(r)) : null;
   }
 
   listRuns(): StoredRun[] {
-    return (this.db.prepare(`SELECT * FROM runs ORDER BY created_at DESC`).all() as Record<string, unknown>[]).map(rowToRun);
+    return (this.db.prepare(`SELECT * FROM runs ORDER BY created_at DESC, id DESC`).all() as Record<string, unknown>[]).map((r) =>
+      this.withUnsaved(rowToRun(r)),
+    );
+  }
+
+  /**
+   * At most `limit` runs, newest first, after `cursor` (the `next` of the
+   * previous page): one indexed range read, whatever the number of runs.
+   */
+  runPage(limit: number, cursor: string | null = null): RunPage {
+    const after = cursor ? parseCursor(cursor) : null;
+    const rows = (
+      after
+        ? this.db
+            .prepare(`SELECT * FROM runs WHERE (created_at, id) < (?, ?) ORDER BY created_at DESC, id DESC LIMIT ?`)
+            .all(after.createdAt, after.id, limit + 1)
+        : this.db.prepare(`SELECT * FROM runs ORDER BY created_at DESC, id DESC LIMIT ?`).all(limit + 1)
+    ) as Record<string, unknown>[];
+    const runs = rows.slice(0, limit).map((r) => this.withUnsaved(rowToRun(r)));
+    const last = runs.at(-1);
+    return { runs, next: rows.length > limit && last ? `${last.createdAt}.${last.id}` : null };
+  }
+
+  countRuns(): number {
+    return (this.db.prepare(`SELECT count(*) AS n FROM runs`).get() as { n: number }).n;
+  }
+
+  /** Ids of the queued, running or paused runs of an environment. */
+  activeRunIdsOfEnv(env: string): string[] {
+    return (
+      this.db
+        .prepare(`SELECT id FROM runs WHERE status IN ('queued', 'running', 'paused') AND json_extract(spec, '$.env') = ?`)
+        .all(env) as { id: string }[]
+    ).map((r) => r.id);
+  }
+
+  /** Ids of the runs whose spec carries this label (the demo's), read by SQLite alone. */
+  runIdsLabelled(label: string): string[] {
+    return (
+      this.db.prepare(`SELECT id FROM runs WHERE json_extract(spec, '$.label') = ? ORDER BY created_at`).all(label) as { id: string }[]
+    ).map((r) => r.id);
   }
 
   episodes(runId: string, from = 0, limit = 100000): EpisodeStats[] {
@@ -494,8 +575,36 @@ export class Store {
     })();
   }
 
-  finishSweep(id: string, status: "completed" | "failed" | "interrupted"): void {
-    this.db.prepare(`UPDATE sweeps SET status = ?, updated_at = ? WHERE id = ?`).run(status, Date.now(), id);
+  finishSweep(id: string, status: "completed" | "failed" | "interrupted" | "stopped", reason: string | null = null): void {
+    this.db.prepare(`UPDATE sweeps SET status = ?, reason = ?, updated_at = ? WHERE id = ?`).run(status, reason, Date.now(), id);
+  }
+
+  /** Marks sweeps left running by a process that stopped; returns their ids. */
+  markSweepsInterrupted(reason = "the server stopped while the sweep was running; resume it to run the jobs not yet stored"): string[] {
+    const rows = this.db.prepare(`SELECT id FROM sweeps WHERE status = 'running'`).all() as { id: string }[];
+    this.db
+      .prepare(`UPDATE sweeps SET status = 'interrupted', reason = ?, updated_at = ? WHERE status = 'running'`)
+      .run(reason, Date.now());
+    return rows.map((r) => r.id);
+  }
+
+  /**
+   * Deletes a sweep, its job list, and the runs and probe-job results that
+   * no other sweep lists; returns the keys of the runs deleted (their
+   * folders are the caller's to remove).
+   */
+  deleteSweep(id: string): string[] {
+    this.flush();
+    return this.db.transaction(() => {
+      const d = this.db;
+      const own = `SELECT key FROM sweep_jobs j WHERE j.sweep = ? AND NOT EXISTS (SELECT 1 FROM sweep_jobs o WHERE o.key = j.key AND o.sweep <> ?)`;
+      const runs = (d.prepare(`SELECT id FROM runs WHERE id IN (${own})`).all(id, id) as { id: string }[]).map((r) => r.id);
+      d.prepare(`DELETE FROM runs WHERE id IN (${own})`).run(id, id);
+      d.prepare(`DELETE FROM probe_jobs WHERE key IN (${own})`).run(id, id);
+      d.prepare(`DELETE FROM sweep_jobs WHERE sweep = ?`).run(id);
+      d.prepare(`DELETE FROM sweeps WHERE id = ?`).run(id);
+      return runs;
+    })();
   }
 
   /** Keys whose outcome is already stored (completed or failed for its own reason). */
@@ -560,27 +669,18 @@ export class Store {
           sweepId,
           o.host,
         );
-      for (const ep of o.episodes) {
-        this.stmts.episode.run(
-          o.key,
-          ep.index,
-          ep.envSteps,
-          ep.return,
-          ep.performance,
-          ep.length,
-          ep.terminated ? 1 : 0,
-          JSON.stringify(ep.events),
-          ep.variant,
-        );
-      }
+      for (const ep of o.episodes) this.insertEpisode(o.key, ep);
       for (const u of o.updates) this.stmts.update.run(o.key, u.update, u.envSteps, JSON.stringify(u.metrics));
       return true;
     })();
   }
 
-  sweepRunKeys(sweepId: string): string[] {
+  /** The keys of a sweep's runs, in job order (the first `limit`). */
+  sweepRunKeys(sweepId: string, limit = 200): string[] {
     return (
-      this.db.prepare(`SELECT key FROM sweep_jobs WHERE sweep = ? AND kind = 'run' ORDER BY rowid`).all(sweepId) as { key: string }[]
+      this.db.prepare(`SELECT key FROM sweep_jobs WHERE sweep = ? AND kind = 'run' ORDER BY rowid LIMIT ?`).all(sweepId, limit) as {
+        key: string;
+      }[]
     ).map((r) => r.key);
   }
 
@@ -598,6 +698,7 @@ export class Store {
     id: string;
     name: string;
     status: string;
+    reason: string | null;
     mode: string;
     total: number;
     completed: number;
@@ -621,6 +722,7 @@ export class Store {
       id,
       name: sw.name as string,
       status: sw.status as string,
+      reason: (sw.reason as string | null) ?? null,
       mode: sw.mode as string,
       total: sw.total as number,
       completed: counts.completed,
@@ -641,6 +743,16 @@ export class Store {
     this.closed = true;
     this.db.close();
   }
+}
+
+/** A page cursor, `createdAt.id`, as runPage made it; anything else is a ValidationError. */
+function parseCursor(cursor: string): { createdAt: number; id: string } {
+  const m = /^(\d{1,15})\.([A-Za-z0-9-]{1,64})$/.exec(cursor);
+  if (!m)
+    throw new ValidationError(`invalid cursor "${cursor.slice(0, 80)}": pass the \`next\` of the previous page`, [
+      { path: "/cursor", message: "not a cursor" },
+    ]);
+  return { createdAt: Number(m[1]), id: m[2]! };
 }
 
 function rowToEpisode(r: Record<string, unknown>): EpisodeStats {

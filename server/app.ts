@@ -5,12 +5,10 @@
  */
 import express, { type NextFunction, type Request, type Response } from "express";
 import helmet from "helmet";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { join, resolve, sep } from "node:path";
-import { registerLevel } from "../envs/levelregistrar.ts";
-import { levelSchema, parseLevel, type Level } from "../envs/levels.ts";
-import { configSchemaOf, GridEnv } from "../envs/gridworld.ts";
-import { registered, type EnvConfig } from "../envs/registry.ts";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { levelSchema } from "../envs/levels.ts";
+import { registered } from "../envs/registry.ts";
 import { RewardlabError, UnknownIdError, ValidationError, LevelError } from "../envs/errors.ts";
 import { validate, defaults } from "../envs/schema.ts";
 import { agentRegistrations } from "../agents/registry.ts";
@@ -18,7 +16,7 @@ import { ConflictError, LimitError, NotFoundError, type RunManager } from "../ex
 import type { StoredRun } from "../experiments/store.ts";
 import { moduleLogger } from "../experiments/log.ts";
 import { LIMITS } from "../experiments/limits.ts";
-import type { AgentSummary, ApiError, EnvSummary, LedgerTotals } from "./protocol.ts";
+import type { AgentSummary, ApiError, LedgerTotals } from "./protocol.ts";
 import {
   emptyQuerySchema,
   healthQuerySchema,
@@ -27,12 +25,16 @@ import {
   interveneSchema,
   probeRequestSchema,
   runRequestSchema,
+  runsQuerySchema,
   trajectoryParamsSchema,
 } from "./schemas.ts";
 import type { ProbeService, ProbeStart } from "./probes.ts";
 import type { SweepService } from "./sweeps.ts";
 import type { Intervention } from "../experiments/run.ts";
-import { describeSource, envSummary, forgetEnvSummary, runSummary } from "./views.ts";
+import { describeSource, envSummary, relativePaths, runSummary } from "./views.ts";
+import { EnvListing } from "./envlist.ts";
+import { mountLevelRoutes, mountSweepRoutes } from "./routes.ts";
+import { assertFiniteNumbers, boundedError } from "./bounds.ts";
 import { loopbackHostOk, originProblem, requestToken, tokenMatches } from "./origin.ts";
 
 const log = moduleLogger("server/app");
@@ -59,39 +61,8 @@ export interface AppOptions {
   levelErrors?: { file: string; problems: string[] }[];
 }
 
-/** Environments whose summary fails (e.g. a level stored by an older rewardlab): skipped and listed, never a 500 for the others. */
-function safeEnvSummaries(errors: Map<string, string>): EnvSummary[] {
-  const out: EnvSummary[] = [];
-  for (const r of registered()) {
-    try {
-      out.push(envSummary(r.id));
-      errors.delete(r.id);
-    } catch (e) {
-      const reason = (e as Error).message;
-      if (errors.get(r.id) !== reason) log.warn({ env: r.id, reason }, "environment skipped: its summary fails");
-      errors.set(r.id, reason);
-    }
-  }
-  return out;
-}
-
 function check<T>(schema: object, data: unknown, what: string): T {
   return validate<T>(schema, data ?? {}, what);
-}
-
-/** Builds every variant of a parsed level with its config defaults, as make() would; a level that cannot be built is a 400. */
-function checkLevelBuilds(level: Level): void {
-  try {
-    const schema = configSchemaOf(level);
-    for (const v of level.variants) {
-      const config = validate<EnvConfig>(schema, { variant: v.name }, `config of ${level.id}`);
-      const env = new GridEnv(level, config, { maxEpisodeSteps: level.maxEpisodeSteps });
-      env.reset({ seed: 0 });
-      JSON.stringify(env.render());
-    }
-  } catch (e) {
-    throw new LevelError("uploaded level", [`cannot be built: ${(e as Error).message}`]);
-  }
 }
 
 export function createApp(opts: AppOptions): express.Express {
@@ -151,6 +122,10 @@ export function createApp(opts: AppOptions): express.Express {
   const levelLimit = opts.levelLimit ?? 64 * 1024;
   app.use("/api/levels", express.json({ limit: levelLimit, strict: true }));
   app.use("/api", express.json({ limit: opts.bodyLimit ?? "256kb", strict: true }));
+  app.use("/api", (req, _res, next) => {
+    assertFiniteNumbers(req.body);
+    next();
+  });
 
   const api = express.Router();
 
@@ -169,10 +144,10 @@ export function createApp(opts: AppOptions): express.Express {
     });
   });
 
-  const brokenEnvs = new Map<string, string>();
-  api.get("/envs", (req, res) => {
+  const envList = new EnvListing();
+  api.get("/envs", async (req, res) => {
     check(emptyQuerySchema, req.query, "query");
-    res.json(safeEnvSummaries(brokenEnvs));
+    res.type("json").send(await envList.json());
   });
 
   api.get("/envs/:id", (req, res) => {
@@ -186,11 +161,11 @@ export function createApp(opts: AppOptions): express.Express {
   });
 
   // what did not load: level files refused at start, environments whose summary fails
-  api.get("/levels/errors", (_req, res) => {
-    safeEnvSummaries(brokenEnvs);
+  api.get("/levels/errors", async (_req, res) => {
+    await envList.json();
     res.json([
       ...(opts.levelErrors ?? []),
-      ...[...brokenEnvs].map(([env, reason]) => ({
+      ...[...envList.broken].map(([env, reason]) => ({
         file: describeSource(registered().find((r) => r.id === env)?.source ?? env),
         problems: [reason],
       })),
@@ -215,9 +190,14 @@ export function createApp(opts: AppOptions): express.Express {
     res.status(201).json(runSummary(run, manager));
   });
 
+  // a page at a time, newest first: the x-next-cursor header names the next page (absent on the last)
   api.get("/runs", (req, res) => {
-    check(emptyQuerySchema, req.query, "query");
-    res.json(store.listRuns().map((r) => runSummary(r, manager)));
+    const q = check<{ limit?: string; cursor?: string }>(runsQuerySchema, { ...req.query }, "query");
+    const limit = Math.min(Number(q.limit ?? 100), LIMITS.maxRunPage);
+    if (limit < 1) throw new ValidationError(`limit must be 1 to ${LIMITS.maxRunPage}`, [{ path: "/limit", message: "out of range" }]);
+    const page = store.runPage(limit, q.cursor ?? null);
+    if (page.next) res.setHeader("x-next-cursor", page.next);
+    res.json(page.runs.map((r) => runSummary(r, manager)));
   });
 
   const runParam = (req: Request): string => check<{ id: string }>(idParamsSchema, { ...req.params }, "path").id;
@@ -306,26 +286,12 @@ export function createApp(opts: AppOptions): express.Express {
   });
 
   // a level is data: validated by its JSON Schema, size-limited, stored in the data folder, never executed
-  api.post("/levels", (req, res) => {
-    if (!opts.levelsDir) throw new ConflictError("level uploads are disabled on this server");
-    const level = parseLevel(req.body, "uploaded level");
-    // built in full (every variant, with its config defaults) before anything is written or registered
-    checkLevelBuilds(level);
-    const existing = registered().find((r) => r.id === level.id);
-    const file = resolve(opts.levelsDir, `${level.id}.json`);
-    if (!file.startsWith(resolve(opts.levelsDir) + sep)) throw new ValidationError(`level id ${level.id} is not a safe file name`);
-    if (existing && existing.source !== file) {
-      throw new ConflictError(
-        `environment ${level.id} already exists (${describeSource(existing.source ?? "builtin") === "builtin" ? "built into rewardlab" : `from ${describeSource(existing.source ?? "")}`}); choose another id, e.g. ${level.id.replace(/-v(\d+)$/, (_m, v) => `-v${Number(v) + 1}`)}`,
-      );
-    }
-    mkdirSync(opts.levelsDir, { recursive: true });
-    writeFileSync(file, JSON.stringify(req.body, null, 2));
-    registerLevel({ ...level, file }, { replace: true });
-    forgetEnvSummary(level.id);
-    log.info({ env: level.id, file }, "level uploaded");
-    res.status(existing ? 200 : 201).json(envSummary(level.id));
-  });
+  if (opts.levelsDir) mountLevelRoutes(api, { levelsDir: opts.levelsDir, store });
+  else {
+    api.post("/levels", () => {
+      throw new ConflictError("level uploads are disabled on this server");
+    });
+  }
 
   api.post("/probes", (req, res) => {
     const body = check<ProbeStart>(probeRequestSchema, req.body, "probe request");
@@ -376,30 +342,12 @@ export function createApp(opts: AppOptions): express.Express {
     res.status(204).end();
   });
 
-  api.post("/sweeps", (req, res) => {
-    if (!opts.sweeps) throw new ConflictError("sweeps are disabled on this server");
-    const q = check<{ dryRun?: string }>(
-      { type: "object", additionalProperties: false, properties: { dryRun: { enum: ["0", "1", "true", "false"] } } },
-      { ...req.query },
-      "query",
-    );
-    if (q.dryRun === "1" || q.dryRun === "true") {
-      res.json(opts.sweeps.check(req.body));
-      return;
-    }
-    res.status(202).json(opts.sweeps.start(req.body));
-  });
-
-  api.get("/sweeps", (_req, res) => {
-    res.json(opts.sweeps?.list() ?? []);
-  });
-
-  api.get("/sweeps/:id", (req, res) => {
-    const id = runParam(req);
-    const s = opts.sweeps?.get(id);
-    if (!s) throw new NotFoundError(`no sweep with id ${id}`);
-    res.json(s);
-  });
+  if (opts.sweeps) mountSweepRoutes(api, opts.sweeps);
+  else {
+    api.all(/^\/sweeps/, () => {
+      throw new ConflictError("sweeps are disabled on this server");
+    });
+  }
 
   app.use("/api", api);
   app.use("/api", (req, res) => {
@@ -422,7 +370,8 @@ export function createApp(opts: AppOptions): express.Express {
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const { status, body } = toHttpError(err);
     if (status >= 500) log.error({ err, path: req.path }, "request failed");
-    res.status(status).json(body);
+    // no answer names a path of this machine: the data folder's files are named from it
+    res.status(status).json(boundedError({ ...body, error: relativePaths(body.error, store.dataDir) }));
   });
 
   return app;
@@ -439,7 +388,13 @@ export function toHttpError(err: unknown): { status: number; body: ApiError } {
     return { status: 429, body: { error: err.message, details: [{ path: `/${err.limit}`, message: `limit is ${err.value}` }] } };
   if (err instanceof UnknownIdError) return { status: 400, body: { error: err.message } };
   if (err instanceof RewardlabError) return { status: 400, body: { error: err.message } };
-  const e = err as { type?: string; status?: number; statusCode?: number; message?: string; limit?: number };
+  const e = err as { type?: string; code?: string; status?: number; statusCode?: number; message?: string; limit?: number };
+  if (e?.code && /^(ENOSPC|EDQUOT|EIO|EROFS|SQLITE_FULL|SQLITE_IOERR|SQLITE_READONLY)/.test(e.code)) {
+    return {
+      status: 507,
+      body: { error: `the server could not write to its data folder (${e.code}: ${e.message ?? ""}); free some space and try again` },
+    };
+  }
   if (e?.type === "entity.too.large") {
     return { status: 413, body: { error: `request body too large: the limit is ${e.limit} bytes` } };
   }

@@ -7,6 +7,7 @@ import { Command, Option } from "commander";
 import { BACKENDS, type BackendName } from "../agents/shared/backend.ts";
 import type { CommandFactory } from "../experiments/cli.ts";
 import { UserError } from "../experiments/cli/options.ts";
+import { RewardlabError } from "../envs/errors.ts";
 
 const port = (v: string): number => {
   const n = Number(v);
@@ -52,18 +53,26 @@ export const serveCommand: CommandFactory = (ctx, globals) =>
     .action(async (o: ServeFlags) => {
       const { serveForever } = await import("./main.ts");
       const data = globals().data;
-      const code = await serveForever({
-        port: o.port,
-        host: o.host,
-        ...(data ? { dataDir: data } : {}),
-        ...(o.token ? { token: o.token } : {}),
-        demo: o.demo,
-        demoIdleMs: o.demoIdle * 1000,
-        maxConcurrentRuns: o.maxRuns ?? 2,
-        ...(o.backend ? { backend: o.backend } : {}),
-        ...(o.queue ? { queue: o.queue } : {}),
-        userEnvs: { levels: ctx.userEnvs.levels ?? [], plugins: ctx.userEnvs.plugins ?? [] },
-      });
+      let code: number;
+      try {
+        code = await serveForever({
+          port: o.port,
+          host: o.host,
+          ...(data ? { dataDir: data } : {}),
+          ...(o.token ? { token: o.token } : {}),
+          demo: o.demo,
+          demoIdleMs: o.demoIdle * 1000,
+          maxConcurrentRuns: o.maxRuns ?? 2,
+          ...(o.backend ? { backend: o.backend } : {}),
+          ...(o.queue ? { queue: o.queue } : {}),
+          userEnvs: { levels: ctx.userEnvs.levels ?? [], plugins: ctx.userEnvs.plugins ?? [] },
+        });
+      } catch (e) {
+        // a second server on the same data folder, a port in use: one line and code 2, at once
+        if (!(e instanceof RewardlabError)) throw e;
+        process.stderr.write(`error: ${e.message}\n`);
+        process.exit(2);
+      }
       // exit explicitly: once the store is closed nothing is left to do, and a
       // terminated worker's module-loader thread can otherwise keep the process up
       process.exit(code);

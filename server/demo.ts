@@ -62,10 +62,7 @@ export class DemoKeeper {
 
   /** The demo runs in the store. */
   ids(): string[] {
-    return this.manager.store
-      .listRuns()
-      .filter((r) => r.spec.label === DEMO_LABEL)
-      .map((r) => r.id);
+    return this.manager.store.runIdsLabelled(DEMO_LABEL);
   }
 
   /** Counts watchers; resumes the demo for a watcher, stops it when nobody has watched for idleMs. */

@@ -22,6 +22,7 @@ import { Broadcaster } from "./sockets.ts";
 import { ProbeService } from "./probes.ts";
 import { SweepService } from "./sweeps.ts";
 import { DemoKeeper, isDemoRun } from "./demo.ts";
+import { type DataLock, lockDataFolder } from "./lock.ts";
 
 const log = moduleLogger("server/main");
 
@@ -67,17 +68,29 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
   const token = LOOPBACK.has(host) ? opts.token || undefined : opts.token || randomBytes(18).toString("base64url");
   if (token !== undefined && (token.length < 8 || token.length > 1024)) throw new RewardlabError("--token must be 8 to 1024 characters");
   const dataDir = resolve(opts.dataDir ?? process.env.REWARDLAB_DATA ?? "data");
+  // before anything of the folder is opened or marked: a second server on it stops here
+  const lock = lockDataFolder(dataDir);
+  try {
+    return await startLocked(opts, host, token, dataDir, lock);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+}
+
+/** The store's services over a locked data folder: uploaded levels loaded, unfinished work marked interrupted. */
+function openServices(opts: ServeOptions, dataDir: string) {
   const store = new Store(dataDir);
   // uploaded levels live in the data folder; workers load them like any --levels folder
   const levelsDir = join(dataDir, "levels");
   mkdirSync(levelsDir, { recursive: true });
   const loadedUploads = loadLevelDir(levelsDir, { replace: true });
-  for (const e of loadedUploads.errors) log.warn({ file: e.file, problems: e.problems }, "an uploaded level no longer loads");
+  for (const e of loadedUploads.errors) log.warn({ file: basename(e.file), problems: e.problems }, "an uploaded level no longer loads");
   const userEnvs: UserEnvironments = { levels: [...(opts.userEnvs?.levels ?? []), levelsDir], plugins: opts.userEnvs?.plugins ?? [] };
   const interrupted = store.markInterrupted();
   if (interrupted.length)
     log.warn({ runs: interrupted }, "runs interrupted by the last shutdown; resume them with POST /api/runs/:id/resume");
-  const firstStart = store.listRuns().length === 0;
+  const firstStart = store.countRuns() === 0;
   const manager = new RunManager({
     store,
     maxConcurrent: opts.maxConcurrentRuns ?? 2,
@@ -87,31 +100,63 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
     ...(opts.backend ? { backend: opts.backend } : {}),
     userEnvs,
   });
+  const checkActive = () => manager.checkActive();
   const probes = new ProbeService(store, {
     ...(opts.backend ? { backend: opts.backend } : {}),
     ...(opts.queue ? { queue: opts.queue } : {}),
     userEnvs,
-    checkActive: () => manager.checkActive(),
+    checkActive,
   });
-  // running probes count against the active limit too
-  manager.otherActive = () => probes.activeCount();
-  const sweeps = new SweepService(store, { ...(opts.queue ? { queue: opts.queue } : {}), userEnvs });
-  const clientDir = opts.clientDir ?? fileURLToPath(new URL("../client/dist", import.meta.url));
-  // called per request, by which time the broadcaster below exists
-  const streamStats = () => broadcaster.stats();
+  const sweeps = new SweepService(store, { ...(opts.queue ? { queue: opts.queue } : {}), userEnvs, checkActive });
+  // running probes and sweeps count against the active limit too
+  manager.otherActive = () => probes.activeCount() + sweeps.activeCount();
   const levelErrors = loadedUploads.errors.map((e) => ({ file: basename(e.file), problems: e.problems }));
-  // the event loop's delay since start (or the last ?resetDelay=1): how long a request could have been kept waiting
+  return { store, levelsDir, manager, probes, sweeps, levelErrors, firstStart };
+}
+
+/** The event loop's delay since start (or the last ?resetDelay=1): how long a request could have been kept waiting. */
+function eventLoopMonitor() {
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   loopDelay.enable();
-  const eventLoop = (reset: boolean) => {
-    const figures = {
+  const figures = (reset: boolean) => {
+    const f = {
       maxStallMs: +(loopDelay.max / 1e6).toFixed(1),
       p99Ms: +(loopDelay.percentile(99) / 1e6).toFixed(1),
       meanMs: +(loopDelay.mean / 1e6).toFixed(2),
     };
     if (reset) loopDelay.reset();
-    return figures;
+    return f;
   };
+  return { figures, disable: () => loopDelay.disable() };
+}
+
+/** Listens, or throws a one-line RewardlabError for a port in use or refused. */
+async function listen(http: ReturnType<typeof createServer>, port: number, host: string): Promise<void> {
+  try {
+    await new Promise<void>((res, rej) => {
+      http.once("error", rej);
+      http.listen(port, host, () => res());
+    });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EADDRINUSE") throw new RewardlabError(`port ${port} on ${host} is in use; choose another --port`);
+    if (code === "EACCES") throw new RewardlabError(`no permission to listen on port ${port} on ${host}`);
+    throw e;
+  }
+}
+
+async function startLocked(
+  opts: ServeOptions,
+  host: string,
+  token: string | undefined,
+  dataDir: string,
+  lock: DataLock,
+): Promise<RunningServer> {
+  const { store, levelsDir, manager, probes, sweeps, levelErrors, firstStart } = openServices(opts, dataDir);
+  const clientDir = opts.clientDir ?? fileURLToPath(new URL("../client/dist", import.meta.url));
+  // called per request, by which time the broadcaster below exists
+  const streamStats = () => broadcaster.stats();
+  const loop = eventLoopMonitor();
   const app = createApp({
     manager,
     probes,
@@ -121,7 +166,7 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
     sweeps,
     streamStats,
     levelErrors,
-    eventLoop,
+    eventLoop: loop.figures,
   });
   const http = createServer(app);
   const broadcaster = new Broadcaster(http, manager, {
@@ -132,10 +177,16 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
   probes.on((p) => broadcaster.broadcastProbe(p));
   sweeps.on((s) => broadcaster.io.emit("sweep", s));
 
-  await new Promise<void>((res, rej) => {
-    http.once("error", rej);
-    http.listen(opts.port ?? 3000, host, () => res());
-  });
+  try {
+    await listen(http, opts.port ?? 3000, host);
+  } catch (e) {
+    // nothing listens: undo what was started
+    await Promise.all([manager.shutdown(), probes.shutdown(), sweeps.shutdown()]);
+    await broadcaster.close("the server could not listen");
+    store.close();
+    loop.disable();
+    throw e;
+  }
   const address = http.address();
   const port = typeof address === "object" && address ? address.port : (opts.port ?? 3000);
   const shownHost = host.includes(":") ? `[${host}]` : host;
@@ -161,14 +212,15 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
       log.info({ reason }, "shutting down");
       demo?.close();
       broadcaster.announceShutdown(reason);
-      await Promise.all([manager.shutdown(), probes.shutdown()]);
+      await Promise.all([manager.shutdown(), probes.shutdown(), sweeps.shutdown()]);
       await broadcaster.close(reason);
       const closed = new Promise<void>((r) => http.close(() => r()));
       // keep-alive connections would otherwise hold the process open
       http.closeAllConnections();
       await closed;
       store.close();
-      loopDelay.disable();
+      loop.disable();
+      lock.release();
       log.info("shutdown complete");
     })();
     return closing;

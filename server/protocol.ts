@@ -15,6 +15,7 @@ import type { ProbeAgentResult, ProbeResult, ProbeTable } from "../experiments/p
 import type { SweepSpec } from "../experiments/sweeps/spec.ts";
 import type { ProbeProgress } from "../experiments/progress.ts";
 import type { SubscribeMessage } from "./schemas.ts";
+import type { RunRecord } from "../experiments/store.ts";
 
 export type { Frame, EpisodeStats, EvaluationStats, RunSpec, RunStatus, TrajectoryRecord, LedgerDelta, RewardTransform };
 /** Request bodies: POST /api/runs, POST /api/runs/:id/intervene, POST /api/probes, POST /api/sweeps. */
@@ -47,24 +48,10 @@ export interface AgentSummary {
   defaults: Record<string, unknown>;
 }
 
-/** GET /api/runs, GET /api/runs/:id */
-export interface RunSummary {
-  id: string;
-  spec: RunSpec;
-  status: RunStatus;
-  reason: string | null;
-  createdAt: number;
-  updatedAt: number;
-  envSteps: number;
-  episodes: number;
-  updates: number;
+/** GET /api/runs (a page: the `x-next-cursor` header names the next), GET /api/runs/:id: the stored run record and what is computed for it. */
+export interface RunSummary extends RunRecord {
   /** Means over the last (up to) 100 episodes; events: the share of those episodes in which the event happened (0 to 1). */
   recent: { return: number; performance: number; length: number; events: Record<string, number> } | null;
-  evaluation: EvaluationStats | null;
-  stepsPerSecond: number | null;
-  /** Current variant (differs from spec.variant after an intervention). */
-  variant: string;
-  learning: boolean;
   /** Current reward wrapper (differs from spec.reward after an intervention). */
   reward: RunSpec["reward"];
   /** Interrupted, stopped or failed with a checkpoint and budget left: POST /resume restarts it from the checkpoint. */
@@ -131,6 +118,8 @@ export interface SweepView {
   id: string;
   name: string;
   status: string;
+  /** Why it stopped, failed or was interrupted (null while it runs or once completed). */
+  reason: string | null;
   mode: string;
   total: number;
   completed: number;

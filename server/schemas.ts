@@ -19,11 +19,29 @@ const idSchema = Type.String({ pattern: "^[A-Za-z0-9-]{1,64}$" });
 
 export const idParamsSchema = Type.Object({ id: idSchema });
 
+/** DELETE /api/levels/:id: an env id as a level file names it. */
+export const levelParamsSchema = Type.Object({ id: Type.String({ maxLength: 64, pattern: "^[A-Za-z][A-Za-z0-9_.:-]*-v\\d+$" }) });
+
 export const episodesQuerySchema = Type.Object(
   {
     from: Type.Optional(Type.String({ pattern: "^[0-9]{1,9}$" })),
     limit: Type.Optional(Type.String({ pattern: "^[0-9]{1,6}$" })),
   },
+  { additionalProperties: false },
+);
+
+/** GET /api/runs: a page size and the cursor of the page (the previous page's x-next-cursor header). */
+export const runsQuerySchema = Type.Object(
+  {
+    limit: Type.Optional(Type.String({ pattern: "^[0-9]{1,4}$" })),
+    cursor: Type.Optional(Type.String({ maxLength: 100 })),
+  },
+  { additionalProperties: false },
+);
+
+/** POST /api/sweeps: `dryRun` checks and counts without starting. */
+export const sweepQuerySchema = Type.Object(
+  { dryRun: Type.Optional(StringEnum(["0", "1", "true", "false"])) },
   { additionalProperties: false },
 );
 

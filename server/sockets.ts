@@ -15,7 +15,7 @@ import { ValidationError } from "../envs/errors.ts";
 import type { RunManager } from "../experiments/manager.ts";
 import type { EpisodeStats, RunEvent, RunEventOf } from "../experiments/events.ts";
 import { moduleLogger } from "../experiments/log.ts";
-import { runSummary } from "./views.ts";
+import { relativePaths, runSummary } from "./views.ts";
 import { loopbackHostOk, originProblem, tokenMatches } from "./origin.ts";
 import type { ClientToServerEvents, ProbeResult, ServerToClientEvents } from "./protocol.ts";
 import { subscribeSchema } from "./schemas.ts";
@@ -68,6 +68,10 @@ export const MAX_STALLED = 512;
 export const MAX_BACKLOG_BYTES = 4 * 1024 * 1024;
 /** A run's snapshot is built once and reused for everyone who subscribes within this window. */
 export const SNAPSHOT_REUSE_MS = 250;
+
+/** Runs a `runs` event carries (the newest), and how often it is sent at most. */
+export const RUNS_BROADCAST_PAGE = 100;
+const RUNS_BROADCAST_MS = 250;
 
 /** Episodes (and updates) a snapshot carries at most, about. */
 const SNAPSHOT_POINTS = 5000;
@@ -436,7 +440,7 @@ export class Broadcaster {
         room.emit("status", {
           runId: e.runId,
           status: e.status,
-          ...(e.reason ? { reason: e.reason } : {}),
+          ...(e.reason ? { reason: relativePaths(e.reason, this.manager.store.dataDir) } : {}),
           ...(e.envSteps !== undefined ? { envSteps: e.envSteps } : {}),
         });
         if (e.status === "queued") {
@@ -497,14 +501,27 @@ export class Broadcaster {
     this.episodeBatches.clear();
   }
 
+  /**
+   * Sends the newest runs to everyone, at most every RUNS_BROADCAST_MS
+   * (a burst of status events is one read): one indexed page of the store,
+   * whatever the number of runs stored.
+   */
   broadcastRuns(): void {
-    this.io.emit("runs", {
-      runs: this.manager.store
-        .listRuns()
-        .slice(0, 200)
-        .map((r) => runSummary(r, this.manager)),
-    });
+    if (this.runsTimer) return;
+    const since = Date.now() - this.runsSentAt;
+    this.runsTimer = setTimeout(
+      guarded("runs", () => {
+        this.runsTimer = null;
+        this.runsSentAt = Date.now();
+        const page = this.manager.store.runPage(RUNS_BROADCAST_PAGE);
+        this.io.emit("runs", { runs: page.runs.map((r) => runSummary(r, this.manager)) });
+      }),
+      Math.max(0, RUNS_BROADCAST_MS - since),
+    );
   }
+
+  private runsTimer: NodeJS.Timeout | null = null;
+  private runsSentAt = 0;
 
   broadcastProbe(p: ProbeResult): void {
     this.io.emit("probe", p);
@@ -540,6 +557,7 @@ export class Broadcaster {
 
   async close(reason: string): Promise<void> {
     for (const t of this.timers) clearInterval(t);
+    if (this.runsTimer) clearTimeout(this.runsTimer);
     this.flushEpisodes();
     this.io.emit("shutdown", { reason });
     // let the last messages leave before the sockets are cut

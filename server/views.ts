@@ -4,9 +4,10 @@
  * import it and neither imports the other.
  */
 import { basename, sep } from "node:path";
+import { homedir, tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import { BUILTIN_LEVELS } from "../envs/index.ts";
-import { make, specOf } from "../envs/registry.ts";
+import { type EnvRegistration, make, registration, specOf } from "../envs/registry.ts";
 import type { RunManager } from "../experiments/manager.ts";
 import type { StoredRun } from "../experiments/store.ts";
 import { storedLearningCheck } from "../experiments/learningcheck.ts";
@@ -18,7 +19,7 @@ export function runSummary(r: StoredRun, manager: RunManager): RunSummary {
     id: r.id,
     spec: r.spec,
     status: r.status,
-    reason: r.reason,
+    reason: r.reason === null ? null : relativePaths(r.reason, manager.store.dataDir),
     createdAt: r.createdAt,
     updatedAt: r.updatedAt,
     envSteps: r.envSteps,
@@ -35,8 +36,26 @@ export function runSummary(r: StoredRun, manager: RunManager): RunSummary {
   };
 }
 
-const envCache = new Map<string, EnvSummary>();
+/** Summaries by registration: a replaced or re-registered env is a new registration, so its stale summary is never hit. */
+let envCache = new WeakMap<EnvRegistration, EnvSummary>();
 const BUILTIN_DIR = fileURLToPath(BUILTIN_LEVELS);
+const REPO_DIR = fileURLToPath(new URL("..", import.meta.url));
+
+/**
+ * A text for a client with every absolute path of this machine made
+ * relative: the data folder's files named from it ("runs/<id>/checkpoint"),
+ * rewardlab's own from its folder, temporary and home files by their tail.
+ */
+export function relativePaths(text: string, dataDir: string): string {
+  let out = text
+    .split(dataDir + sep)
+    .join("")
+    .split(dataDir)
+    .join("<data folder>");
+  out = out.split(REPO_DIR).join("");
+  for (const root of [tmpdir(), homedir()]) out = out.split(root + sep).join("");
+  return out;
+}
 
 /** Where an environment came from, without exposing the server's paths. */
 export function describeSource(source: string): string {
@@ -45,15 +64,16 @@ export function describeSource(source: string): string {
   return basename(source);
 }
 
-/** Forgets a cached summary (a level was replaced). */
-export function forgetEnvSummary(id: string): void {
-  envCache.delete(id);
+/** Forgets every cached summary. */
+export function forgetEnvSummaries(): void {
+  envCache = new WeakMap();
 }
 
 export function envSummary(id: string): EnvSummary {
+  const reg = registration(id);
+  const cached = envCache.get(reg);
+  if (cached) return cached;
   const spec = specOf(id);
-  const cached = envCache.get(id);
-  if (cached && cached.source === spec.source && cached.doc === spec.doc) return cached;
   const variantFrames: EnvSummary["variantFrames"] = {};
   let actions: string[] = [];
   for (const v of spec.variants) {
@@ -76,6 +96,6 @@ export function envSummary(id: string): EnvSummary {
     variantFrames,
     actions,
   };
-  envCache.set(id, summary);
+  envCache.set(reg, summary);
   return summary;
 }

@@ -40,6 +40,8 @@ export interface SweepOptions {
   onOutcome?: (o: JobOutcome) => Promise<void> | void;
   /** Aggregate the probe tables into the summary (default true; a caller that builds them itself says false). */
   tables?: boolean;
+  /** Stops the sweep: local threads are terminated at once and the call rejects with PoolStopped. */
+  signal?: AbortSignal;
 }
 
 export interface SweepSummary {
@@ -115,11 +117,17 @@ export async function runExpandedSweep(sweep: ExpandedSweep, opts: SweepOptions)
         ...(opts.attempts ? { attempts: opts.attempts } : {}),
       });
     } else {
-      await onLanes(todo, opts.workers ?? defaultWorkers(), async (job, lane) => {
-        progress.running++;
-        report();
-        await onOutcome(await runSweepJobOnLane(lane, job, backend ?? undefined, opts.userEnvs ?? {}));
-      });
+      await onLanes(
+        todo,
+        opts.workers ?? defaultWorkers(),
+        async (job, lane) => {
+          progress.running++;
+          report();
+          await onOutcome(await runSweepJobOnLane(lane, job, backend ?? undefined, opts.userEnvs ?? {}));
+        },
+        undefined,
+        opts.signal,
+      );
     }
     store.finishSweep(sweep.id, progress.failed > 0 ? "failed" : "completed");
   } catch (e) {

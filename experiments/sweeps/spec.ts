@@ -84,9 +84,37 @@ export function keyOf(value: unknown): string {
 
 /** Validates the spec (naming the bad field) and expands it into keyed jobs. */
 export function expandSweep(input: unknown): ExpandedSweep {
+  const p = planExpansion(input);
+  for (const step of p.work) step();
+  return p.finish();
+}
+
+/**
+ * expandSweep in slices of about `sliceMs` of work, yielding to the event
+ * loop between them: a 10,000-job sweep costs a few hundred ms of CPU to
+ * resolve, which a server must not spend in one piece. Rejects with the
+ * signal's reason once it aborts.
+ */
+export async function expandSweepAsync(input: unknown, opts: { sliceMs?: number; signal?: AbortSignal } = {}): Promise<ExpandedSweep> {
+  const p = planExpansion(input);
+  let slice = performance.now();
+  for (const step of p.work) {
+    step();
+    if (performance.now() - slice > (opts.sliceMs ?? 10)) {
+      await new Promise((r) => setImmediate(r));
+      opts.signal?.throwIfAborted();
+      slice = performance.now();
+    }
+  }
+  return p.finish();
+}
+
+/** The spec validated and sized, and one step per job to resolve (each cheap), then the sweep. */
+function planExpansion(input: unknown): { work: (() => void)[]; finish: () => ExpandedSweep } {
   const spec = validate<SweepSpec>(sweepSpecSchema, cloneInput(input, "sweep spec"), "sweep spec");
   checkSweepSize(spec);
   const jobs: SweepJob[] = [];
+  const work: (() => void)[] = [];
   const seen = new Set<string>();
   const addRun = (req: RunRequest, where: string) => {
     let rs: RunSpec;
@@ -110,44 +138,51 @@ export function expandSweep(input: unknown): ExpandedSweep {
           for (const [ci, config] of (g.config ?? [{}]).entries())
             for (const steps of g.steps)
               for (const seed of seeds) {
-                addRun(
-                  {
-                    env,
-                    agent,
-                    config,
-                    steps,
-                    seed,
-                    ...(variant ? { variant } : {}),
-                    ...(g.evalEpisodes !== undefined ? { evalEpisodes: g.evalEpisodes } : {}),
-                  },
-                  `/grid (env ${env}, agent ${agent}, config ${ci})`,
+                work.push(() =>
+                  addRun(
+                    {
+                      env,
+                      agent,
+                      config,
+                      steps,
+                      seed,
+                      ...(variant ? { variant } : {}),
+                      ...(g.evalEpisodes !== undefined ? { evalEpisodes: g.evalEpisodes } : {}),
+                    },
+                    `/grid (env ${env}, agent ${agent}, config ${ci})`,
+                  ),
                 );
               }
   }
-  (spec.runs ?? []).forEach((r, i) => addRun(r, `/runs/${i}`));
+  (spec.runs ?? []).forEach((r, i) => work.push(() => addRun(r, `/runs/${i}`)));
   const probePlans: ProbePlan[] = [];
-  (spec.probes ?? []).forEach((p, i) => {
-    let plan: ProbePlan;
-    try {
-      plan = planProbe({ ...p, ...(spec.backend ? { backend: spec.backend } : {}) });
-    } catch (e) {
-      if (!(e instanceof ValidationError)) throw e;
-      throw new ValidationError(
-        `sweep spec /probes/${i}: ${e.message}`,
-        e.errors.map((x) => ({ ...x, path: `/probes/${i}${x.path}` })),
-      );
-    }
-    probePlans.push(plan);
-    for (const job of plan.jobs) {
-      const key = keyOf({ kind: "probe", job, backend: spec.backend ?? null });
-      if (!seen.has(key)) {
-        seen.add(key);
-        jobs.push({ kind: "probe", key, probeIndex: i, job });
+  (spec.probes ?? []).forEach((p, i) =>
+    work.push(() => {
+      let plan: ProbePlan;
+      try {
+        plan = planProbe({ ...p, ...(spec.backend ? { backend: spec.backend } : {}) });
+      } catch (e) {
+        if (!(e instanceof ValidationError)) throw e;
+        throw new ValidationError(
+          `sweep spec /probes/${i}: ${e.message}`,
+          e.errors.map((x) => ({ ...x, path: `/probes/${i}${x.path}` })),
+        );
       }
-    }
-  });
-  const id = keyOf({ name: spec.name, jobs: jobs.map((j) => j.key) }).slice(0, 16);
-  return { id, spec, jobs, probePlans };
+      probePlans.push(plan);
+      for (const job of plan.jobs) {
+        const key = keyOf({ kind: "probe", job, backend: spec.backend ?? null });
+        if (!seen.has(key)) {
+          seen.add(key);
+          jobs.push({ kind: "probe", key, probeIndex: i, job });
+        }
+      }
+    }),
+  );
+  const finish = () => {
+    const id = keyOf({ name: spec.name, jobs: jobs.map((j) => j.key) }).slice(0, 16);
+    return { id, spec, jobs, probePlans };
+  };
+  return { work, finish };
 }
 
 /**

@@ -30,7 +30,10 @@ function fakeManager(runs: FakeRun[]) {
     for (const l of listeners) l({ type: "status", runId: id, status: status as "stopped" });
   };
   const manager = {
-    store: { listRuns: () => runs, getRun: (id: string) => runs.find((r) => r.id === id) ?? null },
+    store: {
+      runIdsLabelled: (label: string) => runs.filter((r) => r.spec.label === label).map((r) => r.id),
+      getRun: (id: string) => runs.find((r) => r.id === id) ?? null,
+    },
     on: (l: RunListener) => listeners.push(l),
     liveState: (id: string) => (live.has(id) ? {} : null),
     canResume: () => true,

@@ -728,3 +728,268 @@ describe("the store", () => {
     }
   });
 });
+
+// ------------------------------------------------------------------ bounded work, sweeps, levels, disk, one server per folder
+
+describe("a server that nothing can stall", () => {
+  let s: RunningServer;
+  let dir: string;
+  beforeAll(async () => {
+    dir = dataDir("stall");
+    // 250 stored runs before the server starts: the listing must page through them
+    const store = new Store(dir);
+    const spec = resolveRunSpec({ env: "BoatRace-v0", agent: "ppo", steps: 1000 });
+    for (let i = 0; i < 250; i++) store.createRun(randomUUID(), spec, "completed");
+    store.close();
+    s = await startServer({ port: 0, dataDir: dir, demo: false, backend: "cpu", maxActiveRuns: 2, maxConcurrentRuns: 2 });
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+  const post = (path: string, body?: unknown) => raw(s.url, "POST", `/api${path}`, { body });
+  const get = (path: string) => raw(s.url, "GET", `/api${path}`);
+  const del = (path: string) => raw(s.url, "DELETE", `/api${path}`);
+
+  it("caps a validation error at a few problems and a few kB, whatever the body holds", async () => {
+    const bad = { env: "BoatRace-v0", agent: "ppo", config: { hiddenSizes: Array.from({ length: 85_000 }, () => -1) } };
+    const r = await post("/runs", bad);
+    expect(r.status).toBe(400);
+    expect(JSON.stringify(r.body).length).toBeLessThan(4096);
+    const details = (r.body as { details: { message: string }[] }).details;
+    expect(details.length).toBeLessThanOrEqual(11);
+    expect(details.at(-1)!.message).toMatch(/and \d+ more problems/);
+    // a 200 kB unknown key is named by its start
+    const key = await post("/runs", { env: "BoatRace-v0", agent: "ppo", ["k".repeat(200_000)]: 1 });
+    expect(key.status).toBe(400);
+    expect(JSON.stringify(key.body).length).toBeLessThan(4096);
+    await healthy(s);
+  });
+
+  it("refuses Infinity (JSON 1e309) anywhere in a body, and every agent number has finite bounds", async () => {
+    const r = await raw(s.url, "POST", "/api/runs", { body: '{"env":"BoatRace-v0","agent":"ppo","config":{"learningRate":1e309}}' });
+    expect(r.status).toBe(400);
+    expect(errorOf(r)).toMatch(/\/config\/learningRate must be a finite number/);
+    const neg = await raw(s.url, "POST", "/api/sweeps?dryRun=1", {
+      body: '{"name":"x","grid":{"env":["BoatRace-v0"],"agent":["ppo"],"seeds":1,"steps":[-1e400]}}',
+    });
+    expect(neg.status).toBe(400);
+    const agents = (await get("/agents")).body as { name: string; configSchema: object }[];
+    const unbounded: string[] = [];
+    const walk = (x: Record<string, unknown>, path: string) => {
+      if (x.type === "number" || x.type === "integer") {
+        if (x.maximum === undefined && x.exclusiveMaximum === undefined) unbounded.push(`${path} (no maximum)`);
+        if (x.minimum === undefined && x.exclusiveMinimum === undefined) unbounded.push(`${path} (no minimum)`);
+      }
+      for (const [k, v] of Object.entries((x.properties as Record<string, Record<string, unknown>>) ?? {})) walk(v, `${path}/${k}`);
+      if (x.items) walk(x.items as Record<string, unknown>, `${path}[]`);
+    };
+    for (const a of agents) walk(a.configSchema as Record<string, unknown>, a.name);
+    expect(unbounded).toEqual([]);
+  });
+
+  it("dry-runs a 10,000-job sweep in slices, refuses more than the env-step bound, and lists runs a page at a time", async () => {
+    const big = { name: "big", grid: { env: ["BoatRace-v0"], agent: ["ppo"], seeds: 10_000, steps: [1000] } };
+    const dry = await post("/sweeps?dryRun=1", big);
+    expect(dry.status).toBe(200);
+    expect(dry.body).toMatchObject({ jobs: 10_000, runs: 10_000 });
+    const huge = await post("/sweeps?dryRun=1", { ...big, grid: { ...big.grid, steps: [50_000_000] } });
+    expect(huge.status).toBe(429);
+    expect(JSON.stringify(huge.body)).toMatch(/maxSweepEnvSteps/);
+    // pages: newest first, a cursor to the next, every run once
+    const seen = new Set<string>();
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const page = await new Promise<{ runs: RunSummary[]; next: string | null }>((resolve, reject) => {
+        const u = new URL(`${s.url}/api/runs?limit=100${cursor ? `&cursor=${cursor}` : ""}`);
+        request({ host: u.hostname, port: u.port, path: u.pathname + u.search }, (res) => {
+          let text = "";
+          res.on("data", (c) => (text += c));
+          res.on("end", () => resolve({ runs: JSON.parse(text), next: (res.headers["x-next-cursor"] as string | undefined) ?? null }));
+        })
+          .on("error", reject)
+          .end();
+      });
+      expect(page.runs.length).toBeLessThanOrEqual(100);
+      for (const r of page.runs) seen.add(r.id);
+      cursor = page.next;
+      pages++;
+    } while (cursor && pages < 10);
+    expect(seen.size).toBe(250);
+    expect(pages).toBe(3);
+    expect((await get("/runs?cursor=nonsense")).status).toBe(400);
+    expect((await get(`/runs?limit=${LIMITS.maxRunPage + 1}`)).body).toHaveLength(Math.min(250, LIMITS.maxRunPage));
+  });
+
+  it("stops, resumes and deletes a sweep; it counts against the active limit and is interrupted by a restart", async () => {
+    const spec = { name: "long", backend: "cpu", grid: { env: ["BoatRace-v0"], agent: ["ppo"], seeds: 1, steps: [5_000_000] } };
+    const started = await post("/sweeps", spec);
+    expect(started.status).toBe(202);
+    const id = (started.body as { id: string }).id;
+    // one run and the sweep fill the two active slots
+    const run = await post("/runs", { env: "BoatRace-v0", agent: "ppo", steps: 5_000_000 });
+    expect(run.status).toBe(201);
+    const third = await post("/runs", { env: "BoatRace-v0", agent: "ppo", steps: 5_000_000 });
+    expect(third.status).toBe(429);
+    await del(`/runs/${(run.body as RunSummary).id}`);
+    const stopped = await post(`/sweeps/${id}/stop`);
+    expect(stopped.status).toBe(200);
+    expect(stopped.body).toMatchObject({ status: "stopped" });
+    expect((await post(`/sweeps/${id}/stop`)).status).toBe(409);
+    const resumed = await post(`/sweeps/${id}/resume`);
+    expect(resumed.status).toBe(202);
+    expect(resumed.body).toMatchObject({ id, status: "running" });
+    expect((await del(`/sweeps/${id}`)).status).toBe(204);
+    expect((await get(`/sweeps/${id}`)).status).toBe(404);
+    expect(s.manager.activeCount()).toBe(0);
+    await healthy(s);
+    // a sweep a stopped process left running is interrupted at the next start, and resumable
+    const other = dataDir("sweep-restart");
+    const store = new Store(other);
+    store.createSweep("0123456789abcdef", "left", spec, [{ key: "k", kind: "run" }], "local");
+    store.close();
+    const restarted = await startServer({ port: 0, dataDir: other, demo: false, backend: "cpu" });
+    try {
+      const left = await raw(restarted.url, "GET", "/api/sweeps/0123456789abcdef");
+      expect(left.body).toMatchObject({ status: "interrupted", reason: expect.stringMatching(/resume it/) });
+    } finally {
+      await restarted.close();
+    }
+  }, 120_000);
+
+  it("uploads levels atomically within their size limits, replaces and deletes them, and lists envs from a cache", async () => {
+    const base = { art: ["#####", "#A G#", "#####"], legend: { "#": "wall", " ": "floor", A: "start", G: "goal" } };
+    const many = { ...base, id: "Many-v0", variants: Array.from({ length: LIMITS.maxLevelVariants + 1 }, (_, i) => ({ name: `v${i}` })) };
+    const r = await post("/levels", many);
+    expect(r.status).toBe(400);
+    expect(JSON.stringify(r.body)).toMatch(/must NOT have more than 32 items/);
+    const wide = {
+      ...base,
+      id: "Wide-v0",
+      variants: Array.from({ length: 32 }, (_, i) => ({ name: `v${i}`, art: Array.from({ length: 64 }, () => `A${"G".repeat(63)}`) })),
+    };
+    const w = await raw(s.url, "POST", "/api/levels", { body: wide });
+    expect([400, 413]).toContain(w.status);
+    const before = await get("/envs");
+    expect((await post("/levels", { ...base, id: "Mine-v0" })).status).toBe(201);
+    const replaced = await post("/levels", { ...base, id: "Mine-v0", description: "second" });
+    expect(replaced.status).toBe(200);
+    expect((replaced.body as { description: string }).description).toBe("second");
+    const after = (await get("/envs")).body as { id: string; description: string }[];
+    expect(after.length).toBe((before.body as unknown[]).length + 1);
+    expect(after.find((e) => e.id === "Mine-v0")!.description).toBe("second");
+    expect(readdirSync(join(dir, "levels"))).toEqual(["Mine-v0.json"]);
+    expect((await del("/levels/BoatRace-v0")).status).toBe(409);
+    expect((await del("/levels/Mine-v0")).status).toBe(204);
+    expect((await get("/envs/Mine-v0")).status).toBe(400);
+    expect(((await get("/envs")).body as unknown[]).length).toBe((before.body as unknown[]).length);
+    expect(readdirSync(join(dir, "levels"))).toEqual([]);
+  });
+
+  it("names files relative to the data folder in every answer", async () => {
+    const id = randomUUID();
+    s.manager.store.createRun(id, resolveRunSpec({ env: "BoatRace-v0", agent: "ppo", steps: 1000 }), "stopped");
+    const ckpt = join(s.manager.runDir(id), "checkpoint");
+    mkdirSync(ckpt, { recursive: true });
+    writeFileSync(join(ckpt, "agent.json"), "{ broken");
+    s.manager.store.db
+      .prepare(`UPDATE runs SET checkpoint_dir = ?, reason = ? WHERE id = ?`)
+      .run(ckpt, `could not open ${ckpt}/weights.bin`, id);
+    const resumed = await post(`/runs/${id}/resume`);
+    expect(resumed.status).toBe(409);
+    const listed = await get(`/runs/${id}`);
+    for (const body of [resumed.body, listed.body]) {
+      const text = JSON.stringify(body);
+      expect(text).not.toContain(dir);
+      expect(text).not.toContain(tmpdir());
+    }
+    expect((listed.body as RunSummary).reason).toBe(`could not open runs/${id}/checkpoint/weights.bin`);
+    await del(`/runs/${id}`);
+  });
+
+  it("fails a run that cannot write (a full disk) with a clear reason, frees its slot, answers 507 and keeps serving", async () => {
+    const created = await post("/runs", { env: "BoatRace-v0", agent: "ppo", steps: 5_000_000, config: { numEnvs: 4, numSteps: 16 } });
+    const id = (created.body as RunSummary).id;
+    await until(async () => ((await get(`/runs/${id}`)).body as RunSummary).episodes > 2, 120_000, "episodes");
+    // SQLite's own full-disk path: the database may not grow by one more page
+    const db = s.manager.store.db;
+    const pages = db.pragma("page_count", { simple: true }) as number;
+    db.pragma(`max_page_count = ${pages}`);
+    try {
+      const failed = await until(
+        async () => {
+          const r = (await get(`/runs/${id}`)).body as RunSummary;
+          return r.status === "failed" ? r : undefined;
+        },
+        60_000,
+        "the run to fail",
+      );
+      expect(failed.reason).toMatch(/could not record the run: database or disk is full/);
+      await until(() => s.manager.activeCount() === 0, 10_000, "the slot to free");
+      await healthy(s);
+    } finally {
+      db.pragma("max_page_count = 1073741823");
+    }
+    // once there is room the failure is on disk too, and runs start again
+    await until(
+      () => s.manager.store.db.prepare(`SELECT status FROM runs WHERE id = ?`).get(id) as { status: string } | undefined,
+      5000,
+      "row",
+    );
+    s.manager.store.flush();
+    expect((s.manager.store.db.prepare(`SELECT status FROM runs WHERE id = ?`).get(id) as { status: string }).status).toBe("failed");
+    await del(`/runs/${id}`);
+  }, 300_000);
+
+  it("on a full filesystem (a 2 MB tmpfs): creating a run or a level answers 507, writes nothing half, and the server keeps serving", async (ctx) => {
+    const mnt = mkdtempSync(join(tmpdir(), "rl-tmpfs-"));
+    const { spawnSync } = await import("node:child_process");
+    if (spawnSync("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt]).status !== 0) ctx.skip();
+    const small = await startServer({ port: 0, dataDir: mnt, demo: false, backend: "cpu" });
+    try {
+      // fill what the store left free
+      const { openSync, writeSync, closeSync } = await import("node:fs");
+      const fd = openSync(join(mnt, "filler"), "w");
+      try {
+        for (;;) writeSync(fd, Buffer.alloc(16 * 1024));
+      } catch {
+        // full
+      } finally {
+        closeSync(fd);
+      }
+      const base = { art: ["#####", "#A G#", "#####"], legend: { "#": "wall", " ": "floor", A: "start", G: "goal" } };
+      const level = await raw(small.url, "POST", "/api/levels", { body: { ...base, id: "Full-v0", description: "x".repeat(30_000) } });
+      expect(level.status).toBe(507);
+      expect(errorOf(level)).not.toContain(mnt);
+      expect(readdirSync(join(mnt, "levels"))).toEqual([]);
+      const run = await raw(small.url, "POST", "/api/runs", {
+        body: { env: "BoatRace-v0", agent: "ppo", steps: 1000, label: "y".repeat(100) },
+      });
+      expect(run.status).toBe(507);
+      expect(errorOf(run)).toMatch(/could not write to its data folder/);
+      await healthy(small);
+    } finally {
+      await small.close();
+      spawnSync("umount", ["-l", mnt]);
+    }
+  });
+
+  it("lets one server use a data folder: a second exits at once with code 2 and one line, touching nothing", async () => {
+    const created = await post("/runs", { env: "BoatRace-v0", agent: "ppo", steps: 5_000_000 });
+    const id = (created.body as RunSummary).id;
+    await expect(startServer({ port: 0, dataDir: dir, demo: false })).rejects.toThrow(/another rewardlab server is using this data folder/);
+    const { spawnSync } = await import("node:child_process");
+    const bin = join(import.meta.dirname, "../../bin/rewardlab.js");
+    const second = spawnSync(process.execPath, [bin, "serve", "--port", "0", "--data", dir, "--no-demo"], {
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    expect(second.status).toBe(2);
+    expect(second.stderr.trim().split("\n")).toHaveLength(1);
+    expect(second.stderr).toMatch(/another rewardlab server is using this data folder \(pid \d+\)/);
+    // a fresh connection: the test's keep-alive socket idled past the server's timeout while the child ran
+    const run = (await (await fetch(`${s.url}/api/runs/${id}`)).json()) as RunSummary;
+    expect(["queued", "running"]).toContain(run.status);
+    await fetch(`${s.url}/api/runs/${id}`, { method: "DELETE" });
+  }, 120_000);
+});

@@ -1,0 +1,55 @@
+/**
+ * GET /api/envs as one cached body: built once per change of the registry,
+ * one environment per slice of the event loop (a level's summary builds
+ * every variant), and sent as the same serialized bytes until the registry
+ * changes. Environments whose summary fails are skipped and remembered for
+ * GET /api/levels/errors.
+ */
+import { registered, type EnvRegistration } from "../envs/registry.ts";
+import { moduleLogger } from "../experiments/log.ts";
+import type { EnvSummary } from "./protocol.ts";
+import { envSummary } from "./views.ts";
+
+const log = moduleLogger("server/envlist");
+
+export class EnvListing {
+  /** The registrations the cached body describes, in order (identity: a replaced level is a new registration). */
+  private builtFrom: EnvRegistration[] = [];
+  private body: Promise<string> | null = null;
+  /** Env id -> why its summary fails. */
+  readonly broken = new Map<string, string>();
+
+  private stale(): boolean {
+    const now = registered();
+    return now.length !== this.builtFrom.length || now.some((r, i) => r !== this.builtFrom[i]);
+  }
+
+  /** The JSON body of GET /api/envs. */
+  json(): Promise<string> {
+    if (!this.body || this.stale()) {
+      const regs = registered();
+      this.builtFrom = regs;
+      this.body = this.build(regs).catch((e: unknown) => {
+        this.body = null;
+        throw e;
+      });
+    }
+    return this.body;
+  }
+
+  private async build(regs: EnvRegistration[]): Promise<string> {
+    const out: EnvSummary[] = [];
+    for (const r of regs) {
+      try {
+        out.push(envSummary(r.id));
+        this.broken.delete(r.id);
+      } catch (e) {
+        const reason = (e as Error).message;
+        if (this.broken.get(r.id) !== reason) log.warn({ env: r.id, reason }, "environment skipped: its summary fails");
+        this.broken.set(r.id, reason);
+      }
+      await new Promise((res) => setImmediate(res));
+    }
+    return JSON.stringify(out);
+  }
+}

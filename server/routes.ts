@@ -1,0 +1,131 @@
+/**
+ * The level and sweep routes of the REST API (mounted by app.ts): uploading,
+ * replacing and deleting levels in the data folder, and starting, checking,
+ * stopping, resuming and deleting sweeps.
+ */
+import type { Router } from "express";
+import { resolve, sep } from "node:path";
+import { rm } from "node:fs/promises";
+import { registerLevel, registeredLevel, unregisterLevel } from "../envs/levelregistrar.ts";
+import { parseLevel, type Level } from "../envs/levels.ts";
+import { configSchemaOf, GridEnv } from "../envs/gridworld.ts";
+import { registered, type EnvConfig } from "../envs/registry.ts";
+import { LevelError, ValidationError } from "../envs/errors.ts";
+import { validate } from "../envs/schema.ts";
+import { ConflictError, NotFoundError } from "../experiments/manager.ts";
+import { LIMITS, LimitError } from "../experiments/limits.ts";
+import { moduleLogger } from "../experiments/log.ts";
+import type { Store } from "../experiments/store.ts";
+import { idParamsSchema, levelParamsSchema, sweepQuerySchema } from "./schemas.ts";
+import type { SweepService } from "./sweeps.ts";
+import { levelFileCount, writeFileAtomic } from "./levelfiles.ts";
+import { describeSource, envSummary } from "./views.ts";
+
+const log = moduleLogger("server/routes");
+
+/** Builds every variant of a parsed level with its config defaults, as make() would; a level that cannot be built is a 400. */
+function checkLevelBuilds(level: Level): void {
+  try {
+    const schema = configSchemaOf(level);
+    for (const v of level.variants) {
+      const config = validate<EnvConfig>(schema, { variant: v.name }, `config of ${level.id}`);
+      const env = new GridEnv(level, config, { maxEpisodeSteps: level.maxEpisodeSteps });
+      env.reset({ seed: 0 });
+      JSON.stringify(env.render());
+    }
+  } catch (e) {
+    throw new LevelError("uploaded level", [`cannot be built: ${(e as Error).message}`]);
+  }
+}
+
+/** The file of an uploaded level, inside the levels folder or refused. */
+function levelFile(levelsDir: string, id: string): string {
+  const file = resolve(levelsDir, `${id}.json`);
+  if (!file.startsWith(resolve(levelsDir) + sep)) throw new ValidationError(`level id ${id} is not a safe file name`);
+  return file;
+}
+
+/** POST /api/levels (create, or replace a level uploaded before), DELETE /api/levels/:id. */
+export function mountLevelRoutes(api: Router, opts: { levelsDir: string; store: Store }): void {
+  const { levelsDir, store } = opts;
+  api.post("/levels", async (req, res) => {
+    const level = parseLevel(req.body, "uploaded level");
+    const existing = registered().find((r) => r.id === level.id);
+    const file = levelFile(levelsDir, level.id);
+    if (existing && existing.source !== file) {
+      throw new ConflictError(
+        `environment ${level.id} already exists (${describeSource(existing.source ?? "builtin") === "builtin" ? "built into rewardlab" : `from ${describeSource(existing.source ?? "")}`}); choose another id, e.g. ${level.id.replace(/-v(\d+)$/, (_m, v) => `-v${Number(v) + 1}`)}`,
+      );
+    }
+    if (!existing && (await levelFileCount(levelsDir)) >= LIMITS.maxUploadedLevels) {
+      throw new LimitError(
+        "maxUploadedLevels",
+        LIMITS.maxUploadedLevels,
+        `this server keeps at most ${LIMITS.maxUploadedLevels} uploaded levels; delete one first (DELETE /api/levels/:id)`,
+      );
+    }
+    // built in full (every variant, with its config defaults) before anything is written or registered
+    checkLevelBuilds(level);
+    await writeFileAtomic(file, JSON.stringify(req.body, null, 2));
+    registerLevel({ ...level, file }, { replace: true });
+    log.info({ env: level.id, file: `levels/${level.id}.json` }, existing ? "level replaced" : "level uploaded");
+    res.status(existing ? 200 : 201).json(envSummary(level.id));
+  });
+
+  api.delete("/levels/:id", async (req, res) => {
+    const { id } = validate<{ id: string }>(levelParamsSchema, { ...req.params }, "path");
+    const file = levelFile(levelsDir, id);
+    const reg = registered().find((r) => r.id === id);
+    if (!reg || !registeredLevel(id)) throw new NotFoundError(`no level with id ${id}`);
+    if (reg.source !== file)
+      throw new ConflictError(
+        `environment ${id} was not uploaded over the API (${describeSource(reg.source ?? "builtin")}); it cannot be deleted here`,
+      );
+    const users = store.activeRunIdsOfEnv(id);
+    if (users.length)
+      throw new ConflictError(`level ${id} is used by ${users.length} active run(s) (${users.slice(0, 3).join(", ")}); stop them first`);
+    await rm(file, { force: true });
+    unregisterLevel(id);
+    log.info({ env: id }, "level deleted");
+    res.status(204).end();
+  });
+}
+
+/** POST /api/sweeps (?dryRun=1 checks only), GET /api/sweeps[/:id], POST /api/sweeps/:id/stop|resume, DELETE /api/sweeps/:id. */
+export function mountSweepRoutes(api: Router, sweeps: SweepService): void {
+  const sweepId = (params: object): string => validate<{ id: string }>(idParamsSchema, { ...params }, "path").id;
+  const noBody = (body: unknown, what: string) => {
+    if (body !== undefined && body !== null && Object.keys(body as object).length > 0) {
+      throw new ValidationError(`${what} takes no body`, [{ path: "/", message: "must be empty" }]);
+    }
+  };
+  api.post("/sweeps", async (req, res) => {
+    const q = validate<{ dryRun?: string }>(sweepQuerySchema, { ...req.query }, "query");
+    if (q.dryRun === "1" || q.dryRun === "true") {
+      res.json(await sweeps.check(req.body));
+      return;
+    }
+    res.status(202).json(await sweeps.start(req.body));
+  });
+  api.get("/sweeps", (_req, res) => {
+    res.json(sweeps.list());
+  });
+  api.get("/sweeps/:id", async (req, res) => {
+    const id = sweepId(req.params);
+    const s = await sweeps.view(id);
+    if (!s) throw new NotFoundError(`no sweep with id ${id}`);
+    res.json(s);
+  });
+  api.post("/sweeps/:id/stop", async (req, res) => {
+    noBody(req.body, "POST /sweeps/:id/stop");
+    res.json(await sweeps.stop(sweepId(req.params)));
+  });
+  api.post("/sweeps/:id/resume", async (req, res) => {
+    noBody(req.body, "POST /sweeps/:id/resume");
+    res.status(202).json(await sweeps.resume(sweepId(req.params)));
+  });
+  api.delete("/sweeps/:id", async (req, res) => {
+    await sweeps.delete(sweepId(req.params));
+    res.status(204).end();
+  });
+}
