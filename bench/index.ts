@@ -1,11 +1,11 @@
 /**
  * `npm run bench`: every speed figure of rewardlab, with ratios. Benchmarks,
  * not tests: these machines are shared and noisy, so read the figures beside
- * the machine's load. Sections: envs, agents, planner, modelbased, server, sweeps, abuse
+ * the machine's load. Sections: envs, agents, cnn, planner, modelbased, server, sweeps, abuse
  * (`npm run bench -- envs planner` runs only those).
  */
 import { benchEnvs, formatEnvBench } from "./envs.ts";
-import { benchModelFree, formatModelFree } from "./agents.ts";
+import { benchCnn, benchModelFree, formatModelFree } from "./agents.ts";
 import { benchPlanner } from "./planner.ts";
 import { benchModelBased, formatModelBased } from "./modelbased.ts";
 import { benchServer } from "./server.ts";
@@ -14,7 +14,7 @@ import { benchAbuse } from "./abuse.ts";
 import { availableParallelism, loadavg } from "node:os";
 import { initBackend } from "../agents/shared/backend.ts";
 
-const all = ["envs", "agents", "planner", "modelbased", "server", "sweeps", "abuse"];
+const all = ["envs", "agents", "cnn", "planner", "modelbased", "server", "sweeps", "abuse"];
 const only = process.argv.slice(2).filter((a) => all.includes(a));
 const want = (s: string) => only.length === 0 || only.includes(s);
 
@@ -31,6 +31,13 @@ if (want("envs")) {
 if (want("agents")) {
   console.log("\n## model-free agents: end-to-end training env steps/s on BoatRace-v0, default configs");
   console.log(formatModelFree(await benchModelFree()));
+}
+if (want("cnn")) {
+  const { envId, rows } = await benchCnn();
+  console.log(
+    `\n## convolutional policy: PPO on ${envId} (16 copies x 64 steps), the MLP beside two CNN sizes; steps per CPU second survive a shared machine`,
+  );
+  console.log(formatModelFree(rows));
 }
 if (want("planner")) {
   console.log("\n## planner: simulated env steps/s and acting steps/s");

@@ -28,12 +28,9 @@ import { NullableNumber, validate } from "../../envs/schema.ts";
 import { bool, hiddenSizes, int, num } from "../shared/config.ts";
 import type { ActContext, ActResult, Agent, AgentEnvInfo, Transition, UpdateStats } from "../core.ts";
 import { Ledger, LedgerBuilder } from "../shared/ledger.ts";
-import { type Matmul, createMatmul } from "../shared/backend.ts";
 import {
   Adam,
-  FastForward,
-  MLP,
-  MLPPass,
+  type MLP,
   argmaxRow,
   logSoftmax,
   meanStd,
@@ -46,6 +43,8 @@ import {
 import { FlatAdam } from "../shared/flatadam.ts";
 import { assignVariables, checkEnvCompatible, loadAgentFiles, saveAgentFiles } from "../shared/persist.ts";
 import { registerAgent } from "../registry.ts";
+import type { ActivationEdit, Inspectable } from "../shared/activations.ts";
+import { type ActorCritic, buildActorCritic, networkConfigFields } from "../shared/convpolicy.ts";
 
 // ---------------------------------------------------------------- config
 
@@ -81,7 +80,8 @@ export const ppoConfigSchema = Type.Object(
         description: "Stop the update's epochs early once the approximate KL exceeds this (null: never)",
       }),
     ),
-    hiddenSizes: hiddenSizes("Hidden layer sizes of both the actor and the critic (tanh)"),
+    hiddenSizes: hiddenSizes("Hidden layer sizes of both the actor and the critic (tanh; network mlp)"),
+    ...networkConfigFields,
     adamEps: num(1e-5, "Adam epsilon (CleanRL: 1e-5)", { exclusiveMinimum: 0, maximum: 1 }),
     bootstrapTruncated: bool(true, "Bootstrap from V(final obs) at time-limit truncation (false: treat as terminal, as CleanRL)"),
   },
@@ -369,8 +369,8 @@ export class PPOAgent implements Agent {
   readonly name = "ppo";
   readonly needs = { stateKeys: false, simulator: false };
   readonly computed: PPOComputed;
-  readonly actor: MLP;
-  readonly critic: MLP;
+  /** The policy and value networks (network "mlp": two MLPs; "cnn": one convolutional torso with two heads). */
+  readonly nets: ActorCritic;
   readonly optimizer: Adam;
   /** Sampling (act) and shuffling (learn) draw from separate streams, so evaluation never changes training. */
   readonly actRng: Rng;
@@ -395,15 +395,10 @@ export class PPOAgent implements Agent {
   private readonly lastDone: Uint8Array;
   private haveLast = false;
   private scratch = new Map<number, { logits: Float32Array; values: Float32Array }>();
-  /** The training fast path's buffers, built at the first update on the current backend. */
-  private fast: { backend: string; rows: number; mm: Matmul; actor: MLPPass; critic: MLPPass } | null = null;
   /** The weights and Adam's moments as flat arrays during an update (written back at its end). */
   private adam: FlatAdam | null = null;
-  /** The actor and critic's forward for acting on the fast backend (forwardJS elsewhere). */
-  private readonly acting: FastForward;
   /** Cumulative time inside learn() by phase, and the multiply-add FLOPs done (for the bench). */
   readonly timing = { forwardMs: 0, backwardMs: 0, optimiserMs: 0, flops: 0 };
-  private readonly one = new Float32Array(1);
 
   constructor(
     readonly env: AgentEnvInfo,
@@ -416,11 +411,8 @@ export class PPOAgent implements Agent {
     const initRng = new Rng(deriveSeed(seed, 1));
     this.actRng = new Rng(deriveSeed(seed, 2));
     this.learnRng = new Rng(deriveSeed(seed, 3));
-    const h = config.hiddenSizes;
-    this.actor = new MLP([env.obsSize, ...h, env.nActions], initRng, { hiddenGain: Math.SQRT2, outputGain: 0.01 });
-    this.critic = new MLP([env.obsSize, ...h, 1], initRng, { hiddenGain: Math.SQRT2, outputGain: 1 });
-    this.optimizer = new Adam([...this.actor.variables, ...this.critic.variables], { beta1: 0.9, beta2: 0.999, eps: config.adamEps });
-    this.acting = new FastForward([this.actor, this.critic]);
+    this.nets = buildActorCritic(env, config, initRng);
+    this.optimizer = new Adam(this.nets.variables, { beta1: 0.9, beta2: 0.999, eps: config.adamEps });
     const B = this.computed.batchSize;
     this.obs = new Float32Array(B * env.obsSize);
     this.actions = new Int32Array(B);
@@ -433,6 +425,32 @@ export class PPOAgent implements Agent {
     this.lastDone = new Uint8Array(env.numEnvs);
   }
 
+  /** The actor MLP (network "mlp"). */
+  get actor(): MLP {
+    return this.mlp("actor");
+  }
+
+  /** The critic MLP (network "mlp"). */
+  get critic(): MLP {
+    return this.mlp("critic");
+  }
+
+  private mlp(which: "actor" | "critic"): MLP {
+    const net = (this.nets as Partial<Record<"actor" | "critic", MLP>>)[which];
+    if (!net) throw new Error(`ppo: network "${this.config.network}" has no ${which} MLP`);
+    return net;
+  }
+
+  /** The policy network's layers, recorded and edited (agents/shared/activations.ts). */
+  inspect(): Inspectable {
+    return this.nets.inspectable();
+  }
+
+  /** Edits in force for act() and actionProbs() (an empty list removes them); learning never sees them. */
+  setEdits(edits: readonly ActivationEdit[]): void {
+    this.nets.setEdits(edits);
+  }
+
   private buffers(batch: number): { logits: Float32Array; values: Float32Array } {
     let b = this.scratch.get(batch);
     if (!b) this.scratch.set(batch, (b = { logits: new Float32Array(batch * this.nActions), values: new Float32Array(batch) }));
@@ -442,10 +460,7 @@ export class PPOAgent implements Agent {
   act(obs: Float32Array, ctx: ActContext): ActResult {
     const batch = obs.length / this.obsSize;
     const { logits, values } = this.buffers(batch);
-    if (!this.acting.forwardEach(obs, batch, [logits, values])) {
-      this.actor.forwardJS(obs, batch, logits);
-      this.critic.forwardJS(obs, batch, values);
-    }
+    this.nets.act(obs, batch, logits, values);
     const logp = logSoftmax(logits, batch, this.nActions, logits);
     const actions = new Int32Array(batch);
     const logProbs = new Float32Array(batch);
@@ -459,12 +474,12 @@ export class PPOAgent implements Agent {
 
   /** pi(a|s) for each row: the softmax policy (greedy acting takes its argmax). */
   actionProbs(obs: Float32Array, batch: number): Float32Array {
-    return softmax(this.actor.forwardJS(obs, batch), batch, this.nActions);
+    return softmax(this.nets.policyLogits(obs, batch), batch, this.nActions);
   }
 
   private valueOf(obs: Float32Array, row: number): number {
     const S = this.obsSize;
-    return this.critic.forwardJS(obs.subarray(row * S, (row + 1) * S), 1, this.one)[0]!;
+    return this.nets.valuesOf(obs.subarray(row * S, (row + 1) * S), 1)[0]!;
   }
 
   // rollout
@@ -511,10 +526,10 @@ export class PPOAgent implements Agent {
   /** log pi(a|s) and V(s) when the transition's act result lacks them. */
   private evaluateActions(obs: Float32Array, actions: Int32Array): { logProbs: Float32Array; values: Float32Array } {
     const batch = actions.length;
-    const logp = logSoftmax(this.actor.forwardJS(obs, batch), batch, this.nActions);
+    const logp = logSoftmax(this.nets.policyLogits(obs, batch), batch, this.nActions);
     return {
       logProbs: Float32Array.from(actions, (a, s) => logp[s * this.nActions + a]!),
-      values: this.critic.forwardJS(obs, batch),
+      values: this.nets.valuesOf(obs, batch),
     };
   }
 
@@ -535,7 +550,7 @@ export class PPOAgent implements Agent {
   rolloutTargets(): { advantages: Float32Array; returns: Float32Array; steps: number } {
     const N = this.computed.numEnvs;
     const T = this.step;
-    const nextValues = this.critic.forwardJS(this.lastNextObs, N);
+    const nextValues = this.nets.valuesOf(this.lastNextObs, N);
     const { advantages, returns } = computeGAE({
       rewards: this.rewards.subarray(0, T * N),
       values: this.values.subarray(0, T * N),
@@ -556,26 +571,6 @@ export class PPOAgent implements Agent {
     return this.adam;
   }
 
-  /** Buffers for minibatches of up to `rows` rows on the current backend (rebuilt if the backend changed). */
-  private fastPath(rows: number): NonNullable<PPOAgent["fast"]> {
-    const backend = tf.getBackend();
-    if (this.fast && this.fast.backend === backend && this.fast.rows >= rows) return this.fast;
-    this.disposeFast();
-    const mm = createMatmul();
-    const actor = new MLPPass(this.actor.sizes, mm, rows);
-    // the critic reads the actor's input batch: a minibatch's observations are loaded once
-    this.fast = { backend, rows, mm, actor, critic: new MLPPass(this.critic.sizes, mm, rows, actor.input) };
-    return this.fast;
-  }
-
-  private disposeFast(): void {
-    if (!this.fast) return;
-    const f = this.fast;
-    f.actor.dispose();
-    f.critic.dispose();
-    this.fast = null;
-  }
-
   learn(): UpdateStats {
     if (this.step === 0) throw new Error("ppo: learn() with an empty rollout");
     const c = this.config;
@@ -588,13 +583,12 @@ export class PPOAgent implements Agent {
     const lr = annealedLearningRate(c, this.computed, iteration);
 
     // the weights and Adam's moments as flat arrays for the whole update (written back at its end)
-    const fast = this.fastPath(M);
-    const params = [...this.actor.variables, ...this.critic.variables];
-    const adam = this.flatAdam(fast.actor.numParams + fast.critic.numParams).load(params, this.optimizer);
-    const nActor = fast.actor.numParams;
+    const fast = this.nets.trainer(M);
+    const params = this.nets.variables;
+    const adam = this.flatAdam(fast.numParams).load(params, this.optimizer);
     const grads = adam.grads;
     const mbObs = new Float32Array(M * S);
-    const flopsBefore = fast.actor.flops + fast.critic.flops;
+    const flopsBefore = fast.flops;
     const mbActions = new Int32Array(M);
     const mbOldLogp = new Float32Array(M);
     const mbAdv = new Float32Array(M);
@@ -634,18 +628,15 @@ export class PPOAgent implements Agent {
         }
 
         // forward, loss, backward, Adam
-        fast.actor.setParams(adam.params, 0);
-        fast.critic.setParams(adam.params, nActor);
-        const logits = fast.actor.forward(mbObs, m);
-        const values = fast.critic.forwardLoaded();
+        fast.setParams(adam.params);
+        const { logits, values } = fast.forward(mbObs, m);
         const l = ppoLossGrad(
           { logits, values, actions: mbActions, oldLogp: mbOldLogp, advantages: mbAdv, returns: mbRet, oldValues: mbOldV, m, nActions: A },
           c,
           g,
         );
         const t1 = performance.now();
-        fast.actor.backward(g.dLogits, m, grads, 0);
-        fast.critic.backward(g.dValues, m, grads, nActor);
+        fast.backward(g.dLogits, g.dValues, m, grads);
         const t2 = performance.now();
         adam.step(lr, this.optimizer.opts, c.maxGradNorm);
         const t3 = performance.now();
@@ -677,10 +668,9 @@ export class PPOAgent implements Agent {
       if (c.targetKl !== null && lastApproxKl > c.targetKl) break;
     }
 
-    t.flops += fast.actor.flops + fast.critic.flops - flopsBefore;
+    t.flops += fast.flops - flopsBefore;
     adam.store(params, this.optimizer);
-    this.actor.syncJS();
-    this.critic.syncJS();
+    this.nets.sync();
     const ledgerBuilder = new LedgerBuilder(A);
     ledgerBuilder.addBatch(this.stateKeys, this.actions, ledgerWeights, lr, B);
     const ledger = ledgerBuilder.build();
@@ -724,8 +714,7 @@ export class PPOAgent implements Agent {
   /** Every tensor save() writes, under stable names. */
   namedTensors(): Record<string, tf.Variable> {
     return {
-      ...this.actor.namedVariables("actor"),
-      ...this.critic.namedVariables("critic"),
+      ...this.nets.namedVariables(),
       "adam/m": this.optimizer.m,
       "adam/v": this.optimizer.v,
     };
@@ -743,16 +732,12 @@ export class PPOAgent implements Agent {
     agent.envSteps = files.meta.envSteps;
     agent.updates = files.meta.updates;
     if (files.ledger) Object.assign(agent.ledger, Ledger.fromJSON(files.ledger));
-    agent.actor.syncJS();
-    agent.critic.syncJS();
+    agent.nets.sync();
     return agent;
   }
 
   dispose(): void {
-    this.disposeFast();
-    this.acting.dispose();
-    this.actor.dispose();
-    this.critic.dispose();
+    this.nets.dispose();
     this.optimizer.dispose();
   }
 }

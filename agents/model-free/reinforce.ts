@@ -52,6 +52,9 @@ import {
 import { FlatAdam } from "../shared/flatadam.ts";
 import { assignVariables, checkEnvCompatible, loadAgentFiles, saveAgentFiles } from "../shared/persist.ts";
 import { registerAgent } from "../registry.ts";
+import { type ActivationEdit, type Inspectable, checkEdits } from "../shared/activations.ts";
+import type { ConvTrainer } from "../shared/convnet.ts";
+import { type PolicyNetwork, buildNetwork, networkConfigFields, networkInspectable, networkTrainer } from "../shared/convpolicy.ts";
 
 // ---------------------------------------------------------------- config
 
@@ -71,7 +74,8 @@ export const reinforceConfigSchema = Type.Object(
     valueLearningRate: num(1e-3, "Adam learning rate of the value baseline", { exclusiveMinimum: 0 }),
     valueSteps: int(10, "Gradient steps fitting the baseline to each batch's returns (after the policy step)", { minimum: 1 }),
     maxGradNorm: Type.Optional(NullableNumber({ default: 0.5, description: "Global gradient-norm clipping threshold (null: none)" })),
-    hiddenSizes: hiddenSizes("Hidden layer sizes of the policy and the baseline (tanh)"),
+    hiddenSizes: hiddenSizes("Hidden layer sizes of the policy and the baseline (tanh; network mlp)"),
+    ...networkConfigFields,
     adamEps: num(1e-5, "Adam epsilon", { exclusiveMinimum: 0 }),
     bootstrapTruncated: bool(true, "Bootstrap truncated returns from V(final obs) (baseline only)"),
   },
@@ -156,9 +160,9 @@ const newEpisode = (): Episode => ({ obs: [], actions: [], rewards: [], stateKey
 export class ReinforceAgent implements Agent {
   readonly name = "reinforce";
   readonly needs = { stateKeys: false, simulator: false };
-  readonly actor: MLP;
+  readonly actor: PolicyNetwork;
   /** The value baseline; null when config.baseline is false. */
-  readonly critic: MLP | null;
+  readonly critic: PolicyNetwork | null;
   readonly policyOptimizer: Adam;
   /** Null without a baseline. */
   readonly valueOptimizer: Adam | null;
@@ -177,8 +181,10 @@ export class ReinforceAgent implements Agent {
   private readonly lastNextObs: Float32Array;
   private readonly lastDone: Uint8Array;
   private haveLast = false;
-  /** The policy's and the baseline's forward on the fast backend (forwardJS elsewhere). */
-  private readonly acting: FastForward;
+  /** The policy's and the baseline's forward on the fast backend (MLPs; forwardJS elsewhere, and for the batched ConvNet). */
+  private readonly acting: FastForward | null;
+  /** Edits in force for act() and actionProbs() (activations.ts). */
+  private edits: readonly ActivationEdit[] = [];
   /** The training fast path's buffers, built at the first update on the current backend. */
   /** The policy's (0) and the baseline's (1) weights and Adam moments as flat arrays during an update. */
   private readonly adam: [FlatAdam | null, FlatAdam | null] = [null, null];
@@ -186,8 +192,8 @@ export class ReinforceAgent implements Agent {
     backend: string;
     rows: number;
     mm: Matmul;
-    actor: MLPPass;
-    critic: MLPPass | null;
+    actor: MLPPass | ConvTrainer;
+    critic: MLPPass | ConvTrainer | null;
   } | null = null;
 
   constructor(
@@ -200,13 +206,13 @@ export class ReinforceAgent implements Agent {
     this.numEnvs = env.numEnvs;
     const initRng = new Rng(deriveSeed(seed, 1));
     this.actRng = new Rng(deriveSeed(seed, 2));
-    const h = config.hiddenSizes;
-    this.actor = new MLP([env.obsSize, ...h, env.nActions], initRng, { hiddenGain: Math.SQRT2, outputGain: 0.01 });
-    this.critic = config.baseline ? new MLP([env.obsSize, ...h, 1], initRng, { hiddenGain: Math.SQRT2, outputGain: 1 }) : null;
+    this.actor = buildNetwork(env, config, env.nActions, 0.01, initRng);
+    this.critic = config.baseline ? buildNetwork(env, config, 1, 1, initRng) : null;
     const adam = { beta1: 0.9, beta2: 0.999, eps: config.adamEps };
     this.policyOptimizer = new Adam(this.actor.variables, adam);
     this.valueOptimizer = this.critic ? new Adam(this.critic.variables, adam) : null;
-    this.acting = new FastForward(this.critic ? [this.actor, this.critic] : [this.actor]);
+    const mlps = [this.actor, this.critic].filter((n): n is MLP => n instanceof MLP);
+    this.acting = this.actor instanceof MLP ? new FastForward(mlps) : null;
     this.open = Array.from({ length: env.numEnvs }, newEpisode);
     this.lastNextObs = new Float32Array(env.numEnvs * env.obsSize);
     this.lastDone = new Uint8Array(env.numEnvs);
@@ -214,8 +220,8 @@ export class ReinforceAgent implements Agent {
 
   act(obs: Float32Array, ctx: ActContext): ActResult {
     const batch = obs.length / this.obsSize;
-    const logits = new Float32Array(batch * this.nActions);
-    if (!this.acting.forward(0, obs, batch, logits)) this.actor.forwardJS(obs, batch, logits);
+    const logits = this.edits.length > 0 ? this.editedLogits(obs, batch) : new Float32Array(batch * this.nActions);
+    if (this.edits.length === 0 && !this.acting?.forward(0, obs, batch, logits)) this.actor.forwardJS(obs, batch, logits);
     const logp = logSoftmax(logits, batch, this.nActions, logits);
     const actions = new Int32Array(batch);
     const logProbs = new Float32Array(batch);
@@ -229,7 +235,23 @@ export class ReinforceAgent implements Agent {
 
   /** pi(a|s) for each row: the softmax policy (greedy acting takes its argmax). */
   actionProbs(obs: Float32Array, batch: number): Float32Array {
-    return softmax(this.actor.forwardJS(obs, batch), batch, this.nActions);
+    const logits = this.edits.length > 0 ? this.editedLogits(obs, batch) : this.actor.forwardJS(obs, batch);
+    return softmax(logits, batch, this.nActions);
+  }
+
+  /** The policy network's layers, recorded and edited (agents/shared/activations.ts). */
+  inspect(): Inspectable {
+    return networkInspectable(this.actor);
+  }
+
+  /** Edits in force for act() and actionProbs() (an empty list removes them); learning never sees them. */
+  setEdits(edits: readonly ActivationEdit[]): void {
+    checkEdits(this.inspect().layers(), edits);
+    this.edits = [...edits];
+  }
+
+  private editedLogits(obs: Float32Array, batch: number): Float32Array {
+    return this.inspect().forwardInspect(obs, batch, { edits: this.edits }).logits;
   }
 
   // rollout (whole episodes)
@@ -336,9 +358,9 @@ export class ReinforceAgent implements Agent {
     const size = Math.max(rows, Math.ceil((this.fast?.rows ?? 0) * 1.5));
     this.disposeFast();
     const mm = createMatmul();
-    const actor = new MLPPass(this.actor.sizes, mm, size);
-    // the baseline reads the policy's input batch: the batch's observations are loaded once
-    const critic = this.critic ? new MLPPass(this.critic.sizes, mm, size, actor.input) : null;
+    const actor = networkTrainer(this.actor, mm, size);
+    // an MLP baseline reads the policy's input batch: the batch's observations are loaded once
+    const critic = this.critic ? networkTrainer(this.critic, mm, size, actor instanceof MLPPass ? actor : undefined) : null;
     this.fast = { backend, rows: size, mm, actor, critic };
     return this.fast;
   }
@@ -355,12 +377,12 @@ export class ReinforceAgent implements Agent {
   private forwardOf(net: 0 | 1, obs: Float32Array, batch: number): Float32Array {
     const mlp = net === 0 ? this.actor : this.critic!;
     const out = new Float32Array(batch * mlp.outputSize);
-    if (!this.acting.forward(net, obs, batch, out)) mlp.forwardJS(obs, batch, out);
+    if (!this.acting?.forward(net, obs, batch, out)) mlp.forwardJS(obs, batch, out);
     return out;
   }
 
   /** A network's weights and its optimiser's moments as flat arrays, for one update (FlatAdam.store writes them back). */
-  private flatState(net: 0 | 1, mlp: MLP, opt: Adam): FlatAdam {
+  private flatState(net: 0 | 1, mlp: PolicyNetwork, opt: Adam): FlatAdam {
     const size = mlp.variables.reduce((n, v) => n + v.size, 0);
     if (this.adam[net]?.size !== size) this.adam[net] = new FlatAdam(size);
     return this.adam[net]!.load(mlp.variables, opt);
@@ -395,7 +417,7 @@ export class ReinforceAgent implements Agent {
       for (let step = 0; step < c.valueSteps; step++) {
         fast.critic.setParams(value.params);
         // the batch the policy step loaded: its input columns are found once
-        const v = fast.critic.forwardLoaded();
+        const v = fast.critic instanceof MLPPass ? fast.critic.forwardLoaded() : fast.critic.forward(batch.obs, B);
         // 0.5 mean((V - G)^2) and its gradient (V - G) / B
         let loss = 0;
         for (let k = 0; k < B; k++) {
@@ -488,7 +510,7 @@ export class ReinforceAgent implements Agent {
 
   dispose(): void {
     this.disposeFast();
-    this.acting.dispose();
+    this.acting?.dispose();
     this.actor.dispose();
     this.critic?.dispose();
     this.policyOptimizer.dispose();
