@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every speed figure of rewardlab, with ratios. Benchmarks,
  * not tests: these machines are shared and noisy, so read the figures beside
- * the machine's load. Sections: envs, agents, cnn, planner, modelbased, server, sweeps, abuse
+ * the machine's load. Sections: envs, agents, cnn, planner, modelbased, server, sweeps, fulltable, abuse
  * (`npm run bench -- envs planner` runs only those).
  */
 import { benchEnvs, formatEnvBench } from "./envs.ts";
@@ -10,11 +10,12 @@ import { benchPlanner } from "./planner.ts";
 import { benchModelBased, formatModelBased } from "./modelbased.ts";
 import { benchServer } from "./server.ts";
 import { benchSweeps } from "./sweeps.ts";
+import { benchFullTable } from "./fulltable.ts";
 import { benchAbuse } from "./abuse.ts";
 import { availableParallelism, loadavg } from "node:os";
 import { initBackend } from "../agents/shared/backend.ts";
 
-const all = ["envs", "agents", "cnn", "planner", "modelbased", "server", "sweeps", "abuse"];
+const all = ["envs", "agents", "cnn", "planner", "modelbased", "server", "sweeps", "fulltable", "abuse"];
 const only = process.argv.slice(2).filter((a) => all.includes(a));
 const want = (s: string) => only.length === 0 || only.includes(s);
 
@@ -58,5 +59,6 @@ if (want("modelbased")) {
 }
 if (want("server")) await benchServer({ soakMinutes: Number(process.env.BENCH_SOAK_MINUTES ?? 10) });
 if (want("sweeps")) await benchSweeps();
+if (want("fulltable")) await benchFullTable();
 if (want("abuse")) await benchAbuse();
 process.exit(0);

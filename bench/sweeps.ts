@@ -32,6 +32,49 @@ function freePort(): Promise<number> {
   });
 }
 
+/** A loopback redis-server for a bench section, and `rewardlab worker` processes on it; `stop` ends every process started. */
+export async function benchRedis(): Promise<{
+  port: number;
+  workers: (n: number, db: number) => Promise<ChildProcess[]>;
+  stop: () => void;
+}> {
+  const port = await freePort();
+  const children: ChildProcess[] = [];
+  const redis = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+    stdio: "ignore",
+  });
+  children.push(redis);
+  await new Promise((r) => setTimeout(r, 400));
+  // resolves once every worker says it is taking jobs (its start-up is not the queue's cost)
+  const workers = async (n: number, db: number) => {
+    const started = Array.from({ length: n }, () => {
+      const c = spawn(process.execPath, ["bin/rewardlab.js", "worker", "--queue", `redis://127.0.0.1:${port}/${db}`], {
+        stdio: ["ignore", "pipe", "ignore"],
+      });
+      children.push(c);
+      return c;
+    });
+    await Promise.all(
+      started.map(
+        (c) =>
+          new Promise<void>((resolve, reject) => {
+            let out = "";
+            c.stdout!.on("data", (d: Buffer) => {
+              out += d.toString();
+              if (out.includes("taking jobs")) resolve();
+            });
+            c.on("exit", (code) => reject(new Error(`rewardlab worker exited with code ${code}`)));
+          }),
+      ),
+    );
+    return started;
+  };
+  const stop = () => {
+    for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+  };
+  return { port, workers, stop };
+}
+
 async function timed(
   label: string,
   input: unknown,
@@ -56,28 +99,16 @@ async function timed(
 export async function benchSweeps(opts: { jobs?: number; steps?: number } = {}): Promise<void> {
   const jobs = opts.jobs ?? 16;
   const steps = opts.steps ?? 4096;
-  const port = await freePort();
-  const children: ChildProcess[] = [];
-  const redis = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
-    stdio: "ignore",
-  });
-  children.push(redis);
-  await new Promise((r) => setTimeout(r, 400));
-  const workers = (n: number, db: number) =>
-    Array.from({ length: n }, () => {
-      const c = spawn(process.execPath, ["bin/rewardlab.js", "worker", "--queue", `redis://127.0.0.1:${port}/${db}`], { stdio: "ignore" });
-      children.push(c);
-      return c;
-    });
+  const { port, workers, stop } = await benchRedis();
   try {
     console.log(`\n## sweeps: ${jobs} REINFORCE runs of ${steps} steps on TamperGrid-v0 (cpu backend), 2 cores`);
     const rows = [];
     rows.push(await timed("local, 1 thread", spec("b-l1", steps, jobs), { workers: 1 }));
     rows.push(await timed("local, 2 threads", spec("b-l2", steps, jobs), { workers: 2 }));
-    let w = workers(1, 1);
+    let w = await workers(1, 1);
     rows.push(await timed("queue, 1 worker process", spec("b-q1", steps, jobs), { queue: `redis://127.0.0.1:${port}/1` }));
     for (const c of w) c.kill("SIGTERM");
-    w = workers(2, 2);
+    w = await workers(2, 2);
     rows.push(await timed("queue, 2 worker processes", spec("b-q2", steps, jobs), { queue: `redis://127.0.0.1:${port}/2` }));
     // coordinator overhead: jobs that do almost nothing, so what is left is spawn, queue and store
     rows.push(
@@ -100,7 +131,7 @@ export async function benchSweeps(opts: { jobs?: number; steps?: number } = {}):
       `coordinator + worker overhead per job (1-step jobs, 2 workers): ${((tiny.seconds / tiny.jobs) * 2 * 1000).toFixed(0)} ms of worker time, of which the coordinator's store write is ${tiny.writeMs.toFixed(2)} ms`,
     );
   } finally {
-    for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+    stop();
   }
 }
 

@@ -306,7 +306,7 @@ export function compareMarkdown(
   return `${lines.join("\n")}\n`;
 }
 
-interface CompareOpts {
+export interface CompareOpts {
   probes?: string;
   all?: boolean;
   agents: string[];
@@ -327,8 +327,8 @@ function fullTableAgents(): { agents: string[]; configs: Record<string, Record<s
   return { agents, configs: { "planner:neural": { model: "neural" } } };
 }
 
-/** What `compare` runs: one probe request per probe and environment (`compareEnvs`), in order. */
-function comparePlan(o: CompareOpts): ProbeSpec[] {
+/** What `compare` runs: one probe request per probe and environment (`compareEnvs`), in order (bench/fulltable.ts times it). */
+export function comparePlan(o: CompareOpts): ProbeSpec[] {
   const names =
     o.all || !o.probes || o.probes === "all"
       ? Object.keys(probeDefinitions()).filter((n) => n !== SHIFT_PROBE)

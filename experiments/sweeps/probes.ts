@@ -34,6 +34,8 @@ export interface ProbeSweepResult {
   sweep: ExpandedSweep;
   /** One table per requested probe, in request order. */
   tables: ProbeTable[];
+  /** Seconds the coordinator spent aggregating the tables (the predictions that need no trained agent are computed then). */
+  aggregationSeconds: number;
 }
 
 /** Runs probes as one sweep (local threads, or `opts.queue`), storing each job once; resolves with every probe's table. */
@@ -53,9 +55,12 @@ export async function runProbeSweep(
     const done = store.doneKeys(keys);
     return new Set(keys.filter((k) => !done.has(k)));
   });
+  let aggregationSeconds = 0;
   const finish = async (i: number) => {
+    const t0 = performance.now();
     const results = storedProbeResults(store, sweep, i);
     const table = aggregateProbe(sweep.probePlans[i]!, results);
+    aggregationSeconds += (performance.now() - t0) / 1000;
     tables[i] = table;
     await opts.onTable?.(
       i,
@@ -75,7 +80,7 @@ export async function runProbeSweep(
   });
   // a probe whose last job was stored by another coordinator meanwhile
   for (const [i, t] of tables.entries()) if (!t) await finish(i);
-  return { summary: { ...summary, probes: tables as ProbeTable[] }, sweep, tables: tables as ProbeTable[] };
+  return { summary: { ...summary, probes: tables as ProbeTable[] }, sweep, tables: tables as ProbeTable[], aggregationSeconds };
 }
 
 export interface ProbeJobsOptions {
