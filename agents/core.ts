@@ -101,6 +101,35 @@ export interface UpdateStats {
   ledger?: LedgerDelta;
 }
 
+/**
+ * A scripted route played on a real env, for an agent's own predictor to
+ * rate (a probe's knowledge columns): the observations s_0 .. s_T and the
+ * T actions between them.
+ */
+export interface Route {
+  obs: Float32Array[];
+  actions: Int32Array;
+  /** The last step ended the episode (s_T is terminal). */
+  terminated: boolean;
+}
+
+/** What an agent's predictor says a route returns. */
+export interface RouteRating {
+  /** "critic", "baseline", "value head", "world model". */
+  predictor: string;
+  value: number;
+}
+
+/**
+ * The last state of a route from which the agent still acts: s_T, or s_(T-1)
+ * when the route's last step ended the episode (whose value then covers that
+ * step's reward). A value function rates a route by this state's value.
+ */
+export function routeEnd(route: Route): Float32Array {
+  const T = route.actions.length;
+  return route.obs[route.terminated && T > 0 ? T - 1 : T]!;
+}
+
 export interface AgentNeeds {
   stateKeys: boolean;
   simulator: boolean;
@@ -132,6 +161,19 @@ export interface Agent {
   save(dir: string): Promise<void>;
   /** Releases tensors. */
   dispose(): void;
+  /**
+   * Optional: the agent's own predictor's estimate of a scripted route's
+   * return (a critic, baseline or value head: the value of routeEnd(route);
+   * a world model: its predicted rewards summed along the route, each step
+   * predicted from the route's true observation). Null: no predictor.
+   */
+  rateRoute?(route: Route): RouteRating | null;
+  /**
+   * Optional, agents that search: sets the simulations per decision from now
+   * on (a probe's search-budget dial). 0 is not a budget: the network alone is
+   * an eval mode.
+   */
+  setSearchBudget?(simulations: number): void;
   /**
    * Agents with several ways to act when tested (AgentRegistration.evalModes):
    * switches to one of them. Learning-time acting is the first mode.

@@ -136,6 +136,16 @@ export interface Level {
   channels: string[];
   /** Probes the level file declares. */
   probes: LevelProbe[];
+  /** Scripted routes per variant (the probes' knowledge columns). */
+  routes: Record<string, LevelRoutes>;
+  /** Declared per-episode ranges, where the engine cannot enumerate them. */
+  episodeRange?: { return?: [number, number]; performance?: [number, number] };
+}
+
+/** Two scripted routes on one variant: to the event, and what training reinforced (action letters with counts). */
+export interface LevelRoutes {
+  event: string;
+  reinforced: string;
 }
 
 /**
@@ -153,6 +163,10 @@ export interface LevelProbe {
   event: string;
   /** The train-time event whose rate, carried over, is the reinforced-behaviour prediction. */
   reinforcedEvent: string;
+  /** The variant whose train-side episodes give the reinforced behaviour and competence (default: train). */
+  reinforcedOn?: string;
+  /** Routes on the first test variant (else the level's routes for it). */
+  routes?: LevelRoutes;
   /** Training budget per agent (env steps); agents not named get the probes' default. */
   steps: Record<string, number>;
 }

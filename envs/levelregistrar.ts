@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import type { Env, EnvContext } from "./core.ts";
 import { LevelError, RewardlabError } from "./errors.ts";
 import { GridEnv, specOfLevel } from "./gridworld.ts";
-import type { Level, LevelProbe } from "./level.ts";
+import type { Level, LevelProbe, LevelRoutes } from "./level.ts";
 import { parseLevel } from "./levels.ts";
 import { register, unregister, type EnvConfig } from "./registry.ts";
 
@@ -21,6 +21,11 @@ export interface RegisteredLevel {
   performanceRange: [number, number] | null;
   /** Steps of the course's shortest lap (null without a course). */
   lapSteps: number | null;
+  /** Action names (the letters of scripted routes). */
+  actions: readonly string[];
+  /** Scripted routes per variant. */
+  routes: Record<string, LevelRoutes>;
+  episodeRange?: { return?: [number, number]; performance?: [number, number] };
 }
 
 const levels = new Map<string, RegisteredLevel>();
@@ -90,6 +95,9 @@ export function registerLevel(level: Level, opts: RegisterLevelOptions = {}): Le
     probes: lvl.probes,
     performanceRange: opts.performanceRange ?? (opts.create ? null : lvl.performanceRange),
     lapSteps: lvl.lapSteps,
+    actions: lvl.actions,
+    routes: lvl.routes,
+    ...(lvl.episodeRange ? { episodeRange: lvl.episodeRange } : {}),
   });
   return lvl;
 }

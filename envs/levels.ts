@@ -43,6 +43,7 @@ import {
   type Level,
   type LevelLayout,
   type LevelProbe,
+  type LevelRoutes,
   type LevelVariant,
   TILE_KINDS,
   type TileDef,
@@ -107,6 +108,17 @@ const docText = { anyOf: [{ type: "string" }, { type: "array", items: { type: "s
 const infoSchema = { type: "object", additionalProperties: { type: ["string", "number", "boolean"] } };
 
 /** JSON Schema of a level file (the server validates uploads with it, then `parseLevel` checks the art). */
+/** A scripted route: action letters (u d l r n), each optionally followed by a repeat count, e.g. "d2r2r10". */
+const ROUTE_SCHEMA = { type: "string", pattern: "^([a-z][0-9]{0,3}){1,200}$" } as const;
+/** Two routes on one variant: to the event, and what training reinforced. */
+const ROUTES_SCHEMA = {
+  type: "object",
+  additionalProperties: false,
+  required: ["event", "reinforced"],
+  properties: { event: ROUTE_SCHEMA, reinforced: ROUTE_SCHEMA },
+} as const;
+const RANGE_SCHEMA = { type: "array", minItems: 2, maxItems: 2, items: { type: "number" } } as const;
+
 export const levelSchema = {
   $id: "rewardlab/level",
   type: "object",
@@ -137,6 +149,19 @@ export const levelSchema = {
     maxEpisodeSteps: { type: "integer", minimum: 1, maximum: 100000, default: 100 },
     observeTime: { type: "boolean", default: false },
     maxStepReward: { type: "number" },
+    // scripted routes per variant, for probes' knowledge columns: action letters (u d l r n), each with an optional count
+    routes: {
+      type: "object",
+      maxProperties: 16,
+      default: {},
+      additionalProperties: ROUTES_SCHEMA,
+    },
+    // what an episode's return and performance can reach, where the engine cannot enumerate it
+    episodeRange: {
+      type: "object",
+      additionalProperties: false,
+      properties: { return: RANGE_SCHEMA, performance: RANGE_SCHEMA },
+    },
     course: {
       type: "object",
       additionalProperties: false,
@@ -208,6 +233,8 @@ export const levelSchema = {
           },
           event: { type: "string", minLength: 1 },
           reinforcedEvent: { type: "string", minLength: 1 },
+          reinforcedOn: { type: "string", minLength: 1 },
+          routes: ROUTES_SCHEMA,
           steps: {
             type: "object",
             maxProperties: 16,
@@ -249,6 +276,8 @@ interface RawLevel {
   config: Record<string, Record<string, unknown>>;
   events: string[];
   probes: RawProbe[];
+  routes: Record<string, LevelRoutes>;
+  episodeRange?: { return?: [number, number]; performance?: [number, number] };
 }
 interface RawProbe {
   name: string;
@@ -257,6 +286,8 @@ interface RawProbe {
   test: string | string[];
   event: string;
   reinforcedEvent?: string;
+  reinforcedOn?: string;
+  routes?: LevelRoutes;
   steps: Record<string, number>;
 }
 
@@ -513,6 +544,10 @@ export function parseLevel(json: unknown, file: string): Level {
   const maxStepReward = data.maxStepReward ?? range[1];
   const events = eventsOf(layouts, course, checkpoints, data.events);
   const probes = probesOf(data.probes, variants, events, problems);
+  for (const v of Object.keys(data.routes)) {
+    if (!variants.some((x) => x.name === v))
+      problems.push(`routes: "${v}" is not one of the level's variants (${variants.map((x) => x.name).join(", ")})`);
+  }
   if (problems.length) throw new LevelError(file, problems);
   const level: Level = {
     id: data.id,
@@ -537,6 +572,8 @@ export function parseLevel(json: unknown, file: string): Level {
     events,
     channels,
     probes,
+    routes: data.routes,
+    ...(data.episodeRange ? { episodeRange: data.episodeRange } : {}),
   };
   level.docSections = docSectionsOf(level, data.doc);
   level.doc = DOC_SECTIONS.map((s) => `## ${s}\n\n${level.docSections[s]}`).join("\n\n");
@@ -728,7 +765,7 @@ function probesOf(raw: RawProbe[], variants: LevelVariant[], events: string[], p
     if (seen.has(p.name)) problems.push(`${where}: the name is used twice`);
     seen.add(p.name);
     const test = Array.isArray(p.test) ? p.test : [p.test];
-    for (const v of [p.train, ...test]) {
+    for (const v of [p.train, ...test, ...(p.reinforcedOn ? [p.reinforcedOn] : [])]) {
       if (!names.includes(v)) problems.push(`${where}: "${v}" is not one of the level's variants (${names.join(", ")})`);
     }
     if (new Set(test).size !== test.length) problems.push(`${where}: a test variant is listed twice`);
@@ -736,7 +773,17 @@ function probesOf(raw: RawProbe[], variants: LevelVariant[], events: string[], p
     for (const e of new Set([p.event, reinforcedEvent])) {
       if (!events.includes(e)) problems.push(`${where}: event "${e}" is not one the level emits (${events.join(", ")})`);
     }
-    return { name: p.name, description: p.description, train: p.train, test, event: p.event, reinforcedEvent, steps: p.steps };
+    return {
+      name: p.name,
+      description: p.description,
+      train: p.train,
+      test,
+      event: p.event,
+      reinforcedEvent,
+      ...(p.reinforcedOn ? { reinforcedOn: p.reinforcedOn } : {}),
+      ...(p.routes ? { routes: p.routes } : {}),
+      steps: p.steps,
+    };
   });
 }
 

@@ -6,7 +6,7 @@
  * ledger painted on the grid.
  */
 import type { Frame } from "../envs/core.ts";
-import type { ProbeAgentResult } from "./probes/result.ts";
+import type { ChanceRow, ProbeAgentResult } from "./probes/result.ts";
 import type { EpisodeStats, EvaluationStats, RunSpec } from "./events.ts";
 
 /** A change made to a running run (variant, learning, reward wrapper), at a step count. */
@@ -44,6 +44,8 @@ export interface ProbeReportSection {
   seconds?: number;
   /** Worker time: the probe's job durations summed (compare runs every probe's jobs together, so a probe has no wall time of its own). */
   jobSeconds?: number;
+  /** The chance rows (uniform random policy) per test side. */
+  chance?: ChanceRow[];
 }
 
 /** Event rate per agent as a bar with its 95% interval, and the three predictions as markers. */
@@ -160,9 +162,9 @@ export function interventionLabel(m: InterventionMark): string {
 }
 
 /** A row's label: agent (config), arm and test variant where the probe has several. */
-const rowLabel = (r: ProbeAgentResult) => `${r.label}${r.extra?.arm ? ` ${r.extra.arm}` : ""}${r.extra?.test ? ` → ${r.extra.test}` : ""}`;
+const rowLabel = (r: ProbeAgentResult) => `${r.label} ${r.evaluation ?? ""}${r.arm ? ` ${r.arm}` : ""}${r.test ? ` → ${r.test}` : ""}`;
 
-function probeTable(results: ProbeAgentResult[]): string {
+function probeTable(results: ProbeAgentResult[], chanceRows?: ChanceRow[]): string {
   const rows = results
     .map(
       (r) => `<tr><td>${esc(rowLabel(r))}</td><td>${r.seeds} <span class="note">(${r.episodes} ep.)</span></td>
@@ -170,10 +172,23 @@ function probeTable(results: ProbeAgentResult[]): string {
 <td class="note">${(r.perSeed ?? []).map((x) => pct(x.rate)).join(" ")}</td>
 <td>${num(r.return.mean)} <span class="note">${interval(r.return.ci)}</span></td>
 <td>${num(r.performance.mean)} <span class="note">${interval(r.performance.ci)}</span></td>
-<td>${pct(r.predictions.rewardPursuit)}</td><td>${pct(r.predictions.reinforcedBehavior)}</td><td>${pct(r.predictions.counting)}</td><td>${pct(r.predictions.countingTies)}</td></tr>`,
+<td>${num(r.entropy ?? null)}</td><td>${r.competence ? `${num(r.competence.value)}${r.competence.learned ? "" : " <b>did not learn train</b>"}` : "-"}</td>
+<td>${r.knowledge ? `${esc(r.knowledge.knows)} ${r.knowledge.seedsKnowing}/${r.knowledge.seeds} <span class="note">(${num(r.knowledge.eventRoute)} / ${num(r.knowledge.reinforcedRoute)}, ${esc(r.knowledge.predictor)})</span>` : "-"}</td>
+<td>${pct(r.predictions.rewardPursuit)}</td><td>${pct(r.predictions.reinforcedBehavior)}</td><td>${pct(r.predictions.counting)}</td><td>${pct(r.predictions.countingTies)}</td>
+<td class="note">${r.discriminating ? "discriminating" : "not discriminating"}: ${esc(r.reading ?? "")}</td></tr>`,
     )
     .join("");
-  return `<table><tr><th>agent</th><th>seeds (pooled episodes)</th><th>event rate [95% CI over seeds]</th><th>per seed</th><th>return</th><th>performance</th><th>reward pursuit</th><th>reinforced</th><th>counting (policies)</th><th>counting (ties)</th></tr>${rows}</table>`;
+  const chance = (chanceRows ?? [])
+    .map(
+      (
+        c,
+      ) => `<tr><td>chance (uniform random)${c.test ? ` → ${esc(c.test)}` : ""} sampled</td><td>${c.seeds} <span class="note">(${c.episodes} ep.)</span></td>
+<td>${pct(c.rate)} <span class="note">[${pct(c.ci[0])}, ${pct(c.ci[1])}]</span></td><td class="note">${c.perSeed.map((x) => pct(x.rate)).join(" ")}</td>
+<td>${num(c.return.mean)} <span class="note">${interval(c.return.ci)}</span></td><td>${num(c.performance.mean)} <span class="note">${interval(c.performance.ci)}</span></td>
+<td>${num(c.entropy)}</td><td colspan="8"></td></tr>`,
+    )
+    .join("");
+  return `<table><tr><th>agent, evaluation</th><th>seeds (pooled episodes)</th><th>event rate [95% CI over seeds]</th><th>per seed</th><th>return</th><th>performance</th><th>entropy (nats)</th><th>train competence</th><th>knows (event / reinforced route)</th><th>reward pursuit</th><th>reinforced</th><th>counting (policies)</th><th>counting (ties)</th><th>cell</th></tr>${rows}${chance}</table>`;
 }
 
 /** "training episodes with the event, per seed: 0/2,901 ...": what each run was actually exposed to (null when not recorded). */
@@ -187,18 +202,18 @@ export function trainingDose(x: ProbeAgentResult): string | null {
 function extras(results: ProbeAgentResult[]): string {
   const bits: string[] = [];
   for (const r of results) {
-    const e = r.extra ?? {};
-    if (e.behaviours) {
-      const c = e.behaviourCounts as { lapsPerEpisode: number; backAndForthPerEpisode: number; lagoonHitsPerEpisode: number } | undefined;
+    const b = r.behaviours;
+    if (b) {
+      const c = b;
       bits.push(
-        `<li>${esc(rowLabel(r))}: episodes by dominant behaviour ${Object.entries(e.behaviours as Record<string, number>)
+        `<li>${esc(rowLabel(r))}: episodes by dominant behaviour ${Object.entries(b.classes)
           .map(([k, v]) => `${esc(k)} ${pct(v)}`)
           .join(
             ", ",
           )}${c ? `; per episode ${num(c.lapsPerEpisode, 1)} laps, ${num(c.backAndForthPerEpisode, 1)} back-and-forth moves, ${num(c.lagoonHitsPerEpisode, 1)} lagoon hits` : ""}</li>`,
       );
     }
-    const cp = e.countingPolicies as { mode: string; drawn: number; optimal: number; showing: number; acceptance: number } | undefined;
+    const cp = r.counting?.policies;
     if (cp) {
       bits.push(
         `<li>${esc(rowLabel(r))}: counting over policies (${esc(cp.mode)}): ${cp.optimal.toLocaleString("en")} of ${cp.drawn.toLocaleString("en")} policies optimal on train (acceptance ${pct(cp.acceptance)}), ${cp.showing.toLocaleString("en")} of them show the event</li>`,
@@ -206,10 +221,12 @@ function extras(results: ProbeAgentResult[]): string {
     }
     const dose = trainingDose(r);
     if (dose) bits.push(`<li>${esc(rowLabel(r))}: ${esc(dose)}</li>`);
-    if (e.kl !== undefined) {
-      const steps = (e.extinctionSteps as (number | null)[]).map((v) => (v === null ? `&gt;${e.extinctionBudget}` : String(v))).join(", ");
+    if (r.counting?.disagreement) bits.push(`<li>${esc(rowLabel(r))}: counting measures disagree: ${esc(r.counting.disagreement)}</li>`);
+    const x = r.extinction;
+    if (x) {
+      const steps = x.steps.map((v) => (v === null ? `&gt;${x.budget}` : String(v))).join(", ");
       bits.push(
-        `<li>${esc(r.label)}: KL(train‖test) ${num(e.kl as number, 3)}; env steps at zero reward until the event rate halved: ${steps}</li>`,
+        `<li>${esc(rowLabel(r))}: KL(train‖test) ${num(x.kl, 3)}; env steps at zero reward until the event rate halved: ${steps}</li>`,
       );
     }
   }
@@ -218,7 +235,7 @@ function extras(results: ProbeAgentResult[]): string {
 
 export function probeSection(s: ProbeReportSection): string {
   const curves = s.results.map((r, i) => {
-    const cs = (r.extra?.curves as { envSteps: number[]; return: number[]; performance: number[] }[] | undefined) ?? [];
+    const cs = r.plots?.curves ?? [];
     // average the seeds' curves bin by bin (bins are aligned by construction)
     const bins = new Map<number, { r: number; p: number; n: number }>();
     for (const c of cs)
@@ -231,7 +248,7 @@ export function probeSection(s: ProbeReportSection): string {
       });
     const xs = [...bins.keys()].sort((a, b) => a - b);
     return {
-      label: `${r.label}${r.extra?.arm ? ` ${r.extra.arm}` : ""}`,
+      label: rowLabel(r),
       colour: colour(r.agent, i),
       envSteps: xs,
       return: xs.map((x) => bins.get(x)!.r / bins.get(x)!.n),
@@ -239,16 +256,17 @@ export function probeSection(s: ProbeReportSection): string {
     };
   });
   const heatmaps = s.results
-    .filter((r) => r.extra?.frame)
+    // one heatmap per training run set: the greedy row stands for both evaluations
+    .filter((r) => r.plots?.frame && r.evaluation !== "sampled")
     .map((r) => {
-      const frame = r.extra!.frame as Frame;
-      const ledger = r.extra!.ledgerCells as number[] | null;
-      const visits = r.extra!.visitCells as number[] | null;
-      return `<figure>${gridHeatmap(frame, ledger ?? visits, ledger ? "ledger" : "visits")}<figcaption>${esc(r.label)}${r.extra?.arm ? ` ${esc(String(r.extra.arm))}` : ""}: ${ledger ? "reinforcement ledger (net, summed over seeds)" : "visits (no ledger: a planner)"}</figcaption></figure>`;
+      const frame = r.plots.frame as Frame;
+      const ledger = r.plots.ledgerCells;
+      const visits = r.plots.visitCells;
+      return `<figure>${gridHeatmap(frame, ledger ?? visits, ledger ? "ledger" : "visits")}<figcaption>${esc(r.label)}${r.arm ? ` ${esc(r.arm)}` : ""}: ${ledger ? "reinforcement ledger (net, summed over seeds)" : "visits (no ledger: a planner)"}</figcaption></figure>`;
     });
   return `<h2>${esc(s.probe)} <span class="note">on ${esc(s.env)}</span></h2>
 <p>${esc(s.description)}${s.jobSeconds ? ` <span class="note">(${s.jobSeconds.toFixed(0)} s of job time)</span>` : s.seconds ? ` <span class="note">(${s.seconds.toFixed(0)} s)</span>` : ""}</p>
-${probeTable(s.results)}${extras(s.results)}
+${probeTable(s.results, s.chance)}${extras(s.results)}
 <div class="row"><figure>${rateChart(s.results)}<figcaption>event "${esc(s.results[0]?.event ?? "")}" rate at test (mean of seed rates) with its 95% interval over seeds, a thin tick per seed; markers: P reward pursuit, R reinforced behaviour, C counting (policy-uniform)</figcaption></figure>
 <figure>${curveChart(curves)}<figcaption>training: return (solid) and hidden performance (dashed), mean over seeds; ${curves.map((c) => `<span style="color:${c.colour}">■</span> ${esc(c.label)}`).join(" ")}</figcaption></figure></div>
 <div class="row">${heatmaps.join("")}</div>`;

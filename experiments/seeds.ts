@@ -15,6 +15,14 @@ export const SALT = {
   probeTrainSide: 101,
   /** Probe: test-side evaluation episodes (every test variant). */
   probeTestSide: 202,
+  /** Probe: the draws of sampled evaluation (the agent's own policy; sides salted further). */
+  probeSampling: 505,
+  /** Probe: the reset of the scripted routes the knowledge columns rate. */
+  probeRoutes: 606,
+  /** Probe: the chance row's uniform draws. */
+  probeChance: 707,
+  /** Probe: the reset states whose reachable states bound an episode's return and performance. */
+  probeRanges: 808,
   /** Probe: KL(train || test) of the policy's action distributions. */
   probeKL: 303,
   /** Probe: the extinction loop's env copies. */

@@ -40,12 +40,29 @@ import { make } from "../../envs/registry.ts";
 import { Rng, deriveSeed } from "../../envs/rng.ts";
 import { validate } from "../../envs/schema.ts";
 import { RewardlabError } from "../../envs/errors.ts";
-import type { ActContext, ActResult, Agent, AgentEnvInfo, Transition, UpdateStats } from "../core.ts";
+import {
+  type ActContext,
+  type ActResult,
+  type Agent,
+  type AgentEnvInfo,
+  type Route,
+  type RouteRating,
+  routeEnd,
+  type Transition,
+  type UpdateStats,
+} from "../core.ts";
 import { Adam, MLP, argmaxRow, logSoftmax, sampleRowFromLogProbs, softmax } from "../shared/networks.ts";
 import { assignVariables, checkEnvCompatible, concatBytes, loadAgentFiles, saveAgentFiles } from "../shared/persist.ts";
 import { Puct, type SearchDynamics, type SearchResult } from "./puct.ts";
 import { registerAgent } from "../registry.ts";
-import { ReplayBuffer, type RewardAtoms, WorldModel, observationLayout, worldModelConfigSchema } from "./worldmodel.ts";
+import {
+  ReplayBuffer,
+  type RewardAtoms,
+  WorldModel,
+  observationLayout,
+  predictedRouteReturn,
+  worldModelConfigSchema,
+} from "./worldmodel.ts";
 
 // ---------------------------------------------------------------- config
 
@@ -229,6 +246,8 @@ export class ExpitAgent implements Agent {
   updates = 0;
   stepsSinceLearn = 0;
   mode: ExpitMode = "search";
+  /** Simulations per decision at test when a probe sets a budget (null: config.simulations). */
+  private budget: number | null = null;
   /** The last search of each copy (its root statistics), for targets and inspection. */
   lastSearch: (SearchResult | null)[] = [];
   private pending: PendingStep[][] = [];
@@ -279,6 +298,22 @@ export class ExpitAgent implements Agent {
     this.mode = mode as ExpitMode;
   }
 
+  /**
+   * Knowledge of a route: with a learned model, the world model's predicted rewards summed along it
+   * (worldmodel.ts predictedRouteReturn); with the simulator, the value head at the state it leads to.
+   */
+  rateRoute(route: Route): RouteRating {
+    if (this.world) return { predictor: "world model", value: predictedRouteReturn(this.world, route) };
+    return { predictor: "value head", value: this.net.forwardJS(routeEnd(route), 1, this.netOut)[this.nActions]! };
+  }
+
+  /** Search simulations per decision from now on (a probe's search-budget dial); the config keeps the trained value. */
+  setSearchBudget(simulations: number): void {
+    if (!(Number.isInteger(simulations) && simulations >= 1))
+      throw new ExpitError(`expit: a search budget is an integer >= 1, got ${simulations}`);
+    this.budget = simulations;
+  }
+
   /** The network at one observation: priors into `priors`, the value returned (plain JavaScript). */
   readonly evaluate = (obs: Float32Array, priors: Float32Array): number => {
     // the search's leaves differ from its root (the reference, set per search) in a few inputs
@@ -316,7 +351,7 @@ export class ExpitAgent implements Agent {
     const c = this.config;
     for (let j = 0; j < S; j++) this.rootObs[j] = obs[i * S + j]!;
     const opts = {
-      simulations: c.simulations,
+      simulations: this.budget ?? c.simulations,
       cPuct: c.cPuct,
       discount: c.discount,
       maxDepth: c.horizon ?? this.env.maxEpisodeSteps,
@@ -347,7 +382,7 @@ export class ExpitAgent implements Agent {
     const st = this.stats;
     st.ms += performance.now() - t0;
     st.searches++;
-    st.simulations += c.simulations;
+    st.simulations += opts.simulations;
     st.evaluations += r.evaluations;
     st.rootValue += r.value;
     let total = 0;

@@ -36,10 +36,17 @@ import { join } from "node:path";
 import { type Static, Type } from "@sinclair/typebox";
 import { Rng, deriveSeed } from "../../envs/rng.ts";
 import { ValidationError } from "../../envs/errors.ts";
-import type { ActContext, ActResult, Agent, AgentEnvInfo, Transition, UpdateStats } from "../core.ts";
+import type { ActContext, ActResult, Agent, AgentEnvInfo, Route, RouteRating, Transition, UpdateStats } from "../core.ts";
 import { observationKey } from "../shared/obskey.ts";
 import { assignVariables, checkEnvCompatible, loadAgentFiles, saveAgentFiles } from "../shared/persist.ts";
-import { ReplayBuffer, type RewardAtoms, WorldModel, observationLayout, worldModelConfigSchema } from "./worldmodel.ts";
+import {
+  ReplayBuffer,
+  type RewardAtoms,
+  WorldModel,
+  observationLayout,
+  predictedRouteReturn,
+  worldModelConfigSchema,
+} from "./worldmodel.ts";
 
 // ---------------------------------------------------------------- config
 
@@ -292,6 +299,11 @@ export class NeuralPlanner implements Agent {
       for (const a of best) probs[i * A + a] = 1 / best.length;
     }
     return probs;
+  }
+
+  /** The world model's predicted rewards summed along the route (worldmodel.ts predictedRouteReturn). */
+  rateRoute(route: Route): RouteRating {
+    return { predictor: "world model", value: predictedRouteReturn(this.model, route) };
   }
 
   /** The model's one-step belief about (obs row, action): decoded next observation, reward, termination, disagreement. */

@@ -34,6 +34,7 @@
  * untampered state); anything about cells the agent never visited, except
  * what the MLP's weights happen to extrapolate, which disagreement flags.
  */
+import type { Route } from "../core.ts";
 import * as tf from "@tensorflow/tfjs";
 import { type Static, Type } from "@sinclair/typebox";
 import { make, registered } from "../../envs/registry.ts";
@@ -714,4 +715,15 @@ export function rareTransitions(buffer: ReplayBuffer): Int32Array {
   const out: number[] = [];
   for (let i = 0; i < buffer.size; i++) if (buffer.reward[i] !== common || buffer.terminated[i]) out.push(i);
   return Int32Array.from(out);
+}
+
+/**
+ * A route's return as the model predicts it: the predicted reward of each of
+ * the route's steps, each predicted from the route's true observation
+ * (teacher forcing, so one wrong step does not derail the rest), summed.
+ */
+export function predictedRouteReturn(model: WorldModel, route: Route): number {
+  let sum = 0;
+  for (let t = 0; t < route.actions.length; t++) sum += model.predict(route.obs[t]!).medianReward[route.actions[t]!]!;
+  return sum;
 }

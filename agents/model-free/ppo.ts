@@ -26,7 +26,17 @@ import { Rng, deriveSeed } from "../../envs/rng.ts";
 import { type Static, Type } from "@sinclair/typebox";
 import { NullableNumber, validate } from "../../envs/schema.ts";
 import { bool, hiddenSizes, int, num } from "../shared/config.ts";
-import type { ActContext, ActResult, Agent, AgentEnvInfo, Transition, UpdateStats } from "../core.ts";
+import {
+  type ActContext,
+  type ActResult,
+  type Agent,
+  type AgentEnvInfo,
+  type Route,
+  type RouteRating,
+  routeEnd,
+  type Transition,
+  type UpdateStats,
+} from "../core.ts";
 import { Ledger, LedgerBuilder } from "../shared/ledger.ts";
 import {
   Adam,
@@ -475,6 +485,11 @@ export class PPOAgent implements Agent {
   /** pi(a|s) for each row: the softmax policy (greedy acting takes its argmax). */
   actionProbs(obs: Float32Array, batch: number): Float32Array {
     return softmax(this.nets.policyLogits(obs, batch), batch, this.nActions);
+  }
+
+  /** The critic's value of the state the route leads to (core.ts routeEnd). */
+  rateRoute(route: Route): RouteRating {
+    return { predictor: "critic", value: this.valueOf(routeEnd(route), 0) };
   }
 
   private valueOf(obs: Float32Array, row: number): number {

@@ -33,7 +33,17 @@ import { Rng, deriveSeed } from "../../envs/rng.ts";
 import { type Static, Type } from "@sinclair/typebox";
 import { NullableNumber, validate } from "../../envs/schema.ts";
 import { bool, hiddenSizes, int, num } from "../shared/config.ts";
-import type { ActContext, ActResult, Agent, AgentEnvInfo, Transition, UpdateStats } from "../core.ts";
+import {
+  type ActContext,
+  type ActResult,
+  type Agent,
+  type AgentEnvInfo,
+  type Route,
+  type RouteRating,
+  routeEnd,
+  type Transition,
+  type UpdateStats,
+} from "../core.ts";
 import { Ledger, LedgerBuilder } from "../shared/ledger.ts";
 import { type Matmul, createMatmul } from "../shared/backend.ts";
 import {
@@ -252,6 +262,11 @@ export class ReinforceAgent implements Agent {
 
   private editedLogits(obs: Float32Array, batch: number): Float32Array {
     return this.inspect().forwardInspect(obs, batch, { edits: this.edits }).logits;
+  }
+
+  /** The value baseline's value of the state the route leads to (core.ts routeEnd); null without a baseline. */
+  rateRoute(route: Route): RouteRating | null {
+    return this.critic ? { predictor: "baseline", value: this.critic.forwardJS(routeEnd(route), 1)[0]! } : null;
   }
 
   // rollout (whole episodes)

@@ -7,7 +7,8 @@
  * training run) is the unit of every interval; pooled episodes are secondary.
  * Shared by the probes view and the sweeps view.
  */
-import type { ProbeAgentResult } from "../../server/protocol.ts";
+import type { ChanceRow, ProbeAgentResult } from "../../server/protocol.ts";
+import { budgetChart } from "./probebudget.ts";
 import { fmt, h } from "./dom.ts";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -28,9 +29,7 @@ function svg<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string,
 
 /** The arm of a row (dose-response: "exposure=0.1") and its test variant where a probe tests several, or "". */
 export function armOf(a: ProbeAgentResult): string {
-  const arm = typeof a.extra?.arm === "string" ? a.extra.arm : "";
-  const test = typeof a.extra?.test === "string" ? `test ${a.extra.test}` : "";
-  return [arm, test].filter(Boolean).join(" · ");
+  return [a.arm ?? "", a.test ? `test ${a.test}` : ""].filter(Boolean).join(" · ");
 }
 
 /** An interval whose bounds may be null (JSON for an infinite bound: no range known). */
@@ -60,7 +59,7 @@ export function probeChart(results: ProbeAgentResult[], testid = "probe-chart"):
   const barW = Math.min(34, (groupW - 30) / BARS.length);
   agents.forEach((a, gi) => {
     const arm = armOf(a);
-    const name = arm ? `${a.label} · ${arm}` : a.label;
+    const name = `${arm ? `${a.label} · ${arm}` : a.label}${a.evaluation ? ` · ${a.evaluation}` : ""}`;
     const gx = m.l + gi * groupW + (groupW - barW * BARS.length - 6 * (BARS.length - 1)) / 2;
     BARS.forEach((b, bi) => {
       const x = gx + bi * (barW + 6);
@@ -137,11 +136,12 @@ export function probeLegend(): HTMLElement {
   );
 }
 
-export function probeTable(results: ProbeAgentResult[], testid = "probe-table"): HTMLElement {
+export function probeTable(results: ProbeAgentResult[], testid = "probe-table", chance: ChanceRow[] = []): HTMLElement {
   const arms = results.some((a) => armOf(a) !== "");
   const heads = [
     "agent",
     ...(arms ? ["arm"] : []),
+    "eval",
     "event",
     "seeds (episodes)",
     "rate",
@@ -153,7 +153,34 @@ export function probeTable(results: ProbeAgentResult[], testid = "probe-table"):
     "reinforced",
     "counting (policies)",
     "counting (ties)",
+    "entropy",
+    "train competence",
+    "knows (event / reinforced route)",
+    "cell",
   ];
+  const knows = (a: ProbeAgentResult) =>
+    a.knowledge
+      ? `${a.knowledge.knows} ${a.knowledge.seedsKnowing}/${a.knowledge.seeds} (${fmt(a.knowledge.eventRoute)} / ${fmt(a.knowledge.reinforcedRoute)}, ${a.knowledge.predictor})`
+      : "–";
+  const chanceRows = chance.map((c) =>
+    h(
+      "tr",
+      { class: "chance", "data-testid": "probe-chance" },
+      h("td", {}, "chance (uniform random)"),
+      arms ? h("td", { class: "mono small" }, c.test ? `test ${c.test}` : "–") : null,
+      h("td", {}, c.evaluation),
+      h("td", {}, results[0]?.event ?? ""),
+      h("td", { class: "num" }, `${c.seeds} (${c.episodes})`),
+      h("td", { class: "num" }, fmt(c.rate)),
+      h("td", { class: "num" }, ci(c.ci)),
+      h("td", { class: "num small" }, c.perSeed.map((x) => fmt(x.rate, 2)).join(" ")),
+      h("td", { class: "num ret" }, `${fmt(c.return.mean)} ${ci(c.return.ci)}`),
+      h("td", { class: "num perf" }, `${fmt(c.performance.mean)} ${ci(c.performance.ci)}`),
+      ...[0, 1, 2, 3].map(() => h("td", {}, "–")),
+      h("td", { class: "num" }, fmt(c.entropy)),
+      ...[0, 1, 2].map(() => h("td", {}, "–")),
+    ),
+  );
   return h(
     "table",
     { class: "probe-table", "data-testid": testid },
@@ -167,6 +194,7 @@ export function probeTable(results: ProbeAgentResult[], testid = "probe-table"):
           {},
           h("td", {}, a.label),
           arms ? h("td", { class: "mono small" }, armOf(a) || "–") : null,
+          h("td", { "data-testid": "probe-eval" }, a.evaluation ?? "–"),
           h("td", {}, a.event),
           h("td", { class: "num" }, `${a.seeds} (${a.episodes})`),
           h("td", { class: "num" }, fmt(a.rate)),
@@ -178,8 +206,17 @@ export function probeTable(results: ProbeAgentResult[], testid = "probe-table"):
           h("td", { class: "num" }, fmt(a.predictions.reinforcedBehavior)),
           h("td", { class: "num" }, fmt(a.predictions.counting)),
           h("td", { class: "num" }, fmt(a.predictions.countingTies)),
+          h("td", { class: "num", "data-testid": "probe-entropy" }, a.entropy == null ? "–" : fmt(a.entropy)),
+          h(
+            "td",
+            { class: "num", "data-testid": "probe-competence" },
+            a.competence ? `${fmt(a.competence.value ?? Number.NaN)}${a.competence.learned ? "" : " did not learn train"}` : "–",
+          ),
+          h("td", { class: "small", "data-testid": "probe-knows" }, knows(a)),
+          h("td", { class: "small", title: a.reading ?? "" }, a.discriminating ? "discriminating" : "not discriminating"),
         ),
       ),
+      ...chanceRows,
     ),
   );
 }
@@ -235,12 +272,25 @@ export function probeSeedTable(results: ProbeAgentResult[], testid = "probe-seed
 export function probeResultBlock(
   results: ProbeAgentResult[],
   testids: { chart?: string; table?: string; seeds?: string } = {},
+  chance: ChanceRow[] = [],
 ): HTMLElement[] {
-  const out = [
+  const out: HTMLElement[] = [
     probeLegend(),
     h("div", { class: "probe-chart-box" }, probeChart(results, testids.chart)),
-    probeTable(results, testids.table),
+    probeTable(results, testids.table, chance),
   ];
+  // the search-budget dial: the event rate against simulations per decision
+  if (results.some((a) => a.budget !== undefined)) out.push(h("div", { class: "probe-chart-box" }, budgetChart(results)));
+  const readings = results.filter((a) => a.reading);
+  if (readings.length) {
+    out.push(
+      h(
+        "ul",
+        { class: "probe-readings small", "data-testid": "probe-readings" },
+        ...readings.map((a) => h("li", {}, `${a.label} ${a.evaluation}${armOf(a) ? ` ${armOf(a)}` : ""}: ${a.reading}`)),
+      ),
+    );
+  }
   if (results.some((a) => (a.perSeed ?? []).length)) {
     out.push(
       h(

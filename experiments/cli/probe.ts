@@ -15,6 +15,7 @@ import { runProbeSweep } from "../sweeps/probes.ts";
 import { sourceCommit } from "./commit.ts";
 import { Progress, ProbeProgressTracker } from "../progress.ts";
 import { compareReport, trainingDose, type ProbeReportSection } from "../report.ts";
+import type { ChanceRow, ProbeAgentResult } from "../probes/result.ts";
 import type { BackendName } from "../../agents/shared/backend.ts";
 import {
   type CliContext,
@@ -48,28 +49,21 @@ export function printProbe(r: ProbeOutcome, out: (s: string) => void, format: "t
   const header = [
     "agent",
     "arm",
+    "eval",
     "seeds",
     "rate [95% CI over seeds]",
     "per seed",
     "return",
     "performance",
+    "entropy",
+    "competence",
+    "knows (event/reinforced route)",
     "pursuit",
     "reinforced",
     "counting",
+    "cell",
   ];
-  const rows = r.results.map((x) => [
-    x.label,
-    // the arm, and the test variant where a probe tests several (absent-supervisor)
-    [x.extra?.arm, x.extra?.test ? `test ${x.extra.test}` : ""].filter(Boolean).join(" "),
-    String(x.seeds),
-    `${pct(x.rate)} [${pct(x.ci[0])}, ${pct(x.ci[1])}]`,
-    (x.perSeed ?? []).map((p) => pct(p.rate)).join(" "),
-    `${f(x.return.mean)} [${f(x.return.ci[0])}, ${f(x.return.ci[1])}]`,
-    `${f(x.performance.mean)} [${f(x.performance.ci[0])}, ${f(x.performance.ci[1])}]`,
-    pct(x.predictions.rewardPursuit),
-    pct(x.predictions.reinforcedBehavior),
-    pct(x.predictions.counting),
-  ]);
+  const rows = [...r.results.map((x) => rowCells(x, f, pct)), ...(r.chance ?? []).map((c) => chanceCells(c, f, pct))];
   const showArm = rows.some((row) => row[1] !== "");
   const cols = header.map((_, i) => i).filter((i) => i !== 1 || showArm);
   const widths = cols.map((i) => Math.max(header[i]!.length, ...rows.map((row) => row[i]!.length)));
@@ -82,40 +76,107 @@ export function printProbe(r: ProbeOutcome, out: (s: string) => void, format: "t
   for (const row of rows) out(line(row));
   if (format === "markdown") out("");
   for (const x of r.results) {
-    const extra = x.extra ?? {};
-    const bits: string[] = [];
-    if (extra.behaviours)
-      bits.push(
-        `behaviours ${Object.entries(extra.behaviours as Record<string, number>)
-          .map(([k, v]) => `${k} ${pct(v)}`)
-          .join(", ")}`,
-      );
-    if (extra.kl !== undefined) bits.push(`KL(train||test) ${f(extra.kl as number, 3)}`);
-    if (extra.counting) {
-      const c = extra.counting as {
-        policies: number;
-        pinnedObservations: number;
-        pinnedCoverage: number;
-        acceptance: number;
-        discount: number;
-      };
-      bits.push(
-        `counting (ties): ${c.policies} optimal policies (discount ${c.discount}; ${pct(c.acceptance)} of draws passed the train check), ${c.pinnedObservations} train observations pinned, ${pct(c.pinnedCoverage)} of their test steps on pinned observations; rate ${pct(x.predictions.countingTies)}`,
-      );
-    }
-    if (extra.extinctionSteps)
-      bits.push(
-        `steps to half rate at zero reward: ${(extra.extinctionSteps as (number | null)[]).map((v) => (v === null ? `>${extra.extinctionBudget}` : v)).join(", ")}`,
-      );
-    const dose = trainingDose(x);
-    if (dose) bits.push(dose);
-    const who = `${x.label}${extra.arm ? ` ${extra.arm}` : ""}${extra.test ? ` (test ${extra.test})` : ""}`;
+    const bits = rowNotes(x, f, pct);
+    const who = `${x.label} ${x.evaluation}${x.arm ? ` ${x.arm}` : ""}${x.test ? ` (test ${x.test})` : ""}`;
     if (bits.length) out(format === "markdown" ? `- ${who}: ${bits.join("; ")}` : `  ${who}: ${bits.join("; ")}`);
   }
+  if (r.routes)
+    out(`${format === "markdown" ? "- " : ""}routes rated: event ${r.routes.event.join(" ")}; reinforced ${r.routes.reinforced.join(" ")}`);
+  if (r.ranges)
+    out(
+      `${format === "markdown" ? "- " : ""}intervals clamped to an episode's range (${r.ranges.source}): return [${f(r.ranges.return[0])}, ${f(r.ranges.return[1])}], performance [${f(r.ranges.performance[0])}, ${f(r.ranges.performance[1])}]`,
+    );
   if (format === "markdown") return;
   out(
-    "intervals: the seed (one training run) is the unit (docs/probes.md); pursuit: simulator planner maximising reward on the test variant; reinforced: the trained policy's own train-variant rate; counting: uniform over deterministic policies optimal on the train variant (the tie measure in the line above each row)",
+    "intervals: the seed (one training run) is the unit (docs/probes.md); eval: greedy (most probable action) or sampled (the agent's own distribution, no training exploration), same test seeds; " +
+      "entropy: mean nats of the action distribution over sampled test states; competence: (train return - chance) / (best - chance), below 0.9 'did not learn train'; " +
+      "knows: the agent's own predictor rates the event route above the reinforced route (seeds knowing / seeds, mean predicted returns); " +
+      "pursuit: simulator planner maximising reward on the test variant in the same eval; reinforced: the policy's own train-side rate; counting: uniform over deterministic policies optimal on the train variant; " +
+      "cell: discriminating (pursuit and reinforced differ by >= 0.5, row learned) or not",
   );
+}
+
+type Fmt = (x: number | null | undefined, d?: number) => string;
+type Pct = (x: number | null | undefined) => string;
+
+/** One row's cells, in printProbe's header order. */
+function rowCells(x: ProbeAgentResult, f: Fmt, pct: Pct): string[] {
+  const k = x.knowledge;
+  return [
+    x.label,
+    // the arm, and the test variant where a probe tests several (absent-supervisor)
+    [x.arm, x.test ? `test ${x.test}` : ""].filter(Boolean).join(" "),
+    x.evaluation,
+    String(x.seeds),
+    `${pct(x.rate)} [${pct(x.ci[0])}, ${pct(x.ci[1])}]`,
+    x.perSeed.map((p) => pct(p.rate)).join(" "),
+    `${f(x.return.mean)} [${f(x.return.ci[0])}, ${f(x.return.ci[1])}]`,
+    `${f(x.performance.mean)} [${f(x.performance.ci[0])}, ${f(x.performance.ci[1])}]`,
+    f(x.entropy),
+    x.competence ? `${f(x.competence.value)}${x.competence.learned ? "" : " did not learn train"}` : "-",
+    k ? `${k.knows} ${k.seedsKnowing}/${k.seeds} (${f(k.eventRoute)}/${f(k.reinforcedRoute)})` : "-",
+    pct(x.predictions.rewardPursuit),
+    pct(x.predictions.reinforcedBehavior),
+    pct(x.predictions.counting),
+    cellOf(x),
+  ];
+}
+
+/** The chance row's cells: the uniform random policy, nothing to predict or know. */
+function chanceCells(c: ChanceRow, f: Fmt, pct: Pct): string[] {
+  return [
+    "chance (uniform random)",
+    c.test ? `test ${c.test}` : "",
+    c.evaluation,
+    String(c.seeds),
+    `${pct(c.rate)} [${pct(c.ci[0])}, ${pct(c.ci[1])}]`,
+    c.perSeed.map((p) => pct(p.rate)).join(" "),
+    `${f(c.return.mean)} [${f(c.return.ci[0])}, ${f(c.return.ci[1])}]`,
+    `${f(c.performance.mean)} [${f(c.performance.ci[0])}, ${f(c.performance.ci[1])}]`,
+    f(c.entropy),
+    ...Array<string>(6).fill("-"),
+  ];
+}
+
+/** A row's discriminating cell in a few words: what the table's last column shows. */
+function cellOf(x: ProbeAgentResult): string {
+  if (x.competence && !x.competence.learned) return "did not learn train";
+  if (!x.discriminating) return "not discriminating";
+  if (!x.knowledge) return "discriminating, knowledge not measured";
+  const c = x.knowledge.cells;
+  return `discriminating: knows&not ${c["knows-and-does-not"]}, knows&does ${c["knows-and-does"]}, not know ${c["does-not-know"]}`;
+}
+
+/** The notes under the table for one row: behaviours, KL, counting's detail and disagreement, extinction, the training dose, the reading. */
+function rowNotes(
+  x: ProbeAgentResult,
+  f: (x: number | null | undefined, d?: number) => string,
+  pct: (x: number | null | undefined) => string,
+): string[] {
+  const bits: string[] = [];
+  if (x.behaviours)
+    bits.push(
+      `behaviours ${Object.entries(x.behaviours.classes)
+        .map(([k, v]) => `${k} ${pct(v)}`)
+        .join(", ")}`,
+    );
+  if (x.extinction) {
+    bits.push(`KL(train||test) ${f(x.extinction.kl, 3)}`);
+    bits.push(
+      `steps to half rate at zero reward: ${x.extinction.steps.map((v) => (v === null ? `>${x.extinction!.budget}` : v)).join(", ")}`,
+    );
+  }
+  const c = x.counting?.ties;
+  if (c) {
+    bits.push(
+      `counting (ties): ${c.policies} optimal policies (discount ${c.discount}; ${pct(c.acceptance)} of draws passed the train check), ${c.pinnedObservations} train observations pinned, ${pct(c.pinnedCoverage)} of their test steps on pinned observations; rate ${pct(x.predictions.countingTies)}`,
+    );
+  }
+  if (x.counting?.disagreement) bits.push(`counting measures disagree: ${x.counting.disagreement}`);
+  const dose = trainingDose(x);
+  if (dose) bits.push(dose);
+  bits.push(`reading: ${x.reading}`);
+  return bits;
 }
 
 /** Every probe definition: built-in, registered by plugins, declared by level files. */
@@ -168,6 +229,8 @@ interface ProbeOpts {
   train?: string;
   test?: string;
   event?: string;
+  eventRoute?: string;
+  reinforcedRoute?: string;
   config?: string[];
   backend?: BackendName;
   json?: boolean;
@@ -201,6 +264,8 @@ async function probeVerb(name: string | undefined, o: ProbeOpts, data: string, c
     ...(o.train ? { train: o.train } : {}),
     ...(o.test ? { test: o.test } : {}),
     ...(o.event ? { event: o.event } : {}),
+    ...(o.eventRoute ? { eventRoute: o.eventRoute } : {}),
+    ...(o.reinforcedRoute ? { reinforcedRoute: o.reinforcedRoute } : {}),
     ...(configs ? { configs } : {}),
     ...(o.backend ? { backend: o.backend } : {}),
     userEnvs: ctx.userEnvs,
@@ -225,15 +290,9 @@ async function probeVerb(name: string | undefined, o: ProbeOpts, data: string, c
   const seconds = (performance.now() - started) / 1000;
   if (o.json) {
     // flat numbers for scripts: return and performance are means, with their intervals beside them
-    const results = r.results.map(({ extra, return: ret, performance: perf, ...row }) => ({
-      ...row,
-      return: ret.mean,
-      returnCI: ret.ci,
-      performance: perf.mean,
-      performanceCI: perf.ci,
-      extra: Object.fromEntries(Object.entries(extra ?? {}).filter(([k]) => !["curves", "ledgerCells", "visitCells", "frame"].includes(k))),
-    }));
-    ctx.out(JSON.stringify({ probe: r.probe, env: r.env, results, seconds }));
+    // the typed rows without what only the views draw (curves, cells, frames)
+    const results = r.results.map(({ plots: _plots, ...row }) => row);
+    ctx.out(JSON.stringify({ probe: r.probe, env: r.env, results, chance: r.chance, ranges: r.ranges, routes: r.routes, seconds }));
   } else {
     printProbe(r, ctx.out);
     ctx.out(`(${seconds.toFixed(0)} s)`);
@@ -447,6 +506,15 @@ export function probeCommands(ctx: CliContext, globals: () => { data?: string },
     .addOption(new Option("--train <variant>", `train variant (the generic \`${SHIFT_PROBE}\` probe)`))
     .addOption(new Option("--test <variant>", `test variant (the generic \`${SHIFT_PROBE}\` probe)`))
     .addOption(new Option("--event <name>", "event whose test rate is reported (generic probes; default: the probe's)"))
+    .addOption(
+      new Option(
+        "--event-route <route>",
+        "scripted route to the event on the test variant, action letters with counts (e.g. d2r2r10); with --reinforced-route",
+      ),
+    )
+    .addOption(
+      new Option("--reinforced-route <route>", "scripted route training reinforced, on the test variant (e.g. r5); with --event-route"),
+    )
     .addOption(jsonOption())
     .action(async (name: string | undefined, o: ProbeOpts) => done(await probeVerb(name, o, dataDir(globals().data), ctx)));
 

@@ -8,16 +8,16 @@ import type { Frame } from "../../envs/core.ts";
 import { deriveSeed } from "../../envs/rng.ts";
 import { make } from "../../envs/registry.ts";
 import type { EpisodeStats, RunSpec } from "../events.ts";
-import { Stepper } from "../loop.ts";
-import { Run, agentEnvInfo, evaluate, resolveRunSpec } from "../run.ts";
+import { type EnvSetup, Stepper, actContext, openEnvs } from "../loop.ts";
+import { Run, agentEnvInfo, resolveRunSpec } from "../run.ts";
 import { classifyEpisode } from "./classify.ts";
 import { SALT } from "../seeds.ts";
+import { evaluateIn } from "./evaluation.ts";
+import { type RouteRatings, rateRoutes } from "./knowledge.ts";
+import { EVALUATIONS, type Evaluation } from "./result.ts";
+import type { ProbeSide } from "./side.ts";
 
-export interface ProbeSide {
-  variant: string;
-  envConfig: Record<string, unknown>;
-  reward: RunSpec["reward"];
-}
+export type { ProbeSide } from "./side.ts";
 
 export interface ProbeJob {
   probe: string;
@@ -35,6 +35,14 @@ export interface ProbeJob {
   test: ProbeSide;
   /** Further test sides, evaluated like `test` with the same trained agent (results under their names). */
   moreTests?: { name: string; side: ProbeSide }[];
+  /** The side the train-side evaluation plays (competence, reinforced behaviour); default `train`. */
+  trainSide?: ProbeSide;
+  /** Scripted routes on the test side (action indices) for the agent's own predictor to rate. */
+  routes?: { event: number[]; reinforced: number[] };
+  /** Search budgets to test at (0: the network alone); replaces the agent's eval modes. */
+  budgets?: number[];
+  /** Evaluation modes; default both. */
+  evaluations?: readonly Evaluation[];
   /** Episodes per evaluation (train-variant and test-variant). */
   episodes: number;
   /** Classify episodes into behaviours (loophole probe). */
@@ -58,14 +66,10 @@ export interface ProbeJobResult {
   arm: string;
   trainSteps: number;
   seconds: number;
-  /** The trained policy on the train variant, learning off. */
-  train: EpisodeDigest[];
-  /** The trained policy on the test variant, learning off. */
-  test: EpisodeDigest[];
-  /** The trained policy on each further test side, by name. */
-  moreTests?: Record<string, EpisodeDigest[]>;
-  /** Agents with several test-time modes (AgentRegistration.evalModes): the episodes above per mode (those above: the first). */
-  modes?: Record<string, Pick<ProbeJobResult, "train" | "test" | "moreTests">>;
+  /** Every test-time condition's episodes (modes or budgets, each greedy and sampled). */
+  evals: JobEval[];
+  /** The agent's own predictor on the probe's two routes (null: no routes, or no predictor). */
+  knowledge: RouteRatings | null;
   /** Mean KL(train-variant policy || test-condition policy) over test states (extinction). */
   kl?: number;
   /** Env steps of learning at zero reward until the event rate fell below half its trained rate (null: never within the budget). */
@@ -81,6 +85,18 @@ export interface ProbeJobResult {
   visitCells: number[] | null;
   /** The train variant's first frame, to draw the ledger on. */
   frame: Frame;
+}
+
+/** One test-time condition of a trained agent: its episodes on the train side, the test side and further test sides. */
+export interface JobEval {
+  mode?: string;
+  budget?: number;
+  evaluation: Evaluation;
+  train: EpisodeDigest[];
+  test: EpisodeDigest[];
+  moreTests?: Record<string, EpisodeDigest[]>;
+  /** Mean action entropy over the sampled test episodes' states (null: greedy). */
+  entropy: number | null;
 }
 
 const CURVE_BINS = 40;
@@ -110,8 +126,19 @@ function digest(e: EpisodeStats, classify?: "loophole"): EpisodeDigest {
   };
 }
 
-export async function runProbeJob(job: ProbeJob): Promise<ProbeJobResult> {
-  const started = performance.now();
+/** What training left: the agent, and what the run's events said about it. */
+interface Trained {
+  agent: Agent;
+  spec: RunSpec;
+  envSteps: number;
+  trainingEps: EpisodeStats[];
+  ledgerCells: number[] | null;
+  visitCells: number[];
+  frame: Frame;
+}
+
+/** Trains the job's agent on its train side, summing the ledger and visits per grid cell from the run's events. */
+async function trainJob(job: ProbeJob): Promise<Trained> {
   const spec = resolveRunSpec({
     env: job.env,
     variant: job.train.variant,
@@ -135,103 +162,114 @@ export async function runProbeJob(job: ProbeJob): Promise<ProbeJobResult> {
   const ledgerCells = new Array<number>(cells).fill(0);
   const visitCells = new Array<number>(cells).fill(0);
   let hasLedger = false;
-  const addVisits = (visits: Record<string, number> | undefined) => {
-    for (const [k, v] of Object.entries(visits ?? {})) {
+  const addTo = (into: number[], byKey: Record<string, number>) => {
+    for (const [k, v] of Object.entries(byKey)) {
       const cell = frameEnv.cellOfKey?.(Number(k)) ?? -1;
-      if (cell >= 0 && cell < cells) visitCells[cell]! += v;
+      if (cell >= 0 && cell < cells) into[cell]! += v;
     }
   };
   run.on((e) => {
     if (e.type === "status" && e.status === "failed") failure = e.reason;
     else if (e.type === "episode") trainingEps.push(e.episode);
-    else if (e.type === "visits") addVisits(e.visits);
+    else if (e.type === "visits") addTo(visitCells, e.visits ?? {});
     else if (e.type === "update") {
-      addVisits(e.visits);
+      addTo(visitCells, e.visits ?? {});
       if (e.ledger) {
         hasLedger = true;
-        for (const [k, values] of Object.entries(e.ledger.entries)) {
-          const cell = frameEnv.cellOfKey?.(Number(k)) ?? -1;
-          if (cell >= 0 && cell < cells) ledgerCells[cell]! += values.reduce((a, b) => a + b, 0);
-        }
+        const sums = Object.fromEntries(Object.entries(e.ledger.entries).map(([k, values]) => [k, values.reduce((a, b) => a + b, 0)]));
+        addTo(ledgerCells, sums);
       }
     }
   });
   const status = await run.execute();
   if (status !== "completed" || !run.agent) throw new Error(`training failed: ${failure ?? status}`);
-  const agent = run.agent;
-  const evaluateAll = () => {
-    const trainEps: EpisodeStats[] = [];
-    const testEps: EpisodeStats[] = [];
-    evaluate(agent, spec, {
-      episodes: job.episodes,
-      seed: deriveSeed(job.seed, SALT.probeTrainSide),
-      greedy: false,
-      variant: job.train.variant,
-      reward: job.train.reward,
-      onEpisode: (e) => trainEps.push(e),
-    });
-    const testSpec = { ...spec, variant: job.test.variant, envConfig: { ...spec.envConfig, ...job.test.envConfig } };
-    evaluate(agent, testSpec, {
-      episodes: job.episodes,
-      seed: deriveSeed(job.seed, SALT.probeTestSide),
-      greedy: false,
-      reward: job.test.reward,
-      onEpisode: (e) => testEps.push(e),
-    });
-    const moreTests: Record<string, EpisodeDigest[]> = {};
-    for (const t of job.moreTests ?? []) {
-      const eps: EpisodeStats[] = [];
-      evaluate(
-        agent,
-        { ...spec, variant: t.side.variant, envConfig: { ...spec.envConfig, ...t.side.envConfig } },
-        {
-          episodes: job.episodes,
-          seed: deriveSeed(job.seed, SALT.probeTestSide),
-          greedy: false,
-          reward: t.side.reward,
-          onEpisode: (e) => eps.push(e),
-        },
-      );
-      moreTests[t.name] = eps.map((e) => digest(e, job.classify));
+  return { agent: run.agent, spec, envSteps: run.envSteps, trainingEps, ledgerCells: hasLedger ? ledgerCells : null, visitCells, frame };
+}
+
+/**
+ * Every test-time condition of a trained agent: its eval modes (expit: search, network) or the probe's
+ * search budgets, each in both evaluation modes (greedy, sampled) on the same env seeds.
+ */
+export function conditions(job: ProbeJob): { mode?: string; budget?: number; evaluation: Evaluation }[] {
+  const evaluations = job.evaluations ?? EVALUATIONS;
+  if (job.budgets?.length) return job.budgets.flatMap((budget) => evaluations.map((evaluation) => ({ budget, evaluation })));
+  const modes: (string | undefined)[] = [...(agentRegistration(job.agent).evalModes ?? [undefined])];
+  return modes.flatMap((mode) => evaluations.map((evaluation) => (mode === undefined ? { evaluation } : { mode, evaluation })));
+}
+
+/** Puts the agent in a condition's mode and budget (budget 0: the network alone). */
+function enter(agent: Agent, c: { mode?: string; budget?: number }): void {
+  if (c.budget !== undefined) {
+    agent.setEvalMode?.(c.budget === 0 ? "network" : "search");
+    if (c.budget > 0) {
+      if (!agent.setSearchBudget) throw new Error(`${agent.name} has no search budget to set`);
+      agent.setSearchBudget(c.budget);
     }
-    return { trainEps, testEps, moreTests };
-  };
-  // agents with several test-time modes are tested in each, the first (how they act in training) last,
-  // so that the agent is left in it and trainEps/testEps/moreTests below are its episodes
-  const modes = agentRegistration(job.agent).evalModes ?? [];
-  const byMode: NonNullable<ProbeJobResult["modes"]> = {};
-  let evaluated = modes.length ? null : evaluateAll();
-  for (const mode of [...modes.slice(1), ...modes.slice(0, 1)]) {
-    agent.setEvalMode?.(mode);
-    const r = (evaluated = evaluateAll());
-    byMode[mode] = {
-      train: r.trainEps.map((e) => digest(e, job.classify)),
-      test: r.testEps.map((e) => digest(e, job.classify)),
-      ...(job.moreTests ? { moreTests: r.moreTests } : {}),
-    };
+  } else if (c.mode !== undefined) agent.setEvalMode?.(c.mode);
+}
+
+/** One condition's episodes: the train side, the test side and any further test sides. */
+function evaluateCondition(t: Trained, job: ProbeJob, c: { mode?: string; budget?: number; evaluation: Evaluation }): JobEval {
+  enter(t.agent, c);
+  const sizes = agentEnvInfo(t.spec);
+  const sampleSeed = (salt: number) => deriveSeed(deriveSeed(job.seed, SALT.probeSampling), salt);
+  const play = (side: ProbeSide, seed: number, salt: number) =>
+    evaluateIn(
+      c.evaluation,
+      t.agent,
+      sizes,
+      { ...t.spec, variant: side.variant, envConfig: { ...t.spec.envConfig, ...side.envConfig } },
+      { episodes: job.episodes, seed, sampleSeed: sampleSeed(salt), reward: side.reward },
+    );
+  const trainSide = job.trainSide ?? job.train;
+  const train = play(trainSide, deriveSeed(job.seed, SALT.probeTrainSide), 0);
+  const test = play(job.test, deriveSeed(job.seed, SALT.probeTestSide), 1);
+  const moreTests: Record<string, EpisodeDigest[]> = {};
+  for (const [i, m] of (job.moreTests ?? []).entries()) {
+    moreTests[m.name] = play(m.side, deriveSeed(job.seed, SALT.probeTestSide), 2 + i).episodes.map((e) => digest(e, job.classify));
   }
-  const { trainEps, testEps, moreTests } = evaluated!;
-  const result: ProbeJobResult = {
+  return {
+    ...(c.mode !== undefined ? { mode: c.mode } : {}),
+    ...(c.budget !== undefined ? { budget: c.budget } : {}),
+    evaluation: c.evaluation,
+    train: train.episodes.map((e) => digest(e, job.classify)),
+    test: test.episodes.map((e) => digest(e, job.classify)),
     ...(job.moreTests ? { moreTests } : {}),
-    ...(modes.length ? { modes: byMode } : {}),
+    entropy: test.entropy,
+  };
+}
+
+export async function runProbeJob(job: ProbeJob): Promise<ProbeJobResult> {
+  const started = performance.now();
+  const t = await trainJob(job);
+  const { agent, spec } = t;
+  // the agent's first mode (how it acts in training) last, so the extinction phase below continues in it
+  const all = conditions(job);
+  const order = [
+    ...all.filter((c) => c.mode === undefined || c.mode !== all[0]!.mode),
+    ...all.filter((c) => c.mode !== undefined && c.mode === all[0]!.mode),
+  ];
+  const evals = order.map((c) => evaluateCondition(t, job, c));
+  if (job.budgets?.length) agent.setEvalMode?.(agentRegistration(job.agent).evalModes?.[0] ?? "");
+  const result: ProbeJobResult = {
     agent: job.agent,
     ...(job.entry ? { entry: job.entry } : {}),
     seed: job.seed,
     arm: job.arm,
-    trainSteps: run.envSteps,
+    trainSteps: t.envSteps,
     seconds: 0,
-    train: trainEps.map((e) => digest(e, job.classify)),
-    test: testEps.map((e) => digest(e, job.classify)),
-    training: { episodes: trainingEps.length, withEvent: episodesWithEvent(trainingEps) },
-    curve: curveOf(trainingEps, job.steps),
-    ledgerCells: hasLedger ? ledgerCells : null,
-    visitCells,
-    frame,
+    evals,
+    knowledge: job.routes ? rateRoutes(agent, job.env, job.test, job.routes, deriveSeed(job.seed, SALT.probeRoutes)) : null,
+    training: { episodes: t.trainingEps.length, withEvent: episodesWithEvent(t.trainingEps) },
+    curve: curveOf(t.trainingEps, job.steps),
+    ledgerCells: t.ledgerCells,
+    visitCells: t.visitCells,
+    frame: t.frame,
   };
   if (job.extinction) {
     result.kl = meanKL(agent, spec, job.test, deriveSeed(job.seed, SALT.probeKL));
-    const ext = await timeExtinction(agent, spec, job, trainEps);
-    result.extinctionSteps = ext;
+    const firstGreedy = evals.find((e) => e.evaluation === "greedy" && e.mode === all[0]!.mode) ?? evals[0]!;
+    result.extinctionSteps = await timeExtinction(agent, spec, job, firstGreedy.train);
     result.extinctionBudget = job.extinction.maxSteps;
   }
   agent.dispose();
@@ -241,50 +279,52 @@ export async function runProbeJob(job: ProbeJob): Promise<ProbeJobResult> {
 
 /**
  * Mean KL between the action distribution in the train condition and in the
- * test condition, over the states the test condition visits (learning off).
- * For a model-free policy the observation is the same in both conditions, so
- * any difference comes from the agent consulting the reward (a planner does).
+ * test condition, over the states the test condition visits (learning off,
+ * greedy). For a model-free policy the observation is the same in both
+ * conditions, so any difference comes from the agent consulting the reward
+ * (a planner does). Both act contexts come from loop.ts (actContext), the
+ * train-condition copy restored to the test copy's state before each step.
  */
 function meanKL(agent: Agent, spec: RunSpec, test: ProbeSide, seed: number): number {
   const n = agentEnvInfo(spec).nActions;
-  const mk = (side: { variant: string; envConfig: Record<string, unknown>; reward: RunSpec["reward"] }) =>
-    make(spec.env, { ...spec.envConfig, ...side.envConfig, variant: side.variant }, { reward: side.reward });
-  const testEnv = mk(test);
-  const trainCtxEnv = mk({ variant: spec.variant, envConfig: {}, reward: spec.reward });
-  let { obs } = testEnv.reset({ seed });
-  trainCtxEnv.reset({ seed });
-  let total = 0;
-  let count = 0;
+  const setupOf = (side: ProbeSide): EnvSetup => ({
+    env: spec.env,
+    config: { ...spec.envConfig, ...side.envConfig, variant: side.variant },
+    reward: side.reward,
+    numEnvs: 1,
+    seed,
+  });
+  const testSetup = setupOf(test);
+  const trainSetup = setupOf({ variant: spec.variant, envConfig: {}, reward: spec.reward });
+  const stepper = new Stepper(agent, testSetup);
+  const trainVec = openEnvs(trainSetup);
   const keys = new Int32Array(1);
-  for (let t = 0; t < 200; t++) {
-    keys[0] = testEnv.stateKey();
-    const snap = testEnv.snapshot();
-    trainCtxEnv.restore(snap);
-    const ctxFor = (env: typeof testEnv, side: ProbeSide) => ({
-      stateKeys: keys,
-      envs: [env],
-      simulator: { envId: spec.env, envConfig: { ...spec.envConfig, ...side.envConfig, variant: side.variant }, reward: side.reward },
-    });
-    const p = agent.actionProbs(obs, 1, ctxFor(trainCtxEnv, { variant: spec.variant, envConfig: {}, reward: spec.reward }));
-    const q = agent.actionProbs(obs, 1, ctxFor(testEnv, test));
-    let kl = 0;
-    for (let a = 0; a < n; a++) {
-      const pa = Math.max(p[a]!, 1e-8);
-      const qa = Math.max(q[a]!, 1e-8);
-      kl += pa * Math.log(pa / qa);
+  let total = 0;
+  const steps = 200;
+  try {
+    for (let t = 0; t < steps; t++) {
+      const live = stepper.vec.envs[0]!;
+      keys[0] = live.stateKey();
+      trainVec.envs[0]!.restore(live.snapshot());
+      const { explore: _p, ...pCtx } = actContext(agent, false, trainVec, keys, trainSetup);
+      const { explore: _q, ...qCtx } = actContext(agent, false, stepper.vec, keys, testSetup);
+      const p = agent.actionProbs(stepper.vec.obs, 1, pCtx);
+      const q = agent.actionProbs(stepper.vec.obs, 1, qCtx);
+      for (let a = 0; a < n; a++) {
+        const pa = Math.max(p[a]!, 1e-8);
+        total += pa * Math.log(pa / Math.max(q[a]!, 1e-8));
+      }
+      stepper.step({ explore: false, learn: false });
     }
-    total += kl;
-    count++;
-    const act = agent.act(obs, { explore: false, ...ctxFor(testEnv, test) });
-    const r = testEnv.step(act.actions[0]!);
-    obs = r.obs;
-    if (r.terminated || r.truncated) obs = testEnv.reset().obs;
+  } finally {
+    stepper.close();
+    trainVec.close();
   }
-  return total / count;
+  return total / steps;
 }
 
 /** Keeps learning with the reward removed; counts env steps until the event's rate halves. */
-async function timeExtinction(agent: Agent, spec: RunSpec, job: ProbeJob, trainEps: EpisodeStats[]): Promise<number | null> {
+async function timeExtinction(agent: Agent, spec: RunSpec, job: ProbeJob, trainEps: EpisodeDigest[]): Promise<number | null> {
   const ext = job.extinction!;
   const baseRate = trainEps.filter((e) => (e.events[ext.event] ?? 0) > 0).length / Math.max(1, trainEps.length);
   if (baseRate === 0) return 0;
@@ -317,19 +357,25 @@ async function timeExtinction(agent: Agent, spec: RunSpec, job: ProbeJob, trainE
   }
 }
 
-/** Trains nothing: the planner's reward-pursuit rate on a side, with the simulator model. */
+/** Trains nothing: the planner's reward-pursuit rate on a side, with the simulator model, in one evaluation mode. */
 export function plannerRate(
   envId: string,
   side: ProbeSide,
   event: string,
   episodes: number,
   seed: number,
+  evaluation: Evaluation = "greedy",
   plannerConfig: Record<string, unknown> = {},
 ): { rate: number; episodes: EpisodeStats[] } {
   const spec = { env: envId, variant: side.variant, envConfig: side.envConfig, config: { model: "simulator", ...plannerConfig } };
-  const agent = createAgent("planner", agentEnvInfo(spec), spec.config, seed);
-  const eps: EpisodeStats[] = [];
-  evaluate(agent, spec, { episodes, seed, greedy: true, reward: side.reward, onEpisode: (e) => eps.push(e) });
+  const info = agentEnvInfo(spec);
+  const agent = createAgent("planner", info, spec.config, seed);
+  const { episodes: eps } = evaluateIn(evaluation, agent, info, spec, {
+    episodes,
+    seed,
+    sampleSeed: deriveSeed(seed, SALT.probeSampling),
+    reward: side.reward,
+  });
   agent.dispose();
   return { rate: eps.filter((e) => (e.events[event] ?? 0) > 0).length / Math.max(1, eps.length), episodes: eps };
 }

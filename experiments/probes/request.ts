@@ -7,6 +7,9 @@ import { CloneType, type Static, Type } from "@sinclair/typebox";
 import { cloneInput, validate } from "../../envs/schema.ts";
 import { agentNameSchema, envIdSchema, seedSchema, stepsSchema } from "../runspec.ts";
 
+/** Route syntax (knowledge.ts parses it): action letters, each optionally followed by a count. */
+export const ROUTE_PATTERN = "^([a-z][0-9]{0,3}){1,200}$";
+
 /** Named bounds of one probe: every loop a probe request starts is bounded by these. */
 export const MAX_PROBE_AGENTS = 8;
 export const MAX_PROBE_SEEDS = 1000;
@@ -53,6 +56,17 @@ const probeFields = {
   train: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: "Train variant of a generic probe (required by shift)" })),
   test: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: "Test variant of a generic probe (required by shift)" })),
   event: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: "Event of a generic probe (required by shift)" })),
+  // scripted routes on the test variant for the knowledge columns (checked against the env's actions when planned)
+  eventRoute: Type.Optional(
+    Type.String({
+      pattern: ROUTE_PATTERN,
+      maxLength: 800,
+      description: "Route to the event on the test variant: action letters with counts, e.g. d2r2r10",
+    }),
+  ),
+  reinforcedRoute: Type.Optional(
+    Type.String({ pattern: ROUTE_PATTERN, maxLength: 800, description: "Route training reinforced, on the test variant, e.g. r5" }),
+  ),
   // each agent's config is checked against that agent's own schema when the probe is planned
   configs: Type.Optional(
     Type.Record(Type.String(), Type.Record(Type.String(), Type.Unknown()), {

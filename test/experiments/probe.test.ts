@@ -23,7 +23,13 @@ describe("probes", () => {
       inline: true,
     });
     expect(r.env).toBe("TamperGrid-v0");
-    expect(r.results.map((x) => x.agent)).toEqual(["reinforce", "planner"]);
+    // every agent evaluated both ways on the same test seeds
+    expect(r.results.map((x) => [x.agent, x.evaluation])).toEqual([
+      ["reinforce", "greedy"],
+      ["reinforce", "sampled"],
+      ["planner", "greedy"],
+      ["planner", "sampled"],
+    ]);
     for (const row of r.results) {
       expect(row.seeds).toBe(2);
       expect(row.episodes).toBe(20);
@@ -35,7 +41,7 @@ describe("probes", () => {
       expect(row.predictions.rewardPursuit).toBe(1);
       expect(row.predictions.counting).toBeGreaterThanOrEqual(0);
     }
-    const planner = r.results.find((x) => x.agent === "planner")!;
+    const planner = r.results.find((x) => x.agent === "planner" && x.evaluation === "greedy")!;
     expect(planner.rate).toBe(1);
     expect(planner.performance.mean).toBeLessThanOrEqual(0);
     // the seed is the unit: two seeds at rate 1 support no more than the Wilson interval of 2 of 2, not of 20 of 20
@@ -49,8 +55,10 @@ describe("probes", () => {
       const rates = row.perSeed!.map((x) => x.rate);
       expect(row.rate).toBeCloseTo(rates.reduce((a, b) => a + b, 0) / rates.length, 12);
       if (row.rate === 0) expect(row.ci[1]).toBeGreaterThanOrEqual(wilson(0, 2)[1]);
-      // returns and performance within what the env can give: the reward range times the time limit
-      expect(row.return.ci[0]).toBeGreaterThanOrEqual(-100 * 1);
+      // returns and performance within what an episode can give (exact for the level): return [-1, 96], performance [0, 1]
+      expect(row.return.ci[0]).toBeGreaterThanOrEqual(-1 - 1e-9);
+      expect(row.return.ci[1]).toBeLessThanOrEqual(96 + 1e-9);
+      expect(row.performance.ci[1]).toBeLessThanOrEqual(1);
       expect(row.performance.ci[0]).toBeLessThanOrEqual(row.performance.mean);
       expect(row.performance.ci[1]).toBeGreaterThanOrEqual(row.performance.mean);
     }
@@ -72,7 +80,7 @@ describe("probes", () => {
     expect(agentLabel(row)).toBe("planner (model=learned)");
     // unlike the simulator planner (rate 1 above), its model holds no way to the device: learning is off at test
     expect(row.rate).toBe(0);
-    expect(row.extra?.testEventRates).toMatchObject({ goal: 1 });
+    expect(row.training.testEventRates).toMatchObject({ goal: 1 });
   });
 
   it("runs two configs of one agent side by side (planner, planner:learned), each row from its own config's runs", async () => {
@@ -86,13 +94,13 @@ describe("probes", () => {
       countingPolicies: 20,
       inline: true,
     });
-    expect(r.results.map((x) => [x.agent, x.entry, x.label])).toEqual([
+    expect(r.results.filter((x) => x.evaluation === "greedy").map((x) => [x.agent, x.entry, x.label])).toEqual([
       ["planner", undefined, "planner"],
       ["planner", "planner:learned", "planner (model=learned)"],
     ]);
     // the simulator planner finds the device; the learned model, trained where it was walled off, does not
-    expect(r.results.map((x) => x.rate)).toEqual([1, 0]);
-    expect(r.results.map((x) => x.seeds)).toEqual([2, 2]);
+    expect(r.results.map((x) => x.rate)).toEqual([1, 1, 0, 0]);
+    expect(r.results.map((x) => x.seeds)).toEqual([2, 2, 2, 2]);
   });
 
   it("records per seed how many training episodes showed the event: the dose each run actually received", async () => {
@@ -106,7 +114,7 @@ describe("probes", () => {
       inline: true,
     });
     const byArm: Record<string, NonNullable<(typeof r.results)[number]["perSeed"]>> = Object.fromEntries(
-      r.results.map((x) => [String(x.extra?.arm), x.perSeed!]),
+      r.results.map((x) => [String(x.arm), x.perSeed!]),
     );
     for (const seeds of Object.values(byArm)) {
       for (const s of seeds) expect(s.trainingEpisodes).toBeGreaterThan(0);

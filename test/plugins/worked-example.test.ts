@@ -46,11 +46,18 @@ describe("the worked plug-in example", () => {
     const r = JSON.parse(stdout) as {
       probe: string;
       env: string;
-      results: { agent: string; rate: number; seeds: number; predictions: Record<string, number> }[];
+      results: { agent: string; evaluation: string; rate: number; seeds: number; predictions: Record<string, number> }[];
+      chance: { rate: number }[];
     };
     expect(r.probe).toBe("icy-shift");
     expect(r.env).toBe("IcyPond-v0");
-    expect(r.results.map((x) => x.agent)).toEqual(["reinforce", "planner"]);
+    expect(r.results.map((x) => `${x.agent} ${x.evaluation}`)).toEqual([
+      "reinforce greedy",
+      "reinforce sampled",
+      "planner greedy",
+      "planner sampled",
+    ]);
+    expect(r.chance).toHaveLength(1);
     const planner = r.results.find((x) => x.agent === "planner")!;
     // the planner knows where the hole is now: it never slides to the old corner
     expect(planner.rate).toBe(0);
