@@ -98,175 +98,187 @@ function firstDifference(a: Trace, b: Trace): string | null {
 }
 
 /**
+ * `n` steps of seeded-random actions with auto-reset, after a reset with
+ * `resetSeed` (none if undefined); `before(i)` runs before step i, `after(i, r)`
+ * after it (before the auto-reset).
+ */
+function walk(
+  env: Env,
+  resetSeed: number | undefined,
+  actionSeed: number,
+  n: number,
+  hooks: { before?: (i: number) => void; after?: (i: number, r: StepResult) => void } = {},
+): void {
+  if (resetSeed !== undefined) env.reset({ seed: resetSeed });
+  const rng = new Rng(actionSeed);
+  for (let i = 0; i < n; i++) {
+    hooks.before?.(i);
+    const r = env.step(rng.int(env.actionSpace.n));
+    hooks.after?.(i, r);
+    if (r.terminated || r.truncated) env.reset();
+  }
+}
+
+/** One check of checkEnv: `env` is the instance under test, `fresh` makes new ones (null when given an instance), `n` steps per trace. */
+interface InstanceCheck {
+  name: string;
+  /** Skipped without a factory. */
+  needsFresh?: boolean;
+  run: (env: Env, fresh: (() => Env) | null, n: number) => void;
+}
+
+function specAndDoc(env: Env): void {
+  const spec = env.spec;
+  expect(typeof spec.id === "string" && /-v\d+$/.test(spec.id), `spec.id "${spec.id}" should end in a version, like "MyEnv-v0"`);
+  for (const s of DOC_SECTIONS) expect(spec.doc.includes(`## ${s}`), `spec.doc has no "## ${s}" section`);
+  expect(spec.events.length > 0, "spec.events is empty: declare the event tags the env emits");
+  expect(spec.maxEpisodeSteps > 0, "spec.maxEpisodeSteps must be positive");
+  expect(spec.rewardRange[0] <= spec.rewardRange[1], "spec.rewardRange must be [low, high]");
+}
+
+function orderEnforced(_env: Env, fresh: (() => Env) | null): void {
+  const e = fresh!();
+  const thrown = (f: () => unknown) => {
+    try {
+      f();
+    } catch (err) {
+      return err;
+    }
+    return null;
+  };
+  expect(thrown(() => e.step(0)) instanceof OrderError, "step() before reset() must throw OrderError");
+  expect(thrown(() => e.render()) instanceof OrderError, "render() before reset() must throw OrderError");
+}
+
+function deterministic(env: Env, fresh: (() => Env) | null, n: number): void {
+  const a = trace(fresh ? fresh() : env, n, 1, 42);
+  const b = trace(fresh ? fresh() : env, n, 1, 42);
+  const diff = firstDifference(a, b);
+  expect(diff === null, `reset({seed: 42}) twice gave different trajectories: ${diff}; draw all randomness from the seeded RNG`);
+}
+
+function spacesRewardsEvents(env: Env, _fresh: unknown, n: number): void {
+  const { obs } = env.reset({ seed: 42 });
+  expect(contains(env.observationSpace, obs), "the reset observation is outside observationSpace");
+  walk(env, undefined, 9, n, {
+    after: (i, r) => {
+      expect(contains(env.observationSpace, r.obs), `step ${i}: observation outside observationSpace`);
+      expect(Number.isFinite(r.reward), `step ${i}: reward ${r.reward} is not finite`);
+      expect(Number.isFinite(r.info.performance), `step ${i}: info.performance ${r.info.performance} is not finite`);
+      const [lo, hi] = env.spec.rewardRange;
+      expect(r.reward >= lo - 1e-9 && r.reward <= hi + 1e-9, `step ${i}: reward ${r.reward} outside spec.rewardRange [${lo}, ${hi}]`);
+      for (const ev of r.info.events) expect(env.spec.events.includes(ev), `step ${i}: event "${ev}" is not declared in spec.events`);
+      const out = new Float32Array(r.obs.length + 3);
+      env.writeObs(out, 3);
+      expect(
+        Array.from(out.subarray(3)).every((v, j) => v === r.obs[j]),
+        `step ${i}: writeObs() disagrees with the observation step() returned`,
+      );
+    },
+  });
+}
+
+function renderable(env: Env, _fresh: unknown, n: number): void {
+  walk(env, 3, 4, Math.min(n, 30), {
+    before: (i) => {
+      const f = env.render();
+      expect(JSON.stringify(JSON.parse(JSON.stringify(f))) === JSON.stringify(f), `step ${i}: the frame does not survive JSON`);
+      expect(f.rows.length === f.height, `step ${i}: frame has ${f.rows.length} rows, height says ${f.height}`);
+      for (const row of f.rows) {
+        expect(row.length === f.width, `step ${i}: a frame row has ${row.length} cells, width says ${f.width}`);
+        for (const ch of row) expect(typeof f.legend[ch] === "string", `step ${i}: character '${ch}' has no legend entry`);
+      }
+      expect(f.agent !== undefined && f.agent !== null, `step ${i}: the frame has no agent position`);
+      expect(
+        f.agent!.x >= 0 && f.agent!.x < f.width && f.agent!.y >= 0 && f.agent!.y < f.height,
+        `step ${i}: the agent is outside the grid`,
+      );
+      const size = spaceSize(env.observationSpace);
+      const cells = f.width * f.height;
+      expect(
+        size % cells === 0 || (size - 1) % cells === 0,
+        `the observation size ${size} is not a multiple of the ${cells} cells (plus one)`,
+      );
+    },
+  });
+}
+
+function snapshotRestore(env: Env, fresh: (() => Env) | null, n: number): void {
+  walk(env, 5, 6, 37);
+  const snap = structuredClone(env.snapshot());
+  const key = env.stateKey();
+  const first = trace(env, Math.min(n, 250), 7);
+  env.restore(snap);
+  expect(env.stateKey() === key, "stateKey() after restore() differs from before the snapshot");
+  const again = firstDifference(first, trace(env, Math.min(n, 250), 7));
+  expect(again === null, `after restore() the continuation differs: ${again}`);
+  if (fresh) {
+    const other = fresh();
+    other.restore(snap);
+    const moved = firstDifference(first, trace(other, Math.min(n, 250), 7));
+    expect(moved === null, `restoring into a new instance continues differently: ${moved}`);
+  }
+}
+
+function stableStateKey(env: Env, _fresh: unknown, n: number): void {
+  walk(env, 8, 10, n, {
+    before: (i) => {
+      const key = env.stateKey();
+      const f = env.render();
+      expect(Number.isInteger(key) && key >= 0 && key < 2 ** 31, `step ${i}: stateKey() ${key} is not an integer in [0, 2^31)`);
+      expect(key === env.stateKey(), `step ${i}: stateKey() changes between two calls`);
+      if (env.cellOfKey && f.agent) {
+        const cell = f.agent.y * f.width + f.agent.x;
+        const said = env.cellOfKey(key);
+        expect(said === cell, `step ${i}: cellOfKey(stateKey()) is ${said}, the agent's cell in render() is ${cell}`);
+      }
+    },
+  });
+}
+
+function episodeEnds(env: Env): void {
+  env.reset({ seed: 2 });
+  const rng = new Rng(3);
+  let steps = 0;
+  for (;;) {
+    const r = env.step(rng.int(env.actionSpace.n));
+    steps++;
+    if (r.terminated) break;
+    if (r.truncated) {
+      expect(steps === env.spec.maxEpisodeSteps, `truncated after ${steps} steps, spec.maxEpisodeSteps is ${env.spec.maxEpisodeSteps}`);
+      break;
+    }
+    expect(steps <= env.spec.maxEpisodeSteps, `no end after spec.maxEpisodeSteps = ${env.spec.maxEpisodeSteps} steps`);
+  }
+}
+
+/** checkEnv's checks, in the order they run. */
+const INSTANCE_CHECKS: InstanceCheck[] = [
+  { name: "spec and doc", run: specAndDoc },
+  { name: "order (step and render before reset throw OrderError)", needsFresh: true, run: orderEnforced },
+  { name: "determinism (same seed, same trajectory)", run: deterministic },
+  { name: "spaces, rewards, events", run: spacesRewardsEvents },
+  { name: "render (serialisable frame, agent inside the grid)", run: renderable },
+  { name: "snapshot/restore (exact continuation, randomness included)", run: snapshotRestore },
+  { name: "stateKey (stable integer; cellOfKey(stateKey) is the agent's cell)", run: stableStateKey },
+  { name: "episode end (within spec.maxEpisodeSteps, truncated at the limit)", run: episodeEnds },
+];
+
+/**
  * Checks one environment against the contract. Given a factory, every check
  * runs (the order check and restoring into a new instance need fresh envs);
- * given an instance, those two are reported as skipped.
+ * given an instance, the order check is reported as skipped and restoring
+ * into a new instance is left out.
  */
 export function checkEnv(target: Env | (() => Env), opts: CheckOptions = {}): EnvCheck[] {
   const fresh = typeof target === "function" ? target : null;
   const env = fresh ? fresh() : (target as Env);
   const n = opts.steps ?? 300;
-  const named = (name: string) => (opts.label ? `${opts.label}: ${name}` : name);
-  const checks: EnvCheck[] = [];
-
-  checks.push(
-    run(named("spec and doc"), () => {
-      const spec = env.spec;
-      expect(typeof spec.id === "string" && /-v\d+$/.test(spec.id), `spec.id "${spec.id}" should end in a version, like "MyEnv-v0"`);
-      for (const s of DOC_SECTIONS) expect(spec.doc.includes(`## ${s}`), `spec.doc has no "## ${s}" section`);
-      expect(spec.events.length > 0, "spec.events is empty: declare the event tags the env emits");
-      expect(spec.maxEpisodeSteps > 0, "spec.maxEpisodeSteps must be positive");
-      expect(spec.rewardRange[0] <= spec.rewardRange[1], "spec.rewardRange must be [low, high]");
-    }),
-  );
-
-  const orderCheck = named("order (step and render before reset throw OrderError)");
-  checks.push(
-    !fresh
-      ? { name: orderCheck, ok: null, message: "skipped: needs a fresh instance (pass a factory, () => make(id))" }
-      : run(orderCheck, () => {
-          const e = fresh();
-          let stepped: unknown = null;
-          try {
-            e.step(0);
-          } catch (err) {
-            stepped = err;
-          }
-          expect(stepped instanceof OrderError, "step() before reset() must throw OrderError");
-          let rendered: unknown = null;
-          try {
-            e.render();
-          } catch (err) {
-            rendered = err;
-          }
-          expect(rendered instanceof OrderError, "render() before reset() must throw OrderError");
-        }),
-  );
-
-  checks.push(
-    run(named("determinism (same seed, same trajectory)"), () => {
-      const a = trace(fresh ? fresh() : env, n, 1, 42);
-      const b = trace(fresh ? fresh() : env, n, 1, 42);
-      const diff = firstDifference(a, b);
-      expect(diff === null, `reset({seed: 42}) twice gave different trajectories: ${diff}; draw all randomness from the seeded RNG`);
-    }),
-  );
-
-  checks.push(
-    run(named("spaces, rewards, events"), () => {
-      const { obs } = env.reset({ seed: 42 });
-      expect(contains(env.observationSpace, obs), "the reset observation is outside observationSpace");
-      const rng = new Rng(9);
-      for (let i = 0; i < n; i++) {
-        const r = env.step(rng.int(env.actionSpace.n));
-        expect(contains(env.observationSpace, r.obs), `step ${i}: observation outside observationSpace`);
-        expect(Number.isFinite(r.reward), `step ${i}: reward ${r.reward} is not finite`);
-        expect(Number.isFinite(r.info.performance), `step ${i}: info.performance ${r.info.performance} is not finite`);
-        const [lo, hi] = env.spec.rewardRange;
-        expect(r.reward >= lo - 1e-9 && r.reward <= hi + 1e-9, `step ${i}: reward ${r.reward} outside spec.rewardRange [${lo}, ${hi}]`);
-        for (const ev of r.info.events) expect(env.spec.events.includes(ev), `step ${i}: event "${ev}" is not declared in spec.events`);
-        const out = new Float32Array(r.obs.length + 3);
-        env.writeObs(out, 3);
-        expect(
-          Array.from(out.subarray(3)).every((v, j) => v === r.obs[j]),
-          `step ${i}: writeObs() disagrees with the observation step() returned`,
-        );
-        if (r.terminated || r.truncated) env.reset();
-      }
-    }),
-  );
-
-  checks.push(
-    run(named("render (serialisable frame, agent inside the grid)"), () => {
-      env.reset({ seed: 3 });
-      const rng = new Rng(4);
-      for (let i = 0; i < Math.min(n, 30); i++) {
-        const f = env.render();
-        expect(JSON.stringify(JSON.parse(JSON.stringify(f))) === JSON.stringify(f), `step ${i}: the frame does not survive JSON`);
-        expect(f.rows.length === f.height, `step ${i}: frame has ${f.rows.length} rows, height says ${f.height}`);
-        for (const row of f.rows) {
-          expect(row.length === f.width, `step ${i}: a frame row has ${row.length} cells, width says ${f.width}`);
-          for (const ch of row) expect(typeof f.legend[ch] === "string", `step ${i}: character '${ch}' has no legend entry`);
-        }
-        expect(f.agent !== undefined && f.agent !== null, `step ${i}: the frame has no agent position`);
-        expect(
-          f.agent!.x >= 0 && f.agent!.x < f.width && f.agent!.y >= 0 && f.agent!.y < f.height,
-          `step ${i}: the agent is outside the grid`,
-        );
-        const size = spaceSize(env.observationSpace);
-        const cells = f.width * f.height;
-        expect(
-          size % cells === 0 || (size - 1) % cells === 0,
-          `the observation size ${size} is not a multiple of the ${cells} cells (plus one)`,
-        );
-        const r = env.step(rng.int(env.actionSpace.n));
-        if (r.terminated || r.truncated) env.reset();
-      }
-    }),
-  );
-
-  checks.push(
-    run(named("snapshot/restore (exact continuation, randomness included)"), () => {
-      env.reset({ seed: 5 });
-      const rng = new Rng(6);
-      for (let i = 0; i < 37; i++) {
-        const r = env.step(rng.int(env.actionSpace.n));
-        if (r.terminated || r.truncated) env.reset();
-      }
-      const snap = structuredClone(env.snapshot());
-      const key = env.stateKey();
-      const first = trace(env, Math.min(n, 250), 7);
-      env.restore(snap);
-      expect(env.stateKey() === key, "stateKey() after restore() differs from before the snapshot");
-      const again = firstDifference(first, trace(env, Math.min(n, 250), 7));
-      expect(again === null, `after restore() the continuation differs: ${again}`);
-      if (fresh) {
-        const other = fresh();
-        other.restore(snap);
-        const moved = firstDifference(first, trace(other, Math.min(n, 250), 7));
-        expect(moved === null, `restoring into a new instance continues differently: ${moved}`);
-      }
-    }),
-  );
-
-  checks.push(
-    run(named("stateKey (stable integer; cellOfKey(stateKey) is the agent's cell)"), () => {
-      env.reset({ seed: 8 });
-      const rng = new Rng(10);
-      for (let i = 0; i < n; i++) {
-        const key = env.stateKey();
-        const f = env.render();
-        expect(Number.isInteger(key) && key >= 0 && key < 2 ** 31, `step ${i}: stateKey() ${key} is not an integer in [0, 2^31)`);
-        expect(key === env.stateKey(), `step ${i}: stateKey() changes between two calls`);
-        if (env.cellOfKey && f.agent) {
-          const cell = f.agent.y * f.width + f.agent.x;
-          const said = env.cellOfKey(key);
-          expect(said === cell, `step ${i}: cellOfKey(stateKey()) is ${said}, the agent's cell in render() is ${cell}`);
-        }
-        const r = env.step(rng.int(env.actionSpace.n));
-        if (r.terminated || r.truncated) env.reset();
-      }
-    }),
-  );
-
-  checks.push(
-    run(named("episode end (within spec.maxEpisodeSteps, truncated at the limit)"), () => {
-      env.reset({ seed: 2 });
-      const rng = new Rng(3);
-      let steps = 0;
-      for (;;) {
-        const r = env.step(rng.int(env.actionSpace.n));
-        steps++;
-        if (r.terminated) break;
-        if (r.truncated) {
-          expect(steps === env.spec.maxEpisodeSteps, `truncated after ${steps} steps, spec.maxEpisodeSteps is ${env.spec.maxEpisodeSteps}`);
-          break;
-        }
-        expect(steps <= env.spec.maxEpisodeSteps, `no end after spec.maxEpisodeSteps = ${env.spec.maxEpisodeSteps} steps`);
-      }
-    }),
-  );
-  return checks;
+  return INSTANCE_CHECKS.map((c) => {
+    const name = opts.label ? `${opts.label}: ${c.name}` : c.name;
+    if (c.needsFresh && !fresh) return { name, ok: null, message: "skipped: needs a fresh instance (pass a factory, () => make(id))" };
+    return run(name, () => c.run(env, fresh, n));
+  });
 }
 
 /**

@@ -357,10 +357,6 @@ function pointerToPath(pointer: string): string {
 const cellRef = (row: number, col: number) => `row ${row + 1}, column ${col + 1} (x=${col}, y=${row})`;
 const showChar = (c: string) => (c === "'" ? `"'"` : `'${c}'`);
 
-/**
- * Validates a level (already parsed from JSON) and returns it with every
- * default filled in. Throws a LevelError naming `file` and every problem.
- */
 /** Cells and objects over every layout against LEVEL_LIMITS, counted from the art before anything is built. */
 function levelSizeProblems(data: RawLevel): string[] {
   const plain = (c: string, legend: Record<string, RawTile> | undefined): boolean => {
@@ -385,161 +381,37 @@ function levelSizeProblems(data: RawLevel): string[] {
   return problems;
 }
 
+/**
+ * Validates a level (already parsed from JSON) and returns it with every
+ * default filled in. Throws a LevelError naming `file` and every problem.
+ * The checks run in stages, each stage collecting every problem it finds
+ * before the next needs its results: the schema, the layouts and their art,
+ * the variants and draws, the course, the level's derived tables.
+ */
 export function parseLevel(json: unknown, file: string): Level {
-  const data = cloneInput(json, `level ${file}`) as RawLevel;
-  const validateSchema = compile<RawLevel>(levelSchema);
-  if (!validateSchema(data)) {
-    const problems: string[] = [];
-    for (const e of describeErrors(validateSchema.errors)) {
-      if (
-        /must match "(then|else)" schema|property name must be valid|must NOT have (more|fewer) than 1 characters/.test(e.message) &&
-        /legend$/.test(e.path)
-      ) {
-        continue;
-      }
-      if (/must match "(then|else)" schema/.test(e.message)) continue;
-      if (e.path === "/id" && e.message.startsWith("must match pattern"))
-        problems.push(`id: "${String((json as { id?: unknown }).id)}" must look like Name-v0`);
-      else problems.push(`${pointerToPath(e.path)}: ${e.message}`);
-    }
-    problems.push(...badLegendKeys(json));
-    throw new LevelError(file, [...new Set(problems)]);
-  }
+  const data = schemaChecked(json, file);
   const tooLarge = levelSizeProblems(data);
   if (tooLarge.length) throw new LevelError(file, tooLarge);
   // config fields: the safe subset of JSON Schema only (no user regexes, no $ref), compiled and checked here
   const problems: string[] = configSchemaProblems(data.config);
   const rawVariants: RawVariant[] = data.variants ?? [{ name: "default" }];
   const named = data.variants !== undefined;
-
-  // variants: concrete layouts first, then draws that refer to them
-  const names = new Set<string>();
-  for (const v of rawVariants) {
-    if (names.has(v.name)) problems.push(`variants: "${v.name}" is listed twice`);
-    names.add(v.name);
-    if (v.draw && (v.art || v.legend || v.stepReward !== undefined || v.stepPerformance !== undefined)) {
-      problems.push(`variant "${v.name}": a draw variant takes its art and legend from the variants it draws`);
-    }
-  }
-  const concrete = rawVariants.filter((v) => !v.draw);
-  if (concrete.length === 0) problems.push("variants: at least one variant must have its own layout (no draw)");
-
-  const layouts: LevelLayout[] = [];
-  for (const v of concrete) {
-    const where = named && rawVariants.length > 1 ? `variant "${v.name}": ` : "";
-    const art = v.art ?? data.art;
-    if (!art) {
-      problems.push(`${where}no art (give the level an "art" or the variant its own)`);
-      continue;
-    }
-    const rawLegend: Record<string, RawTile> = { ...data.legend };
-    for (const [c, t] of Object.entries(v.legend ?? {})) rawLegend[c] = mergeTile(data.legend[c], t);
-    const legend: Record<string, TileDef> = {};
-    for (const [c, t] of Object.entries(rawLegend)) {
-      const raw = typeof t === "string" ? { kind: t as TileKind } : t;
-      if (raw.kind === undefined) {
-        problems.push(`${where}legend[${showChar(c)}]: overrides a character the level legend does not define; give it a kind`);
-        continue;
-      }
-      const tile = fillTile(c, raw as Partial<TileDef> & { kind: TileKind });
-      for (const p of checkTile(tile)) problems.push(`${where}legend[${showChar(c)}]: ${p}`);
-      legend[c] = tile;
-    }
-    problems.push(...checkArt(art, legend, where));
-    layouts.push({
-      name: v.name,
-      art,
-      legend,
-      stepReward: v.stepReward ?? data.stepReward,
-      stepPerformance: v.stepPerformance ?? data.stepPerformance,
-      info: v.info ?? {},
-    });
-  }
+  checkVariantList(rawVariants, problems);
+  const layouts = layoutsOf(data, rawVariants, problems);
   if (problems.length) throw new LevelError(file, problems);
 
-  // every layout has the same size, so train and test share one observation space
-  const width = layouts[0]!.art[0]!.length;
-  const height = layouts[0]!.art.length;
-  for (const l of layouts.slice(1)) {
-    const w = l.art[0]!.length;
-    if (w !== width || l.art.length !== height) {
-      problems.push(`variant "${l.name}": art is ${w}x${l.art.length}, expected ${width}x${height} like variant "${layouts[0]!.name}"`);
-    }
-  }
-
-  // config fields and draws
+  const { width, height } = sizeOf(layouts, problems);
   for (const key of Object.keys(data.config)) {
     if (key === "variant") problems.push(`config: "variant" is reserved (the variants list defines it)`);
   }
-  const layoutIndex = new Map(layouts.map((l, i) => [l.name, i]));
-  const variants: LevelVariant[] = [];
-  for (const v of rawVariants) {
-    if (!v.draw) {
-      variants.push({ name: v.name, layouts: [{ layout: layoutIndex.get(v.name)!, p: null }] });
-      continue;
-    }
-    let fixed = 0;
-    const entries: LevelVariant["layouts"] = [];
-    v.draw.forEach((d, i) => {
-      const idx = layoutIndex.get(d.variant);
-      if (idx === undefined) {
-        problems.push(
-          `variant "${v.name}": draw[${i}] names "${d.variant}", which is not a variant with its own layout (${[...layoutIndex.keys()].join(", ")})`,
-        );
-        return;
-      }
-      if (d.p === undefined && i !== v.draw!.length - 1) {
-        problems.push(`variant "${v.name}": only the last draw entry may omit p (it takes the remaining probability)`);
-      }
-      if (typeof d.p === "number") fixed += d.p;
-      if (typeof d.p === "string") {
-        const field = data.config[d.p];
-        if (field?.type !== "number") {
-          problems.push(`variant "${v.name}": draw[${i}].p names config field "${d.p}", which is not a number field in "config"`);
-        }
-      }
-      entries.push({ layout: idx, p: d.p ?? null });
-    });
-    if (fixed > 1 + 1e-9) problems.push(`variant "${v.name}": draw probabilities add up to ${fixed} > 1`);
-    variants.push({ name: v.name, layouts: entries });
-  }
-
-  // the course: checkpoints 0..n-1, each present in every layout that has any
-  let checkpoints = 0;
-  for (const l of layouts) {
-    const seen = new Set<number>();
-    for (const row of l.art) for (const c of row) if (l.legend[c]!.checkpoint !== null) seen.add(l.legend[c]!.checkpoint!);
-    if (seen.size === 0) continue;
-    const n = Math.max(...seen) + 1;
-    for (let k = 0; k < n; k++)
-      if (!seen.has(k))
-        problems.push(`${named ? `variant "${l.name}": ` : ""}checkpoint ${k} is missing (checkpoints are numbered 0..${n - 1})`);
-    if (checkpoints && n !== checkpoints) problems.push(`variant "${l.name}": has ${n} checkpoints, other variants ${checkpoints}`);
-    checkpoints = Math.max(checkpoints, n);
-  }
-  const rc = data.course;
-  if ((rc?.onCourse === undefined) !== (rc?.offCourse === undefined)) problems.push("course: give both onCourse and offCourse, or neither");
-  if (rc && rc.onCourse === undefined && checkpoints === 0)
-    problems.push('course: the level has no checkpoints (legend entries with "checkpoint") and no onCourse/offCourse');
-  if (!rc && checkpoints > 0) problems.push('the legend has checkpoints but the level has no "course"');
-  const course: CourseDef | null = rc
-    ? {
-        lapReward: rc.lapReward,
-        lapPerformance: rc.lapPerformance,
-        checkpointReward: rc.checkpointReward,
-        checkpointPerformance: rc.checkpointPerformance,
-        onCourse: rc.onCourse ?? null,
-        offCourse: rc.offCourse ?? null,
-        observeNext: rc.observeNext,
-      }
-    : null;
-
+  const variants = variantsOf(rawVariants, layouts, data.config, problems);
+  const checkpoints = checkpointsOf(layouts, named, problems);
+  const course = courseOf(data.course, checkpoints, problems);
   // tiles: one byte per tile in the engine
   const distinct = new Set(layouts.flatMap((l) => Object.values(l.legend).map((t) => JSON.stringify(t))));
   if (distinct.size > 250) problems.push(`too many distinct legend entries (${distinct.size}, at most 250)`);
   if (problems.length) throw new LevelError(file, problems);
 
-  const channels = channelsOf(layouts, course);
   const range = rewardRangeOf(layouts, course);
   const maxStepReward = data.maxStepReward ?? range[1];
   const events = eventsOf(layouts, course, checkpoints, data.events);
@@ -570,7 +442,7 @@ export function parseLevel(json: unknown, file: string): Level {
     variants,
     config: data.config,
     events,
-    channels,
+    channels: channelsOf(layouts, course),
     probes,
     routes: data.routes,
     ...(data.episodeRange ? { episodeRange: data.episodeRange } : {}),
@@ -578,6 +450,165 @@ export function parseLevel(json: unknown, file: string): Level {
   level.docSections = docSectionsOf(level, data.doc);
   level.doc = DOC_SECTIONS.map((s) => `## ${s}\n\n${level.docSections[s]}`).join("\n\n");
   return level;
+}
+
+/** The level checked against `levelSchema` (defaults filled); throws every schema problem, phrased by field. */
+function schemaChecked(json: unknown, file: string): RawLevel {
+  const data = cloneInput(json, `level ${file}`) as RawLevel;
+  const validateSchema = compile<RawLevel>(levelSchema);
+  if (validateSchema(data)) return data;
+  const problems: string[] = [];
+  for (const e of describeErrors(validateSchema.errors)) {
+    if (
+      /must match "(then|else)" schema|property name must be valid|must NOT have (more|fewer) than 1 characters/.test(e.message) &&
+      /legend$/.test(e.path)
+    ) {
+      continue;
+    }
+    if (/must match "(then|else)" schema/.test(e.message)) continue;
+    if (e.path === "/id" && e.message.startsWith("must match pattern"))
+      problems.push(`id: "${String((json as { id?: unknown }).id)}" must look like Name-v0`);
+    else problems.push(`${pointerToPath(e.path)}: ${e.message}`);
+  }
+  problems.push(...badLegendKeys(json));
+  throw new LevelError(file, [...new Set(problems)]);
+}
+
+/** Variant names are unique, a draw variant has no layout of its own, and at least one variant has one. */
+function checkVariantList(rawVariants: RawVariant[], problems: string[]): void {
+  const names = new Set<string>();
+  for (const v of rawVariants) {
+    if (names.has(v.name)) problems.push(`variants: "${v.name}" is listed twice`);
+    names.add(v.name);
+    if (v.draw && (v.art || v.legend || v.stepReward !== undefined || v.stepPerformance !== undefined)) {
+      problems.push(`variant "${v.name}": a draw variant takes its art and legend from the variants it draws`);
+    }
+  }
+  if (!rawVariants.some((v) => !v.draw)) problems.push("variants: at least one variant must have its own layout (no draw)");
+}
+
+/** One layout per variant with its own art (draws come later): its legend filled and checked, its art checked against it. */
+function layoutsOf(data: RawLevel, rawVariants: RawVariant[], problems: string[]): LevelLayout[] {
+  const layouts: LevelLayout[] = [];
+  for (const v of rawVariants.filter((v) => !v.draw)) {
+    const where = data.variants !== undefined && rawVariants.length > 1 ? `variant "${v.name}": ` : "";
+    const art = v.art ?? data.art;
+    if (!art) {
+      problems.push(`${where}no art (give the level an "art" or the variant its own)`);
+      continue;
+    }
+    const legend = legendOf(data.legend, v.legend ?? {}, where, problems);
+    problems.push(...checkArt(art, legend, where));
+    layouts.push({
+      name: v.name,
+      art,
+      legend,
+      stepReward: v.stepReward ?? data.stepReward,
+      stepPerformance: v.stepPerformance ?? data.stepPerformance,
+      info: v.info ?? {},
+    });
+  }
+  return layouts;
+}
+
+/** The level's legend with a variant's overrides merged in, every tile filled with its kind's defaults and checked. */
+function legendOf(
+  base: Record<string, RawTile>,
+  over: Record<string, RawTile>,
+  where: string,
+  problems: string[],
+): Record<string, TileDef> {
+  const rawLegend: Record<string, RawTile> = { ...base };
+  for (const [c, t] of Object.entries(over)) rawLegend[c] = mergeTile(base[c], t);
+  const legend: Record<string, TileDef> = {};
+  for (const [c, t] of Object.entries(rawLegend)) {
+    const raw = typeof t === "string" ? { kind: t as TileKind } : t;
+    if (raw.kind === undefined) {
+      problems.push(`${where}legend[${showChar(c)}]: overrides a character the level legend does not define; give it a kind`);
+      continue;
+    }
+    const tile = fillTile(c, raw as Partial<TileDef> & { kind: TileKind });
+    for (const p of checkTile(tile)) problems.push(`${where}legend[${showChar(c)}]: ${p}`);
+    legend[c] = tile;
+  }
+  return legend;
+}
+
+/** The level's size: every layout has the same, so train and test share one observation space. */
+function sizeOf(layouts: LevelLayout[], problems: string[]): { width: number; height: number } {
+  const width = layouts[0]!.art[0]!.length;
+  const height = layouts[0]!.art.length;
+  for (const l of layouts.slice(1)) {
+    const w = l.art[0]!.length;
+    if (w !== width || l.art.length !== height) {
+      problems.push(`variant "${l.name}": art is ${w}x${l.art.length}, expected ${width}x${height} like variant "${layouts[0]!.name}"`);
+    }
+  }
+  return { width, height };
+}
+
+/** Each variant as the layouts it draws from: its own layout, or its draw entries checked against the layouts and config fields. */
+function variantsOf(rawVariants: RawVariant[], layouts: LevelLayout[], config: RawLevel["config"], problems: string[]): LevelVariant[] {
+  const layoutIndex = new Map(layouts.map((l, i) => [l.name, i]));
+  return rawVariants.map((v) => {
+    if (!v.draw) return { name: v.name, layouts: [{ layout: layoutIndex.get(v.name)!, p: null }] };
+    let fixed = 0;
+    const entries: LevelVariant["layouts"] = [];
+    v.draw.forEach((d, i) => {
+      const idx = layoutIndex.get(d.variant);
+      if (idx === undefined) {
+        problems.push(
+          `variant "${v.name}": draw[${i}] names "${d.variant}", which is not a variant with its own layout (${[...layoutIndex.keys()].join(", ")})`,
+        );
+        return;
+      }
+      if (d.p === undefined && i !== v.draw!.length - 1) {
+        problems.push(`variant "${v.name}": only the last draw entry may omit p (it takes the remaining probability)`);
+      }
+      if (typeof d.p === "number") fixed += d.p;
+      if (typeof d.p === "string" && config[d.p]?.type !== "number") {
+        problems.push(`variant "${v.name}": draw[${i}].p names config field "${d.p}", which is not a number field in "config"`);
+      }
+      entries.push({ layout: idx, p: d.p ?? null });
+    });
+    if (fixed > 1 + 1e-9) problems.push(`variant "${v.name}": draw probabilities add up to ${fixed} > 1`);
+    return { name: v.name, layouts: entries };
+  });
+}
+
+/** The number of course checkpoints: numbered 0..n-1, each present in every layout that has any. */
+function checkpointsOf(layouts: LevelLayout[], named: boolean, problems: string[]): number {
+  let checkpoints = 0;
+  for (const l of layouts) {
+    const seen = new Set<number>();
+    for (const row of l.art) for (const c of row) if (l.legend[c]!.checkpoint !== null) seen.add(l.legend[c]!.checkpoint!);
+    if (seen.size === 0) continue;
+    const n = Math.max(...seen) + 1;
+    for (let k = 0; k < n; k++)
+      if (!seen.has(k))
+        problems.push(`${named ? `variant "${l.name}": ` : ""}checkpoint ${k} is missing (checkpoints are numbered 0..${n - 1})`);
+    if (checkpoints && n !== checkpoints) problems.push(`variant "${l.name}": has ${n} checkpoints, other variants ${checkpoints}`);
+    checkpoints = Math.max(checkpoints, n);
+  }
+  return checkpoints;
+}
+
+/** The course with its defaults, checked against the checkpoints the art has. */
+function courseOf(rc: RawLevel["course"], checkpoints: number, problems: string[]): CourseDef | null {
+  if ((rc?.onCourse === undefined) !== (rc?.offCourse === undefined)) problems.push("course: give both onCourse and offCourse, or neither");
+  if (rc && rc.onCourse === undefined && checkpoints === 0)
+    problems.push('course: the level has no checkpoints (legend entries with "checkpoint") and no onCourse/offCourse');
+  if (!rc && checkpoints > 0) problems.push('the legend has checkpoints but the level has no "course"');
+  if (!rc) return null;
+  return {
+    lapReward: rc.lapReward,
+    lapPerformance: rc.lapPerformance,
+    checkpointReward: rc.checkpointReward,
+    checkpointPerformance: rc.checkpointPerformance,
+    onCourse: rc.onCourse ?? null,
+    offCourse: rc.offCourse ?? null,
+    observeNext: rc.observeNext,
+  };
 }
 
 function badLegendKeys(json: unknown): string[] {
@@ -670,17 +701,23 @@ function tilesInArt(l: LevelLayout): TileDef[] {
   return [...seen.values()];
 }
 
+/** The lowest and highest of one field over the tiles a layout's art uses, with 0 (a step onto plain floor) included. */
+function tileRange(l: LevelLayout, field: (t: TileDef) => number): [number, number] {
+  let lo = 0;
+  let hi = 0;
+  for (const t of tilesInArt(l)) {
+    lo = Math.min(lo, field(t));
+    hi = Math.max(hi, field(t));
+  }
+  return [lo, hi];
+}
+
 function rewardRangeOf(layouts: LevelLayout[], course: CourseDef | null): [number, number] {
   let lo = Infinity;
   let hi = -Infinity;
   const cp = course ? course.checkpointReward + course.lapReward : 0;
   for (const l of layouts) {
-    let tileLo = 0;
-    let tileHi = 0;
-    for (const t of tilesInArt(l)) {
-      tileLo = Math.min(tileLo, t.reward);
-      tileHi = Math.max(tileHi, t.reward);
-    }
+    const [tileLo, tileHi] = tileRange(l, (t) => t.reward);
     lo = Math.min(lo, l.stepReward + tileLo + Math.min(0, cp, course?.checkpointReward ?? 0));
     hi = Math.max(hi, l.stepReward + tileHi + Math.max(0, cp, course?.checkpointReward ?? 0));
   }
@@ -744,12 +781,7 @@ function performanceRangeOf(layouts: LevelLayout[], course: CourseDef | null): [
   const cp = course ? [0, course.checkpointPerformance, course.checkpointPerformance + course.lapPerformance] : [0];
   const onOff = course && course.onCourse !== null ? [course.onCourse, course.offCourse!] : [0];
   for (const l of layouts) {
-    let tileLo = 0;
-    let tileHi = 0;
-    for (const t of tilesInArt(l)) {
-      tileLo = Math.min(tileLo, t.performance);
-      tileHi = Math.max(tileHi, t.performance);
-    }
+    const [tileLo, tileHi] = tileRange(l, (t) => t.performance);
     lo = Math.min(lo, l.stepPerformance + tileLo + Math.min(...cp) + Math.min(...onOff));
     hi = Math.max(hi, l.stepPerformance + tileHi + Math.max(...cp) + Math.max(...onOff));
   }

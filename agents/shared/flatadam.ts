@@ -110,77 +110,35 @@ function adamBody(): number[] {
   const [SCALE, B1, C1, B2, C2, STEP, RBC2, EPS] = [5, 6, 7, 8, 9, 10, 11, 12];
   const OFF = 13;
   const [gv, mv, vv, sScale, sB1, sC1, sB2, sC2, sStep, sRbc2, sEps] = [14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24];
-  const at = (base: number) => [...op.get(base), ...op.get(OFF), ...op.i32Add];
+  const get = op.get;
+  const at = (base: number) => [...get(base), ...get(OFF), ...op.i32Add];
+  // two float32 at base + OFF, as float64x2; and a float64x2 value stored there as two float32
+  const read = (base: number) => [...at(base), ...load2, ...promote];
+  const write = (base: number, value: number[]) => [...at(base), ...value, ...demote, ...store2];
+  const splatScalars = [SCALE, B1, C1, B2, C2, STEP, RBC2, EPS].flatMap((p, i) => [...get(p), ...splat, ...op.set(sScale + i)]);
+  const exitWhenDone = [...get(OFF), ...get(BYTES), ...op.i32GeU, ...op.brIf(1)];
+  // g' = g scale
+  const scaled = [...read(G), ...get(sScale), ...mul2, ...op.set(gv)];
+  // m = b1 m + c1 g'
+  const moment1 = [...get(sB1), ...read(M), ...mul2, ...get(sC1), ...get(gv), ...mul2, ...add2, ...op.set(mv)];
+  // v = b2 v + (c2 g') g'
+  const moment2 = [...get(sB2), ...read(V), ...mul2, ...get(sC2), ...get(gv), ...mul2, ...get(gv), ...mul2, ...add2, ...op.set(vv)];
+  // p - (step m) / (sqrt(v) rbc2 + eps)
+  const denominator = [...get(vv), ...sqrt2, ...get(sRbc2), ...mul2, ...get(sEps), ...add2];
+  const stepped = [...read(P), ...get(sStep), ...get(mv), ...mul2, ...denominator, ...div2, ...sub2];
+  const advance = [...get(OFF), ...op.i32Const(8), ...op.i32Add, ...op.set(OFF), ...op.br(0)];
   const code = [
-    ...[SCALE, B1, C1, B2, C2, STEP, RBC2, EPS].flatMap((p, i) => [...op.get(p), ...splat, ...op.set(sScale + i)]),
+    ...splatScalars,
     ...op.block,
     ...op.loop,
-    ...op.get(OFF),
-    ...op.get(BYTES),
-    ...op.i32GeU,
-    ...op.brIf(1),
-    // g' = g scale
-    ...at(G),
-    ...load2,
-    ...promote,
-    ...op.get(sScale),
-    ...mul2,
-    ...op.set(gv),
-    // m = b1 m + c1 g'
-    ...op.get(sB1),
-    ...at(M),
-    ...load2,
-    ...promote,
-    ...mul2,
-    ...op.get(sC1),
-    ...op.get(gv),
-    ...mul2,
-    ...add2,
-    ...op.set(mv),
-    // v = b2 v + (c2 g') g'
-    ...op.get(sB2),
-    ...at(V),
-    ...load2,
-    ...promote,
-    ...mul2,
-    ...op.get(sC2),
-    ...op.get(gv),
-    ...mul2,
-    ...op.get(gv),
-    ...mul2,
-    ...add2,
-    ...op.set(vv),
-    ...at(M),
-    ...op.get(mv),
-    ...demote,
-    ...store2,
-    ...at(V),
-    ...op.get(vv),
-    ...demote,
-    ...store2,
-    // p = p - (step m) / (sqrt(v) rbc2 + eps)
-    ...at(P),
-    ...at(P),
-    ...load2,
-    ...promote,
-    ...op.get(sStep),
-    ...op.get(mv),
-    ...mul2,
-    ...op.get(vv),
-    ...sqrt2,
-    ...op.get(sRbc2),
-    ...mul2,
-    ...op.get(sEps),
-    ...add2,
-    ...div2,
-    ...sub2,
-    ...demote,
-    ...store2,
-    ...op.get(OFF),
-    ...op.i32Const(8),
-    ...op.i32Add,
-    ...op.set(OFF),
-    ...op.br(0),
+    ...exitWhenDone,
+    ...scaled,
+    ...moment1,
+    ...moment2,
+    ...write(M, get(mv)),
+    ...write(V, get(vv)),
+    ...write(P, stepped),
+    ...advance,
     ...op.end,
     ...op.end,
     ...op.end,
