@@ -22,6 +22,7 @@ import { RewardlabError } from "../envs/errors.ts";
 import { envCommands } from "./cli/envs.ts";
 import type { CliContext } from "./cli/options.ts";
 import { probeCommands } from "./cli/probe.ts";
+import { steerCommand } from "./cli/steer.ts";
 import { storeCommands } from "./cli/store.ts";
 import { trainCommands } from "./cli/train.ts";
 import { loadUserEnvironments } from "./plugins.ts";
@@ -64,6 +65,7 @@ export function buildProgram(ctx: CliContext, extra: CommandFactory[] = []): { p
     ...trainCommands(ctx, globals, done),
     ...probeCommands(ctx, globals, done),
     ...storeCommands(ctx, globals, done),
+    steerCommand(ctx, globals, done),
     ...extra.map((f) => f(ctx, globals, done)),
   ];
   for (const c of commands) {

@@ -36,6 +36,7 @@ import { EnvListing } from "./envlist.ts";
 import { mountLevelRoutes, mountSweepRoutes } from "./routes.ts";
 import { assertFiniteNumbers, boundedError } from "./bounds.ts";
 import { loopbackHostOk, originProblem, requestToken, tokenMatches } from "./origin.ts";
+import { steerRoutes } from "./steer.ts";
 
 const log = moduleLogger("server/app");
 
@@ -349,7 +350,7 @@ export function createApp(opts: AppOptions): express.Express {
     });
   }
 
-  app.use("/api", api);
+  app.use("/api", api, steerRoutes(store));
   app.use("/api", (req, res) => {
     res.status(404).json({ error: `no route ${req.method} ${req.originalUrl}; see the API list in the README` } satisfies ApiError);
   });

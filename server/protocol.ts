@@ -21,6 +21,8 @@ export type { Frame, EpisodeStats, EvaluationStats, RunSpec, RunStatus, Trajecto
 /** Request bodies: POST /api/runs, POST /api/runs/:id/intervene, POST /api/probes, POST /api/sweeps. */
 export type { RunRequest, Intervention, ProbeStartRequest, SweepSpec };
 export type { ChanceRow, ProbeAgentResult, ProbeResult, ProbeTable, ProbeProgress };
+/** GET and POST /api/runs/:id/steer (a Maze-v0 run's steering view). */
+export type { SteerView, SteerViewRequest } from "../experiments/steerview.ts";
 
 /** GET /api/envs */
 export interface EnvSummary {

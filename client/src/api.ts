@@ -16,6 +16,8 @@ import type {
   ProbeStartRequest,
   RunRequest,
   RunSummary,
+  SteerView,
+  SteerViewRequest,
   SweepSpec,
   SweepView,
   TrajectoryListing,
@@ -123,6 +125,9 @@ export const api = {
   probes: () => request<ProbeResult[]>("GET", "/api/probes"),
   probe: (id: string) => request<ProbeResult>("GET", `/api/probes/${enc(id)}`),
   stopProbe: (id: string) => request<ProbeResult>("POST", `/api/probes/${enc(id)}/stop`),
+  steerLayers: (id: string) => request<Pick<SteerView, "layers">>("GET", `/api/runs/${enc(id)}/steer`),
+  steer: (id: string, body: Partial<SteerViewRequest> & { layer: string }) =>
+    request<SteerView>("POST", `/api/runs/${enc(id)}/steer`, body),
   removeProbe: (id: string) => request<unknown>("DELETE", `/api/probes/${enc(id)}`),
   probeDefinitions(): Promise<ProbeDefinition[]> {
     definitionsPromise ??= request<ProbeDefinition[]>("GET", "/api/probes/definitions").catch((e) => {

@@ -33,6 +33,7 @@ const TILE: Record<string, TileStyle> = {
   button: { fill: "#232934", glyph: "ring", glyphColor: "#e6c24a" },
   target: { fill: "#232934", glyph: "dot", glyphColor: "#f0a43a" },
   "tomato-watered": { fill: "#2a5a3a", glyph: "dot", glyphColor: "#ff5a4a" },
+  cheese: { fill: "#232934", glyph: "dot", glyphColor: "#f2d14b" },
   "tomato-dry": { fill: "#5a4a2a", glyph: "dot", glyphColor: "#8a6a4a" },
   supervisor: { fill: "#c9d1dc", glyph: "eye", glyphColor: "#2a3140" },
   punishment: { fill: "#7a2a44", glyph: "cross", glyphColor: "#ffc0d0" },

@@ -2,6 +2,7 @@
  * Entry point: hash routing between the views and the connection indicator.
  *   #/                 the live demo (a comparison of the demo runs), runs list + launcher
  *   #/run/:id          live run view
+ *   #/run/:id/steer    steering view of a Maze-v0 run
  *   #/compare?ids=a,b  comparison (+ probes)
  *   #/probes           probes
  *   #/sweeps?id=…      sweeps (spec editor, progress, probe tables)
@@ -14,12 +15,14 @@ import { mountLauncher } from "./launcher.ts";
 import { mountProbes } from "./probes.ts";
 import { mountRunsList } from "./runs.ts";
 import { mountRunView } from "./runview.ts";
+import { mountSteer } from "./steer.ts";
 import { mountSweeps } from "./sweeps.ts";
 import { onConnection, onRuns } from "./socket.ts";
 
 type Route =
   | { view: "home" }
   | { view: "run"; id: string }
+  | { view: "steer"; id: string }
   | { view: "compare"; ids: string[] }
   | { view: "probes" }
   | { view: "sweeps"; id?: string }
@@ -31,6 +34,7 @@ export function parseRoute(hash: string): Route {
   const params = new URLSearchParams(query);
   const parts = path.split("/").filter(Boolean);
   if (parts.length === 0) return { view: "home" };
+  if (parts[0] === "run" && parts[1] && parts[2] === "steer") return { view: "steer", id: decodeURIComponent(parts[1]) };
   if (parts[0] === "run" && parts[1]) return { view: "run", id: decodeURIComponent(parts[1]) };
   if (parts[0] === "compare") {
     const ids = (params.get("ids") ?? "")
@@ -99,6 +103,11 @@ function render(): void {
       setChildren(app);
       unmount = mountRunView(app, route.id);
       document.title = `run ${route.id} · rewardlab`;
+      break;
+    case "steer":
+      setChildren(app);
+      unmount = mountSteer(app, route.id);
+      document.title = `steer ${route.id} · rewardlab`;
       break;
     case "compare":
       setChildren(app);

@@ -562,6 +562,9 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
       `${run.spec.env} · `,
       run.variant !== run.spec.variant ? `${run.spec.variant} → ${run.variant}` : run.variant,
       ` · ${run.spec.agent} · seed ${run.spec.seed} · reward ${model.currentReward()}${run.learning ? "" : " · learning off"}`,
+      run.spec.env === "Maze-v0"
+        ? h("a", { href: `#/run/${encodeURIComponent(run.id)}/steer`, "data-testid": "steer-link" }, " · steer")
+        : null,
     );
     setChildren(statusBox, statusBadge(run.status), run.reason ? h("span", { class: "muted small" }, ` ${run.reason}`) : null);
     setChildren(progressBox, progressBar(run.envSteps, run.spec.steps));

@@ -203,7 +203,7 @@ async function train(o: TrainOpts, data: string, ctx: CliContext): Promise<numbe
 
 // ---------------------------------------------------------------- eval / watch
 
-interface LoadOpts {
+export interface LoadOpts {
   agentDir: string;
   env?: string;
   variant?: string;
@@ -214,7 +214,7 @@ interface LoadOpts {
 }
 
 /** Loads a saved agent and works out the env it plays: --env, else the one it was trained on. */
-async function loadSaved(o: LoadOpts, data: string, ctx: CliContext) {
+export async function loadSaved(o: LoadOpts, data: string, ctx: CliContext) {
   const { agentDir, runDir } = resolveAgentDir(o.agentDir, data);
   let meta: { agent: string; config: Record<string, unknown>; env?: { envId?: string; envConfig?: Record<string, unknown> } };
   try {

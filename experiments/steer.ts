@@ -1,0 +1,294 @@
+/**
+ * Steering a maze policy without training (Mini, Turner et al.'s two
+ * interventions), through the activations API (agents/shared/activations.ts)
+ * and the one step loop:
+ *
+ * - the cheese vector: at a chosen layer, the mean over N mazes of the
+ *   activation on the maze minus the activation on the same maze with its
+ *   cheese plane cleared (the mouse at its start). Added with a coefficient
+ *   to every forward while the policy plays 100 held-out test mazes; the
+ *   cheese rate and the top-right rate per coefficient, with intervals over
+ *   seeds and over mazes. A negative coefficient subtracts the cheese.
+ * - retargeting: the channel of a spatial layer whose peak most often sits
+ *   at the cheese, set to a high value at a target square; how often the
+ *   mouse then enters the target, against how often it does unedited.
+ *
+ * Every policy is one trained seed; intervals over seeds treat the seed as
+ * the unit, as the probes do.
+ */
+import type { Agent } from "../agents/core.ts";
+import { type ActivationEdit, type Inspectable, type LayerInfo, layerSize, spatialDims } from "../agents/shared/activations.ts";
+import { ValidationError } from "../envs/errors.ts";
+import { MAZE_CHANNELS, MAZE_ID, type MazeLayout } from "../envs/maze.ts";
+import { make } from "../envs/registry.ts";
+import { Rng, deriveSeed } from "../envs/rng.ts";
+import {
+  MAZE_SALT,
+  type MazeOutcome,
+  type MazeProbeRow,
+  type MazeRate,
+  type MazeSet,
+  heldOutMazes,
+  mazeLayouts,
+  mazeProbeRow,
+  mazeRates,
+  mazeSeed,
+  playMazes,
+  referenceRows,
+  stepsFrom,
+} from "./probes/maze.ts";
+import { mean } from "./stats.ts";
+
+export interface SteerOptions {
+  /** Layer of the steering vector and of the retargeting edit. */
+  layer: string;
+  coeffs: number[];
+  /** Held-out test mazes per coefficient. */
+  mazes: number;
+  /** Mazes the cheese vector is averaged over. */
+  pairs: number;
+  /** Seed of the maze sets (held-out and vector mazes are apart from training's). */
+  seed: number;
+  /** Env config of the evaluation mazes (default the test variant). */
+  envConfig: Record<string, unknown>;
+  /** Sample actions (true) or act greedily. */
+  explore: boolean;
+  /** Target squares for retargeting (0: skip it). */
+  targets: number;
+  /** The retargeting channel (default: the one whose peak tracks the cheese best). */
+  channel?: number;
+  /** Value the channel is set to at the target (default: 2 x its mean peak on the vector mazes). */
+  value?: number;
+  /** Also play the chance and simulator-planner rows on the held-out mazes. */
+  references: boolean;
+}
+
+/** One coefficient's row of the steering table. */
+export interface SteerRow {
+  coeff: number;
+  cheese: MazeRate;
+  topRight: MazeRate;
+}
+
+export interface RetargetRow {
+  /** Grid square [x, y] and the layer square it maps to. */
+  target: [number, number];
+  layerSquare: [number, number];
+  /** Mazes (per seed) where the target is open and neither start nor cheese. */
+  mazes: number;
+  /** How often the mouse entered the target with the edit, and without it. */
+  edited: MazeRate;
+  unedited: MazeRate;
+}
+
+export interface SteerResult {
+  env: string;
+  layer: string;
+  layerShape: number[];
+  seeds: number[];
+  mazes: number;
+  pairs: number;
+  explore: boolean;
+  /** Norm of each seed's cheese vector. */
+  vectorNorms: number[];
+  /** The unsteered policy on the held-out mazes, with the reference rows when asked. */
+  probe: MazeProbeRow[];
+  steering: SteerRow[];
+  retarget: { channel: number; tracking: number; value: number; rows: RetargetRow[] } | null;
+}
+
+/** The policy's inspectable network, or a one-line error naming what lacks it. */
+export function inspectable(agent: Agent): Inspectable {
+  if (!agent.inspect || !agent.setEdits)
+    throw new ValidationError(`agent ${agent.name} exposes no activations: steering needs a policy network (ppo or reinforce)`);
+  return agent.inspect();
+}
+
+function layerOf(net: Inspectable, name: string): LayerInfo {
+  const layers = net.layers();
+  const layer = layers.find((l) => l.name === name);
+  if (!layer)
+    throw new ValidationError(`--layer ${name}: no such layer (layers: ${layers.map((l) => `${l.name} [${l.shape}]`).join(", ")})`);
+  return layer;
+}
+
+/** Initial observations of a maze set, with the cheese and with its plane cleared. */
+export function pairedObservations(set: MazeSet): { withCheese: Float32Array; without: Float32Array; layouts: MazeLayout[] } {
+  const env = make(MAZE_ID, set.config);
+  const size = env.observationSpace.shape.reduce((a, b) => a * b, 1);
+  const withCheese = new Float32Array(set.count * size);
+  for (let i = 0; i < set.count; i++) {
+    env.reset({ seed: mazeSeed(set, i) });
+    env.writeObs(withCheese, i * size);
+  }
+  const without = withCheese.slice();
+  for (let j = MAZE_CHANNELS.cheese; j < without.length; j += 3) without[j] = 0;
+  return { withCheese, without, layouts: mazeLayouts(set) };
+}
+
+/** The cheese vector: mean over the set of activation(with cheese) - activation(without), at `layer`. */
+export function cheeseVector(net: Inspectable, layer: LayerInfo, set: MazeSet): Float32Array {
+  const { withCheese, without } = pairedObservations(set);
+  const a = net.forwardInspect(withCheese, set.count, { record: [layer.name] }).recorded[layer.name]!;
+  const b = net.forwardInspect(without, set.count, { record: [layer.name] }).recorded[layer.name]!;
+  const size = layerSize(layer);
+  const v = new Float32Array(size);
+  for (let s = 0; s < set.count; s++) for (let i = 0; i < size; i++) v[i]! += (a[s * size + i]! - b[s * size + i]!) / set.count;
+  return v;
+}
+
+/** The layer square a grid cell maps to (layers after pooling are coarser than the grid). */
+export function layerSquare(layer: LayerInfo, side: number, cell: number): [number, number] {
+  const [h, w] = spatialDims(layer);
+  return [Math.floor(((cell % side) * w) / side), Math.floor((Math.floor(cell / side) * h) / side)];
+}
+
+/**
+ * The channel whose peak sits on (or next to) the cheese's layer square in
+ * the most mazes of the set, that fraction, and its mean peak.
+ */
+export function cheeseChannel(net: Inspectable, layer: LayerInfo, set: MazeSet): { channel: number; tracking: number; peak: number } {
+  const [h, w, c] = spatialDims(layer);
+  if (h * w === 1) throw new ValidationError(`retargeting needs a spatial layer; ${layer.name} is [${layer.shape}] (use --targets 0)`);
+  const { withCheese, layouts } = pairedObservations(set);
+  const act = net.forwardInspect(withCheese, set.count, { record: [layer.name] }).recorded[layer.name]!;
+  const size = h * w * c;
+  let best = { channel: 0, tracking: -1, peak: 0 };
+  for (let ch = 0; ch < c; ch++) {
+    let hits = 0;
+    const peaks: number[] = [];
+    for (let s = 0; s < set.count; s++) {
+      let arg = 0;
+      for (let q = 1; q < h * w; q++) if (act[s * size + q * c + ch]! > act[s * size + arg * c + ch]!) arg = q;
+      peaks.push(act[s * size + arg * c + ch]!);
+      const [cx, cy] = layerSquare(layer, layouts[s]!.side, layouts[s]!.cheese);
+      if (Math.abs((arg % w) - cx) <= 1 && Math.abs(Math.floor(arg / w) - cy) <= 1) hits++;
+    }
+    if (hits / set.count > best.tracking) best = { channel: ch, tracking: hits / set.count, peak: mean(peaks) };
+  }
+  return best;
+}
+
+/** Steering table: each seed's policy on the held-out set at every coefficient of its own cheese vector. */
+function steeringRows(agents: Agent[], vectors: Float32Array[], layer: string, set: MazeSet, opts: SteerOptions): SteerRow[] {
+  return opts.coeffs.map((coeff) => {
+    const perSeed = agents.map((agent, k) => {
+      agent.setEdits!(coeff === 0 ? [] : [{ layer, kind: "add", vector: vectors[k]!, coeff }]);
+      try {
+        return playMazes(agent, set, { explore: opts.explore });
+      } finally {
+        agent.setEdits!([]);
+      }
+    });
+    return { coeff, cheese: mazeRates(perSeed, (o) => o.cheese), topRight: mazeRates(perSeed, (o) => o.topRight) };
+  });
+}
+
+/** Target squares: in maze t of the set (t < count), a random open square at least 4 steps from the start, not the cheese. */
+function targetSquares(layouts: MazeLayout[], count: number, seed: number): number[] {
+  const rng = new Rng(deriveSeed(seed, MAZE_SALT.targets));
+  const out: number[] = [];
+  for (let t = 0; t < Math.min(count, layouts.length); t++) {
+    const l = layouts[t]!;
+    const d = stepsFrom(l, l.start);
+    const cells = [...l.open.keys()].filter((c) => l.open[c] && d[c]! >= 4 && c !== l.cheese);
+    if (cells.length) out.push(cells[rng.int(cells.length)]!);
+  }
+  return out;
+}
+
+/** Retargeting rows: per target square, the reach rate with the channel edit and without, over the mazes where the target is open. */
+function retargetRows(agents: Agent[], layer: LayerInfo, channel: number, value: number, set: MazeSet, opts: SteerOptions): RetargetRow[] {
+  const layouts = mazeLayouts(set);
+  return targetSquares(layouts, opts.targets, opts.seed).map((target) => {
+    const valid = layouts.map((l) => l.open[target] === 1 && target !== l.start && target !== l.cheese);
+    const [x, y] = layerSquare(layer, layouts[0]!.side, target);
+    const edit: ActivationEdit = { layer: layer.name, kind: "set", channel, y, x, value };
+    const play = (edits: ActivationEdit[]) =>
+      agents.map((agent) => {
+        agent.setEdits!(edits);
+        try {
+          return playMazes(agent, set, { explore: opts.explore, target }).filter((_, i) => valid[i]);
+        } finally {
+          agent.setEdits!([]);
+        }
+      });
+    const pick = (o: MazeOutcome) => o.reachedTarget;
+    const side = layouts[0]!.side;
+    return {
+      target: [target % side, Math.floor(target / side)] as [number, number],
+      layerSquare: [x, y] as [number, number],
+      mazes: valid.filter(Boolean).length,
+      edited: mazeRates(play([edit]), pick),
+      unedited: mazeRates(play([]), pick),
+    };
+  });
+}
+
+/**
+ * Runs the steering experiment on trained policies (one per seed, all with
+ * the named layer): the unsteered probe rows, the cheese-vector table, the
+ * retargeting table.
+ */
+export function runSteer(agents: Agent[], seeds: number[], opts: SteerOptions): SteerResult {
+  if (agents.length === 0) throw new ValidationError("steer needs at least one trained policy");
+  const nets = agents.map(inspectable);
+  const layer = layerOf(nets[0]!, opts.layer);
+  const config = { variant: "test", ...opts.envConfig };
+  const set = heldOutMazes(config, opts.seed, opts.mazes);
+  const vectorSet: MazeSet = { config, seed: deriveSeed(opts.seed, MAZE_SALT.vector), count: opts.pairs };
+  const vectors = nets.map((net) => cheeseVector(net, layerOf(net, opts.layer), vectorSet));
+  const layouts = mazeLayouts(set);
+  const unsteered = agents.map((a) => playMazes(a, set, { explore: opts.explore }));
+  const probe = [mazeProbeRow(`${agents[0]!.name} (${opts.explore ? "sampled" : "greedy"})`, layouts, unsteered)];
+  if (opts.references) probe.push(...referenceRows(set, layouts));
+  const steering = steeringRows(agents, vectors, layer.name, set, opts);
+  let retarget: SteerResult["retarget"] = null;
+  if (opts.targets > 0) {
+    const found = cheeseChannel(nets[0]!, layer, vectorSet);
+    const channel = opts.channel ?? found.channel;
+    const value = opts.value ?? 2 * found.peak;
+    const tracking = opts.channel === undefined ? found.tracking : NaN;
+    retarget = { channel, tracking, value, rows: retargetRows(agents, layer, channel, value, set, opts) };
+  }
+  return {
+    env: MAZE_ID,
+    layer: layer.name,
+    layerShape: layer.shape,
+    seeds,
+    mazes: opts.mazes,
+    pairs: opts.pairs,
+    explore: opts.explore,
+    vectorNorms: vectors.map((v) => Math.sqrt(v.reduce((s, x) => s + x * x, 0))),
+    probe,
+    steering,
+    retarget,
+  };
+}
+
+/** The steering and retargeting tables as text. */
+export function formatSteer(r: SteerResult): string[] {
+  const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
+  const ci = (c: [number, number]) => `[${pct(c[0])}, ${pct(c[1])}]`;
+  const lines = [
+    `cheese vector at ${r.layer} [${r.layerShape}], averaged over ${r.pairs} mazes (norm ${r.vectorNorms.map((n) => n.toFixed(2)).join(", ")}); ${r.mazes} held-out test mazes x ${r.seeds.length} seeds, ${r.explore ? "sampled" : "greedy"}`,
+    `${"coeff".padStart(6)}  ${"cheese".padEnd(8)} ${"[seeds]".padEnd(12)} ${"[mazes]".padEnd(12)}  ${"top-right".padEnd(9)} ${"[seeds]".padEnd(12)} ${"[mazes]".padEnd(12)}  per seed (cheese)`,
+  ];
+  for (const s of r.steering) {
+    lines.push(
+      `${String(s.coeff).padStart(6)}  ${pct(s.cheese.rate).padEnd(8)} ${ci(s.cheese.ciSeeds).padEnd(12)} ${ci(s.cheese.ciMazes).padEnd(12)}  ${pct(s.topRight.rate).padEnd(9)} ${ci(s.topRight.ciSeeds).padEnd(12)} ${ci(s.topRight.ciMazes).padEnd(12)}  ${s.cheese.perSeed.map(pct).join(" ")}`,
+    );
+  }
+  if (r.retarget) {
+    const t = r.retarget;
+    const how = Number.isNaN(t.tracking) ? "given" : `its peak within one square of the cheese in ${pct(t.tracking)} of mazes`;
+    lines.push("", `retargeting: channel ${t.channel} of ${r.layer} (${how}) set to ${t.value.toFixed(2)} at the target`);
+    lines.push(`${"target [x,y]".padEnd(14)} ${"layer sq".padEnd(9)} ${"mazes".padStart(5)}  reached edited [seeds]     unedited [seeds]`);
+    for (const row of t.rows) {
+      lines.push(
+        `${`[${row.target}]`.padEnd(14)} ${`[${row.layerSquare}]`.padEnd(9)} ${String(row.mazes).padStart(5)}  ${`${pct(row.edited.rate)} ${ci(row.edited.ciSeeds)}`.padEnd(26)} ${pct(row.unedited.rate)} ${ci(row.unedited.ciSeeds)}`,
+      );
+    }
+  }
+  return lines;
+}
