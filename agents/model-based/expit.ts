@@ -145,31 +145,28 @@ class SimulatorDynamics implements SearchDynamics<EnvState> {
   }
 }
 
-/** The learned world model: states are observations; each state's prediction (all actions) is made once. */
+/**
+ * The learned world model: states are observations. Predictions come from the
+ * model's cache (WorldModel.predictRows): every action's outcome from a state
+ * is predicted once per version of the model, and the states a search meets
+ * recur in the next decisions. A next state is a view into the cached
+ * prediction (no copy per node).
+ */
 class ModelDynamics implements SearchDynamics<Float32Array> {
-  private lastState: Float32Array | null = null;
-  private readonly next: Float32Array;
-  private readonly reward: Float64Array;
-  private readonly terminal: Float64Array;
-  constructor(readonly model: WorldModel) {
-    this.next = new Float32Array(model.nActions * model.obsSize);
-    this.reward = new Float64Array(model.nActions);
-    this.terminal = new Float64Array(model.nActions);
-  }
+  private readonly out = { state: null as Float32Array | null, reward: 0, terminal: 0 };
+  constructor(readonly model: WorldModel) {}
   step(state: Float32Array, action: number, obs: Float32Array) {
     const S = this.model.obsSize;
-    if (state !== this.lastState) {
-      const p = this.model.predict(state);
-      this.next.set(p.next);
-      this.reward.set(p.medianReward);
-      this.terminal.set(p.terminal);
-      this.lastState = state;
-    }
-    const next = this.next.slice(action * S, (action + 1) * S);
+    const p = this.model.predict(state);
+    const next = p.next.subarray(action * S, (action + 1) * S);
     obs.set(next);
     // termination decoded to its likelier outcome, as the observation is
-    const terminal = this.terminal[action]! > 0.5 ? 1 : 0;
-    return { state: terminal ? null : next, reward: this.reward[action]!, terminal };
+    const terminal = p.terminal[action]! > 0.5 ? 1 : 0;
+    const out = this.out;
+    out.state = terminal ? null : next;
+    out.reward = p.medianReward[action]!;
+    out.terminal = terminal;
+    return out;
   }
 }
 

@@ -40,6 +40,7 @@ import type { ActContext, ActResult, Agent, AgentEnvInfo, Route, RouteRating, Tr
 import { observationKey } from "../shared/obskey.ts";
 import { assignVariables, checkEnvCompatible, loadAgentFiles, saveAgentFiles } from "../shared/persist.ts";
 import {
+  type ModelPrediction,
   ReplayBuffer,
   type RewardAtoms,
   WorldModel,
@@ -80,6 +81,9 @@ export type PlannerSettings = Readonly<Record<string, unknown>> & {
 };
 
 // ---------------------------------------------------------------- imagined search graph
+
+/** States whose predictions are made together while imagining (one batch of the ensemble's forward passes). */
+const PREDICT_AHEAD = 256;
 
 /** The model's imagined state graph for one version of the model. */
 export class ImaginedGraph {
@@ -142,10 +146,13 @@ export class ImaginedGraph {
       this.depth[root] = 0;
     }
     const queue = [root];
+    // the model's predictions for queued states, made a batch at a time ahead of the expansion
+    const predicted = new Map<number, ModelPrediction>();
     for (let qi = 0; qi < queue.length; qi++) {
       const s = queue[qi]!;
       if (this.expanded[s] || this.depth[s]! >= this.maxDepth) continue;
-      const p = this.model.predict(this.obs[s]!);
+      if (!predicted.has(s)) this.predictAhead(queue, qi, predicted);
+      const p = predicted.get(s)!;
       this.expansions++;
       this.expanded[s] = true;
       for (let a = 0; a < A; a++) {
@@ -171,6 +178,21 @@ export class ImaginedGraph {
     }
     this.values = [null, null];
     return root;
+  }
+
+  /** Predicts, in one batch, up to PREDICT_AHEAD of the states queue[from..] that will be expanded. */
+  private predictAhead(queue: number[], from: number, predicted: Map<number, ModelPrediction>): void {
+    const S = this.model.obsSize;
+    const chosen = new Set<number>();
+    for (let qi = from; qi < queue.length && chosen.size < PREDICT_AHEAD; qi++) {
+      const s = queue[qi]!;
+      if (!this.expanded[s] && this.depth[s]! < this.maxDepth && !predicted.has(s)) chosen.add(s);
+    }
+    const nodes = [...chosen];
+    const rows = new Float32Array(nodes.length * S);
+    nodes.forEach((s, i) => rows.set(this.obs[s]!, i * S));
+    const preds = this.model.predictRows(rows, nodes.length);
+    nodes.forEach((s, i) => predicted.set(s, preds[i]!));
   }
 
   /** State values by value iteration (`sweeps` at most), with or without the bonus. */

@@ -30,7 +30,8 @@ export interface SearchDynamics<S> {
   /**
    * The outcome of `action` from `state`: reward, termination probability
    * (0/1 for the simulator), and the next state (null when the episode
-   * surely ended there); the next observation is written into `obs`.
+   * surely ended there); the next observation is written into `obs`. The
+   * returned object may be reused by the next call: read it at once.
    */
   step(state: S, action: number, obs: Float32Array): { state: S | null; reward: number; terminal: number };
 }

@@ -41,7 +41,8 @@ import { make, registered } from "../../envs/registry.ts";
 import type { Rng } from "../../envs/rng.ts";
 import { createMatmul } from "../shared/backend.ts";
 import { FlatAdam } from "../shared/flatadam.ts";
-import { Adam, MLP, MLPPass } from "../shared/networks.ts";
+import { Adam, FastForward, MLP, MLPPass } from "../shared/networks.ts";
+import { observationKey } from "../shared/obskey.ts";
 import { concatBytes } from "../shared/persist.ts";
 
 // ---------------------------------------------------------------- config
@@ -214,6 +215,11 @@ export class ReplayBuffer {
 
 // ---------------------------------------------------------------- the ensemble
 
+/** Rows per batch of predictions. */
+const PREDICTION_BATCH = 256;
+/** Memory kept for cached predictions (about 4 bytes per predicted value). */
+const PREDICTION_CACHE_BYTES = 64 * 2 ** 20;
+
 /** One-step predictions for every action from one observation (row a of `next` is action a). */
 export interface ModelPrediction {
   /** Decoded next observations, nActions x obsSize. */
@@ -260,16 +266,22 @@ export class WorldModel {
   readonly lossLayout: ModelLossLayout;
   private readonly inSize: number;
   private readonly outSize: number;
-  // prediction scratch
-  private readonly x: Float32Array;
-  private readonly outs: Float32Array[];
+  // prediction: the members' outputs for a batch of rows (wasm: XNNPACK through FastForward, else forwardJS)
+  private readonly acting: FastForward;
+  private x: Float32Array;
+  private outs: Float32Array[];
+  /** Decoded predictions by observation (observationKey), for the current weights and reward atoms. */
+  private readonly cache = new Map<number, ModelPrediction>();
+  private readonly cacheLimit: number;
+  /** Predictions made and found in the cache since the counters were read (predictionStats). */
+  private made = 0;
+  private reused = 0;
   private readonly probs: Float64Array;
   private readonly probSq: Float64Array;
   /** Per action, each member's reward (for the median). */
   private readonly memberRewards: Float64Array;
   /** The distinct rewards of the experience (ascending) on steps that went on and on steps that ended; null: no decoding. */
   private atoms: RewardAtoms | null = null;
-  private readonly pred: ModelPrediction;
 
   constructor(
     readonly obsSize: number,
@@ -297,17 +309,13 @@ export class WorldModel {
       this.members.flatMap((m) => m.variables),
       { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
     );
-    this.x = new Float32Array(this.inSize);
-    this.outs = this.members.map(() => new Float32Array(this.outSize));
+    this.acting = new FastForward(this.members);
+    this.x = new Float32Array(0);
+    this.outs = [];
+    this.cacheLimit = Math.max(256, Math.floor(PREDICTION_CACHE_BYTES / (4 * nActions * (obsSize + 6))));
     this.probs = new Float64Array(nActions * (obsSize + 2));
     this.probSq = new Float64Array(nActions * (obsSize + 2));
     this.memberRewards = new Float64Array(nActions * config.ensemble);
-    this.pred = {
-      next: new Float32Array(nActions * obsSize),
-      medianReward: new Float64Array(nActions),
-      terminal: new Float64Array(nActions),
-      disagreement: new Float64Array(nActions),
-    };
   }
 
   /** True when every element is 0/1 (the replay buffer then stores bytes). */
@@ -317,25 +325,95 @@ export class WorldModel {
 
   /**
    * Predicts every action's outcome from row `row` of `obs`. The returned
-   * object's arrays are reused by the next call: copy what you keep.
+   * object is shared (kept by the cache until the weights change): read it,
+   * do not write it.
    */
   predict(obs: Float32Array, row = 0): ModelPrediction {
+    return this.predictRows(obs.subarray(row * this.obsSize, (row + 1) * this.obsSize), 1)[0]!;
+  }
+
+  /**
+   * Predictions for `rows` observations (row-major), made together: the
+   * members' forward passes run on the whole batch of rows not yet predicted
+   * under the current weights (observations are keyed by observationKey), and
+   * each decoded prediction is kept for the next time that observation comes
+   * up (a search's states recur from one decision to the next). Shared
+   * objects: read them, do not write them.
+   */
+  predictRows(obs: Float32Array, rows: number): ModelPrediction[] {
+    const S = this.obsSize;
+    const out: ModelPrediction[] = new Array(rows);
+    const missing: number[] = [];
+    const keys: number[] = [];
+    for (let r = 0; r < rows; r++) {
+      const key = observationKey(obs, r * S, S);
+      const hit = this.cache.get(key);
+      if (hit) {
+        out[r] = hit;
+        this.reused++;
+      } else {
+        missing.push(r);
+        keys.push(key);
+      }
+    }
+    for (let from = 0; from < missing.length; from += PREDICTION_BATCH) {
+      const n = Math.min(PREDICTION_BATCH, missing.length - from);
+      const x = this.forwardRows(obs, missing, from, n);
+      if (this.cache.size + n > this.cacheLimit) this.cache.clear();
+      for (let i = 0; i < n; i++) {
+        const pred = this.decodeRow(i, x, i * S);
+        out[missing[from + i]!] = pred;
+        this.cache.set(keys[from + i]!, pred);
+      }
+      this.made += n;
+    }
+    return out;
+  }
+
+  /** Predictions made afresh and found in the cache since the last call (then reset). */
+  predictionStats(): { made: number; reused: number } {
+    const r = { made: this.made, reused: this.reused };
+    this.made = 0;
+    this.reused = 0;
+    return r;
+  }
+
+  /** Every member's output for rows missing[from..from+n) of obs, into this.outs (row i at i x outSize); returns the rows gathered. */
+  private forwardRows(obs: Float32Array, missing: number[], from: number, n: number): Float32Array {
+    const S = this.obsSize;
+    if (this.x.length < n * S) {
+      this.x = new Float32Array(PREDICTION_BATCH * S);
+      this.outs = this.members.map(() => new Float32Array(PREDICTION_BATCH * this.outSize));
+    }
+    const x = this.x;
+    for (let i = 0; i < n; i++) x.set(obs.subarray(missing[from + i]! * S, (missing[from + i]! + 1) * S), i * S);
+    const rows = x.subarray(0, n * S);
+    if (!this.acting.forwardEach(rows, n, this.outs)) {
+      for (let m = 0; m < this.members.length; m++) this.members[m]!.forwardJS(rows, n, this.outs[m]);
+    }
+    return x;
+  }
+
+  /** Decodes row `i` of the members' outputs (this.outs) for the observation at obs[base..]: a new prediction. */
+  private decodeRow(i: number, obs: Float32Array, base: number): ModelPrediction {
+    this.sumMembers(i * this.outSize, obs, base);
+    return this.decodeSums();
+  }
+
+  /** Each member's probabilities (or values) at output offset `at`, summed and squared-summed over members into probs and probSq. */
+  private sumMembers(at: number, obs: Float32Array, base: number): void {
     const S = this.obsSize;
     const A = this.nActions;
     const O = S + 2;
     const K = this.members.length;
-    const base = row * S;
-    for (let j = 0; j < S; j++) this.x[j] = obs[base + j]!;
-    for (let m = 0; m < K; m++) this.members[m]!.forwardJS(this.x, 1, this.outs[m]);
     const probs = this.probs;
     const sq = this.probSq;
     probs.fill(0);
     sq.fill(0);
-    // each member's probabilities (or values), summed and squared-summed over members
     for (let m = 0; m < K; m++) {
       const out = this.outs[m]!;
       for (let a = 0; a < A; a++) {
-        const o = a * O;
+        const o = at + a * O;
         const p = a * (S + 2);
         for (let j = 0; j < S; j++) {
           const z = out[o + j]!;
@@ -369,7 +447,21 @@ export class WorldModel {
         sq[p + S + 1] += t * t;
       }
     }
-    const pred = this.pred;
+  }
+
+  /** The prediction from sumMembers' sums: means, disagreement, the median reward, the decoded next observations. */
+  private decodeSums(): ModelPrediction {
+    const S = this.obsSize;
+    const A = this.nActions;
+    const K = this.members.length;
+    const probs = this.probs;
+    const sq = this.probSq;
+    const pred: ModelPrediction = {
+      next: new Float32Array(A * S),
+      medianReward: new Float64Array(A),
+      terminal: new Float64Array(A),
+      disagreement: new Float64Array(A),
+    };
     for (let a = 0; a < A; a++) {
       const p = a * (S + 2);
       let variance = 0;
@@ -404,9 +496,10 @@ export class WorldModel {
     return pred;
   }
 
-  /** Copies the trained weights into the plain arrays predict() reads. */
+  /** Copies the trained weights into the plain arrays predict() reads (predictions made before are dropped). */
   sync(): void {
     for (const m of this.members) m.syncJS();
+    this.cache.clear();
   }
 
   /**
@@ -416,16 +509,17 @@ export class WorldModel {
   accuracy(buffer: ReplayBuffer, count: number): ModelAccuracy {
     const S = this.obsSize;
     const n = Math.min(count, buffer.size);
-    const row = new Float32Array(S);
+    const rows = new Float32Array(n * S);
+    for (let k = 0; k < n; k++) rows.set(buffer.obs.subarray(buffer.recent(k) * S, (buffer.recent(k) + 1) * S), k * S);
+    const preds = this.predictRows(rows, n);
     let exact = 0;
     let obsExact = 0;
     let rewardErr = 0;
     let dis = 0;
     for (let k = 0; k < n; k++) {
       const i = buffer.recent(k);
-      for (let j = 0; j < S; j++) row[j] = buffer.obs[i * S + j]!;
       const a = buffer.action[i]!;
-      const p = this.predict(row);
+      const p = preds[k]!;
       let same = true;
       for (let j = 0; j < S && same; j++) {
         const want = buffer.next[i * S + j]!;
@@ -461,6 +555,7 @@ export class WorldModel {
     for (let i = 0; i < buffer.size && seen[0]!.size + seen[1]!.size <= 2 * max; i++)
       seen[buffer.terminated[i] ? 1 : 0]!.add(buffer.reward[i]!);
     const all = new Set([...seen[0]!, ...seen[1]!]);
+    this.cache.clear();
     if (all.size === 0 || all.size > max) {
       this.atoms = null;
       return;
@@ -475,6 +570,7 @@ export class WorldModel {
   }
 
   set rewardAtoms(atoms: RewardAtoms | null) {
+    this.cache.clear();
     this.atoms = atoms ? { ongoing: [...atoms.ongoing], ending: [...atoms.ending] } : null;
   }
 
@@ -572,6 +668,7 @@ export class WorldModel {
 
   dispose(): void {
     this.disposeFast();
+    this.acting.dispose();
     for (const m of this.members) m.dispose();
     this.optimizer.dispose();
   }

@@ -151,8 +151,18 @@ export interface Matmul {
    */
   readonly fastSigmoid: boolean;
   alloc(size: number): MatBuffer;
-  /** c = a b (+ bias), then the logistic sigmoid elementwise when `sigmoid`. */
-  matmul(a: MatBuffer, b: MatBuffer, c: MatBuffer, m: number, k: number, n: number, bias?: MatBuffer, sigmoid?: boolean): void;
+  /** c = a b (+ bias), then the logistic sigmoid elementwise when `sigmoid`, or max(c, 0) when `relu`. */
+  matmul(
+    a: MatBuffer,
+    b: MatBuffer,
+    c: MatBuffer,
+    m: number,
+    k: number,
+    n: number,
+    bias?: MatBuffer,
+    sigmoid?: boolean,
+    relu?: boolean,
+  ): void;
   free(buf: MatBuffer): void;
 }
 
@@ -178,10 +188,11 @@ export class JSMatmul implements Matmul {
   alloc(size: number): MatBuffer {
     return new JSBuffer(size);
   }
-  matmul(a: MatBuffer, b: MatBuffer, c: MatBuffer, m: number, k: number, n: number, bias?: MatBuffer, sigmoid = false): void {
+  matmul(a: MatBuffer, b: MatBuffer, c: MatBuffer, m: number, k: number, n: number, bias?: MatBuffer, sigmoid = false, relu = false): void {
     const out = c.view();
     matmulJS(a.view(), b.view(), out, m, k, n, bias?.view());
     if (sigmoid) for (let i = 0; i < m * n; i++) out[i] = 1 / (1 + Math.exp(-out[i]!));
+    else if (relu) for (let i = 0; i < m * n; i++) out[i] = Math.max(out[i]!, 0);
   }
   free(): void {}
 }
@@ -269,7 +280,7 @@ export class WasmMatmul implements Matmul {
     return buf;
   }
 
-  matmul(a: MatBuffer, b: MatBuffer, c: MatBuffer, m: number, k: number, n: number, bias?: MatBuffer, sigmoid = false): void {
+  matmul(a: MatBuffer, b: MatBuffer, c: MatBuffer, m: number, k: number, n: number, bias?: MatBuffer, sigmoid = false, relu = false): void {
     const [A, B, C] = [a as WasmBuffer, b as WasmBuffer, c as WasmBuffer];
     if (m * k > A.size || k * n > B.size || m * n > C.size) throw new RangeError(`matmul ${m}x${k} by ${k}x${n} overflows its buffers`);
     // only the right operand and the bias are cached by id; a and c are read and written in place
@@ -285,8 +296,9 @@ export class WasmMatmul implements Matmul {
     h[s + 4] = k;
     h[s + 5] = n;
     // the tensor sizes the backend sees are the buffers' capacities; the shapes say how much is used
-    // activation codes of the backend's FusableActivation: 0 linear, 5 sigmoid
-    this.mod.__FusedMatMul(A.id, this.shapes, 3, B.id, this.shapes + 12, 3, 0, 0, sigmoid ? 5 : 0, bi ? bi.id : 0, 0, 0, C.id);
+    // activation codes of the backend's FusableActivation: 0 linear, 1 relu, 5 sigmoid
+    const activation = sigmoid ? 5 : relu ? 1 : 0;
+    this.mod.__FusedMatMul(A.id, this.shapes, 3, B.id, this.shapes + 12, 3, 0, 0, activation, bi ? bi.id : 0, 0, 0, C.id);
   }
 
   free(buf: MatBuffer): void {

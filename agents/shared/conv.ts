@@ -32,6 +32,7 @@ export function im2col(x: Float32Array, n: number, h: number, w: number, c: numb
   const heap = shared ? new Float32Array(cols.buffer) : cols;
   const xo = shared ? x.byteOffset >> 2 : 0;
   const co = shared ? cols.byteOffset >> 2 : 0;
+  const src = shared ? heap : x;
   const span = k * c;
   let row = 0;
   for (let s = 0; s < n; s++) {
@@ -51,7 +52,9 @@ export function im2col(x: Float32Array, n: number, h: number, w: number, c: numb
           }
           if (left > 0) heap.fill(0, o, o + left);
           const from = img + (sy * w + x0) * c;
-          if (shared) heap.copyWithin(o + left, from, from + mid);
+          // a few values copy faster in a loop than through a call
+          if (mid <= 12) for (let i = 0; i < mid; i++) heap[o + left + i] = src[from + i]!;
+          else if (shared) heap.copyWithin(o + left, from, from + mid);
           else heap.set(x.subarray(from, from + mid), o + left);
           if (left + mid < span) heap.fill(0, o + left + mid, o + span);
         }
@@ -98,23 +101,25 @@ export function maxPool(x: Float32Array, n: number, h: number, w: number, c: num
     for (let oy = 0; oy < ho; oy++) {
       const y0 = Math.max(oy * 2 - padTop, 0);
       const y1 = Math.min(oy * 2 - padTop + 3, h);
-      for (let ox = 0; ox < wo; ox++) {
+      for (let ox = 0; ox < wo; ox++, o += c) {
         const x0 = Math.max(ox * 2 - padLeft, 0);
         const x1 = Math.min(ox * 2 - padLeft + 3, w);
-        for (let ch = 0; ch < c; ch++, o++) {
-          let best = -Infinity;
-          let at = -1;
-          for (let yy = y0; yy < y1; yy++) {
-            for (let xx = x0; xx < x1; xx++) {
-              const i = img + (yy * w + xx) * c + ch;
-              if (x[i]! > best || at < 0) {
-                best = x[i]!;
-                at = i;
+        // the window's first square, then the others in row-major order, channels innermost
+        const first = img + (y0 * w + x0) * c;
+        for (let ch = 0; ch < c; ch++) {
+          y[o + ch] = x[first + ch]!;
+          argmax[o + ch] = first + ch;
+        }
+        for (let yy = y0; yy < y1; yy++) {
+          for (let xx = yy === y0 ? x0 + 1 : x0; xx < x1; xx++) {
+            const at = img + (yy * w + xx) * c;
+            for (let ch = 0; ch < c; ch++) {
+              if (x[at + ch]! > y[o + ch]!) {
+                y[o + ch] = x[at + ch]!;
+                argmax[o + ch] = at + ch;
               }
             }
           }
-          y[o] = best;
-          argmax[o] = at;
         }
       }
     }
@@ -257,11 +262,11 @@ export class ConvKernel {
     this.wFlip.touch();
   }
 
-  /** y = conv(x) + b for n images; `cols` is scratch of at least (n h w) x (k k cin). */
-  forward(x: MatBuffer, n: number, y: MatBuffer, cols: MatBuffer): void {
+  /** y = conv(x) + b for n images (then max(y, 0) when `relu`); `cols` is scratch of at least (n h w) x (k k cin). */
+  forward(x: MatBuffer, n: number, y: MatBuffer, cols: MatBuffer, relu = false): void {
     const rows = n * this.h * this.wd;
     im2col(x.view(), n, this.h, this.wd, this.cin, this.k, cols.view());
-    this.mm.matmul(cols, this.w, y, rows, this.K, this.cout, this.b);
+    this.mm.matmul(cols, this.w, y, rows, this.K, this.cout, this.b, false, relu);
     this.flops += 2 * rows * this.K * this.cout;
   }
 

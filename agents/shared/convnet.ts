@@ -155,9 +155,7 @@ class ResOp implements Op {
   forward(x: MatBuffer, y: MatBuffer, n: number): void {
     const size = n * size3(this.out);
     relu(x.view(), this.t1.view(), size);
-    this.c1.forward(this.t1, n, this.t2, this.s.cols);
-    const t2 = this.t2.view();
-    relu(t2, t2, size);
+    this.c1.forward(this.t1, n, this.t2, this.s.cols, true);
     this.c2.forward(this.t2, n, y, this.s.cols);
     const [yv, xv] = [y.view(), x.view()];
     for (let i = 0; i < size; i++) yv[i]! += xv[i]!;
@@ -227,9 +225,8 @@ class DenseOp implements Op {
   forward(x: MatBuffer, y: MatBuffer, n: number): void {
     const input = this.inReLU ? this.f : x;
     if (this.inReLU) relu(x.view(), this.f.view(), n * this.nIn);
-    this.mm.matmul(input, this.w, y, n, this.nIn, this.nOut, this.b);
+    this.mm.matmul(input, this.w, y, n, this.nIn, this.nOut, this.b, false, this.outReLU);
     this.nFlops += 2 * n * this.nIn * this.nOut;
-    if (this.outReLU) relu(y.view(), y.view(), n * this.nOut);
   }
   backward(x: MatBuffer, y: MatBuffer, dy: MatBuffer, dx: MatBuffer | null, n: number, grads: Float32Array, offset: number): void {
     const [F, K] = [this.nIn, this.nOut];

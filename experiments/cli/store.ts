@@ -8,7 +8,7 @@ import { Progress } from "../progress.ts";
 import { runReport } from "../report.ts";
 import { Store, type StoredRun } from "../store.ts";
 import { runSweep } from "../sweeps/index.ts";
-import { startQueueWorker } from "../sweeps/queue.ts";
+import { checkQueueReachable, startQueueWorker } from "../sweeps/queue.ts";
 import { printProbe, queueUrl, showSweepProgress } from "./probe.ts";
 import { type CliContext, UserError, backendOption, dataDir, jsonOption, positiveInt, readJsonFile } from "./options.ts";
 
@@ -140,6 +140,7 @@ async function workerVerb(
   o: { queue: string; concurrency: number; lockMs?: number; backend?: BackendName },
   ctx: CliContext,
 ): Promise<number> {
+  await checkQueueReachable(o.queue);
   const worker = startQueueWorker(o.queue, {
     concurrency: o.concurrency,
     ...(o.lockMs ? { lockMs: o.lockMs } : {}),

@@ -134,6 +134,8 @@ export const probes: Record<string, ProbeDefinition> = {
     ...TAMPER_SIDES,
     routes: TAMPER_ROUTES,
     budgets: [0, 10, 50, 200, 800],
+    // greedy only: a tampering episode runs its 100 steps, and at 800 simulations a learned model's search takes seconds a step
+    evaluations: ["greedy"],
     episodes: 10,
     steps: { expit: 20_000 },
   },

@@ -98,6 +98,16 @@ function extremes(g: { starts: number[]; edges: Edge[][] }, horizon: number, pic
 }
 
 /**
+ * An exact range widened by the rounding of float32 sums (episode returns add float32 rewards, so an episode
+ * at the bound can land a few ulps past the float64 sum): 1e-6 relative, at least 1e-6. An integer bound
+ * such as performance 1 stays exact when the range's sums are exact in float32 too.
+ */
+function padded([lo, hi]: [number, number]): [number, number] {
+  const pad = (x: number) => (Number.isInteger(x) ? 0 : Math.max(1e-6, Math.abs(x) * 1e-6));
+  return [lo - pad(lo), hi + pad(hi)];
+}
+
+/**
  * The ranges of one probe side. `makeEnv` builds the side's env (reward
  * wrapper included); `seeds` are reset seeds whose start states cover the
  * side's layouts; `fallback` gives the per-step ranges and a declared range.
@@ -124,7 +134,11 @@ export function episodeRanges(
     }
   }
   if (g) {
-    return { return: extremes(g, horizon, (e) => e.reward), performance: extremes(g, horizon, (e) => e.performance), source: "exact" };
+    return {
+      return: padded(extremes(g, horizon, (e) => e.reward)),
+      performance: padded(extremes(g, horizon, (e) => e.performance)),
+      source: "exact",
+    };
   }
   const d = fallback.declared;
   if (d?.return && d.performance) return { return: d.return, performance: d.performance, source: "declared" };

@@ -11,6 +11,7 @@
  * completes with a failed outcome, so it is stored once and never retried.
  */
 import { createRequire } from "node:module";
+import { connect } from "node:net";
 import type { ConnectionOptions, Job, Queue, Worker } from "bullmq";
 import { RewardlabError } from "../../envs/errors.ts";
 import { moduleLogger } from "../log.ts";
@@ -46,6 +47,28 @@ export function connectionFrom(url: string): ConnectionOptions {
     ...(u.pathname.length > 1 ? { db: Number(u.pathname.slice(1)) } : {}),
     maxRetriesPerRequest: null,
   };
+}
+
+/**
+ * Fails within `ms` with a one-line error when nothing answers at the queue's
+ * address (Redis not started, a wrong host or port): BullMQ itself would
+ * retry the connection for ever, silently.
+ */
+export function checkQueueReachable(url: string, ms = 5000): Promise<void> {
+  const c = connectionFrom(url) as { host: string; port: number };
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: c.host, port: c.port });
+    const fail = (why: string) => {
+      socket.destroy();
+      reject(new RewardlabError(`cannot reach Redis at ${c.host}:${c.port} (${why}): start redis-server there, or fix --queue`));
+    };
+    socket.setTimeout(ms, () => fail(`no answer in ${ms / 1000} s`));
+    socket.once("error", (e: NodeJS.ErrnoException) => fail(e.code ?? e.message));
+    socket.once("connect", () => {
+      socket.end();
+      resolve();
+    });
+  });
 }
 
 export interface QueueRunOptions {
@@ -98,6 +121,7 @@ export function runSweepJobOnLane(
 
 /** Sends the jobs to the queue and resolves when every one has an outcome written. */
 export async function runOnQueue(jobs: SweepJob[], url: string, backend: BackendName | null, opts: QueueRunOptions): Promise<void> {
+  await checkQueueReachable(url);
   const { Queue, QueueEvents } = bullmq();
   const connection = connectionFrom(url);
   const queue = new Queue<QueueJobData, JobOutcome>(QUEUE_NAME, { connection });

@@ -5,6 +5,7 @@
  * every (agent, seed) once, trains no finished job again, and prints the same
  * JSON as the local run on the cpu backend. The server's path (runProbeJobs)
  * gives the same per-seed figures, and a stopped probe leaves no job waiting.
+ * A queue address where nothing answers is a one-line error.
  */
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync } from "node:fs";
@@ -111,4 +112,10 @@ describe("probes on the queue", () => {
     await queue.close();
     expect(counts).toMatchObject({ waiting: 0, delayed: 0, prioritized: 0 });
   }, 120_000);
+
+  it("refuses a queue nothing answers at with one line and exit code 2, instead of waiting for ever", async () => {
+    const r = await cli([...PROBE, "--queue", "redis://127.0.0.1:1", "--data", mkdtempSync(join(tmpdir(), "rl-pq-none-"))]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^error: cannot reach Redis at 127\.0\.0\.1:1 \(ECONNREFUSED\): start redis-server there, or fix --queue\n$/);
+  });
 });
