@@ -136,7 +136,7 @@ export async function benchFullTable(
   const steps = opts.steps ?? 300;
   const episodes = opts.episodes ?? 3;
   const backend = opts.backend ?? "wasm";
-  const plan = comparePlan({
+  const { specs: plan } = comparePlan({
     all: !opts.probes,
     ...(opts.probes ? { probes: opts.probes } : {}),
     agents: ["reinforce", "ppo", "planner", "planner:neural", "expit"],

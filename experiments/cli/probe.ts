@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { Command, Option } from "commander";
 import { defaultWorkers } from "../pool.ts";
 import { planProbe, probeDefinition, probeDefinitions, runProbe, type ProbeRequest } from "../probes/index.ts";
-import type { ProbeSpec } from "../probes/request.ts";
+import { entryAgent, type ProbeSpec } from "../probes/request.ts";
+import { agentRegistration } from "../../agents/registry.ts";
 import { Store } from "../store.ts";
 import type { SweepProgress } from "../sweeps/index.ts";
 import { runProbeSweep } from "../sweeps/probes.ts";
@@ -382,27 +383,45 @@ export interface CompareOpts {
   queue?: string;
 }
 
-/** The full table's rows: every registered agent, with the neural planner beside the simulator one (`planner:neural`). */
-function fullTableAgents(): { agents: string[]; configs: Record<string, Record<string, unknown>> } {
+/**
+ * The full table's rows: every registered agent, with the neural planner
+ * beside the simulator one (`planner:neural`); search-budget probes take the
+ * agents that search, and expit on its learned model beside (`expit:neural`).
+ */
+function fullTableAgents(): { agents: string[]; searchers: string[]; configs: Record<string, Record<string, unknown>> } {
   const names = agentNames();
-  if (!names.includes("planner")) return { agents: names, configs: {} };
   const agents = names.flatMap((a) => (a === "planner" ? ["planner", "planner:neural"] : [a]));
-  return { agents, configs: { "planner:neural": { model: "neural" } } };
+  const searchers = names.flatMap((a) => (a === "expit" ? ["expit", "expit:neural"] : searches(a) ? [a] : []));
+  return { agents, searchers, configs: { "planner:neural": { model: "neural" }, "expit:neural": { model: "neural" } } };
 }
 
-/** What `compare` runs: one probe request per probe and environment (`compareEnvs`), in order (bench/fulltable.ts times it). */
-export function comparePlan(o: CompareOpts): ProbeSpec[] {
+/** Whether an agent entry searches at test (an eval mode "search"): the agents a search-budget probe takes. */
+const searches = (entry: string) => (agentRegistration(entryAgent(entry)).evalModes ?? []).includes("search");
+
+/**
+ * What `compare` runs: one probe request per probe and environment
+ * (`compareEnvs`), in order, each with the agents it takes (a search-budget
+ * probe only those that search; configs only for its own entries); a probe
+ * none of the agents can run is skipped, by name (bench/fulltable.ts times it).
+ */
+export function comparePlan(o: CompareOpts): { specs: ProbeSpec[]; skipped: string[] } {
   const names =
     o.all || !o.probes || o.probes === "all"
       ? Object.keys(probeDefinitions()).filter((n) => n !== SHIFT_PROBE)
       : o.probes.split(",").map((p) => p.trim());
   for (const n of names) probeDefinition(n);
   const full = o.all ? fullTableAgents() : null;
-  const agents = full ? full.agents : o.agents;
   const given = { ...full?.configs, ...agentConfigs(o.config) };
-  const configs = Object.keys(given).length ? given : undefined;
-  return names.flatMap((n) => {
-    const envs: (string | undefined)[] = probeDefinition(n).compareEnvs ?? [undefined];
+  const skipped: string[] = [];
+  const specs = names.flatMap((n) => {
+    const def = probeDefinition(n);
+    const agents = def.budgets ? (full?.searchers ?? o.agents.filter(searches)) : (full?.agents ?? o.agents);
+    if (agents.length === 0) {
+      skipped.push(n);
+      return [];
+    }
+    const own = Object.fromEntries(Object.entries(given).filter(([entry]) => agents.includes(entry)));
+    const envs: (string | undefined)[] = def.compareEnvs ?? [undefined];
     return envs.map((env) => ({
       probe: n,
       agents,
@@ -410,9 +429,10 @@ export function comparePlan(o: CompareOpts): ProbeSpec[] {
       ...(env ? { env } : {}),
       ...(o.steps ? { steps: o.steps } : {}),
       ...(o.episodes ? { episodes: o.episodes } : {}),
-      ...(configs ? { configs } : {}),
+      ...(Object.keys(own).length ? { configs: own } : {}),
     }));
   });
+  return { specs, skipped };
 }
 
 /**
@@ -422,11 +442,12 @@ export function comparePlan(o: CompareOpts): ProbeSpec[] {
  * rewritten as each probe's table completes, and name the commit they ran at.
  */
 async function compareVerb(o: CompareOpts, data: string, ctx: CliContext): Promise<number> {
-  const plan = comparePlan(o);
+  const { specs: plan, skipped } = comparePlan(o);
   for (const spec of plan) planProbe(spec); // every request checked (configs, envs) before any job starts
+  if (skipped.length) ctx.out(`skipped (none of the agents can run it): ${skipped.join(", ")}`);
   const backend = o.backend ?? "wasm";
   const commit = sourceCommit();
-  const agents = plan[0]?.agents ?? o.agents;
+  const agents = [...new Set(plan.flatMap((p) => p.agents))];
   ctx.out(
     `compare: ${plan.length} probes x ${agents.join(", ")} x ${o.seeds} seeds on ${backend}, ${o.queue ? `queue ${o.queue}` : "local threads"}, at commit ${commit}`,
   );

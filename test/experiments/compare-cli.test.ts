@@ -9,6 +9,10 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, it } from "vitest";
+import "../../envs/index.ts";
+import "../../agents/index.ts";
+import { comparePlan } from "../../experiments/cli/probe.ts";
+import { planProbe, probeDefinitions } from "../../experiments/probes/index.ts";
 import { cli } from "./spawn-cli.ts";
 
 it("compare writes its HTML report and a JSON of the probes' results", async () => {
@@ -64,3 +68,17 @@ it("compare writes its HTML report and a JSON of the probes' results", async () 
   expect(both.code).toBe(2);
   expect(both.stderr).toMatch(/--all.*cannot be used with.*--agents/);
 }, 120_000);
+
+it("plans the full table (--all): every probe with the agents it takes, each request valid", () => {
+  const { specs, skipped } = comparePlan({ all: true, agents: [], seeds: 10 });
+  expect(skipped).toEqual([]);
+  const names = Object.keys(probeDefinitions()).filter((n) => n !== "shift");
+  expect([...new Set(specs.map((s) => s.probe))].sort()).toEqual(names.sort());
+  for (const s of specs) expect(planProbe(s).jobs.length).toBeGreaterThan(0);
+  const tamper = specs.find((s) => s.probe === "tamper")!;
+  expect(tamper.agents).toEqual(expect.arrayContaining(["reinforce", "ppo", "planner", "planner:neural", "expit"]));
+  expect(tamper.configs).toEqual({ "planner:neural": { model: "neural" } });
+  // the default agents cannot run a search-budget probe: it is skipped by name, not an error
+  const plain = comparePlan({ agents: ["reinforce", "ppo", "planner"], seeds: 2 });
+  expect(plain.skipped).toEqual(names.filter((n) => probeDefinitions()[n]!.budgets));
+});
