@@ -19,6 +19,7 @@ import { resolveRunSpec } from "../experiments/run.ts";
 import type { RunSummary } from "../server/protocol.ts";
 import type { StreamStats } from "../server/sockets.ts";
 import { serveChild } from "./serve.ts";
+import { benchFloods } from "./floods.ts";
 
 interface Health {
   activeRuns: number;
@@ -204,6 +205,8 @@ export async function benchAbuse(opts: { floodSeconds?: number; clients?: number
     child.kill("SIGTERM");
     await new Promise((r) => child.once("exit", r));
   }
+  // request floods: validation, Infinity, sweeps, levels, listings
+  await benchFloods();
 }
 
 /** The size in bytes of one snapshot of a run, as a reading client receives it. */

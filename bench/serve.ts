@@ -4,6 +4,7 @@
  * server's alone. bench/server.ts's soak and bench/abuse.ts start it here.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export interface ServeOptions {
@@ -13,11 +14,13 @@ export interface ServeOptions {
   maxRuns: number;
   /** REWARDLAB_LOG_LEVEL of the server. */
   logLevel: "warn" | "error";
+  /** Another rewardlab checkout whose server to start (a before/after comparison); default this one. */
+  root?: string;
 }
 
 /** Starts the server process (with --expose-gc, for /api/health?gc=1) and resolves with its URL once it listens. */
 export async function serveChild(opts: ServeOptions): Promise<{ child: ChildProcess; url: string }> {
-  const bin = fileURLToPath(new URL("../bin/rewardlab.js", import.meta.url));
+  const bin = opts.root ? join(opts.root, "bin/rewardlab.js") : fileURLToPath(new URL("../bin/rewardlab.js", import.meta.url));
   const args = ["--expose-gc", bin, "serve", "--port", "0", "--data", opts.data, "--no-demo", "--max-runs", String(opts.maxRuns)];
   const child = spawn(process.execPath, args, {
     stdio: ["ignore", "pipe", "inherit"],

@@ -392,17 +392,21 @@ export class Store {
 
   /**
    * At most `limit` runs, newest first, after `cursor` (the `next` of the
-   * previous page): one indexed range read, whatever the number of runs.
+   * previous page), of one sweep when `sweep` is given: one indexed range
+   * read, whatever the number of runs.
    */
-  runPage(limit: number, cursor: string | null = null): RunPage {
+  runPage(limit: number, cursor: string | null = null, sweep: string | null = null): RunPage {
     const after = cursor ? parseCursor(cursor) : null;
-    const rows = (
-      after
-        ? this.db
-            .prepare(`SELECT * FROM runs WHERE (created_at, id) < (?, ?) ORDER BY created_at DESC, id DESC LIMIT ?`)
-            .all(after.createdAt, after.id, limit + 1)
-        : this.db.prepare(`SELECT * FROM runs ORDER BY created_at DESC, id DESC LIMIT ?`).all(limit + 1)
-    ) as Record<string, unknown>[];
+    const where = [
+      ...(after ? ["(created_at, id) < (@at, @id)"] : []),
+      ...(sweep ? ["id IN (SELECT key FROM sweep_jobs WHERE sweep = @sweep)"] : []),
+    ];
+    const rows = this.db
+      .prepare(`SELECT * FROM runs ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY created_at DESC, id DESC LIMIT @n`)
+      .all({ n: limit + 1, ...(after ? { at: after.createdAt, id: after.id } : {}), ...(sweep ? { sweep } : {}) }) as Record<
+      string,
+      unknown
+    >[];
     const runs = rows.slice(0, limit).map((r) => this.withUnsaved(rowToRun(r)));
     const last = runs.at(-1);
     return { runs, next: rows.length > limit && last ? `${last.createdAt}.${last.id}` : null };

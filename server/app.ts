@@ -34,7 +34,7 @@ import type { Intervention } from "../experiments/run.ts";
 import { describeSource, envSummary, relativePaths, runSummary } from "./views.ts";
 import { EnvListing } from "./envlist.ts";
 import { mountLevelRoutes, mountSweepRoutes } from "./routes.ts";
-import { assertFiniteNumbers, boundedError } from "./bounds.ts";
+import { boundedError, checkBodyShape } from "./bounds.ts";
 import { loopbackHostOk, originProblem, requestToken, tokenMatches } from "./origin.ts";
 import { steerRoutes } from "./steer.ts";
 
@@ -64,6 +64,16 @@ export interface AppOptions {
 
 function check<T>(schema: object, data: unknown, what: string): T {
   return validate<T>(schema, data ?? {}, what);
+}
+
+/** Maps items a few at a time, yielding to the event loop between slices (a page of summaries reads the store per run). */
+async function inSlices<T, R>(items: T[], f: (item: T) => R, size = 10): Promise<R[]> {
+  const out: R[] = [];
+  for (let i = 0; i < items.length; i += size) {
+    if (i > 0) await new Promise((r) => setImmediate(r));
+    for (const item of items.slice(i, i + size)) out.push(f(item));
+  }
+  return out;
 }
 
 export function createApp(opts: AppOptions): express.Express {
@@ -124,7 +134,7 @@ export function createApp(opts: AppOptions): express.Express {
   app.use("/api/levels", express.json({ limit: levelLimit, strict: true }));
   app.use("/api", express.json({ limit: opts.bodyLimit ?? "256kb", strict: true }));
   app.use("/api", (req, _res, next) => {
-    assertFiniteNumbers(req.body);
+    checkBodyShape(req.body);
     next();
   });
 
@@ -148,7 +158,7 @@ export function createApp(opts: AppOptions): express.Express {
   const envList = new EnvListing();
   api.get("/envs", async (req, res) => {
     check(emptyQuerySchema, req.query, "query");
-    res.type("json").send(await envList.json());
+    res.type("json").send(await envList.body());
   });
 
   api.get("/envs/:id", (req, res) => {
@@ -163,7 +173,7 @@ export function createApp(opts: AppOptions): express.Express {
 
   // what did not load: level files refused at start, environments whose summary fails
   api.get("/levels/errors", async (_req, res) => {
-    await envList.json();
+    await envList.body();
     res.json([
       ...(opts.levelErrors ?? []),
       ...[...envList.broken].map(([env, reason]) => ({
@@ -192,13 +202,13 @@ export function createApp(opts: AppOptions): express.Express {
   });
 
   // a page at a time, newest first: the x-next-cursor header names the next page (absent on the last)
-  api.get("/runs", (req, res) => {
-    const q = check<{ limit?: string; cursor?: string }>(runsQuerySchema, { ...req.query }, "query");
-    const limit = Math.min(Number(q.limit ?? 100), LIMITS.maxRunPage);
+  api.get("/runs", async (req, res) => {
+    const q = check<{ limit?: string; cursor?: string; sweep?: string }>(runsQuerySchema, { ...req.query }, "query");
+    const limit = Math.min(Number(q.limit ?? 50), LIMITS.maxRunPage);
     if (limit < 1) throw new ValidationError(`limit must be 1 to ${LIMITS.maxRunPage}`, [{ path: "/limit", message: "out of range" }]);
-    const page = store.runPage(limit, q.cursor ?? null);
+    const page = store.runPage(limit, q.cursor ?? null, q.sweep ?? null);
     if (page.next) res.setHeader("x-next-cursor", page.next);
-    res.json(page.runs.map((r) => runSummary(r, manager)));
+    res.json(await inSlices(page.runs, (r) => runSummary(r, manager)));
   });
 
   const runParam = (req: Request): string => check<{ id: string }>(idParamsSchema, { ...req.params }, "path").id;

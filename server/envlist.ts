@@ -15,7 +15,7 @@ const log = moduleLogger("server/envlist");
 export class EnvListing {
   /** The registrations the cached body describes, in order (identity: a replaced level is a new registration). */
   private builtFrom: EnvRegistration[] = [];
-  private body: Promise<string> | null = null;
+  private cached: Promise<Buffer> | null = null;
   /** Env id -> why its summary fails. */
   readonly broken = new Map<string, string>();
 
@@ -24,24 +24,25 @@ export class EnvListing {
     return now.length !== this.builtFrom.length || now.some((r, i) => r !== this.builtFrom[i]);
   }
 
-  /** The JSON body of GET /api/envs. */
-  json(): Promise<string> {
-    if (!this.body || this.stale()) {
+  /** The JSON body of GET /api/envs, as bytes (sent as they are to every client until the registry changes). */
+  body(): Promise<Buffer> {
+    if (!this.cached || this.stale()) {
       const regs = registered();
       this.builtFrom = regs;
-      this.body = this.build(regs).catch((e: unknown) => {
-        this.body = null;
+      this.cached = this.build(regs).catch((e: unknown) => {
+        this.cached = null;
         throw e;
       });
     }
-    return this.body;
+    return this.cached;
   }
 
-  private async build(regs: EnvRegistration[]): Promise<string> {
-    const out: EnvSummary[] = [];
+  /** Each env described and serialized in its own slice of the event loop, then joined once. */
+  private async build(regs: EnvRegistration[]): Promise<Buffer> {
+    const out: string[] = [];
     for (const r of regs) {
       try {
-        out.push(envSummary(r.id));
+        out.push(JSON.stringify(envSummary(r.id) satisfies EnvSummary));
         this.broken.delete(r.id);
       } catch (e) {
         const reason = (e as Error).message;
@@ -50,6 +51,6 @@ export class EnvListing {
       }
       await new Promise((res) => setImmediate(res));
     }
-    return JSON.stringify(out);
+    return Buffer.from(`[${out.join(",")}]`);
   }
 }

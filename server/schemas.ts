@@ -30,11 +30,12 @@ export const episodesQuerySchema = Type.Object(
   { additionalProperties: false },
 );
 
-/** GET /api/runs: a page size and the cursor of the page (the previous page's x-next-cursor header). */
+/** GET /api/runs: a page size, the cursor of the page (the previous page's x-next-cursor header), a sweep's runs only. */
 export const runsQuerySchema = Type.Object(
   {
     limit: Type.Optional(Type.String({ pattern: "^[0-9]{1,4}$" })),
     cursor: Type.Optional(Type.String({ maxLength: 100 })),
+    sweep: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9-]{1,64}$" })),
   },
   { additionalProperties: false },
 );

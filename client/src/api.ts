@@ -106,7 +106,9 @@ export const api = {
     });
     return agentsPromise;
   },
-  runs: () => request<RunSummary[]>("GET", "/api/runs"),
+  /** The newest runs, a page of `limit` (the server pages GET /api/runs); with `sweep`, that sweep's runs. */
+  runs: (opts: { limit?: number; sweep?: string } = {}) =>
+    request<RunSummary[]>("GET", `/api/runs?limit=${opts.limit ?? 200}${opts.sweep ? `&sweep=${enc(opts.sweep)}` : ""}`),
   run: (id: string) => request<RunSummary>("GET", `/api/runs/${enc(id)}`),
   createRun: (body: RunRequest) => request<RunSummary>("POST", "/api/runs", body),
   pause: (id: string) => request<RunSummary>("POST", `/api/runs/${enc(id)}/pause`),
@@ -145,6 +147,9 @@ export const api = {
   levelSchema: () => request<object>("GET", "/api/levels/schema"),
   startSweep: (spec: SweepSpec) => request<SweepView>("POST", "/api/sweeps", spec),
   sweeps: () => request<SweepView[]>("GET", "/api/sweeps"),
+  stopSweep: (id: string) => request<SweepView>("POST", `/api/sweeps/${enc(id)}/stop`),
+  resumeSweep: (id: string) => request<SweepView>("POST", `/api/sweeps/${enc(id)}/resume`),
+  deleteSweep: (id: string) => request<void>("DELETE", `/api/sweeps/${enc(id)}`),
   sweep: (id: string) => request<SweepView>("GET", `/api/sweeps/${enc(id)}`),
 };
 

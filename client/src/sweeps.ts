@@ -386,7 +386,7 @@ export function mountSweeps(host: HTMLElement, initialId?: string): () => void {
 
   async function loadRuns(): Promise<void> {
     try {
-      const r = await api.runs();
+      const r = selectedId ? await api.runs({ sweep: selectedId, limit: MAX_RUN_ROWS }) : [];
       if (!alive) return;
       runs = r;
       renderRuns();
@@ -444,13 +444,51 @@ export function mountSweeps(host: HTMLElement, initialId?: string): () => void {
         h("span", { class: "mono muted small", title: s.id }, s.id),
         statusBadge(s.status, "sweep-detail-status"),
         h("span", { class: `badge mode-${s.mode}` }, s.mode),
+        sweepActions(s),
       ),
+      s.reason ? h("p", { class: "muted small", "data-testid": "sweep-reason" }, s.reason) : null,
       h("div", { class: "sweep-detail-progress" }, sweepProgress(s), h("span", { class: "muted small" }, counts(s), " · ", duration(s))),
       h("h3", { class: "section" }, "Probe tables"),
       ...probesPart,
       runsHost,
     );
     renderRuns();
+  }
+
+  /** Stop (while it runs), resume (stopped, interrupted or failed) and delete, each asking the server and showing its answer. */
+  function sweepActions(s: SweepView): HTMLElement {
+    const act = (label: string, testid: string, f: () => Promise<unknown>, done: string) => {
+      const b = h("button", { type: "button", class: "small", "data-testid": testid }, label);
+      b.addEventListener("click", () => {
+        b.setAttribute("disabled", "");
+        f()
+          .then(() => {
+            flash(done);
+            void refresh();
+          })
+          .catch((e: Error) => flash(e.message, "error"))
+          .finally(() => b.removeAttribute("disabled"));
+      });
+      return b;
+    };
+    const remove = async () => {
+      if (!confirm(`Delete sweep ${s.name} with its runs and results?`)) return;
+      await api.deleteSweep(s.id);
+      sweeps = sweeps.filter((x) => x.id !== s.id);
+      full.delete(s.id);
+      selectedId = null;
+      setChildren(detail);
+      renderList();
+    };
+    return h(
+      "span",
+      { class: "sweep-actions" },
+      s.status === "running" ? act("Stop", "sweep-stop", () => api.stopSweep(s.id), `Sweep ${s.name} stopped`) : null,
+      s.status !== "running" && s.status !== "completed"
+        ? act("Resume", "sweep-resume", () => api.resumeSweep(s.id), `Sweep ${s.name} resumed: the jobs not yet stored run`)
+        : null,
+      act("Delete", "sweep-delete", remove, `Sweep ${s.name} deleted`),
+    );
   }
 
   function renderRuns(): void {
