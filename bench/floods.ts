@@ -128,9 +128,9 @@ export async function benchFloods(opts: { root?: string } = {}): Promise<void> {
       const statuses = await a.run(url);
       const ms = performance.now() - t;
       const h = await health("?resetDelay=1");
-      const counts = Object.entries(statuses.reduce<Record<number, number>>((m, s) => ({ ...m, [s]: (m[s] ?? 0) + 1 }), {}))
-        .map(([s, n]) => `${n}x${s}`)
-        .join(" ");
+      const tally = new Map<number, number>();
+      for (const st of statuses) tally.set(st, (tally.get(st) ?? 0) + 1);
+      const counts = [...tally].map(([st, n]) => `${n}x${st}`).join(" ");
       console.log(
         `${a.name.padEnd(52)} longest stall ${String(h.eventLoop.maxStallMs).padStart(8)} ms   wall ${(ms / 1000).toFixed(2).padStart(6)} s   RSS ${h.memory.rssMiB} MiB   ${counts}`,
       );
