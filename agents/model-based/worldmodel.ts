@@ -5,9 +5,10 @@
  * experience; the ensemble's disagreement is its uncertainty.
  *
  * Read top to bottom: config -> observation layout -> replay buffer -> the
- * ensemble (prediction in plain JavaScript; training on raw buffers, MLPPass
- * forward and backward with modelLossGrad between them, one flat Adam step
- * over every member per gradient step).
+ * ensemble (predictions in batches, cached per observation; training on raw
+ * buffers, ActionHeadPass forward and backward (the taken action's head only)
+ * with modelLossGrad between them, one flat Adam step over every member per
+ * gradient step).
  *
  * What it predicts, per observation element (the layout comes from the env):
  *  - gridworld planes that hold exactly one cell (the agent): a categorical
@@ -41,9 +42,10 @@ import { make, registered } from "../../envs/registry.ts";
 import type { Rng } from "../../envs/rng.ts";
 import { createMatmul } from "../shared/backend.ts";
 import { FlatAdam } from "../shared/flatadam.ts";
-import { Adam, FastForward, MLP, MLPPass } from "../shared/networks.ts";
+import { Adam, FastForward, MLP } from "../shared/networks.ts";
 import { observationKey } from "../shared/obskey.ts";
 import { concatBytes } from "../shared/persist.ts";
+import { ActionHeadPass } from "./headpass.ts";
 
 // ---------------------------------------------------------------- config
 
@@ -260,7 +262,7 @@ export class WorldModel {
   private readonly kind: Uint8Array;
   private readonly exclusive: ObsPlane[];
   // training: one MLPPass per member, the flat Adam over all of them, the loss's view of the layout
-  private fast: { backend: string; rows: number; passes: MLPPass[] } | null = null;
+  private fast: { backend: string; rows: number; passes: ActionHeadPass[] } | null = null;
   private adam: FlatAdam | null = null;
   /** What modelLossGrad needs to know about the output: sizes and each element's kind. */
   readonly lossLayout: ModelLossLayout;
@@ -594,7 +596,10 @@ export class WorldModel {
       action: new Int32Array(B),
       rows: B,
     };
-    const dOut = new Float32Array(B * this.outSize);
+    // the passes compute only the taken action's head: the loss sees one head per row (action 0 of a one-action layout)
+    const headBatch: ModelBatch = { ...batch, action: new Int32Array(B) };
+    const headLayout: ModelLossLayout = { ...this.lossLayout, nActions: 1 };
+    const dOut = new Float32Array(B * (S + 2));
     const rare = rareTransitions(buffer);
     const rareFraction = rare.length > 0 ? this.config.rareFraction : 0;
     for (let step = 0; step < steps; step++) {
@@ -617,9 +622,9 @@ export class WorldModel {
         }
         const pass = passes[mi]!;
         pass.setParams(adam.params, offset);
-        const out = pass.forward(x, B);
+        const out = pass.forward(x, B, batch.action);
         // the total loss is the members' mean: each member's gradient is scaled by 1/K
-        const l = modelLossGrad(out, batch, this.lossLayout, 1 / K, dOut);
+        const l = modelLossGrad(out, headBatch, headLayout, 1 / K, dOut);
         pass.backward(dOut, B, adam.grads, offset);
         sums.obsLoss += l.obsLoss / K;
         sums.rewardLoss += l.rewardLoss / K;
@@ -638,12 +643,12 @@ export class WorldModel {
   }
 
   /** One training pass per member for minibatches of `rows` (rebuilt when the backend changed). */
-  private trainingPasses(rows: number): MLPPass[] {
+  private trainingPasses(rows: number): ActionHeadPass[] {
     const backend = tf.getBackend();
     if (this.fast && this.fast.backend === backend && this.fast.rows >= rows) return this.fast.passes;
     this.disposeFast();
     const mm = createMatmul();
-    this.fast = { backend, rows, passes: this.members.map((m) => new MLPPass(m.sizes, mm, rows)) };
+    this.fast = { backend, rows, passes: this.members.map((m) => new ActionHeadPass(m.sizes, this.nActions, mm, rows)) };
     return this.fast.passes;
   }
 

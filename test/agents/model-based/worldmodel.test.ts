@@ -18,6 +18,7 @@ import {
   modelLossGrad,
   observationLayout,
 } from "../../../agents/model-based/worldmodel.ts";
+import { ActionHeadPass } from "../../../agents/model-based/headpass.ts";
 import { Rng } from "../../../envs/rng.ts";
 import "../../../envs/index.ts";
 import { parseLevel } from "../../../envs/levels.ts";
@@ -249,6 +250,76 @@ describe("the neural planner's acting", () => {
     expect(counts[1]).toBe(0);
     for (const a of [0, 2, 3]) expect(counts[a]).toBeGreaterThan(150);
     agent.dispose();
+  });
+});
+
+describe("the taken action's head alone (ActionHeadPass)", () => {
+  afterAll(async () => {
+    await initBackend("cpu");
+  });
+
+  /** The whole-member pass (every head) and the taken-head pass on one minibatch: losses and gradients. */
+  function bothPasses() {
+    const planes: ObsPlane[] = [
+      { name: "walls", offset: 0, size: 6, kind: "binary" },
+      { name: "agent", offset: 6, size: 6, kind: "exclusive" },
+      { name: "features", offset: 12, size: 2, kind: "continuous" },
+    ];
+    const [S, A, B] = [14, 3, 20];
+    const rng = new Rng(11);
+    const model = new WorldModel(S, A, planes, { ...(tiny().neural as WorldModelConfig), hiddenSizes: [16, 8] }, rng);
+    const member = model.members[0]!;
+    const x = Float32Array.from({ length: B * S }, () => (rng.next() < 0.4 ? 1 : 0));
+    const batch: ModelBatch = {
+      y: Float32Array.from({ length: B * S }, (_, i) => (i % S < 6 ? (rng.next() < 0.2 ? 1 : 0) : i % S >= 12 ? rng.next() - 0.5 : 0)),
+      reward: Float32Array.from({ length: B }, () => rng.next() * 2 - 1),
+      terminated: Float32Array.from({ length: B }, () => (rng.next() < 0.3 ? 1 : 0)),
+      // every action taken by some row but the last
+      action: Int32Array.from({ length: B }, () => rng.int(A - 1)),
+      rows: B,
+    };
+    for (let b = 0; b < B; b++) batch.y[b * S + 6 + rng.int(6)] = 1;
+    const mm = createMatmul();
+    const params = readFlat(member.variables);
+    const whole = new MLPPass(member.sizes, mm, B);
+    whole.setParams(params);
+    const dWhole = new Float32Array(B * A * (S + 2));
+    const lWhole = modelLossGrad(whole.forward(x, B), batch, model.lossLayout, 1 / 3, dWhole);
+    const gWhole = new Float32Array(params.length);
+    whole.backward(dWhole, B, gWhole);
+    const head = new ActionHeadPass(member.sizes, A, mm, B);
+    head.setParams(params);
+    const dHead = new Float32Array(B * (S + 2));
+    const out = head.forward(x, B, batch.action);
+    const lHead = modelLossGrad(out, { ...batch, action: new Int32Array(B) }, { ...model.lossLayout, nActions: 1 }, 1 / 3, dHead);
+    const gHead = new Float32Array(head.numParams);
+    head.backward(dHead, B, gHead);
+    whole.dispose();
+    head.dispose();
+    model.dispose();
+    return { lWhole, lHead, gWhole, gHead };
+  }
+
+  it("gives the whole-member pass's losses and gradients exactly on the plain-JavaScript multiplies", async () => {
+    await initBackend("cpu");
+    const { lWhole, lHead, gWhole, gHead } = bothPasses();
+    expect(lHead).toEqual(lWhole);
+    expect(gHead.length).toBe(gWhole.length);
+    expect(gHead).toEqual(gWhole);
+    expect(gWhole.some((g) => g !== 0)).toBe(true);
+  });
+
+  it("and within float32 rounding on wasm (XNNPACK)", async () => {
+    await initBackend("wasm");
+    const { lWhole, lHead, gWhole, gHead } = bothPasses();
+    expect(lHead.obsLoss).toBeCloseTo(lWhole.obsLoss, 4);
+    let maxErr = 0;
+    let maxAbs = 0;
+    for (let i = 0; i < gWhole.length; i++) {
+      maxErr = Math.max(maxErr, Math.abs(gWhole[i]! - gHead[i]!));
+      maxAbs = Math.max(maxAbs, Math.abs(gWhole[i]!));
+    }
+    expect(maxErr).toBeLessThan(1e-4 * Math.max(1, maxAbs));
   });
 });
 
