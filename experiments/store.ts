@@ -593,22 +593,39 @@ export class Store {
   }
 
   /**
-   * Deletes a sweep, its job list, and the runs and probe-job results that
-   * no other sweep lists; returns the keys of the runs deleted (their
-   * folders are the caller's to remove).
+   * Deletes a sweep a slice at a time (a sweep of 10,000 runs with their
+   * episodes is seconds of SQLite work): its runs and probe-job results that
+   * no other sweep lists, `batch` keys per transaction with the event loop
+   * free between them, then its job list and itself. Resolves with the keys
+   * of the runs deleted (their folders are the caller's to remove).
    */
-  deleteSweep(id: string): string[] {
+  async deleteSweep(id: string, batch = 100): Promise<string[]> {
     this.flush();
-    return this.db.transaction(() => {
-      const d = this.db;
-      const own = `SELECT key FROM sweep_jobs j WHERE j.sweep = ? AND NOT EXISTS (SELECT 1 FROM sweep_jobs o WHERE o.key = j.key AND o.sweep <> ?)`;
-      const runs = (d.prepare(`SELECT id FROM runs WHERE id IN (${own})`).all(id, id) as { id: string }[]).map((r) => r.id);
-      d.prepare(`DELETE FROM runs WHERE id IN (${own})`).run(id, id);
-      d.prepare(`DELETE FROM probe_jobs WHERE key IN (${own})`).run(id, id);
+    const d = this.db;
+    const own = (
+      d
+        .prepare(
+          `SELECT key FROM sweep_jobs j WHERE j.sweep = ? AND NOT EXISTS (SELECT 1 FROM sweep_jobs o WHERE o.key = j.key AND o.sweep <> ?)`,
+        )
+        .all(id, id) as { key: string }[]
+    ).map((r) => r.key);
+    const deleteRun = d.prepare(`DELETE FROM runs WHERE id = ?`);
+    const deleteProbeJob = d.prepare(`DELETE FROM probe_jobs WHERE key = ?`);
+    const runs: string[] = [];
+    for (let i = 0; i < own.length; i += batch) {
+      d.transaction(() => {
+        for (const key of own.slice(i, i + batch)) {
+          if (deleteRun.run(key).changes > 0) runs.push(key);
+          deleteProbeJob.run(key);
+        }
+      })();
+      await new Promise((r) => setImmediate(r));
+    }
+    d.transaction(() => {
       d.prepare(`DELETE FROM sweep_jobs WHERE sweep = ?`).run(id);
       d.prepare(`DELETE FROM sweeps WHERE id = ?`).run(id);
-      return runs;
     })();
+    return runs;
   }
 
   /** Keys whose outcome is already stored (completed or failed for its own reason). */
@@ -737,8 +754,9 @@ export class Store {
     };
   }
 
-  listSweeps(): string[] {
-    return (this.db.prepare(`SELECT id FROM sweeps ORDER BY created_at DESC`).all() as { id: string }[]).map((r) => r.id);
+  /** Ids of the newest `limit` sweeps. */
+  listSweeps(limit = 100): string[] {
+    return (this.db.prepare(`SELECT id FROM sweeps ORDER BY created_at DESC LIMIT ?`).all(limit) as { id: string }[]).map((r) => r.id);
   }
 
   close(): void {

@@ -24,6 +24,7 @@ import { runProbeJobs } from "../experiments/sweeps/probes.ts";
 import { ProbeProgressTracker, type ProbeProgress } from "../experiments/progress.ts";
 import type { UserEnvironments } from "../experiments/plugins.ts";
 import type { ProbeResult } from "./protocol.ts";
+import { relativePaths } from "./views.ts";
 
 const log = moduleLogger("server/probes");
 
@@ -88,7 +89,9 @@ export class ProbeService {
   /** The stored probe, with its progress while it runs. */
   private view(p: StoredProbe): ProbeResult {
     const progress = this.progress.get(p.id);
-    return { ...toView(p), ...(progress && p.status === "running" ? { progress } : {}) };
+    // a worker's error may name files: relative to the data folder in every answer
+    const reason = p.reason === null ? null : relativePaths(p.reason, this.store.dataDir);
+    return { ...toView(p), reason, ...(progress && p.status === "running" ? { progress } : {}) };
   }
 
   activeCount(): number {
@@ -191,7 +194,7 @@ export class ProbeService {
     }
     a.controller.abort(new PoolStopped(reason));
     await a.done;
-    return toView(this.store.getProbe(id)!);
+    return this.view(this.store.getProbe(id)!);
   }
 
   /** Deletes a probe, stopping it first if it runs. */

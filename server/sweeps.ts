@@ -18,6 +18,7 @@ import { registration } from "../envs/registry.ts";
 import { moduleLogger } from "../experiments/log.ts";
 import type { UserEnvironments } from "../experiments/plugins.ts";
 import type { SweepView } from "./protocol.ts";
+import { relativePaths } from "./views.ts";
 
 const log = moduleLogger("server/sweeps");
 
@@ -222,7 +223,7 @@ export class SweepService {
       a.controller.abort(new PoolStopped("deleted"));
       await a.done;
     }
-    const runKeys = this.store.deleteSweep(id);
+    const runKeys = await this.store.deleteSweep(id);
     this.expandedCache.delete(id);
     const base = resolve(this.store.dataDir, "runs");
     for (const key of runKeys) {
@@ -260,6 +261,7 @@ export class SweepService {
     };
   }
 
+  /** The newest 100 sweeps. */
   list(): SweepView[] {
     return this.store
       .listSweeps()
@@ -277,7 +279,7 @@ export class SweepService {
       name: p.name,
       status: live ? "running" : p.status,
       mode: p.mode,
-      reason: live ? null : p.reason,
+      reason: live || p.reason === null ? null : relativePaths(p.reason, this.store.dataDir),
       total: p.total,
       completed: p.completed,
       failed: p.failed,
