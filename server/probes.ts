@@ -161,7 +161,7 @@ export class ProbeService {
     })
       .then((results) => {
         const r = aggregateProbe(plan, results);
-        this.publish({ ...p, env: r.env, status: "completed", results: r.results });
+        this.publish({ ...p, env: r.env, status: "completed", results: r.results, ...(r.chance ? { chance: r.chance } : {}) });
         log.info({ probeId: p.id }, "probe completed");
       })
       .catch((e: Error) => {

@@ -162,25 +162,7 @@ export function probeTable(results: ProbeAgentResult[], testid = "probe-table", 
     a.knowledge
       ? `${a.knowledge.knows} ${a.knowledge.seedsKnowing}/${a.knowledge.seeds} (${fmt(a.knowledge.eventRoute)} / ${fmt(a.knowledge.reinforcedRoute)}, ${a.knowledge.predictor})`
       : "–";
-  const chanceRows = chance.map((c) =>
-    h(
-      "tr",
-      { class: "chance", "data-testid": "probe-chance" },
-      h("td", {}, "chance (uniform random)"),
-      arms ? h("td", { class: "mono small" }, c.test ? `test ${c.test}` : "–") : null,
-      h("td", {}, c.evaluation),
-      h("td", {}, results[0]?.event ?? ""),
-      h("td", { class: "num" }, `${c.seeds} (${c.episodes})`),
-      h("td", { class: "num" }, fmt(c.rate)),
-      h("td", { class: "num" }, ci(c.ci)),
-      h("td", { class: "num small" }, c.perSeed.map((x) => fmt(x.rate, 2)).join(" ")),
-      h("td", { class: "num ret" }, `${fmt(c.return.mean)} ${ci(c.return.ci)}`),
-      h("td", { class: "num perf" }, `${fmt(c.performance.mean)} ${ci(c.performance.ci)}`),
-      ...[0, 1, 2, 3].map(() => h("td", {}, "–")),
-      h("td", { class: "num" }, fmt(c.entropy)),
-      ...[0, 1, 2].map(() => h("td", {}, "–")),
-    ),
-  );
+  const chanceRows = chance.map((c) => chanceRow(c, arms, results[0]?.event ?? ""));
   return h(
     "table",
     { class: "probe-table", "data-testid": testid },
@@ -218,6 +200,27 @@ export function probeTable(results: ProbeAgentResult[], testid = "probe-table", 
       ),
       ...chanceRows,
     ),
+  );
+}
+
+/** The chance row of a test side: the uniform random policy, nothing predicted or known. */
+function chanceRow(c: ChanceRow, arms: boolean, event: string): HTMLElement {
+  return h(
+    "tr",
+    { class: "chance", "data-testid": "probe-chance" },
+    h("td", {}, "chance (uniform random)"),
+    arms ? h("td", { class: "mono small" }, c.test ? `test ${c.test}` : "–") : null,
+    h("td", {}, c.evaluation),
+    h("td", {}, event),
+    h("td", { class: "num" }, `${c.seeds} (${c.episodes})`),
+    h("td", { class: "num" }, fmt(c.rate)),
+    h("td", { class: "num" }, ci(c.ci)),
+    h("td", { class: "num small" }, c.perSeed.map((x) => fmt(x.rate, 2)).join(" ")),
+    h("td", { class: "num ret" }, `${fmt(c.return.mean)} ${ci(c.return.ci)}`),
+    h("td", { class: "num perf" }, `${fmt(c.performance.mean)} ${ci(c.performance.ci)}`),
+    ...[0, 1, 2, 3].map(() => h("td", {}, "–")),
+    h("td", { class: "num" }, fmt(c.entropy)),
+    ...[0, 1, 2].map(() => h("td", {}, "–")),
   );
 }
 

@@ -307,12 +307,12 @@ function playEpisode(
 /** Thrown inside the enumeration when it outgrows its budget. */
 class TooManyNodes extends Error {}
 
-export function policyCounting(o: PolicyCountingOptions): PolicyCountingResult {
-  const train = o.makeTrainEnv();
-  const test = o.makeTestEnv();
-  const n = train.actionSpace.n;
-  const reach = reachableObservations([o.makeTrainEnv, o.makeTestEnv], [...o.checkSeeds, o.testSeed], o.maxStates ?? 5000);
-  const blank = (mode: PolicyCountingResult["mode"]): PolicyCountingResult => ({
+/** Records a policy's outcome into a result, with a weight (the number of policies it stands for). */
+type Record_ = (weight: number, optimal: boolean, t?: { perf: number; events: Record<string, number> }) => void;
+type Reach = NonNullable<ReturnType<typeof reachableObservations>>;
+
+function blankResult(o: PolicyCountingOptions, mode: PolicyCountingResult["mode"], reach: Reach | null): PolicyCountingResult {
+  return {
     mode,
     observations: reach ? reach.count : null,
     drawn: 0,
@@ -322,10 +322,12 @@ export function policyCounting(o: PolicyCountingOptions): PolicyCountingResult {
     acceptance: 0,
     performance: {},
     ...(o.classify ? { behaviours: {} } : {}),
-  });
-  let out = blank("exhaustive");
-  /** Records a policy's outcome with a weight (the number of policies it stands for). */
-  const record = (weight: number, optimal: boolean, t?: { perf: number; events: Record<string, number> }) => {
+  };
+}
+
+/** A recorder that adds weighted policy outcomes into `out`. */
+function recorder(o: PolicyCountingOptions, out: PolicyCountingResult): Record_ {
+  return (weight, optimal, t) => {
     out.drawn += weight;
     if (!optimal || !t) return;
     out.optimal += weight;
@@ -337,98 +339,117 @@ export function policyCounting(o: PolicyCountingOptions): PolicyCountingResult {
       out.behaviours[b] = (out.behaviours[b] ?? 0) + weight;
     }
   };
-  let done = false;
-  if (reach) {
-    // Exact count over all n^observations functions without visiting each: play the check and test episodes with
-    // actions assigned only where an episode first needs one, branch there over every action, and let each
-    // finished branch stand for the n^(unassigned) policies that differ only where no episode looked.
-    const assign = new Int32Array(reach.count).fill(-1);
-    const maxNodes = o.exhaustiveMax ?? 1 << 17;
-    // env steps the enumeration may spend (each node replays its episodes) before it gives way to sampling
-    const maxSteps = o.exhaustiveSteps ?? 2_000_000;
-    let nodes = 0;
-    let missing = -1;
-    const actionOf = (_obs: Float32Array, v: number, sk: number) => {
-      const i = reach.byState[v]!.get(sk);
-      if (i === undefined) throw new Error("policyCounting: an episode reached an observation the search did not");
-      if (assign[i]! < 0) {
-        missing = i;
-        throw missingMarker;
-      }
-      return assign[i]!;
-    };
-    const optimum = [...o.optimum];
-    const explore = (assigned: number, visit: () => void): void => {
-      if (++nodes > maxNodes || stepsTaken > maxSteps) throw new TooManyNodes();
-      missing = -1;
-      try {
-        visit();
-      } catch (e) {
-        if (e !== missingMarker) throw e;
-        const i = missing;
-        for (let a = 0; a < n; a++) {
-          assign[i] = a;
-          explore(assigned + 1, visit);
-        }
-        assign[i] = -1;
-      }
-    };
-    stepsTaken = 0;
+}
+
+/**
+ * Exact count over all n^observations functions without visiting each: plays the check and test episodes
+ * with actions assigned only where an episode first needs one, branches there over every action, and lets
+ * each finished branch stand for the n^(unassigned) policies that differ only where no episode looked.
+ * Throws TooManyNodes when it outgrows its budget.
+ */
+function countExactly(o: PolicyCountingOptions, reach: Reach, train: Env, test: Env, record: Record_): void {
+  const n = train.actionSpace.n;
+  const assign = new Int32Array(reach.count).fill(-1);
+  const maxNodes = o.exhaustiveMax ?? 1 << 17;
+  // env steps the enumeration may spend (each node replays its episodes) before it gives way to sampling
+  const maxSteps = o.exhaustiveSteps ?? 2_000_000;
+  let nodes = 0;
+  let missing = -1;
+  const actionOf = (_obs: Float32Array, v: number, sk: number) => {
+    const i = reach.byState[v]!.get(sk);
+    if (i === undefined) throw new Error("policyCounting: an episode reached an observation the search did not");
+    if (assign[i]! < 0) {
+      missing = i;
+      throw missingMarker;
+    }
+    return assign[i]!;
+  };
+  const explore = (visit: () => void): void => {
+    if (++nodes > maxNodes || stepsTaken > maxSteps) throw new TooManyNodes();
+    missing = -1;
     try {
-      // first the best return any stationary policy reaches on each check episode: "optimal" is the best of
-      // that and the given optimum, so a planner that fell short of it does not let suboptimal policies in
-      explore(0, () => {
-        const rets = o.checkSeeds.map((s) => playEpisode(train, 0, s, actionOf).ret);
-        rets.forEach((r, i) => {
-          if (r > optimum[i]!) optimum[i] = r;
-        });
-      });
-      nodes = 0;
-      stepsTaken = 0;
-      let assigned = 0;
-      const countAssigned = () => {
-        assigned = 0;
-        for (const a of assign) if (a >= 0) assigned++;
-        return assigned;
-      };
-      explore(0, () => {
-        let optimal = true;
-        for (let i = 0; i < o.checkSeeds.length && optimal; i++) {
-          if (playEpisode(train, 0, o.checkSeeds[i]!, actionOf).ret < optimum[i]! - 1e-6) optimal = false;
-        }
-        const t = optimal ? playEpisode(test, 1, o.testSeed, actionOf) : undefined;
-        record(n ** (reach.count - countAssigned()), optimal, t);
-      });
-      done = true;
+      visit();
+    } catch (e) {
+      if (e !== missingMarker) throw e;
+      const i = missing;
+      for (let a = 0; a < n; a++) {
+        assign[i] = a;
+        explore(visit);
+      }
+      assign[i] = -1;
+    }
+  };
+  const optimum = [...o.optimum];
+  stepsTaken = 0;
+  // first the best return any stationary policy reaches on each check episode: "optimal" is the best of
+  // that and the given optimum, so a planner that fell short of it does not let suboptimal policies in
+  explore(() => {
+    const rets = o.checkSeeds.map((s) => playEpisode(train, 0, s, actionOf).ret);
+    rets.forEach((r, i) => {
+      if (r > optimum[i]!) optimum[i] = r;
+    });
+  });
+  nodes = 0;
+  stepsTaken = 0;
+  const unassigned = () => {
+    let k = 0;
+    for (const a of assign) if (a < 0) k++;
+    return k;
+  };
+  explore(() => {
+    let optimal = true;
+    for (let i = 0; i < o.checkSeeds.length && optimal; i++) {
+      if (playEpisode(train, 0, o.checkSeeds[i]!, actionOf).ret < optimum[i]! - 1e-6) optimal = false;
+    }
+    const t = optimal ? playEpisode(test, 1, o.testSeed, actionOf) : undefined;
+    record(n ** unassigned(), optimal, t);
+  });
+}
+
+/** Uniform functions drawn lazily (one fixed action per observation, the same in both variants), kept when optimal. */
+function countBySampling(o: PolicyCountingOptions, reach: Reach | null, train: Env, test: Env, out: PolicyCountingResult): void {
+  const n = train.actionSpace.n;
+  const record = recorder(o, out);
+  const rng = new Rng(deriveSeed(o.seed, SALT.policySampling));
+  const samples = o.samples ?? 500;
+  const maxDraws = o.maxDraws ?? 2_000;
+  while (out.optimal < samples && out.drawn < maxDraws) {
+    // observations by index where the search found them all, else by their bytes
+    const chosen = new Map<string | number, number>();
+    const actionOf = (obs: Float32Array, v: number, sk: number) => {
+      const k = (reach && reach.byState[v]!.get(sk)) ?? obsKey(obs);
+      let a = chosen.get(k);
+      if (a === undefined) {
+        a = rng.int(n);
+        chosen.set(k, a);
+      }
+      return a;
+    };
+    let optimal = true;
+    for (let i = 0; i < o.checkSeeds.length && optimal; i++) {
+      if (playEpisode(train, 0, o.checkSeeds[i]!, actionOf).ret < o.optimum[i]! - 1e-6) optimal = false;
+    }
+    record(1, optimal, optimal ? playEpisode(test, 1, o.testSeed, actionOf) : undefined);
+  }
+}
+
+export function policyCounting(o: PolicyCountingOptions): PolicyCountingResult {
+  const train = o.makeTrainEnv();
+  const test = o.makeTestEnv();
+  const reach = reachableObservations([o.makeTrainEnv, o.makeTestEnv], [...o.checkSeeds, o.testSeed], o.maxStates ?? 5000);
+  let out: PolicyCountingResult | null = null;
+  if (reach) {
+    const exact = blankResult(o, "exhaustive", reach);
+    try {
+      countExactly(o, reach, train, test, recorder(o, exact));
+      out = exact;
     } catch (e) {
       if (!(e instanceof TooManyNodes)) throw e;
-      out = blank("sampled");
     }
   }
-  if (!done) {
-    out = blank("sampled");
-    const rng = new Rng(deriveSeed(o.seed, SALT.policySampling));
-    const samples = o.samples ?? 500;
-    const maxDraws = o.maxDraws ?? 2_000;
-    while (out.optimal < samples && out.drawn < maxDraws) {
-      // a uniform function, drawn lazily: one fixed action per observation, the same in both variants
-      // (observations by index where the search found them all, else by their bytes)
-      const chosen = new Map<string | number, number>();
-      const actionOf = (obs: Float32Array, v: number, sk: number) => {
-        const k = (reach && reach.byState[v]!.get(sk)) ?? obsKey(obs);
-        let a = chosen.get(k);
-        if (a === undefined) {
-          a = rng.int(n);
-          chosen.set(k, a);
-        }
-        return a;
-      };
-      let optimal = true;
-      for (let i = 0; i < o.checkSeeds.length && optimal; i++) {
-        if (playEpisode(train, 0, o.checkSeeds[i]!, actionOf).ret < o.optimum[i]! - 1e-6) optimal = false;
-      }
-      record(1, optimal, optimal ? playEpisode(test, 1, o.testSeed, actionOf) : undefined);
-    }
+  if (!out) {
+    out = blankResult(o, "sampled", reach);
+    countBySampling(o, reach, train, test, out);
   }
   train.close?.();
   test.close?.();
