@@ -42,6 +42,8 @@ export interface ProbeReportSection {
   results: ProbeAgentResult[];
   /** Wall time of the probe, when it ran alone. */
   seconds?: number;
+  /** Where the test episodes behind the cells are kept (probe-episodes.ts; `serve` opens them from its Results view). */
+  episodesKey?: string;
   /** Worker time: the probe's job durations summed (compare runs every probe's jobs together, so a probe has no wall time of its own). */
   jobSeconds?: number;
   /** The chance rows (uniform random policy) per test side. */

@@ -37,6 +37,7 @@ import { mountLevelRoutes, mountSweepRoutes } from "./routes.ts";
 import { boundedError, checkBodyShape } from "./bounds.ts";
 import { loopbackHostOk, originProblem, requestToken, tokenMatches } from "./origin.ts";
 import { steerRoutes } from "./steer.ts";
+import { resultsRouter } from "./results.ts";
 
 const log = moduleLogger("server/app");
 
@@ -361,6 +362,7 @@ export function createApp(opts: AppOptions): express.Express {
   }
 
   app.use("/api", api, steerRoutes(store));
+  app.use("/api", resultsRouter(store.dataDir));
   app.use("/api", (req, res) => {
     res.status(404).json({ error: `no route ${req.method} ${req.originalUrl}; see the API list in the README` } satisfies ApiError);
   });

@@ -22,6 +22,7 @@ import { moduleLogger } from "../experiments/log.ts";
 import { PoolStopped, defaultWorkers, type BackendName } from "../experiments/pool.ts";
 import { runProbeJobs } from "../experiments/sweeps/probes.ts";
 import { ProbeProgressTracker, type ProbeProgress } from "../experiments/progress.ts";
+import { keepProbeEpisodes } from "../experiments/probe-episodes.ts";
 import type { UserEnvironments } from "../experiments/plugins.ts";
 import type { ProbeResult } from "./protocol.ts";
 import { relativePaths } from "./views.ts";
@@ -155,6 +156,7 @@ export class ProbeService {
       ...(this.opts.userEnvs ? { userEnvs: this.opts.userEnvs } : {}),
       signal: controller.signal,
       onResult: (job) => {
+        keepProbeEpisodes(this.store.dataDir, p.id, job, plan.event);
         this.progress.set(p.id, tracker.finished(job));
         this.emit(p);
       },

@@ -14,15 +14,51 @@ import type { ProbeStartRequest } from "../experiments/probes/request.ts";
 import type { ChanceRow, ProbeAgentResult, ProbeResult, ProbeTable } from "../experiments/probes/result.ts";
 import type { SweepSpec } from "../experiments/sweeps/spec.ts";
 import type { ProbeProgress } from "../experiments/progress.ts";
+import type { ProbeEpisode, ProbeEpisodes } from "../experiments/probe-episodes.ts";
 import type { SubscribeMessage } from "./schemas.ts";
 import type { RunRecord } from "../experiments/store.ts";
 
 export type { Frame, EpisodeStats, EvaluationStats, RunSpec, RunStatus, TrajectoryRecord, LedgerDelta, RewardTransform };
 /** Request bodies: POST /api/runs, POST /api/runs/:id/intervene, POST /api/probes, POST /api/sweeps. */
 export type { RunRequest, Intervention, ProbeStartRequest, SweepSpec };
-export type { ChanceRow, ProbeAgentResult, ProbeResult, ProbeTable, ProbeProgress };
+export type { ChanceRow, ProbeAgentResult, ProbeResult, ProbeTable, ProbeProgress, ProbeEpisode, ProbeEpisodes };
 /** GET and POST /api/runs/:id/steer (a Maze-v0 run's steering view). */
 export type { SteerView, SteerViewRequest } from "../experiments/steerview.ts";
+
+/** A comparison `compare` wrote into the data folder (GET /api/results/:name): its JSON file as written. */
+export interface ResultsFile {
+  name: string;
+  /** The commit the comparison ran from (`+changes`: with uncommitted changes); absent in files written before it was recorded. */
+  commit?: string | null;
+  seeds: number;
+  agents: string[];
+  seconds: number;
+  backend?: string;
+  /** Set while the comparison was still running (or was interrupted): the probes it planned. */
+  probesPlanned?: number;
+  sections: {
+    probe: string;
+    env: string;
+    description?: string;
+    results: ProbeAgentResult[];
+    /** The uniform random policy's rows (absent in files written before they were computed). */
+    chance?: ChanceRow[];
+    seconds?: number;
+    /** Where the test episodes behind this section's cells are kept (GET /api/probe-episodes?key=…). */
+    episodesKey: string;
+  }[];
+}
+
+/** One line of GET /api/results. */
+export interface ResultsListing {
+  name: string;
+  commit: string | null;
+  seeds: number;
+  agents: string[];
+  probes: string[];
+  complete: boolean;
+  seconds: number;
+}
 
 /** GET /api/envs */
 export interface EnvSummary {

@@ -12,6 +12,9 @@ import type {
   InterventionRecord,
   LedgerTotals,
   ProbeDefinitionView,
+  ProbeEpisodes,
+  ResultsFile,
+  ResultsListing,
   ProbeResult,
   ProbeStartRequest,
   RunRequest,
@@ -151,6 +154,10 @@ export const api = {
   resumeSweep: (id: string) => request<SweepView>("POST", `/api/sweeps/${enc(id)}/resume`),
   deleteSweep: (id: string) => request<void>("DELETE", `/api/sweeps/${enc(id)}`),
   sweep: (id: string) => request<SweepView>("GET", `/api/sweeps/${enc(id)}`),
+  results: () => request<ResultsListing[]>("GET", "/api/results"),
+  result: (name: string) => request<ResultsFile>("GET", `/api/results/${enc(name)}`),
+  /** The test episodes behind a probe cell; `query` from episodes.ts (episodesQuery). */
+  probeEpisodes: (query: URLSearchParams) => request<ProbeEpisodes>("GET", `/api/probe-episodes?${query.toString()}`),
 };
 
 /** Runs that still change (worth subscribing to and polling). */

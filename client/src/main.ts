@@ -6,6 +6,8 @@
  *   #/compare?ids=a,b  comparison (+ probes)
  *   #/probes           probes
  *   #/sweeps?id=…      sweeps (spec editor, progress, probe tables)
+ *   #/results[/name]   comparison tables written by `compare`, with their commit
+ *   #/episodes?key=…   the test episodes behind a probe table cell
  */
 import "./style.css";
 import { api } from "./api.ts";
@@ -17,6 +19,8 @@ import { mountRunsList } from "./runs.ts";
 import { mountRunView } from "./runview.ts";
 import { mountSteer } from "./steer.ts";
 import { mountSweeps } from "./sweeps.ts";
+import { mountResults } from "./results.ts";
+import { mountEpisodes, parseEpisodesRef } from "./episodes.ts";
 import { onConnection, onRuns } from "./socket.ts";
 
 type Route =
@@ -26,6 +30,8 @@ type Route =
   | { view: "compare"; ids: string[] }
   | { view: "probes" }
   | { view: "sweeps"; id?: string }
+  | { view: "results"; name?: string }
+  | { view: "episodes"; params: URLSearchParams }
   | { view: "missing"; hash: string };
 
 export function parseRoute(hash: string): Route {
@@ -44,6 +50,8 @@ export function parseRoute(hash: string): Route {
     return { view: "compare", ids };
   }
   if (parts[0] === "probes") return { view: "probes" };
+  if (parts[0] === "results") return parts[1] ? { view: "results", name: decodeURIComponent(parts[1]) } : { view: "results" };
+  if (parts[0] === "episodes") return { view: "episodes", params };
   if (parts[0] === "sweeps") {
     const id = parts[1] ? decodeURIComponent(parts[1]) : params.get("id");
     return id ? { view: "sweeps", id } : { view: "sweeps" };
@@ -123,6 +131,16 @@ function render(): void {
       setChildren(app);
       unmount = mountSweeps(app, route.id);
       document.title = "sweeps · rewardlab";
+      break;
+    case "results":
+      setChildren(app);
+      unmount = mountResults(app, route.name);
+      document.title = "results · rewardlab";
+      break;
+    case "episodes":
+      setChildren(app);
+      unmount = mountEpisodes(app, parseEpisodesRef(route.params));
+      document.title = "episodes · rewardlab";
       break;
     default:
       setChildren(

@@ -10,6 +10,7 @@
 import type { ChanceRow, ProbeAgentResult } from "../../server/protocol.ts";
 import { budgetChart } from "./probebudget.ts";
 import { fmt, h } from "./dom.ts";
+import { seedLink } from "./episodes.ts";
 
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -136,7 +137,7 @@ export function probeLegend(): HTMLElement {
   );
 }
 
-export function probeTable(results: ProbeAgentResult[], testid = "probe-table", chance: ChanceRow[] = []): HTMLElement {
+export function probeTable(results: ProbeAgentResult[], testid = "probe-table", chance: ChanceRow[] = [], key?: string): HTMLElement {
   const arms = results.some((a) => armOf(a) !== "");
   const heads = [
     "agent",
@@ -181,7 +182,11 @@ export function probeTable(results: ProbeAgentResult[], testid = "probe-table", 
           h("td", { class: "num" }, `${a.seeds} (${a.episodes})`),
           h("td", { class: "num" }, fmt(a.rate)),
           h("td", { class: "num" }, ci(a.ci)),
-          h("td", { class: "num small", "data-testid": "probe-per-seed" }, (a.perSeed ?? []).map((x) => fmt(x.rate, 2)).join(" ")),
+          h(
+            "td",
+            { class: "num small", "data-testid": "probe-per-seed" },
+            ...(a.perSeed ?? []).flatMap((x, i) => [i ? " " : "", seedLink(key, a, x.seed, fmt(x.rate, 2))]),
+          ),
           h("td", { class: "num ret" }, `${fmt(a.return.mean)} ${ci(a.return.ci)}`),
           h("td", { class: "num perf" }, `${fmt(a.performance.mean)} ${ci(a.performance.ci)}`),
           h("td", { class: "num" }, fmt(a.predictions.rewardPursuit)),
@@ -225,7 +230,7 @@ function chanceRow(c: ChanceRow, arms: boolean, event: string): HTMLElement {
 }
 
 /** One row per agent (and arm, test) and seed: that training run's test episodes, rate, return and performance. */
-export function probeSeedTable(results: ProbeAgentResult[], testid = "probe-seed-table"): HTMLElement {
+export function probeSeedTable(results: ProbeAgentResult[], testid = "probe-seed-table", key?: string): HTMLElement {
   const arms = results.some((a) => armOf(a) !== "");
   const dose = results.some((a) => (a.perSeed ?? []).some((s) => s.trainingEpisodes !== undefined));
   const heads = [
@@ -254,7 +259,7 @@ export function probeSeedTable(results: ProbeAgentResult[], testid = "probe-seed
             arms ? h("td", { class: "mono small" }, armOf(a) || "–") : null,
             h("td", { class: "num" }, String(s.seed)),
             h("td", { class: "num" }, String(s.episodes)),
-            h("td", { class: "num" }, fmt(s.rate)),
+            h("td", { class: "num" }, seedLink(key, a, s.seed, fmt(s.rate))),
             h("td", { class: "num ret" }, fmt(s.return)),
             h("td", { class: "num perf" }, fmt(s.performance)),
             dose
@@ -276,11 +281,13 @@ export function probeResultBlock(
   results: ProbeAgentResult[],
   testids: { chart?: string; table?: string; seeds?: string } = {},
   chance: ChanceRow[] = [],
+  /** The probe's id or a comparison section's episodes key: per-seed rates then link to the test episodes behind them (episodes.ts). */
+  key?: string,
 ): HTMLElement[] {
   const out: HTMLElement[] = [
     probeLegend(),
     h("div", { class: "probe-chart-box" }, probeChart(results, testids.chart)),
-    probeTable(results, testids.table, chance),
+    probeTable(results, testids.table, chance, key),
   ];
   // the search-budget dial: the event rate against simulations per decision
   if (results.some((a) => a.budget !== undefined)) out.push(h("div", { class: "probe-chart-box" }, budgetChart(results)));
@@ -300,7 +307,7 @@ export function probeResultBlock(
         "details",
         { class: "probe-seeds" },
         h("summary", {}, "Per seed (each seed is one training run: the unit of the intervals)"),
-        probeSeedTable(results, testids.seeds),
+        probeSeedTable(results, testids.seeds, key),
       ),
     );
   }

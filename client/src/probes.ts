@@ -191,7 +191,7 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
       p.reason ? h("p", { class: "form-error" }, p.reason) : null,
       p.progress && p.status === "running" ? probeProgressBlock(p.progress) : null,
       ...(p.results.length
-        ? probeResultBlock(p.results, {}, p.chance ?? [])
+        ? probeResultBlock(p.results, {}, p.chance ?? [], p.id)
         : [h("p", { class: "muted" }, p.status === "running" ? "Running: results appear when agents finish." : "No results.")]),
     );
   }

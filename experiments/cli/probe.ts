@@ -7,12 +7,14 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Command, Option } from "commander";
 import { defaultWorkers } from "../pool.ts";
+import { episodesKey } from "../probe-episodes.ts";
 import { planProbe, probeDefinition, probeDefinitions, runProbe, type ProbeRequest } from "../probes/index.ts";
 import { entryAgent, type ProbeSpec } from "../probes/request.ts";
 import { agentRegistration } from "../../agents/registry.ts";
 import { Store } from "../store.ts";
 import type { SweepProgress } from "../sweeps/index.ts";
 import { runProbeSweep } from "../sweeps/probes.ts";
+import { expandSweep } from "../sweeps/spec.ts";
 import { sourceCommit } from "./commit.ts";
 import { Progress, ProbeProgressTracker } from "../progress.ts";
 import { compareReport, trainingDose, type ProbeReportSection } from "../report.ts";
@@ -467,15 +469,19 @@ async function compareVerb(o: CompareOpts, data: string, ctx: CliContext): Promi
   };
   const store = new Store(data);
   const progress = new Progress(1, true, "compare ");
+  const sweepName = o.all ? "compare --all" : "compare";
+  const sweepId = expandSweep({ name: sweepName, probes: plan, ...(backend ? { backend } : {}) }).id;
   try {
-    const { summary } = await runProbeSweep(o.all ? "compare --all" : "compare", plan, backend, {
+    const { summary } = await runProbeSweep(sweepName, plan, backend, {
       store,
       ...(o.queue ? { queue: o.queue } : {}),
       ...(o.workers ? { workers: o.workers } : {}),
       userEnvs: ctx.userEnvs,
       onProgress: showSweepProgress(progress),
       onTable: async (i, table, jobSeconds) => {
-        sections[i] = { ...table, description: probeDefinition(table.probe).description, jobSeconds };
+        // where the sweep kept the test episodes behind the table's cells (probe-episodes.ts)
+        const key = episodesKey(`sweep-${sweepId}`, table.probe, table.env);
+        sections[i] = { ...table, description: probeDefinition(table.probe).description, jobSeconds, episodesKey: key };
         await write();
       },
     });

@@ -10,7 +10,7 @@
 import type { ActContext, ActResult, Agent } from "../../agents/core.ts";
 import { Rng } from "../../envs/rng.ts";
 import type { EpisodeStats, RunSpec } from "../events.ts";
-import { evaluate } from "../run.ts";
+import { type EvaluateOptions, evaluate } from "../run.ts";
 import type { Evaluation } from "./result.ts";
 
 /** Acts by drawing from `inner.actionProbs` with its own random stream; sums the entropy of each distribution it draws from. */
@@ -121,7 +121,7 @@ export function evaluateIn(
   agent: Agent,
   sizes: { nActions: number; obsSize: number },
   spec: Pick<RunSpec, "env" | "variant" | "envConfig" | "config">,
-  opts: { episodes: number; seed: number; sampleSeed: number; reward: RunSpec["reward"] },
+  opts: { episodes: number; seed: number; sampleSeed: number; reward: RunSpec["reward"]; onStep?: EvaluateOptions["onStep"] },
 ): { episodes: EpisodeStats[]; entropy: number | null } {
   const episodes: EpisodeStats[] = [];
   const actor = evaluation === "sampled" ? new SampledPolicy(agent, sizes.nActions, sizes.obsSize, opts.sampleSeed) : agent;
@@ -131,6 +131,7 @@ export function evaluateIn(
     greedy: true,
     reward: opts.reward,
     onEpisode: (e) => episodes.push(e),
+    ...(opts.onStep ? { onStep: opts.onStep } : {}),
   });
   return { episodes, entropy: actor instanceof SampledPolicy ? actor.entropy() : null };
 }

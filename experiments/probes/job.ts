@@ -16,6 +16,7 @@ import { evaluateIn } from "./evaluation.ts";
 import { type RouteRatings, rateRoutes } from "./knowledge.ts";
 import { EVALUATIONS, type Evaluation } from "./result.ts";
 import type { ProbeSide } from "./side.ts";
+import { type ProbeEpisode, TestEpisodeCapture, conditionName } from "../probe-episodes.ts";
 
 export type { ProbeSide } from "./side.ts";
 
@@ -77,6 +78,8 @@ export interface ProbeJobResult {
   extinctionBudget?: number;
   /** Episodes the agent played while training, and how many of them showed each event (the dose it actually received). */
   training?: { episodes: number; withEvent: Record<string, number> };
+  /** Recorded test episodes (frames and events per step), taken out by the coordinator (probe-episodes.ts). */
+  testEpisodes?: { condition: string; episodes: ProbeEpisode[] }[];
   /** Training curve: mean episode return and performance in equal bins of env steps. */
   curve: { envSteps: number[]; return: number[]; performance: number[] };
   /** Net reinforcement per grid cell over the whole training (the ledger summed over actions and state keys of a cell). */
@@ -97,6 +100,8 @@ export interface JobEval {
   moreTests?: Record<string, EpisodeDigest[]>;
   /** Mean action entropy over the sampled test episodes' states (null: greedy). */
   entropy: number | null;
+  /** Recorded test episodes (probe-episodes.ts), moved to ProbeJobResult.testEpisodes. */
+  recorded?: ProbeEpisode[];
 }
 
 const CURVE_BINS = 40;
@@ -213,17 +218,18 @@ function evaluateCondition(t: Trained, job: ProbeJob, c: { mode?: string; budget
   enter(t.agent, c);
   const sizes = agentEnvInfo(t.spec);
   const sampleSeed = (salt: number) => deriveSeed(deriveSeed(job.seed, SALT.probeSampling), salt);
-  const play = (side: ProbeSide, seed: number, salt: number) =>
+  const play = (side: ProbeSide, seed: number, salt: number, onStep?: TestEpisodeCapture["onStep"]) =>
     evaluateIn(
       c.evaluation,
       t.agent,
       sizes,
       { ...t.spec, variant: side.variant, envConfig: { ...t.spec.envConfig, ...side.envConfig } },
-      { episodes: job.episodes, seed, sampleSeed: sampleSeed(salt), reward: side.reward },
+      { episodes: job.episodes, seed, sampleSeed: sampleSeed(salt), reward: side.reward, ...(onStep ? { onStep } : {}) },
     );
   const trainSide = job.trainSide ?? job.train;
   const train = play(trainSide, deriveSeed(job.seed, SALT.probeTrainSide), 0);
-  const test = play(job.test, deriveSeed(job.seed, SALT.probeTestSide), 1);
+  const capture = new TestEpisodeCapture(job.test.variant);
+  const test = play(job.test, deriveSeed(job.seed, SALT.probeTestSide), 1, capture.onStep);
   const moreTests: Record<string, EpisodeDigest[]> = {};
   for (const [i, m] of (job.moreTests ?? []).entries()) {
     moreTests[m.name] = play(m.side, deriveSeed(job.seed, SALT.probeTestSide), 2 + i).episodes.map((e) => digest(e, job.classify));
@@ -236,6 +242,7 @@ function evaluateCondition(t: Trained, job: ProbeJob, c: { mode?: string; budget
     test: test.episodes.map((e) => digest(e, job.classify)),
     ...(job.moreTests ? { moreTests } : {}),
     entropy: test.entropy,
+    recorded: capture.episodes,
   };
 }
 
@@ -251,7 +258,10 @@ export async function runProbeJob(job: ProbeJob): Promise<ProbeJobResult> {
   ];
   const evals = order.map((c) => evaluateCondition(t, job, c));
   if (job.budgets?.length) agent.setEvalMode?.(agentRegistration(job.agent).evalModes?.[0] ?? "");
+  const testEpisodes = evals.map((e) => ({ condition: conditionName(e), episodes: e.recorded ?? [] }));
+  for (const e of evals) delete e.recorded;
   const result: ProbeJobResult = {
+    testEpisodes,
     agent: job.agent,
     ...(job.entry ? { entry: job.entry } : {}),
     seed: job.seed,

@@ -16,6 +16,7 @@ import type { JobOutcome } from "../jobs.ts";
 import { expandSweep, type ExpandedSweep } from "./spec.ts";
 import { runOnQueue, runSweepJobOnLane } from "./queue.ts";
 import { writeCheckpoint } from "../checkpoint.ts";
+import { episodesKey, keepProbeEpisodes } from "../probe-episodes.ts";
 
 export interface SweepProgress {
   total: number;
@@ -57,7 +58,14 @@ export interface SweepSummary {
 }
 
 /** Writes an outcome's checkpoint files under data/runs/<key>/checkpoint and the rest into the store. */
-async function writeOutcome(store: Store, sweepId: string, o: JobOutcome): Promise<boolean> {
+async function writeOutcome(store: Store, sweep: ExpandedSweep, o: JobOutcome): Promise<boolean> {
+  const sweepId = sweep.id;
+  // the test episodes behind the probe's cells go to their own files, never into the stored outcome
+  const job = o.kind === "probe" && o.result ? sweep.jobs.find((j) => j.key === o.key) : undefined;
+  if (o.kind === "probe" && o.result && job?.kind === "probe") {
+    const plan = sweep.probePlans[job.probeIndex]!;
+    keepProbeEpisodes(store.dataDir, episodesKey(`sweep-${sweepId}`, plan.def.name, plan.env), o.result, plan.event);
+  }
   let dir: string | null = null;
   if (o.kind === "run" && o.checkpoint) {
     const base = resolve(store.dataDir, "runs");
@@ -98,7 +106,7 @@ export async function runExpandedSweep(sweep: ExpandedSweep, opts: SweepOptions)
   };
   report();
   const onOutcome = async (o: JobOutcome) => {
-    await writeOutcome(store, sweep.id, o);
+    await writeOutcome(store, sweep, o);
     if (o.status === "failed") progress.failed++;
     else progress.done++;
     progress.running = Math.max(0, progress.running - 1);
