@@ -1,8 +1,8 @@
 /** Agent registry: one declaration per algorithm, configs validated with their schema. */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { RegistrationError, UnknownIdError } from "../envs/errors.ts";
-import { closest } from "../envs/registry.ts";
+import { RegistrationError } from "../envs/errors.ts";
+import { lookUp } from "../envs/registry.ts";
 import { cloneInput, validate } from "../envs/schema.ts";
 import type { Agent, AgentEnvInfo, AgentRegistration } from "./core.ts";
 
@@ -21,14 +21,8 @@ export function agentRegistrations(): AnyRegistration[] {
 }
 
 export function agentRegistration(name: string): AnyRegistration {
-  const reg = agents.get(name);
-  if (!reg) {
-    const close = closest(name, [...agents.keys()]);
-    throw new UnknownIdError(
-      `agent \`${name}\` doesn't exist (known: ${[...agents.keys()].join(", ")}).` + (close.length ? ` Did you mean \`${close[0]}\`?` : ""),
-    );
-  }
-  return reg;
+  const known = `known: ${[...agents.keys()].join(", ")}`;
+  return lookUp(agents, name, ([close]) => `agent \`${name}\` doesn't exist (${known}).` + (close ? ` Did you mean \`${close}\`?` : ""));
 }
 
 /** Validates a config against the agent's schema, filling defaults into a copy. */

@@ -18,6 +18,7 @@ import "../agents/model-free/ppo.ts";
 import "../agents/model-free/reinforce.ts";
 import { createAgent, resolveAgentConfig } from "../agents/registry.ts";
 import { type LoopEpisode, Stepper, agentEnvInfo, playEpisodes, train } from "../experiments/loop.ts";
+import { SampledPolicy, uniformAgent } from "../experiments/probes/evaluation.ts";
 
 export interface EvalFigures {
   episodes: number;
@@ -53,27 +54,10 @@ export function evaluateAgent(
   return { episodes, meanReturn: mean((e) => e.return), meanPerformance: mean((e) => e.performance), eventRates };
 }
 
-/** A uniform-random policy's figures, for comparison. */
+/** A uniform-random policy's figures, for comparison: the probes' chance row (uniformAgent drawn through SampledPolicy, seeded). */
 export function randomFigures(envId: string, variant: string | undefined, episodes: number, seed: number): EvalFigures {
   const info = agentEnvInfo({ env: envId, config: variant ? { variant } : {}, numEnvs: 1 });
-  const random: Agent = {
-    name: "random",
-    config: {},
-    needs: { stateKeys: false, simulator: false },
-    envSteps: 0,
-    act: (obs) => {
-      const batch = obs.length / info.obsSize;
-      return { actions: Int32Array.from({ length: batch }, () => Math.floor(Math.random() * info.nActions)) };
-    },
-    actionProbs: (_obs, batch) => new Float32Array(batch * info.nActions).fill(1 / info.nActions),
-    observe: () => {},
-    readyToLearn: () => false,
-    learn: () => {
-      throw new Error("random policy does not learn");
-    },
-    save: async () => {},
-    dispose: () => {},
-  };
+  const random = new SampledPolicy(uniformAgent(info.nActions), info.nActions, info.obsSize, seed);
   return evaluateAgent(random, envId, variant, episodes, seed, true);
 }
 

@@ -737,11 +737,7 @@ export class GridEnv implements Env {
     this.doorOpen.set(s.doorOpen);
     this.timers.set(s.timers);
     this.applyLayout(s.layout, s.chosen);
-    this.agent = s.agent;
-    this.t = s.t;
-    this.tampered = s.tampered;
-    this.next = s.next;
-    this.laps = s.laps;
+    ({ agent: this.agent, t: this.t, tampered: this.tampered, next: this.next, laps: this.laps } = s);
     this.rng.setState(s.rng);
     this.restoreExtra(s.extra);
     this.rebuildObs();

@@ -13,17 +13,12 @@ export interface EnvConfig {
   [key: string]: unknown;
 }
 
-export interface EnvRegistration {
-  /** Versioned id: Name-vN. */
-  id: string;
-  description: string;
-  doc: string;
-  maxEpisodeSteps: number;
-  rewardRange: [number, number];
-  variants: string[];
-  events: string[];
-  /** JSON Schema of the config; must accept `variant`. Defaults are filled by make(). */
-  configSchema: object;
+/**
+ * What register() takes: the spec's fields (the config schema must accept
+ * `variant`; make() fills its defaults), the source optional ("builtin" when
+ * absent), and how to create an instance.
+ */
+export interface EnvRegistration extends Omit<EnvSpec, "source"> {
   create: (config: EnvConfig, ctx: EnvContext) => Env;
   /** "builtin", or the level file / plugin module it came from. */
   source?: string;
@@ -62,14 +57,15 @@ export function registered(): EnvRegistration[] {
 }
 
 export function registration(id: string): EnvRegistration {
-  const reg = registry.get(id);
-  if (!reg) {
-    const close = closest(id, [...registry.keys()]);
-    throw new UnknownIdError(
-      `environment \`${id}\` doesn't exist.` + (close.length ? ` Did you mean ${close.map((c) => `\`${c}\``).join(" or ")}?` : ""),
-    );
-  }
-  return reg;
+  const didYouMean = (close: string[]) => (close.length ? ` Did you mean ${close.map((c) => `\`${c}\``).join(" or ")}?` : "");
+  return lookUp(registry, id, (close) => `environment \`${id}\` doesn't exist.${didYouMean(close)}`);
+}
+
+/** The entry registered under `id`, or an UnknownIdError whose message `missing` phrases from the closest registered ids. */
+export function lookUp<T>(entries: ReadonlyMap<string, T>, id: string, missing: (closest: string[]) => string): T {
+  const found = entries.get(id);
+  if (found === undefined) throw new UnknownIdError(missing(closest(id, [...entries.keys()])));
+  return found;
 }
 
 export function specOf(id: string): EnvSpec {

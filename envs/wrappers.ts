@@ -56,6 +56,16 @@ export class Wrapper implements Env {
     if (!this.env.clone) throw new Error(`${this.spec.id}: this env cannot be cloned (it was not made by make())`);
     return this.env.clone(opts);
   }
+  /** A stateful wrapper's snapshot: the inner env's, and the wrapper's own fields beside it. */
+  protected snapshotWith(own: object): EnvState {
+    return { inner: this.env.snapshot(), ...own };
+  }
+  /** Restores the inner env from a snapshotWith() state, and returns the state for the wrapper's own fields. */
+  protected restoreInner<T>(state: EnvState): T {
+    const s = state as T & { inner: EnvState };
+    this.env.restore(s.inner);
+    return s;
+  }
   /** The innermost environment. */
   get unwrapped(): Env {
     let e: Env = this.env;
@@ -90,12 +100,10 @@ export class TimeLimit extends Wrapper {
     return this.maxEpisodeSteps - this.elapsed;
   }
   override snapshot(): EnvState {
-    return { inner: this.env.snapshot(), elapsed: this.elapsed };
+    return this.snapshotWith({ elapsed: this.elapsed });
   }
   override restore(state: EnvState): void {
-    const s = state as { inner: EnvState; elapsed: number };
-    this.env.restore(s.inner);
-    this.elapsed = s.elapsed;
+    this.elapsed = this.restoreInner<{ elapsed: number }>(state).elapsed;
   }
 }
 
@@ -150,12 +158,10 @@ export class OrderEnforcing extends Wrapper {
     return this.env.render();
   }
   override snapshot(): EnvState {
-    return { inner: this.env.snapshot(), needsReset: this.needsReset };
+    return this.snapshotWith({ needsReset: this.needsReset });
   }
   override restore(state: EnvState): void {
-    const s = state as { inner: EnvState; needsReset: boolean };
-    this.env.restore(s.inner);
-    this.needsReset = s.needsReset;
+    this.needsReset = this.restoreInner<{ needsReset: boolean }>(state).needsReset;
     this.everReset = true;
   }
 }

@@ -62,36 +62,20 @@ const store2 = op.simd(0x5b, 2, 0, 0); // v128.store64_lane, lane 0: two float32
 const splat = op.simd(0x14); // f64x2.splat
 const [add2, sub2, mul2, div2, sqrt2] = [0xf0, 0xf1, 0xf2, 0xf3, 0xef].map((c) => op.simd(c));
 
+// a loop over byte offsets: leave the enclosing block once local `at` reaches local `end`; step `at` and branch back
+const exitWhenPast = (at: number, end: number) => [...op.get(at), ...op.get(end), ...op.i32GeU, ...op.brIf(1)];
+const advance = (at: number, bytes: number) => [...op.get(at), ...op.i32Const(bytes), ...op.i32Add, ...op.set(at), ...op.br(0)];
+
 /** sumsq(g, end) -> f64: sum of g[i]^2 over byte addresses [g, end), in order. */
 function sumsqBody(): number[] {
   const [g, end, acc, x] = [0, 1, 2, 3];
+  const square = [...op.get(g), ...op.f32Load, ...op.f64PromoteF32, ...op.tee(x), ...op.get(x), ...op.f64Mul];
   const code = [
-    ...op.f64Const0,
-    ...op.set(acc),
-    ...op.block,
-    ...op.loop,
-    ...op.get(g),
-    ...op.get(end),
-    ...op.i32GeU,
-    ...op.brIf(1),
-    ...op.get(acc),
-    ...op.get(g),
-    ...op.f32Load,
-    ...op.f64PromoteF32,
-    ...op.tee(x),
-    ...op.get(x),
-    ...op.f64Mul,
-    ...op.f64Add,
-    ...op.set(acc),
-    ...op.get(g),
-    ...op.i32Const(4),
-    ...op.i32Add,
-    ...op.set(g),
-    ...op.br(0),
-    ...op.end,
-    ...op.end,
-    ...op.get(acc),
-    ...op.end,
+    ...[...op.f64Const0, ...op.set(acc)],
+    ...[...op.block, ...op.loop, ...exitWhenPast(g, end)],
+    ...[...op.get(acc), ...square, ...op.f64Add, ...op.set(acc)],
+    ...[...advance(g, 4), ...op.end, ...op.end],
+    ...[...op.get(acc), ...op.end],
   ];
   const locals = vec([[2, F64]]);
   const body = [...locals, ...code];
@@ -116,7 +100,6 @@ function adamBody(): number[] {
   const read = (base: number) => [...at(base), ...load2, ...promote];
   const write = (base: number, value: number[]) => [...at(base), ...value, ...demote, ...store2];
   const splatScalars = [SCALE, B1, C1, B2, C2, STEP, RBC2, EPS].flatMap((p, i) => [...get(p), ...splat, ...op.set(sScale + i)]);
-  const exitWhenDone = [...get(OFF), ...get(BYTES), ...op.i32GeU, ...op.brIf(1)];
   // g' = g scale
   const scaled = [...read(G), ...get(sScale), ...mul2, ...op.set(gv)];
   // m = b1 m + c1 g'
@@ -126,19 +109,18 @@ function adamBody(): number[] {
   // p - (step m) / (sqrt(v) rbc2 + eps)
   const denominator = [...get(vv), ...sqrt2, ...get(sRbc2), ...mul2, ...get(sEps), ...add2];
   const stepped = [...read(P), ...get(sStep), ...get(mv), ...mul2, ...denominator, ...div2, ...sub2];
-  const advance = [...get(OFF), ...op.i32Const(8), ...op.i32Add, ...op.set(OFF), ...op.br(0)];
   const code = [
     ...splatScalars,
     ...op.block,
     ...op.loop,
-    ...exitWhenDone,
+    ...exitWhenPast(OFF, BYTES),
     ...scaled,
     ...moment1,
     ...moment2,
     ...write(M, get(mv)),
     ...write(V, get(vv)),
     ...write(P, stepped),
-    ...advance,
+    ...advance(OFF, 8),
     ...op.end,
     ...op.end,
     ...op.end,

@@ -885,12 +885,18 @@ export class Adam {
 
 // ---------------------------------------------------------------- distributions (plain JS)
 
+/** The largest of x[o .. o+n): what a stable softmax subtracts. */
+function rowMax(x: Float32Array, o: number, n: number): number {
+  let max = -Infinity;
+  for (let a = 0; a < n; a++) max = Math.max(max, x[o + a]!);
+  return max;
+}
+
 /** Row-wise softmax of batch x n logits into `out` (may alias `logits`). */
 export function softmax(logits: Float32Array, batch: number, n: number, out: Float32Array = new Float32Array(batch * n)): Float32Array {
   for (let s = 0; s < batch; s++) {
     const o = s * n;
-    let max = -Infinity;
-    for (let a = 0; a < n; a++) max = Math.max(max, logits[o + a]!);
+    const max = rowMax(logits, o, n);
     let sum = 0;
     for (let a = 0; a < n; a++) {
       const e = Math.exp(logits[o + a]! - max);
@@ -906,8 +912,7 @@ export function softmax(logits: Float32Array, batch: number, n: number, out: Flo
 export function logSoftmax(logits: Float32Array, batch: number, n: number, out: Float32Array = new Float32Array(batch * n)): Float32Array {
   for (let s = 0; s < batch; s++) {
     const o = s * n;
-    let max = -Infinity;
-    for (let a = 0; a < n; a++) max = Math.max(max, logits[o + a]!);
+    const max = rowMax(logits, o, n);
     let sum = 0;
     for (let a = 0; a < n; a++) sum += Math.exp(logits[o + a]! - max);
     const lse = max + Math.log(sum);

@@ -8,8 +8,9 @@ import type { Env, EnvSpec, Frame, ResetResult, StepResult } from "../../envs/co
 import { box, discrete } from "../../envs/core.ts";
 import { register, registered } from "../../envs/registry.ts";
 import { Rng } from "../../envs/rng.ts";
-import type { VectorEnv } from "../../envs/vector.ts";
+import { makeVector, type VectorEnv } from "../../envs/vector.ts";
 import type { Agent, AgentEnvInfo, UpdateStats } from "../../agents/core.ts";
+import { createAgent } from "../../agents/registry.ts";
 import { type LoopTimings, Stepper, agentEnvInfo, train } from "../../experiments/loop.ts";
 
 const variantSchema = {
@@ -163,6 +164,29 @@ export function registerTestEnvs(): void {
 /** The env info the run loop would hand an agent for `envId` with `numEnvs` copies. */
 export function envInfo(envId: string, numEnvs: number, envConfig: Record<string, unknown> = {}): AgentEnvInfo {
   return agentEnvInfo({ env: envId, config: envConfig, numEnvs });
+}
+
+/** A registered agent made for `numEnvs` copies of `envId`, and those copies made and reset, both with `seed`. */
+export function agentOn<A extends Agent = Agent>(
+  name: string,
+  envId: string,
+  numEnvs: number,
+  config: unknown,
+  seed: number,
+): { agent: A; vec: VectorEnv } {
+  const agent = createAgent(name, envInfo(envId, numEnvs), config, seed) as A;
+  const vec = makeVector(envId, numEnvs);
+  vec.reset(seed);
+  return { agent, vec };
+}
+
+/** The probability of "right" in each cell of TestChain-v0 before the goal: what an agent that learned the chain puts near 1. */
+export function rightOnChain(agent: Agent): number[] {
+  const cells = Chain.length - 1;
+  const obs = new Float32Array(cells * Chain.length);
+  for (let p = 0; p < cells; p++) obs[p * Chain.length + p] = 1;
+  const probs = agent.actionProbs(obs, cells);
+  return Array.from({ length: cells }, (_, p) => probs[p * 2 + 1]!);
 }
 
 export interface LoopResult {

@@ -21,7 +21,7 @@ import {
 } from "../../../agents/model-free/ppo.ts";
 import { logSoftmax } from "../../../agents/shared/networks.ts";
 import { createAgent, loadAgent, resolveAgentConfig } from "../../../agents/registry.ts";
-import { envInfo, registerTestEnvs, runLoop } from "../testing.ts";
+import { agentOn, envInfo, registerTestEnvs, rightOnChain, runLoop } from "../testing.ts";
 import { Stepper, collectRollout } from "../../../experiments/loop.ts";
 import "../../../agents/model-free/reinforce.ts";
 import { registered } from "../../../envs/registry.ts";
@@ -135,27 +135,12 @@ describe("GAE", () => {
     [0.2, -0.3, 0.1],
     [0.8, 0.5, 0.4],
   ];
-  const terminated = [
-    [0, 0, 0],
-    [1, 0, 0],
-    [0, 0, 0],
-    [0, 0, 0],
-    [0, 0, 0],
-  ];
-  const truncated = [
-    [0, 0, 0],
-    [0, 0, 0],
-    [0, 1, 0],
-    [0, 0, 0],
-    [0, 0, 0],
-  ];
-  const finalValues = [
-    [0, 0, 0],
-    [0, 0, 0],
-    [0, 2.5, 0],
-    [0, 0, 0],
-    [0, 0, 0],
-  ];
+  /** A 5 x 3 table of zeros with `value` at step t, env i. */
+  const only = (t: number, i: number, value = 1) =>
+    Array.from({ length: 5 }, (_, u) => [0, 0, 0].map((zero, j) => (u === t && j === i ? value : zero)));
+  const terminated = only(1, 0);
+  const truncated = only(2, 1);
+  const finalValues = only(2, 1, 2.5);
   const nextValues = [0.25, -0.75, 1.5];
   const gamma = 0.9;
   const lambda = 0.8;
@@ -462,9 +447,7 @@ describe("PPO agent", () => {
 
   it("reports CleanRL's metrics, a ledger, and leaks no tensors over updates", () => {
     const config = ppoConfig({ ...tiny, totalSteps: 1000 });
-    const agent = createAgent("ppo", envInfo("TestChain-v0", 2), config, 3);
-    const vec = makeVector("TestChain-v0", 2);
-    vec.reset(3);
+    const { agent, vec } = agentOn("ppo", "TestChain-v0", 2, config, 3);
     runLoop(agent, vec, 32); // one update: first-call allocations settle
     const before = tf.memory().numTensors;
     const r = runLoop(agent, vec, 32 * 4);
@@ -495,9 +478,7 @@ describe("PPO agent", () => {
 
   it("keeps learning past the annealing horizon (continued learning changes the weights)", () => {
     const config = ppoConfig({ ...tiny, totalSteps: 64 }); // 2 updates of 32 steps
-    const agent = createAgent("ppo", envInfo("TestChain-v0", 2), config, 5) as PPOAgent;
-    const vec = makeVector("TestChain-v0", 2);
-    vec.reset(5);
+    const { agent, vec } = agentOn<PPOAgent>("ppo", "TestChain-v0", 2, config, 5);
     runLoop(agent, vec, 64);
     expect(agent.updates).toBe(2);
     const weights = () => [...agent.actor.variables, ...agent.critic.variables].map((v) => Array.from(v.dataSync()));
@@ -630,9 +611,7 @@ describe("PPO agent", () => {
 
   it("is deterministic for a seed on the cpu backend", () => {
     const trace = (seed: number) => {
-      const agent = createAgent("ppo", envInfo("TestChain-v0", 2), ppoConfig(tiny), seed);
-      const vec = makeVector("TestChain-v0", 2);
-      vec.reset(seed);
+      const { agent, vec } = agentOn("ppo", "TestChain-v0", 2, ppoConfig(tiny), seed);
       const actions: number[] = [];
       const orig = agent.act.bind(agent);
       agent.act = (obs, ctx) => {
@@ -688,9 +667,7 @@ describe("PPO agent", () => {
   it("learns the contextual bandit: clearly prefers the paying arm in each context", () => {
     // fewer, larger steps than the defaults keep this fast on the cpu backend
     const config = ppoConfig({ numEnvs: 4, numSteps: 32, numMinibatches: 2, updateEpochs: 2, totalSteps: 1024, learningRate: 3e-3 });
-    const agent = createAgent("ppo", envInfo("TestBandit-v0", 4), config, 0);
-    const vec = makeVector("TestBandit-v0", 4);
-    vec.reset(0);
+    const { agent, vec } = agentOn("ppo", "TestBandit-v0", 4, config, 0);
     const probsBefore = agent.actionProbs(Float32Array.from([1, 0, 0, 1]), 2);
     expect(probsBefore[0]).toBeCloseTo(0.5, 1);
     const r = runLoop(agent, vec, 1024);
@@ -713,14 +690,9 @@ describe("PPO agent", () => {
       learningRate: 3e-3,
       hiddenSizes: [32, 32],
     });
-    const agent = createAgent("ppo", envInfo("TestChain-v0", 4), config, 1);
-    const vec = makeVector("TestChain-v0", 4);
-    vec.reset(1);
+    const { agent, vec } = agentOn("ppo", "TestChain-v0", 4, config, 1);
     runLoop(agent, vec, 3072);
-    const obs = new Float32Array(5 * 6);
-    for (let p = 0; p < 5; p++) obs[p * 6 + p] = 1;
-    const probs = agent.actionProbs(obs, 5);
-    for (let p = 0; p < 5; p++) expect(probs[p * 2 + 1]).toBeGreaterThan(0.9);
+    for (const right of rightOnChain(agent)) expect(right).toBeGreaterThan(0.9);
     agent.dispose();
   });
 });
@@ -731,9 +703,7 @@ describe("smoke: two updates on every registered environment", () => {
     .filter((id) => !id.startsWith("Test"));
   it.each(ids)("%s", (id) => {
     const config = ppoConfig({ ...tiny, numSteps: 8 });
-    const agent = createAgent("ppo", envInfo(id, 2), config, 0);
-    const vec = makeVector(id, 2);
-    vec.reset(0);
+    const { agent, vec } = agentOn("ppo", id, 2, config, 0);
     const r = runLoop(agent, vec, 32);
     expect(r.updates).toHaveLength(2);
     for (const v of Object.values(r.updates[1]!.metrics)) expect(typeof v).toBe("number");

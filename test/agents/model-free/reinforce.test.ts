@@ -15,7 +15,7 @@ import {
 } from "../../../agents/model-free/reinforce.ts";
 import "../../../agents/model-free/ppo.ts";
 import { createAgent, loadAgent, resolveAgentConfig } from "../../../agents/registry.ts";
-import { envInfo, registerTestEnvs, runLoop } from "../testing.ts";
+import { agentOn, envInfo, registerTestEnvs, rightOnChain, runLoop } from "../testing.ts";
 import { Stepper, collectRollout } from "../../../experiments/loop.ts";
 import { logSoftmax } from "../../../agents/shared/networks.ts";
 import { registered } from "../../../envs/registry.ts";
@@ -205,9 +205,7 @@ describe("REINFORCE agent", () => {
   });
 
   it("reports its metrics and leaks no tensors over updates", () => {
-    const agent = createAgent("reinforce", envInfo("TestChain-v0", 2), reinforceConfig(tiny), 3);
-    const vec = makeVector("TestChain-v0", 2);
-    vec.reset(3);
+    const { agent, vec } = agentOn("reinforce", "TestChain-v0", 2, reinforceConfig(tiny), 3);
     runLoop(agent, vec, 60);
     const before = tf.memory().numTensors;
     const r = runLoop(agent, vec, 200);
@@ -223,9 +221,7 @@ describe("REINFORCE agent", () => {
   });
 
   it("keeps learning after a long run (continued learning changes the weights)", () => {
-    const agent = createAgent("reinforce", envInfo("TestChain-v0", 2), reinforceConfig(tiny), 5) as ReinforceAgent;
-    const vec = makeVector("TestChain-v0", 2);
-    vec.reset(5);
+    const { agent, vec } = agentOn<ReinforceAgent>("reinforce", "TestChain-v0", 2, reinforceConfig(tiny), 5);
     runLoop(agent, vec, 200);
     const weights = () => [...agent.actor.variables, ...agent.critic!.variables].map((v) => Array.from(v.dataSync()));
     const before = weights();
@@ -291,9 +287,7 @@ describe("REINFORCE agent", () => {
 
   it("is deterministic for a seed on the cpu backend", () => {
     const trace = (seed: number) => {
-      const agent = createAgent("reinforce", envInfo("TestChain-v0", 2), reinforceConfig(tiny), seed);
-      const vec = makeVector("TestChain-v0", 2);
-      vec.reset(seed);
+      const { agent, vec } = agentOn("reinforce", "TestChain-v0", 2, reinforceConfig(tiny), seed);
       const r = runLoop(agent, vec, 120);
       agent.dispose();
       return { returns: r.episodeReturns, metrics: r.updates.map((u) => u.metrics) };
@@ -324,9 +318,7 @@ describe("REINFORCE agent", () => {
 
   it("learns the contextual bandit: clearly prefers the paying arm in each context", () => {
     const config = reinforceConfig({ numEnvs: 8, episodesPerUpdate: 32, learningRate: 3e-3 });
-    const agent = createAgent("reinforce", envInfo("TestBandit-v0", 8), config, 0);
-    const vec = makeVector("TestBandit-v0", 8);
-    vec.reset(0);
+    const { agent, vec } = agentOn("reinforce", "TestBandit-v0", 8, config, 0);
     const r = runLoop(agent, vec, 1600);
     const p = agent.actionProbs(Float32Array.from([1, 0, 0, 1]), 2);
     expect(p[0]).toBeGreaterThan(0.9);
@@ -337,14 +329,9 @@ describe("REINFORCE agent", () => {
 
   it("learns to walk right on the chain", () => {
     const config = reinforceConfig({ numEnvs: 8, episodesPerUpdate: 16, learningRate: 3e-3, hiddenSizes: [32, 32] });
-    const agent = createAgent("reinforce", envInfo("TestChain-v0", 8), config, 1);
-    const vec = makeVector("TestChain-v0", 8);
-    vec.reset(1);
+    const { agent, vec } = agentOn("reinforce", "TestChain-v0", 8, config, 1);
     runLoop(agent, vec, 8000);
-    const obs = new Float32Array(5 * 6);
-    for (let p = 0; p < 5; p++) obs[p * 6 + p] = 1;
-    const probs = agent.actionProbs(obs, 5);
-    for (let p = 0; p < 5; p++) expect(probs[p * 2 + 1]).toBeGreaterThan(0.85);
+    for (const right of rightOnChain(agent)) expect(right).toBeGreaterThan(0.85);
     agent.dispose();
   });
 });
@@ -354,9 +341,7 @@ describe("smoke: two updates on every registered environment", () => {
     .map((r) => r.id)
     .filter((id) => !id.startsWith("Test"));
   it.each(ids)("%s", (id) => {
-    const agent = createAgent("reinforce", envInfo(id, 2), reinforceConfig({ ...tiny, episodesPerUpdate: 1 }), 0);
-    const vec = makeVector(id, 2);
-    vec.reset(0);
+    const { agent, vec } = agentOn("reinforce", id, 2, reinforceConfig({ ...tiny, episodesPerUpdate: 1 }), 0);
     const spec = envInfo(id, 1);
     const r = runLoop(agent, vec, 4 * spec.maxEpisodeSteps);
     expect(r.updates.length).toBeGreaterThanOrEqual(2);

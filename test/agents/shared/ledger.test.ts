@@ -79,16 +79,23 @@ function oneStep(
 describe("ledger of the learners, by hand on a tiny batch", () => {
   const info: AgentEnvInfo = { envId: "hand", envConfig: {}, obsSize: 3, nActions: 2, numEnvs: 2, maxEpisodeSteps: 1 };
   const oneHot = Float32Array.from([1, 0, 0, 0, 1, 0, 0, 0, 1]);
+  // four one-step episodes on two envs: states and rewards
+  const states = [0, 1, 0, 2];
+  const rewards = [1, -2, 3, 0.5];
+  /** REINFORCE at lr 0.01, 4 episodes per update, with or without the baseline and return scaling. */
+  const reinforce = (baseline: boolean) =>
+    new ReinforceAgent(
+      info,
+      validate<ReinforceConfig>(
+        reinforceConfigSchema,
+        { numEnvs: 2, episodesPerUpdate: 4, baseline, normalizeReturns: baseline, learningRate: 0.01, hiddenSizes: [4] },
+        "config",
+      ),
+      0,
+    );
 
   it("REINFORCE: lr x (return - baseline) / batch size, summed per (state, action)", () => {
-    const config = validate<ReinforceConfig>(
-      reinforceConfigSchema,
-      { numEnvs: 2, episodesPerUpdate: 4, baseline: false, normalizeReturns: false, learningRate: 0.01, hiddenSizes: [4] },
-      "config",
-    );
-    const agent = new ReinforceAgent(info, config, 0);
-    const states = [0, 1, 0, 2];
-    const rewards = [1, -2, 3, 0.5];
+    const agent = reinforce(false);
     const actions = oneStep(agent, states, rewards, 2);
     const stats = agent.learn();
     // no baseline, one-step episodes: each sample's weight is its reward; the loss is a mean over 4 samples
@@ -106,14 +113,7 @@ describe("ledger of the learners, by hand on a tiny batch", () => {
   });
 
   it("REINFORCE: with a baseline and return scaling, lr x (G - V(s)) / std / batch size", () => {
-    const config = validate<ReinforceConfig>(
-      reinforceConfigSchema,
-      { numEnvs: 2, episodesPerUpdate: 4, baseline: true, normalizeReturns: true, learningRate: 0.01, hiddenSizes: [4] },
-      "config",
-    );
-    const agent = new ReinforceAgent(info, config, 0);
-    const states = [0, 1, 0, 2];
-    const rewards = [1, -2, 3, 0.5];
+    const agent = reinforce(true);
     // V(s) before the update, from the baseline network, and the population std of the 4 returns
     const v = agent.critic!.forwardJS(oneHot, 3);
     const actions = oneStep(agent, states, rewards, 2);
