@@ -46,6 +46,14 @@ interface ModeRow {
   probes: number;
 }
 
+/** One mode's line of the table (printed as each mode finishes: a long run shows what it has measured so far). */
+function modeLine(r: ModeRow): string {
+  const work = sum(r.durations.map((d) => d.seconds));
+  return `${r.label.padEnd(27)} ${String(r.lanes).padStart(5)} ${String(r.jobs).padStart(5)} ${String(r.failed).padStart(7)} ${r.wall.toFixed(1).padStart(8)} ${work.toFixed(1).padStart(13)} ${(work / (r.wall * r.lanes)).toFixed(2).padStart(24)}  (load average ${loadavg()[0]!.toFixed(1)})`;
+}
+
+const HEADER = "mode                        lanes  jobs  failed   wall s   job s (sum)   job s / (wall x lanes)";
+
 async function timeMode(
   label: string,
   lanes: number,
@@ -61,7 +69,7 @@ async function timeMode(
     const durations = sweep.probePlans.flatMap((_, i) =>
       storedProbeResults(store, sweep, i).map((r) => ({ seconds: r.seconds, entry: r.entry ?? r.agent })),
     );
-    return {
+    const row = {
       label,
       lanes,
       jobs: summary.total,
@@ -71,6 +79,8 @@ async function timeMode(
       aggregation: aggregationSeconds,
       probes: plan.length,
     };
+    console.log(modeLine(row));
+    return row;
   } finally {
     store.close();
   }
@@ -91,13 +101,6 @@ const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
 const minutes = (s: number) => `${(s / 60).toFixed(1)} min`;
 
 function report(rows: ModeRow[], seeds: number): void {
-  console.log("mode                        lanes  jobs  failed   wall s   job s (sum)   job s / (wall x lanes)");
-  for (const r of rows) {
-    const work = sum(r.durations.map((d) => d.seconds));
-    console.log(
-      `${r.label.padEnd(27)} ${String(r.lanes).padStart(5)} ${String(r.jobs).padStart(5)} ${String(r.failed).padStart(7)} ${r.wall.toFixed(1).padStart(8)} ${work.toFixed(1).padStart(13)} ${(work / (r.wall * r.lanes)).toFixed(2).padStart(24)}`,
-    );
-  }
   const local = rows.find((r) => r.label.startsWith("local"));
   const q1 = rows.find((r) => r.label.startsWith("queue, 1"));
   const q2 = rows.find((r) => r.label.startsWith("queue, 2"));
@@ -150,6 +153,7 @@ export async function benchFullTable(
     `\n## full table (compare --all): ${plan.length} probe sections, ${seeds} of ${FULL_SEEDS} seeds, ${steps > 0 ? `${steps} training steps` : "the probes' own budgets"}, ${episodes} test episodes, backend ${backend}, commit ${sourceCommit()}, ${cores} cores, load average ${loadavg()[0]!.toFixed(1)}`,
   );
   const { port, workers, stop } = await benchRedis();
+  console.log(HEADER);
   const rows: ModeRow[] = [];
   try {
     rows.push(await timeMode(`local, ${cores} threads`, cores, plan, backend, { workers: cores }));
