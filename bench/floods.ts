@@ -6,7 +6,9 @@
  * checkout's server (a before/after comparison; its store is seeded through
  * its own code):
  *
- *   npx tsx bench/floods.ts [--root /path/to/other/checkout]
+ *   npx tsx bench/floods.ts [--root /path/to/other/checkout] [--only "GET /api/runs"]
+ *
+ * A status 0 in the tally is a connection the server dropped.
  */
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -30,13 +32,17 @@ const post = (url: string, path: string, body: unknown) =>
     body: typeof body === "string" ? body : JSON.stringify(body),
   });
 
-/** n copies of a request at once; resolves with their statuses (the body read in full). */
+/** n copies of a request at once; resolves with their statuses (the body read in full; 0: the connection failed). */
 async function parallel(n: number, one: () => Promise<Response>): Promise<number[]> {
   return Promise.all(
     Array.from({ length: n }, async () => {
-      const r = await one();
-      await r.arrayBuffer();
-      return r.status;
+      try {
+        const r = await one();
+        await r.arrayBuffer();
+        return r.status;
+      } catch {
+        return 0;
+      }
     }),
   );
 }
@@ -111,7 +117,7 @@ async function seedRuns(data: string, root: string): Promise<void> {
   store.close();
 }
 
-export async function benchFloods(opts: { root?: string } = {}): Promise<void> {
+export async function benchFloods(opts: { root?: string; only?: string } = {}): Promise<void> {
   const root = opts.root ?? join(import.meta.dirname, "..");
   console.log(
     `\n## floods: the server's longest event-loop stall under each attack (server in its own process, ${opts.root ? `checkout ${root}` : "this checkout"})`,
@@ -122,7 +128,7 @@ export async function benchFloods(opts: { root?: string } = {}): Promise<void> {
   try {
     const health = async (q: string) =>
       (await (await fetch(`${url}/api/health${q}`)).json()) as { eventLoop: { maxStallMs: number }; memory: { rssMiB: number } };
-    for (const a of ATTACKS) {
+    for (const a of ATTACKS.filter((x) => !opts.only || x.name.includes(opts.only) || x.name.startsWith("idle"))) {
       await health("?resetDelay=1");
       const t = performance.now();
       const statuses = await a.run(url);
@@ -142,7 +148,12 @@ export async function benchFloods(opts: { root?: string } = {}): Promise<void> {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  const i = process.argv.indexOf("--root");
-  await benchFloods(i > 0 ? { root: process.argv[i + 1]! } : {});
+  const arg = (name: string) => {
+    const i = process.argv.indexOf(name);
+    return i > 0 ? process.argv[i + 1] : undefined;
+  };
+  const root = arg("--root");
+  const only = arg("--only");
+  await benchFloods({ ...(root ? { root } : {}), ...(only ? { only } : {}) });
   process.exit(0);
 }

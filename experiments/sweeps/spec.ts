@@ -79,8 +79,16 @@ export function canonical(value: unknown): string {
 }
 
 export function keyOf(value: unknown): string {
-  return createHash("sha256").update(canonical(value)).digest("hex").slice(0, 32);
+  return keyOfCanonical(canonical(value));
 }
+
+/** keyOf of a value given its canonical text. */
+function keyOfCanonical(text: string): string {
+  return createHash("sha256").update(text).digest("hex").slice(0, 32);
+}
+
+/** Stands for the seed in a grid combination's canonical text (a JSON string no seed can be). */
+const SEED_MARK = "\u0000seed\u0000";
 
 /** Validates the spec (naming the bad field) and expands it into keyed jobs. */
 export function expandSweep(input: unknown): ExpandedSweep {
@@ -116,14 +124,27 @@ function planExpansion(input: unknown): { work: (() => void)[]; finish: () => Ex
   const jobs: SweepJob[] = [];
   const work: (() => void)[] = [];
   const seen = new Set<string>();
-  const addRun = (req: RunRequest, where: string) => {
+  // a grid's runs differ by seed alone within one combination: resolved (validated, defaults filled) and
+  // written canonically once per combination; each seed's key is that text with its seed put in
+  const resolved = new Map<string, { rs: RunSpec; text: [string, string] }>();
+  const addRun = (req: RunRequest, where: string, seedOnly = false) => {
+    const combination = seedOnly ? canonical({ ...req, seed: null }) : "";
+    let known = seedOnly ? resolved.get(combination) : undefined;
     let rs: RunSpec;
     try {
-      rs = resolveRunSpec({ recordEveryMs: 0, checkpointEvery: 0, ...req });
+      rs = known ? { ...known.rs, seed: req.seed! } : resolveRunSpec({ recordEveryMs: 0, checkpointEvery: 0, ...req });
     } catch (e) {
       throw Object.assign(e as Error, { message: `sweep spec ${where}: ${(e as Error).message}` });
     }
-    const key = keyOf({ kind: "run", spec: rs, backend: spec.backend ?? null });
+    if (seedOnly && !known) {
+      const marked = canonical({ kind: "run", spec: { ...rs, seed: SEED_MARK }, backend: spec.backend ?? null });
+      const at = marked.indexOf(JSON.stringify(SEED_MARK));
+      known = { rs, text: [marked.slice(0, at), marked.slice(at + JSON.stringify(SEED_MARK).length)] };
+      resolved.set(combination, known);
+    }
+    const key = known
+      ? keyOfCanonical(`${known.text[0]}${JSON.stringify(rs.seed)}${known.text[1]}`)
+      : keyOf({ kind: "run", spec: rs, backend: spec.backend ?? null });
     if (!seen.has(key)) {
       seen.add(key);
       jobs.push({ kind: "run", key, spec: rs });
@@ -150,6 +171,7 @@ function planExpansion(input: unknown): { work: (() => void)[]; finish: () => Ex
                       ...(g.evalEpisodes !== undefined ? { evalEpisodes: g.evalEpisodes } : {}),
                     },
                     `/grid (env ${env}, agent ${agent}, config ${ci})`,
+                    true,
                   ),
                 );
               }
