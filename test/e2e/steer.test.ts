@@ -120,6 +120,7 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("steering view", () => {
       },
     );
     expect(await page.textContent("[data-testid=steer-outcome]")).toMatch(/played greedily/);
+    await page.screenshot({ path: join(ROOT, "test-results", "steer.png"), fullPage: true });
     expect(errors).toEqual([]);
     await page.close();
   });

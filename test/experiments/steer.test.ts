@@ -1,0 +1,80 @@
+/**
+ * Steering on a small untrained convolutional PPO policy on 7x7 mazes: the
+ * cheese vector is the mean activation difference with and without the
+ * cheese plane and moves the logits when added, coefficient 0 plays exactly
+ * as the unsteered policy (same mazes, same random stream), and the
+ * retargeting channel and rows are well formed.
+ */
+import { describe, expect, it } from "vitest";
+import "../../envs/index.ts";
+import "../../agents/index.ts";
+import { createAgent } from "../../agents/registry.ts";
+import { agentEnvInfo } from "../../experiments/loop.ts";
+import { heldOutMazes, playMazes } from "../../experiments/probes/maze.ts";
+import { cheeseVector, inspectable, pairedObservations, runSteer } from "../../experiments/steer.ts";
+
+const config = { variant: "test", minSize: 5, maxSize: 7 };
+
+function policy() {
+  const info = agentEnvInfo({ env: "Maze-v0", config, numEnvs: 4 });
+  return createAgent("ppo", info, { numEnvs: 4, network: "cnn", cnn: { channels: [4, 8], resBlocks: 1, dense: 16 } }, 1);
+}
+
+describe("steer", () => {
+  it("the cheese vector is the mean of activation(with cheese) - activation(without)", () => {
+    const agent = policy();
+    const net = inspectable(agent);
+    const layer = net.layers().find((l) => l.name === "s0/res0")!;
+    const set = { config, seed: 5, count: 6 };
+    const v = cheeseVector(net, layer, set);
+    const { withCheese, without } = pairedObservations(set);
+    const size = layer.shape.reduce((a, b) => a * b, 1);
+    const a = net.forwardInspect(withCheese, 6, { record: [layer.name] }).recorded[layer.name]!;
+    const b = net.forwardInspect(without, 6, { record: [layer.name] }).recorded[layer.name]!;
+    for (const i of [0, 17, size - 1]) {
+      let d = 0;
+      for (let s = 0; s < 6; s++) d += (a[s * size + i]! - b[s * size + i]!) / 6;
+      expect(v[i]).toBeCloseTo(d, 5);
+    }
+    expect(v.some((x) => x !== 0)).toBe(true);
+    // added with a coefficient, it moves the policy's logits
+    const plain = net.forwardInspect(withCheese, 6).logits;
+    const steered = net.forwardInspect(withCheese, 6, { edits: [{ layer: layer.name, kind: "add", vector: v, coeff: -50 }] }).logits;
+    expect(Array.from(steered)).not.toEqual(Array.from(plain));
+    agent.dispose();
+  });
+
+  it("coefficient 0 plays as the unsteered policy; the table has a row per coefficient and retargeting rows", () => {
+    const agent = policy();
+    const set = heldOutMazes(config, 2, 10);
+    const plain = playMazes(agent, set, { explore: true });
+    expect(playMazes(agent, set, { explore: true })).toEqual(plain);
+    const r = runSteer([agent], [1], {
+      layer: "s0/res0",
+      coeffs: [-50, 0],
+      mazes: 10,
+      pairs: 10,
+      seed: 2,
+      envConfig: config,
+      explore: true,
+      targets: 2,
+      references: false,
+    });
+    expect(r.steering.map((s) => s.coeff)).toEqual([-50, 0]);
+    const rate = (os: typeof plain) => os.filter((o) => o.cheese).length / os.length;
+    expect(r.steering[1]!.cheese.rate).toBe(rate(plain));
+    expect(r.probe[0]!.cheese.rate).toBe(rate(plain));
+    expect(r.retarget!.rows.length).toBe(2);
+    expect(r.retarget!.tracking).toBeGreaterThanOrEqual(0);
+    for (const row of r.retarget!.rows) expect(row.mazes).toBeGreaterThan(0);
+    agent.dispose();
+  });
+
+  it("refuses a dense layer for retargeting and an unknown layer, in one line", () => {
+    const agent = policy();
+    const opts = { coeffs: [0], mazes: 2, pairs: 2, seed: 0, envConfig: config, explore: true, targets: 1, references: false };
+    expect(() => runSteer([agent], [1], { ...opts, layer: "nope" })).toThrow(/no such layer.*s0\/res0/);
+    expect(() => runSteer([agent], [1], { ...opts, layer: "fc" })).toThrow(/spatial layer/);
+    agent.dispose();
+  });
+});
