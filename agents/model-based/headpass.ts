@@ -7,8 +7,11 @@
  * (its last layer left linear; tanh applied here), and then, per action, the
  * rows that took it multiply that action's head alone: the output layer, most
  * of a member's multiply-adds, costs 1/nActions of the whole-member pass.
- * Same maths as MLPPass over the whole member, and on the plain-JavaScript
- * multiplies the same numbers (test/agents/model-based/worldmodel.test.ts).
+ * The head's weights are the left operand of each multiply (out^T = W^T h^T,
+ * dh^T = W dOut^T): XNNPACK repacks a right operand whenever it changes, and
+ * the weights change at every step while the rows of one action are few.
+ * Same maths as MLPPass over the whole member, within float32 rounding
+ * (test/agents/model-based/worldmodel.test.ts).
  *
  * Parameters and gradients use the member's variable order (W0, b0, ...,
  * W_out [hidden x nActions * head], b_out), from an offset in a flat vector.
@@ -26,13 +29,17 @@ export class ActionHeadPass {
   /** Per action: its head's weights (H x O), their transpose (O x H) and bias (O). */
   private readonly w: MatBuffer[] = [];
   private readonly wT: MatBuffer[] = [];
-  private readonly b: MatBuffer[] = [];
-  /** The rows of one action: hidden activations (n x H), their transpose with a ones row ((H + 1) x n), head outputs and gradients (n x O), d hidden (n x H). */
-  private readonly hg: MatBuffer;
+  private readonly b: Float32Array[] = [];
+  /**
+   * The rows of one action (n of them): hidden activations transposed with a
+   * ones row ((H + 1) x n), head outputs transposed (O x n), d head (n x O)
+   * and transposed (O x n), d hidden transposed (H x n).
+   */
   private readonly hgT: MatBuffer;
-  private readonly outA: MatBuffer;
+  private readonly outT: MatBuffer;
   private readonly dA: MatBuffer;
-  private readonly dH: MatBuffer;
+  private readonly dAT: MatBuffer;
+  private readonly dHT: MatBuffer;
   /** [dW; db] of one action's head ((H + 1) x O). */
   private readonly dW: MatBuffer;
   /** Batch order: tanh activations (rows x H), the taken heads' outputs (rows x O), d loss / d pre-activation (rows x H). */
@@ -60,13 +67,13 @@ export class ActionHeadPass {
     for (let a = 0; a < A; a++) {
       this.w.push(mm.alloc(H * O));
       this.wT.push(mm.alloc(O * H));
-      this.b.push(mm.alloc(O));
+      this.b.push(new Float32Array(O));
     }
-    this.hg = mm.alloc(maxRows * H);
     this.hgT = mm.alloc((H + 1) * maxRows);
-    this.outA = mm.alloc(maxRows * O);
+    this.outT = mm.alloc(O * maxRows);
     this.dA = mm.alloc(maxRows * O);
-    this.dH = mm.alloc(maxRows * H);
+    this.dAT = mm.alloc(O * maxRows);
+    this.dHT = mm.alloc(H * maxRows);
     this.dW = mm.alloc((H + 1) * O);
     this.h = new Float32Array(maxRows * H);
     this.out = new Float32Array(maxRows * O);
@@ -92,10 +99,8 @@ export class ActionHeadPass {
           wT[j * H + i] = v;
         }
       }
-      this.b[a]!.view().set(flat.subarray(bOut + a * O, bOut + (a + 1) * O));
-      this.w[a]!.touch();
-      this.wT[a]!.touch();
-      this.b[a]!.touch();
+      // left operands: read in place, no touch
+      this.b[a]!.set(flat.subarray(bOut + a * O, bOut + (a + 1) * O));
     }
   }
 
@@ -114,13 +119,29 @@ export class ActionHeadPass {
       const n = this.counts[a]!;
       if (n === 0) continue;
       const rows = this.rowsOf[a]!;
-      const hg = this.hg.view();
-      for (let k = 0; k < n; k++) hg.set(h.subarray(rows[k]! * H, (rows[k]! + 1) * H), k * H);
-      this.mm.matmul(this.hg, this.w[a]!, this.outA, n, H, O, this.b[a]!);
-      const outA = this.outA.view();
-      for (let k = 0; k < n; k++) this.out.set(outA.subarray(k * O, (k + 1) * O), rows[k]! * O);
+      this.gatherHidden(rows, n);
+      // out^T = W^T h^T, then the bias, back in batch order
+      this.mm.matmul(this.wT[a]!, this.hgT, this.outT, O, H, n);
+      const outT = this.outT.view();
+      const b = this.b[a]!;
+      for (let k = 0; k < n; k++) {
+        const o = rows[k]! * O;
+        for (let j = 0; j < O; j++) this.out[o + j] = outT[j * n + k]! + b[j]!;
+      }
     }
     return this.out.subarray(0, m * O);
+  }
+
+  /** hgT = the tanh activations of `rows` transposed, plus a ones row ((H + 1) x n), as a fresh right operand. */
+  private gatherHidden(rows: Int32Array, n: number): void {
+    const H = this.H;
+    const hgT = this.hgT.view();
+    for (let k = 0; k < n; k++) {
+      const r = rows[k]! * H;
+      for (let i = 0; i < H; i++) hgT[i * n + k] = this.h[r + i]!;
+    }
+    hgT.fill(1, H * n, (H + 1) * n);
+    this.hgT.touch();
   }
 
   /** Gradients of the last forward's `m` rows given d loss / d taken head (m x O), written into `grads` from `offset`. */
@@ -135,28 +156,32 @@ export class ActionHeadPass {
       const n = this.counts[a]!;
       if (n === 0) continue;
       const rows = this.rowsOf[a]!;
-      // [dW; db] = [h^T; 1] dOut over this action's rows
-      const hgT = this.hgT.view();
+      this.gatherHidden(rows, n);
       const dA = this.dA.view();
+      const dAT = this.dAT.view();
       for (let k = 0; k < n; k++) {
-        const r = rows[k]!;
-        for (let i = 0; i < H; i++) hgT[i * n + k] = h[r * H + i]!;
-        dA.set(dOut.subarray(r * O, (r + 1) * O), k * O);
+        const r = rows[k]! * O;
+        for (let j = 0; j < O; j++) {
+          const g = dOut[r + j]!;
+          dA[k * O + j] = g;
+          dAT[j * n + k] = g;
+        }
       }
-      hgT.fill(1, H * n, (H + 1) * n);
       this.dA.touch();
+      this.dAT.touch();
+      // [dW; db] = [h^T; 1] dOut over this action's rows
       this.mm.matmul(this.hgT, this.dA, this.dW, H + 1, n, O);
       const dW = this.dW.view();
       for (let i = 0; i < H; i++) grads.set(dW.subarray(i * O, (i + 1) * O), wOut + i * A * O + a * O);
       grads.set(dW.subarray(H * O, (H + 1) * O), bOut + a * O);
-      // d hidden = dOut W^T, then through tanh
-      this.mm.matmul(this.dA, this.wT[a]!, this.dH, n, O, H);
-      const dH = this.dH.view();
+      // d hidden^T = W dOut^T, then through tanh
+      this.mm.matmul(this.w[a]!, this.dAT, this.dHT, H, O, n);
+      const dHT = this.dHT.view();
       for (let k = 0; k < n; k++) {
-        const r = rows[k]!;
+        const r = rows[k]! * H;
         for (let i = 0; i < H; i++) {
-          const y = h[r * H + i]!;
-          this.dz[r * H + i] = dH[k * H + i]! * (1 - y * y);
+          const y = h[r + i]!;
+          this.dz[r + i] = dHT[i * n + k]! * (1 - y * y);
         }
       }
     }
@@ -165,7 +190,7 @@ export class ActionHeadPass {
 
   dispose(): void {
     this.body.dispose();
-    for (const list of [this.w, this.wT, this.b]) for (const buf of list) this.mm.free(buf);
-    for (const buf of [this.hg, this.hgT, this.outA, this.dA, this.dH, this.dW]) this.mm.free(buf);
+    for (const list of [this.w, this.wT]) for (const buf of list) this.mm.free(buf);
+    for (const buf of [this.hgT, this.outT, this.dA, this.dAT, this.dHT, this.dW]) this.mm.free(buf);
   }
 }
