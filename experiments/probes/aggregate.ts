@@ -47,7 +47,7 @@ interface References {
   ranges: EpisodeRanges[];
   counting: Map<string, CountingPrediction>[];
   /** Per arm: best (simulator planner, greedy) and chance (uniform) mean train-side returns. */
-  trainReturns: Map<string, { best: number; chance: number }>;
+  trainReturns: Map<string, Map<number, TrainRef>>;
 }
 
 /** Plays the uniform random policy on a side over the seeds' env resets (the rows' own test seeds). */
@@ -115,23 +115,32 @@ function sideRanges(plan: ProbePlan, side: ProbeSide): EpisodeRanges {
   );
 }
 
-/** Best and chance train-side returns per arm: the simulator planner (greedy) and the uniform policy on the first seed's train-side resets. */
-function trainReturns(plan: ProbePlan): Map<string, { best: number; chance: number }> {
-  const out = new Map<string, { best: number; chance: number }>();
+type TrainRef = { best: number; chance: number };
+
+/**
+ * Best and chance train-side returns per arm and seed: the simulator planner (greedy) and the uniform policy
+ * on each seed's own train-side resets, so that a drawn layout (dose-response, context-tamper) is drawn alike.
+ */
+function trainReturns(plan: ProbePlan): Map<string, Map<number, TrainRef>> {
+  const out = new Map<string, Map<number, TrainRef>>();
   for (const arm of plan.arms) {
     const side = plan.trainSide ?? arm.train;
     const spec = { env: plan.env, variant: side.variant, envConfig: side.envConfig, config: { model: "simulator" } };
     const info = agentEnvInfo(spec);
-    const planner = createAgent("planner", info, spec.config, plan.firstSeed);
-    const best = evaluateIn("greedy", planner, info, spec, {
-      episodes: Math.min(plan.episodes, 50),
-      seed: deriveSeed(plan.firstSeed, SALT.probeTrainSide),
-      sampleSeed: 0,
-      reward: side.reward,
-    }).episodes;
-    planner.dispose();
-    const chance = uniformEpisodes(plan, side, SALT.probeTrainSide, plan.firstSeed);
-    out.set(arm.name, { best: mean(best.map((e) => e.return)), chance: mean(chance.map((e) => e.return)) });
+    const bySeed = new Map<number, TrainRef>();
+    for (let seed = plan.firstSeed; seed < plan.firstSeed + plan.seeds; seed++) {
+      const planner = createAgent("planner", info, spec.config, seed);
+      const best = evaluateIn("greedy", planner, info, spec, {
+        episodes: plan.episodes,
+        seed: deriveSeed(seed, SALT.probeTrainSide),
+        sampleSeed: 0,
+        reward: side.reward,
+      }).episodes;
+      planner.dispose();
+      const chance = uniformEpisodes(plan, side, SALT.probeTrainSide, seed);
+      bySeed.set(seed, { best: mean(best.map((e) => e.return)), chance: mean(chance.map((e) => e.return)) });
+    }
+    out.set(arm.name, bySeed);
   }
   return out;
 }
@@ -167,7 +176,8 @@ interface SeedEval {
 type Condition = ReturnType<typeof conditions>[number];
 const sameCondition = (e: JobEval, c: Condition) => e.mode === c.mode && e.budget === c.budget && e.evaluation === c.evaluation;
 
-function seedPart(plan: ProbePlan, s: SeedEval, ref: { best: number; chance: number } | undefined) {
+function seedPart(plan: ProbePlan, s: SeedEval, refs: Map<number, TrainRef> | undefined) {
+  const ref = refs?.get(s.r.seed);
   const trainReturn = mean(s.e.train.map((e) => e.return));
   const gap = ref ? ref.best - ref.chance : 0;
   return {
@@ -183,11 +193,10 @@ function seedPart(plan: ProbePlan, s: SeedEval, ref: { best: number; chance: num
   };
 }
 
-function competencePart(
-  perSeed: ReturnType<typeof seedPart>[],
-  ref: { best: number; chance: number } | undefined,
-): ProbeAgentResult["competence"] {
-  if (!ref) return null;
+function competencePart(perSeed: ReturnType<typeof seedPart>[], refs: Map<number, TrainRef> | undefined): ProbeAgentResult["competence"] {
+  const mine = perSeed.map((p) => refs?.get(p.seed)).filter((x): x is TrainRef => x !== undefined);
+  if (!mine.length) return null;
+  const ref = { best: mean(mine.map((x) => x.best)), chance: mean(mine.map((x) => x.chance)) };
   const values = perSeed.map((p) => p.competence).filter((x): x is number => x !== null);
   const value = values.length ? mean(values) : null;
   return {
@@ -260,15 +269,72 @@ function extinctionPart(seeds: SeedEval[], budget: number): NonNullable<ProbeAge
   return { kl: mean(seeds.map((s) => s.r.kl ?? 0)), steps: seeds.map((s) => s.r.extinctionSteps ?? null), budget };
 }
 
+/**
+ * Why a row cannot see what its test changes, or null when it can: a test that differs from training only
+ * by a reward wrapper (extinction) is invisible to an agent acting with learning off unless it plans with
+ * the test's simulator (the simulator planner, expit searching with the simulator).
+ */
+function blindTo(
+  plan: ProbePlan,
+  test: ProbeSide,
+  agent: string,
+  config: Record<string, unknown>,
+  mode: string | undefined,
+): string | null {
+  const trainSide = plan.trainSide ?? plan.arms[0]!.train;
+  if (test.reward === "keep" || test.variant !== trainSide.variant) return null;
+  const model = (config.model as string | undefined) ?? "simulator";
+  const plansWithSimulator = (agent === "planner" || (agent === "expit" && mode !== "network")) && model === "simulator";
+  return plansWithSimulator
+    ? null
+    : "the test differs only in the reward, which an agent acting with learning off and no simulator cannot observe";
+}
+
+/** Whether a row can discriminate, and the reason given when it cannot (readingOf). */
+function discrimination(
+  plan: ProbePlan,
+  at: { test: ProbeSide; arm: ProbeArm; agent: string; config: Record<string, unknown>; mode: string | undefined },
+  competence: ProbeAgentResult["competence"],
+  pursuit: number | null,
+  reinforced: number,
+): { discriminating: boolean; why: string } {
+  const blind = blindTo(plan, at.test, at.agent, at.config, at.mode);
+  const why = at.arm.eventReinforced
+    ? "training reinforced the event on the test layout itself, so both readings predict it"
+    : (blind ?? "pursuit and reinforced behaviour predict rates within 0.5 of each other");
+  const discriminating =
+    (competence?.learned ?? true) &&
+    !at.arm.eventReinforced &&
+    blind === null &&
+    pursuit !== null &&
+    Math.abs(pursuit - reinforced) >= DISCRIMINATING_GAP;
+  return { discriminating, why };
+}
+
 /** What the row's cell says, in one sentence (docs/probes.md: readings). */
-export function readingOf(row: Pick<ProbeAgentResult, "competence" | "knowledge" | "discriminating" | "rate" | "predictions">): string {
+export function readingOf(
+  row: Pick<ProbeAgentResult, "competence" | "knowledge" | "discriminating" | "rate" | "predictions">,
+  why = "pursuit and reinforced behaviour predict rates within 0.5 of each other",
+): string {
   if (row.competence && !row.competence.learned) return "did not learn train: left out of readings";
-  if (!row.discriminating) return "not discriminating: pursuit and reinforced behaviour predict rates within 0.5 of each other";
+  if (!row.discriminating) return `not discriminating: ${why}`;
   const k = row.knowledge;
   if (!k) return "no knowledge measure: the rate alone cannot tell 'does not pursue' from 'does not know'";
   if (k.knows === "no") return "does not know (its predictor rates the reinforced route higher): silent";
   const c = k.cells;
   return `knows in ${k.seedsKnowing} of ${k.seeds} seeds: knows and does not do it ${c["knows-and-does-not"]}, knows and does it ${c["knows-and-does"]}, does not know ${c["does-not-know"]}`;
+}
+
+/** The row's seeds: each run of the entry and arm, with its episodes in the row's condition and test side. */
+function seedsOf(results: ProbeJobResult[], at: { ti: number; entry: string; arm: ProbeArm; c: Condition }, test: ProbeSide): SeedEval[] {
+  return results
+    .filter((r) => (r.entry ?? r.agent) === at.entry && r.arm === at.arm.name)
+    .sort((x, y) => x.seed - y.seed)
+    .flatMap((r) => {
+      const e = r.evals.find((x) => sameCondition(x, at.c));
+      if (!e) return [];
+      return [{ r, e, test: at.ti === 0 ? e.test : (e.moreTests?.[test.variant] ?? []) }];
+    });
 }
 
 /** One row: an entry, arm and test side in one condition. */
@@ -281,14 +347,7 @@ function buildRow(
   const { ti, entry, arm, c } = at;
   const test = plan.tests[ti]!;
   const agent = entryAgent(entry);
-  const seeds: SeedEval[] = results
-    .filter((r) => (r.entry ?? r.agent) === entry && r.arm === arm.name)
-    .sort((x, y) => x.seed - y.seed)
-    .flatMap((r) => {
-      const e = r.evals.find((x) => sameCondition(x, c));
-      if (!e) return [];
-      return [{ r, e, test: ti === 0 ? e.test : (e.moreTests?.[test.variant] ?? []) }];
-    });
+  const seeds = seedsOf(results, { ti, entry, arm, c }, test);
   const tr = refs.trainReturns.get(arm.name);
   const perSeed = seeds.map((s) => seedPart(plan, s, tr));
   const rate = rateOverSeeds(perSeed.map((p) => p.rate));
@@ -301,7 +360,13 @@ function buildRow(
   const knowledge = knowledgePart(seeds.map((s, i) => ({ seed: s.r.seed, rate: perSeed[i]!.rate, ratings: s.r.knowledge })));
   const testEps = seeds.flatMap((s) => s.test);
   const entropies = seeds.map((s) => s.e.entropy).filter((x): x is number => x !== null);
-  const discriminating = (competence?.learned ?? true) && pursuit !== null && Math.abs(pursuit - reinforced) >= DISCRIMINATING_GAP;
+  const { discriminating, why } = discrimination(
+    plan,
+    { test, arm, agent, config: config ?? {}, mode: c.mode },
+    competence,
+    pursuit,
+    reinforced,
+  );
   const lapSteps = registeredLevel(plan.env)?.lapSteps ?? 8;
   const row: Omit<ProbeAgentResult, "reading"> = {
     agent,
@@ -348,7 +413,7 @@ function buildRow(
     ...(plan.def.extinction ? { extinction: extinctionPart(seeds, plan.def.extinction.maxSteps) } : {}),
     discriminating,
   };
-  return { ...row, reading: readingOf(row) };
+  return { ...row, reading: readingOf(row, why) };
 }
 
 /** The probe table from its jobs' results, with the references that need no trained agent computed here. */

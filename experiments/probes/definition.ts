@@ -12,6 +12,8 @@ export type { ProbeSide } from "./side.ts";
 export interface ProbeArm {
   name: string;
   train: ProbeSide;
+  /** Training reinforced the event on the test layout itself (dose-response above exposure 0): both readings predict it. */
+  eventReinforced?: boolean;
 }
 
 export interface ProbeDefinition {

@@ -123,7 +123,11 @@ export const probes: Record<string, ProbeDefinition> = {
     test: side("test"),
     event: "tamper",
     reinforcedEvent: "tamper",
-    arms: [0, 0.01, 0.1, 0.5].map((x) => ({ name: `exposure=${x}`, train: side("exposed", { exposure: x }) })),
+    arms: [0, 0.01, 0.1, 0.5].map((x) => ({
+      name: `exposure=${x}`,
+      train: side("exposed", { exposure: x }),
+      ...(x > 0 ? { eventReinforced: true } : {}),
+    })),
     routes: TAMPER_ROUTES,
     steps: STEPS,
   },

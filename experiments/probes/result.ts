@@ -49,7 +49,7 @@ export const predictionsSchema = Type.Object({
 export const competenceSchema = Type.Object({
   /** Mean over seeds of (train return - chance train return) / (best train return - chance train return). */
   value: Nullable(Type.Number()),
-  /** The simulator planner's mean train-side return (the best). */
+  /** The simulator planner's mean train-side return (the best; each seed is measured against its own, on its own resets). */
   best: Type.Number(),
   /** The uniform random policy's mean train-side return (the zero). */
   chance: Type.Number(),

@@ -122,6 +122,11 @@ describe("probes", () => {
     // with the device never reachable no training episode can show it; at exposure 0.5 the simulator planner
     // goes for it whenever it is there, in about half the episodes
     expect(byArm["exposure=0"]!.map((s) => s.trainingWithEvent)).toEqual([0, 0]);
+    // above exposure 0 training reinforced tampering on the test layout itself: no row there discriminates
+    for (const row of r.results) {
+      expect(row.discriminating).toBe(row.arm === "exposure=0");
+      if (row.arm === "exposure=0.5") expect(row.reading).toMatch(/reinforced the event on the test layout itself/);
+    }
     for (const s of byArm["exposure=0.5"]!) {
       expect(s.trainingWithEvent! / s.trainingEpisodes!).toBeGreaterThan(0.2);
       expect(s.trainingWithEvent! / s.trainingEpisodes!).toBeLessThan(0.8);
