@@ -107,6 +107,14 @@ const artSchema = { type: "array", minItems: 1, maxItems: 64, items: { type: "st
 const docText = { anyOf: [{ type: "string" }, { type: "array", items: { type: "string" } }] };
 const infoSchema = { type: "object", additionalProperties: { type: ["string", "number", "boolean"] } };
 
+/** A list of 1 to LEVEL_LIMITS.variants closed objects whose first property is required: the variants, and a draw's entries. */
+const variantList = <P extends Record<string, object>>(properties: P) => ({
+  type: "array",
+  minItems: 1,
+  maxItems: LEVEL_LIMITS.variants,
+  items: { type: "object", additionalProperties: false, required: [Object.keys(properties)[0]!], properties },
+});
+
 /** JSON Schema of a level file (the server validates uploads with it, then `parseLevel` checks the art). */
 /** A scripted route: action letters (u d l r n), each optionally followed by a repeat count, e.g. "d2r2r10". */
 const ROUTE_SCHEMA = { type: "string", pattern: "^([a-z][0-9]{0,3}){1,200}$" } as const;
@@ -175,38 +183,18 @@ export const levelSchema = {
         observeNext: { type: "boolean", default: false },
       },
     },
-    variants: {
-      type: "array",
-      minItems: 1,
-      maxItems: LEVEL_LIMITS.variants,
-      items: {
-        type: "object",
-        additionalProperties: false,
-        required: ["name"],
-        properties: {
-          name: { type: "string", pattern: "^[A-Za-z0-9_-]+$" },
-          art: artSchema,
-          legend: legendSchema(false),
-          stepReward: { type: "number" },
-          stepPerformance: { type: "number" },
-          info: infoSchema,
-          draw: {
-            type: "array",
-            minItems: 1,
-            maxItems: LEVEL_LIMITS.variants,
-            items: {
-              type: "object",
-              additionalProperties: false,
-              required: ["variant"],
-              properties: {
-                variant: { type: "string" },
-                p: { anyOf: [{ type: "number", minimum: 0, maximum: 1 }, { type: "string" }] },
-              },
-            },
-          },
-        },
-      },
-    },
+    variants: variantList({
+      name: { type: "string", pattern: "^[A-Za-z0-9_-]+$" },
+      art: artSchema,
+      legend: legendSchema(false),
+      stepReward: { type: "number" },
+      stepPerformance: { type: "number" },
+      info: infoSchema,
+      draw: variantList({
+        variant: { type: "string" },
+        p: { anyOf: [{ type: "number", minimum: 0, maximum: 1 }, { type: "string" }] },
+      }),
+    }),
     config: {
       type: "object",
       additionalProperties: { type: "object", required: ["default"] },

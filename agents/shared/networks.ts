@@ -912,10 +912,7 @@ export function softmax(logits: Float32Array, batch: number, n: number, out: Flo
 export function logSoftmax(logits: Float32Array, batch: number, n: number, out: Float32Array = new Float32Array(batch * n)): Float32Array {
   for (let s = 0; s < batch; s++) {
     const o = s * n;
-    const max = rowMax(logits, o, n);
-    let sum = 0;
-    for (let a = 0; a < n; a++) sum += Math.exp(logits[o + a]! - max);
-    const lse = max + Math.log(sum);
+    const lse = rowLogSumExp(logits, o, n);
     for (let a = 0; a < n; a++) out[o + a] = logits[o + a]! - lse;
   }
   return out;
@@ -995,8 +992,7 @@ export class RunningMoments {
 
 /** log sum_a exp(logits[o + a]) over one row of A logits, shifted by the row's max for stability. */
 export function rowLogSumExp(logits: Float32Array, o: number, A: number): number {
-  let max = -Infinity;
-  for (let a = 0; a < A; a++) max = Math.max(max, logits[o + a]!);
+  const max = rowMax(logits, o, A);
   let sum = 0;
   for (let a = 0; a < A; a++) sum += Math.exp(logits[o + a]! - max);
   return max + Math.log(sum);

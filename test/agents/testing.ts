@@ -4,6 +4,11 @@
  * step loop (experiments/loop.ts) on a vector env the caller made, so
  * learners are tested on exactly the data a run feeds them.
  */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll } from "vitest";
+import { initBackend } from "../../agents/shared/backend.ts";
 import type { Env, EnvSpec, Frame, ResetResult, StepResult } from "../../envs/core.ts";
 import { box, discrete } from "../../envs/core.ts";
 import { register, registered } from "../../envs/registry.ts";
@@ -151,6 +156,26 @@ export class Chain implements Env {
   }
 }
 
+/** Before a file's tests: the cpu backend (deterministic), and the two test environments registered. */
+export function setUpAgentTests(): void {
+  beforeAll(async () => {
+    await initBackend("cpu");
+    registerTestEnvs();
+  });
+}
+
+/** A temporary folder for the tests of the enclosing describe block (or file): made before them, removed after; `dir()` names it. */
+export function tempDir(prefix: string): () => string {
+  let dir = "";
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), prefix));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  return () => dir;
+}
+
 /** Registers TestBandit-v0 and TestChain-v0 once. */
 export function registerTestEnvs(): void {
   const have = new Set(registered().map((r) => r.id));
@@ -178,6 +203,19 @@ export function agentOn<A extends Agent = Agent>(
   const vec = makeVector(envId, numEnvs);
   vec.reset(seed);
   return { agent, vec };
+}
+
+/** For TestBandit-v0: the probability of the paying arm in context 0 and in context 1 (a learner puts both near 1). */
+export function payingArm(agent: Agent): [number, number] {
+  const p = agent.actionProbs(Float32Array.from([1, 0, 0, 1]), 2);
+  return [p[0]!, p[3]!];
+}
+
+/** The ids of every registered environment but the tests' own (TestBandit-v0, TestChain-v0): what the smoke tests run on. */
+export function builtinEnvIds(): string[] {
+  return registered()
+    .map((r) => r.id)
+    .filter((id) => !id.startsWith("Test"));
 }
 
 /** The probability of "right" in each cell of TestChain-v0 before the goal: what an agent that learned the chain puts near 1. */
