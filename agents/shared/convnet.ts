@@ -36,7 +36,7 @@ export const cnnConfigSchema = Type.Object(
     resBlocks: int(1, "Residual blocks per stack", { minimum: 0, maximum: 4 }),
     dense: int(128, "Units of the dense ReLU layer after the stacks", { minimum: 1, maximum: 2048 }),
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false, default: {}, description: 'Sizes of the convolutional network (network "cnn")' },
 );
 export type CnnConfig = Required<Static<typeof cnnConfigSchema>>;
 

@@ -14,6 +14,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { Type } from "@sinclair/typebox";
 import { ValidationError } from "../../envs/errors.ts";
+import { StringEnum } from "../../envs/schema.ts";
 import type { Rng } from "../../envs/rng.ts";
 import type { AgentEnvInfo } from "../core.ts";
 import {
@@ -35,7 +36,8 @@ import { FastForward, MLP, MLPPass, readFlat } from "./networks.ts";
 /** The config fields that choose the network (spread into a learner's schema). */
 export const networkConfigFields = {
   network: Type.Optional(
-    Type.Union([Type.Literal("mlp"), Type.Literal("cnn")], {
+    StringEnum(["mlp", "cnn"], {
+      type: "string",
       default: "mlp",
       description: 'Policy network: "mlp" (tanh layers of hiddenSizes) or "cnn" (IMPALA-style, sizes in cnn; needs image observations)',
     }),
