@@ -8,7 +8,7 @@
 import { registered, type EnvRegistration } from "../envs/registry.ts";
 import { moduleLogger } from "../experiments/log.ts";
 import type { EnvSummary } from "./protocol.ts";
-import { envSummary } from "./views.ts";
+import { envSummaryAsync } from "./views.ts";
 
 const log = moduleLogger("server/envlist");
 
@@ -42,7 +42,7 @@ export class EnvListing {
     const out: string[] = [];
     for (const r of regs) {
       try {
-        out.push(JSON.stringify(envSummary(r.id) satisfies EnvSummary));
+        out.push(JSON.stringify((await envSummaryAsync(r.id)) satisfies EnvSummary));
         this.broken.delete(r.id);
       } catch (e) {
         const reason = (e as Error).message;

@@ -3,7 +3,7 @@
  * replacing and deleting levels in the data folder, and starting, checking,
  * stopping, resuming and deleting sweeps.
  */
-import type { Router } from "express";
+import type { Response, Router } from "express";
 import { resolve, sep } from "node:path";
 import { rm } from "node:fs/promises";
 import { registerLevel, registeredLevel, unregisterLevel } from "../envs/levelregistrar.ts";
@@ -19,12 +19,16 @@ import type { Store } from "../experiments/store.ts";
 import { idParamsSchema, levelParamsSchema, sweepQuerySchema } from "./schemas.ts";
 import type { SweepService } from "./sweeps.ts";
 import { levelFileCount, writeFileAtomic } from "./levelfiles.ts";
-import { describeSource, envSummary } from "./views.ts";
+import { describeSource, envSummaryAsync } from "./views.ts";
 
 const log = moduleLogger("server/routes");
 
-/** Builds every variant of a parsed level with its config defaults, as make() would; a level that cannot be built is a 400. */
-function checkLevelBuilds(level: Level): void {
+/**
+ * Builds every variant of a parsed level with its config defaults, as make()
+ * would, one variant per slice of the event loop; a level that cannot be
+ * built is a 400.
+ */
+async function checkLevelBuilds(level: Level): Promise<void> {
   try {
     const schema = configSchemaOf(level);
     for (const v of level.variants) {
@@ -32,6 +36,7 @@ function checkLevelBuilds(level: Level): void {
       const env = new GridEnv(level, config, { maxEpisodeSteps: level.maxEpisodeSteps });
       env.reset({ seed: 0 });
       JSON.stringify(env.render());
+      await new Promise((r) => setImmediate(r));
     }
   } catch (e) {
     throw new LevelError("uploaded level", [`cannot be built: ${(e as Error).message}`]);
@@ -48,8 +53,20 @@ function levelFile(levelsDir: string, id: string): string {
 /** POST /api/levels (create, or replace a level uploaded before), DELETE /api/levels/:id. */
 export function mountLevelRoutes(api: Router, opts: { levelsDir: string; store: Store }): void {
   const { levelsDir, store } = opts;
+  // ids being checked and written: a second upload of one waits its turn (409), and counts toward the folder's limit
+  const uploading = new Set<string>();
   api.post("/levels", async (req, res) => {
     const level = parseLevel(req.body, "uploaded level");
+    if (uploading.has(level.id)) throw new ConflictError(`level ${level.id} is being uploaded by another request; try again in a moment`);
+    uploading.add(level.id);
+    try {
+      await upload(level, req.body, res);
+    } finally {
+      uploading.delete(level.id);
+    }
+  });
+
+  const upload = async (level: Level, body: unknown, res: Response) => {
     const existing = registered().find((r) => r.id === level.id);
     const file = levelFile(levelsDir, level.id);
     if (existing && existing.source !== file) {
@@ -57,7 +74,7 @@ export function mountLevelRoutes(api: Router, opts: { levelsDir: string; store: 
         `environment ${level.id} already exists (${describeSource(existing.source ?? "builtin") === "builtin" ? "built into rewardlab" : `from ${describeSource(existing.source ?? "")}`}); choose another id, e.g. ${level.id.replace(/-v(\d+)$/, (_m, v) => `-v${Number(v) + 1}`)}`,
       );
     }
-    if (!existing && (await levelFileCount(levelsDir)) >= LIMITS.maxUploadedLevels) {
+    if (!existing && (await levelFileCount(levelsDir)) + uploading.size - 1 >= LIMITS.maxUploadedLevels) {
       throw new LimitError(
         "maxUploadedLevels",
         LIMITS.maxUploadedLevels,
@@ -65,12 +82,12 @@ export function mountLevelRoutes(api: Router, opts: { levelsDir: string; store: 
       );
     }
     // built in full (every variant, with its config defaults) before anything is written or registered
-    checkLevelBuilds(level);
-    await writeFileAtomic(file, JSON.stringify(req.body, null, 2));
+    await checkLevelBuilds(level);
+    await writeFileAtomic(file, JSON.stringify(body, null, 2));
     registerLevel({ ...level, file }, { replace: true });
     log.info({ env: level.id, file: `levels/${level.id}.json` }, existing ? "level replaced" : "level uploaded");
-    res.status(existing ? 200 : 201).json(envSummary(level.id));
-  });
+    res.status(existing ? 200 : 201).json(await envSummaryAsync(level.id));
+  };
 
   api.delete("/levels/:id", async (req, res) => {
     const { id } = validate<{ id: string }>(levelParamsSchema, { ...req.params }, "path");

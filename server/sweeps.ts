@@ -55,8 +55,8 @@ export class SweepService {
   private listeners: ((s: SweepView) => void)[] = [];
   private expanding = 0;
   private closing = false;
-  /** Expanded specs of recently viewed finished sweeps (their probe tables are aggregated from them). */
-  private readonly expandedCache = new Map<string, ExpandedSweep>();
+  /** Probe tables of recently viewed finished sweeps (a finished sweep's tables do not change). */
+  private readonly tables = new Map<string, SweepView["probes"]>();
 
   constructor(
     private readonly store: Store,
@@ -180,6 +180,8 @@ export class SweepService {
       })
       .catch((err: unknown) => log.error({ err, sweep: sweep.id }, "could not store the sweep's outcome"));
     this.active.set(sweep.id, { progress, controller, done });
+    // its tables change as it runs again
+    this.tables.delete(sweep.id);
     log.info({ sweep: sweep.id, jobs: sweep.jobs.length, mode: this.opts.queue ? "queue" : "local" }, "sweep started");
     return this.get(sweep.id) ?? this.placeholder(sweep.id, sweep.spec.name, sweep.jobs.length);
   }
@@ -224,7 +226,7 @@ export class SweepService {
       await a.done;
     }
     const runKeys = await this.store.deleteSweep(id);
-    this.expandedCache.delete(id);
+    this.tables.delete(id);
     const base = resolve(this.store.dataDir, "runs");
     for (const key of runKeys) {
       const dir = resolve(base, key);
@@ -291,23 +293,31 @@ export class SweepService {
     };
   }
 
-  /** A sweep with its aggregated probe tables once it has finished (its spec expanded in slices, then cached). */
+  /**
+   * A sweep with its aggregated probe tables once it has finished: its spec
+   * expanded in slices (counted with the other expansions), the tables
+   * aggregated once and kept for the 16 sweeps viewed last.
+   */
   async view(id: string): Promise<SweepView | null> {
     const v = this.get(id);
     if (!v || this.active.has(id)) return v;
     const p = this.store.sweepProgress(id)!;
     if (!(p.spec as { probes?: unknown[] }).probes?.length) return v;
-    try {
-      let sweep = this.expandedCache.get(id);
-      if (!sweep) {
-        sweep = await expandSweepAsync(p.spec);
-        if (this.expandedCache.size >= 4) this.expandedCache.delete(this.expandedCache.keys().next().value!);
-        this.expandedCache.set(id, sweep);
+    let probes = this.tables.get(id);
+    if (!probes) {
+      if (this.expanding >= MAX_EXPANDING) return v;
+      this.expanding++;
+      try {
+        probes = aggregateProbes(this.store, await expandSweepAsync(p.spec));
+      } catch (e) {
+        log.warn({ sweep: id, reason: (e as Error).message }, "cannot aggregate this sweep's probes");
+        return v;
+      } finally {
+        this.expanding--;
       }
-      return { ...v, probes: aggregateProbes(this.store, sweep) };
-    } catch (e) {
-      log.warn({ sweep: id, reason: (e as Error).message }, "cannot aggregate this sweep's probes");
-      return v;
+      if (this.tables.size >= 16) this.tables.delete(this.tables.keys().next().value!);
+      this.tables.set(id, probes);
     }
+    return { ...v, probes };
   }
 }

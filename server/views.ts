@@ -73,16 +73,51 @@ export function envSummary(id: string): EnvSummary {
   const reg = registration(id);
   const cached = envCache.get(reg);
   if (cached) return cached;
-  const spec = specOf(id);
+  const draw = drawVariants(id);
+  let step = draw.next();
+  while (!step.done) step = draw.next();
+  return summarize(id, reg, step.value);
+}
+
+/**
+ * envSummary with the event loop free between variants (a level has up to
+ * 32; drawing each builds the env): what the API's handlers call.
+ */
+export async function envSummaryAsync(id: string): Promise<EnvSummary> {
+  const reg = registration(id);
+  const cached = envCache.get(reg);
+  if (cached) return cached;
+  const draw = drawVariants(id);
+  let step = draw.next();
+  while (!step.done) {
+    await new Promise((r) => setImmediate(r));
+    step = draw.next();
+  }
+  return envCache.get(reg) ?? summarize(id, reg, step.value);
+}
+
+interface Drawn {
+  variantFrames: EnvSummary["variantFrames"];
+  actions: string[];
+}
+
+/** Builds each variant of an env at seed 0 and draws it, one variant per step. */
+function* drawVariants(id: string): Generator<void, Drawn, void> {
   const variantFrames: EnvSummary["variantFrames"] = {};
   let actions: string[] = [];
-  for (const v of spec.variants) {
+  for (const v of specOf(id).variants) {
     const env = make(id, { variant: v });
     env.reset({ seed: 0 });
     variantFrames[v] = env.render();
     actions = [...env.actionSpace.labels];
     env.close?.();
+    yield;
   }
+  return { variantFrames, actions };
+}
+
+function summarize(id: string, reg: EnvRegistration, { variantFrames, actions }: Drawn): EnvSummary {
+  const spec = specOf(id);
   const summary: EnvSummary = {
     id,
     description: spec.description,
