@@ -227,6 +227,16 @@ export function rightOnChain(agent: Agent): number[] {
   return Array.from({ length: cells }, (_, p) => probs[p * 2 + 1]!);
 }
 
+/** Trains a fresh `name` on `numEnvs` copies of TestChain-v0 (seed 1) for `steps` env steps; its probability of "right" in each cell before the goal. */
+export function trainedOnChain(name: string, config: unknown, numEnvs: number, steps: number): number[] {
+  const { agent, vec } = agentOn(name, "TestChain-v0", numEnvs, config, 1);
+  runLoop(agent, vec, steps);
+  const right = rightOnChain(agent);
+  agent.dispose();
+  vec.close();
+  return right;
+}
+
 export interface LoopResult {
   updates: UpdateStats[];
   /** Returns of the episodes finished during the loop, in order. */

@@ -18,7 +18,7 @@ import {
 } from "../../../agents/model-free/ppo.ts";
 import { logSoftmax } from "../../../agents/shared/networks.ts";
 import { createAgent, loadAgent, resolveAgentConfig } from "../../../agents/registry.ts";
-import { agentOn, builtinEnvIds, envInfo, payingArm, rightOnChain, runLoop, setUpAgentTests, tempDir } from "../testing.ts";
+import { agentOn, builtinEnvIds, envInfo, payingArm, trainedOnChain, runLoop, setUpAgentTests, tempDir } from "../testing.ts";
 import { Stepper, collectRollout } from "../../../experiments/loop.ts";
 import "../../../agents/model-free/reinforce.ts";
 import { defaults } from "../../../envs/schema.ts";
@@ -675,10 +675,7 @@ describe("PPO agent", () => {
       learningRate: 3e-3,
       hiddenSizes: [32, 32],
     });
-    const { agent, vec } = agentOn("ppo", "TestChain-v0", 4, config, 1);
-    runLoop(agent, vec, 3072);
-    for (const right of rightOnChain(agent)) expect(right).toBeGreaterThan(0.9);
-    agent.dispose();
+    for (const right of trainedOnChain("ppo", config, 4, 3072)) expect(right).toBeGreaterThan(0.9);
   });
 });
 

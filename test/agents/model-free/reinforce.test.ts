@@ -13,7 +13,7 @@ import {
 } from "../../../agents/model-free/reinforce.ts";
 import "../../../agents/model-free/ppo.ts";
 import { createAgent, loadAgent, resolveAgentConfig } from "../../../agents/registry.ts";
-import { agentOn, builtinEnvIds, envInfo, payingArm, rightOnChain, runLoop, setUpAgentTests, tempDir } from "../testing.ts";
+import { agentOn, builtinEnvIds, envInfo, payingArm, trainedOnChain, runLoop, setUpAgentTests, tempDir } from "../testing.ts";
 import { Stepper, collectRollout } from "../../../experiments/loop.ts";
 import { logSoftmax } from "../../../agents/shared/networks.ts";
 import { defaults } from "../../../envs/schema.ts";
@@ -315,10 +315,7 @@ describe("REINFORCE agent", () => {
 
   it("learns to walk right on the chain", () => {
     const config = reinforceConfig({ numEnvs: 8, episodesPerUpdate: 16, learningRate: 3e-3, hiddenSizes: [32, 32] });
-    const { agent, vec } = agentOn("reinforce", "TestChain-v0", 8, config, 1);
-    runLoop(agent, vec, 8000);
-    for (const right of rightOnChain(agent)) expect(right).toBeGreaterThan(0.85);
-    agent.dispose();
+    for (const right of trainedOnChain("reinforce", config, 8, 8000)) expect(right).toBeGreaterThan(0.85);
   });
 });
 
