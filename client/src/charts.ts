@@ -282,7 +282,9 @@ export class LineChart {
       height: o.height ?? 220,
       padding: [10, 18, 0, 0],
       legend: { show: o.legend !== false, live: true },
-      cursor: { drag: { x: true, y: false }, points: { size: 5 } },
+      // lines hidden under lines stay findable: near a line (or over its legend entry) the others fade
+      cursor: { drag: { x: true, y: false }, points: { size: 5 }, focus: { prox: 12 } },
+      focus: { alpha: 0.25 },
       scales: {
         x: { time: false },
         y: o.yRange ? { range: o.yRange } : { auto: true },
@@ -302,10 +304,10 @@ export class LineChart {
       series: [
         { label: o.xLabel ?? "env steps", value: (_u, v) => (v === null || v === undefined ? "–" : compact(v)) },
         ...o.series.map(
-          (s): uPlot.Series => ({
+          (s, i): uPlot.Series => ({
             label: s.label,
             stroke: s.faint ? withAlpha(s.color, 0.28) : s.color,
-            width: s.width ?? (s.faint ? 1 : 2),
+            width: s.width ?? (s.faint ? 1 : underlayWidth(o.series, i)),
             ...(s.dash ? { dash: s.dash } : {}),
             scale: s.scale ?? "y",
             spanGaps: true,
@@ -389,6 +391,18 @@ export function joinTables(tables: [number[], ...(number | null)[][]][]): [numbe
   if (tables.length === 0) return [[]];
   const joined = uPlot.join(tables as uPlot.AlignedData[]);
   return joined as unknown as [number[], ...(number | null)[][]];
+}
+
+/**
+ * Line widths that keep equal series visible: lines are drawn in order, so an
+ * earlier line is drawn wider than the ones after it (2 px for the last, 1.5
+ * px more per line before it, at most 6.5): where two lines coincide (two
+ * returns at 50, event rates at 1) the earlier one shows as a border around the later.
+ */
+export function underlayWidth(series: readonly Pick<SeriesDef, "faint" | "width">[], i: number): number {
+  const solid = series.map((s, j) => ({ s, j })).filter(({ s }) => !s.faint && s.width === undefined);
+  const rank = solid.findIndex(({ j }) => j === i);
+  return rank < 0 ? 2 : Math.min(6.5, 2 + 1.5 * (solid.length - 1 - rank));
 }
 
 /** Whether a series has fewer than two values to draw a line between. */

@@ -315,6 +315,10 @@ export function mountCompare(host: HTMLElement, ids: string[], opts: CompareOpti
         h("a", { href: `#/run/${encodeURIComponent(run.id)}`, class: "mono", style: `color:${l.color}` }, shortId(run.id)),
         ` ${run.spec.env} · ${run.variant} · ${run.spec.agent} · seed ${run.spec.seed} `,
         statusBadge(run.status),
+        // why a run waits or paused (a demo run that gave its slot to a user's run says so)
+        run.reason && (run.status === "paused" || run.status === "queued")
+          ? h("div", { class: "muted small", "data-testid": "lane-reason" }, run.reason)
+          : null,
       );
       const recent = l.model.recentStats() ?? run.recent;
       setChildren(

@@ -140,6 +140,7 @@ export function mountLauncher(host: HTMLElement): () => void {
     "/label": field("Label", "/label", labelIn),
   };
 
+  const requestPreview = h("pre", { class: "mono small", "data-testid": "launcher-request" });
   let envs: EnvSummary[] = [];
   let agents: AgentSummary[] = [];
   let agentForm: SchemaForm | null = null;
@@ -171,8 +172,21 @@ export function mountLauncher(host: HTMLElement): () => void {
       ),
     ),
     generalError,
+    h(
+      "details",
+      { class: "request-preview" },
+      h("summary", {}, "What will be sent"),
+      h(
+        "p",
+        { class: "muted small" },
+        "Only the settings you changed; the server fills every other default (PPO's totalSteps from the env steps).",
+      ),
+      requestPreview,
+    ),
     h("div", { class: "actions" }, h("label", { class: "check" }, openAfter, "open the run after launch"), resetBtn, submit),
   );
+  form.addEventListener("input", syncPreview);
+  form.addEventListener("change", syncPreview);
   setChildren(host, h("h2", {}, "New run"), form);
 
   function currentEnv(): EnvSummary | undefined {
@@ -219,6 +233,7 @@ export function mountLauncher(host: HTMLElement): () => void {
       values: agent.defaults,
     });
     setChildren(agentFormHost, agentForm.root);
+    syncPreview();
   }
 
   function clearErrors(): void {
@@ -256,9 +271,8 @@ export function mountLauncher(host: HTMLElement): () => void {
     return input.value.trim() === "" ? Number.NaN : Number(input.value);
   }
 
-  async function launch(ev: Event): Promise<void> {
-    ev.preventDefault();
-    clearErrors();
+  /** The request the form would send now, and the problems found before sending. */
+  function buildBody(): { body: RunRequest; local: { path: string; message: string }[] } {
     const body: RunRequest = {
       env: envSel.value,
       variant: variantSel.value,
@@ -288,6 +302,21 @@ export function mountLauncher(host: HTMLElement): () => void {
     if (evalIn.value.trim() !== "") body.evalEpisodes = Number(evalIn.value);
     if (rewardSel.value !== "keep") body.reward = rewardSel.value as RunRequest["reward"];
     if (labelIn.value.trim() !== "") body.label = labelIn.value.trim();
+    return { body, local };
+  }
+
+  /** Derived agent settings follow the budget (PPO's totalSteps shows the run's env steps), and the request preview follows the form. */
+  function syncPreview(): void {
+    const steps = intOrNaN(stepsIn);
+    if (Number.isInteger(steps) && steps > 0) agentForm?.follow("totalSteps", steps);
+    const { body } = buildBody();
+    requestPreview.textContent = `POST /api/runs ${JSON.stringify(body)}`;
+  }
+
+  async function launch(ev: Event): Promise<void> {
+    ev.preventDefault();
+    clearErrors();
+    const { body, local } = buildBody();
     if (local.length > 0) {
       showErrors("Please fix the highlighted fields.", local);
       return;
@@ -396,6 +425,7 @@ export function mountLauncher(host: HTMLElement): () => void {
     evalIn.value = "";
     rewardSel.value = "keep";
     clearErrors();
+    syncPreview();
   });
 
   let alive = true;

@@ -233,6 +233,21 @@ export class SchemaForm {
     return out;
   }
 
+  /**
+   * A field derived from another input (PPO's totalSteps: the run's env steps):
+   * its starting value becomes `value`, shown unless the user changed the field,
+   * and it is sent only if they did.
+   */
+  follow(key: string, value: unknown): void {
+    const f = this.fields.find((x) => x.key === key);
+    if (!f) return;
+    const r = this.read(f);
+    const untouched = r.error === undefined && JSON.stringify(r.value ?? null) === JSON.stringify(f.initial ?? null);
+    f.initial = value;
+    if (untouched) this.write(f, value);
+    this.markModified(f);
+  }
+
   reset(): void {
     for (const f of this.fields) this.write(f, f.initial);
     this.clearErrors();
