@@ -16,8 +16,13 @@ import type { UserEnvironments } from "./plugins.ts";
 import type { BackendName } from "../agents/shared/backend.ts";
 export type { BackendName };
 
-/** Jobs a thread executes besides whole runs: "probe" a probe seed (ProbeJob -> ProbeJobResult), "sweep" a sweep job (SweepJob -> JobOutcome). */
-export type JobKind = "probe" | "sweep";
+/**
+ * Jobs a thread executes besides whole runs: "probe" a probe seed (ProbeJob ->
+ * ProbeJobResult), "sweep" a sweep job (SweepJob -> JobOutcome), "aggregate" a
+ * probe's table from its job results ({plan, results} -> ProbeTable: its
+ * predictions take seconds to minutes, off the coordinator's event loop).
+ */
+export type JobKind = "probe" | "sweep" | "aggregate";
 
 export type WorkerRequest =
   | { type: "run"; runId: string; spec: RunSpec; dir: string; resumeFrom?: ResumePoint; backend?: BackendName; userEnvs: UserEnvironments }

@@ -11,7 +11,8 @@ import { initBackend } from "../agents/shared/backend.ts";
 import { Run } from "./run.ts";
 import { loadUserEnvironments } from "./plugins.ts";
 import type { JobKind, WorkerRequest, WorkerReply } from "./pool.ts";
-import { type ProbeJob, runProbeJob } from "./probes/job.ts";
+import { type ProbeJob, type ProbeJobResult, runProbeJob } from "./probes/job.ts";
+import { aggregateProbe, type ProbePlan } from "./probes/index.ts";
 import type { SweepJob } from "./jobs.ts";
 import { executeSweepJob } from "./sweeps/execute.ts";
 
@@ -19,6 +20,10 @@ import { executeSweepJob } from "./sweeps/execute.ts";
 const JOBS: Record<JobKind, (input: unknown) => Promise<unknown>> = {
   probe: (input) => runProbeJob(input as ProbeJob),
   sweep: (input) => executeSweepJob(input as SweepJob),
+  aggregate: async (input) => {
+    const { plan, results } = input as { plan: ProbePlan; results: ProbeJobResult[] };
+    return aggregateProbe(plan, results);
+  },
 };
 
 if (!parentPort) throw new Error("experiments/worker.ts must run in a worker thread");

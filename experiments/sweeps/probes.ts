@@ -5,18 +5,18 @@
  * (probe, arm, agent, seed) jobs, each stored once by its key, so re-running
  * the same command (or a coordinator started again after a stop) skips what
  * is stored; each probe's table is aggregated from its stored job results,
- * in job order, by the same aggregateProbe that runProbe uses.
+ * in job order, by the same aggregateProbe that runProbe uses, on a thread of
+ * its own (its predictions take up to minutes) while the other jobs go on.
  *
  * `runProbeJobs`: a probe's jobs without the store (the server's Probes
  * view): on threads as runJobs, or on the queue under keys of their own.
  */
-import { runJobs, type BackendName } from "../pool.ts";
+import { ThreadLane, runJobOnLane, runJobs, type BackendName } from "../pool.ts";
 import type { UserEnvironments } from "../plugins.ts";
 import type { ProbeJob, ProbeJobResult } from "../probes/job.ts";
 import type { ProbeSpec } from "../probes/request.ts";
 import type { ProbeTable } from "../probes/result.ts";
 import type { JobOutcome, SweepJob } from "../jobs.ts";
-import { aggregateProbe } from "../probes/index.ts";
 import { probeJobKeys, runExpandedSweep, storedProbeResults, type SweepOptions, type SweepSummary } from "./index.ts";
 import { runOnQueue } from "./queue.ts";
 import { expandSweep, keyOf, type ExpandedSweep } from "./spec.ts";
@@ -55,32 +55,50 @@ export async function runProbeSweep(
     const done = store.doneKeys(keys);
     return new Set(keys.filter((k) => !done.has(k)));
   });
+  // tables are aggregated one at a time on a thread of their own, while the jobs go on
+  const lane = new ThreadLane();
   let aggregationSeconds = 0;
-  const finish = async (i: number) => {
-    const t0 = performance.now();
-    const results = storedProbeResults(store, sweep, i);
-    const table = aggregateProbe(sweep.probePlans[i]!, results);
-    aggregationSeconds += (performance.now() - t0) / 1000;
-    tables[i] = table;
-    await opts.onTable?.(
-      i,
-      table,
-      results.reduce((sum, r) => sum + r.seconds, 0),
-    );
+  let aggregating: Promise<void> = Promise.resolve();
+  const finish = (i: number) => {
+    aggregating = aggregating.then(async () => {
+      const t0 = performance.now();
+      const results = storedProbeResults(store, sweep, i);
+      const input = { plan: sweep.probePlans[i]!, results };
+      const table = await runJobOnLane<typeof input, ProbeTable>(
+        lane,
+        "aggregate",
+        input,
+        { backend, ...(opts.userEnvs ? { userEnvs: opts.userEnvs } : {}) },
+        `aggregating probe ${probes[i]!.probe}`,
+      );
+      aggregationSeconds += (performance.now() - t0) / 1000;
+      tables[i] = table;
+      await opts.onTable?.(
+        i,
+        table,
+        results.reduce((sum, r) => sum + r.seconds, 0),
+      );
+    });
+    aggregating.catch(() => {}); // seen where it is awaited below
   };
-  for (const [i, keys] of left.entries()) if (keys.size === 0) await finish(i);
-  const summary = await runExpandedSweep(sweep, {
-    ...opts,
-    tables: false,
-    onOutcome: async (o: JobOutcome) => {
-      const i = indexOf.get(o.key);
-      if (i === undefined || !left[i]!.delete(o.key) || left[i]!.size > 0) return;
-      await finish(i);
-    },
-  });
-  // a probe whose last job was stored by another coordinator meanwhile
-  for (const [i, t] of tables.entries()) if (!t) await finish(i);
-  return { summary: { ...summary, probes: tables as ProbeTable[] }, sweep, tables: tables as ProbeTable[], aggregationSeconds };
+  try {
+    for (const [i, keys] of left.entries()) if (keys.size === 0) finish(i);
+    const summary = await runExpandedSweep(sweep, {
+      ...opts,
+      tables: false,
+      onOutcome: (o: JobOutcome) => {
+        const i = indexOf.get(o.key);
+        if (i !== undefined && left[i]!.delete(o.key) && left[i]!.size === 0) finish(i);
+      },
+    });
+    await aggregating;
+    // a probe whose last job was stored by another coordinator meanwhile
+    for (const [i, t] of tables.entries()) if (!t) finish(i);
+    await aggregating;
+    return { summary: { ...summary, probes: tables as ProbeTable[] }, sweep, tables: tables as ProbeTable[], aggregationSeconds };
+  } finally {
+    await lane.close();
+  }
 }
 
 export interface ProbeJobsOptions {
