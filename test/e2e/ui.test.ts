@@ -485,10 +485,27 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     await page.waitForSelector("[data-testid=probe-row]", { timeout: 10_000 });
     await page.waitForSelector("[data-testid=probe-chart]", { timeout: 120_000 });
     const labels = await page.$$eval("[data-testid=probe-table] tbody tr td:first-child", (l) => l.map((e) => e.textContent));
-    expect(labels).toEqual(["reinforce", "planner", "planner (model=learned)"]);
+    // each agent greedy and sampled, then the uniform random policy's chance row
+    expect(labels).toEqual([
+      "reinforce",
+      "reinforce",
+      "planner",
+      "planner",
+      "planner (model=learned)",
+      "planner (model=learned)",
+      "chance (uniform random)",
+    ]);
+    expect(await page.$$eval("[data-testid=probe-eval]", (l) => l.map((e) => e.textContent))).toEqual([
+      "greedy",
+      "sampled",
+      "greedy",
+      "sampled",
+      "greedy",
+      "sampled",
+    ]);
     // per seed, what training exposed it to: the device is walled off in tamper's training, so no episode shows it
     const doses = await page.$$eval("[data-testid=probe-training-dose]", (l) => l.map((e) => e.textContent ?? ""));
-    expect(doses.length).toBe(6);
+    expect(doses.length).toBe(12);
     for (const d of doses) expect(d).toMatch(/^0 of [1-9]\d*$/);
     await shot("probes");
   });
@@ -524,8 +541,9 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     // the aggregated probe table, drawn like the probes view: measured bar with whiskers and the three predictions
     await page.waitForSelector("[data-testid=sweep-probe-chart]", { timeout: 30_000 });
     expect(await page.$$eval("[data-testid=sweep-probe-chart] rect.bar", (l) => l.length)).toBeGreaterThanOrEqual(2);
-    expect(await page.$$eval("[data-testid=sweep-probe-chart] line.whisker", (l) => l.length)).toBe(3);
-    expect(await page.$$eval("[data-testid=sweep-probe-table] tbody tr", (l) => l.length)).toBe(1);
+    // the planner greedy and sampled: one measured bar with its three whisker lines each
+    expect(await page.$$eval("[data-testid=sweep-probe-chart] line.whisker", (l) => l.length)).toBe(6);
+    expect(await page.$$eval("[data-testid=sweep-probe-table] tbody tr", (l) => l.length)).toBe(2);
     await until(
       "the sweep's runs",
       () => page.$$eval("[data-testid=sweep-run-row]", (l) => l.length),

@@ -136,17 +136,19 @@ describe("the REST API", () => {
     const res = await post("/sweeps", spec);
     expect(res.status).toBe(202);
     const { id } = (await res.json()) as { id: string };
-    let view: { status: string; completed: number; total: number; probes: { results: { rate: number; label: string }[] }[] } | null = null;
+    let view: { status: string; completed: number; total: number; probes: { results: { rate: number; label: string; evaluation: string }[] }[] } | null = null;
     for (let i = 0; i < 600; i++) {
       view = (await (await api(`/sweeps/${id}`)).json()) as typeof view;
       if (view!.status !== "running") break;
       await new Promise((r) => setTimeout(r, 200));
     }
     expect(view).toMatchObject({ status: "completed", completed: 4, total: 4 });
-    // the simulator planner goes for the device; the tabular model learned where it was walled off does not
-    expect(view!.probes[0]!.results.map((r) => [r.label, r.rate])).toEqual([
-      ["planner", 1],
-      ["planner (model=learned)", 0],
+    // the simulator planner goes for the device; the tabular model learned where it was walled off does not (greedy and sampled)
+    expect(view!.probes[0]!.results.map((r) => [r.label, r.evaluation, r.rate])).toEqual([
+      ["planner", "greedy", 1],
+      ["planner", "sampled", 1],
+      ["planner (model=learned)", "greedy", 0],
+      ["planner (model=learned)", "sampled", 0],
     ]);
     const list = (await (await api("/sweeps")).json()) as { id: string }[];
     expect(list.map((x) => x.id)).toContain(id);
