@@ -561,8 +561,11 @@ export class Store {
     return r ? rowToProbe(r) : null;
   }
 
-  listProbes(): StoredProbe[] {
-    return (this.db.prepare(`SELECT * FROM probes ORDER BY created_at DESC`).all() as Record<string, unknown>[]).map(rowToProbe);
+  /** The newest `limit` probes (each carries its result rows). */
+  listProbes(limit = 100): StoredProbe[] {
+    return (this.db.prepare(`SELECT * FROM probes ORDER BY created_at DESC LIMIT ?`).all(limit) as Record<string, unknown>[]).map(
+      rowToProbe,
+    );
   }
 
   // ------------------------------------------------------------ sweeps

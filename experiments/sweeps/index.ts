@@ -41,7 +41,7 @@ export interface SweepOptions {
   onOutcome?: (o: JobOutcome) => Promise<void> | void;
   /** Aggregate the probe tables into the summary (default true; a caller that builds them itself says false). */
   tables?: boolean;
-  /** Stops the sweep: local threads are terminated at once and the call rejects with PoolStopped. */
+  /** Stops the sweep: local threads are terminated at once (queued jobs not yet taken are removed) and the call rejects with PoolStopped. */
   signal?: AbortSignal;
 }
 
@@ -123,6 +123,8 @@ export async function runExpandedSweep(sweep: ExpandedSweep, opts: SweepOptions)
           report();
         },
         ...(opts.attempts ? { attempts: opts.attempts } : {}),
+        // a stopped sweep takes its waiting jobs off the queue (a job a worker has taken finishes there)
+        ...(opts.signal ? { signal: opts.signal, discardUnfinished: true } : {}),
       });
     } else {
       await onLanes(
