@@ -136,7 +136,12 @@ describe("the REST API", () => {
     const res = await post("/sweeps", spec);
     expect(res.status).toBe(202);
     const { id } = (await res.json()) as { id: string };
-    let view: { status: string; completed: number; total: number; probes: { results: { rate: number; label: string; evaluation: string }[] }[] } | null = null;
+    let view: {
+      status: string;
+      completed: number;
+      total: number;
+      probes: { results: { rate: number; label: string; evaluation: string }[] }[];
+    } | null = null;
     for (let i = 0; i < 600; i++) {
       view = (await (await api(`/sweeps/${id}`)).json()) as typeof view;
       if (view!.status !== "running") break;
