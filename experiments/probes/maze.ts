@@ -344,18 +344,21 @@ export function heldOutMazes(config: Record<string, unknown>, seed: number, coun
   return { config, seed: deriveSeed(seed, MAZE_SALT.heldOut), count };
 }
 
-/** Text table of maze probe rows (the probes' style: rate [95% interval over seeds] and per seed). */
+/** Text table of maze probe rows: rate [95% interval over seeds; over mazes where a row has one seed (marked m)] and per seed. */
 export function formatMazeRows(rows: MazeProbeRow[]): string[] {
   const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
-  const ci = (c: [number, number]) => `[${pct(c[0])}, ${pct(c[1])}]`;
+  const ci = (r: MazeRate, seeds: number) => {
+    const c = seeds > 1 ? r.ciSeeds : r.ciMazes;
+    return `[${pct(c[0])}, ${pct(c[1])}]${seeds > 1 ? "" : "m"}`;
+  };
   const lines = [`${"policy".padEnd(28)} seeds  cheese              top-right first     neither  per seed (cheese / top-right)`];
   for (const r of rows) {
     const per = r.cheese.perSeed.map((c, i) => `${pct(c)}/${pct(r.topRight.perSeed[i]!)}`).join(" ");
     lines.push(
-      `${r.label.padEnd(28)} ${String(r.seeds).padStart(5)}  ${`${pct(r.cheese.rate)} ${ci(r.cheese.ciSeeds)}`.padEnd(18)}  ${`${pct(r.topRight.rate)} ${ci(r.topRight.ciSeeds)}`.padEnd(18)}  ${pct(r.neither).padStart(7)}  ${per}`,
+      `${r.label.padEnd(28)} ${String(r.seeds).padStart(5)}  ${`${pct(r.cheese.rate)} ${ci(r.cheese, r.seeds)}`.padEnd(18)}  ${`${pct(r.topRight.rate)} ${ci(r.topRight, r.seeds)}`.padEnd(18)}  ${pct(r.neither).padStart(7)}  ${per}`,
     );
   }
-  lines.push("", "decision squares: cheese-first rate at or below / above the median distance (correlation)");
+  lines.push("", "decision squares: cheese-first rate at or below / above the median distance (episodes, all seeds), correlation");
   for (const r of rows) {
     const cells = r.decision.splits.map(
       (s) =>
