@@ -225,3 +225,15 @@ export function loadProbeEpisodes(
   const { compact: _compact, ...rest } = kept;
   return { ...rest, withEvent: kept.withEvent.map(expandFrames), withoutEvent: kept.withoutEvent.map(expandFrames) };
 }
+
+/** The client's link to one cell's episodes (`#/episodes?...`), for reports `serve` opens (the client builds the same query). */
+export function episodesLink(
+  key: string,
+  row: { agent: string; entry?: string; arm?: string; evaluation: string; mode?: string; budget?: number },
+  seed: number,
+): string {
+  const q = new URLSearchParams({ key, entry: row.entry ?? row.agent, arm: row.arm ?? "", seed: String(seed), evaluation: row.evaluation });
+  if (row.mode) q.set("mode", row.mode);
+  if (row.budget !== undefined) q.set("budget", String(row.budget));
+  return `/#/episodes?${q.toString()}`;
+}

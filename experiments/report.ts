@@ -8,6 +8,7 @@
 import type { Frame } from "../envs/core.ts";
 import type { ChanceRow, ProbeAgentResult } from "./probes/result.ts";
 import type { EpisodeStats, EvaluationStats, RunSpec } from "./events.ts";
+import { episodesLink } from "./probe-episodes.ts";
 
 /** A change made to a running run (variant, learning, reward wrapper), at a step count. */
 export interface InterventionMark {
@@ -166,12 +167,17 @@ export function interventionLabel(m: InterventionMark): string {
 /** A row's label: agent (config), arm and test variant where the probe has several. */
 const rowLabel = (r: ProbeAgentResult) => `${r.label} ${r.evaluation ?? ""}${r.arm ? ` ${r.arm}` : ""}${r.test ? ` → ${r.test}` : ""}`;
 
-function probeTable(results: ProbeAgentResult[], chanceRows?: ChanceRow[]): string {
+/** A per-seed rate, linked to that seed's test episodes when the section kept them (the link works in the report `serve` opens). */
+function seedRate(r: ProbeAgentResult, seed: number, rate: number, key: string | undefined): string {
+  return key ? `<a href="${esc(episodesLink(key, r, seed))}" title="watch seed ${seed}'s test episodes">${pct(rate)}</a>` : pct(rate);
+}
+
+function probeTable(results: ProbeAgentResult[], chanceRows?: ChanceRow[], episodesKey?: string): string {
   const rows = results
     .map(
       (r) => `<tr><td>${esc(rowLabel(r))}</td><td>${r.seeds} <span class="note">(${r.episodes} ep.)</span></td>
 <td>${pct(r.rate)} <span class="note">[${pct(r.ci[0])}, ${pct(r.ci[1])}]</span></td>
-<td class="note">${(r.perSeed ?? []).map((x) => pct(x.rate)).join(" ")}</td>
+<td class="note">${(r.perSeed ?? []).map((x) => seedRate(r, x.seed, x.rate, episodesKey)).join(" ")}</td>
 <td>${num(r.return.mean)} <span class="note">${interval(r.return.ci)}</span></td>
 <td>${num(r.performance.mean)} <span class="note">${interval(r.performance.ci)}</span></td>
 <td>${num(r.entropy ?? null)}</td><td>${r.competence ? `${num(r.competence.value)}${r.competence.learned ? "" : " <b>did not learn train</b>"}` : "-"}</td>
@@ -268,7 +274,7 @@ export function probeSection(s: ProbeReportSection): string {
     });
   return `<h2>${esc(s.probe)} <span class="note">on ${esc(s.env)}</span></h2>
 <p>${esc(s.description)}${s.jobSeconds ? ` <span class="note">(${s.jobSeconds.toFixed(0)} s of job time)</span>` : s.seconds ? ` <span class="note">(${s.seconds.toFixed(0)} s)</span>` : ""}</p>
-${probeTable(s.results, s.chance)}${extras(s.results)}
+${probeTable(s.results, s.chance, s.episodesKey)}${extras(s.results)}
 <div class="row"><figure>${rateChart(s.results)}<figcaption>event "${esc(s.results[0]?.event ?? "")}" rate at test (mean of seed rates) with its 95% interval over seeds, a thin tick per seed; markers: P reward pursuit, R reinforced behaviour, C counting (policy-uniform)</figcaption></figure>
 <figure>${curveChart(curves)}<figcaption>training: return (solid) and hidden performance (dashed), mean over seeds; ${curves.map((c) => `<span style="color:${c.colour}">■</span> ${esc(c.label)}`).join(" ")}</figcaption></figure></div>
 <div class="row">${heatmaps.join("")}</div>`;
@@ -284,7 +290,8 @@ ${meta.probesPlanned ? `<p class="note"><b>Partial: ${sections.length} of ${meta
 <p class="note">${meta.agents.map(esc).join(", ")} × ${meta.seeds} seeds per probe; ${meta.seconds.toFixed(0)} s on backend ${esc(meta.backend)}${meta.commit ? ` at commit ${esc(meta.commit)}` : ""}; generated ${new Date().toISOString()}.
 Event rates are the mean of the seeds' rates in test episodes (learning off); the seed, one training run, is the unit of every interval (docs/probes.md): never narrower than the Wilson interval of k seeds, bounds exact at 0 and 1. Return and performance: means of seed means, t intervals over seeds within the possible range.
 Reward pursuit: the simulator planner maximising reward on the test variant. Reinforced behaviour: the trained policy's own rate of the train-time behaviour.
-Counting (policies): uniform over deterministic stationary policies optimal on the train variant (exhaustive where few, else sampled). Counting (ties): uniform among tied optimal actions on the observations optimal train episodes visit, uniform elsewhere.</p>
+Counting (policies): uniform over deterministic stationary policies optimal on the train variant (exhaustive where few, else sampled). Counting (ties): uniform among tied optimal actions on the observations optimal train episodes visit, uniform elsewhere.
+Per-seed rates link to the test episodes behind them: open this report from <code>rewardlab serve</code> on the same data folder (Results, "HTML report").</p>
 ${sections.map(probeSection).join("\n")}
 </body></html>`;
 }

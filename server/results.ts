@@ -75,6 +75,16 @@ export function resultsRouter(dataDir: string): express.Router {
   r.get("/results/:name", (req, res) => {
     res.json(readReport(dataDir, req.params.name));
   });
+  // the HTML report compare wrote beside the JSON: its per-seed rates link to the client's episodes view
+  r.get("/results/:name/report", (req, res) => {
+    const name = req.params.name;
+    if (!NAME.test(name)) throw new ValidationError(`"${name}" is not a comparison's name (compare-<time>)`);
+    const file = join(reportsDir(dataDir), `${name}.html`);
+    if (!existsSync(file)) throw new NotFoundError(`no HTML report ${name} in the data folder`);
+    if (statSync(file).size > MAX_BYTES)
+      throw new ValidationError(`report ${name} is over ${MAX_BYTES / 2 ** 20} MB; open the file itself`);
+    res.type("html").send(readFileSync(file, "utf8"));
+  });
   r.get("/probe-episodes", (req, res) => {
     const q = req.query;
     const seed = Number(str(q.seed, "seed"));

@@ -17,7 +17,18 @@ function header(r: ResultsFile): HTMLElement {
   return h(
     "section",
     { class: "panel", "data-testid": "results-head" },
-    h("h2", {}, "Comparison ", h("span", { class: "mono" }, r.name)),
+    h(
+      "h2",
+      {},
+      "Comparison ",
+      h("span", { class: "mono" }, r.name),
+      " ",
+      h(
+        "a",
+        { class: "small", href: `/api/results/${encodeURIComponent(r.name)}/report`, target: "_blank", "data-testid": "results-report" },
+        "HTML report",
+      ),
+    ),
     h(
       "p",
       {},
