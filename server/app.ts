@@ -257,7 +257,8 @@ export function createApp(opts: AppOptions): express.Express {
   api.get("/runs/:id/updates", (req, res) => {
     const id = runParam(req);
     requireRun(id);
-    res.json(store.updates(id));
+    // a long run has 10^5 updates: at most about 20,000 points, spread over the whole run (all of them below that)
+    res.json(store.updatesOverview(id, 20_000));
   });
 
   api.get("/runs/:id/interventions", (req, res) => {
