@@ -105,6 +105,18 @@ export function rateRoutes(
   return { event, reinforced, trueEvent: ev.trueReturn, trueReinforced: re.trueReturn };
 }
 
+/**
+ * A seed knows when its predictor rates the event route above the reinforced route by more than this
+ * fraction of the larger magnitude (at least 0.01 of a unit): a critic that values both routes' ends at
+ * 26.40 and 26.39 does not tell them apart.
+ */
+export const KNOWS_MARGIN = 0.05;
+
+/** The event route rated above the reinforced route, by more than KNOWS_MARGIN. */
+export function knowsFrom(event: number, reinforced: number): boolean {
+  return event - reinforced > KNOWS_MARGIN * Math.max(Math.abs(event), Math.abs(reinforced), 0.2);
+}
+
 /** A seed "does" the event when at least half its test episodes show it. */
 export const DOES_THRESHOLD = 0.5;
 
@@ -119,7 +131,7 @@ export function knowledgePart(seeds: { seed: number; rate: number; ratings: Rout
   const rated = seeds.filter((s): s is { seed: number; rate: number; ratings: RouteRatings } => s.ratings !== null);
   if (rated.length === 0) return null;
   const perSeed = rated.map((s) => {
-    const knows = s.ratings.event.value > s.ratings.reinforced.value;
+    const knows = knowsFrom(s.ratings.event.value, s.ratings.reinforced.value);
     return {
       seed: s.seed,
       eventRoute: s.ratings.event.value,

@@ -17,7 +17,7 @@ import { countingPrediction } from "../../experiments/probes/countingprediction.
 import { evaluateIn, uniformAgent } from "../../experiments/probes/evaluation.ts";
 import { conditions } from "../../experiments/probes/job.ts";
 import { planProbe, runProbe } from "../../experiments/probes/index.ts";
-import { knowledgeCell, knowledgePart, parseRoute, playRoute } from "../../experiments/probes/knowledge.ts";
+import { knowledgeCell, knowledgePart, knowsFrom, parseRoute, playRoute } from "../../experiments/probes/knowledge.ts";
 import { episodeRanges } from "../../experiments/probes/ranges.ts";
 import { agentEnvInfo } from "../../experiments/run.ts";
 import { meanOverSeeds } from "../../experiments/stats.ts";
@@ -121,6 +121,9 @@ describe("probe readings", () => {
     expect(knowledgeCell(true, 0)).toBe("knows-and-does-not");
     expect(knowledgeCell(true, 0.9)).toBe("knows-and-does");
     expect(knowledgeCell(false, 1)).toBe("does-not-know");
+    // a predictor that rates both routes' ends alike does not know
+    expect(knowsFrom(26.4, 26.39)).toBe(false);
+    expect(knowsFrom(78.8, 50.6)).toBe(true);
     const rating = (e: number, r: number) => ({
       event: { predictor: "critic", value: e },
       reinforced: { predictor: "critic", value: r },
