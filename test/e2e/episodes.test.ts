@@ -19,7 +19,7 @@ const ROOT = resolve(import.meta.dirname, "../..");
 const SHOTS = "/tmp/rewardlab-e2e-shots";
 const CHROMIUM = process.env.REWARDLAB_CHROMIUM || "/usr/bin/chromium";
 
-let server: ChildProcess | null = null;
+const servers: ChildProcess[] = [];
 let dataDir = "";
 let base = "";
 let browser: Browser | null = null;
@@ -31,7 +31,7 @@ function run(args: string[], onLine?: (out: string) => string | null): Promise<s
     env: { ...process.env, NO_COLOR: "1", REWARDLAB_LOG_LEVEL: "warn" },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  if (args[0] === "serve") server = child;
+  if (args[0] === "serve") servers.push(child);
   let out = "";
   return new Promise((res, rej) => {
     const onData = (c: Buffer) => {
@@ -99,7 +99,7 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("from the demo to a user's run, from
 
   afterAll(async () => {
     await browser?.close();
-    if (server && server.exitCode === null) server.kill("SIGKILL");
+    for (const s of servers) if (s.exitCode === null) s.kill("SIGKILL");
   });
 
   it("starts a user's run at once while the demo trains, and the run page follows it without a reload", async () => {
@@ -140,6 +140,8 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("from the demo to a user's run, from
   });
 
   it("shows compare's table in the Results view with its commit, cells linking to episodes", async () => {
+    // as a user would: compare into a data folder, then serve it (a store has one writer at a time)
+    const cmpDir = await mkdtemp(join(tmpdir(), "rewardlab-e2e-compare-"));
     await run([
       "compare",
       "--probes",
@@ -155,9 +157,13 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("from the demo to a user's run, from
       "--workers",
       "1",
       "--data",
-      dataDir,
+      cmpDir,
     ]);
-    await page.goto(`${base}/#/results`);
+    const url = await run(
+      ["serve", "--port", "0", "--no-demo", "--data", cmpDir],
+      (out) => /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1] ?? null,
+    );
+    await page.goto(`${url}/#/results`);
     await page.waitForSelector("[data-testid=results-table] [data-testid=probe-episodes-link]", { timeout: 20_000 });
     expect(await page.textContent("[data-testid=results-commit]")).toMatch(/^[0-9a-f]{7}|unknown/);
     await page.screenshot({ path: join(SHOTS, "results-view.png") });
