@@ -97,6 +97,21 @@ const MIGRATIONS: string[] = [
 /** Keep at most this many trajectories per run (the newest), so long runs stay small. */
 const MAX_TRAJECTORIES = 200;
 
+/** A sweep's stored progress: the part of GET /api/sweeps/:id the store answers (server/protocol.ts SweepView adds the rest). */
+export interface SweepProgress {
+  id: string;
+  name: string;
+  status: string;
+  /** Why it stopped, failed or was interrupted (null while it runs or once completed). */
+  reason: string | null;
+  mode: string;
+  total: number;
+  completed: number;
+  failed: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
 export class Store {
   readonly db: Database.Database;
   private queue: { runId: string | null; write: () => void }[] = [];
@@ -718,19 +733,7 @@ export class Store {
     return out;
   }
 
-  sweepProgress(id: string): {
-    id: string;
-    name: string;
-    status: string;
-    reason: string | null;
-    mode: string;
-    total: number;
-    completed: number;
-    failed: number;
-    createdAt: number;
-    updatedAt: number;
-    spec: unknown;
-  } | null {
+  sweepProgress(id: string): (SweepProgress & { spec: unknown }) | null {
     const sw = this.db.prepare(`SELECT * FROM sweeps WHERE id = ?`).get(id) as Record<string, unknown> | undefined;
     if (!sw) return null;
     const counts = this.db

@@ -16,7 +16,7 @@ import type { SweepSpec } from "../experiments/sweeps/spec.ts";
 import type { ProbeProgress } from "../experiments/progress.ts";
 import type { ProbeEpisode, ProbeEpisodes } from "../experiments/probe-episodes.ts";
 import type { SubscribeMessage } from "./schemas.ts";
-import type { RunRecord } from "../experiments/store.ts";
+import type { RunRecord, SweepProgress } from "../experiments/store.ts";
 
 export type { Frame, EpisodeStats, EvaluationStats, RunSpec, RunStatus, TrajectoryRecord, LedgerDelta, RewardTransform };
 /** Request bodies: POST /api/runs, POST /api/runs/:id/intervene, POST /api/probes, POST /api/sweeps. */
@@ -152,19 +152,8 @@ export interface ProbeDefinitionView {
 }
 
 /** GET /api/sweeps/:id: progress and, once finished, the aggregated probe tables. */
-export interface SweepView {
-  id: string;
-  name: string;
-  status: string;
-  /** Why it stopped, failed or was interrupted (null while it runs or once completed). */
-  reason: string | null;
-  mode: string;
-  total: number;
-  completed: number;
-  failed: number;
+export interface SweepView extends SweepProgress {
   running: number;
-  createdAt: number;
-  updatedAt: number;
   /** Ids of the sweep's runs (their job keys; GET /api/runs/:id works for those already stored). */
   runs: string[];
   probes: ProbeTable[];

@@ -76,9 +76,8 @@ function leadingComment(node: ts.Node, sf: ts.SourceFile): string {
   return ranges.map((r) => sf.text.slice(r.pos, r.end)).join("\n");
 }
 
-/** Every function in one file with its length in lines. */
-export function functionLengths(file: string): FunctionLength[] {
-  const text = readFileSync(file, "utf8");
+/** Every function in one file (or in `text`, named `file`) with its length in lines. */
+export function functionLengths(file: string, text = readFileSync(file, "utf8")): FunctionLength[] {
   const sf = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true);
   const out: FunctionLength[] = [];
   const visit = (node: ts.Node) => {
@@ -86,7 +85,7 @@ export function functionLengths(file: string): FunctionLength[] {
       const start = sf.getLineAndCharacterOfPosition(node.getStart(sf)).line;
       const end = sf.getLineAndCharacterOfPosition(node.getEnd()).line;
       out.push({
-        file: relative(ROOT, file),
+        file: file.startsWith(ROOT) ? relative(ROOT, file) : file,
         name: nameOf(node, sf),
         line: start + 1,
         lines: end - start + 1,
@@ -103,7 +102,7 @@ export function functionLengths(file: string): FunctionLength[] {
 export function longFunctions(max = 80, folders = LAYER_FOLDERS): FunctionLength[] {
   return folders
     .flatMap((f) => sources(join(ROOT, f)))
-    .flatMap(functionLengths)
+    .flatMap((f) => functionLengths(f))
     .filter((f) => f.lines > max)
     .sort((a, b) => b.lines - a.lines);
 }
@@ -113,7 +112,7 @@ export function longestPerFolder(folders = LAYER_FOLDERS): FunctionLength[] {
   return folders.map(
     (f) =>
       sources(join(ROOT, f))
-        .flatMap(functionLengths)
+        .flatMap((f) => functionLengths(f))
         .sort((a, b) => b.lines - a.lines)[0]!,
   );
 }

@@ -40,29 +40,14 @@ import { make } from "../../envs/registry.ts";
 import { Rng, deriveSeed } from "../../envs/rng.ts";
 import { validate } from "../../envs/schema.ts";
 import { RewardlabError } from "../../envs/errors.ts";
-import {
-  type ActContext,
-  type ActResult,
-  type Agent,
-  type AgentEnvInfo,
-  type Route,
-  type RouteRating,
-  routeEnd,
-  type Transition,
-  type UpdateStats,
-} from "../core.ts";
+import type { ActContext, ActResult, Agent, AgentEnvInfo, Route, RouteRating, Transition, UpdateStats } from "../core.ts";
+import { routeEnd } from "../core.ts";
 import { Adam, MLP, argmaxRow, logSoftmax, sampleRowFromLogProbs, softmax } from "../shared/networks.ts";
 import { assignVariables, checkEnvCompatible, concatBytes, loadAgentFiles, saveAgentFiles } from "../shared/persist.ts";
 import { Puct, type SearchDynamics, type SearchResult } from "./puct.ts";
 import { registerAgent } from "../registry.ts";
-import {
-  ReplayBuffer,
-  type RewardAtoms,
-  WorldModel,
-  observationLayout,
-  predictedRouteReturn,
-  worldModelConfigSchema,
-} from "./worldmodel.ts";
+import type { RewardAtoms } from "./worldmodel.ts";
+import { ReplayBuffer, WorldModel, observationLayout, predictedRouteReturn, worldModelConfigSchema } from "./worldmodel.ts";
 
 // ---------------------------------------------------------------- config
 

@@ -39,15 +39,8 @@ import { ValidationError } from "../../envs/errors.ts";
 import type { ActContext, ActResult, Agent, AgentEnvInfo, Route, RouteRating, Transition, UpdateStats } from "../core.ts";
 import { observationKey } from "../shared/obskey.ts";
 import { assignVariables, checkEnvCompatible, loadAgentFiles, saveAgentFiles } from "../shared/persist.ts";
-import {
-  type ModelPrediction,
-  ReplayBuffer,
-  type RewardAtoms,
-  WorldModel,
-  observationLayout,
-  predictedRouteReturn,
-  worldModelConfigSchema,
-} from "./worldmodel.ts";
+import type { ModelPrediction, RewardAtoms } from "./worldmodel.ts";
+import { ReplayBuffer, WorldModel, observationLayout, predictedRouteReturn, worldModelConfigSchema } from "./worldmodel.ts";
 
 // ---------------------------------------------------------------- config
 

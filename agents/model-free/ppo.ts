@@ -26,17 +26,8 @@ import { Rng, deriveSeed } from "../../envs/rng.ts";
 import { type Static, Type } from "@sinclair/typebox";
 import { NullableNumber, validate } from "../../envs/schema.ts";
 import { bool, hiddenSizes, int, num } from "../shared/config.ts";
-import {
-  type ActContext,
-  type ActResult,
-  type Agent,
-  type AgentEnvInfo,
-  type Route,
-  type RouteRating,
-  routeEnd,
-  type Transition,
-  type UpdateStats,
-} from "../core.ts";
+import type { ActContext, ActResult, Agent, AgentEnvInfo, Route, RouteRating, Transition, UpdateStats } from "../core.ts";
+import { routeEnd } from "../core.ts";
 import { Ledger, LedgerBuilder } from "../shared/ledger.ts";
 import {
   Adam,
@@ -586,6 +577,13 @@ export class PPOAgent implements Agent {
     return this.adam;
   }
 
+  /**
+   * A reference algorithm, kept whole to read top to bottom beside CleanRL's
+   * ppo.py: GAE over the rollout, then epochs of shuffled minibatches (the
+   * clipped surrogate, the clipped value loss, the entropy bonus, one Adam
+   * step with the global norm clip), early stop on approx_kl, the ledger and
+   * the metrics.
+   */
   learn(): UpdateStats {
     if (this.step === 0) throw new Error("ppo: learn() with an empty rollout");
     const c = this.config;

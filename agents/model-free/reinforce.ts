@@ -33,17 +33,8 @@ import { Rng, deriveSeed } from "../../envs/rng.ts";
 import { type Static, Type } from "@sinclair/typebox";
 import { NullableNumber, validate } from "../../envs/schema.ts";
 import { bool, hiddenSizes, int, num } from "../shared/config.ts";
-import {
-  type ActContext,
-  type ActResult,
-  type Agent,
-  type AgentEnvInfo,
-  type Route,
-  type RouteRating,
-  routeEnd,
-  type Transition,
-  type UpdateStats,
-} from "../core.ts";
+import type { ActContext, ActResult, Agent, AgentEnvInfo, Route, RouteRating, Transition, UpdateStats } from "../core.ts";
+import { routeEnd } from "../core.ts";
 import { Ledger, LedgerBuilder } from "../shared/ledger.ts";
 import { type Matmul, createMatmul } from "../shared/backend.ts";
 import {

@@ -25,6 +25,16 @@ export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = 
   return el;
 }
 
+/** The muted small paragraph that explains a panel under its heading. */
+export function note(...children: Child[]): HTMLParagraphElement {
+  return h("p", { class: "muted small" }, ...children);
+}
+
+/** Inline code: a command, a file or a field name in running text. */
+export function code(text: string): HTMLElement {
+  return h("code", {}, text);
+}
+
 export function append(parent: Node, ...children: Child[]): void {
   for (const c of children) {
     if (c === null || c === undefined || c === false) continue;

@@ -9,7 +9,7 @@
 import type { ProbeEpisode, ProbeEpisodes } from "../../server/protocol.ts";
 import { api } from "./api.ts";
 import { GridCanvas } from "./canvas.ts";
-import { fmt, h, setChildren } from "./dom.ts";
+import { fmt, h, setChildren, note } from "./dom.ts";
 
 export interface EpisodesRef {
   /** The probe's id, or the comparison section's episodes key. */
@@ -170,9 +170,7 @@ export function mountEpisodes(host: HTMLElement, ref: EpisodesRef | null): () =>
           h("div", { class: "spacer" }),
           playBtn,
         ),
-        h(
-          "p",
-          { class: "muted small" },
+        note(
           `Event "${eps.event}". Kept ${eps.withEvent.length} episodes with it and ${eps.withoutEvent.length} without, of the ${eps.recorded} `,
           `this seed's trained policy played first on the test variant (learning off, ${eps.condition}); marks on a timeline are the steps where the event happened. `,
           "The rate in the table counts all its test episodes; click a timeline to jump.",

@@ -8,7 +8,7 @@
 import type { AgentSummary, EnvSummary } from "../../server/protocol.ts";
 import { api, ApiRequestError, type RunRequest } from "./api.ts";
 import { GridCanvas, kindLegend } from "./canvas.ts";
-import { compact, flash, h, jsonErrorWhere, option, setChildren } from "./dom.ts";
+import { compact, flash, h, jsonErrorWhere, option, setChildren, note, code } from "./dom.ts";
 import { SchemaForm, type ObjectSchema } from "./schemaform.ts";
 
 const STORAGE_KEY = "rewardlab.launcher";
@@ -113,11 +113,9 @@ export function mountLauncher(host: HTMLElement): () => void {
     "details",
     { class: "config upload", "data-testid": "level-panel" },
     h("summary", {}, "Upload a level"),
-    h(
-      "p",
-      { class: "muted small" },
+    note(
       "A level is data: an id like ",
-      h("code", {}, "Name-v0"),
+      code("Name-v0"),
       ", a legend of characters, and variants drawn as text art (docs/environments.md; ",
       h("a", { href: "/api/levels/schema", target: "_blank", rel: "noopener" }, "JSON Schema"),
       "). At most 64 KiB; uploading the same id again replaces your earlier upload.",
@@ -176,11 +174,7 @@ export function mountLauncher(host: HTMLElement): () => void {
       "details",
       { class: "request-preview" },
       h("summary", {}, "What will be sent"),
-      h(
-        "p",
-        { class: "muted small" },
-        "Only the settings you changed; the server fills every other default (PPO's totalSteps from the env steps).",
-      ),
+      note("Only the settings you changed; the server fills every other default (PPO's totalSteps from the env steps)."),
       requestPreview,
     ),
     h("div", { class: "actions" }, h("label", { class: "check" }, openAfter, "open the run after launch"), resetBtn, submit),
@@ -203,11 +197,7 @@ export function mountLauncher(host: HTMLElement): () => void {
     setChildren(
       envInfo,
       h("p", { class: "env-desc" }, env.description),
-      h(
-        "p",
-        { class: "muted small" },
-        `actions: ${env.actions.join(", ")} · events: ${env.events.join(", ") || "none"} · max ${env.maxEpisodeSteps} steps/episode`,
-      ),
+      note(`actions: ${env.actions.join(", ")} · events: ${env.events.join(", ") || "none"} · max ${env.maxEpisodeSteps} steps/episode`),
       h("details", { class: "doc" }, h("summary", {}, "Documentation"), h("pre", { "data-testid": "launcher-doc" }, env.doc || "(no doc)")),
     );
     envForm = new SchemaForm(env.configSchema as ObjectSchema, { testidPrefix: "envcfg", pathPrefix: "/envConfig", exclude: ["variant"] });

@@ -8,7 +8,7 @@
  */
 import type { AgentSummary, ProbeResult } from "../../server/protocol.ts";
 import { api, ApiRequestError, type ProbeDefinition, type ProbeRequest } from "./api.ts";
-import { ago, flash, h, option, setChildren, shortId } from "./dom.ts";
+import { ago, flash, h, option, setChildren, shortId, note } from "./dom.ts";
 import { probeResultBlock } from "./probechart.ts";
 import { probeProgressBlock, progressSummary } from "./probeprogress.ts";
 import { onProbe } from "./socket.ts";
@@ -115,9 +115,7 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
         "section",
         { class: "panel" },
         h("h2", {}, "Probes"),
-        h(
-          "p",
-          { class: "muted small" },
+        note(
           "A probe trains on one variant and tests on another with learning off, then counts an event. Beside the measured rate: what a reward-maximising planner does (reward pursuit), what the trained behaviour carried over predicts (reinforced behaviour), and the fraction of train-optimal policies showing the event (counting).",
         ),
         form,

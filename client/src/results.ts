@@ -6,7 +6,7 @@
  */
 import type { ResultsFile, ResultsListing } from "../../server/protocol.ts";
 import { api } from "./api.ts";
-import { h, setChildren } from "./dom.ts";
+import { h, setChildren, note, code } from "./dom.ts";
 import { probeSeedTable, probeTable } from "./probechart.ts";
 
 function minutes(s: number): string {
@@ -39,9 +39,7 @@ function header(r: ResultsFile): HTMLElement {
         ? h("span", { class: "form-error" }, ` · incomplete: ${r.sections.length} of ${r.probesPlanned} probes`)
         : null,
     ),
-    h(
-      "p",
-      { class: "muted small" },
+    note(
       "Rates are the share of test episodes (learning off) in which the event happened, averaged over seeds (one training run each), with the 95% interval over seeds. ",
       "Each per-seed rate opens that seed's test episodes.",
     ),
@@ -54,7 +52,7 @@ function sections(r: ResultsFile): HTMLElement[] {
       "section",
       { class: "panel", "data-testid": "results-section" },
       h("h3", {}, `${s.probe} `, h("span", { class: "muted small" }, s.env)),
-      s.description ? h("p", { class: "muted small" }, s.description) : null,
+      s.description ? note(s.description) : null,
       h(
         "div",
         { class: "table-wrap" },
@@ -70,13 +68,11 @@ function picker(list: ResultsListing[], current: string | undefined): HTMLElemen
     "section",
     { class: "panel" },
     h("h2", {}, "Results"),
-    h(
-      "p",
-      { class: "muted small" },
+    note(
       "Comparisons written by ",
-      h("code", {}, "rewardlab compare"),
+      code("rewardlab compare"),
       " into this server's data folder (",
-      h("code", {}, "reports/compare-*.json"),
+      code("reports/compare-*.json"),
       "), newest first.",
     ),
     h(

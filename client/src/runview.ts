@@ -8,7 +8,7 @@ import type { EnvSummary, InterventionRecord, LedgerTotals, TrajectoryRecord } f
 import { api, ApiRequestError, isActive, type Intervention, type TrajectoryListing } from "./api.ts";
 import { FramePlayer, GridCanvas, kindLegend, type QueuedFrame } from "./canvas.ts";
 import { ChartGrid, LineChart, type SeriesDef } from "./charts.ts";
-import { compact, confirmButton, flash, fmt, h, option, setChildren, shortId } from "./dom.ts";
+import { compact, confirmButton, flash, fmt, h, option, setChildren, shortId, note } from "./dom.ts";
 import { RunModel } from "./runmodel.ts";
 import { isConnected } from "./socket.ts";
 import { EVENTS_LABEL, eventsSummary, progressBar, runAction, statusBadge } from "./runs.ts";
@@ -538,11 +538,7 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
 
   // ------------------------------------------------------------ header, evaluation, metrics
 
-  const evalBox = h(
-    "div",
-    { "data-testid": "run-evaluation" },
-    h("p", { class: "muted small" }, "Evaluated with learning off when the run completes."),
-  );
+  const evalBox = h("div", { "data-testid": "run-evaluation" }, note("Evaluated with learning off when the run completes."));
   const metricsBox = h("table", { class: "kv", "data-testid": "run-metrics" });
   const missingBox = h("div", { class: "form-error", hidden: true, "data-testid": "run-missing" });
   const learningBox = h("div", { class: "learning-check", hidden: true, role: "status", "data-testid": "learning-check" });
@@ -668,9 +664,7 @@ export function mountRunView(host: HTMLElement, runId: string): () => void {
             "section",
             { class: "panel intervene", "data-testid": "intervene" },
             h("h3", {}, "Intervene live"),
-            h(
-              "p",
-              { class: "muted small" },
+            note(
               "Change the world under a training agent: switch the variant, freeze learning, or remove the reward. Marked on every chart.",
             ),
             h(

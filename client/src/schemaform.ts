@@ -3,7 +3,7 @@
  * one field per property, defaults filled in, descriptions as hints, and a
  * place beside each field for the server's validation message.
  */
-import { h, option } from "./dom.ts";
+import { h, option, note } from "./dom.ts";
 
 export interface PropertySchema {
   type?: string | string[];
@@ -110,7 +110,7 @@ export class SchemaForm {
       const initial = opts.values && key in opts.values ? opts.values[key] : prop.default;
       this.fields.push(this.makeField(key, prop, initial));
     }
-    if (this.fields.length === 0) this.root.appendChild(h("p", { class: "muted small" }, "No settings."));
+    if (this.fields.length === 0) this.root.appendChild(note("No settings."));
   }
 
   get empty(): boolean {

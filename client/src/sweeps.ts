@@ -7,7 +7,7 @@
  */
 import type { RunSummary, SweepView } from "../../server/protocol.ts";
 import { api, ApiRequestError, type ProbeDefinition, type SweepSpec } from "./api.ts";
-import { ago, compact, flash, fmt, h, jsonErrorWhere, setChildren, shortId } from "./dom.ts";
+import { ago, compact, flash, fmt, h, jsonErrorWhere, setChildren, shortId, note, code } from "./dom.ts";
 import { probeResultBlock } from "./probechart.ts";
 import { definitionInfo } from "./probes.ts";
 import { eventsSummary, progressBar, statusBadge } from "./runs.ts";
@@ -129,17 +129,15 @@ export function mountSweeps(host: HTMLElement, initialId?: string): () => void {
           "section",
           { class: "panel sweep-editor" },
           h("h2", {}, "New sweep"),
-          h(
-            "p",
-            { class: "muted small" },
+          note(
             "A grid (every combination of ",
-            h("code", {}, "env × variant × agent × config × steps"),
+            code("env × variant × agent × config × steps"),
             ", each over ",
-            h("code", {}, "seeds"),
+            code("seeds"),
             "), listed ",
-            h("code", {}, "runs"),
+            code("runs"),
             ", and ",
-            h("code", {}, "probes"),
+            code("probes"),
             " over seeds. Jobs are keyed by their resolved config: starting the same spec again skips what is done.",
           ),
           specIn,
@@ -588,7 +586,7 @@ export function mountSweeps(host: HTMLElement, initialId?: string): () => void {
           ),
         ),
       ),
-      mine.length > MAX_RUN_ROWS ? h("p", { class: "muted small" }, `… and ${mine.length - MAX_RUN_ROWS} more`) : null,
+      mine.length > MAX_RUN_ROWS ? note(`… and ${mine.length - MAX_RUN_ROWS} more`) : null,
     );
   }
 

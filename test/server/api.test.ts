@@ -1,24 +1,11 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { io, type Socket } from "socket.io-client";
 import "../../envs/index.ts";
 import "../../agents/index.ts";
-import { startServer, type RunningServer } from "../../server/main.ts";
+import { serverForTests } from "./testserver.ts";
 import type { ClientToServerEvents, RunSummary, ServerToClientEvents } from "../../server/protocol.ts";
 
-let server: RunningServer;
-const api = (path: string, init?: RequestInit) => fetch(`${server.url}/api${path}`, init);
-const post = (path: string, body: unknown) =>
-  api(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-
-beforeAll(async () => {
-  server = await startServer({ port: 0, dataDir: mkdtempSync(join(tmpdir(), "rl-api-")), demo: false, backend: "cpu" });
-});
-afterAll(async () => {
-  await server?.close();
-});
+const { url, api, post } = serverForTests("rl-api-");
 
 describe("the REST API", () => {
   it("lists environments with variants and first frames, and agents with defaults", async () => {
@@ -59,7 +46,7 @@ describe("the REST API", () => {
     expect(res.status).toBe(201);
     const run = (await res.json()) as RunSummary;
     expect(run.id).toMatch(/^[0-9a-f-]{36}$/);
-    const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(server.url, { transports: ["websocket"] });
+    const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(url(), { transports: ["websocket"] });
     const seen = { frame: 0, update: 0, episode: 0, snapshot: 0 };
     socket.on("frame", (f) => {
       expect(f.runId).toBe(run.id);

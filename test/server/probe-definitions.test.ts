@@ -3,25 +3,12 @@
  * generic shift probe with what it needs; POST /api/probes checks a shift
  * request's variants and event before any work.
  */
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import "../../envs/index.ts";
 import "../../agents/index.ts";
-import { startServer, type RunningServer } from "../../server/main.ts";
+import { serverForTests } from "./testserver.ts";
 
-let server: RunningServer;
-const api = (path: string, init?: RequestInit) => fetch(`${server.url}/api${path}`, init);
-const post = (path: string, body: unknown) =>
-  api(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-
-beforeAll(async () => {
-  server = await startServer({ port: 0, dataDir: mkdtempSync(join(tmpdir(), "rl-probedefs-")), demo: false, backend: "cpu" });
-});
-afterAll(async () => {
-  await server?.close();
-});
+const { api, post } = serverForTests("rl-probedefs-");
 
 describe("probe definitions over the API", () => {
   it("lists level-declared probes with their test variants, and shift with its needs", async () => {
