@@ -24,7 +24,7 @@ import { runProbeJobs } from "../experiments/sweeps/probes.ts";
 import { ProbeProgressTracker, type ProbeProgress } from "../experiments/progress.ts";
 import { keepProbeEpisodes } from "../experiments/probe-episodes.ts";
 import type { UserEnvironments } from "../experiments/plugins.ts";
-import type { ProbeResult } from "./protocol.ts";
+import type { ChanceRow, ProbeResult } from "./protocol.ts";
 import { relativePaths } from "./views.ts";
 
 const log = moduleLogger("server/probes");
@@ -88,11 +88,15 @@ export class ProbeService {
   }
 
   /** The stored probe, with its progress while it runs. */
+  /** Chance rows of the probes this process completed (the store keeps the rows only; a restarted server shows none). */
+  private readonly chance = new Map<string, ChanceRow[]>();
+
   private view(p: StoredProbe): ProbeResult {
     const progress = this.progress.get(p.id);
     // a worker's error may name files: relative to the data folder in every answer
     const reason = p.reason === null ? null : relativePaths(p.reason, this.store.dataDir);
-    return { ...toView(p), reason, ...(progress && p.status === "running" ? { progress } : {}) };
+    const chance = this.chance.get(p.id);
+    return { ...toView(p), reason, ...(chance ? { chance } : {}), ...(progress && p.status === "running" ? { progress } : {}) };
   }
 
   activeCount(): number {
@@ -163,7 +167,8 @@ export class ProbeService {
     })
       .then((results) => {
         const r = aggregateProbe(plan, results);
-        this.publish({ ...p, env: r.env, status: "completed", results: r.results, ...(r.chance ? { chance: r.chance } : {}) });
+        if (r.chance) this.chance.set(p.id, r.chance);
+        this.publish({ ...p, env: r.env, status: "completed", results: r.results });
         log.info({ probeId: p.id }, "probe completed");
       })
       .catch((e: Error) => {
@@ -208,6 +213,7 @@ export class ProbeService {
       await a.done;
     }
     this.store.deleteProbe(id);
+    this.chance.delete(id);
   }
 
   /** Stops every running probe (server shutdown): they are stored as interrupted. */
