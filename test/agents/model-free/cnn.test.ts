@@ -65,7 +65,7 @@ describe("network cnn in the model-free learners", () => {
       expect(meanLength, network).toBeLessThan(3);
       agent.dispose();
     }
-  });
+  }, 240_000);
 
   it("is deterministic on cpu: the same seed gives the same weights and actions", () => {
     const [a, b] = [ppo("cnn", 3), ppo("cnn", 3)];
