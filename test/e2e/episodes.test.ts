@@ -8,16 +8,15 @@
  * Screenshots go to /tmp/rewardlab-e2e-shots/.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
 import { mkdir, mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
+import { launchChromium } from "./browser.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const SHOTS = "/tmp/rewardlab-e2e-shots";
-const CHROMIUM = process.env.REWARDLAB_CHROMIUM || "/usr/bin/chromium";
 
 const servers: ChildProcess[] = [];
 let dataDir = "";
@@ -74,26 +73,13 @@ interface Run {
 
 describe.skipIf(!process.env.REWARDLAB_E2E)("from the demo to a user's run, from a figure to its episodes", () => {
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM))
-      throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (or set REWARDLAB_CHROMIUM to a Chromium binary)`);
     await mkdir(SHOTS, { recursive: true });
     dataDir = await mkdtemp(join(tmpdir(), "rewardlab-e2e-episodes-"));
     base = await run(
       ["serve", "--port", "0", "--data", dataDir],
       (out) => /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1] ?? null,
     );
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-      ],
-    });
+    browser = await launchChromium();
     page = await (await browser.newContext({ viewport: { width: 1440, height: 900 } })).newPage();
   });
 

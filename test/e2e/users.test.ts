@@ -13,11 +13,11 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
+import { launchChromium } from "./browser.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const SHOTS = "/tmp/rewardlab-e2e-shots";
-const CHROMIUM = process.env.REWARDLAB_CHROMIUM || "/usr/bin/chromium";
 /** Seconds without a watcher before the demo stops (short, for the test). */
 const DEMO_IDLE = 8;
 
@@ -109,27 +109,13 @@ const demoRuns = async () => (await api<Run[]>("GET", "/api/runs")).filter((r) =
 
 describe.skipIf(!process.env.REWARDLAB_E2E)("for the people who use it", () => {
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM))
-      throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (or set REWARDLAB_CHROMIUM to a Chromium binary)`);
     if (!existsSync(join(ROOT, "client/dist/index.html"))) {
       const { build } = await import("vite");
       await build({ root: join(ROOT, "client"), logLevel: "warn" });
     }
     await mkdir(SHOTS, { recursive: true });
     base = await startServer();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-quic",
-        "--no-first-run",
-      ],
-    });
+    browser = await launchChromium();
     const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1, acceptDownloads: true });
     page = await context.newPage();
     page.on("pageerror", (e) => pageErrors.push(String(e)));
