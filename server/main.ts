@@ -145,6 +145,26 @@ async function listen(http: ReturnType<typeof createServer>, port: number, host:
   }
 }
 
+/** The URL the server listens on, logged, and printed (with the token, if any) where `opts.announce` asks. */
+function announceListening(
+  http: ReturnType<typeof createServer>,
+  opts: ServeOptions,
+  host: string,
+  token: string | undefined,
+  dataDir: string,
+): { url: string; port: number } {
+  const address = http.address();
+  const port = typeof address === "object" && address ? address.port : (opts.port ?? 3000);
+  const shownHost = host.includes(":") ? `[${host}]` : host;
+  const url = `http://${shownHost}:${port}`;
+  log.info({ url, dataDir, auth: token ? "token" : "none (loopback only)" }, "server listening");
+  if (opts.announce) {
+    process.stdout.write(`rewardlab listening on ${url}\n`);
+    if (token) process.stdout.write(`token: ${token}  (send it as "Authorization: Bearer <token>"; open ${url}/#token=${token})\n`);
+  }
+  return { url, port };
+}
+
 async function startLocked(
   opts: ServeOptions,
   host: string,
@@ -187,15 +207,7 @@ async function startLocked(
     loop.disable();
     throw e;
   }
-  const address = http.address();
-  const port = typeof address === "object" && address ? address.port : (opts.port ?? 3000);
-  const shownHost = host.includes(":") ? `[${host}]` : host;
-  const url = `http://${shownHost}:${port}`;
-  log.info({ url, dataDir, auth: token ? "token" : "none (loopback only)" }, "server listening");
-  if (opts.announce) {
-    process.stdout.write(`rewardlab listening on ${url}\n`);
-    if (token) process.stdout.write(`token: ${token}  (send it as "Authorization: Bearer <token>"; open ${url}/#token=${token})\n`);
-  }
+  const { url, port } = announceListening(http, opts, host, token, dataDir);
 
   // the demo trains while someone watches it (a client subscribed to one of its runs)
   const demo =

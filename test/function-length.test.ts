@@ -53,7 +53,6 @@ const NOT_YET_SPLIT = new Set<string>([
   "experiments/sweeps/queue.ts runOnQueue",
   "experiments/sweeps/spec.ts planExpansion",
   "server/probes.ts ProbeService.start",
-  "server/main.ts startLocked",
 ]);
 
 describe("functions in envs/, agents/, experiments/ and server/", () => {
