@@ -11,11 +11,11 @@ import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
+import { CHROMIUM, launchChromium } from "./browser.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const SHOTS = join(ROOT, "test-results");
-const CHROMIUM = process.env.REWARDLAB_CHROMIUM || "/usr/bin/chromium";
 const STEPS = 100_000;
 /** examples/levels/two-rooms.json is uploaded under this id. */
 const LEVEL_ID = "E2eRooms-v0";
@@ -143,19 +143,7 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     }
     await mkdir(SHOTS, { recursive: true });
     base = await startServer();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-quic",
-        "--no-first-run",
-      ],
-    });
+    browser = await launchChromium();
     const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1 });
     page = await context.newPage();
     page.on("pageerror", (e) => pageErrors.push(String(e)));
