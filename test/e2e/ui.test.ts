@@ -262,7 +262,7 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
         "an intervention in the log",
         () => page.$$eval("[data-testid=intervention-log] li", (l) => l.length),
         (n) => n >= 1,
-        15_000,
+        60_000,
       );
       // a second one while the run is still live (a short run can end between the two on a loaded machine)
       const after = await api<{ status: string }>("GET", `/api/runs/${firstRunId}`);
@@ -273,7 +273,7 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
           "a second intervention",
           () => page.$$eval("[data-testid=intervention-log] li", (l) => l.length),
           (n) => n >= 2,
-          15_000,
+          60_000,
         );
       }
     }
