@@ -43,6 +43,8 @@ export interface ActContext {
    * live envs themselves (Env.clone) rather than rebuilding from this.
    */
   simulator?: { envId: string; envConfig: Record<string, unknown>; reward: RewardTransform };
+  /** Steps left in each copy's episode before its time limit, the Env contract's stepsLeft() (only passed when needs.stepsLeft). */
+  stepsLeft?: readonly number[];
 }
 
 export interface ActResult {
@@ -133,6 +135,8 @@ export function routeEnd(route: Route): Float32Array {
 export interface AgentNeeds {
   stateKeys: boolean;
   simulator: boolean;
+  /** The steps left in each copy's episode (ActContext.stepsLeft): a search on a learned model caps its depth there. */
+  stepsLeft?: boolean;
 }
 
 export interface Agent {

@@ -58,7 +58,7 @@ export function agentEnvInfo(setup: Pick<EnvSetup, "env" | "config" | "numEnvs">
   return info;
 }
 
-/** The act context an agent asked for in `needs`: state keys, and for the simulator planner the live envs and how they were made. */
+/** The act context an agent asked for in `needs`: state keys, the steps left per copy, and for the simulator planner the live envs and how they were made. */
 export function actContext(agent: Agent, explore: boolean, vec: VectorEnv, stateKeys: Int32Array, setup: EnvSetup): ActContext {
   return {
     explore,
@@ -66,6 +66,7 @@ export function actContext(agent: Agent, explore: boolean, vec: VectorEnv, state
     ...(agent.needs.simulator
       ? { envs: vec.envs, simulator: { envId: setup.env, envConfig: { ...setup.config }, reward: setup.reward } }
       : {}),
+    ...(agent.needs.stepsLeft ? { stepsLeft: vec.envs.map((e) => e.stepsLeft?.() ?? Number.POSITIVE_INFINITY) } : {}),
   };
 }
 

@@ -40,7 +40,7 @@ import { make } from "../../envs/registry.ts";
 import { Rng, deriveSeed } from "../../envs/rng.ts";
 import { validate } from "../../envs/schema.ts";
 import { RewardlabError } from "../../envs/errors.ts";
-import type { ActContext, ActResult, Agent, AgentEnvInfo, Route, RouteRating, Transition, UpdateStats } from "../core.ts";
+import type { ActContext, ActResult, Agent, AgentEnvInfo, AgentNeeds, Route, RouteRating, Transition, UpdateStats } from "../core.ts";
 import { routeEnd } from "../core.ts";
 import { Adam, MLP, argmaxRow, logSoftmax, sampleRowFromLogProbs, softmax } from "../shared/networks.ts";
 import { assignVariables, checkEnvCompatible, concatBytes, loadAgentFiles, saveAgentFiles } from "../shared/persist.ts";
@@ -215,7 +215,7 @@ interface PendingStep {
 
 export class ExpitAgent implements Agent {
   readonly name = "expit";
-  readonly needs: { stateKeys: boolean; simulator: boolean };
+  readonly needs: AgentNeeds;
   readonly net: MLP;
   readonly optimizer: Adam;
   readonly targets: TargetBuffer;
@@ -249,7 +249,8 @@ export class ExpitAgent implements Agent {
   ) {
     this.obsSize = env.obsSize;
     this.nActions = env.nActions;
-    this.needs = { stateKeys: false, simulator: config.model === "simulator" };
+    // the simulator's search reads the steps left from the live envs; a learned model's from the context
+    this.needs = { stateKeys: false, simulator: config.model === "simulator", stepsLeft: config.model === "neural" };
     const initRng = new Rng(deriveSeed(seed, 1));
     this.actRng = new Rng(deriveSeed(seed, 2));
     this.learnRng = new Rng(deriveSeed(seed, 3));
@@ -344,6 +345,8 @@ export class ExpitAgent implements Agent {
     this.net.setReference(this.rootObs);
     let r: SearchResult;
     if (this.modelDynamics) {
+      // the episode's steps left cap the depth as on the simulator (the caller's count, when it gives one)
+      opts.maxDepth = Math.min(opts.maxDepth, Math.max(1, ctx.stepsLeft?.[i] ?? this.env.maxEpisodeSteps));
       r = this.puct.search(
         this.rootObs.slice(),
         this.rootObs,
@@ -523,9 +526,23 @@ export class ExpitAgent implements Agent {
   // update
 
   learn(): UpdateStats {
-    const c = this.config;
-    const S = this.obsSize;
-    const A = this.nActions;
+    const metrics = this.searchMetrics();
+    // the world model first (model "neural"): scored on the new transitions, then trained
+    if (this.world && this.transitions) Object.assign(metrics, this.trainWorldModel(this.world, this.transitions));
+    const losses = this.trainNetwork();
+    if (losses.steps > 0) {
+      metrics["losses/policy_loss"] = losses.policy / losses.steps;
+      metrics["losses/value_loss"] = losses.value / losses.steps;
+      metrics["losses/entropy"] = losses.entropy / losses.steps;
+    }
+    metrics["search/targets"] = this.targets.size;
+    this.stepsSinceLearn = 0;
+    this.updates++;
+    return { update: this.updates, envSteps: this.envSteps, metrics };
+  }
+
+  /** The searches' statistics since the previous update (then reset). */
+  private searchMetrics(): Record<string, number> {
     const metrics: Record<string, number> = {};
     const st = this.stats;
     if (st.searches > 0) {
@@ -536,84 +553,93 @@ export class ExpitAgent implements Agent {
       metrics["search/act_ms_per_step"] = st.ms / st.searches;
     }
     this.stats = { searches: 0, simulations: 0, evaluations: 0, ms: 0, rootValue: 0, visitMax: 0 };
+    return metrics;
+  }
 
-    // the world model first (model "neural"): scored on the new transitions, then trained
-    if (this.world && this.transitions) {
-      const acc = this.world.accuracy(this.transitions, Math.min(256, this.stepsSinceLearn));
-      const l = this.world.train(this.transitions, c.worldModel.gradientSteps, this.learnRng);
-      metrics["model/loss"] = l.loss;
-      metrics["model/obs_loss"] = l.obsLoss;
-      metrics["model/reward_loss"] = l.rewardLoss;
-      metrics["model/terminal_loss"] = l.terminalLoss;
-      metrics["model/accuracy"] = acc.accuracy;
-      metrics["model/obs_accuracy"] = acc.obsAccuracy;
-      metrics["model/reward_error"] = acc.rewardError;
-      metrics["model/disagreement"] = acc.disagreement;
-    }
+  /** Scores the world model on the transitions since the previous update, then trains it; its metrics. */
+  private trainWorldModel(world: WorldModel, transitions: ReplayBuffer): Record<string, number> {
+    const acc = world.accuracy(transitions, Math.min(256, this.stepsSinceLearn));
+    const l = world.train(transitions, this.config.worldModel.gradientSteps, this.learnRng);
+    return {
+      "model/loss": l.loss,
+      "model/obs_loss": l.obsLoss,
+      "model/reward_loss": l.rewardLoss,
+      "model/terminal_loss": l.terminalLoss,
+      "model/accuracy": acc.accuracy,
+      "model/obs_accuracy": acc.obsAccuracy,
+      "model/reward_error": acc.rewardError,
+      "model/disagreement": acc.disagreement,
+    };
+  }
 
-    // the network toward the search: cross-entropy to the visit distribution, squared error to the return
+  /** The network toward the search: `gradientSteps` minibatches of the targets; the summed losses. */
+  private trainNetwork(): { policy: number; value: number; entropy: number; steps: number } {
+    const c = this.config;
+    const S = this.obsSize;
+    const A = this.nActions;
     const sums = { policy: 0, value: 0, entropy: 0, steps: 0 };
     const buf = this.targets;
-    if (buf.size > 0) {
-      const B = Math.min(c.batchSize, buf.size);
-      const x = new Float32Array(B * S);
-      const xT = new Float32Array(S * B);
-      const pi = new Float32Array(B * A);
-      const z = new Float32Array(B);
-      for (let step = 0; step < c.gradientSteps; step++) {
-        for (let b = 0; b < B; b++) {
-          const k = this.learnRng.int(buf.size);
-          for (let j = 0; j < S; j++) {
-            const v = buf.obs[k * S + j]!;
-            x[b * S + j] = v;
-            xT[j * B + b] = v;
-          }
-          for (let a = 0; a < A; a++) pi[b * A + a] = buf.pi[k * A + a]!;
-          z[b] = buf.z[k]!;
+    if (buf.size === 0) return sums;
+    const B = Math.min(c.batchSize, buf.size);
+    const batch = { x: new Float32Array(B * S), xT: new Float32Array(S * B), pi: new Float32Array(B * A), z: new Float32Array(B) };
+    for (let step = 0; step < c.gradientSteps; step++) {
+      for (let b = 0; b < B; b++) {
+        const k = this.learnRng.int(buf.size);
+        for (let j = 0; j < S; j++) {
+          const v = buf.obs[k * S + j]!;
+          batch.x[b * S + j] = v;
+          batch.xT[j * B + b] = v;
         }
-        const report = tf.tidy(() => {
-          const xs = tf.tensor2d(x, [B, S]);
-          const xsT = tf.tensor2d(xT, [S, B]);
-          const target = tf.tensor2d(pi, [B, A]);
-          const ret = tf.tensor1d(z);
-          let parts: tf.Tensor | null = null;
-          const { grads } = tf.variableGrads(() => {
-            const out = this.net.apply(xs, xsT);
-            const logp = tf.logSoftmax(tf.slice(out, [0, 0], [B, A]));
-            const v = tf.reshape(tf.slice(out, [0, A], [B, 1]), [B]);
-            const policyLoss = tf.neg(tf.mean(tf.sum(tf.mul(target, logp), 1)));
-            const valueLoss = tf.mul(0.5, tf.mean(tf.square(tf.sub(v, ret))));
-            const entropy = tf.neg(tf.mean(tf.sum(tf.mul(tf.exp(logp), logp), 1)));
-            parts = tf.keep(tf.stack([policyLoss, valueLoss, entropy]));
-            return tf.add(policyLoss, tf.mul(c.valueCoef, valueLoss)) as tf.Scalar;
-          }, this.net.variables);
-          this.optimizer
-            .step(
-              this.net.variables.map((p) => grads[p.name]!),
-              c.learningRate,
-              10,
-            )
-            .dispose();
-          return parts!;
-        });
-        const r = report.dataSync();
-        report.dispose();
-        sums.policy += r[0]!;
-        sums.value += r[1]!;
-        sums.entropy += r[2]!;
-        sums.steps++;
+        for (let a = 0; a < A; a++) batch.pi[b * A + a] = buf.pi[k * A + a]!;
+        batch.z[b] = buf.z[k]!;
       }
-      this.net.syncJS();
+      const r = this.gradientStep(batch, B);
+      sums.policy += r[0]!;
+      sums.value += r[1]!;
+      sums.entropy += r[2]!;
+      sums.steps++;
     }
-    if (sums.steps > 0) {
-      metrics["losses/policy_loss"] = sums.policy / sums.steps;
-      metrics["losses/value_loss"] = sums.value / sums.steps;
-      metrics["losses/entropy"] = sums.entropy / sums.steps;
-    }
-    metrics["search/targets"] = buf.size;
-    this.stepsSinceLearn = 0;
-    this.updates++;
-    return { update: this.updates, envSteps: this.envSteps, metrics };
+    this.net.syncJS();
+    return sums;
+  }
+
+  /**
+   * One Adam step on a minibatch of B targets: cross-entropy to the visit
+   * distribution plus valueCoef x squared error to the return; returns the
+   * policy loss, value loss and policy entropy.
+   */
+  private gradientStep(batch: { x: Float32Array; xT: Float32Array; pi: Float32Array; z: Float32Array }, B: number): Float32Array {
+    const c = this.config;
+    const S = this.obsSize;
+    const A = this.nActions;
+    const report = tf.tidy(() => {
+      const xs = tf.tensor2d(batch.x, [B, S]);
+      const xsT = tf.tensor2d(batch.xT, [S, B]);
+      const target = tf.tensor2d(batch.pi, [B, A]);
+      const ret = tf.tensor1d(batch.z);
+      let parts: tf.Tensor | null = null;
+      const { grads } = tf.variableGrads(() => {
+        const out = this.net.apply(xs, xsT);
+        const logp = tf.logSoftmax(tf.slice(out, [0, 0], [B, A]));
+        const v = tf.reshape(tf.slice(out, [0, A], [B, 1]), [B]);
+        const policyLoss = tf.neg(tf.mean(tf.sum(tf.mul(target, logp), 1)));
+        const valueLoss = tf.mul(0.5, tf.mean(tf.square(tf.sub(v, ret))));
+        const entropy = tf.neg(tf.mean(tf.sum(tf.mul(tf.exp(logp), logp), 1)));
+        parts = tf.keep(tf.stack([policyLoss, valueLoss, entropy]));
+        return tf.add(policyLoss, tf.mul(c.valueCoef, valueLoss)) as tf.Scalar;
+      }, this.net.variables);
+      this.optimizer
+        .step(
+          this.net.variables.map((p) => grads[p.name]!),
+          c.learningRate,
+          10,
+        )
+        .dispose();
+      return parts!;
+    });
+    const r = report.dataSync() as Float32Array;
+    report.dispose();
+    return r;
   }
 
   // save / load

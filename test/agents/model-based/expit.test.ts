@@ -11,7 +11,8 @@ import { agentRegistration, createAgent, loadAgent, resolveAgentConfig } from ".
 import { envInfo, registerTestEnvs } from "../testing.ts";
 import "../../../envs/index.ts";
 import { make, registered } from "../../../envs/registry.ts";
-import { Stepper } from "../../../experiments/loop.ts";
+import { Stepper, actContext } from "../../../experiments/loop.ts";
+import { VectorEnv } from "../../../envs/vector.ts";
 import { evaluate } from "../../../experiments/run.ts";
 
 /** The shared loop (experiments/loop.ts) with the act context expit's simulator needs; returns every action taken. */
@@ -170,6 +171,38 @@ describe("the time limit: the search and training agree", () => {
     const r = agent.search(obs, 0, ctx, false);
     // depth 2 at most: every edge out of the root and out of its children, no deeper
     expect(r.modelSteps).toBeLessThanOrEqual(A + A * A);
+    agent.dispose();
+  });
+
+  it("on a learned model, caps the search at the steps left the loop passes (ActContext.stepsLeft), not the horizon", () => {
+    const agent = createAgent(
+      "expit",
+      envInfo(ENV, 1, CFG),
+      resolveAgentConfig("expit", { model: "neural", simulations: 60 }),
+      0,
+    ) as ExpitAgent;
+    const A = 4;
+    // an untrained world model whose members all predict that no step ends the episode (termination logits -10)
+    const S = agent.world!.obsSize;
+    for (const m of agent.world!.members) {
+      const bias = m.variables[m.variables.length - 1]!;
+      const b = bias.dataSync().slice();
+      for (let a = 0; a < A; a++) b[a * (S + 2) + S + 1] = -10;
+      bias.assign(tf.tensor1d(b));
+    }
+    agent.world!.sync();
+    // the loop's act context: the live env truncates after 3 steps, one taken: 2 left
+    const vec = new VectorEnv([make(ENV, CFG, { maxEpisodeSteps: 3 })]);
+    vec.reset(0);
+    vec.step([0]);
+    const setup = { env: ENV, config: CFG, reward: "keep" as const, numEnvs: 1, seed: 0 };
+    const ctx = actContext(agent, false, vec, new Int32Array(1), setup);
+    expect(ctx.stepsLeft).toEqual([2]);
+    const r = agent.search(vec.obs, 0, ctx, false);
+    // depth 2 at most: every edge out of the root and out of its children, no deeper (60 simulations would go further)
+    expect(r.modelSteps).toBeLessThanOrEqual(A + A * A);
+    // without the context's count the cap is the agent's own time limit (100): the same search goes deeper
+    expect(agent.search(vec.obs, 0, {}, false).modelSteps).toBeGreaterThan(A + A * A);
     agent.dispose();
   });
 });
