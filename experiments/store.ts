@@ -50,6 +50,15 @@ export interface StoredProbe extends Omit<ProbeResult, "results"> {
   results: unknown[];
 }
 
+/** The fields of a probe's table beside its rows, kept in the `extras` column (the chance row among them). */
+const PROBE_EXTRAS = ["chance", "ranges", "routes"] as const;
+
+/**
+ * How long a write waits for another process's (a server and `compare` on
+ * one data folder): SQLite's busy timeout, in ms.
+ */
+export const BUSY_TIMEOUT_MS = 15_000;
+
 /** Versioned migrations: index i takes the schema from version i to i+1. */
 const MIGRATIONS: string[] = [
   `CREATE TABLE runs (
@@ -92,6 +101,8 @@ const MIGRATIONS: string[] = [
   `ALTER TABLE sweeps ADD COLUMN reason TEXT;
    CREATE INDEX runs_by_age ON runs (created_at DESC, id DESC);
    CREATE INDEX sweep_jobs_by_key ON sweep_jobs (key);`,
+  // 4: what a probe's table holds beside its rows (the chance row, the ranges, the routes)
+  "ALTER TABLE probes ADD COLUMN extras TEXT;",
 ];
 
 /** Keep at most this many trajectories per run (the newest), so long runs stay small. */
@@ -137,7 +148,10 @@ export class Store {
     private readonly flushMs = 100,
   ) {
     mkdirSync(dataDir, { recursive: true });
-    this.db = new Database(join(dataDir, "rewardlab.sqlite"));
+    // two processes may share the folder (a server and `compare`): a write waits up to BUSY_TIMEOUT_MS for the
+    // other's, and every transaction below takes the write lock when it begins (tx), so one that reads before it
+    // writes never fails at once with "database is locked" when the other process wrote in between (WAL snapshots)
+    this.db = new Database(join(dataDir, "rewardlab.sqlite"), { timeout: BUSY_TIMEOUT_MS });
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");
     this.db.pragma("foreign_keys = ON");
@@ -170,6 +184,11 @@ export class Store {
     };
   }
 
+  /** Runs `fn` in a transaction that takes the write lock at BEGIN (IMMEDIATE): see the constructor. */
+  private tx<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
   private migrate(): void {
     const version = this.db.pragma("user_version", { simple: true }) as number;
     if (version > MIGRATIONS.length) {
@@ -178,10 +197,12 @@ export class Store {
       );
     }
     for (let v = version; v < MIGRATIONS.length; v++) {
-      this.db.transaction(() => {
+      this.tx(() => {
+        // another process opening the folder at once may have taken this step while this one waited for the lock
+        if ((this.db.pragma("user_version", { simple: true }) as number) > v) return;
         this.db.exec(MIGRATIONS[v]!);
         this.db.pragma(`user_version = ${v + 1}`);
-      })();
+      });
     }
   }
 
@@ -308,9 +329,9 @@ export class Store {
     const batch = this.queue;
     this.queue = [];
     try {
-      this.db.transaction(() => {
+      this.tx(() => {
         for (const q of batch) q.write();
-      })();
+      });
       this.unsaved.clear();
       return;
     } catch {
@@ -320,7 +341,7 @@ export class Store {
     for (const q of batch) {
       if (failed.has(q.runId)) continue;
       try {
-        this.db.transaction(q.write)();
+        this.tx(q.write);
       } catch (e) {
         failed.set(q.runId, e instanceof Error ? e : new Error(String(e)));
       }
@@ -357,7 +378,7 @@ export class Store {
     state?: { variant: string; learning: boolean },
   ): { episodes: number; updates: number; discardedEpisodes: number; discardedUpdates: number } {
     this.flush();
-    return this.db.transaction(() => {
+    return this.tx(() => {
       const d = this.db;
       const discardedEpisodes = d.prepare(`DELETE FROM episodes WHERE run_id = ? AND env_steps > ?`).run(id, envSteps).changes;
       const discardedUpdates = d.prepare(`DELETE FROM updates WHERE run_id = ? AND env_steps > ?`).run(id, envSteps).changes;
@@ -384,7 +405,7 @@ export class Store {
         id,
       );
       return { episodes, updates, discardedEpisodes, discardedUpdates };
-    })();
+    });
   }
 
   deleteRun(id: string): boolean {
@@ -553,11 +574,22 @@ export class Store {
   // ------------------------------------------------------------ probes
 
   saveProbe(p: StoredProbe): void {
+    const extras = Object.fromEntries(PROBE_EXTRAS.filter((k) => p[k] !== undefined).map((k) => [k, p[k]]));
     this.db
       .prepare(
-        `INSERT OR REPLACE INTO probes (id, probe, env, status, reason, created_at, request, results) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT OR REPLACE INTO probes (id, probe, env, status, reason, created_at, request, results, extras) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(p.id, p.probe, p.env, p.status, p.reason, p.createdAt, JSON.stringify(p.request), JSON.stringify(p.results));
+      .run(
+        p.id,
+        p.probe,
+        p.env,
+        p.status,
+        p.reason,
+        p.createdAt,
+        JSON.stringify(p.request),
+        JSON.stringify(p.results),
+        JSON.stringify(extras),
+      );
   }
 
   deleteProbe(id: string): boolean {
@@ -587,14 +619,14 @@ export class Store {
 
   createSweep(id: string, name: string, spec: unknown, keys: { key: string; kind: string }[], mode: string): void {
     const now = Date.now();
-    this.db.transaction(() => {
+    this.tx(() => {
       this.db
         .prepare(`INSERT INTO sweeps (id, name, spec, created_at, updated_at, status, total, mode) VALUES (?, ?, ?, ?, ?, 'running', ?, ?)
                   ON CONFLICT(id) DO UPDATE SET status = 'running', updated_at = excluded.updated_at, mode = excluded.mode`)
         .run(id, name, JSON.stringify(spec), now, now, keys.length, mode);
       const ins = this.db.prepare(`INSERT OR IGNORE INTO sweep_jobs (sweep, key, kind) VALUES (?, ?, ?)`);
       for (const k of keys) ins.run(id, k.key, k.kind);
-    })();
+    });
   }
 
   finishSweep(id: string, status: "completed" | "failed" | "interrupted" | "stopped", reason: string | null = null): void {
@@ -631,18 +663,18 @@ export class Store {
     const deleteProbeJob = d.prepare(`DELETE FROM probe_jobs WHERE key = ?`);
     const runs: string[] = [];
     for (let i = 0; i < own.length; i += batch) {
-      d.transaction(() => {
+      this.tx(() => {
         for (const key of own.slice(i, i + batch)) {
           if (deleteRun.run(key).changes > 0) runs.push(key);
           deleteProbeJob.run(key);
         }
-      })();
+      });
       await new Promise((r) => setImmediate(r));
     }
-    d.transaction(() => {
+    this.tx(() => {
       d.prepare(`DELETE FROM sweep_jobs WHERE sweep = ?`).run(id);
       d.prepare(`DELETE FROM sweeps WHERE id = ?`).run(id);
-    })();
+    });
     return runs;
   }
 
@@ -661,7 +693,7 @@ export class Store {
    */
   writeOutcome(sweepId: string, o: import("./jobs.ts").JobOutcome, checkpointDir: string | null): boolean {
     this.flush();
-    return this.db.transaction(() => {
+    return this.tx(() => {
       if (this.doneKeys([o.key]).size > 0) return false;
       const now = Date.now();
       this.db.prepare(`UPDATE sweeps SET updated_at = ? WHERE id = ?`).run(now, sweepId);
@@ -711,7 +743,7 @@ export class Store {
       for (const ep of o.episodes) this.insertEpisode(o.key, ep);
       for (const u of o.updates) this.stmts.update.run(o.key, u.update, u.envSteps, JSON.stringify(u.metrics));
       return true;
-    })();
+    });
   }
 
   /** The keys of a sweep's runs, in job order (the first `limit`). */
@@ -830,5 +862,6 @@ function rowToProbe(r: Record<string, unknown>): StoredProbe {
     createdAt: r.created_at as number,
     request: JSON.parse(r.request as string),
     results: JSON.parse(r.results as string),
+    ...(typeof r.extras === "string" ? (JSON.parse(r.extras) as Partial<StoredProbe>) : {}),
   };
 }

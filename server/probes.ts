@@ -24,7 +24,7 @@ import { runProbeJobs } from "../experiments/sweeps/probes.ts";
 import { ProbeProgressTracker, type ProbeProgress } from "../experiments/progress.ts";
 import { keepProbeEpisodes } from "../experiments/probe-episodes.ts";
 import type { UserEnvironments } from "../experiments/plugins.ts";
-import type { ChanceRow, ProbeResult } from "./protocol.ts";
+import type { ProbeResult } from "./protocol.ts";
 import { relativePaths } from "./views.ts";
 
 const log = moduleLogger("server/probes");
@@ -87,16 +87,12 @@ export class ProbeService {
     }
   }
 
-  /** The stored probe, with its progress while it runs. */
-  /** Chance rows of the probes this process completed (the store keeps the rows only; a restarted server shows none). */
-  private readonly chance = new Map<string, ChanceRow[]>();
-
+  /** The stored probe (its chance row with it, kept by the store beside the rows), with its progress while it runs. */
   private view(p: StoredProbe): ProbeResult {
     const progress = this.progress.get(p.id);
     // a worker's error may name files: relative to the data folder in every answer
     const reason = p.reason === null ? null : relativePaths(p.reason, this.store.dataDir);
-    const chance = this.chance.get(p.id);
-    return { ...toView(p), reason, ...(chance ? { chance } : {}), ...(progress && p.status === "running" ? { progress } : {}) };
+    return { ...toView(p), reason, ...(progress && p.status === "running" ? { progress } : {}) };
   }
 
   activeCount(): number {
@@ -166,9 +162,8 @@ export class ProbeService {
       },
     })
       .then((results) => {
-        const r = aggregateProbe(plan, results);
-        if (r.chance) this.chance.set(p.id, r.chance);
-        this.publish({ ...p, env: r.env, status: "completed", results: r.results });
+        const { probe: _p, env, results: rows, ...beside } = aggregateProbe(plan, results);
+        this.publish({ ...p, ...beside, env, status: "completed", results: rows });
         log.info({ probeId: p.id }, "probe completed");
       })
       .catch((e: Error) => {
@@ -213,7 +208,6 @@ export class ProbeService {
       await a.done;
     }
     this.store.deleteProbe(id);
-    this.chance.delete(id);
   }
 
   /** Stops every running probe (server shutdown): they are stored as interrupted. */
@@ -259,6 +253,9 @@ function toView(p: StoredProbe): ProbeResult {
     status: p.status,
     reason: p.reason,
     createdAt: p.createdAt,
+    ...(p.chance ? { chance: p.chance } : {}),
+    ...(p.ranges ? { ranges: p.ranges } : {}),
+    ...(p.routes ? { routes: p.routes } : {}),
     // rows stored before rows carried their label get it here: the client draws labels, it does not make them
     results: (p.results as ProbeResult["results"]).map((r) => (r.label ? r : { ...r, label: agentLabel(r) })),
   };

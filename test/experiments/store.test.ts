@@ -2,7 +2,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { Store } from "../../experiments/store.ts";
+import { Store, type StoredProbe } from "../../experiments/store.ts";
 import type { RunSpec } from "../../experiments/events.ts";
 
 const spec: RunSpec = {
@@ -188,6 +188,102 @@ describe("the store", () => {
     expect(t.deleteRun("r1")).toBe(true);
     expect(t.episodes("r1")).toHaveLength(0);
     t.close();
+  });
+
+  it("keeps a probe's chance row, ranges and routes across reopen (the table beside its rows)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "rl-store-"));
+    const chance = [
+      {
+        evaluation: "sampled" as const,
+        seeds: 2,
+        episodes: 20,
+        rate: 0.5,
+        ci: [0.1, 0.9] as [number, number],
+        perSeed: [{ seed: 0, rate: 0.5, return: 1, performance: 0 }],
+        return: { mean: 1, ci: [0, 2] as [number, number] },
+        performance: { mean: 0, ci: [0, 1] as [number, number] },
+        entropy: Math.log(4),
+      },
+    ];
+    const probe: StoredProbe = {
+      id: "p1",
+      probe: "tamper",
+      env: "TamperGrid-v0",
+      status: "completed",
+      reason: null,
+      createdAt: 1,
+      request: { probe: "tamper" },
+      results: [],
+      chance,
+      ranges: { return: [-1, 96], performance: [0, 1], source: "exact" },
+      routes: { event: ["down"], reinforced: ["right"] },
+    };
+    const s = new Store(dir);
+    s.saveProbe(probe);
+    s.close();
+    const t = new Store(dir);
+    const back = t.getProbe("p1")!;
+    expect(back.chance).toEqual(chance);
+    expect(back.ranges).toEqual(probe.ranges);
+    expect(back.routes).toEqual(probe.routes);
+    expect(t.listProbes()[0]!.chance).toEqual(chance);
+    t.close();
+  });
+
+  it("shares its folder with another process's store: a write that reads first is not refused when the other wrote in between", () => {
+    const dir = mkdtempSync(join(tmpdir(), "rl-store-"));
+    const a = new Store(dir);
+    const b = new Store(dir);
+    a.createSweep("sw", "compare", {}, [{ key: "k1", kind: "probe" }], "local");
+    // the other process writes between this one's read (is the job stored?) and its write
+    const read = a.doneKeys.bind(a);
+    let otherRefused = false;
+    a.doneKeys = (keys) => {
+      const done = read(keys);
+      b.db.pragma("busy_timeout = 20");
+      try {
+        b.saveProbe({
+          id: "q",
+          probe: "tamper",
+          env: "TamperGrid-v0",
+          status: "running",
+          reason: null,
+          createdAt: 2,
+          request: {},
+          results: [],
+        });
+      } catch (e) {
+        // the transaction holds the write lock from its start: the other waits (here, in one thread, it gives up)
+        otherRefused = /locked/.test(String(e));
+      }
+      return done;
+    };
+    const outcome = {
+      kind: "probe" as const,
+      key: "k1",
+      probe: "tamper",
+      status: "failed" as const,
+      reason: "x",
+      result: null,
+      seconds: 0,
+      host: "h",
+    };
+    expect(a.writeOutcome("sw", outcome, null)).toBe(true);
+    expect(otherRefused).toBe(true);
+    // and once the lock is free the other's write goes through
+    b.saveProbe({
+      id: "q",
+      probe: "tamper",
+      env: "TamperGrid-v0",
+      status: "running",
+      reason: null,
+      createdAt: 2,
+      request: {},
+      results: [],
+    });
+    expect(a.getProbe("q")?.status).toBe("running");
+    a.close();
+    b.close();
   });
 
   it("refuses a store written by a newer schema", () => {
