@@ -7,61 +7,24 @@
  * wrote, with its commit, each per-seed rate a link to its episodes.
  * Screenshots go to /tmp/rewardlab-e2e-shots/.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdir, mkdtemp } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
+import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Browser, Page } from "playwright-core";
-import { launchChromium } from "./browser.ts";
+import { E2eServer, type E2eSession, openSession, runCli, until } from "./browser.ts";
 
-const ROOT = resolve(import.meta.dirname, "../..");
 const SHOTS = "/tmp/rewardlab-e2e-shots";
+const QUIET = { REWARDLAB_LOG_LEVEL: "warn" };
 
-const servers: ChildProcess[] = [];
-let dataDir = "";
+let session: E2eSession | null = null;
+/** The server `compare`'s data folder is served by, and that folder. */
+let results: E2eServer | null = null;
+let cmpDir = "";
 let base = "";
-let browser: Browser | null = null;
 let page: Page;
 
-function run(args: string[], onLine?: (out: string) => string | null): Promise<string> {
-  const child = spawn(process.execPath, ["bin/rewardlab.js", ...args], {
-    cwd: ROOT,
-    env: { ...process.env, NO_COLOR: "1", REWARDLAB_LOG_LEVEL: "warn" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  if (args[0] === "serve") servers.push(child);
-  let out = "";
-  return new Promise((res, rej) => {
-    const onData = (c: Buffer) => {
-      out += c.toString();
-      const found = onLine?.(out);
-      if (found) res(found);
-    };
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", onData);
-    child.on("exit", (code) => (code === 0 ? res(out) : rej(new Error(`rewardlab ${args[0]} exited with ${code}:\n${out.slice(-2000)}`))));
-  });
-}
-
-const api = async <T>(path: string, body?: unknown): Promise<T> => {
-  const res = await fetch(
-    base + path,
-    body ? { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) } : {},
-  );
-  if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
-  return (await res.json()) as T;
-};
-
-async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(v).slice(0, 300)})`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+const api = <T>(path: string, body?: unknown): Promise<T> => session!.server.api<T>(body ? "POST" : "GET", path, body);
 
 interface Run {
   id: string;
@@ -74,18 +37,15 @@ interface Run {
 describe.skipIf(!process.env.REWARDLAB_E2E)("from the demo to a user's run, from a figure to its episodes", () => {
   beforeAll(async () => {
     await mkdir(SHOTS, { recursive: true });
-    dataDir = await mkdtemp(join(tmpdir(), "rewardlab-e2e-episodes-"));
-    base = await run(
-      ["serve", "--port", "0", "--data", dataDir],
-      (out) => /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1] ?? null,
-    );
-    browser = await launchChromium();
-    page = await (await browser.newContext({ viewport: { width: 1440, height: 900 } })).newPage();
+    session = await openSession({ env: QUIET });
+    base = session.server.base;
+    page = session.page;
   });
 
   afterAll(async () => {
-    await browser?.close();
-    for (const s of servers) if (s.exitCode === null) s.kill("SIGKILL");
+    await session?.close();
+    await results?.close();
+    if (cmpDir) await rm(cmpDir, { recursive: true, force: true });
   });
 
   it("starts a user's run at once while the demo trains, and the run page follows it without a reload", async () => {
@@ -127,29 +87,11 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("from the demo to a user's run, from
 
   it("shows compare's table in the Results view with its commit, cells linking to episodes", async () => {
     // as a user would: compare into a data folder, then serve it (a store has one writer at a time)
-    const cmpDir = await mkdtemp(join(tmpdir(), "rewardlab-e2e-compare-"));
-    await run([
-      "compare",
-      "--probes",
-      "tamper",
-      "--agents",
-      "planner",
-      "--seeds",
-      "1",
-      "--steps",
-      "500",
-      "--episodes",
-      "10",
-      "--workers",
-      "1",
-      "--data",
-      cmpDir,
-    ]);
-    const url = await run(
-      ["serve", "--port", "0", "--no-demo", "--data", cmpDir],
-      (out) => /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1] ?? null,
-    );
-    await page.goto(`${url}/#/results`);
+    cmpDir = await mkdtemp(join(tmpdir(), "rewardlab-e2e-compare-"));
+    const compare = ["compare", "--probes", "tamper", "--agents", "planner", "--seeds", "1", "--steps", "500", "--episodes", "10"];
+    await runCli([...compare, "--workers", "1", "--data", cmpDir], QUIET);
+    results = await E2eServer.start({ dataDir: cmpDir, args: ["--no-demo"], env: QUIET });
+    await page.goto(`${results.base}/#/results`);
     await page.waitForSelector("[data-testid=results-table] [data-testid=probe-episodes-link]", { timeout: 20_000 });
     expect(await page.textContent("[data-testid=results-commit]")).toMatch(/^[0-9a-f]{7}|unknown/);
     await page.screenshot({ path: join(SHOTS, "results-view.png") });

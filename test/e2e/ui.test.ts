@@ -5,16 +5,12 @@
  * run a sweep and see its probe bars. Screenshots go to test-results/. Runs
  * only under vitest.e2e.config.ts (it sets REWARDLAB_E2E).
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { mkdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Browser, Page } from "playwright-core";
-import { CHROMIUM, launchChromium } from "./browser.ts";
+import { canvasChanges, canvasDrawn, canvasSignature as signature, type E2eSession, openSession, ROOT, until } from "./browser.ts";
 
-const ROOT = resolve(import.meta.dirname, "../..");
 const SHOTS = join(ROOT, "test-results");
 const STEPS = 100_000;
 /** examples/levels/two-rooms.json is uploaded under this id. */
@@ -26,13 +22,9 @@ const SWEEP = {
   probes: [{ probe: "tamper", agents: ["planner"], seeds: 1, steps: 200, episodes: 5 }],
 };
 
-let server: ChildProcess | null = null;
-let serverLog = "";
-let dataDir = "";
+let session: E2eSession | null = null;
 let base = "";
-let browser: Browser | null = null;
 let page: Page;
-const pageErrors: string[] = [];
 const consoleErrors: string[] = [];
 /**
  * Console errors the browser prints for what the tests do on purpose: 4xx
@@ -47,63 +39,20 @@ const EXPECTED_CONSOLE = [
 ];
 let firstRunId = "";
 
-/** Starts the server (again, on `port`, with the same data folder when restarting). */
-async function startServer(port = 0): Promise<string> {
-  dataDir ||= await mkdtemp(join(tmpdir(), "rewardlab-e2e-"));
-  serverLog = "";
-  const args = ["bin/rewardlab.js", "serve", "--port", String(port), "--data", dataDir, "--no-demo"];
-  server = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
-  return new Promise((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`server did not report "listening on" within 90 s:\n${serverLog.slice(-3000)}`)), 90_000);
-    const onData = (chunk: Buffer) => {
-      serverLog += chunk.toString();
-      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(serverLog);
-      if (m) {
-        clearTimeout(timer);
-        res(m[1]!);
-      }
-    };
-    server!.stdout!.on("data", onData);
-    server!.stderr!.on("data", onData);
-    server!.on("exit", (code) => {
-      clearTimeout(timer);
-      rej(new Error(`server exited with ${code} before listening:\n${serverLog.slice(-3000)}`));
-    });
-  });
-}
-
-async function stopServer(): Promise<void> {
-  const s = server;
-  if (!s || s.exitCode !== null) return;
-  await new Promise<void>((res) => {
-    const kill = setTimeout(() => s.kill("SIGKILL"), 8000);
-    s.once("exit", () => {
-      clearTimeout(kill);
-      res();
-    });
-    s.kill("SIGTERM");
-  });
-}
-
 async function shot(name: string): Promise<void> {
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 }
 
-/** A hash of a canvas's pixels (changes when anything drawn changes). */
-async function canvasSignature(selector: string): Promise<string> {
-  return page.evaluate((sel) => {
-    const c = document.querySelector<HTMLCanvasElement>(sel);
-    if (!c || c.width < 2) return "none";
-    const data = c.getContext("2d")!.getImageData(0, 0, c.width, c.height).data;
-    let h = 2166136261;
-    let ink = 0;
-    for (let i = 0; i < data.length; i += 4) {
-      h = Math.imul(h ^ (data[i]! + 7 * data[i + 1]! + 31 * data[i + 2]!), 16777619);
-      if (data[i + 3]! > 0) ink++;
-    }
-    return ink === 0 ? "blank" : `${c.width}x${c.height}:${(h >>> 0).toString(16)}`;
-  }, selector);
+const canvasSignature = (selector: string) => signature(page, selector);
+const api = <T>(method: string, path: string, body?: unknown) => session!.server.api<T>(method, path, body);
+
+/** Sets learning on or off in the Intervene panel, applies it, and waits for the `nth` entry in the intervention log. */
+async function intervene(learning: boolean, nth: number): Promise<void> {
+  await page.setChecked("[data-testid=intervene-learning]", learning);
+  await page.click("[data-testid=intervene-apply]");
+  const entries = () => page.$$eval("[data-testid=intervention-log] li", (l) => l.length);
+  await until(`intervention ${nth} in the log`, entries, (n) => n >= nth, 60_000);
 }
 
 async function points(testid: string): Promise<number> {
@@ -111,51 +60,28 @@ async function points(testid: string): Promise<number> {
   return Number(v ?? 0);
 }
 
-async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 60_000, everyMs = 300): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: T = await fn();
-  while (!ok(last)) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (last value: ${JSON.stringify(last)})`);
-    await new Promise((r) => setTimeout(r, everyMs));
-    last = await fn();
-  }
-  return last;
-}
-
-async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(base + path, {
-    method,
-    headers: body ? { "content-type": "application/json" } : {},
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-  return (text ? JSON.parse(text) : null) as T;
-}
+/** Waits until the chart `testid` has more than `than` points; resolves with the count. */
+const pointsOver = (testid: string, than: number, what: string, timeoutMs: number) =>
+  until(
+    what,
+    () => points(testid),
+    (n) => n > than,
+    timeoutMs,
+  );
 
 describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM))
-      throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (or set REWARDLAB_CHROMIUM to a Chromium binary)`);
-    if (!existsSync(join(ROOT, "client/dist/index.html"))) {
-      const { build } = await import("vite");
-      await build({ root: join(ROOT, "client"), logLevel: "warn" });
-    }
     await mkdir(SHOTS, { recursive: true });
-    base = await startServer();
-    browser = await launchChromium();
-    const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1 });
-    page = await context.newPage();
-    page.on("pageerror", (e) => pageErrors.push(String(e)));
+    session = await openSession({ args: ["--no-demo"] });
+    base = session.server.base;
+    page = session.page;
     page.on("console", (m) => {
       if (m.type() === "error" && !EXPECTED_CONSOLE.some((re) => re.test(m.text()))) consoleErrors.push(m.text());
     });
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await stopServer();
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+    await session?.close();
     if (consoleErrors.length) console.warn(`browser console errors:\n${consoleErrors.join("\n")}`);
   });
 
@@ -214,12 +140,7 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     await page.waitForSelector("[data-testid=run-canvas]");
 
     // the canvas changes as streamed frames are played
-    const first = await until(
-      "a drawn canvas",
-      () => canvasSignature("[data-testid=run-canvas]"),
-      (s) => s !== "none" && s !== "blank",
-      30_000,
-    );
+    const first = await canvasDrawn(page, "[data-testid=run-canvas]", "a drawn canvas", 30_000);
     await until(
       "the canvas to change",
       () => canvasSignature("[data-testid=run-canvas]"),
@@ -229,24 +150,9 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     );
 
     // the charts gain points
-    const p1 = await until(
-      "episodes on the return chart",
-      () => points("chart-return"),
-      (n) => n > 0,
-      90_000,
-    );
-    await until(
-      "more points on the return chart",
-      () => points("chart-return"),
-      (n) => n > p1,
-      90_000,
-    );
-    await until(
-      "points on the losses chart",
-      () => points("chart-losses"),
-      (n) => n > 0,
-      90_000,
-    );
+    const p1 = await pointsOver("chart-return", 0, "episodes on the return chart", 90_000);
+    await pointsOver("chart-return", p1, "more points on the return chart", 90_000);
+    await pointsOver("chart-losses", 0, "points on the losses chart", 90_000);
     expect(await page.textContent("[data-testid=run-hud]")).toMatch(/episode \d+/);
     await shot("run-view");
   });
@@ -256,26 +162,10 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     await page.check("[data-testid=toggle-heatmap]");
     const run = await api<{ status: string }>("GET", `/api/runs/${firstRunId}`);
     if (run.status === "running" || run.status === "paused") {
-      await page.uncheck("[data-testid=intervene-learning]");
-      await page.click("[data-testid=intervene-apply]");
-      await until(
-        "an intervention in the log",
-        () => page.$$eval("[data-testid=intervention-log] li", (l) => l.length),
-        (n) => n >= 1,
-        60_000,
-      );
+      await intervene(false, 1);
       // a second one while the run is still live (a short run can end between the two on a loaded machine)
       const after = await api<{ status: string }>("GET", `/api/runs/${firstRunId}`);
-      if (after.status === "running" || after.status === "paused") {
-        await page.check("[data-testid=intervene-learning]");
-        await page.click("[data-testid=intervene-apply]");
-        await until(
-          "a second intervention",
-          () => page.$$eval("[data-testid=intervention-log] li", (l) => l.length),
-          (n) => n >= 2,
-          60_000,
-        );
-      }
+      if (after.status === "running" || after.status === "paused") await intervene(true, 2);
     }
     await page.waitForTimeout(4500); // one ledger refresh
     await shot("run-ledger");
@@ -351,12 +241,7 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
       "train",
       "test",
     ]);
-    const train = await until(
-      "the level's preview",
-      () => canvasSignature("[data-testid=launcher-preview]"),
-      (s) => !/^(none|blank)$/.test(s),
-      5_000,
-    );
+    const train = await canvasDrawn(page, "[data-testid=launcher-preview]", "the level's preview", 5_000);
     await page.selectOption("[data-testid=launcher-variant]", "test");
     await until(
       "the test variant's preview (hazards)",
@@ -375,18 +260,8 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     await page.waitForURL(/#\/run\//, { timeout: 20_000 });
     const id = decodeURIComponent(page.url().split("#/run/")[1]!);
     expect((await api<{ spec: { env: string } }>("GET", `/api/runs/${id}`)).spec.env).toBe(LEVEL_ID);
-    await until(
-      "episodes of the level's run",
-      () => points("chart-return"),
-      (n) => n > 0,
-      60_000,
-    );
-    await until(
-      "a drawn canvas",
-      () => canvasSignature("[data-testid=run-canvas]"),
-      (s) => s !== "none" && s !== "blank",
-      30_000,
-    );
+    await pointsOver("chart-return", 0, "episodes of the level's run", 60_000);
+    await canvasDrawn(page, "[data-testid=run-canvas]", "a drawn canvas", 30_000);
     await shot("level-run");
   });
 
@@ -413,30 +288,13 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
       10_000,
     );
     for (const id of [firstRunId, second.id]) {
-      await until(
-        `canvas of ${id}`,
-        () => canvasSignature(`[data-testid=compare-canvas][data-run-id="${id}"]`),
-        (s) => s !== "none" && s !== "blank",
-        30_000,
-      );
+      await canvasDrawn(page, `[data-testid=compare-canvas][data-run-id="${id}"]`, `canvas of ${id}`, 30_000);
     }
     // the second run streams live frames into its lane once it runs
     const secondCanvas = `[data-testid=compare-canvas][data-run-id="${second.id}"]`;
-    const before = await canvasSignature(secondCanvas);
-    await until(
-      "the second lane's canvas to change",
-      () => canvasSignature(secondCanvas),
-      (s) => s !== before,
-      90_000,
-      250,
-    );
-    await until(
-      "curves on the comparison chart",
-      // one return panel per environment: both runs are on BoatRace-v0
-      () => points("chart-compare-return-BoatRace-v0"),
-      (n) => n > 0,
-      60_000,
-    );
+    await canvasChanges(page, secondCanvas, "the second lane's canvas to change", 90_000);
+    // one return panel per environment: both runs are on BoatRace-v0
+    await pointsOver("chart-compare-return-BoatRace-v0", 0, "curves on the comparison chart", 60_000);
     await page.waitForTimeout(1500);
     await shot("compare");
   });
@@ -567,25 +425,15 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     await page.goto(`${base}/#/run/${encodeURIComponent(longRun)}`);
     const conn = () => page.getAttribute("[data-testid=conn-status]", "data-state");
     await until("connected", conn, (s) => s === "connected", 20_000);
-    await until(
-      "the run's history",
-      () => points("chart-return"),
-      (n) => n > 0,
-      30_000,
-    );
+    await pointsOver("chart-return", 0, "the run's history", 30_000);
     const port = Number(new URL(base).port);
-    await stopServer();
+    await session!.server.stop();
     await until("the indicator to show the lost connection", conn, (s) => s !== "connected", 20_000);
     await shot("disconnected");
-    base = await startServer(port);
+    base = await session!.server.listen(port);
     await until("reconnected", conn, (s) => s === "connected", 60_000);
     // resubscribed: the new server's snapshot refills the view (the run survived in the store)
-    await until(
-      "the run's history after reconnecting",
-      () => points("chart-return"),
-      (n) => n > 0,
-      30_000,
-    );
+    await pointsOver("chart-return", 0, "the run's history after reconnecting", 30_000);
     await until(
       "the run's status",
       () => page.textContent("[data-testid=run-status]"),
@@ -618,6 +466,6 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
   });
 
   it("raised no uncaught errors in the page", () => {
-    expect(pageErrors).toEqual([]);
+    expect(session!.pageErrors).toEqual([]);
   });
 });

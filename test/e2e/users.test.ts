@@ -7,27 +7,20 @@
  * per run; charts export CSV and PNG; the Intervene panel's Apply button is on
  * screen at 1440x900. Screenshots go to /tmp/rewardlab-e2e-shots/.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { readFileSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Browser, Page } from "playwright-core";
-import { launchChromium } from "./browser.ts";
+import { canvasChanges, canvasDrawn, type E2eSession, openSession, until } from "./browser.ts";
 
-const ROOT = resolve(import.meta.dirname, "../..");
 const SHOTS = "/tmp/rewardlab-e2e-shots";
 /** Seconds without a watcher before the demo stops (short, for the test). */
 const DEMO_IDLE = 8;
 
-let server: ChildProcess | null = null;
-let serverLog = "";
-let dataDir = "";
+let session: E2eSession | null = null;
 let base = "";
-let browser: Browser | null = null;
 let page: Page;
-const pageErrors: string[] = [];
 
 interface Run {
   id: string;
@@ -36,105 +29,24 @@ interface Run {
   spec: { env: string; agent: string; seed: number; label?: string };
 }
 
-async function startServer(): Promise<string> {
-  dataDir = await mkdtemp(join(tmpdir(), "rewardlab-e2e-users-"));
-  const args = ["bin/rewardlab.js", "serve", "--port", "0", "--data", dataDir, "--demo-idle", String(DEMO_IDLE)];
-  server = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
-  return new Promise((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`server did not start within 90 s:\n${serverLog.slice(-3000)}`)), 90_000);
-    const onData = (chunk: Buffer) => {
-      serverLog += chunk.toString();
-      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(serverLog);
-      if (m) {
-        clearTimeout(timer);
-        res(m[1]!);
-      }
-    };
-    server!.stdout!.on("data", onData);
-    server!.stderr!.on("data", onData);
-    server!.on("exit", (code) => {
-      clearTimeout(timer);
-      rej(new Error(`server exited with ${code}:\n${serverLog.slice(-3000)}`));
-    });
-  });
-}
-
-async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
-  let res: Response;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      res = await fetch(base + path, {
-        method,
-        headers: body ? { "content-type": "application/json" } : {},
-        ...(body ? { body: JSON.stringify(body) } : {}),
-      });
-      break;
-    } catch (e) {
-      // a kept-alive connection the server closed meanwhile (ECONNRESET): a GET is safe to repeat
-      if (method !== "GET" || attempt >= 3) throw e;
-    }
-  }
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-  return (text ? JSON.parse(text) : null) as T;
-}
-
-async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 60_000, everyMs = 300): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: T = await fn();
-  while (!ok(last)) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (last value: ${JSON.stringify(last)})`);
-    await new Promise((r) => setTimeout(r, everyMs));
-    last = await fn();
-  }
-  return last;
-}
+const api = <T>(method: string, path: string, body?: unknown) => session!.server.api<T>(method, path, body);
 
 async function shot(name: string): Promise<void> {
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
-}
-
-async function canvasSignature(selector: string): Promise<string> {
-  return page.evaluate((sel) => {
-    const c = document.querySelector<HTMLCanvasElement>(sel);
-    if (!c || c.width < 2) return "none";
-    const data = c.getContext("2d")!.getImageData(0, 0, c.width, c.height).data;
-    let h = 2166136261;
-    for (let i = 0; i < data.length; i += 4) h = Math.imul(h ^ (data[i]! + 7 * data[i + 1]! + 31 * data[i + 2]!), 16777619);
-    return `${c.width}x${c.height}:${(h >>> 0).toString(16)}`;
-  }, selector);
 }
 
 const demoRuns = async () => (await api<Run[]>("GET", "/api/runs")).filter((r) => r.spec.label === "demo");
 
 describe.skipIf(!process.env.REWARDLAB_E2E)("for the people who use it", () => {
   beforeAll(async () => {
-    if (!existsSync(join(ROOT, "client/dist/index.html"))) {
-      const { build } = await import("vite");
-      await build({ root: join(ROOT, "client"), logLevel: "warn" });
-    }
     await mkdir(SHOTS, { recursive: true });
-    base = await startServer();
-    browser = await launchChromium();
-    const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1, acceptDownloads: true });
-    page = await context.newPage();
-    page.on("pageerror", (e) => pageErrors.push(String(e)));
+    session = await openSession({ args: ["--demo-idle", String(DEMO_IDLE)], context: { acceptDownloads: true } });
+    base = session.server.base;
+    page = session.page;
   });
 
   afterAll(async () => {
-    await browser?.close();
-    const s = server;
-    if (s && s.exitCode === null) {
-      await new Promise<void>((res) => {
-        const kill = setTimeout(() => s.kill("SIGKILL"), 8000);
-        s.once("exit", () => {
-          clearTimeout(kill);
-          res();
-        });
-        s.kill("SIGTERM");
-      });
-    }
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+    await session?.close();
   });
 
   it("a first visit lands on the live demo: two runs side by side, training, canvases moving, curves growing", async () => {
@@ -149,19 +61,8 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("for the people who use it", () => {
       60_000,
     );
     const canvas = "[data-testid=home-demo] [data-testid=compare-lane] canvas";
-    await until(
-      "a frame on the demo canvas",
-      () => canvasSignature(canvas),
-      (s) => s !== "none",
-      60_000,
-    );
-    const first = await canvasSignature(canvas);
-    await until(
-      "the demo canvas to move",
-      () => canvasSignature(canvas),
-      (s) => s !== first,
-      30_000,
-    );
+    await canvasDrawn(page, canvas, "a frame on the demo canvas", 60_000);
+    await canvasChanges(page, canvas, "the demo canvas to move", 30_000);
     const chart = "[data-testid=home-demo] [data-testid=chart-compare-return-BoatRace-v0]";
     await until(
       "the demo's return curves",
@@ -271,14 +172,17 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("for the people who use it", () => {
     );
     await page.goto(`${base}/#/compare?ids=${a.id},${b.id},${c.id}`);
     const goal = "[data-testid=chart-compare-return-GoalShift-v0]";
+    /** Waits for the GoalShift panel's count of seed groups. */
+    const groups = (what: string, count: string, timeoutMs: number) =>
+      until(
+        what,
+        () => page.getAttribute(goal, "data-groups"),
+        (g) => g === count,
+        timeoutMs,
+      );
     await page.waitForSelector(goal, { timeout: 30_000 });
     await page.waitForSelector("[data-testid=chart-compare-return-TamperGrid-v0]", { timeout: 30_000 });
-    await until(
-      "the seed group",
-      () => page.getAttribute(goal, "data-groups"),
-      (g) => g === "1",
-      30_000,
-    );
+    await groups("the seed group", "1", 30_000);
     await until(
       "the group's curves",
       async () => Number((await page.getAttribute(goal, "data-points")) ?? 0),
@@ -298,26 +202,11 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("for the people who use it", () => {
 
     // ungrouped, each seed is its own pair of lines
     await page.goto(`${base}/#/compare?ids=${a.id},${b.id},${c.id}`);
-    await until(
-      "the seed group",
-      () => page.getAttribute(goal, "data-groups"),
-      (g) => g === "1",
-      30_000,
-    );
+    await groups("the seed group", "1", 30_000);
     await page.uncheck("[data-testid=compare-group]");
-    await until(
-      "ungrouped",
-      () => page.getAttribute(goal, "data-groups"),
-      (g) => g === "0",
-      10_000,
-    );
+    await groups("ungrouped", "0", 10_000);
     await page.check("[data-testid=compare-group]");
-    await until(
-      "grouped again",
-      () => page.getAttribute(goal, "data-groups"),
-      (g) => g === "1",
-      10_000,
-    );
+    await groups("grouped again", "1", 10_000);
   });
 
   it("exports a chart as CSV (the band's min <= mean <= max) and as PNG", async () => {
@@ -399,6 +288,6 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("for the people who use it", () => {
       1000,
     );
     await shot("home-demo-resumed");
-    expect(pageErrors).toEqual([]);
+    expect(session!.pageErrors).toEqual([]);
   });
 });
