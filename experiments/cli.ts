@@ -17,7 +17,6 @@ import { delimiter, join, resolve } from "node:path";
 import { inspect } from "node:util";
 import { Command, CommanderError, Option } from "commander";
 import "../envs/index.ts";
-import "../agents/index.ts";
 import { RewardlabError } from "../envs/errors.ts";
 import { envCommands } from "./cli/envs.ts";
 import type { CliContext } from "./cli/options.ts";
@@ -146,6 +145,19 @@ export function reportError(e: unknown, argv: string[], ctx: Pick<CliContext, "e
   return 1;
 }
 
+/** Verbs that never touch an agent: they run without loading the agents or TensorFlow.js. */
+const ENV_VERBS = new Set(["envs", "play", "check-env"]);
+
+/** The verb of an argument list: its first word that is neither an option nor the value of `--data` ("" when none). */
+function verbOf(args: string[]): string {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "--data") i++;
+    else if (!a.startsWith("-")) return a;
+  }
+  return "";
+}
+
 export async function main(argv: string[], extra: CommandFactory[] = []): Promise<number> {
   // `rewardlab watch ... | head`: a closed pipe ends the output, quietly
   process.stdout.on("error", (e: NodeJS.ErrnoException) => {
@@ -159,6 +171,8 @@ export async function main(argv: string[], extra: CommandFactory[] = []): Promis
   };
   try {
     const rest = await loadGlobalOptions(argv, ctx);
+    // the agents (and TensorFlow.js with them) load unless the verb is about environments alone
+    if (!ENV_VERBS.has(verbOf(rest))) await import("../agents/index.ts");
     const { program, result } = buildProgram(ctx, extra);
     if (rest.length === 0) {
       ctx.out(program.helpInformation().replace(/\n$/, ""));

@@ -4,7 +4,7 @@
  * the command line, and the server's modules load only when it runs.
  */
 import { Command, Option } from "commander";
-import { BACKENDS, type BackendName } from "../agents/shared/backend.ts";
+import { BACKENDS, type BackendName } from "../agents/shared/backendnames.ts";
 import type { CommandFactory } from "../experiments/cli.ts";
 import { UserError } from "../experiments/cli/options.ts";
 import { RewardlabError } from "../envs/errors.ts";

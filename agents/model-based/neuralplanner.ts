@@ -33,36 +33,18 @@
  */
 import { readFile, writeFile, mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { type Static, Type } from "@sinclair/typebox";
 import { Rng, deriveSeed } from "../../envs/rng.ts";
 import { ValidationError } from "../../envs/errors.ts";
 import type { ActContext, ActResult, Agent, AgentEnvInfo, Route, RouteRating, Transition, UpdateStats } from "../core.ts";
 import { observationKey } from "../shared/obskey.ts";
 import { assignVariables, checkEnvCompatible, loadAgentFiles, saveAgentFiles } from "../shared/persist.ts";
 import type { ModelPrediction, RewardAtoms } from "./worldmodel.ts";
-import { ReplayBuffer, WorldModel, observationLayout, predictedRouteReturn, worldModelConfigSchema } from "./worldmodel.ts";
+import { ReplayBuffer, WorldModel, observationLayout, predictedRouteReturn } from "./worldmodel.ts";
 
-// ---------------------------------------------------------------- config
+// ---------------------------------------------------------------- config (its schema: modelconfig.ts)
 
-/** The planner's `neural` settings: the world model's, plus the planning ones. */
-export const neuralPlannerConfigSchema = Type.Object(
-  {
-    ...worldModelConfigSchema.properties,
-    updateEvery: Type.Integer({ minimum: 1, maximum: 10000000, default: 500, description: "env steps between model updates (learn())" }),
-    epsilon: Type.Number({
-      minimum: 0,
-      maximum: 1,
-      default: 0.1,
-      description: "random-action probability when exploring (replaces the planner's epsilon, whose default 0 suits exact models)",
-    }),
-    bonus: Type.Number({ minimum: 0, maximum: 1000, default: 0.05, description: "exploration bonus per unit of ensemble disagreement" }),
-    maxImagined: Type.Integer({ minimum: 1, maximum: 200000, default: 2000, description: "imagined states kept in the search graph" }),
-    heldOut: Type.Integer({ minimum: 1, maximum: 100000, default: 256, description: "recent transitions scored before each update" }),
-  },
-  { additionalProperties: false, default: {}, description: 'model "neural": the world model and its search' },
-);
-
-export type NeuralPlannerConfig = Static<typeof neuralPlannerConfigSchema>;
+export { type NeuralPlannerConfig, neuralPlannerConfigSchema } from "./modelconfig.ts";
+import type { NeuralPlannerConfig } from "./modelconfig.ts";
 
 /** The planner config fields this model reads (agents/model-based/planner.ts holds the whole config). */
 export type PlannerSettings = Readonly<Record<string, unknown>> & {
@@ -188,27 +170,50 @@ export class ImaginedGraph {
     nodes.forEach((s, i) => predicted.set(s, preds[i]!));
   }
 
-  /** State values by value iteration (`sweeps` at most), with or without the bonus. */
+  /**
+   * State values by value iteration (`sweeps` at most, in place, states in
+   * index order), with or without the bonus. Each expanded state's edges are
+   * first flattened to Q = base + coef x v[successor] (base: reward plus
+   * bonus x disagreement; coef: discount x not terminal; a missing successor
+   * reads a slot that stays 0, as an unexpanded one does): the same
+   * arithmetic as q(), without its lookups in every sweep.
+   */
   solve(discount: number, bonus: number, sweeps: number): Float64Array {
     const slot = bonus > 0 ? 1 : 0;
     const cached = this.values[slot];
     if (cached) return cached;
     const A = this.nActions;
     const n = this.size;
-    const v = new Float64Array(n);
+    const states = new Int32Array(n);
+    let m = 0;
+    for (let s = 0; s < n; s++) if (this.expanded[s]) states[m++] = s;
+    const base = new Float64Array(m * A);
+    const coef = new Float64Array(m * A);
+    const succ = new Int32Array(m * A);
+    for (let i = 0; i < m; i++) {
+      for (let a = 0; a < A; a++) {
+        const e = states[i]! * A + a;
+        const k = i * A + a;
+        base[k] = this.reward[e]! + bonus * this.disagreement[e]!;
+        coef[k] = discount * (1 - this.terminal[e]!);
+        succ[k] = this.next[e]! >= 0 ? this.next[e]! : n;
+      }
+    }
+    const v = new Float64Array(n + 1);
     for (let it = 0; it < sweeps; it++) {
       let residual = 0;
-      for (let s = 0; s < n; s++) {
-        if (!this.expanded[s]) continue;
+      for (let i = 0; i < m; i++) {
         let best = -Infinity;
-        for (let a = 0; a < A; a++) best = Math.max(best, this.q(s, a, v, discount, bonus));
+        for (let k = i * A; k < (i + 1) * A; k++) best = Math.max(best, base[k]! + coef[k]! * v[succ[k]!]!);
+        const s = states[i]!;
         residual = Math.max(residual, Math.abs(best - v[s]!));
         v[s] = best;
       }
       if (residual < 1e-9) break;
     }
-    this.values[slot] = v;
-    return v;
+    const values = v.subarray(0, n);
+    this.values[slot] = values;
+    return values;
   }
 
   q(s: number, a: number, v: Float64Array, discount: number, bonus: number): number {

@@ -37,7 +37,6 @@
  */
 import type { Route } from "../core.ts";
 import * as tf from "@tensorflow/tfjs";
-import { type Static, Type } from "@sinclair/typebox";
 import { make, registered } from "../../envs/registry.ts";
 import type { Rng } from "../../envs/rng.ts";
 import { createMatmul } from "../shared/backend.ts";
@@ -47,40 +46,10 @@ import { observationKey } from "../shared/obskey.ts";
 import { concatBytes } from "../shared/persist.ts";
 import { ActionHeadPass } from "./headpass.ts";
 
-// ---------------------------------------------------------------- config
+// ---------------------------------------------------------------- config (its schema: modelconfig.ts)
 
-export const worldModelConfigSchema = Type.Object(
-  {
-    ensemble: Type.Integer({ minimum: 1, maximum: 16, default: 3, description: "MLPs in the ensemble (disagreement needs at least 2)" }),
-    hiddenSizes: Type.Array(Type.Integer({ minimum: 1, maximum: 1024 }), {
-      minItems: 1,
-      maxItems: 4,
-      default: [64],
-      description: "hidden layer sizes of each member (tanh)",
-    }),
-    learningRate: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.02, description: "Adam learning rate" }),
-    batchSize: Type.Integer({ minimum: 1, maximum: 4096, default: 32, description: "transitions per member per gradient step" }),
-    gradientSteps: Type.Integer({ minimum: 1, maximum: 10000, default: 50, description: "gradient steps per learn() call" }),
-    replayCapacity: Type.Integer({ minimum: 16, maximum: 1000000, default: 20000, description: "transitions kept (oldest dropped)" }),
-    rareFraction: Type.Number({
-      minimum: 0,
-      maximum: 1,
-      default: 0.25,
-      description:
-        "share of each minibatch drawn from the rare transitions (a reward other than the most common one, or termination); sparse rewards are otherwise a few samples per step",
-    }),
-    rewardAtoms: Type.Integer({
-      minimum: 0,
-      maximum: 64,
-      default: 16,
-      description:
-        "decode a predicted reward to the nearest reward seen in experience with the predicted termination, while at most this many distinct rewards were seen (0: never; rewards stay as predicted)",
-    }),
-  },
-  { additionalProperties: false, default: {} },
-);
-
-export type WorldModelConfig = Static<typeof worldModelConfigSchema>;
+export { type WorldModelConfig, worldModelConfigSchema } from "./modelconfig.ts";
+import type { WorldModelConfig } from "./modelconfig.ts";
 
 // ---------------------------------------------------------------- observation layout
 

@@ -13,18 +13,9 @@ import * as tf from "@tensorflow/tfjs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 
-import { RewardlabError } from "../../envs/errors.ts";
+import { BACKENDS, type BackendName } from "./backendnames.ts";
 
-export type BackendName = "tensorflow" | "wasm" | "cpu";
-
-export const BACKENDS: readonly BackendName[] = ["tensorflow", "wasm", "cpu"];
-
-/** A backend name from a user (a flag, an env variable): undefined stays undefined, anything else must be one of BACKENDS. */
-export function parseBackend(name: string | undefined, where = "backend"): BackendName | undefined {
-  if (name === undefined) return undefined;
-  if ((BACKENDS as readonly string[]).includes(name)) return name as BackendName;
-  throw new RewardlabError(`${where} "${name}" is not one of ${BACKENDS.join(", ")}`);
-}
+export { BACKENDS, type BackendName, parseBackend } from "./backendnames.ts";
 
 /** Receives one line per decision ("backend wasm", "tensorflow unavailable: ..."). */
 export type BackendLogger = (message: string) => void;

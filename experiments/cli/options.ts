@@ -10,7 +10,7 @@ import { join, resolve } from "node:path";
 import { InvalidArgumentError, Option } from "commander";
 import { agentRegistration, agentRegistrations } from "../../agents/registry.ts";
 import { AGENT_ENTRY_PATTERN, entryAgent } from "../probes/request.ts";
-import { BACKENDS, type BackendName, initBackend } from "../../agents/shared/backend.ts";
+import { BACKENDS, type BackendName } from "../../agents/shared/backendnames.ts";
 import { RewardlabError } from "../../envs/errors.ts";
 import { registered, registration } from "../../envs/registry.ts";
 import type { UserEnvironments } from "../plugins.ts";
@@ -108,6 +108,8 @@ export const envOption = (description = "environment id (`rewardlab envs` lists 
 /** Initialises the backend; says so when the one asked for is not available here. */
 export async function startBackend(wanted: BackendName | undefined, ctx: CliContext): Promise<BackendName> {
   const why: string[] = [];
+  // TensorFlow.js loads here, with the first command that trains or plays an agent
+  const { initBackend } = await import("../../agents/shared/backend.ts");
   const got = await initBackend(wanted, (line) => why.push(line));
   if (wanted && got !== wanted) ctx.err(`warning: backend ${wanted} is not available on this machine; using ${got}`);
   else if (!wanted && !BACKENDS.includes(process.env.REWARDLAB_BACKEND as BackendName) && got !== "tensorflow")

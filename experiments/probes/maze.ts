@@ -19,7 +19,7 @@
  * small (it grows with every maze it meets; cleared between chunks).
  */
 import type { Agent } from "../../agents/core.ts";
-import { clearPlanCache } from "../../agents/model-based/planner.ts";
+import { clearPlanCache } from "../../agents/model-based/planner/search.ts";
 import { createAgent } from "../../agents/registry.ts";
 import type { Env } from "../../envs/core.ts";
 import { MAZE_CHANNELS, MAZE_ID, type MazeEnv, type MazeLayout } from "../../envs/maze.ts";

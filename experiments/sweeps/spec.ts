@@ -5,7 +5,7 @@
  * sweep skips what the store already has and a retried job never counts twice.
  */
 import { createHash } from "node:crypto";
-import { BACKENDS } from "../../agents/shared/backend.ts";
+import { BACKENDS } from "../../agents/shared/backendnames.ts";
 import { type Static, type TSchema, Type } from "@sinclair/typebox";
 import { StringEnum, cloneInput, validate } from "../../envs/schema.ts";
 import { ValidationError } from "../../envs/errors.ts";

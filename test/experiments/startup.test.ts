@@ -3,12 +3,13 @@
  * is at least as new as every source, the TypeScript through tsx when it is
  * missing, older than a source, or a plugin is loaded.
  */
+import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { cli } from "./spawn-cli.ts";
+import { ROOT, cli } from "./spawn-cli.ts";
 // @ts-expect-error: a plain JavaScript module without types
 import { SOURCE_DIRS, SOURCE_FILES, chooseEntry } from "../../bin/entry.js";
 
@@ -50,5 +51,26 @@ describe("the command line as started", () => {
     const r = await cli([...args, "--config", JSON.stringify(config), "--data", data]);
     expect(r.stderr).not.toMatch(/error/i);
     expect(r.code).toBe(0);
+  }, 120_000);
+});
+
+describe("what the command line loads", () => {
+  /** Runs main() on `args` from the sources; true when TensorFlow.js was loaded (its engine is a global once imported). */
+  const loadsTf = (args: string[]): Promise<boolean> =>
+    new Promise((res, rej) => {
+      const script = `const { main } = await import("./experiments/cli.ts"); await main(${JSON.stringify(args)}); console.error("tf=" + typeof globalThis._tfengine);`;
+      const p = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+        cwd: ROOT,
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      let err = "";
+      p.stderr.on("data", (c: Buffer) => (err += c.toString()));
+      p.on("error", rej);
+      p.on("close", () => (/tf=(undefined|object)/.test(err) ? res(err.includes("tf=object")) : rej(new Error(err))));
+    });
+
+  it("lists environments without the agents or TensorFlow.js; a verb about runs loads them", async () => {
+    expect(await loadsTf(["envs"])).toBe(false);
+    expect(await loadsTf(["--data", join(dir, "d"), "runs"])).toBe(true);
   }, 120_000);
 });

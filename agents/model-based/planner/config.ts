@@ -1,7 +1,7 @@
 /** The planner's config: one TypeBox definition, from which both the JSON Schema and the type come. */
 import { type Static, type TSchema, Type } from "@sinclair/typebox";
 import { RewardlabError } from "../../../envs/errors.ts";
-import { neuralPlannerConfigSchema } from "../neuralplanner.ts";
+import { neuralPlannerConfigSchema } from "../modelconfig.ts";
 
 /** A closed set of strings as a plain JSON Schema `enum` (so ajv's error reads "must be one of ..."). */
 function oneOf<const T extends readonly string[]>(
