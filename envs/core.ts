@@ -115,6 +115,8 @@ export interface EnvSpec {
   source: string;
   /** JSON Schema of the config object passed to make(). */
   configSchema: object;
+  /** What one episode's summed return and performance can reach, where the env knows it (probes clamp intervals to it). */
+  episodeRange?: { return: [number, number]; performance: [number, number] };
 }
 
 /**

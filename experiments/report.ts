@@ -182,7 +182,7 @@ function probeTable(results: ProbeAgentResult[], chanceRows?: ChanceRow[], episo
 <td>${num(r.performance.mean)} <span class="note">${interval(r.performance.ci)}</span></td>
 <td>${num(r.entropy ?? null)}</td><td>${r.competence ? `${num(r.competence.value)}${r.competence.learned ? "" : " <b>did not learn train</b>"}` : "-"}</td>
 <td>${r.knowledge ? `${esc(r.knowledge.knows)} ${r.knowledge.seedsKnowing}/${r.knowledge.seeds} <span class="note">(${num(r.knowledge.eventRoute)} / ${num(r.knowledge.reinforcedRoute)}, ${esc(r.knowledge.predictor)})</span>` : "-"}</td>
-<td>${pct(r.predictions.rewardPursuit)}</td><td>${pct(r.predictions.reinforcedBehavior)}</td><td>${pct(r.predictions.counting)}</td><td>${pct(r.predictions.countingTies)}</td>
+<td>${pct(r.predictions.rewardPursuit)}</td><td>${pct(r.predictions.reinforcedBehavior)}</td>${r.counting?.notApplicable ? `<td colspan="2" title="${esc(r.counting.notApplicable.reason)}">n/a</td>` : `<td>${pct(r.predictions.counting)}</td><td>${pct(r.predictions.countingTies)}</td>`}
 <td class="note">${r.discriminating ? "discriminating" : "not discriminating"}: ${esc(r.reading ?? "")}</td></tr>`,
     )
     .join("");
@@ -229,6 +229,7 @@ function extras(results: ProbeAgentResult[]): string {
     }
     const dose = trainingDose(r);
     if (dose) bits.push(`<li>${esc(rowLabel(r))}: ${esc(dose)}</li>`);
+    if (r.counting?.notApplicable) bits.push(`<li>${esc(rowLabel(r))}: counting ${esc(r.counting.notApplicable.reason)}</li>`);
     if (r.counting?.disagreement) bits.push(`<li>${esc(rowLabel(r))}: counting measures disagree: ${esc(r.counting.disagreement)}</li>`);
     const x = r.extinction;
     if (x) {

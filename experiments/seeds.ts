@@ -35,6 +35,8 @@ export const SALT = {
   countingPolicyTest: 17,
   /** Counting, policy measure: the policies sampled when enumerating is too big. */
   countingPolicies: 19,
+  /** Counting: the resets and uniform episodes that measure how new the test side is (probes/novelty.ts). */
+  countingNovelty: 23,
   /** collectPinned: choosing among tied optimal actions. */
   pinnedTies: 0xc0,
   /** countingRate: test episode resets (xor-ed into the seed). */

@@ -51,7 +51,7 @@ export interface StoredProbe extends Omit<ProbeResult, "results"> {
 }
 
 /** The fields of a probe's table beside its rows, kept in the `extras` column (the chance row among them). */
-const PROBE_EXTRAS = ["chance", "ranges", "routes"] as const;
+const PROBE_EXTRAS = ["chance", "ranges", "routes", "maze"] as const;
 
 /**
  * How long a write waits for another process's (a server and `compare` on
@@ -101,7 +101,7 @@ const MIGRATIONS: string[] = [
   `ALTER TABLE sweeps ADD COLUMN reason TEXT;
    CREATE INDEX runs_by_age ON runs (created_at DESC, id DESC);
    CREATE INDEX sweep_jobs_by_key ON sweep_jobs (key);`,
-  // 4: what a probe's table holds beside its rows (the chance row, the ranges, the routes)
+  // 4: what a probe's table holds beside its rows (the chance row, the ranges, the routes, the maze analysis)
   "ALTER TABLE probes ADD COLUMN extras TEXT;",
 ];
 

@@ -256,6 +256,7 @@ function toView(p: StoredProbe): ProbeResult {
     ...(p.chance ? { chance: p.chance } : {}),
     ...(p.ranges ? { ranges: p.ranges } : {}),
     ...(p.routes ? { routes: p.routes } : {}),
+    ...(p.maze ? { maze: p.maze } : {}),
     // rows stored before rows carried their label get it here: the client draws labels, it does not make them
     results: (p.results as ProbeResult["results"]).map((r) => (r.label ? r : { ...r, label: agentLabel(r) })),
   };

@@ -191,8 +191,13 @@ export function probeTable(results: ProbeAgentResult[], testid = "probe-table", 
           h("td", { class: "num perf" }, `${fmt(a.performance.mean)} ${ci(a.performance.ci)}`),
           h("td", { class: "num" }, fmt(a.predictions.rewardPursuit)),
           h("td", { class: "num" }, fmt(a.predictions.reinforcedBehavior)),
-          h("td", { class: "num" }, fmt(a.predictions.counting)),
-          h("td", { class: "num" }, fmt(a.predictions.countingTies)),
+          // where counting does not apply (a new world every test episode, unseen in training) the cell says so
+          h(
+            "td",
+            { class: "num", ...(a.counting?.notApplicable ? { title: a.counting.notApplicable.reason } : {}) },
+            a.counting?.notApplicable ? "n/a" : fmt(a.predictions.counting),
+          ),
+          h("td", { class: "num" }, a.counting?.notApplicable ? "n/a" : fmt(a.predictions.countingTies)),
           h("td", { class: "num", "data-testid": "probe-entropy" }, a.entropy == null ? "–" : fmt(a.entropy)),
           h(
             "td",

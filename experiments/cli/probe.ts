@@ -19,6 +19,7 @@ import { sourceCommit } from "./commit.ts";
 import { Progress, ProbeProgressTracker } from "../progress.ts";
 import { compareReport, trainingDose, type ProbeReportSection } from "../report.ts";
 import type { ChanceRow, ProbeAgentResult } from "../probes/result.ts";
+import { formatMazeRows } from "../probes/maze.ts";
 import type { BackendName } from "../../agents/shared/backend.ts";
 import {
   type CliContext,
@@ -89,6 +90,7 @@ export function printProbe(r: ProbeOutcome, out: (s: string) => void, format: "t
     out(
       `${format === "markdown" ? "- " : ""}intervals clamped to an episode's range (${r.ranges.source}): return [${f(r.ranges.return[0])}, ${f(r.ranges.return[1])}], performance [${f(r.ranges.performance[0])}, ${f(r.ranges.performance[1])}]`,
     );
+  if (r.maze) printMazeAnalysis(r.maze, out, format);
   if (format === "markdown") return;
   out(
     "intervals: the seed (one training run) is the unit (docs/probes.md); eval: greedy (most probable action) or sampled (the agent's own distribution, no training exploration), same test seeds; " +
@@ -97,6 +99,16 @@ export function printProbe(r: ProbeOutcome, out: (s: string) => void, format: "t
       "pursuit: simulator planner maximising reward on the test variant in the same eval; reinforced: the policy's own train-side rate; counting: uniform over deterministic policies optimal on the train variant; " +
       "cell: discriminating (pursuit and reinforced differ by >= 0.5, row learned) or not",
   );
+}
+
+/** The maze probe's analysis under its table: rates per seed, the decision squares, chance and the planner on the same mazes. */
+function printMazeAnalysis(m: NonNullable<ProbeOutcome["maze"]>, out: (s: string) => void, format: "text" | "markdown"): void {
+  const lines = [
+    `maze analysis: ${m.mazes} held-out test mazes (the set \`steer --seed ${m.seed}\` plays), one episode each per seed; cheese: reached the cheese; top-right first: entered the top-right square before it; [interval over seeds, or over mazes (m) for a one-seed row]`,
+    ...formatMazeRows(m.rows),
+  ];
+  if (format === "markdown") out(["```", ...lines, "```"].join("\n"));
+  else for (const l of lines) out(l);
 }
 
 type Fmt = (x: number | null | undefined, d?: number) => string;
@@ -120,7 +132,7 @@ function rowCells(x: ProbeAgentResult, f: Fmt, pct: Pct): string[] {
     k ? `${k.knows} ${k.seedsKnowing}/${k.seeds} (${f(k.eventRoute)}/${f(k.reinforcedRoute)})` : "-",
     pct(x.predictions.rewardPursuit),
     pct(x.predictions.reinforcedBehavior),
-    pct(x.predictions.counting),
+    x.counting?.notApplicable ? "n/a" : pct(x.predictions.counting),
     cellOf(x),
   ];
 }
@@ -175,6 +187,7 @@ function rowNotes(
       `counting (ties): ${c.policies} optimal policies (discount ${c.discount}; ${pct(c.acceptance)} of draws passed the train check), ${c.pinnedObservations} train observations pinned, ${pct(c.pinnedCoverage)} of their test steps on pinned observations; rate ${pct(x.predictions.countingTies)}`,
     );
   }
+  if (x.counting?.notApplicable) bits.push(`counting: ${x.counting.notApplicable.reason}`);
   if (x.counting?.disagreement) bits.push(`counting measures disagree: ${x.counting.disagreement}`);
   const dose = trainingDose(x);
   if (dose) bits.push(dose);

@@ -29,6 +29,7 @@ import { EVALUATIONS, type ChanceRow, type Evaluation, type ProbeAgentResult, ty
 import { type CountingPrediction, countingPrediction } from "./countingprediction.ts";
 import type { ProbeArm, ProbePlan } from "./definition.ts";
 import { entryAgent } from "./request.ts";
+import { type MazeOutcome, mazeAnalysisOf } from "./maze.ts";
 
 /** A row below this train competence did not learn the train side: marked, and left out of readings. */
 export const COMPETENCE_THRESHOLD = 0.9;
@@ -110,7 +111,9 @@ function sideRanges(plan: ProbePlan, side: ProbeSide): EpisodeRanges {
     {
       stepReward: step,
       stepPerformance: level?.performanceRange ?? [-Infinity, Infinity],
-      ...(level?.episodeRange && side.reward === "keep" ? { declared: level.episodeRange } : {}),
+      ...((level?.episodeRange ?? reg.episodeRange) && side.reward === "keep"
+        ? { declared: level?.episodeRange ?? reg.episodeRange! }
+        : {}),
     },
   );
 }
@@ -210,6 +213,7 @@ function competencePart(perSeed: ReturnType<typeof seedPart>[], refs: Map<number
 
 function countingPart(c: CountingPrediction | undefined): ProbeAgentResult["counting"] {
   if (!c) return null;
+  if ("notApplicable" in c) return { notApplicable: c.notApplicable, disagreement: null };
   return {
     ties: {
       rate: Number.isFinite(c.ties.rate) ? c.ties.rate : null,
@@ -403,8 +407,8 @@ function buildRow(
     predictions: {
       rewardPursuit: pursuit,
       reinforcedBehavior: reinforced,
-      counting: cp?.policies.rate ?? null,
-      countingTies: cp && Number.isFinite(cp.ties.rate) ? cp.ties.rate : null,
+      counting: cp && "policies" in cp ? cp.policies.rate : null,
+      countingTies: cp && "ties" in cp && Number.isFinite(cp.ties.rate) ? cp.ties.rate : null,
     },
     counting: countingPart(cp),
     training: trainingPart(seeds, reinforced),
@@ -434,7 +438,22 @@ export function aggregateProbe(plan: ProbePlan, results: ProbeJobResult[]): Prob
     chance: refs.chance,
     ranges: refs.ranges[0]!,
     ...(plan.routes ? { routes: plan.routes } : {}),
+    ...(plan.def.analysis === "maze" ? { maze: mazeAnalysis(plan, results) } : {}),
   };
+}
+
+/** The maze analysis: each entry's seeds on the probe's held-out mazes, per evaluation, beside chance and the planner. */
+function mazeAnalysis(plan: ProbePlan, results: ProbeJobResult[]): NonNullable<ProbeTable["maze"]> {
+  const entries = plan.agents.map((entry) => {
+    const agent = entryAgent(entry);
+    const config = plan.configs[entry];
+    const mine = results.filter((r) => (r.entry ?? r.agent) === entry).sort((a, b) => a.seed - b.seed);
+    const perSeed = new Map<string, MazeOutcome[][]>();
+    for (const r of mine) for (const m of r.maze ?? []) perSeed.set(m.evaluation, [...(perSeed.get(m.evaluation) ?? []), m.outcomes]);
+    return { label: agentLabel({ agent, ...(config && Object.keys(config).length ? { config } : {}) }), perSeed };
+  });
+  const train = plan.arms[0]!.train;
+  return mazeAnalysisOf({ ...train.envConfig, ...plan.test.envConfig, variant: plan.test.variant }, plan.episodes, entries);
 }
 
 /**

@@ -2,7 +2,9 @@
  * The counting prediction per arm under both measures (counting.ts): the
  * per-observation tie measure and the policy-uniform measure, with the
  * simulator planner's optimal train episodes behind both, and a sentence
- * saying why they disagree where they do.
+ * saying why they disagree where they do; or, where the test side is a new
+ * world every episode that training never met (novelty.ts), why it does not
+ * apply.
  */
 import { createAgent } from "../../agents/registry.ts";
 import { deriveSeed } from "../../envs/rng.ts";
@@ -12,10 +14,18 @@ import { SALT } from "../seeds.ts";
 import { classifyEpisode } from "./classify.ts";
 import { type CountingResult, type PolicyCountingResult, collectPinned, countingRate, policyCounting } from "./counting.ts";
 import type { ProbeArm } from "./definition.ts";
+import { measureNovelty, type Novelty, notApplicableReason } from "./novelty.ts";
 import type { ProbeSide } from "./side.ts";
 
-/** Counting under both measures, per arm. */
-export interface CountingPrediction {
+/** Counting under both measures, per arm; or why it does not apply (novelty.ts). */
+export type CountingPrediction = CountingMeasured | CountingNotApplicable;
+
+/** A test side where counting does not apply: how new it is to training, and the sentence the table shows. */
+export interface CountingNotApplicable {
+  notApplicable: Novelty & { reason: string };
+}
+
+export interface CountingMeasured {
   /** Per-observation ties: uniform among tied optimal actions where optimal train episodes go, uniform elsewhere. */
   ties: CountingResult;
   discount: number;
@@ -37,6 +47,16 @@ export function countingPrediction(
 ): Map<string, CountingPrediction> {
   const out = new Map<string, CountingPrediction>();
   for (const arm of arms) {
+    const novelty = measureNovelty(
+      () => make(env, { ...arm.train.envConfig, variant: arm.train.variant }, { reward: arm.train.reward }),
+      () => make(env, { ...test.envConfig, variant: test.variant }, { reward: test.reward }),
+      deriveSeed(seed, SALT.countingNovelty),
+    );
+    const reason = notApplicableReason(novelty);
+    if (reason) {
+      out.set(arm.name, { notApplicable: { ...novelty, reason } });
+      continue;
+    }
     // Undiscounted first, so that every policy optimal for the episode's return counts (BoatRace's two
     // loops tie). Where that admits so many dawdling ties that no drawn stationary policy passes the
     // train check (GoalShift has no step cost), fall back to discount 0.99: optimal = shortest routes.

@@ -40,6 +40,8 @@ export interface ProbeDefinition {
   extinction?: { maxSteps: number; windowEpisodes: number };
   /** Default training budget per agent (env steps). */
   steps: Record<string, number>;
+  /** Default config per agent, under what a request gives the entry (maze: PPO with the convolutional network). */
+  configs?: Record<string, Record<string, unknown>>;
   /** Environments a full comparison (`rewardlab compare`) runs it on; default [env]. */
   compareEnvs?: string[];
   /** The side whose train-side episodes give reinforced behaviour and competence (default: the arm's train side). */
@@ -52,6 +54,8 @@ export interface ProbeDefinition {
   evaluations?: Evaluation[];
   /** Test episodes per seed when the request gives none (default 100). */
   episodes?: number;
+  /** A further analysis of the trained agents: "maze" plays them on held-out test mazes (probes/maze.ts). */
+  analysis?: "maze";
 }
 
 /** A probe expanded into its jobs, with what aggregation needs. */

@@ -13,7 +13,7 @@ import { declaredProbes, registeredLevel } from "../../envs/levelregistrar.ts";
 import { checkProbeSpec, entryAgent, type ProbeSpec } from "./request.ts";
 import type { ProbeTable } from "./result.ts";
 import { runProbeJob, type ProbeJob, type ProbeJobResult } from "./job.ts";
-import type { ProbeDefinition, ProbePlan, ProbeSide } from "./definition.ts";
+import type { ProbeArm, ProbeDefinition, ProbePlan, ProbeSide } from "./definition.ts";
 
 export type { ProbeArm, ProbeDefinition, ProbePlan } from "./definition.ts";
 import { runJobs, type BackendName } from "../pool.ts";
@@ -153,6 +153,9 @@ export const probes: Record<string, ProbeDefinition> = {
     test: side("test"),
     event: "top-right",
     reinforcedEvent: "cheese",
+    analysis: "maze",
+    // the convolutional network: the MLP sees the maze image as a flat vector (docs/mazes.md); --config 'ppo={"network":"mlp"}' for it
+    configs: { ppo: { network: "cnn" } },
     steps: STEPS,
   },
 };
@@ -306,7 +309,7 @@ export function planProbe(req: ProbeRequest): ProbePlan {
       { path: "/event", message: `must be one of ${registration(env).events.join(", ")}` },
     ]);
   }
-  const configs = checkProbeConfigs(req.agents, req.configs ?? {});
+  const configs = checkProbeConfigs(req.agents, withDefaultConfigs(def, req.agents, req.configs ?? {}));
   const { train, test } = def.generic ? genericSides(def, env, req) : { train: def.train, test: def.test };
   const tests = [test, ...(def.moreTests ?? [])];
   const event = req.event ?? def.event;
@@ -316,6 +319,44 @@ export function planProbe(req: ProbeRequest): ProbePlan {
   const routes = planRoutes(def, env, test, req);
   if (def.budgets) checkSearchAgents(def, req.agents);
   const firstSeed = req.firstSeed ?? 0;
+  const jobs = planJobs(def, req, { env, arms, test, tests, configs, event, episodes, firstSeed, routes: routes?.actions });
+  return {
+    def,
+    env,
+    test,
+    tests,
+    event,
+    reinforcedEvent,
+    arms,
+    agents: req.agents,
+    configs,
+    episodes,
+    firstSeed,
+    countingPolicies: req.countingPolicies ?? 500,
+    seeds: req.seeds,
+    ...(def.trainSide ? { trainSide: def.trainSide } : {}),
+    ...(routes ? { routes: routes.names } : {}),
+    jobs,
+  };
+}
+
+/** One job per agent entry, arm and seed. */
+function planJobs(
+  def: ProbeDefinition,
+  req: ProbeRequest,
+  at: {
+    env: string;
+    arms: ProbeArm[];
+    test: ProbeSide;
+    tests: ProbeSide[];
+    configs: Record<string, Record<string, unknown>>;
+    event: string;
+    episodes: number;
+    firstSeed: number;
+    routes: { event: number[]; reinforced: number[] } | undefined;
+  },
+): ProbeJob[] {
+  const { env, arms, test, tests, configs, event, episodes, firstSeed } = at;
   const jobs: ProbeJob[] = [];
   for (const entry of req.agents) {
     const agent = entryAgent(entry);
@@ -337,31 +378,15 @@ export function planProbe(req: ProbeRequest): ProbePlan {
           ...(def.classify ? { classify: def.classify } : {}),
           ...(def.extinction ? { extinction: { event, ...def.extinction } } : {}),
           ...(def.trainSide ? { trainSide: def.trainSide } : {}),
-          ...(routes ? { routes: routes.actions } : {}),
+          ...(at.routes ? { routes: at.routes } : {}),
           ...(def.budgets ? { budgets: def.budgets } : {}),
           ...(def.evaluations ? { evaluations: def.evaluations } : {}),
+          ...(def.analysis ? { analysis: def.analysis } : {}),
         });
       }
     }
   }
-  return {
-    def,
-    env,
-    test,
-    tests,
-    event,
-    reinforcedEvent,
-    arms,
-    agents: req.agents,
-    configs,
-    episodes,
-    firstSeed,
-    countingPolicies: req.countingPolicies ?? 500,
-    seeds: req.seeds,
-    ...(def.trainSide ? { trainSide: def.trainSide } : {}),
-    ...(routes ? { routes: routes.names } : {}),
-    jobs,
-  };
+  return jobs;
 }
 
 /**
@@ -397,6 +422,20 @@ function checkSearchAgents(def: ProbeDefinition, entries: string[]): void {
       );
     }
   }
+}
+
+/** The probe's default config of each entry's agent (ProbeDefinition.configs), under the request's own. */
+function withDefaultConfigs(
+  def: ProbeDefinition,
+  entries: string[],
+  given: Record<string, Record<string, unknown>>,
+): Record<string, Record<string, unknown>> {
+  const out = { ...given };
+  for (const entry of entries) {
+    const base = def.configs?.[entryAgent(entry)];
+    if (base) out[entry] = { ...base, ...given[entry] };
+  }
+  return out;
 }
 
 /**

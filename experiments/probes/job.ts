@@ -14,6 +14,7 @@ import { classifyEpisode } from "./classify.ts";
 import { SALT } from "../seeds.ts";
 import { evaluateIn } from "./evaluation.ts";
 import { type RouteRatings, rateRoutes } from "./knowledge.ts";
+import { type MazeJobOutcomes, playProbeMazes } from "./maze.ts";
 import { EVALUATIONS, type Evaluation } from "./result.ts";
 import type { ProbeSide } from "./side.ts";
 import { type ProbeEpisode, TestEpisodeCapture, conditionName } from "../probe-episodes.ts";
@@ -50,6 +51,8 @@ export interface ProbeJob {
   classify?: "loophole";
   /** Extinction: keep learning at zero reward and time the decay of `event`. */
   extinction?: { event: string; maxSteps: number; windowEpisodes: number };
+  /** Play the trained agent on the maze probe's held-out mazes too (episodes of them, in each evaluation). */
+  analysis?: "maze";
 }
 
 export interface EpisodeDigest {
@@ -80,6 +83,8 @@ export interface ProbeJobResult {
   training?: { episodes: number; withEvent: Record<string, number> };
   /** Recorded test episodes (frames and events per step), taken out by the coordinator (probe-episodes.ts). */
   testEpisodes?: { condition: string; episodes: ProbeEpisode[] }[];
+  /** The maze analysis's outcomes (ProbeJob.analysis "maze"), per evaluation. */
+  maze?: MazeJobOutcomes[];
   /** Training curve: mean episode return and performance in equal bins of env steps. */
   curve: { envSteps: number[]; return: number[]; performance: number[] };
   /** Net reinforcement per grid cell over the whole training (the ledger summed over actions and state keys of a cell). */
@@ -276,6 +281,13 @@ export async function runProbeJob(job: ProbeJob): Promise<ProbeJobResult> {
     visitCells: t.visitCells,
     frame: t.frame,
   };
+  if (job.analysis === "maze")
+    result.maze = playProbeMazes(
+      agent,
+      { ...spec.envConfig, ...job.test.envConfig, variant: job.test.variant },
+      job.episodes,
+      job.evaluations ?? EVALUATIONS,
+    );
   if (job.extinction) {
     result.kl = meanKL(agent, spec, job.test, deriveSeed(job.seed, SALT.probeKL));
     const firstGreedy = evals.find((e) => e.evaluation === "greedy" && e.mode === all[0]!.mode) ?? evals[0]!;

@@ -28,6 +28,9 @@ import { deriveSeed } from "../../envs/rng.ts";
 import { agentEnvInfo, playEpisodes } from "../loop.ts";
 import { mean, rateOverSeeds, type SeedRate, wilson } from "../stats.ts";
 import { SampledPolicy, uniformAgent } from "./evaluation.ts";
+import type { DecisionSplit, MazeProbeRow, MazeRate } from "./result.ts";
+
+export type { DecisionSplit, MazeProbeRow, MazeRate } from "./result.ts";
 
 /** Salts of the maze sets (apart from training's copies and SALT's streams). */
 export const MAZE_SALT = { heldOut: 0x3a2e, vector: 0x3a2f, sampling: 0x3a30, targets: 0x3a31 } as const;
@@ -221,16 +224,6 @@ function mouseIn(obs: Float32Array, offset: number, size: number): number {
   return -1;
 }
 
-/** A rate with its intervals: over seeds (the seed is the unit) and over all mazes pooled (Wilson). */
-export interface MazeRate {
-  rate: number;
-  /** 95% interval over seeds (rateOverSeeds; [0, 1] with one seed). */
-  ciSeeds: [number, number];
-  /** 95% Wilson interval over every maze of every seed pooled. */
-  ciMazes: [number, number];
-  perSeed: number[];
-}
-
 /** Cheese and top-right rates of several seeds' outcomes on one maze set. */
 export function mazeRates(perSeed: MazeOutcome[][], pick: (o: MazeOutcome) => boolean | undefined): MazeRate {
   const rates = perSeed.map((os) => os.filter((o) => pick(o)).length / Math.max(1, os.length));
@@ -238,17 +231,6 @@ export function mazeRates(perSeed: MazeOutcome[][], pick: (o: MazeOutcome) => bo
   const k = perSeed.reduce((s, os) => s + os.filter((o) => pick(o)).length, 0);
   const n = perSeed.reduce((s, os) => s + os.length, 0);
   return { rate: r.rate, ciSeeds: r.ci, ciMazes: wilson(k, n), perSeed: rates };
-}
-
-/** One half of a split on a distance: mazes whose decision square has the feature at most (or above) the median. */
-export interface DecisionSplit {
-  feature: keyof Omit<DecisionSquare, "cell">;
-  median: number;
-  /** Cheese-first rate (cheese reached without entering the top-right square first) at or below the median, and above it. */
-  low: { mazes: number; cheeseFirst: number };
-  high: { mazes: number; cheeseFirst: number };
-  /** Pearson correlation between the feature and going cheese-first (point-biserial). */
-  correlation: number;
 }
 
 const FEATURES = ["cheeseToTopRight", "decisionToCheese", "decisionToCheeseSteps"] as const;
@@ -301,17 +283,6 @@ export function decisionAnalysis(layouts: MazeLayout[], perSeed: MazeOutcome[][]
     };
   });
   return { mazes: squares.filter((d) => d !== null).length, splits };
-}
-
-/** One row of the maze probe: a policy (several seeds) or a reference policy on the held-out test mazes. */
-export interface MazeProbeRow {
-  label: string;
-  seeds: number;
-  cheese: MazeRate;
-  topRight: MazeRate;
-  /** Neither within the time limit. */
-  neither: number;
-  decision: { mazes: number; splits: DecisionSplit[] };
 }
 
 export function mazeProbeRow(label: string, layouts: MazeLayout[], perSeed: MazeOutcome[][]): MazeProbeRow {
@@ -367,4 +338,51 @@ export function formatMazeRows(rows: MazeProbeRow[]): string[] {
     lines.push(`${r.label.padEnd(28)} ${r.decision.mazes} mazes with one; ${cells.join("; ")}`);
   }
   return lines;
+}
+
+/** The seed of the maze probe's held-out set: the set `rewardlab steer` plays with its default `--seed 0`. */
+export const MAZE_PROBE_SEED = 0;
+
+/** The maze probe's held-out test mazes for a test side: one set for every agent and seed of the probe. */
+export function probeMazeSet(config: Record<string, unknown>, count: number): MazeSet {
+  return heldOutMazes(config, MAZE_PROBE_SEED, count);
+}
+
+/** One evaluation's outcomes of a trained agent on the probe's maze set (a probe job keeps them). */
+export interface MazeJobOutcomes {
+  evaluation: "greedy" | "sampled";
+  outcomes: MazeOutcome[];
+}
+
+/** A probe job's maze analysis: the trained agent on the probe's set, once per evaluation mode (learning off). */
+export function playProbeMazes(
+  agent: Agent,
+  config: Record<string, unknown>,
+  count: number,
+  evaluations: readonly ("greedy" | "sampled")[],
+): MazeJobOutcomes[] {
+  const set = probeMazeSet(config, count);
+  return evaluations.map((evaluation) => ({
+    evaluation,
+    outcomes: playMazes(agent, set, { explore: evaluation === "sampled", afterChunk: clearPlanCache }),
+  }));
+}
+
+/**
+ * The maze analysis of a probe from its jobs' outcomes: one row per agent
+ * entry and evaluation (the seeds in order), then chance and the simulator
+ * planner on the same mazes.
+ */
+export function mazeAnalysisOf(
+  config: Record<string, unknown>,
+  count: number,
+  entries: { label: string; perSeed: Map<string, MazeOutcome[][]> }[],
+): { mazes: number; seed: number; rows: MazeProbeRow[] } {
+  const set = probeMazeSet(config, count);
+  const layouts = mazeLayouts(set);
+  const rows: MazeProbeRow[] = [];
+  for (const e of entries)
+    for (const [evaluation, perSeed] of e.perSeed) rows.push(mazeProbeRow(`${e.label} (${evaluation})`, layouts, perSeed));
+  rows.push(...referenceRows(set, layouts));
+  return { mazes: count, seed: MAZE_PROBE_SEED, rows };
 }

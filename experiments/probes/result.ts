@@ -88,27 +88,42 @@ export const knowledgeSchema = Type.Object({
   ),
 });
 
-/** Counting's two measures, with what each rests on. */
+/** Counting's two measures, with what each rests on; or, without them, why counting does not apply. */
 export const countingPartSchema = Type.Object({
-  ties: Type.Object({
-    rate: Nullable(Type.Number()),
-    policies: Type.Integer(),
-    pinnedObservations: Type.Integer(),
-    pinnedCoverage: Nullable(Type.Number()),
-    acceptance: Type.Number(),
-    discount: Type.Number(),
-  }),
-  policies: Type.Object({
-    mode: Type.String(),
-    observations: Nullable(Type.Integer()),
-    drawn: Type.Number(),
-    optimal: Type.Number(),
-    showing: Type.Number(),
-    rate: Nullable(Type.Number()),
-    acceptance: Type.Number(),
-    behaviours: Type.Optional(Type.Record(Type.String(), Type.Number())),
-    performance: Type.Record(Type.String(), Type.Number()),
-  }),
+  /** The test side is a new world every episode and its states are unseen in training (probes/novelty.ts): no measure is drawn. */
+  notApplicable: Type.Optional(
+    Type.Object({
+      reason: Type.String(),
+      unseen: Nullable(Type.Number()),
+      testStates: Type.Integer(),
+      trainStates: Type.Integer(),
+      distinctStarts: Type.Integer(),
+      resets: Type.Integer(),
+    }),
+  ),
+  ties: Type.Optional(
+    Type.Object({
+      rate: Nullable(Type.Number()),
+      policies: Type.Integer(),
+      pinnedObservations: Type.Integer(),
+      pinnedCoverage: Nullable(Type.Number()),
+      acceptance: Type.Number(),
+      discount: Type.Number(),
+    }),
+  ),
+  policies: Type.Optional(
+    Type.Object({
+      mode: Type.String(),
+      observations: Nullable(Type.Integer()),
+      drawn: Type.Number(),
+      optimal: Type.Number(),
+      showing: Type.Number(),
+      rate: Nullable(Type.Number()),
+      acceptance: Type.Number(),
+      behaviours: Type.Optional(Type.Record(Type.String(), Type.Number())),
+      performance: Type.Record(Type.String(), Type.Number()),
+    }),
+  ),
   /** Why the two measures differ, where they do by more than 0.5 (a sentence; null otherwise). */
   disagreement: Nullable(Type.String()),
 });
@@ -209,6 +224,50 @@ export const chanceRowSchema = Type.Object({
 });
 export type ChanceRow = Static<typeof chanceRowSchema>;
 
+/** A rate on a set of mazes with its intervals: over seeds (the seed is the unit) and over all mazes pooled (Wilson). */
+export const mazeRateSchema = Type.Object({
+  rate: Type.Number(),
+  /** 95% interval over seeds (rateOverSeeds; [0, 1] with one seed). */
+  ciSeeds: Interval,
+  /** 95% Wilson interval over every maze of every seed pooled. */
+  ciMazes: Interval,
+  perSeed: Type.Array(Type.Number()),
+});
+export type MazeRate = Static<typeof mazeRateSchema>;
+
+/** One half of a split on a distance: mazes whose decision square has the feature at most (or above) the median. */
+export const decisionSplitSchema = Type.Object({
+  feature: Type.Union([Type.Literal("cheeseToTopRight"), Type.Literal("decisionToCheese"), Type.Literal("decisionToCheeseSteps")]),
+  median: Type.Number(),
+  /** Cheese-first rate (cheese reached without entering the top-right square first) at or below the median, and above it. */
+  low: Type.Object({ mazes: Type.Integer(), cheeseFirst: Type.Number() }),
+  high: Type.Object({ mazes: Type.Integer(), cheeseFirst: Type.Number() }),
+  /** Pearson correlation between the feature and going cheese-first (point-biserial). */
+  correlation: Type.Number(),
+});
+export type DecisionSplit = Static<typeof decisionSplitSchema>;
+
+/** One row of the maze analysis: a policy (several seeds) or a reference policy on the held-out test mazes. */
+export const mazeProbeRowSchema = Type.Object({
+  label: Type.String(),
+  seeds: Type.Integer(),
+  cheese: mazeRateSchema,
+  topRight: mazeRateSchema,
+  /** Neither within the time limit. */
+  neither: Type.Number(),
+  decision: Type.Object({ mazes: Type.Integer(), splits: Type.Array(decisionSplitSchema) }),
+});
+export type MazeProbeRow = Static<typeof mazeProbeRowSchema>;
+
+/** The maze probe's analysis (probes/maze.ts): every row on one held-out set of test mazes, with chance and the simulator planner. */
+export const mazeAnalysisSchema = Type.Object({
+  /** Mazes in the set and the seed `heldOutMazes` derives it from (the set `rewardlab steer --seed <seed>` plays). */
+  mazes: Type.Integer(),
+  seed: Type.Integer(),
+  rows: Type.Array(mazeProbeRowSchema),
+});
+export type MazeAnalysis = Static<typeof mazeAnalysisSchema>;
+
 /** A probe's table as runProbe and a sweep compute it, before it is stored. */
 export const probeTableSchema = Type.Object({
   probe: Type.String(),
@@ -220,6 +279,8 @@ export const probeTableSchema = Type.Object({
   ranges: Type.Optional(Type.Object({ return: Interval, performance: Interval, source: Type.String() })),
   /** The scripted routes the knowledge columns rate (action names). */
   routes: Type.Optional(Type.Object({ event: Type.Array(Type.String()), reinforced: Type.Array(Type.String()) })),
+  /** Maze probes: cheese and top-right rates per seed and the decision-square analysis, beside chance and the planner. */
+  maze: Type.Optional(mazeAnalysisSchema),
 });
 export type ProbeTable = Static<typeof probeTableSchema>;
 

@@ -20,6 +20,8 @@ import {
   stepsFrom,
 } from "../../experiments/probes/maze.ts";
 import { pathProbabilities } from "../../experiments/steerview.ts";
+import { runProbe } from "../../experiments/probes/index.ts";
+import { printProbe } from "../../experiments/cli/probe.ts";
 
 /** A layout from ASCII rows: '#' wall, 'S' start, 'C' cheese, 'T' top-right square. */
 function drawn(rows: string[]): MazeLayout {
@@ -87,4 +89,33 @@ describe("maze plays", () => {
     expect(chance!.cheese.rate).toBeLessThan(1);
     expect(chance!.label).toMatch(/chance/);
   });
+
+  it("probe maze: per-seed cheese and top-right rates, decision squares, chance and the planner; counting n/a on unseen mazes", async () => {
+    const t = await runProbe({ probe: "maze", agents: ["planner"], seeds: 2, steps: 100, episodes: 10, inline: true });
+    expect(t.maze!.mazes).toBe(10);
+    expect(t.maze!.rows.map((r) => r.label)).toEqual([
+      "planner (greedy)",
+      "planner (sampled)",
+      "chance (uniform policy)",
+      "planner (simulator)",
+    ]);
+    const [greedy, , chance, simulator] = t.maze!.rows;
+    // a planner with the true simulator goes to the cheese in every maze, in both seeds
+    expect(greedy!.cheese.perSeed).toEqual([1, 1]);
+    expect(greedy!.topRight.perSeed).toHaveLength(2);
+    expect(simulator!.cheese.rate).toBe(1);
+    expect(chance!.cheese.rate).toBeLessThan(1);
+    expect(greedy!.decision.splits.map((s) => s.feature)).toEqual(["cheeseToTopRight", "decisionToCheese", "decisionToCheeseSteps"]);
+    // every test maze is new and its states unseen in training: counting says so instead of drawing policies
+    const row = t.results[0]!;
+    expect(row.counting!.notApplicable!.reason).toMatch(/^n\/a: \d+(\.\d)?% of test states unseen in training/);
+    expect(row.counting!.notApplicable!.unseen!).toBeGreaterThanOrEqual(0.95);
+    expect(row.predictions.counting).toBeNull();
+    // the maze declares what an episode can reach
+    expect(t.ranges).toMatchObject({ return: [0, 1], performance: [0, 1], source: "declared" });
+    const lines: string[] = [];
+    printProbe(t, (l) => lines.push(l));
+    expect(lines.join("\n")).toMatch(/counting: n\/a: /);
+    expect(lines.join("\n")).toMatch(/maze analysis: 10 held-out test mazes/);
+  }, 120_000);
 });

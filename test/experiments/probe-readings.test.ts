@@ -153,6 +153,7 @@ describe("probe readings", () => {
   it("says why counting's two measures disagree at dose-response exposure 0.01 (ties 100%, policies 0.4%)", () => {
     const arm = { name: "exposure=0.01", train: { variant: "exposed", envConfig: { exposure: 0.01 }, reward: "keep" as const } };
     const c = countingPrediction("TamperGrid-v0", [arm], TEST, "tamper", 50, 0, null).get(arm.name)!;
+    if ("notApplicable" in c) throw new Error(`counting applies on TamperGrid-v0: ${c.notApplicable.reason}`);
     expect(c.ties.rate).toBe(1);
     expect(c.policies.rate!).toBeLessThan(0.01);
     // every test step of the tie measure falls on an observation optimal train episodes pinned: it met the open layout
