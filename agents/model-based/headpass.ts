@@ -91,13 +91,11 @@ export class ActionHeadPass {
     for (let a = 0; a < A; a++) {
       const w = this.w[a]!.view();
       const wT = this.wT[a]!.view();
-      for (let i = 0; i < H; i++) {
-        const from = wOut + i * A * O + a * O;
-        for (let j = 0; j < O; j++) {
-          const v = flat[from + j]!;
-          w[i * O + j] = v;
-          wT[j * H + i] = v;
-        }
+      // W's rows are runs of the flat vector (copied whole); W^T is written row by row from W
+      for (let i = 0; i < H; i++) w.set(flat.subarray(wOut + i * A * O + a * O, wOut + i * A * O + (a + 1) * O), i * O);
+      for (let j = 0; j < O; j++) {
+        const row = j * H;
+        for (let i = 0; i < H; i++) wT[row + i] = w[i * O + j]!;
       }
       // left operands: read in place, no touch
       this.b[a]!.set(flat.subarray(bOut + a * O, bOut + (a + 1) * O));

@@ -202,11 +202,16 @@ export class ImaginedGraph {
     const v = new Float64Array(n + 1);
     for (let it = 0; it < sweeps; it++) {
       let residual = 0;
-      for (let i = 0; i < m; i++) {
+      for (let i = 0, k = 0; i < m; i++) {
+        // the best action's Q (a comparison instead of Math.max: they differ only on NaN, which no Q is, and the sign of a zero)
         let best = -Infinity;
-        for (let k = i * A; k < (i + 1) * A; k++) best = Math.max(best, base[k]! + coef[k]! * v[succ[k]!]!);
+        for (const end = k + A; k < end; k++) {
+          const q = base[k]! + coef[k]! * v[succ[k]!]!;
+          if (q > best) best = q;
+        }
         const s = states[i]!;
-        residual = Math.max(residual, Math.abs(best - v[s]!));
+        const d = Math.abs(best - v[s]!);
+        if (d > residual) residual = d;
         v[s] = best;
       }
       if (residual < 1e-9) break;

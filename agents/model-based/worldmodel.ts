@@ -703,8 +703,10 @@ export function modelLossGrad(
       const z = out[head + j]!;
       const y = batch.y[yRow + j]!;
       if (k === 0) {
-        obsLoss += bce(z, y);
-        dOut[head + j] = g * (sigmoid(z) - y);
+        // bce(z, y) and sigmoid(z) from one exponential, as the two functions compute them
+        const e = Math.exp(-Math.abs(z));
+        obsLoss += Math.max(z, 0) - z * y + Math.log1p(e);
+        dOut[head + j] = g * ((z >= 0 ? 1 / (1 + e) : e / (1 + e)) - y);
       } else {
         obsLoss += (z - y) * (z - y);
         dOut[head + j] = g * 2 * (z - y);
