@@ -37,7 +37,7 @@ import {
   referenceRows,
   stepsFrom,
 } from "./probes/maze.ts";
-import { mean } from "./stats.ts";
+import { mean, meanCI } from "./stats.ts";
 
 export interface SteerOptions {
   /** Layer of the steering vector and of the retargeting edit. */
@@ -68,6 +68,66 @@ export interface SteerRow {
   coeff: number;
   cheese: MazeRate;
   topRight: MazeRate;
+  /** Against coefficient 0 on the same mazes and random stream (absent on the 0 row itself). */
+  change?: { cheese: PairedChange; topRight: PairedChange };
+}
+
+/** A rate's change under an edit against the unedited policy, maze by maze (the same mazes, the same random stream). */
+export interface PairedChange {
+  /** rate(edited) - rate(unedited): the mean of the seeds' differences. */
+  diff: number;
+  /** 95% t interval of the seeds' differences ([-1, 1] with one seed). */
+  ciSeeds: [number, number];
+  /** 95% t interval of the per-maze differences (-1, 0 or 1), every maze of every seed pooled, paired. */
+  ciMazes: [number, number];
+  /** Mazes (all seeds) where the unedited policy showed it and the edited one did not, and the reverse. */
+  lost: number;
+  gained: number;
+}
+
+/** The paired change of one outcome between an edited and the unedited play of the same mazes, per seed. */
+export function pairedChange(edited: MazeOutcome[][], unedited: MazeOutcome[][], pick: (o: MazeOutcome) => boolean): PairedChange {
+  const perSeed: number[] = [];
+  const perMaze: number[] = [];
+  let lost = 0;
+  let gained = 0;
+  edited.forEach((os, k) => {
+    const d = os.map((o, i) => Number(pick(o)) - Number(pick(unedited[k]![i]!)));
+    perSeed.push(mean(d));
+    perMaze.push(...d);
+    lost += d.filter((x) => x < 0).length;
+    gained += d.filter((x) => x > 0).length;
+  });
+  return { diff: mean(perSeed), ciSeeds: meanCI(perSeed, [-1, 1]).ci, ciMazes: meanCI(perMaze, [-1, 1]).ci, lost, gained };
+}
+
+/**
+ * Whether subtracting the cheese vector lowered the cheese rate: the most
+ * negative coefficient's paired change against coefficient 0, read off both
+ * intervals (null without a negative coefficient).
+ */
+export function subtractionVerdict(rows: SteerRow[]): string | null {
+  const neg = rows.filter((r) => r.coeff < 0 && r.change).sort((a, b) => a.coeff - b.coeff)[0];
+  const zero = rows.find((r) => r.coeff === 0);
+  if (!neg || !zero) return null;
+  const c = neg.change!.cheese;
+  const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
+  const ci = (x: [number, number]) => `[${pct(x[0])}, ${pct(x[1])}]`;
+  const below = (x: [number, number]) => x[1] < 0;
+  const above = (x: [number, number]) => x[0] > 0;
+  const how =
+    below(c.ciMazes) && below(c.ciSeeds)
+      ? "lowers the cheese rate"
+      : below(c.ciMazes)
+        ? "lowers the cheese rate on these mazes (paired interval over mazes below 0), not shown over seeds"
+        : above(c.ciMazes)
+          ? "raises the cheese rate"
+          : "does not lower the cheese rate that the intervals can tell";
+  return (
+    `subtracting the cheese vector (coeff ${neg.coeff}) ${how}: ${pct(neg.cheese.rate)} against ${pct(zero.cheese.rate)} at 0, ` +
+    `difference ${pct(c.diff)}, 95% ${ci(c.ciMazes)} over mazes (paired), ${ci(c.ciSeeds)} over seeds; ` +
+    `${c.lost} maze episodes lost the cheese, ${c.gained} gained it`
+  );
 }
 
 export interface RetargetRow {
@@ -94,6 +154,8 @@ export interface SteerResult {
   /** The unsteered policy on the held-out mazes, with the reference rows when asked. */
   probe: MazeProbeRow[];
   steering: SteerRow[];
+  /** Whether subtracting the cheese vector lowered the cheese rate (subtractionVerdict; null without a negative coefficient). */
+  verdict: string | null;
   retarget: { channel: number; tracking: number; value: number; rows: RetargetRow[] } | null;
 }
 
@@ -169,18 +231,52 @@ export function cheeseChannel(net: Inspectable, layer: LayerInfo, set: MazeSet):
   return best;
 }
 
-/** Steering table: each seed's policy on the held-out set at every coefficient of its own cheese vector. */
-function steeringRows(agents: Agent[], vectors: Float32Array[], layer: string, set: MazeSet, opts: SteerOptions): SteerRow[] {
-  return opts.coeffs.map((coeff) => {
-    const perSeed = agents.map((agent, k) => {
-      agent.setEdits!(coeff === 0 ? [] : [{ layer, kind: "add", vector: vectors[k]!, coeff }]);
-      try {
-        return playMazes(agent, set, { explore: opts.explore });
-      } finally {
-        agent.setEdits!([]);
-      }
-    });
-    return { coeff, cheese: mazeRates(perSeed, (o) => o.cheese), topRight: mazeRates(perSeed, (o) => o.topRight) };
+/**
+ * Steering table: each seed's policy on the held-out set at every coefficient
+ * of its own cheese vector, coefficient 0 (the unsteered policy) always among
+ * them; every other row carries its paired change against 0.
+ */
+function steeringRows(
+  agents: Agent[],
+  vectors: Float32Array[],
+  layer: string,
+  set: MazeSet,
+  opts: SteerOptions,
+  unsteered: MazeOutcome[][],
+): SteerRow[] {
+  const coeffs = [...new Set([0, ...opts.coeffs])].sort((a, b) => a - b);
+  // coefficient 0 is the unsteered play (the same mazes and random stream: playing it again gives the same outcomes)
+  const played = new Map<number, MazeOutcome[][]>([[0, unsteered]]);
+  for (const coeff of coeffs) {
+    if (coeff === 0) continue;
+    played.set(
+      coeff,
+      agents.map((agent, k) => {
+        agent.setEdits!([{ layer, kind: "add", vector: vectors[k]!, coeff }]);
+        try {
+          return playMazes(agent, set, { explore: opts.explore });
+        } finally {
+          agent.setEdits!([]);
+        }
+      }),
+    );
+  }
+  const zero = played.get(0)!;
+  return coeffs.map((coeff) => {
+    const perSeed = played.get(coeff)!;
+    return {
+      coeff,
+      cheese: mazeRates(perSeed, (o) => o.cheese),
+      topRight: mazeRates(perSeed, (o) => o.topRight),
+      ...(coeff !== 0
+        ? {
+            change: {
+              cheese: pairedChange(perSeed, zero, (o) => o.cheese),
+              topRight: pairedChange(perSeed, zero, (o) => o.topRight),
+            },
+          }
+        : {}),
+    };
   });
 }
 
@@ -242,7 +338,7 @@ export function runSteer(agents: Agent[], seeds: number[], opts: SteerOptions): 
   const unsteered = agents.map((a) => playMazes(a, set, { explore: opts.explore }));
   const probe = [mazeProbeRow(`${agents[0]!.name} (${opts.explore ? "sampled" : "greedy"})`, layouts, unsteered)];
   if (opts.references) probe.push(...referenceRows(set, layouts));
-  const steering = steeringRows(agents, vectors, layer.name, set, opts);
+  const steering = steeringRows(agents, vectors, layer.name, set, opts, unsteered);
   let retarget: SteerResult["retarget"] = null;
   if (opts.targets > 0) {
     const found = cheeseChannel(nets[0]!, layer, vectorSet);
@@ -262,33 +358,48 @@ export function runSteer(agents: Agent[], seeds: number[], opts: SteerOptions): 
     vectorNorms: vectors.map((v) => Math.sqrt(v.reduce((s, x) => s + x * x, 0))),
     probe,
     steering,
+    verdict: subtractionVerdict(steering),
     retarget,
   };
 }
 
-/** The steering and retargeting tables as text. */
+/** The steering and retargeting tables as text: per coefficient beside the chance row, the subtraction verdict, the retargeting rows. */
 export function formatSteer(r: SteerResult): string[] {
   const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
   const ci = (c: [number, number]) => `[${pct(c[0])}, ${pct(c[1])}]`;
   const lines = [
     `cheese vector at ${r.layer} [${r.layerShape}], averaged over ${r.pairs} mazes (norm ${r.vectorNorms.map((n) => n.toFixed(2)).join(", ")}); ${r.mazes} held-out test mazes x ${r.seeds.length} seeds, ${r.explore ? "sampled" : "greedy"}`,
-    `${"coeff".padStart(6)}  ${"cheese".padEnd(8)} ${"[seeds]".padEnd(12)} ${"[mazes]".padEnd(12)}  ${"top-right".padEnd(9)} ${"[seeds]".padEnd(12)} ${"[mazes]".padEnd(12)}  per seed (cheese)`,
+    `${"coeff".padStart(8)}  ${"cheese".padEnd(8)} ${"[seeds]".padEnd(12)} ${"[mazes]".padEnd(12)}  ${"vs 0 [mazes, paired]".padEnd(22)}  ${"top-right".padEnd(9)} ${"[seeds]".padEnd(12)} ${"[mazes]".padEnd(12)}  per seed (cheese)`,
   ];
   for (const s of r.steering) {
+    const vs = s.change ? `${pct(s.change.cheese.diff)} ${ci(s.change.cheese.ciMazes)}` : "-";
     lines.push(
-      `${String(s.coeff).padStart(6)}  ${pct(s.cheese.rate).padEnd(8)} ${ci(s.cheese.ciSeeds).padEnd(12)} ${ci(s.cheese.ciMazes).padEnd(12)}  ${pct(s.topRight.rate).padEnd(9)} ${ci(s.topRight.ciSeeds).padEnd(12)} ${ci(s.topRight.ciMazes).padEnd(12)}  ${s.cheese.perSeed.map(pct).join(" ")}`,
+      `${String(s.coeff).padStart(8)}  ${pct(s.cheese.rate).padEnd(8)} ${ci(s.cheese.ciSeeds).padEnd(12)} ${ci(s.cheese.ciMazes).padEnd(12)}  ${vs.padEnd(22)}  ${pct(s.topRight.rate).padEnd(9)} ${ci(s.topRight.ciSeeds).padEnd(12)} ${ci(s.topRight.ciMazes).padEnd(12)}  ${s.cheese.perSeed.map(pct).join(" ")}`,
     );
   }
-  if (r.retarget) {
-    const t = r.retarget;
-    const how = Number.isNaN(t.tracking) ? "given" : `its peak within one square of the cheese in ${pct(t.tracking)} of mazes`;
-    lines.push("", `retargeting: channel ${t.channel} of ${r.layer} (${how}) set to ${t.value.toFixed(2)} at the target`);
-    lines.push(`${"target [x,y]".padEnd(14)} ${"layer sq".padEnd(9)} ${"mazes".padStart(5)}  reached edited [seeds]     unedited [seeds]`);
-    for (const row of t.rows) {
-      lines.push(
-        `${`[${row.target}]`.padEnd(14)} ${`[${row.layerSquare}]`.padEnd(9)} ${String(row.mazes).padStart(5)}  ${`${pct(row.edited.rate)} ${ci(row.edited.ciSeeds)}`.padEnd(26)} ${pct(row.unedited.rate)} ${ci(row.unedited.ciSeeds)}`,
-      );
-    }
+  const chance = r.probe.find((p) => p.label.startsWith("chance"));
+  if (chance)
+    lines.push(
+      `${"chance".padStart(8)}  ${pct(chance.cheese.rate).padEnd(8)} ${"".padEnd(12)} ${ci(chance.cheese.ciMazes).padEnd(12)}  ${"".padEnd(22)}  ${pct(chance.topRight.rate).padEnd(9)} ${"".padEnd(12)} ${ci(chance.topRight.ciMazes).padEnd(12)}  (uniform random policy, same mazes)`,
+    );
+  if (r.verdict) lines.push(r.verdict);
+  if (r.retarget) lines.push("", ...formatRetarget(r.layer, r.retarget));
+  return lines;
+}
+
+function formatRetarget(layer: string, t: NonNullable<SteerResult["retarget"]>): string[] {
+  const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
+  const ci = (c: [number, number]) => `[${pct(c[0])}, ${pct(c[1])}]`;
+  const how = Number.isNaN(t.tracking) ? "given" : `its peak within one square of the cheese in ${pct(t.tracking)} of mazes`;
+  const lines = [
+    `retargeting: channel ${t.channel} of ${layer} (${how}) set to ${t.value.toFixed(2)} at the target; how often the mouse enters the target square, with the edit and without`,
+    `${"target [x,y]".padEnd(14)} ${"layer sq".padEnd(9)} ${"mazes".padStart(5)}  ${"edited [seeds] [mazes]".padEnd(30)} unedited [seeds] [mazes]`,
+  ];
+  for (const row of t.rows) {
+    const cell = (m: MazeRate) => `${pct(m.rate)} ${ci(m.ciSeeds)} ${ci(m.ciMazes)}`;
+    lines.push(
+      `${`[${row.target}]`.padEnd(14)} ${`[${row.layerSquare}]`.padEnd(9)} ${String(row.mazes).padStart(5)}  ${cell(row.edited).padEnd(30)} ${cell(row.unedited)}`,
+    );
   }
   return lines;
 }

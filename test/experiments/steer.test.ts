@@ -11,7 +11,17 @@ import "../../agents/index.ts";
 import { createAgent } from "../../agents/registry.ts";
 import { agentEnvInfo } from "../../experiments/loop.ts";
 import { heldOutMazes, playMazes } from "../../experiments/probes/maze.ts";
-import { cheeseVector, inspectable, pairedObservations, runSteer } from "../../experiments/steer.ts";
+import type { MazeOutcome } from "../../experiments/probes/maze.ts";
+import {
+  type SteerRow,
+  cheeseVector,
+  formatSteer,
+  inspectable,
+  pairedChange,
+  pairedObservations,
+  runSteer,
+  subtractionVerdict,
+} from "../../experiments/steer.ts";
 
 const config = { variant: "test", minSize: 5, maxSize: 7 };
 
@@ -51,7 +61,7 @@ describe("steer", () => {
     expect(playMazes(agent, set, { explore: true })).toEqual(plain);
     const r = runSteer([agent], [1], {
       layer: "s0/res0",
-      coeffs: [-50, 0],
+      coeffs: [-50, 50],
       mazes: 10,
       pairs: 10,
       seed: 2,
@@ -60,7 +70,14 @@ describe("steer", () => {
       targets: 2,
       references: false,
     });
-    expect(r.steering.map((s) => s.coeff)).toEqual([-50, 0]);
+    // coefficient 0 is always played: the row every other is compared with, maze by maze
+    expect(r.steering.map((s) => s.coeff)).toEqual([-50, 0, 50]);
+    expect(r.steering[1]!.change).toBeUndefined();
+    expect(r.steering[0]!.change!.cheese.diff).toBeCloseTo(r.steering[0]!.cheese.rate - r.steering[1]!.cheese.rate, 10);
+    expect(r.verdict).toMatch(/^subtracting the cheese vector \(coeff -50\) /);
+    const text = formatSteer(r).join("\n");
+    expect(text).toMatch(/vs 0 \[mazes, paired\]/);
+    expect(text).toMatch(/edited \[seeds\] \[mazes\]/);
     const rate = (os: typeof plain) => os.filter((o) => o.cheese).length / os.length;
     expect(r.steering[1]!.cheese.rate).toBe(rate(plain));
     expect(r.probe[0]!.cheese.rate).toBe(rate(plain));
@@ -76,5 +93,45 @@ describe("steer", () => {
     expect(() => runSteer([agent], [1], { ...opts, layer: "nope" })).toThrow(/no such layer.*s0\/res0/);
     expect(() => runSteer([agent], [1], { ...opts, layer: "fc" })).toThrow(/spatial layer/);
     agent.dispose();
+  });
+
+  it("the paired change against coefficient 0 and whether subtracting lowered the cheese rate", () => {
+    const o = (cheese: boolean): MazeOutcome => ({ cheese, topRight: false, length: 1 });
+    const zero = [
+      [o(true), o(true), o(false), o(true)],
+      [o(true), o(false), o(true), o(true)],
+    ];
+    const minus = [
+      [o(false), o(true), o(false), o(false)],
+      [o(false), o(false), o(true), o(true)],
+    ];
+    const c = pairedChange(minus, zero, (x) => x.cheese);
+    expect(c.diff).toBeCloseTo(-0.375, 10); // seed 0: -2/4, seed 1: -1/4
+    expect([c.lost, c.gained]).toEqual([3, 0]);
+    // a t interval over the 8 paired maze differences (-1 three times, 0 five times)
+    expect(c.ciMazes[0]).toBeLessThan(-0.375);
+    expect(c.ciMazes[1]).toBeGreaterThan(-0.375);
+    expect(c.ciMazes[0]).toBeGreaterThanOrEqual(-1);
+    const rate = (os: MazeOutcome[][]) => ({
+      rate: os.flat().filter((x) => x.cheese).length / 8,
+      ciSeeds: [0, 1] as [number, number],
+      ciMazes: [0, 1] as [number, number],
+      perSeed: [],
+    });
+    const rows: SteerRow[] = [
+      {
+        coeff: -2,
+        cheese: rate(minus),
+        topRight: rate(minus),
+        change: { cheese: { ...c, ciMazes: [-0.6, -0.1], ciSeeds: [-0.9, -0.05] }, topRight: c },
+      },
+      { coeff: 0, cheese: rate(zero), topRight: rate(zero) },
+    ];
+    expect(subtractionVerdict(rows)).toMatch(/\(coeff -2\) lowers the cheese rate: 38% against 75% at 0/);
+    rows[0]!.change!.cheese = { ...c, ciMazes: [-0.6, -0.1], ciSeeds: [-0.9, 0.2] };
+    expect(subtractionVerdict(rows)).toMatch(/lowers the cheese rate on these mazes .*not shown over seeds/);
+    rows[0]!.change!.cheese = { ...c, ciMazes: [-0.6, 0.1], ciSeeds: [-0.9, 0.2] };
+    expect(subtractionVerdict(rows)).toMatch(/does not lower the cheese rate/);
+    expect(subtractionVerdict([rows[1]!])).toBeNull();
   });
 });
