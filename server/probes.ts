@@ -12,11 +12,13 @@ import {
   planProbe,
   probeDefinition,
   probeDefinitions,
+  type ProbeDefinition,
+  type ProbePlan,
   type ProbeRequest,
 } from "../experiments/probes/index.ts";
 import { registration } from "../envs/registry.ts";
 import type { Store, StoredProbe } from "../experiments/store.ts";
-import { ConflictError, NotFoundError } from "../experiments/manager.ts";
+import { NotFoundError } from "../experiments/manager.ts";
 import { LIMITS, LimitError, probeEnvSteps } from "../experiments/limits.ts";
 import { moduleLogger } from "../experiments/log.ts";
 import { PoolStopped, defaultWorkers, type BackendName } from "../experiments/pool.ts";
@@ -26,6 +28,7 @@ import { keepProbeEpisodes } from "../experiments/probe-episodes.ts";
 import type { UserEnvironments } from "../experiments/plugins.ts";
 import type { ProbeResult } from "./protocol.ts";
 import { relativePaths } from "./views.ts";
+import { ActiveJobs, Listeners } from "./jobs.ts";
 
 const log = moduleLogger("server/probes");
 
@@ -41,6 +44,13 @@ interface ActiveProbe {
   done: Promise<void>;
 }
 
+/** A checked probe request: its definition, its plan of jobs and the env steps they cost. */
+interface CheckedProbe {
+  def: ProbeDefinition;
+  plan: ProbePlan;
+  work: number;
+}
+
 export interface ProbeServiceOptions {
   maxConcurrent?: number;
   workers?: number;
@@ -53,8 +63,8 @@ export interface ProbeServiceOptions {
 }
 
 export class ProbeService {
-  private readonly active = new Map<string, ActiveProbe>();
-  private listeners: ((p: ProbeResult) => void)[] = [];
+  private readonly active = new ActiveJobs<ActiveProbe>("probe");
+  private readonly listeners = new Listeners<ProbeResult>("probe", log);
   private shuttingDown = false;
   /** Progress of the running probes (not stored: a restart ends them). */
   private readonly progress = new Map<string, ProbeProgress>();
@@ -68,7 +78,7 @@ export class ProbeService {
   }
 
   on(l: (p: ProbeResult) => void): void {
-    this.listeners.push(l);
+    this.listeners.add(l);
   }
 
   private publish(p: StoredProbe): void {
@@ -77,14 +87,7 @@ export class ProbeService {
   }
 
   private emit(p: StoredProbe): void {
-    const view = this.view(p);
-    for (const l of this.listeners) {
-      try {
-        l(view);
-      } catch (err) {
-        log.error({ err }, "probe listener threw");
-      }
-    }
+    this.listeners.emit(this.view(p));
   }
 
   /** The stored probe (its chance row with it, kept by the store beside the rows), with its progress while it runs. */
@@ -99,20 +102,34 @@ export class ProbeService {
     return this.active.size;
   }
 
+  /** Checks a probe request against the limits and starts its jobs in the background; answers with its stored view. */
   start(req: ProbeStart): ProbeResult {
+    const { def, plan, work } = this.check(req);
+    const p: StoredProbe = {
+      id: randomUUID(),
+      probe: def.name,
+      env: req.env ?? def.env,
+      status: "running",
+      reason: null,
+      createdAt: Date.now(),
+      request: req,
+      results: [],
+    };
+    const tracker = new ProbeProgressTracker(plan.jobs, this.opts.workers ?? defaultWorkers());
+    this.progress.set(p.id, tracker.view());
+    this.publish(p);
+    const controller = new AbortController();
+    log.info({ probeId: p.id, probe: def.name, agents: req.agents, seeds: req.seeds, envSteps: work }, "probe started");
+    const done = this.run(p, plan, tracker, controller);
+    this.active.set(p.id, { stored: p, controller, done });
+    return toView(p);
+  }
+
+  /** The whole plan, checked before answering (e.g. an env given to a probe specific to one), then the limits: jobs, env steps, probes at once, active work. */
+  private check(req: ProbeStart): CheckedProbe {
     const def = probeDefinition(req.probe);
     if (req.env) registration(req.env);
-    // the whole plan is checked before answering (e.g. an env given to a probe that is specific to one)
-    const plan = planProbe({
-      probe: req.probe,
-      agents: req.agents,
-      seeds: req.seeds,
-      episodes: req.episodes,
-      ...(req.steps ? { steps: req.steps } : {}),
-      ...(req.env ? { env: req.env } : {}),
-      ...(req.configs ? { configs: req.configs } : {}),
-      ...shiftFields(req),
-    });
+    const plan = planProbe(probeRequestOf(req));
     if (plan.jobs.length > LIMITS.maxProbeJobs) {
       throw new LimitError(
         "maxProbeJobs",
@@ -133,91 +150,65 @@ export class ProbeService {
       throw new LimitError("maxConcurrentProbes", max, `a probe is already running (at most ${max} at once); wait for it or stop it`);
     }
     this.opts.checkActive?.();
-    const p: StoredProbe = {
-      id: randomUUID(),
-      probe: def.name,
-      env: req.env ?? def.env,
-      status: "running",
-      reason: null,
-      createdAt: Date.now(),
-      request: req,
-      results: [],
-    };
-    const tracker = new ProbeProgressTracker(plan.jobs, this.opts.workers ?? defaultWorkers());
-    this.progress.set(p.id, tracker.view());
-    this.publish(p);
-    const controller = new AbortController();
-    log.info({ probeId: p.id, probe: def.name, agents: req.agents, seeds: req.seeds, envSteps: work }, "probe started");
-    // on the server's --queue, the jobs go to `rewardlab worker`s under keys of this probe's own
-    const done = runProbeJobs(plan.jobs, {
-      ...(this.opts.queue ? { queue: this.opts.queue, salt: p.id } : {}),
-      ...(this.opts.workers ? { workers: this.opts.workers } : {}),
-      ...(this.opts.backend ? { backend: this.opts.backend } : {}),
-      ...(this.opts.userEnvs ? { userEnvs: this.opts.userEnvs } : {}),
-      signal: controller.signal,
-      onResult: (job) => {
-        keepProbeEpisodes(this.store.dataDir, p.id, job, plan.event);
-        this.progress.set(p.id, tracker.finished(job));
-        this.emit(p);
-      },
-    })
-      .then((results) => {
-        const { probe: _p, env, results: rows, ...beside } = aggregateProbe(plan, results);
-        this.publish({ ...p, ...beside, env, status: "completed", results: rows });
-        log.info({ probeId: p.id }, "probe completed");
+    return { def, plan, work };
+  }
+
+  /** Runs the probe's jobs (on the server's --queue, under keys of this probe's own), storing progress, episodes and the outcome. */
+  private run(p: StoredProbe, plan: ProbePlan, tracker: ProbeProgressTracker, controller: AbortController): Promise<void> {
+    return (
+      runProbeJobs(plan.jobs, {
+        ...(this.opts.queue ? { queue: this.opts.queue, salt: p.id } : {}),
+        ...(this.opts.workers ? { workers: this.opts.workers } : {}),
+        ...(this.opts.backend ? { backend: this.opts.backend } : {}),
+        ...(this.opts.userEnvs ? { userEnvs: this.opts.userEnvs } : {}),
+        signal: controller.signal,
+        onResult: (job) => {
+          keepProbeEpisodes(this.store.dataDir, p.id, job, plan.event);
+          this.progress.set(p.id, tracker.finished(job));
+          this.emit(p);
+        },
       })
-      .catch((e: Error) => {
-        if (controller.signal.aborted || e instanceof PoolStopped) {
-          const interrupted = this.shuttingDown || !controller.signal.aborted;
-          this.publish({ ...p, status: interrupted ? "interrupted" : "stopped", reason: e.message });
-          log.info({ probeId: p.id, reason: e.message }, "probe stopped");
-        } else {
-          this.publish({ ...p, status: "failed", reason: e.message });
-          log.warn({ probeId: p.id, reason: e.message }, "probe failed");
-        }
-      })
-      .finally(() => {
-        this.active.delete(p.id);
-        this.progress.delete(p.id);
-      })
-      // storing the outcome itself failed (e.g. the store closed): logged, never an unhandled rejection
-      .catch((err: unknown) => log.error({ err, probeId: p.id }, "could not store the probe's outcome"));
-    this.active.set(p.id, { stored: p, controller, done });
-    return toView(p);
+        .then((results) => {
+          const { probe: _p, env, results: rows, ...beside } = aggregateProbe(plan, results);
+          this.publish({ ...p, ...beside, env, status: "completed", results: rows });
+          log.info({ probeId: p.id }, "probe completed");
+        })
+        .catch((e: Error) => {
+          if (controller.signal.aborted || e instanceof PoolStopped) {
+            const interrupted = this.shuttingDown || !controller.signal.aborted;
+            this.publish({ ...p, status: interrupted ? "interrupted" : "stopped", reason: e.message });
+            log.info({ probeId: p.id, reason: e.message }, "probe stopped");
+          } else {
+            this.publish({ ...p, status: "failed", reason: e.message });
+            log.warn({ probeId: p.id, reason: e.message }, "probe failed");
+          }
+        })
+        .finally(() => {
+          this.active.delete(p.id);
+          this.progress.delete(p.id);
+        })
+        // storing the outcome itself failed (e.g. the store closed): logged, never an unhandled rejection
+        .catch((err: unknown) => log.error({ err, probeId: p.id }, "could not store the probe's outcome"))
+    );
   }
 
   /** Stops a running probe: its worker threads are terminated; resolves with its stored view (status stopped). */
   async stop(id: string, reason = "stopped by request"): Promise<ProbeResult> {
-    const a = this.active.get(id);
-    if (!a) {
-      const p = this.store.getProbe(id);
-      if (!p) throw new NotFoundError(`no probe with id ${id}`);
-      throw new ConflictError(`probe ${id} is ${p.status}; only a running probe can be stopped`);
-    }
-    a.controller.abort(new PoolStopped(reason));
-    await a.done;
+    await this.active.stop(id, reason, () => this.store.getProbe(id)?.status ?? null);
     return this.view(this.store.getProbe(id)!);
   }
 
   /** Deletes a probe, stopping it first if it runs. */
   async delete(id: string): Promise<void> {
     if (!this.store.getProbe(id)) throw new NotFoundError(`no probe with id ${id}`);
-    const a = this.active.get(id);
-    if (a) {
-      a.controller.abort(new PoolStopped("deleted"));
-      await a.done;
-    }
+    await this.active.stopIfRunning(id, "deleted");
     this.store.deleteProbe(id);
   }
 
   /** Stops every running probe (server shutdown): they are stored as interrupted. */
   async shutdown(): Promise<void> {
     this.shuttingDown = true;
-    const waits = [...this.active.values()].map(async (a) => {
-      a.controller.abort(new PoolStopped("the server shut down while the probe was running"));
-      await a.done;
-    });
-    await Promise.all(waits);
+    await this.active.stopAll("the server shut down while the probe was running");
     for (const id of this.store.markProbesInterrupted()) log.info({ probeId: id }, "probe interrupted by shutdown");
   }
 
@@ -236,13 +227,13 @@ export class ProbeService {
   }
 }
 
-/** The train/test variants and event a request names (the shift probe needs them; generic probes take them). */
-function shiftFields(req: ProbeStart): Pick<ProbeRequest, "train" | "test" | "event"> {
-  return {
-    ...(req.train ? { train: req.train } : {}),
-    ...(req.test ? { test: req.test } : {}),
-    ...(req.event ? { event: req.event } : {}),
-  };
+/** The optional fields of a probe start that its plan takes (the shift probe needs train, test and event; generic probes take them). */
+const OPTIONAL_START_FIELDS = ["steps", "env", "configs", "train", "test", "event"] as const;
+
+/** The probe request a start plans: its required fields and those optional ones it sets. */
+function probeRequestOf(req: ProbeStart): ProbeRequest {
+  const set = OPTIONAL_START_FIELDS.filter((k) => req[k]).map((k) => [k, req[k]]);
+  return { probe: req.probe, agents: req.agents, seeds: req.seeds, episodes: req.episodes, ...Object.fromEntries(set) };
 }
 
 function toView(p: StoredProbe): ProbeResult {

@@ -1,13 +1,14 @@
 /**
- * The level and sweep routes of the REST API (mounted by app.ts): uploading,
- * replacing and deleting levels in the data folder, and starting, checking,
- * stopping, resuming and deleting sweeps.
+ * The level, probe and sweep routes of the REST API (mounted by app.ts): the
+ * level schema, uploading, replacing and deleting levels in the data folder;
+ * the probe definitions, starting, listing, stopping and deleting probes;
+ * starting, checking, stopping, resuming and deleting sweeps.
  */
 import type { Response, Router } from "express";
 import { resolve, sep } from "node:path";
 import { rm } from "node:fs/promises";
 import { registerLevel, registeredLevel, unregisterLevel } from "../envs/levelregistrar.ts";
-import { parseLevel, type Level } from "../envs/levels.ts";
+import { levelSchema, parseLevel, type Level } from "../envs/levels.ts";
 import { configSchemaOf, GridEnv } from "../envs/gridworld.ts";
 import { registered, type EnvConfig } from "../envs/registry.ts";
 import { LevelError, ValidationError } from "../envs/errors.ts";
@@ -16,8 +17,10 @@ import { ConflictError, NotFoundError } from "../experiments/manager.ts";
 import { LIMITS, LimitError } from "../experiments/limits.ts";
 import { moduleLogger } from "../experiments/log.ts";
 import type { Store } from "../experiments/store.ts";
-import { idParamsSchema, levelParamsSchema, sweepQuerySchema } from "./schemas.ts";
+import { levelParamsSchema, probeRequestSchema, sweepQuerySchema } from "./schemas.ts";
 import type { SweepService } from "./sweeps.ts";
+import type { ProbeService, ProbeStart } from "./probes.ts";
+import { noBody, pathId } from "./params.ts";
 import { levelFileCount, writeFileAtomic } from "./levelfiles.ts";
 import { describeSource, envSummaryAsync } from "./views.ts";
 
@@ -50,9 +53,27 @@ function levelFile(levelsDir: string, id: string): string {
   return file;
 }
 
-/** POST /api/levels (create, or replace a level uploaded before), DELETE /api/levels/:id. */
-export function mountLevelRoutes(api: Router, opts: { levelsDir: string; store: Store }): void {
+/**
+ * GET /api/levels/schema; with a levels folder POST /api/levels (create, or
+ * replace a level uploaded before) and DELETE /api/levels/:id, without one a
+ * 409 on POST. A level is data: validated by its JSON Schema, size-limited,
+ * stored in the data folder, never executed.
+ */
+export function mountLevelRoutes(api: Router, opts: { levelsDir?: string; store: Store }): void {
+  api.get("/levels/schema", (_req, res) => {
+    res.json(levelSchema);
+  });
   const { levelsDir, store } = opts;
+  if (!levelsDir) {
+    api.post("/levels", () => {
+      throw new ConflictError("level uploads are disabled on this server");
+    });
+    return;
+  }
+  mountLevelUploads(api, levelsDir, store);
+}
+
+function mountLevelUploads(api: Router, levelsDir: string, store: Store): void {
   // ids being checked and written: a second upload of one waits its turn (409), and counts toward the folder's limit
   const uploading = new Set<string>();
   api.post("/levels", async (req, res) => {
@@ -108,14 +129,68 @@ export function mountLevelRoutes(api: Router, opts: { levelsDir: string; store: 
   });
 }
 
-/** POST /api/sweeps (?dryRun=1 checks only), GET /api/sweeps[/:id], POST /api/sweeps/:id/stop|resume, DELETE /api/sweeps/:id. */
-export function mountSweepRoutes(api: Router, sweeps: SweepService): void {
-  const sweepId = (params: object): string => validate<{ id: string }>(idParamsSchema, { ...params }, "path").id;
-  const noBody = (body: unknown, what: string) => {
-    if (body !== undefined && body !== null && Object.keys(body as object).length > 0) {
-      throw new ValidationError(`${what} takes no body`, [{ path: "/", message: "must be empty" }]);
-    }
-  };
+/** GET /api/probes/definitions, POST /api/probes, GET /api/probes[/:id], POST /api/probes/:id/stop, DELETE /api/probes/:id. */
+export function mountProbeRoutes(api: Router, probes: ProbeService): void {
+  api.post("/probes", (req, res) => {
+    const body = validate<ProbeStart>(probeRequestSchema, req.body ?? {}, "probe request");
+    res.status(202).json(probes.start(body));
+  });
+
+  api.get("/probes/definitions", (_req, res) => {
+    res.json(
+      Object.values(probes.definitions()).map((d) => ({
+        name: d.name,
+        description: d.description,
+        env: d.env,
+        generic: d.generic,
+        train: d.train.variant,
+        test: d.test.variant,
+        testReward: d.test.reward,
+        event: d.event,
+        arms: (d.arms ?? []).map((a) => a.name),
+        tests: [d.test, ...(d.moreTests ?? [])].map((t) => t.variant),
+        declaredBy: d.declaredBy ?? null,
+        // the shift probe takes these from the request
+        needs: d.shift ? ["env", "train", "test", "event"] : [],
+      })),
+    );
+  });
+
+  api.get("/probes", (_req, res) => {
+    res.json(probes.list());
+  });
+
+  api.get("/probes/:id", (req, res) => {
+    const id = pathId(req.params);
+    const p = probes.get(id);
+    if (!p) throw new NotFoundError(`no probe with id ${id}`);
+    res.json(p);
+  });
+
+  api.post("/probes/:id/stop", async (req, res) => {
+    const id = pathId(req.params);
+    noBody(req.body, "POST /probes/:id/stop");
+    res.json(await probes.stop(id));
+  });
+
+  api.delete("/probes/:id", async (req, res) => {
+    await probes.delete(pathId(req.params));
+    res.status(204).end();
+  });
+}
+
+/**
+ * POST /api/sweeps (?dryRun=1 checks only), GET /api/sweeps[/:id], POST
+ * /api/sweeps/:id/stop|resume, DELETE /api/sweeps/:id; without a sweep
+ * service, a 409 on every /api/sweeps route.
+ */
+export function mountSweepRoutes(api: Router, sweeps: SweepService | undefined): void {
+  if (!sweeps) {
+    api.all(/^\/sweeps/, () => {
+      throw new ConflictError("sweeps are disabled on this server");
+    });
+    return;
+  }
   api.post("/sweeps", async (req, res) => {
     const q = validate<{ dryRun?: string }>(sweepQuerySchema, { ...req.query }, "query");
     if (q.dryRun === "1" || q.dryRun === "true") {
@@ -128,21 +203,21 @@ export function mountSweepRoutes(api: Router, sweeps: SweepService): void {
     res.json(sweeps.list());
   });
   api.get("/sweeps/:id", async (req, res) => {
-    const id = sweepId(req.params);
+    const id = pathId(req.params);
     const s = await sweeps.view(id);
     if (!s) throw new NotFoundError(`no sweep with id ${id}`);
     res.json(s);
   });
   api.post("/sweeps/:id/stop", async (req, res) => {
     noBody(req.body, "POST /sweeps/:id/stop");
-    res.json(await sweeps.stop(sweepId(req.params)));
+    res.json(await sweeps.stop(pathId(req.params)));
   });
   api.post("/sweeps/:id/resume", async (req, res) => {
     noBody(req.body, "POST /sweeps/:id/resume");
-    res.status(202).json(await sweeps.resume(sweepId(req.params)));
+    res.status(202).json(await sweeps.resume(pathId(req.params)));
   });
   api.delete("/sweeps/:id", async (req, res) => {
-    await sweeps.delete(sweepId(req.params));
+    await sweeps.delete(pathId(req.params));
     res.status(204).end();
   });
 }

@@ -19,6 +19,7 @@ import { moduleLogger } from "../experiments/log.ts";
 import type { UserEnvironments } from "../experiments/plugins.ts";
 import type { SweepView } from "./protocol.ts";
 import { relativePaths } from "./views.ts";
+import { ActiveJobs, Listeners } from "./jobs.ts";
 
 const log = moduleLogger("server/sweeps");
 
@@ -51,8 +52,8 @@ export function sweepEnvSteps(sweep: ExpandedSweep): number {
 }
 
 export class SweepService {
-  private readonly active = new Map<string, ActiveSweep>();
-  private listeners: ((s: SweepView) => void)[] = [];
+  private readonly active = new ActiveJobs<ActiveSweep>("sweep");
+  private readonly listeners = new Listeners<SweepView>("sweep", log);
   private expanding = 0;
   private closing = false;
   /** Probe tables of recently viewed finished sweeps (a finished sweep's tables do not change). */
@@ -68,19 +69,12 @@ export class SweepService {
   }
 
   on(l: (s: SweepView) => void): void {
-    this.listeners.push(l);
+    this.listeners.add(l);
   }
 
   private publish(id: string): void {
     const view = this.get(id);
-    if (!view) return;
-    for (const l of this.listeners) {
-      try {
-        l(view);
-      } catch (err) {
-        log.error({ err }, "sweep listener threw");
-      }
-    }
+    if (view) this.listeners.emit(view);
   }
 
   activeCount(): number {
@@ -206,25 +200,14 @@ export class SweepService {
 
   /** Stops a running sweep: its threads are terminated; resolves with its stored view (status stopped). */
   async stop(id: string, reason = "stopped by request"): Promise<SweepView> {
-    const a = this.active.get(id);
-    if (!a) {
-      const p = this.store.sweepProgress(id);
-      if (!p) throw new NotFoundError(`no sweep with id ${id}`);
-      throw new ConflictError(`sweep ${id} is ${p.status}; only a running sweep can be stopped`);
-    }
-    a.controller.abort(new PoolStopped(reason));
-    await a.done;
+    await this.active.stop(id, reason, () => this.store.sweepProgress(id)?.status ?? null);
     return this.get(id)!;
   }
 
   /** Deletes a sweep (stopping it first): its jobs' rows and run folders, except those another sweep shares. */
   async delete(id: string): Promise<void> {
     if (!this.store.sweepProgress(id)) throw new NotFoundError(`no sweep with id ${id}`);
-    const a = this.active.get(id);
-    if (a) {
-      a.controller.abort(new PoolStopped("deleted"));
-      await a.done;
-    }
+    await this.active.stopIfRunning(id, "deleted");
     const runKeys = await this.store.deleteSweep(id);
     this.tables.delete(id);
     const base = resolve(this.store.dataDir, "runs");
@@ -237,12 +220,7 @@ export class SweepService {
   /** Stops every running sweep (server shutdown): they are stored as interrupted. */
   async shutdown(): Promise<void> {
     this.closing = true;
-    await Promise.all(
-      [...this.active.values()].map(async (a) => {
-        a.controller.abort(new PoolStopped("the server shut down while the sweep was running"));
-        await a.done;
-      }),
-    );
+    await this.active.stopAll("the server shut down while the sweep was running");
   }
 
   private placeholder(id: string, name: string, total: number): SweepView {
