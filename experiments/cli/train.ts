@@ -17,6 +17,7 @@ import type { EvaluationStats, RunEvent } from "../events.ts";
 import { actionCount, fifths, learningCheck } from "../learningcheck.ts";
 import { Progress } from "../progress.ts";
 import { Run, agentEnvInfo, evaluate, resolveRunSpec } from "../run.ts";
+import type { RunSpec } from "../events.ts";
 import { SALT } from "../seeds.ts";
 import {
   type CliContext,
@@ -39,15 +40,9 @@ import {
 /** What `train` writes beside the checkpoint, so `eval` and `watch` know the env without being told. */
 const TRAIN_FILE = "train.json";
 
-interface TrainRecord {
-  env: string;
-  variant: string;
-  agent: string;
-  seed: number;
-  steps: number;
-  config: Record<string, unknown>;
-  envConfig: Record<string, unknown>;
-}
+/** The run spec's fields that say what was trained, as `train.json` keeps them. */
+const RECORD_FIELDS = ["env", "variant", "agent", "seed", "steps", "config", "envConfig"] as const;
+type TrainRecord = Pick<RunSpec, (typeof RECORD_FIELDS)[number]>;
 
 export function evalSummary(e: EvaluationStats) {
   return {
@@ -96,11 +91,45 @@ interface TrainOpts {
   json?: boolean;
 }
 
+/** `train`: a run to its budget with a progress bar, saved with its `train.json`, then its evaluation and learning check. */
 async function train(o: TrainOpts, data: string, ctx: CliContext): Promise<number> {
+  const spec = await trainSpec(o);
+  const dir = outputDir(o, spec, data);
+  const backend = await startBackend(o.backend, ctx);
+  await mkdir(dir, { recursive: true });
+  const record = Object.fromEntries(RECORD_FIELDS.map((k) => [k, spec[k]])) as TrainRecord;
+  await writeFile(join(dir, TRAIN_FILE), JSON.stringify(record, null, 2));
+  const run = new Run("cli", spec, { dir, backend });
+  const progress = new Progress(spec.steps, !o.json);
+  const seen = watchTraining(run, progress);
+  const started = performance.now();
+  const status = await run.execute();
+  const seconds = (performance.now() - started) / 1000;
+  progress.done();
+  if (status !== "completed") {
+    // the reason can be long (a worker's message): its first line says what happened
+    const reason = seen.failure ? `: ${seen.failure.split("\n")[0]!.slice(0, 300)}` : "";
+    ctx.err(`error: the run ${status}${reason} (what was saved is in ${dir})`);
+    return 1;
+  }
+  const check = learningCheck({
+    env: spec.env,
+    agent: spec.agent,
+    steps: run.envSteps,
+    ...fifths(seen.returns),
+    entropy: seen.entropy,
+    actions: actionCount(spec.env, spec.envConfig, spec.variant),
+  });
+  reportTraining({ spec, run, seconds, backend, dir, check }, o.json ?? false, ctx);
+  return 0;
+}
+
+/** The run spec of the command's options: the variant checked, the JSON configs parsed, every default filled. */
+async function trainSpec(o: TrainOpts): Promise<RunSpec> {
   const variant = checkVariant(o.env, o.variant);
   const config = o.config ? await jsonObjectArg(o.config, "agent config", "--config") : {};
   const envConfig = o.envConfig ? await jsonObjectArg(o.envConfig, "env config", "--env-config") : {};
-  const spec = resolveRunSpec({
+  return resolveRunSpec({
     env: o.env,
     variant,
     envConfig,
@@ -113,38 +142,26 @@ async function train(o: TrainOpts, data: string, ctx: CliContext): Promise<numbe
     checkpointEvery: 0,
     recordEveryMs: 0,
   });
-  let dir: string;
-  if (o.out) {
-    dir = resolve(o.out);
-    if (existsSync(join(dir, "checkpoint")) && !o.force)
-      throw new UserError(`--out ${o.out}: already holds a trained agent; choose another folder, or add --force to replace it`);
-  } else {
-    dir = freshDefaultDir(join(data, "agents", `${spec.env}-${spec.agent}-s${spec.seed}`));
-  }
-  const backend = await startBackend(o.backend, ctx);
-  await mkdir(dir, { recursive: true });
-  const record: TrainRecord = {
-    env: spec.env,
-    variant: spec.variant,
-    agent: spec.agent,
-    seed: spec.seed,
-    steps: spec.steps,
-    config: spec.config,
-    envConfig: spec.envConfig,
-  };
-  await writeFile(join(dir, TRAIN_FILE), JSON.stringify(record, null, 2));
-  const run = new Run("cli", spec, { dir, backend });
-  const progress = new Progress(spec.steps, !o.json);
+}
+
+/** --out (refused when it holds a trained agent, unless --force), else a fresh folder under <data>/agents. */
+function outputDir(o: TrainOpts, spec: RunSpec, data: string): string {
+  if (!o.out) return freshDefaultDir(join(data, "agents", `${spec.env}-${spec.agent}-s${spec.seed}`));
+  const dir = resolve(o.out);
+  if (existsSync(join(dir, "checkpoint")) && !o.force)
+    throw new UserError(`--out ${o.out}: already holds a trained agent; choose another folder, or add --force to replace it`);
+  return dir;
+}
+
+/** What the command keeps of a run's events: every return (for the learning check), the last entropy, a failure's reason; the progress bar shows the mean return and performance of the last 100 episodes. */
+function watchTraining(run: Run, progress: Progress): { returns: number[]; entropy: number | null; failure?: string } {
+  const seen: { returns: number[]; entropy: number | null; failure?: string } = { returns: [], entropy: null };
   let recentReturn: number[] = [];
   let recentPerf: number[] = [];
-  let failure: string | undefined;
-  const returns: number[] = [];
-  let entropy: number | null = null;
-  const started = performance.now();
   run.on((e: RunEvent) => {
-    if (e.type === "update" && typeof e.metrics["losses/entropy"] === "number") entropy = e.metrics["losses/entropy"];
+    if (e.type === "update" && typeof e.metrics["losses/entropy"] === "number") seen.entropy = e.metrics["losses/entropy"];
     if (e.type === "episode") {
-      returns.push(e.episode.return);
+      seen.returns.push(e.episode.return);
       recentReturn.push(e.episode.return);
       recentPerf.push(e.episode.performance);
       if (recentReturn.length > 100) {
@@ -154,28 +171,21 @@ async function train(o: TrainOpts, data: string, ctx: CliContext): Promise<numbe
       const m = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
       progress.update(e.episode.envSteps, `return ${m(recentReturn).toFixed(1)}  performance ${m(recentPerf).toFixed(1)}`);
     } else if (e.type === "status" && e.status === "failed") {
-      failure = e.reason;
+      seen.failure = e.reason;
     }
   });
-  const status = await run.execute();
-  const seconds = (performance.now() - started) / 1000;
-  progress.done();
-  if (status !== "completed") {
-    // the reason can be long (a worker's message): its first line says what happened
-    const reason = failure ? `: ${failure.split("\n")[0]!.slice(0, 300)}` : "";
-    ctx.err(`error: the run ${status}${reason} (what was saved is in ${dir})`);
-    return 1;
-  }
-  const stepsPerSecond = run.envSteps / seconds;
-  const check = learningCheck({
-    env: spec.env,
-    agent: spec.agent,
-    steps: run.envSteps,
-    ...fifths(returns),
-    entropy,
-    actions: actionCount(spec.env, spec.envConfig, spec.variant),
-  });
-  if (o.json) {
+  return seen;
+}
+
+/** The finished run: one JSON line with --json, else a sentence, the evaluation, the learning check and where it was saved. */
+function reportTraining(
+  r: { spec: RunSpec; run: Run; seconds: number; backend: string; dir: string; check: string | null },
+  json: boolean,
+  ctx: CliContext,
+): void {
+  const { spec, run, backend, dir, check } = r;
+  const stepsPerSecond = run.envSteps / r.seconds;
+  if (json) {
     ctx.out(
       JSON.stringify({
         env: spec.env,
@@ -190,15 +200,14 @@ async function train(o: TrainOpts, data: string, ctx: CliContext): Promise<numbe
         learningCheck: check,
       }),
     );
-  } else {
-    ctx.out(
-      `trained ${spec.agent} on ${spec.env} (${spec.variant}) for ${run.envSteps} steps in ${seconds.toFixed(1)} s (${stepsPerSecond.toFixed(0)} steps/s, backend ${backend}, seed ${spec.seed})`,
-    );
-    if (run.evaluation) printEval(run.evaluation, ctx.out);
-    if (check) ctx.out(check);
-    ctx.out(`saved to ${dir}  (evaluate it: rewardlab eval --agent-dir ${dir}; watch it: rewardlab watch --agent-dir ${dir})`);
+    return;
   }
-  return 0;
+  ctx.out(
+    `trained ${spec.agent} on ${spec.env} (${spec.variant}) for ${run.envSteps} steps in ${r.seconds.toFixed(1)} s (${stepsPerSecond.toFixed(0)} steps/s, backend ${backend}, seed ${spec.seed})`,
+  );
+  if (run.evaluation) printEval(run.evaluation, ctx.out);
+  if (check) ctx.out(check);
+  ctx.out(`saved to ${dir}  (evaluate it: rewardlab eval --agent-dir ${dir}; watch it: rewardlab watch --agent-dir ${dir})`);
 }
 
 // ---------------------------------------------------------------- eval / watch

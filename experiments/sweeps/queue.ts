@@ -126,91 +126,128 @@ export async function runOnQueue(jobs: SweepJob[], url: string, backend: Backend
   const connection = connectionFrom(url);
   const queue = new Queue<QueueJobData, JobOutcome>(QUEUE_NAME, { connection });
   const events = new QueueEvents(QUEUE_NAME, { connection });
-  const byKey = new Map(jobs.map((j) => [j.key, j]));
-  const pending = new Set(byKey.keys());
-  let settle!: () => void;
-  let fail!: (e: Error) => void;
-  const allDone = new Promise<void>((res, rej) => {
-    settle = res;
-    fail = rej;
-  });
-  allDone.catch(() => {}); // a stop before the jobs are queued: seen at the await below, not as an unhandled rejection
-  const handling = new Set<string>();
-  const handle = async (key: string, outcome: JobOutcome) => {
-    if (!pending.has(key) || handling.has(key)) return;
-    handling.add(key);
-    try {
-      await opts.onOutcome(outcome);
-      pending.delete(key);
-      if (pending.size === 0) settle();
-    } catch (e) {
-      fail(e as Error);
-    } finally {
-      handling.delete(key);
-    }
-  };
-  const check = async (key: string) => {
-    const job = await queue.getJob(key);
-    if (!job) return;
-    const state = await job.getState();
-    if (state === "completed" && job.returnvalue) await handle(key, job.returnvalue);
-    else if (state === "failed")
-      await handle(key, exhausted(byKey.get(key)!, `gave up after ${job.attemptsMade} attempts: ${job.failedReason}`));
-  };
-  const onAbort = () => fail(new PoolStopped(String((opts.signal?.reason as Error | undefined)?.message ?? "stopped")));
+  const outcomes = new Outcomes(jobs, queue, opts.onOutcome);
+  const onAbort = () => outcomes.fail(new PoolStopped(String((opts.signal?.reason as Error | undefined)?.message ?? "stopped")));
   if (opts.signal?.aborted) onAbort();
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   try {
     await events.waitUntilReady();
-    events.on("completed", ({ jobId }) => void check(jobId).catch((e) => log.warn({ err: e }, "checking a completed job")));
-    events.on("failed", ({ jobId }) => void check(jobId).catch((e) => log.warn({ err: e }, "checking a failed job")));
+    events.on("completed", ({ jobId }) => void outcomes.check(jobId).catch((e) => log.warn({ err: e }, "checking a completed job")));
+    events.on("failed", ({ jobId }) => void outcomes.check(jobId).catch((e) => log.warn({ err: e }, "checking a failed job")));
     events.on("active", ({ jobId }) => opts.onActive?.(jobId));
-    const toAdd: SweepJob[] = [];
-    for (const j of jobs) {
-      const existing = await queue.getJob(j.key);
-      if (!existing) toAdd.push(j);
-      else {
-        const state = await existing.getState();
-        if (state === "failed") {
-          // a previous coordinator gave up on it: try again from scratch
-          await existing.remove();
-          toAdd.push(j);
-        }
-      }
-    }
-    await queue.addBulk(
-      toAdd.map((j) => ({
-        name: j.kind,
-        data: { job: j, backend },
-        opts: {
-          jobId: j.key,
-          attempts: opts.attempts ?? 3,
-          backoff: { type: "fixed", delay: 1000 },
-          // outcomes carry checkpoints (~100 KB+): keep only enough for a coordinator restart;
-          // an evicted one is simply trained again (writes are idempotent by key)
-          removeOnComplete: { age: 24 * 3600, count: 1000 },
-          removeOnFail: { age: 7 * 24 * 3600, count: 1000 },
-        },
-      })),
-    );
-    log.info({ added: toAdd.length, already: jobs.length - toAdd.length, queue: QUEUE_NAME }, "sweep jobs queued");
-    // events can be missed (a reconnect): poll the pending jobs as well
-    const poll = setInterval(() => {
-      for (const key of pending) void check(key).catch(() => {});
-    }, opts.pollMs ?? 2000);
-    for (const key of [...pending]) await check(key);
-    if (pending.size === 0) settle();
-    try {
-      await allDone;
-    } finally {
-      clearInterval(poll);
-    }
+    await enqueue(queue, jobs, backend, opts.attempts ?? 3);
+    await outcomes.collect(opts.pollMs ?? 2000);
   } finally {
     opts.signal?.removeEventListener("abort", onAbort);
-    if (opts.discardUnfinished && pending.size > 0) await discardWaiting(queue, [...pending]);
+    if (opts.discardUnfinished && outcomes.pending.size > 0) await discardWaiting(queue, [...outcomes.pending]);
     await events.close();
     await queue.close();
   }
+}
+
+/**
+ * The outcomes of a coordinator's jobs as they come in: each handed to
+ * `onOutcome` once (a job whose attempts ran out gets a failed outcome);
+ * `done` resolves once every job has one, and rejects with the first error
+ * of a handler or with `fail` (a stop).
+ */
+class Outcomes {
+  readonly pending: Set<string>;
+  private readonly byKey: Map<string, SweepJob>;
+  private readonly handling = new Set<string>();
+  private readonly done: Promise<void>;
+  private settle!: () => void;
+  fail!: (e: Error) => void;
+
+  constructor(
+    jobs: SweepJob[],
+    private readonly queue: Queue<QueueJobData, JobOutcome>,
+    private readonly onOutcome: QueueRunOptions["onOutcome"],
+  ) {
+    this.byKey = new Map(jobs.map((j) => [j.key, j]));
+    this.pending = new Set(this.byKey.keys());
+    this.done = new Promise<void>((res, rej) => {
+      this.settle = res;
+      this.fail = rej;
+    });
+    this.done.catch(() => {}); // a stop before the jobs are queued: seen in collect(), not as an unhandled rejection
+  }
+
+  /** Reads a job's state in the queue: a completed one gives its outcome, a failed one (attempts ran out) a failed outcome. */
+  async check(key: string): Promise<void> {
+    const job = await this.queue.getJob(key);
+    if (!job) return;
+    const state = await job.getState();
+    if (state === "completed" && job.returnvalue) await this.handle(key, job.returnvalue);
+    else if (state === "failed")
+      await this.handle(key, exhausted(this.byKey.get(key)!, `gave up after ${job.attemptsMade} attempts: ${job.failedReason}`));
+  }
+
+  /** Waits until every job has an outcome; polls the pending jobs as well, since events can be missed (a reconnect). */
+  async collect(pollMs: number): Promise<void> {
+    const poll = setInterval(() => {
+      for (const key of this.pending) void this.check(key).catch(() => {});
+    }, pollMs);
+    try {
+      for (const key of [...this.pending]) await this.check(key);
+      if (this.pending.size === 0) this.settle();
+      await this.done;
+    } finally {
+      clearInterval(poll);
+    }
+  }
+
+  private async handle(key: string, outcome: JobOutcome): Promise<void> {
+    if (!this.pending.has(key) || this.handling.has(key)) return;
+    this.handling.add(key);
+    try {
+      await this.onOutcome(outcome);
+      this.pending.delete(key);
+      if (this.pending.size === 0) this.settle();
+    } catch (e) {
+      this.fail(e as Error);
+    } finally {
+      this.handling.delete(key);
+    }
+  }
+}
+
+/** Adds the jobs the queue does not hold yet (and again those a previous coordinator gave up on), keyed by their stable keys. */
+async function enqueue(
+  queue: Queue<QueueJobData, JobOutcome>,
+  jobs: SweepJob[],
+  backend: BackendName | null,
+  attempts: number,
+): Promise<void> {
+  const toAdd: SweepJob[] = [];
+  for (const j of jobs) {
+    const existing = await queue.getJob(j.key);
+    if (!existing) toAdd.push(j);
+    else {
+      const state = await existing.getState();
+      if (state === "failed") {
+        // a previous coordinator gave up on it: try again from scratch
+        await existing.remove();
+        toAdd.push(j);
+      }
+    }
+  }
+  await queue.addBulk(
+    toAdd.map((j) => ({
+      name: j.kind,
+      data: { job: j, backend },
+      opts: {
+        jobId: j.key,
+        attempts,
+        backoff: { type: "fixed", delay: 1000 },
+        // outcomes carry checkpoints (~100 KB+): keep only enough for a coordinator restart;
+        // an evicted one is simply trained again (writes are idempotent by key)
+        removeOnComplete: { age: 24 * 3600, count: 1000 },
+        removeOnFail: { age: 7 * 24 * 3600, count: 1000 },
+      },
+    })),
+  );
+  log.info({ added: toAdd.length, already: jobs.length - toAdd.length, queue: QUEUE_NAME }, "sweep jobs queued");
 }
 
 /** Removes the jobs among `keys` that no worker has started (an active job is locked by its worker and stays). */

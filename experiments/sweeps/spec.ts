@@ -121,15 +121,60 @@ export async function expandSweepAsync(input: unknown, opts: { sliceMs?: number;
 function planExpansion(input: unknown): { work: (() => void)[]; finish: () => ExpandedSweep } {
   const spec = validate<SweepSpec>(sweepSpecSchema, cloneInput(input, "sweep spec"), "sweep spec");
   checkSweepSize(spec);
-  const jobs: SweepJob[] = [];
+  const out = new SweepJobs(spec.backend ?? null);
   const work: (() => void)[] = [];
-  const seen = new Set<string>();
-  // a grid's runs differ by seed alone within one combination: resolved (validated, defaults filled) and
-  // written canonically once per combination; each seed's key is that text with its seed put in
-  const resolved = new Map<string, { rs: RunSpec; text: [string, string] }>();
-  const addRun = (req: RunRequest, where: string, seedOnly = false) => {
+  if (spec.grid) for (const { req, where } of gridRuns(spec.grid)) work.push(() => out.addRun(req, where, true));
+  (spec.runs ?? []).forEach((r, i) => work.push(() => out.addRun(r, `/runs/${i}`)));
+  (spec.probes ?? []).forEach((p, i) => work.push(() => out.addProbe(p, i)));
+  return { work, finish: () => out.sweep(spec) };
+}
+
+/** A grid's run requests, one per combination and seed, each with where it comes from in the spec. */
+function* gridRuns(g: NonNullable<SweepSpec["grid"]>): Generator<{ req: RunRequest; where: string }> {
+  const seeds = typeof g.seeds === "number" ? Array.from({ length: g.seeds }, (_, i) => i) : g.seeds;
+  for (const env of g.env)
+    for (const variant of g.variant ?? [undefined])
+      for (const agent of g.agent)
+        for (const [ci, config] of (g.config ?? [{}]).entries())
+          for (const steps of g.steps)
+            for (const seed of seeds) {
+              const req: RunRequest = {
+                env,
+                agent,
+                config,
+                steps,
+                seed,
+                ...(variant ? { variant } : {}),
+                ...(g.evalEpisodes !== undefined ? { evalEpisodes: g.evalEpisodes } : {}),
+              };
+              yield { req, where: `/grid (env ${env}, agent ${agent}, config ${ci})` };
+            }
+}
+
+/** A sweep's keyed jobs as they are resolved, each key once, in the order they were added, and its probes' plans. */
+class SweepJobs {
+  private readonly jobs: SweepJob[] = [];
+  private readonly seen = new Set<string>();
+  private readonly probePlans: ProbePlan[] = [];
+  /**
+   * A grid's runs differ by seed alone within one combination: resolved
+   * (validated, defaults filled) and written canonically once per
+   * combination; each seed's key is that text with its seed put in.
+   */
+  private readonly resolved = new Map<string, { rs: RunSpec; text: [string, string] }>();
+
+  constructor(private readonly backend: NonNullable<SweepSpec["backend"]> | null) {}
+
+  private add(key: string, job: () => SweepJob): void {
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
+    this.jobs.push(job());
+  }
+
+  /** Resolves a run request (errors name `where`) and adds its job; `seedOnly`: a grid run, resolved once per combination. */
+  addRun(req: RunRequest, where: string, seedOnly = false): void {
     const combination = seedOnly ? canonical({ ...req, seed: null }) : "";
-    let known = seedOnly ? resolved.get(combination) : undefined;
+    let known = seedOnly ? this.resolved.get(combination) : undefined;
     let rs: RunSpec;
     try {
       rs = known ? { ...known.rs, seed: req.seed! } : resolveRunSpec({ recordEveryMs: 0, checkpointEvery: 0, ...req });
@@ -137,74 +182,41 @@ function planExpansion(input: unknown): { work: (() => void)[]; finish: () => Ex
       throw Object.assign(e as Error, { message: `sweep spec ${where}: ${(e as Error).message}` });
     }
     if (seedOnly && !known) {
-      const marked = canonical({ kind: "run", spec: { ...rs, seed: SEED_MARK }, backend: spec.backend ?? null });
+      const marked = canonical({ kind: "run", spec: { ...rs, seed: SEED_MARK }, backend: this.backend });
       const at = marked.indexOf(JSON.stringify(SEED_MARK));
       known = { rs, text: [marked.slice(0, at), marked.slice(at + JSON.stringify(SEED_MARK).length)] };
-      resolved.set(combination, known);
+      this.resolved.set(combination, known);
     }
     const key = known
       ? keyOfCanonical(`${known.text[0]}${JSON.stringify(rs.seed)}${known.text[1]}`)
-      : keyOf({ kind: "run", spec: rs, backend: spec.backend ?? null });
-    if (!seen.has(key)) {
-      seen.add(key);
-      jobs.push({ kind: "run", key, spec: rs });
-    }
-  };
-  if (spec.grid) {
-    const g = spec.grid;
-    const seeds = typeof g.seeds === "number" ? Array.from({ length: g.seeds }, (_, i) => i) : g.seeds;
-    for (const env of g.env)
-      for (const variant of g.variant ?? [undefined])
-        for (const agent of g.agent)
-          for (const [ci, config] of (g.config ?? [{}]).entries())
-            for (const steps of g.steps)
-              for (const seed of seeds) {
-                work.push(() =>
-                  addRun(
-                    {
-                      env,
-                      agent,
-                      config,
-                      steps,
-                      seed,
-                      ...(variant ? { variant } : {}),
-                      ...(g.evalEpisodes !== undefined ? { evalEpisodes: g.evalEpisodes } : {}),
-                    },
-                    `/grid (env ${env}, agent ${agent}, config ${ci})`,
-                    true,
-                  ),
-                );
-              }
+      : keyOf({ kind: "run", spec: rs, backend: this.backend });
+    this.add(key, () => ({ kind: "run", key, spec: rs }));
   }
-  (spec.runs ?? []).forEach((r, i) => work.push(() => addRun(r, `/runs/${i}`)));
-  const probePlans: ProbePlan[] = [];
-  (spec.probes ?? []).forEach((p, i) =>
-    work.push(() => {
-      let plan: ProbePlan;
-      try {
-        plan = planProbe({ ...p, ...(spec.backend ? { backend: spec.backend } : {}) });
-      } catch (e) {
-        if (!(e instanceof ValidationError)) throw e;
-        throw new ValidationError(
-          `sweep spec /probes/${i}: ${e.message}`,
-          e.errors.map((x) => ({ ...x, path: `/probes/${i}${x.path}` })),
-        );
-      }
-      probePlans.push(plan);
-      for (const job of plan.jobs) {
-        const key = keyOf({ kind: "probe", job, backend: spec.backend ?? null });
-        if (!seen.has(key)) {
-          seen.add(key);
-          jobs.push({ kind: "probe", key, probeIndex: i, job });
-        }
-      }
-    }),
-  );
-  const finish = () => {
-    const id = keyOf({ name: spec.name, jobs: jobs.map((j) => j.key) }).slice(0, 16);
-    return { id, spec, jobs, probePlans };
-  };
-  return { work, finish };
+
+  /** Plans the spec's probe `i` (errors name /probes/i) and adds one job per probe job. */
+  addProbe(p: NonNullable<SweepSpec["probes"]>[number], i: number): void {
+    let plan: ProbePlan;
+    try {
+      plan = planProbe({ ...p, ...(this.backend ? { backend: this.backend } : {}) });
+    } catch (e) {
+      if (!(e instanceof ValidationError)) throw e;
+      throw new ValidationError(
+        `sweep spec /probes/${i}: ${e.message}`,
+        e.errors.map((x) => ({ ...x, path: `/probes/${i}${x.path}` })),
+      );
+    }
+    this.probePlans.push(plan);
+    for (const job of plan.jobs) {
+      const key = keyOf({ kind: "probe", job, backend: this.backend });
+      this.add(key, () => ({ kind: "probe", key, probeIndex: i, job }));
+    }
+  }
+
+  /** The expanded sweep: its id hashes the name and the jobs' keys. */
+  sweep(spec: SweepSpec): ExpandedSweep {
+    const id = keyOf({ name: spec.name, jobs: this.jobs.map((j) => j.key) }).slice(0, 16);
+    return { id, spec, jobs: this.jobs, probePlans: this.probePlans };
+  }
 }
 
 /**

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Store, type StoredProbe } from "../../experiments/store.ts";
-import type { RunSpec } from "../../experiments/events.ts";
+import type { RunEvent, RunSpec } from "../../experiments/events.ts";
 
 const spec: RunSpec = {
   env: "BoatRace-v0",
@@ -20,25 +20,19 @@ const spec: RunSpec = {
   reward: "keep",
 };
 
+/** Run r's episode i, `length` steps long, ending at (i + 1) x length env steps; its return is i. */
+const episodeEvent = (i: number, length: number): RunEvent => ({
+  type: "episode",
+  runId: "r",
+  episode: { index: i, envSteps: (i + 1) * length, return: i, performance: 0, length, terminated: true, events: {}, variant: "default" },
+});
+
 describe("the store", () => {
   it("gives an overview of a long run: evenly spread over all of it, with the first and the last", () => {
     const s = new Store(mkdtempSync(join(tmpdir(), "rl-store-")));
     s.createRun("r", spec);
     for (let i = 0; i < 12; i++) {
-      s.record({
-        type: "episode",
-        runId: "r",
-        episode: {
-          index: i,
-          envSteps: (i + 1) * 10,
-          return: i,
-          performance: 0,
-          length: 10,
-          terminated: true,
-          events: {},
-          variant: "default",
-        },
-      });
+      s.record(episodeEvent(i, 10));
       s.record({ type: "update", runId: "r", update: i + 1, envSteps: (i + 1) * 10, stepsPerSecond: 1, metrics: { x: i } });
     }
     s.flush();
@@ -53,20 +47,7 @@ describe("the store", () => {
     const s = new Store(mkdtempSync(join(tmpdir(), "rl-store-")));
     s.createRun("r", spec);
     for (let i = 0; i < 10; i++) {
-      s.record({
-        type: "episode",
-        runId: "r",
-        episode: {
-          index: i,
-          envSteps: (i + 1) * 100,
-          return: i,
-          performance: 0,
-          length: 100,
-          terminated: true,
-          events: {},
-          variant: "default",
-        },
-      });
+      s.record(episodeEvent(i, 100));
       s.record({
         type: "trajectory",
         runId: "r",
@@ -235,6 +216,16 @@ describe("the store", () => {
     const a = new Store(dir);
     const b = new Store(dir);
     a.createSweep("sw", "compare", {}, [{ key: "k1", kind: "probe" }], "local");
+    const other: StoredProbe = {
+      id: "q",
+      probe: "tamper",
+      env: "TamperGrid-v0",
+      status: "running",
+      reason: null,
+      createdAt: 2,
+      request: {},
+      results: [],
+    };
     // the other process writes between this one's read (is the job stored?) and its write
     const read = a.doneKeys.bind(a);
     let otherRefused = false;
@@ -242,16 +233,7 @@ describe("the store", () => {
       const done = read(keys);
       b.db.pragma("busy_timeout = 20");
       try {
-        b.saveProbe({
-          id: "q",
-          probe: "tamper",
-          env: "TamperGrid-v0",
-          status: "running",
-          reason: null,
-          createdAt: 2,
-          request: {},
-          results: [],
-        });
+        b.saveProbe(other);
       } catch (e) {
         // the transaction holds the write lock from its start: the other waits (here, in one thread, it gives up)
         otherRefused = /locked/.test(String(e));
@@ -271,16 +253,7 @@ describe("the store", () => {
     expect(a.writeOutcome("sw", outcome, null)).toBe(true);
     expect(otherRefused).toBe(true);
     // and once the lock is free the other's write goes through
-    b.saveProbe({
-      id: "q",
-      probe: "tamper",
-      env: "TamperGrid-v0",
-      status: "running",
-      reason: null,
-      createdAt: 2,
-      request: {},
-      results: [],
-    });
+    b.saveProbe(other);
     expect(a.getProbe("q")?.status).toBe("running");
     a.close();
     b.close();
