@@ -229,8 +229,7 @@ export class GridCanvas {
     if (frame.agent) {
       const ax = frame.agent.x * c + c / 2;
       const ay = frame.agent.y * c + c / 2;
-      ctx.beginPath();
-      ctx.arc(ax, ay, c * 0.32, 0, Math.PI * 2);
+      circle(ctx, ax, ay, c * 0.32);
       ctx.fillStyle = "#ffd84d";
       ctx.fill();
       ctx.lineWidth = Math.max(1.5, c * 0.06);
@@ -242,6 +241,22 @@ export class GridCanvas {
     const search = this.search && this.search.width === frame.width && this.search.height === frame.height ? this.search : null;
     if (search && this.showSearch) drawSearchArrows(ctx, search, this.actions, c);
   }
+}
+
+/** Begins a path through the points ([x, y] each), closed when asked; the caller strokes or fills it. */
+function path(ctx: CanvasRenderingContext2D, points: [number, number][], close = false): void {
+  ctx.beginPath();
+  for (const [i, [x, y]] of points.entries()) {
+    if (i === 0) ctx.moveTo(x, y);
+    else ctx.lineTo(x, y);
+  }
+  if (close) ctx.closePath();
+}
+
+/** Begins a circle's path; the caller strokes or fills it. */
+function circle(ctx: CanvasRenderingContext2D, x: number, y: number, radius: number): void {
+  ctx.beginPath();
+  ctx.arc(x, y, radius, 0, Math.PI * 2);
 }
 
 function drawTile(ctx: CanvasRenderingContext2D, st: TileStyle, px: number, py: number, c: number): void {
@@ -265,21 +280,20 @@ function drawTile(ctx: CanvasRenderingContext2D, st: TileStyle, px: number, py: 
       // a chevron pointing in the arrow's direction
       const ox = -dy;
       const oy = dx;
-      ctx.beginPath();
-      ctx.moveTo(cx - dx * r * 0.5 + ox * r * 0.8, cy - dy * r * 0.5 + oy * r * 0.8);
-      ctx.lineTo(cx + dx * r * 0.7, cy + dy * r * 0.7);
-      ctx.lineTo(cx - dx * r * 0.5 - ox * r * 0.8, cy - dy * r * 0.5 - oy * r * 0.8);
+      path(ctx, [
+        [cx - dx * r * 0.5 + ox * r * 0.8, cy - dy * r * 0.5 + oy * r * 0.8],
+        [cx + dx * r * 0.7, cy + dy * r * 0.7],
+        [cx - dx * r * 0.5 - ox * r * 0.8, cy - dy * r * 0.5 - oy * r * 0.8],
+      ]);
       ctx.stroke();
       break;
     }
     case "dot":
-      ctx.beginPath();
-      ctx.arc(cx, cy, r * 0.85, 0, Math.PI * 2);
+      circle(ctx, cx, cy, r * 0.85);
       ctx.fill();
       break;
     case "ring":
-      ctx.beginPath();
-      ctx.arc(cx, cy, r * 0.8, 0, Math.PI * 2);
+      circle(ctx, cx, cy, r * 0.8);
       ctx.stroke();
       break;
     case "cross":
@@ -294,38 +308,47 @@ function drawTile(ctx: CanvasRenderingContext2D, st: TileStyle, px: number, py: 
       ctx.beginPath();
       ctx.ellipse(cx, cy, r, r * 0.55, 0, 0, Math.PI * 2);
       ctx.stroke();
-      ctx.beginPath();
-      ctx.arc(cx, cy, r * 0.25, 0, Math.PI * 2);
+      circle(ctx, cx, cy, r * 0.25);
       ctx.fill();
       break;
     case "bolt":
-      ctx.beginPath();
-      ctx.moveTo(cx + r * 0.2, cy - r);
-      ctx.lineTo(cx - r * 0.45, cy + r * 0.1);
-      ctx.lineTo(cx + r * 0.05, cy + r * 0.1);
-      ctx.lineTo(cx - r * 0.2, cy + r);
-      ctx.lineTo(cx + r * 0.45, cy - r * 0.1);
-      ctx.lineTo(cx - r * 0.05, cy - r * 0.1);
-      ctx.closePath();
+      path(
+        ctx,
+        [
+          [cx + r * 0.2, cy - r],
+          [cx - r * 0.45, cy + r * 0.1],
+          [cx + r * 0.05, cy + r * 0.1],
+          [cx - r * 0.2, cy + r],
+          [cx + r * 0.45, cy - r * 0.1],
+          [cx - r * 0.05, cy - r * 0.1],
+        ],
+        true,
+      );
       ctx.fill();
       break;
     case "flag":
-      ctx.beginPath();
-      ctx.moveTo(cx - r * 0.5, cy + r);
-      ctx.lineTo(cx - r * 0.5, cy - r);
+      path(ctx, [
+        [cx - r * 0.5, cy + r],
+        [cx - r * 0.5, cy - r],
+      ]);
       ctx.stroke();
-      ctx.beginPath();
-      ctx.moveTo(cx - r * 0.5, cy - r);
-      ctx.lineTo(cx + r * 0.8, cy - r * 0.5);
-      ctx.lineTo(cx - r * 0.5, cy);
-      ctx.closePath();
+      path(
+        ctx,
+        [
+          [cx - r * 0.5, cy - r],
+          [cx + r * 0.8, cy - r * 0.5],
+          [cx - r * 0.5, cy],
+        ],
+        true,
+      );
       ctx.fill();
       break;
     case "bars":
       for (let i = -1; i <= 1; i++) {
-        ctx.beginPath();
-        ctx.moveTo(cx + i * r * 0.6, cy - r);
-        ctx.lineTo(cx + i * r * 0.6, cy + r);
+        path(ctx, [
+          [cx + i * r * 0.6, cy - r],
+          [cx + i * r * 0.6, cy + r],
+        ]);
         ctx.stroke();
       }
       break;

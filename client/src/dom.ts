@@ -25,6 +25,11 @@ export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = 
   return el;
 }
 
+/** A table with one header row (a text per column) and the given body rows. */
+export function table(attrs: Attrs, heads: string[], ...rows: Child[]): HTMLTableElement {
+  return h("table", attrs, h("thead", {}, h("tr", {}, ...heads.map((t) => h("th", {}, t)))), h("tbody", {}, ...rows));
+}
+
 /** The muted small paragraph that explains a panel under its heading. */
 export function note(...children: Child[]): HTMLParagraphElement {
   return h("p", { class: "muted small" }, ...children);

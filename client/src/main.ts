@@ -62,6 +62,13 @@ export function parseRoute(hash: string): Route {
 const app = document.getElementById("app")!;
 let unmount: (() => void) | null = null;
 
+/** Mounts one view on the whole page and names the tab after it. */
+function show(mount: (el: HTMLElement) => () => void, title: string): void {
+  setChildren(app);
+  unmount = mount(app);
+  document.title = `${title} · rewardlab`;
+}
+
 function render(): void {
   unmount?.();
   unmount = null;
@@ -108,39 +115,25 @@ function render(): void {
       break;
     }
     case "run":
-      setChildren(app);
-      unmount = mountRunView(app, route.id);
-      document.title = `run ${route.id} · rewardlab`;
+      show((el) => mountRunView(el, route.id), `run ${route.id}`);
       break;
     case "steer":
-      setChildren(app);
-      unmount = mountSteer(app, route.id);
-      document.title = `steer ${route.id} · rewardlab`;
+      show((el) => mountSteer(el, route.id), `steer ${route.id}`);
       break;
     case "compare":
-      setChildren(app);
-      unmount = mountCompare(app, route.ids);
-      document.title = "compare · rewardlab";
+      show((el) => mountCompare(el, route.ids), "compare");
       break;
     case "probes":
-      setChildren(app);
-      unmount = mountProbes(app);
-      document.title = "probes · rewardlab";
+      show(mountProbes, "probes");
       break;
     case "sweeps":
-      setChildren(app);
-      unmount = mountSweeps(app, route.id);
-      document.title = "sweeps · rewardlab";
+      show((el) => mountSweeps(el, route.id), "sweeps");
       break;
     case "results":
-      setChildren(app);
-      unmount = mountResults(app, route.name);
-      document.title = "results · rewardlab";
+      show((el) => mountResults(el, route.name), "results");
       break;
     case "episodes":
-      setChildren(app);
-      unmount = mountEpisodes(app, parseEpisodesRef(route.params));
-      document.title = "episodes · rewardlab";
+      show((el) => mountEpisodes(el, parseEpisodesRef(route.params)), "episodes");
       break;
     default:
       setChildren(

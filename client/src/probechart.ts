@@ -9,7 +9,7 @@
  */
 import type { ChanceRow, ProbeAgentResult } from "../../server/protocol.ts";
 import { budgetChart } from "./probebudget.ts";
-import { fmt, h } from "./dom.ts";
+import { fmt, h, table } from "./dom.ts";
 import { seedLink } from "./episodes.ts";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -140,8 +140,7 @@ export function probeLegend(): HTMLElement {
 export function probeTable(results: ProbeAgentResult[], testid = "probe-table", chance: ChanceRow[] = [], key?: string): HTMLElement {
   const arms = results.some((a) => armOf(a) !== "");
   const heads = [
-    "agent",
-    ...(arms ? ["arm"] : []),
+    ...agentHeads(arms),
     "eval",
     "event",
     "seeds (episodes)",
@@ -164,53 +163,57 @@ export function probeTable(results: ProbeAgentResult[], testid = "probe-table", 
       ? `${a.knowledge.knows} ${a.knowledge.seedsKnowing}/${a.knowledge.seeds} (${fmt(a.knowledge.eventRoute)} / ${fmt(a.knowledge.reinforcedRoute)}, ${a.knowledge.predictor})`
       : "–";
   const chanceRows = chance.map((c) => chanceRow(c, arms, results[0]?.event ?? ""));
-  return h(
-    "table",
+  return table(
     { class: "probe-table", "data-testid": testid },
-    h("thead", {}, h("tr", {}, ...heads.map((t) => h("th", {}, t)))),
-    h(
-      "tbody",
-      {},
-      ...results.map((a) =>
+    heads,
+    ...results.map((a) =>
+      h(
+        "tr",
+        {},
+        ...agentCells(a, arms),
+        h("td", { "data-testid": "probe-eval" }, a.evaluation ?? "–"),
+        h("td", {}, a.event),
+        h("td", { class: "num" }, `${a.seeds} (${a.episodes})`),
+        h("td", { class: "num" }, fmt(a.rate)),
+        h("td", { class: "num" }, ci(a.ci)),
         h(
-          "tr",
-          {},
-          h("td", {}, a.label),
-          arms ? h("td", { class: "mono small" }, armOf(a) || "–") : null,
-          h("td", { "data-testid": "probe-eval" }, a.evaluation ?? "–"),
-          h("td", {}, a.event),
-          h("td", { class: "num" }, `${a.seeds} (${a.episodes})`),
-          h("td", { class: "num" }, fmt(a.rate)),
-          h("td", { class: "num" }, ci(a.ci)),
-          h(
-            "td",
-            { class: "num small", "data-testid": "probe-per-seed" },
-            ...(a.perSeed ?? []).flatMap((x, i) => [i ? " " : "", seedLink(key, a, x.seed, fmt(x.rate, 2))]),
-          ),
-          h("td", { class: "num ret" }, `${fmt(a.return.mean)} ${ci(a.return.ci)}`),
-          h("td", { class: "num perf" }, `${fmt(a.performance.mean)} ${ci(a.performance.ci)}`),
-          h("td", { class: "num" }, fmt(a.predictions.rewardPursuit)),
-          h("td", { class: "num" }, fmt(a.predictions.reinforcedBehavior)),
-          // where counting does not apply (a new world every test episode, unseen in training) the cell says so
-          h(
-            "td",
-            { class: "num", ...(a.counting?.notApplicable ? { title: a.counting.notApplicable.reason } : {}) },
-            a.counting?.notApplicable ? "n/a" : fmt(a.predictions.counting),
-          ),
-          h("td", { class: "num" }, a.counting?.notApplicable ? "n/a" : fmt(a.predictions.countingTies)),
-          h("td", { class: "num", "data-testid": "probe-entropy" }, a.entropy == null ? "–" : fmt(a.entropy)),
-          h(
-            "td",
-            { class: "num", "data-testid": "probe-competence" },
-            a.competence ? `${fmt(a.competence.value ?? Number.NaN)}${a.competence.learned ? "" : " did not learn train"}` : "–",
-          ),
-          h("td", { class: "small", "data-testid": "probe-knows" }, knows(a)),
-          h("td", { class: "small", title: a.reading ?? "" }, a.discriminating ? "discriminating" : "not discriminating"),
+          "td",
+          { class: "num small", "data-testid": "probe-per-seed" },
+          ...(a.perSeed ?? []).flatMap((x, i) => [i ? " " : "", seedLink(key, a, x.seed, fmt(x.rate, 2))]),
         ),
+        h("td", { class: "num ret" }, `${fmt(a.return.mean)} ${ci(a.return.ci)}`),
+        h("td", { class: "num perf" }, `${fmt(a.performance.mean)} ${ci(a.performance.ci)}`),
+        h("td", { class: "num" }, fmt(a.predictions.rewardPursuit)),
+        h("td", { class: "num" }, fmt(a.predictions.reinforcedBehavior)),
+        // where counting does not apply (a new world every test episode, unseen in training) the cell says so
+        h(
+          "td",
+          { class: "num", ...(a.counting?.notApplicable ? { title: a.counting.notApplicable.reason } : {}) },
+          a.counting?.notApplicable ? "n/a" : fmt(a.predictions.counting),
+        ),
+        h("td", { class: "num" }, a.counting?.notApplicable ? "n/a" : fmt(a.predictions.countingTies)),
+        h("td", { class: "num", "data-testid": "probe-entropy" }, a.entropy == null ? "–" : fmt(a.entropy)),
+        h(
+          "td",
+          { class: "num", "data-testid": "probe-competence" },
+          a.competence ? `${fmt(a.competence.value ?? Number.NaN)}${a.competence.learned ? "" : " did not learn train"}` : "–",
+        ),
+        h("td", { class: "small", "data-testid": "probe-knows" }, knows(a)),
+        h("td", { class: "small", title: a.reading ?? "" }, a.discriminating ? "discriminating" : "not discriminating"),
       ),
-      ...chanceRows,
     ),
+    ...chanceRows,
   );
+}
+
+/** The first columns' heads: the agent, and its arm when the table has arms. */
+function agentHeads(arms: boolean): string[] {
+  return arms ? ["agent", "arm"] : ["agent"];
+}
+
+/** A row's first cells: the agent's label, and its arm (and test) when the table has arms. */
+function agentCells(a: ProbeAgentResult, arms: boolean): (HTMLElement | null)[] {
+  return [h("td", {}, a.label), arms ? h("td", { class: "mono small" }, armOf(a) || "–") : null];
 }
 
 /** The chance row of a test side: the uniform random policy, nothing predicted or known. */
@@ -239,8 +242,7 @@ export function probeSeedTable(results: ProbeAgentResult[], testid = "probe-seed
   const arms = results.some((a) => armOf(a) !== "");
   const dose = results.some((a) => (a.perSeed ?? []).some((s) => s.trainingEpisodes !== undefined));
   const heads = [
-    "agent",
-    ...(arms ? ["arm"] : []),
+    ...agentHeads(arms),
     "seed",
     "episodes",
     "rate",
@@ -248,33 +250,27 @@ export function probeSeedTable(results: ProbeAgentResult[], testid = "probe-seed
     "performance",
     ...(dose ? ["training episodes with the event"] : []),
   ];
-  return h(
-    "table",
+  return table(
     { class: "probe-table probe-seed-table", "data-testid": testid },
-    h("thead", {}, h("tr", {}, ...heads.map((t) => h("th", {}, t)))),
-    h(
-      "tbody",
-      {},
-      ...results.flatMap((a) =>
-        (a.perSeed ?? []).map((s) =>
-          h(
-            "tr",
-            {},
-            h("td", {}, a.label),
-            arms ? h("td", { class: "mono small" }, armOf(a) || "–") : null,
-            h("td", { class: "num" }, String(s.seed)),
-            h("td", { class: "num" }, String(s.episodes)),
-            h("td", { class: "num" }, seedLink(key, a, s.seed, fmt(s.rate))),
-            h("td", { class: "num ret" }, fmt(s.return)),
-            h("td", { class: "num perf" }, fmt(s.performance)),
-            dose
-              ? h(
-                  "td",
-                  { class: "num", "data-testid": "probe-training-dose" },
-                  s.trainingEpisodes === undefined ? "–" : `${s.trainingWithEvent ?? 0} of ${s.trainingEpisodes}`,
-                )
-              : null,
-          ),
+    heads,
+    ...results.flatMap((a) =>
+      (a.perSeed ?? []).map((s) =>
+        h(
+          "tr",
+          {},
+          ...agentCells(a, arms),
+          h("td", { class: "num" }, String(s.seed)),
+          h("td", { class: "num" }, String(s.episodes)),
+          h("td", { class: "num" }, seedLink(key, a, s.seed, fmt(s.rate))),
+          h("td", { class: "num ret" }, fmt(s.return)),
+          h("td", { class: "num perf" }, fmt(s.performance)),
+          dose
+            ? h(
+                "td",
+                { class: "num", "data-testid": "probe-training-dose" },
+                s.trainingEpisodes === undefined ? "–" : `${s.trainingWithEvent ?? 0} of ${s.trainingEpisodes}`,
+              )
+            : null,
         ),
       ),
     ),
