@@ -51,7 +51,7 @@ export interface StoredProbe extends Omit<ProbeResult, "results"> {
 }
 
 /** The fields of a probe's table beside its rows, kept in the `extras` column (the chance row among them). */
-const PROBE_EXTRAS = ["chance", "ranges", "routes", "maze"] as const;
+export const PROBE_EXTRAS = ["chance", "ranges", "routes", "maze"] as const;
 
 /**
  * How long a write waits for another process's (a server and `compare` on

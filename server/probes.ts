@@ -17,7 +17,7 @@ import {
   type ProbeRequest,
 } from "../experiments/probes/index.ts";
 import { registration } from "../envs/registry.ts";
-import type { Store, StoredProbe } from "../experiments/store.ts";
+import { PROBE_EXTRAS, type Store, type StoredProbe } from "../experiments/store.ts";
 import { NotFoundError } from "../experiments/manager.ts";
 import { LIMITS, LimitError, probeEnvSteps } from "../experiments/limits.ts";
 import { moduleLogger } from "../experiments/log.ts";
@@ -244,10 +244,8 @@ function toView(p: StoredProbe): ProbeResult {
     status: p.status,
     reason: p.reason,
     createdAt: p.createdAt,
-    ...(p.chance ? { chance: p.chance } : {}),
-    ...(p.ranges ? { ranges: p.ranges } : {}),
-    ...(p.routes ? { routes: p.routes } : {}),
-    ...(p.maze ? { maze: p.maze } : {}),
+    // the table's parts beside its rows, as the store keeps them (the chance row among them)
+    ...Object.fromEntries(PROBE_EXTRAS.filter((k) => p[k]).map((k) => [k, p[k]])),
     // rows stored before rows carried their label get it here: the client draws labels, it does not make them
     results: (p.results as ProbeResult["results"]).map((r) => (r.label ? r : { ...r, label: agentLabel(r) })),
   };
