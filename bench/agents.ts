@@ -7,17 +7,20 @@
  * a large (512^3) matrix multiply's on the same backend in the same run: the
  * distance to the machine's limit as one ratio.
  *
- * The cnn section: PPO with the convolutional policy (config network "cnn",
- * the default sizes and the 131k-parameter IMPALA network of the procgen maze
- * papers) beside PPO with the MLP, on Maze-v0 (13 x 13 x 3 observations), on
- * wasm; env steps per second of wall time and per second of this process's
- * CPU time (the figure that survives a shared machine).
+ * The cnn section: PPO with the convolutional policy (config network "cnn":
+ * the default sizes, Maze-v0's training config (MAZE_PPO_CONFIG, the one its
+ * documented budget was measured with) and the 131k-parameter IMPALA network
+ * of the procgen maze papers) beside PPO with the MLP, on Maze-v0 (default
+ * mazes: 9 x 9 x 3 observations), on wasm; env steps per second of wall time
+ * and per second of this process's CPU time (the figure that survives a
+ * shared machine).
  *
  *   npx tsx bench/agents.ts [--steps 30000] [--backend wasm] [--agent ppo]
  *   npx tsx bench/agents.ts --cnn [--steps 8192]
  */
 import { pathToFileURL } from "node:url";
 import "../envs/index.ts";
+import { MAZE_PPO_CONFIG } from "../envs/maze.ts";
 import { availableBackends, createMatmul, initBackend, parseBackend, type BackendName } from "../agents/shared/backend.ts";
 import { createAgent } from "../agents/registry.ts";
 import "../agents/model-free/ppo.ts";
@@ -164,7 +167,7 @@ export function formatModelFree(rows: ModelFreeBenchRow[]): string {
   return [head, ...lines, ...splits].join("\n");
 }
 
-/** PPO, 16 env copies x 64 steps per rollout, with the MLP, the default CNN and the 131k-parameter IMPALA CNN (wasm). */
+/** PPO on Maze-v0 (wasm): 16 env copies x 64 steps per rollout with the MLP, the default CNN and the 131k-parameter IMPALA CNN; and Maze-v0's training config. */
 export async function benchCnn(
   opts: { steps?: number; backend?: BackendName } = {},
 ): Promise<{ envId: string; rows: ModelFreeBenchRow[] }> {
@@ -179,6 +182,7 @@ export async function benchCnn(
     configs: [
       { label: "mlp 64x64", config: { ...rollout, network: "mlp" } },
       { label: "cnn default [8,16,16] x1 res, dense 128", config: { ...rollout, network: "cnn" } },
+      { label: "Maze-v0 training config: cnn [16,16] x1 res, dense 128, 16 x 128, 8 minibatches, 3 epochs", config: MAZE_PPO_CONFIG },
       {
         label: "cnn [16,32,32] x2 res, dense 256",
         config: { ...rollout, network: "cnn", cnn: { channels: [16, 32, 32], resBlocks: 2, dense: 256 } },

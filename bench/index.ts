@@ -36,7 +36,7 @@ if (want("agents")) {
 if (want("cnn")) {
   const { envId, rows } = await benchCnn();
   console.log(
-    `\n## convolutional policy: PPO on ${envId} (16 copies x 64 steps), the MLP beside two CNN sizes; steps per CPU second survive a shared machine`,
+    `\n## convolutional policy: PPO on ${envId} (16 copies x 64 steps), the MLP beside two CNN sizes, and Maze-v0's training config; steps per CPU second survive a shared machine`,
   );
   console.log(formatModelFree(rows));
 }

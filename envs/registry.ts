@@ -22,6 +22,12 @@ export interface EnvRegistration extends Omit<EnvSpec, "source"> {
   create: (config: EnvConfig, ctx: EnvContext) => Env;
   /** "builtin", or the level file / plugin module it came from. */
   source?: string;
+  /**
+   * Agent config fields this env recommends, by agent name (Maze-v0's PPO: the
+   * convolutional network and the settings its training budget was measured
+   * with). A run's own config overrides them field by field (top-level fields).
+   */
+  agentDefaults?: Record<string, Record<string, unknown>>;
 }
 
 /** The reward transform as a schema, for requests (the list is REWARD_TRANSFORMS in core.ts). */

@@ -6,7 +6,7 @@
  */
 import { CloneType, type Static, Type } from "@sinclair/typebox";
 import { ValidationError } from "../envs/errors.ts";
-import { type EnvConfig, resolveEnvConfig, rewardTransformSchema } from "../envs/registry.ts";
+import { type EnvConfig, registration, resolveEnvConfig, rewardTransformSchema } from "../envs/registry.ts";
 import { cloneInput, validate } from "../envs/schema.ts";
 import { agentRegistration, resolveAgentConfig } from "../agents/registry.ts";
 
@@ -100,7 +100,8 @@ export function resolveRunSpec(request: unknown): RunSpec {
     (path) => (path === "/variant" ? "/variant" : `/envConfig${path}`),
   );
   const reg = agentRegistration(req.agent);
-  const userConfig = { ...(req.config ?? {}) };
+  // the env's recommended fields for this agent (envs/registry.ts agentDefaults), under the user's own
+  const userConfig = { ...structuredClone(registration(req.env).agentDefaults?.[req.agent] ?? {}), ...(req.config ?? {}) };
   // annealing schedules run over the run's budget unless the user pins them
   const props = (reg.configSchema as { properties?: Record<string, unknown> }).properties ?? {};
   if ("totalSteps" in props && userConfig.totalSteps === undefined) userConfig.totalSteps = req.steps;

@@ -16,7 +16,13 @@ function envsVerb(json: boolean, ctx: CliContext): number {
   if (json) {
     ctx.out(
       JSON.stringify(
-        regs.map((r) => ({ id: r.id, variants: r.variants, description: r.description, settings: envSettings(r.configSchema) })),
+        regs.map((r) => ({
+          id: r.id,
+          variants: r.variants,
+          description: r.description,
+          settings: envSettings(r.configSchema),
+          ...(r.agentDefaults ? { agentDefaults: r.agentDefaults } : {}),
+        })),
       ),
     );
     return 0;
@@ -30,6 +36,8 @@ function envsVerb(json: boolean, ctx: CliContext): number {
     for (const [k, v] of Object.entries(envSettings(regs[i]!.configSchema))) {
       ctx.out(`${"".padEnd(w0)}  ${"".padEnd(w1)}  --env-config ${k} (default ${JSON.stringify(v.default)}): ${v.description ?? ""}`);
     }
+    for (const [agent, fields] of Object.entries(regs[i]!.agentDefaults ?? {}))
+      ctx.out(`${"".padEnd(w0)}  ${"".padEnd(w1)}  --agent ${agent} trains with ${JSON.stringify(fields)} unless --config sets a field`);
   }
   return 0;
 }

@@ -11,7 +11,7 @@ import { describe, expect, it } from "vitest";
 import "../../envs/index.ts";
 import "../../agents/index.ts";
 import { ValidationError } from "../../envs/errors.ts";
-import { rewardTransformSchema } from "../../envs/registry.ts";
+import { registration, rewardTransformSchema } from "../../envs/registry.ts";
 import { defaults, validate } from "../../envs/schema.ts";
 import { type PPOConfig, ppoConfigSchema } from "../../agents/model-free/ppo.ts";
 import { reinforceConfigSchema } from "../../agents/model-free/reinforce.ts";
@@ -101,6 +101,18 @@ describe("schemas written once with TypeBox", () => {
     expect(problem(runRequestSchema, { env: "GoalShift-v0", agent: "ppo", steps: MAX_STEPS + 1 })).toMatch(
       new RegExp(`/steps must be <= ${MAX_STEPS}`),
     );
+  });
+});
+
+describe("an env's recommended agent config", () => {
+  it("fills a run's config under the user's own fields (Maze-v0's PPO: the CNN); other agents and envs keep the agent's defaults", () => {
+    const recommended = registration("Maze-v0").agentDefaults!.ppo!;
+    expect(recommended.network).toBe("cnn");
+    expect(resolveRunSpec({ env: "Maze-v0", agent: "ppo" }).config).toMatchObject(recommended);
+    const own = resolveRunSpec({ env: "Maze-v0", agent: "ppo", config: { network: "mlp", gamma: 0.5 } });
+    expect(own.config).toMatchObject({ ...recommended, network: "mlp", gamma: 0.5 });
+    expect(resolveRunSpec({ env: "Maze-v0", agent: "reinforce" }).config.network).toBe("mlp");
+    expect(resolveRunSpec({ env: "GoalShift-v0", agent: "ppo" }).config).toMatchObject({ network: "mlp", gamma: 0.99, numEnvs: 4 });
   });
 });
 
