@@ -11,7 +11,7 @@ import type { LedgerDelta } from "../agents/core.ts";
 import type { EpisodeStats, EvaluationStats, RunEventOf, RunSpec, RunStatus, TrajectoryRecord } from "../experiments/events.ts";
 import type { Intervention, RunRequest } from "../experiments/runspec.ts";
 import type { ProbeStartRequest } from "../experiments/probes/request.ts";
-import type { ChanceRow, ProbeAgentResult, ProbeResult, ProbeTable } from "../experiments/probes/result.ts";
+import type { ChanceRow, MazeAnalysis, ProbeAgentResult, ProbeResult, ProbeTable } from "../experiments/probes/result.ts";
 import type { SweepSpec } from "../experiments/sweeps/spec.ts";
 import type { ProbeProgress } from "../experiments/progress.ts";
 import type { ProbeEpisode, ProbeEpisodes } from "../experiments/probe-episodes.ts";
@@ -21,7 +21,7 @@ import type { RunRecord, SweepProgress } from "../experiments/store.ts";
 export type { Frame, EpisodeStats, EvaluationStats, RunSpec, RunStatus, TrajectoryRecord, LedgerDelta, RewardTransform };
 /** Request bodies: POST /api/runs, POST /api/runs/:id/intervene, POST /api/probes, POST /api/sweeps. */
 export type { RunRequest, Intervention, ProbeStartRequest, SweepSpec };
-export type { ChanceRow, ProbeAgentResult, ProbeResult, ProbeTable, ProbeProgress, ProbeEpisode, ProbeEpisodes };
+export type { ChanceRow, MazeAnalysis, ProbeAgentResult, ProbeResult, ProbeTable, ProbeProgress, ProbeEpisode, ProbeEpisodes };
 /** GET and POST /api/runs/:id/steer (a Maze-v0 run's steering view). */
 export type { SteerView, SteerViewRequest } from "../experiments/steerview.ts";
 

@@ -9,6 +9,7 @@
 import type { AgentSummary, ProbeResult } from "../../server/protocol.ts";
 import { api, ApiRequestError, type ProbeDefinition, type ProbeRequest } from "./api.ts";
 import { ago, flash, h, option, setChildren, shortId, note } from "./dom.ts";
+import { mazeAnalysisBlock } from "./probemaze.ts";
 import { probeResultBlock } from "./probechart.ts";
 import { probeProgressBlock, progressSummary } from "./probeprogress.ts";
 import { onProbe } from "./socket.ts";
@@ -191,6 +192,7 @@ export function mountProbes(host: HTMLElement, opts: { embedded?: boolean } = {}
       ...(p.results.length
         ? probeResultBlock(p.results, {}, p.chance ?? [], p.id)
         : [h("p", { class: "muted" }, p.status === "running" ? "Running: results appear when agents finish." : "No results.")]),
+      p.maze ? mazeAnalysisBlock(p.maze) : null,
     );
   }
 
