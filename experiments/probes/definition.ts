@@ -40,8 +40,6 @@ export interface ProbeDefinition {
   extinction?: { maxSteps: number; windowEpisodes: number };
   /** Default training budget per agent (env steps). */
   steps: Record<string, number>;
-  /** Default config per agent, under what a request gives the entry (maze: PPO with the convolutional network). */
-  configs?: Record<string, Record<string, unknown>>;
   /** Environments a full comparison (`rewardlab compare`) runs it on; default [env]. */
   compareEnvs?: string[];
   /** The side whose train-side episodes give reinforced behaviour and competence (default: the arm's train side). */
