@@ -425,7 +425,7 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     await page.goto(`${base}/#/run/${encodeURIComponent(longRun)}`);
     const conn = () => page.getAttribute("[data-testid=conn-status]", "data-state");
     await until("connected", conn, (s) => s === "connected", 20_000);
-    await pointsOver("chart-return", 0, "the run's history", 30_000);
+    await pointsOver("chart-return", 0, "the run's history", 60_000);
     const port = Number(new URL(base).port);
     await session!.server.stop();
     await until("the indicator to show the lost connection", conn, (s) => s !== "connected", 20_000);
@@ -433,7 +433,7 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
     base = await session!.server.listen(port);
     await until("reconnected", conn, (s) => s === "connected", 60_000);
     // resubscribed: the new server's snapshot refills the view (the run survived in the store)
-    await pointsOver("chart-return", 0, "the run's history after reconnecting", 30_000);
+    await pointsOver("chart-return", 0, "the run's history after reconnecting", 60_000);
     await until(
       "the run's status",
       () => page.textContent("[data-testid=run-status]"),
