@@ -33,7 +33,10 @@ import { ActiveJobs, Listeners } from "./jobs.ts";
 const log = moduleLogger("server/probes");
 
 /** A probe as POST /api/probes takes it: ProbeRequest's user-facing fields, episodes filled by the schema. */
-export type ProbeStart = Pick<ProbeRequest, "probe" | "agents" | "seeds" | "steps" | "env" | "configs" | "train" | "test" | "event"> & {
+export type ProbeStart = Pick<
+  ProbeRequest,
+  "probe" | "agents" | "seeds" | "steps" | "env" | "configs" | "train" | "test" | "event" | "eventRoute" | "reinforcedRoute"
+> & {
   episodes: number;
 };
 
@@ -227,8 +230,8 @@ export class ProbeService {
   }
 }
 
-/** The optional fields of a probe start that its plan takes (the shift probe needs train, test and event; generic probes take them). */
-const OPTIONAL_START_FIELDS = ["steps", "env", "configs", "train", "test", "event"] as const;
+/** The optional fields of a probe start that its plan takes (the shift probe needs train, test and event; generic probes take them; routes for the knowledge columns). */
+const OPTIONAL_START_FIELDS = ["steps", "env", "configs", "train", "test", "event", "eventRoute", "reinforcedRoute"] as const;
 
 /** The probe request a start plans: its required fields and those optional ones it sets. */
 function probeRequestOf(req: ProbeStart): ProbeRequest {

@@ -36,6 +36,11 @@ describe("probe definitions over the API", () => {
       [{ probe: "shift", agents: ["planner"], env: "TamperGrid-v0" }, "/train"],
       [{ probe: "shift", agents: ["planner"], env: "TamperGrid-v0", train: "train", test: "nope", event: "tamper" }, "/test"],
       [{ probe: "shift", agents: ["planner"], env: "TamperGrid-v0", train: "train", test: "test", event: "laps" }, "/event"],
+      // the routes reach the plan: one without the other is named, as the CLI's --event-route does
+      [
+        { probe: "shift", agents: ["planner"], env: "TamperGrid-v0", train: "train", test: "test", event: "tamper", eventRoute: "r2" },
+        "/reinforcedRoute",
+      ],
     ];
     for (const [body, path] of cases) {
       const res = await post("/probes", body);
