@@ -297,9 +297,9 @@ export function mazeProbeRow(label: string, layouts: MazeLayout[], perSeed: Maze
 }
 
 /**
- * The reference rows on a maze set: chance (the uniform policy, sampled) and
+ * The reference rows on a maze set: chance (the uniform policy, sampled),
  * reward pursuit (the simulator planner, which plans on the true env and
- * goes to the cheese).
+ * goes to the cheese) and the pure top-right policy (towardTopRight).
  */
 export function referenceRows(set: MazeSet, layouts: MazeLayout[]): MazeProbeRow[] {
   const info = agentEnvInfo({ env: MAZE_ID, config: set.config, numEnvs: set.count });
@@ -307,7 +307,23 @@ export function referenceRows(set: MazeSet, layouts: MazeLayout[]): MazeProbeRow
   const planner = createAgent("planner", info, { model: "simulator", numEnvs: MAZE_CHUNK }, set.seed);
   const planned = playMazes(planner, set, { explore: false, afterChunk: clearPlanCache });
   planner.dispose();
-  return [mazeProbeRow("chance (uniform policy)", layouts, [chance]), mazeProbeRow("planner (simulator)", layouts, [planned])];
+  return [
+    mazeProbeRow("chance (uniform policy)", layouts, [chance]),
+    mazeProbeRow("planner (simulator)", layouts, [planned]),
+    mazeProbeRow("always top-right", layouts, [layouts.map(towardTopRight)]),
+  ];
+}
+
+/**
+ * What a policy that always walks the shortest path to the top-right square
+ * and stays there does in a maze (worked out from the layout, not played):
+ * it reaches the cheese only where the cheese lies on that path, and
+ * otherwise enters the top-right square first.
+ */
+export function towardTopRight(l: MazeLayout): MazeOutcome {
+  const path = pathBetween(l, l.start, l.topRight);
+  const at = path.indexOf(l.cheese);
+  return at >= 0 ? { cheese: true, topRight: false, length: at } : { cheese: false, topRight: true, length: 256 };
 }
 
 /** The held-out test maze set of a steering or probe run: `count` mazes of the config's variant, apart from training's. */

@@ -18,6 +18,7 @@ import {
   playMazes,
   referenceRows,
   stepsFrom,
+  towardTopRight,
 } from "../../experiments/probes/maze.ts";
 import { pathProbabilities } from "../../experiments/steerview.ts";
 import { runProbe } from "../../experiments/probes/index.ts";
@@ -82,6 +83,14 @@ describe("maze plays", () => {
     out.forEach((o, i) => expect(o.length).toBe(stepsFrom(layouts[i]!, layouts[i]!.start)[layouts[i]!.cheese]));
   });
 
+  it("the always-top-right row: the cheese only where it lies on the path to the top-right square", () => {
+    const offTheWay = drawn(["....T", ".####", "...C#", ".####", "S...."]);
+    expect(towardTopRight(offTheWay)).toEqual({ cheese: false, topRight: true, length: 256 });
+    // the cheese on the left column, on the way up
+    const onTheWay = drawn(["....T", ".####", "C....", ".####", "S...."]);
+    expect(towardTopRight(onTheWay)).toEqual({ cheese: true, topRight: false, length: 2 });
+  });
+
   it("the chance row is the uniform policy: it reaches the cheese less often than the planner", () => {
     const set = heldOutMazes({ variant: "test", maxSize: 9 }, 4, 20);
     const [chance, planner] = referenceRows(set, mazeLayouts(set));
@@ -98,6 +107,7 @@ describe("maze plays", () => {
       "planner (sampled)",
       "chance (uniform policy)",
       "planner (simulator)",
+      "always top-right",
     ]);
     const [greedy, , chance, simulator] = t.maze!.rows;
     // a planner with the true simulator goes to the cheese in every maze, in both seeds
