@@ -10,6 +10,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Command, Option } from "commander";
+import "../agents/index.ts"; // the agent choices the command line lists for every verb but envs, play and check-env
 import { buildProgram } from "../experiments/cli.ts";
 import { serveCommand } from "../server/cli.ts";
 
