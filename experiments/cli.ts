@@ -148,11 +148,11 @@ export function reportError(e: unknown, argv: string[], ctx: Pick<CliContext, "e
 /** Verbs that never touch an agent: they run without loading the agents or TensorFlow.js. */
 const ENV_VERBS = new Set(["envs", "play", "check-env"]);
 
-/** The verb of an argument list: its first word that is neither an option nor the value of `--data` ("" when none). */
+/** The verb of an argument list: its first word that is neither an option nor the value of a global one ("" when none). */
 function verbOf(args: string[]): string {
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
-    if (a === "--data") i++;
+    if (a === "--data" || a === "--levels" || a === "--plugin") i++;
     else if (!a.startsWith("-")) return a;
   }
   return "";
@@ -170,9 +170,10 @@ export async function main(argv: string[], extra: CommandFactory[] = []): Promis
     err: (s) => process.stderr.write(`${s}\n`),
   };
   try {
+    // the agents (and TensorFlow.js with them) load unless the verb is about environments alone;
+    // before plugins, as when they were a static import (a plugin's agents register after the built-in ones)
+    if (!ENV_VERBS.has(verbOf(argv))) await import("../agents/index.ts");
     const rest = await loadGlobalOptions(argv, ctx);
-    // the agents (and TensorFlow.js with them) load unless the verb is about environments alone
-    if (!ENV_VERBS.has(verbOf(rest))) await import("../agents/index.ts");
     const { program, result } = buildProgram(ctx, extra);
     if (rest.length === 0) {
       ctx.out(program.helpInformation().replace(/\n$/, ""));
