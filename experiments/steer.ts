@@ -280,15 +280,18 @@ function steeringRows(
   });
 }
 
-/** Target squares: in maze t of the set (t < count), a random open square at least 4 steps from the start, not the cheese. */
+/** `count` distinct target squares: in maze t of the set, a random open square at least 4 steps from the start, not the cheese. */
 function targetSquares(layouts: MazeLayout[], count: number, seed: number): number[] {
   const rng = new Rng(deriveSeed(seed, MAZE_SALT.targets));
   const out: number[] = [];
-  for (let t = 0; t < Math.min(count, layouts.length); t++) {
+  // a square drawn twice is skipped (its row would repeat another), the draw goes on in the next maze
+  for (let t = 0; t < layouts.length && out.length < count; t++) {
     const l = layouts[t]!;
     const d = stepsFrom(l, l.start);
     const cells = [...l.open.keys()].filter((c) => l.open[c] && d[c]! >= 4 && c !== l.cheese);
-    if (cells.length) out.push(cells[rng.int(cells.length)]!);
+    if (!cells.length) continue;
+    const c = cells[rng.int(cells.length)]!;
+    if (!out.includes(c)) out.push(c);
   }
   return out;
 }

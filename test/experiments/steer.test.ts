@@ -84,6 +84,7 @@ describe("steer", () => {
     expect(r.retarget!.rows.length).toBe(2);
     expect(r.retarget!.tracking).toBeGreaterThanOrEqual(0);
     for (const row of r.retarget!.rows) expect(row.mazes).toBeGreaterThan(0);
+    expect(new Set(r.retarget!.rows.map((row) => String(row.target))).size).toBe(r.retarget!.rows.length);
     agent.dispose();
   });
 
