@@ -86,7 +86,7 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("from the demo to a user's run, from
   });
 
   it("shows compare's table in the Results view with its commit, cells linking to episodes", async () => {
-    // as a user would: compare into a data folder, then serve it (a store has one writer at a time)
+    // as a user would: compare into a data folder, then serve it
     cmpDir = await mkdtemp(join(tmpdir(), "rewardlab-e2e-compare-"));
     const compare = ["compare", "--probes", "tamper", "--agents", "planner", "--seeds", "1", "--steps", "500", "--episodes", "10"];
     await runCli([...compare, "--workers", "1", "--data", cmpDir], QUIET);
