@@ -3,12 +3,13 @@
  * per agent and seed and an estimate of the time left; the table with the
  * three predictions; `compare` writes every probe into one HTML report.
  */
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { Command, Option } from "commander";
 import { defaultWorkers } from "../pool.ts";
 import { episodesKey } from "../probe-episodes.ts";
-import { planProbe, probeDefinition, probeDefinitions, runProbe, type ProbeRequest } from "../probes/index.ts";
+import { planProbe, probeDefinition, probeDefinitions, runProbe, savedAgentName, type ProbeRequest } from "../probes/index.ts";
 import { entryAgent, type ProbeSpec } from "../probes/request.ts";
 import { agentRegistration } from "../../agents/registry.ts";
 import { Store } from "../store.ts";
@@ -20,6 +21,7 @@ import { Progress, ProbeProgressTracker } from "../progress.ts";
 import { compareReport, trainingDose, type ProbeReportSection } from "../report.ts";
 import type { ChanceRow, ProbeAgentResult } from "../probes/result.ts";
 import { formatMazeRows } from "../probes/maze.ts";
+import { freshDefaultDir } from "./train.ts";
 import type { BackendName } from "../../agents/shared/backend.ts";
 import {
   type CliContext,
@@ -251,6 +253,7 @@ interface ProbeOpts {
   backend?: BackendName;
   json?: boolean;
   queue?: string;
+  saveAgents?: string | boolean;
 }
 
 /** The name of the generic probe that takes any env, two variants and an event (issue 10; from experiments/probes). */
@@ -284,6 +287,7 @@ async function probeVerb(name: string | undefined, o: ProbeOpts, data: string, c
     ...(o.reinforcedRoute ? { reinforcedRoute: o.reinforcedRoute } : {}),
     ...(configs ? { configs } : {}),
     ...(o.backend ? { backend: o.backend } : {}),
+    ...(o.saveAgents ? { saveAgents: saveAgentsDir(o.saveAgents, name, data) } : {}),
     userEnvs: ctx.userEnvs,
   };
   // the whole plan is checked (envs, agent configs) before any worker starts
@@ -312,15 +316,28 @@ async function probeVerb(name: string | undefined, o: ProbeOpts, data: string, c
   } else {
     printProbe(r, ctx.out);
     ctx.out(`(${seconds.toFixed(0)} s)`);
+    if (req.saveAgents) {
+      const first = join(req.saveAgents, savedAgentName(plan.jobs[0]!));
+      ctx.out(`saved ${plan.jobs.length} trained agent(s) to ${req.saveAgents}  (evaluate one: rewardlab eval --agent-dir ${first})`);
+    }
   }
   if (failed)
     ctx.err(`${failed} job(s) failed: stored with their reason (\`rewardlab runs\` does not list probe jobs), left out of the table`);
   return failed ? 1 : 0;
 }
 
+/** --save-agents: the folder given (refused when it holds files), else a new <data>/agents/probe-<name>[-2, -3, ...]. */
+function saveAgentsDir(value: string | boolean, name: string, data: string): string {
+  if (value === true) return freshDefaultDir(join(data, "agents", `probe-${name}`));
+  const dir = resolve(String(value));
+  if (existsSync(dir) && (!statSync(dir).isDirectory() || readdirSync(dir).length > 0))
+    throw new UserError(`--save-agents ${String(value)}: already exists and is not an empty folder; choose a new folder`);
+  return dir;
+}
+
 /** The user's fields of a probe request (what a sweep's `probes` entry holds and its job keys hash). */
 function probeSpecOf(req: ProbeRequest): ProbeSpec {
-  const { workers: _w, inline: _i, backend: _b, userEnvs: _u, countingPolicies: _c, ...spec } = req;
+  const { workers: _w, inline: _i, backend: _b, userEnvs: _u, countingPolicies: _c, saveAgents: _s, ...spec } = req;
   return spec;
 }
 
@@ -544,7 +561,13 @@ export function probeCommands(ctx: CliContext, globals: () => { data?: string },
     new Command("probe")
       .description("run a probe over seeds on worker threads (or a Redis queue); print the event rate beside the three predictions")
       .argument("[name]", `probe name: ${Object.keys(probeDefinitions()).join(", ")}, or one a plugin declares (--list)`)
-      .addOption(new Option("--list", "list every probe definition (built-in, plugins, level files) and exit")),
+      .addOption(new Option("--list", "list every probe definition (built-in, plugins, level files) and exit"))
+      .addOption(
+        new Option(
+          "--save-agents [dir]",
+          "save every trained policy, one folder each: <dir>/<agent>-s<seed> (default dir: a new <data>/agents/probe-<name>); eval, watch and steer take them with --agent-dir",
+        ).conflicts("queue"),
+      ),
   )
     .addOption(envOption("environment of a generic probe (default: the probe's)"))
     .addOption(new Option("--train <variant>", `train variant (the generic \`${SHIFT_PROBE}\` probe)`))

@@ -4,7 +4,7 @@
  * frames (Gymnasium's human render mode, in text).
  */
 import { existsSync, readFileSync } from "node:fs";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { Command, Option } from "commander";
 import { loadAgent } from "../../agents/registry.ts";
@@ -19,6 +19,7 @@ import { Progress } from "../progress.ts";
 import { Run, agentEnvInfo, evaluate, resolveRunSpec } from "../run.ts";
 import type { RunSpec } from "../events.ts";
 import { SALT } from "../seeds.ts";
+import { TRAIN_FILE, type TrainRecord, writeTrainRecord } from "../trainrecord.ts";
 import {
   type CliContext,
   UserError,
@@ -36,13 +37,6 @@ import {
   resolveAgentDir,
   startBackend,
 } from "./options.ts";
-
-/** What `train` writes beside the checkpoint, so `eval` and `watch` know the env without being told. */
-const TRAIN_FILE = "train.json";
-
-/** The run spec's fields that say what was trained, as `train.json` keeps them. */
-const RECORD_FIELDS = ["env", "variant", "agent", "seed", "steps", "config", "envConfig"] as const;
-type TrainRecord = Pick<RunSpec, (typeof RECORD_FIELDS)[number]>;
 
 export function evalSummary(e: EvaluationStats) {
   return {
@@ -68,7 +62,7 @@ function printEval(e: EvaluationStats, out: (s: string) => void): void {
 }
 
 /** A folder of its own for each default run: <data>/agents/<env>-<agent>-s<seed>, then -2, -3, ... */
-function freshDefaultDir(base: string): string {
+export function freshDefaultDir(base: string): string {
   if (!existsSync(base)) return base;
   for (let i = 2; ; i++) if (!existsSync(`${base}-${i}`)) return `${base}-${i}`;
 }
@@ -97,8 +91,7 @@ async function train(o: TrainOpts, data: string, ctx: CliContext): Promise<numbe
   const dir = outputDir(o, spec, data);
   const backend = await startBackend(o.backend, ctx);
   await mkdir(dir, { recursive: true });
-  const record = Object.fromEntries(RECORD_FIELDS.map((k) => [k, spec[k]])) as TrainRecord;
-  await writeFile(join(dir, TRAIN_FILE), JSON.stringify(record, null, 2));
+  await writeTrainRecord(dir, spec);
   const run = new Run("cli", spec, { dir, backend });
   const progress = new Progress(spec.steps, !o.json);
   const seen = watchTraining(run, progress);

@@ -5,6 +5,7 @@
  * (a simulator planner on the test side), reinforced behaviour (the trained
  * policy's own train-side behaviour, carried over) and counting.
  */
+import { join } from "node:path";
 import { agentRegistration, resolveAgentConfig } from "../../agents/registry.ts";
 import { registration } from "../../envs/registry.ts";
 import { RewardlabError, UnknownIdError, ValidationError } from "../../envs/errors.ts";
@@ -237,6 +238,15 @@ export interface ProbeRequest extends ProbeSpec {
   inline?: boolean;
   backend?: BackendName;
   userEnvs?: UserEnvironments;
+  /** Save every trained policy into this folder, one subfolder per job (savedAgentName). */
+  saveAgents?: string;
+}
+
+/** The subfolder of --save-agents that holds one job's policy: `<entry>[-<arm>]-s<seed>` (an entry's ":" becomes "-"). */
+export function savedAgentName(job: Pick<ProbeJob, "agent" | "entry" | "arm" | "seed">): string {
+  const name = (job.entry ?? job.agent).replace(/[^A-Za-z0-9_.-]/g, "-");
+  const arm = job.arm ? `-${job.arm.replace(/[^A-Za-z0-9_.-]/g, "-")}` : "";
+  return `${name}${arm}-s${job.seed}`;
 }
 
 /**
@@ -318,7 +328,9 @@ export function planProbe(req: ProbeRequest): ProbePlan {
   const routes = planRoutes(def, env, test, req);
   if (def.budgets) checkSearchAgents(def, req.agents);
   const firstSeed = req.firstSeed ?? 0;
-  const jobs = planJobs(def, req, { env, arms, test, tests, configs, event, episodes, firstSeed, routes: routes?.actions });
+  const planned = planJobs(def, req, { env, arms, test, tests, configs, event, episodes, firstSeed, routes: routes?.actions });
+  const saveIn = req.saveAgents;
+  const jobs = saveIn ? planned.map((j) => ({ ...j, saveDir: join(saveIn, savedAgentName(j)) })) : planned;
   return {
     def,
     env,

@@ -2,6 +2,7 @@
  * One probe job: train one agent with one seed on the train variant, then
  * test it with learning off. Runs inside a worker thread (or inline in tests).
  */
+import { mkdir } from "node:fs/promises";
 import { agentRegistration, createAgent } from "../../agents/registry.ts";
 import type { Agent } from "../../agents/core.ts";
 import type { Frame } from "../../envs/core.ts";
@@ -12,6 +13,7 @@ import { type EnvSetup, Stepper, actContext, openEnvs } from "../loop.ts";
 import { Run, agentEnvInfo, resolveRunSpec } from "../run.ts";
 import { classifyEpisode } from "./classify.ts";
 import { SALT } from "../seeds.ts";
+import { writeTrainRecord } from "../trainrecord.ts";
 import { evaluateIn } from "./evaluation.ts";
 import { type RouteRatings, rateRoutes } from "./knowledge.ts";
 import { type MazeJobOutcomes, playProbeMazes } from "./maze.ts";
@@ -53,6 +55,8 @@ export interface ProbeJob {
   extinction?: { event: string; maxSteps: number; windowEpisodes: number };
   /** Play the trained agent on the maze probe's held-out mazes too (episodes of them, in each evaluation). */
   analysis?: "maze";
+  /** Save the trained agent here as `train --out` does (checkpoint/ and train.json), for eval, watch and steer. */
+  saveDir?: string;
 }
 
 export interface EpisodeDigest {
@@ -162,7 +166,12 @@ async function trainJob(job: ProbeJob): Promise<Trained> {
     recordEveryMs: 0,
     reward: job.train.reward,
   });
-  const run = new Run(`probe-${job.probe}-${job.entry ?? job.agent}-${job.seed}`, spec);
+  if (job.saveDir) {
+    await mkdir(job.saveDir, { recursive: true });
+    await writeTrainRecord(job.saveDir, spec);
+  }
+  // with a folder, the run checkpoints once, at the end of training (checkpointEvery 0)
+  const run = new Run(`probe-${job.probe}-${job.entry ?? job.agent}-${job.seed}`, spec, job.saveDir ? { dir: job.saveDir } : {});
   let failure: string | undefined;
   const trainingEps: EpisodeStats[] = [];
   const frameEnv = make(job.env, { ...job.train.envConfig, variant: job.train.variant });
