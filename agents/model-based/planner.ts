@@ -68,7 +68,7 @@ import { registerAgent } from "../registry.ts";
 export type { PlannerSave, PlannerState } from "./planner/base.ts";
 export { PlannerBase } from "./planner/base.ts";
 export { type PlannerConfig, PlannerError, plannerConfigSchema } from "./planner/config.ts";
-export { SimulatorModel, clearPlanCache } from "./planner/search.ts";
+export { REBUILD_STATES, SimulatorModel, clearPlanCache } from "./planner/search.ts";
 export { SimulatorPlanner } from "./planner/simulator.ts";
 export { TabularPlanner } from "./planner/tabular.ts";
 

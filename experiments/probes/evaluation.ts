@@ -8,7 +8,6 @@
  * visits. The uniform random policy (the chance row) is sampled the same way.
  */
 import type { ActContext, ActResult, Agent } from "../../agents/core.ts";
-import { clearPlanCache } from "../../agents/model-based/planner/search.ts";
 import { Rng } from "../../envs/rng.ts";
 import type { EpisodeStats, RunSpec } from "../events.ts";
 import { type EvaluateOptions, evaluate } from "../run.ts";
@@ -124,10 +123,6 @@ export function evaluateIn(
   spec: Pick<RunSpec, "env" | "variant" | "envConfig" | "config">,
   opts: { episodes: number; seed: number; sampleSeed: number; reward: RunSpec["reward"]; onStep?: EvaluateOptions["onStep"] },
 ): { episodes: EpisodeStats[]; entropy: number | null } {
-  // the simulator planner's table starts empty for every evaluation: on an env that draws a new world each episode
-  // (Maze-v0) it grows with every world met and its value iteration reruns over all of it at each new one (quadratic in
-  // the worlds met; past 16M state-steps it gives way to search). Rebuilt tables give the same values.
-  clearPlanCache();
   const episodes: EpisodeStats[] = [];
   const actor = evaluation === "sampled" ? new SampledPolicy(agent, sizes.nActions, sizes.obsSize, opts.sampleSeed) : agent;
   evaluate(actor, spec, {

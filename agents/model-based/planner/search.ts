@@ -14,6 +14,17 @@ import { PlannerError } from "./config.ts";
 /** Time limit of the private copy: it never truncates; the planner counts steps left itself. */
 const NO_TIME_LIMIT = 2 ** 30;
 
+/**
+ * A table this large is rebuilt, not extended, when a state outside it is met.
+ * On an env that draws a new world each episode (Maze-v0) every world adds a
+ * component the others never reach, and each extension reruns value iteration
+ * over the whole table: without the bound the work per episode grows with the
+ * worlds met, until the 16M state-step limit sends the planner to MCTS for good.
+ * A rebuilt table holds the states reachable from the new state; on a
+ * deterministic env their values are the ones the grown table gave.
+ */
+export const REBUILD_STATES = 1024;
+
 export interface SearchOptions {
   objective: PlannerConfig["objective"];
   discount: number;
@@ -55,7 +66,7 @@ export class SimulatorModel {
   /** Of which stepping the private copy (BFS and the stochasticity check). */
   searchMs = 0;
   private readonly keys = new Map<number, number>();
-  private readonly builder: MdpBuilder;
+  private builder: MdpBuilder;
   /** Per state: its snapshots and the steps after which each was reached, as [snap, depth, snap, depth, ...]; null once solved. */
   private pools: (unknown[] | null)[] = [];
   /** Per state: how many of its snapshots have been expanded. */
@@ -104,6 +115,7 @@ export class SimulatorModel {
     if (this.tooLarge) return false;
     if (this.keys.has(key) && this.values) return true;
     const t0 = performance.now();
+    if (!this.keys.has(key) && this.nStates >= REBUILD_STATES) this.clearTable();
     const first = this.nStates === 0;
     const s = this.addState(key, snap, 0);
     let ok: boolean;
@@ -136,6 +148,17 @@ export class SimulatorModel {
     this.values = finiteHorizonValues(this.mdp, this.opts.horizon, this.opts.discount);
     this.planMs += performance.now() - t0;
     return true;
+  }
+
+  /** Forgets the table (states, transitions, values); the next ensureTable builds it afresh. */
+  private clearTable(): void {
+    this.keys.clear();
+    this.builder = new MdpBuilder(this.nActions);
+    this.pools = [];
+    this.expanded = [];
+    this.mdp = null;
+    this.values = null;
+    this.stochastic = false;
   }
 
   private addState(key: number, snap: EnvState, depth: number): number {

@@ -11,6 +11,7 @@ import {
   type TabularPlanner,
   clearPlanCache,
   createPlanner,
+  REBUILD_STATES,
   loadPlanner,
   plannerConfigSchema,
 } from "../../../agents/model-based/planner.ts";
@@ -295,6 +296,21 @@ describe("planner with the simulator", () => {
     const vec = makeVector("PlannerChain-v0", 1);
     vec.reset(0);
     expect(() => run(refuse, vec, 1, false)).toThrow(/maxStates=3/);
+  });
+
+  it("rebuilds its table past REBUILD_STATES on an env with a new world each episode (Maze-v0): bounded, exact, never MCTS", () => {
+    clearPlanCache();
+    const agent = createAgent("planner", envInfo("Maze-v0"), { model: "simulator" }, 0);
+    const vec = makeVector("Maze-v0", 1);
+    vec.reset(3);
+    const log = run(agent, vec, 3000, false);
+    // about 40 states a maze: 3,000 steps of shortest paths meet over 150 mazes, so the table is rebuilt several times
+    expect(log.returns.length).toBeGreaterThan(150);
+    expect(log.returns.every((r) => r === 1)).toBe(true);
+    const metrics = agent.learn().metrics;
+    expect(metrics["planner/mcts"]).toBe(0);
+    expect(metrics["model/states"]).toBeGreaterThan(0);
+    expect(metrics["model/states"]).toBeLessThanOrEqual(REBUILD_STATES + 100);
   });
 
   it("takes the expectation over sampled outcomes in a stochastic env (safe 0.5 over a 0.3 gamble)", () => {
