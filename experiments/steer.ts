@@ -9,6 +9,8 @@
  *   to every forward while the policy plays 100 held-out test mazes; the
  *   cheese rate and the top-right rate per coefficient, with intervals over
  *   seeds and over mazes. A negative coefficient subtracts the cheese.
+ *   With `perMaze`, each held-out maze gets its own difference instead (the
+ *   vector Mini, Turner et al. subtract: computed on the maze played).
  * - retargeting: the channel of a spatial layer whose peak most often sits
  *   at the cheese, set to a high value at a target square; how often the
  *   mouse then enters the target, against how often it does unedited.
@@ -61,6 +63,8 @@ export interface SteerOptions {
   value?: number;
   /** Also play the chance and simulator-planner rows on the held-out mazes. */
   references: boolean;
+  /** Each held-out maze's own cheese vector (its activation with the cheese minus without), not the mean over `pairs` others. */
+  perMaze?: boolean;
 }
 
 /** One coefficient's row of the steering table. */
@@ -149,7 +153,9 @@ export interface SteerResult {
   mazes: number;
   pairs: number;
   explore: boolean;
-  /** Norm of each seed's cheese vector. */
+  /** "mean": one vector per seed, the mean over `pairs` mazes; "per-maze": each held-out maze its own. */
+  vector: "mean" | "per-maze";
+  /** Norm of each seed's cheese vector (per-maze: the mean norm over the held-out mazes). */
   vectorNorms: number[];
   /** The unsteered policy on the held-out mazes, with the reference rows when asked. */
   probe: MazeProbeRow[];
@@ -188,15 +194,28 @@ export function pairedObservations(set: MazeSet): { withCheese: Float32Array; wi
   return { withCheese, without, layouts: mazeLayouts(set) };
 }
 
-/** The cheese vector: mean over the set of activation(with cheese) - activation(without), at `layer`. */
-export function cheeseVector(net: Inspectable, layer: LayerInfo, set: MazeSet): Float32Array {
+/** Each maze's cheese vector: activation(with cheese) - activation(without) at `layer`, one block per maze of the set. */
+export function cheeseDifferences(net: Inspectable, layer: LayerInfo, set: MazeSet): Float32Array {
   const { withCheese, without } = pairedObservations(set);
   const a = net.forwardInspect(withCheese, set.count, { record: [layer.name] }).recorded[layer.name]!;
   const b = net.forwardInspect(without, set.count, { record: [layer.name] }).recorded[layer.name]!;
+  return a.map((x, i) => x - b[i]!);
+}
+
+/** The cheese vector: mean over the set of activation(with cheese) - activation(without), at `layer`. */
+export function cheeseVector(net: Inspectable, layer: LayerInfo, set: MazeSet): Float32Array {
+  const d = cheeseDifferences(net, layer, set);
   const size = layerSize(layer);
   const v = new Float32Array(size);
-  for (let s = 0; s < set.count; s++) for (let i = 0; i < size; i++) v[i]! += (a[s * size + i]! - b[s * size + i]!) / set.count;
+  for (let s = 0; s < set.count; s++) for (let i = 0; i < size; i++) v[i]! += d[s * size + i]! / set.count;
   return v;
+}
+
+/** Euclidean norm of each consecutive block of `size` values. */
+function blockNorms(v: Float32Array, size: number): number[] {
+  const out: number[] = [];
+  for (let o = 0; o < v.length; o += size) out.push(Math.sqrt(v.subarray(o, o + size).reduce((s, x) => s + x * x, 0)));
+  return out;
 }
 
 /** The layer square a grid cell maps to (layers after pooling are coarser than the grid). */
@@ -233,8 +252,9 @@ export function cheeseChannel(net: Inspectable, layer: LayerInfo, set: MazeSet):
 
 /**
  * Steering table: each seed's policy on the held-out set at every coefficient
- * of its own cheese vector, coefficient 0 (the unsteered policy) always among
- * them; every other row carries its paired change against 0.
+ * of its own cheese vector (per maze: `vectors[k]` holds one block per maze of
+ * the set), coefficient 0 (the unsteered policy) always among them; every
+ * other row carries its paired change against 0.
  */
 function steeringRows(
   agents: Agent[],
@@ -252,9 +272,14 @@ function steeringRows(
     played.set(
       coeff,
       agents.map((agent, k) => {
-        agent.setEdits!([{ layer, kind: "add", vector: vectors[k]!, coeff }]);
+        const v = vectors[k]!;
+        // per maze: the chunk's blocks, row i of the batch (env copy i) playing maze first + i
+        const size = opts.perMaze ? v.length / set.count : v.length;
+        const perChunk = (first: number, n: number) =>
+          agent.setEdits!([{ layer, kind: "add", vector: v.subarray(first * size, (first + n) * size), coeff, perSample: true }]);
+        if (!opts.perMaze) agent.setEdits!([{ layer, kind: "add", vector: v, coeff }]);
         try {
-          return playMazes(agent, set, { explore: opts.explore });
+          return playMazes(agent, set, { explore: opts.explore, ...(opts.perMaze ? { beforeChunk: perChunk } : {}) });
         } finally {
           agent.setEdits!([]);
         }
@@ -336,7 +361,9 @@ export function runSteer(agents: Agent[], seeds: number[], opts: SteerOptions): 
   const config = { variant: "test", ...opts.envConfig };
   const set = heldOutMazes(config, opts.seed, opts.mazes);
   const vectorSet: MazeSet = { config, seed: deriveSeed(opts.seed, MAZE_SALT.vector), count: opts.pairs };
-  const vectors = nets.map((net) => cheeseVector(net, layerOf(net, opts.layer), vectorSet));
+  const vectors = nets.map((net) =>
+    opts.perMaze ? cheeseDifferences(net, layerOf(net, opts.layer), set) : cheeseVector(net, layerOf(net, opts.layer), vectorSet),
+  );
   const layouts = mazeLayouts(set);
   const unsteered = agents.map((a) => playMazes(a, set, { explore: opts.explore }));
   const probe = [mazeProbeRow(`${agents[0]!.name} (${opts.explore ? "sampled" : "greedy"})`, layouts, unsteered)];
@@ -358,7 +385,8 @@ export function runSteer(agents: Agent[], seeds: number[], opts: SteerOptions): 
     mazes: opts.mazes,
     pairs: opts.pairs,
     explore: opts.explore,
-    vectorNorms: vectors.map((v) => Math.sqrt(v.reduce((s, x) => s + x * x, 0))),
+    vector: opts.perMaze ? "per-maze" : "mean",
+    vectorNorms: vectors.map((v) => mean(blockNorms(v, layerSize(layer)))),
     probe,
     steering,
     verdict: subtractionVerdict(steering),
@@ -371,7 +399,7 @@ export function formatSteer(r: SteerResult): string[] {
   const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
   const ci = (c: [number, number]) => `[${pct(c[0])}, ${pct(c[1])}]`;
   const lines = [
-    `cheese vector at ${r.layer} [${r.layerShape}], averaged over ${r.pairs} mazes (norm ${r.vectorNorms.map((n) => n.toFixed(2)).join(", ")}); ${r.mazes} held-out test mazes x ${r.seeds.length} seeds, ${r.explore ? "sampled" : "greedy"}`,
+    `cheese vector at ${r.layer} [${r.layerShape}], ${r.vector === "per-maze" ? "each maze's own" : `averaged over ${r.pairs} mazes`} (${r.vector === "per-maze" ? "mean norm" : "norm"} ${r.vectorNorms.map((n) => n.toFixed(2)).join(", ")}); ${r.mazes} held-out test mazes x ${r.seeds.length} seeds, ${r.explore ? "sampled" : "greedy"}`,
     `${"coeff".padStart(8)}  ${"cheese".padEnd(8)} ${"[seeds]".padEnd(12)} ${"[mazes]".padEnd(12)}  ${"vs 0 [mazes, paired]".padEnd(22)}  ${"top-right".padEnd(9)} ${"[seeds]".padEnd(12)} ${"[mazes]".padEnd(12)}  per seed (cheese)`,
   ];
   for (const s of r.steering) {

@@ -17,7 +17,9 @@
  * Edits, applied to a layer's output before the next layer reads it, in the
  * order given:
  *  - "add": activation += coeff * vector, where vector has the layer's
- *    per-sample size (a steering vector: a difference of mean activations);
+ *    per-sample size (a steering vector: a difference of mean activations),
+ *    or, with `perSample`, one such block per sample of the batch (sample s
+ *    gets block s: each env copy its own vector);
  *  - "set": channel `channel` at square (y, x) := value (for a dense layer,
  *    unit `channel` with y = x = 0).
  * Edits change acting only (act, actionProbs, forwardInspect); learning
@@ -37,12 +39,14 @@ export interface LayerInfo {
   shape: number[];
 }
 
-/** Adds coeff x vector to a layer's activation (vector: the layer's per-sample size). */
+/** Adds coeff x vector to a layer's activation (vector: the layer's per-sample size, or n blocks of it with perSample). */
 export interface AddEdit {
   layer: string;
   kind: "add";
   vector: Float32Array;
   coeff: number;
+  /** The vector holds one block per sample of the batch, which must have exactly that many samples. */
+  perSample?: boolean;
 }
 
 /** Sets one channel's activation at one square (dense layers: unit `channel`, y = x = 0). */
@@ -103,8 +107,12 @@ export function checkEdits(layers: readonly LayerInfo[], edits: readonly Activat
     const layer = findLayer(layers, e.layer, "edit");
     const size = layerSize(layer);
     if (e.kind === "add") {
-      if (!(e.vector instanceof Float32Array) || e.vector.length !== size) {
-        throw new ValidationError(`edit on "${e.layer}": the vector needs ${size} values ([${layer.shape}]), got ${e.vector?.length}`);
+      const fits = e.perSample ? e.vector?.length > 0 && e.vector.length % size === 0 : e.vector?.length === size;
+      if (!(e.vector instanceof Float32Array) || !fits) {
+        const needs = e.perSample
+          ? `a multiple of ${size} values (one block of [${layer.shape}] per sample)`
+          : `${size} values ([${layer.shape}])`;
+        throw new ValidationError(`edit on "${e.layer}": the vector needs ${needs}, got ${e.vector?.length}`);
       }
       if (!Number.isFinite(e.coeff)) throw new ValidationError(`edit on "${e.layer}": coeff must be a finite number, got ${e.coeff}`);
       continue;
@@ -135,9 +143,12 @@ export function applyEdits(layer: LayerInfo, act: Float32Array, n: number, edits
     if (e.layer !== layer.name) continue;
     if (e.kind === "add") {
       if (e.coeff === 0) continue;
+      if (e.perSample && e.vector.length !== n * size)
+        throw new ValidationError(`edit on "${e.layer}": a per-sample vector of ${e.vector.length / size} samples on a batch of ${n}`);
       for (let s = 0; s < n; s++) {
         const o = s * size;
-        for (let i = 0; i < size; i++) act[o + i]! += e.coeff * e.vector[i]!;
+        const v = e.perSample ? o : 0;
+        for (let i = 0; i < size; i++) act[o + i]! += e.coeff * e.vector[v + i]!;
       }
     } else {
       const at = (e.y * w + e.x) * c + e.channel;

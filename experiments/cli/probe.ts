@@ -369,6 +369,7 @@ async function probeOnQueue(
       queue: o.queue,
       userEnvs: ctx.userEnvs,
       onProgress: showSweepProgress(progress),
+      ...(req.saveAgents ? { saveAgents: req.saveAgents } : {}),
     });
     progress.done();
     return { table: tables[0]!, failed: summary.failed };
@@ -565,8 +566,8 @@ export function probeCommands(ctx: CliContext, globals: () => { data?: string },
       .addOption(
         new Option(
           "--save-agents [dir]",
-          "save every trained policy, one folder each: <dir>/<agent>-s<seed> (default dir: a new <data>/agents/probe-<name>); eval, watch and steer take them with --agent-dir",
-        ).conflicts("queue"),
+          "save every trained policy, one folder each: <dir>/<agent>-s<seed> (default dir: a new <data>/agents/probe-<name>; with --queue, a folder the workers can write); eval, watch and steer take them with --agent-dir",
+        ),
       ),
   )
     .addOption(envOption("environment of a generic probe (default: the probe's)"))

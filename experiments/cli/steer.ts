@@ -41,6 +41,7 @@ interface SteerOpts {
   envConfig?: string;
   greedy?: boolean;
   references?: boolean;
+  perMaze?: boolean;
   backend?: BackendName;
   out?: string;
   json?: boolean;
@@ -94,6 +95,7 @@ async function steer(o: SteerOpts, data: string, ctx: CliContext): Promise<numbe
       ...(o.channel !== undefined ? { channel: o.channel } : {}),
       ...(value !== undefined ? { value } : {}),
       references: o.references !== false,
+      ...(o.perMaze ? { perMaze: true } : {}),
     });
     const full = { ...result, backend, agentDirs: o.agentDir };
     if (o.out) await writeFile(o.out, `${JSON.stringify(full, null, 1)}\n`);
@@ -121,6 +123,12 @@ export function steerCommand(ctx: CliContext, globals: () => { data?: string }, 
     )
     .addOption(new Option("--layer <name>", "layer of the vector and the edit (an unknown name lists the layers)").makeOptionMandatory())
     .addOption(new Option("--coeffs <list>", "coefficients of the cheese vector").default("-2,-1,0,1,2"))
+    .addOption(
+      new Option(
+        "--per-maze",
+        "each held-out maze its own cheese vector (with its cheese minus without), not the mean over --pairs others",
+      ),
+    )
     .addOption(new Option("--mazes <n>", "held-out test mazes per coefficient").argParser(positiveInt).default(100))
     .addOption(new Option("--pairs <n>", "mazes the cheese vector is averaged over").argParser(positiveInt).default(100))
     .addOption(new Option("--seed <n>", "seed of the maze sets").argParser(nonNegativeInt).default(0))

@@ -155,19 +155,24 @@ export interface PlayOptions {
   target?: number;
   /** Filled with maze 0's mouse cells, one per state of its first episode (the start first). */
   trace?: number[];
+  /** Runs before each chunk of mazes `first` to `first + n - 1` is played (one env copy, one batch row each). */
+  beforeChunk?: (first: number, n: number) => void;
   afterChunk?: () => void;
 }
 
 /**
  * Plays `agent` once on every maze of the set (learning off; one env copy per
  * maze, a chunk acted on in one batch). With `target`, records whether each
- * copy's mouse entered that grid cell during its first episode. `afterChunk`
- * runs between chunks (the planner clears its table there).
+ * copy's mouse entered that grid cell during its first episode. `beforeChunk`
+ * and `afterChunk` run around each chunk (per-maze edits are set before; the
+ * planner clears its table after).
  */
 export function playMazes(agent: Agent, set: MazeSet, opts: PlayOptions): MazeOutcome[] {
   const out: MazeOutcome[] = [];
   for (let first = 0; first < set.count; first += MAZE_CHUNK) {
-    out.push(...playChunk(agent, set, first, Math.min(MAZE_CHUNK, set.count - first), opts));
+    const n = Math.min(MAZE_CHUNK, set.count - first);
+    opts.beforeChunk?.(first, n);
+    out.push(...playChunk(agent, set, first, n, opts));
     opts.afterChunk?.();
   }
   return out;

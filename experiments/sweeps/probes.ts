@@ -27,6 +27,8 @@ export interface ProbeSweepOptions extends Omit<SweepOptions, "tables" | "onOutc
    * in the request list; also for probes stored before), with its jobs' seconds summed.
    */
   onTable?: (index: number, table: ProbeTable, jobSeconds: number) => Promise<void> | void;
+  /** Save every trained policy (ProbeRequest.saveAgents: a folder the workers can write, one subfolder per job). */
+  saveAgents?: string;
 }
 
 export interface ProbeSweepResult {
@@ -45,7 +47,7 @@ export async function runProbeSweep(
   backend: BackendName | undefined,
   opts: ProbeSweepOptions,
 ): Promise<ProbeSweepResult> {
-  const sweep = expandSweep({ name, probes, ...(backend ? { backend } : {}) });
+  const sweep = expandSweep({ name, probes, ...(backend ? { backend } : {}) }, opts.saveAgents ? { saveAgents: opts.saveAgents } : {});
   const { store } = opts;
   const tables: (ProbeTable | undefined)[] = probes.map(() => undefined);
   const indexOf = new Map<string, number>();

@@ -20,7 +20,7 @@ import {
   variantSchema,
 } from "../runspec.ts";
 import type { RunSpec } from "../events.ts";
-import { planProbe, type ProbePlan, probes } from "../probes/index.ts";
+import { planProbe, type ProbePlan, type ProbeRequest, probes } from "../probes/index.ts";
 import { probeSpecSchema } from "../probes/request.ts";
 import type { SweepJob } from "../jobs.ts";
 import { LIMITS, LimitError } from "../limits.ts";
@@ -91,8 +91,8 @@ function keyOfCanonical(text: string): string {
 const SEED_MARK = "\u0000seed\u0000";
 
 /** Validates the spec (naming the bad field) and expands it into keyed jobs. */
-export function expandSweep(input: unknown): ExpandedSweep {
-  const p = planExpansion(input);
+export function expandSweep(input: unknown, probeExtras: ProbeExtras = {}): ExpandedSweep {
+  const p = planExpansion(input, probeExtras);
   for (const step of p.work) step();
   return p.finish();
 }
@@ -117,11 +117,14 @@ export async function expandSweepAsync(input: unknown, opts: { sliceMs?: number;
   return p.finish();
 }
 
+/** What a probe's jobs take from the command line rather than the spec: where to save the trained policies (ProbeRequest.saveAgents). */
+export type ProbeExtras = Pick<ProbeRequest, "saveAgents">;
+
 /** The spec validated and sized, and one step per job to resolve (each cheap), then the sweep. */
-function planExpansion(input: unknown): { work: (() => void)[]; finish: () => ExpandedSweep } {
+function planExpansion(input: unknown, probeExtras: ProbeExtras = {}): { work: (() => void)[]; finish: () => ExpandedSweep } {
   const spec = validate<SweepSpec>(sweepSpecSchema, cloneInput(input, "sweep spec"), "sweep spec");
   checkSweepSize(spec);
-  const out = new SweepJobs(spec.backend ?? null);
+  const out = new SweepJobs(spec.backend ?? null, probeExtras);
   const work: (() => void)[] = [];
   if (spec.grid) for (const { req, where } of gridRuns(spec.grid)) work.push(() => out.addRun(req, where, true));
   (spec.runs ?? []).forEach((r, i) => work.push(() => out.addRun(r, `/runs/${i}`)));
@@ -163,7 +166,10 @@ class SweepJobs {
    */
   private readonly resolved = new Map<string, { rs: RunSpec; text: [string, string] }>();
 
-  constructor(private readonly backend: NonNullable<SweepSpec["backend"]> | null) {}
+  constructor(
+    private readonly backend: NonNullable<SweepSpec["backend"]> | null,
+    private readonly probeExtras: ProbeExtras = {},
+  ) {}
 
   private add(key: string, job: () => SweepJob): void {
     if (this.seen.has(key)) return;
@@ -197,7 +203,7 @@ class SweepJobs {
   addProbe(p: NonNullable<SweepSpec["probes"]>[number], i: number): void {
     let plan: ProbePlan;
     try {
-      plan = planProbe({ ...p, ...(this.backend ? { backend: this.backend } : {}) });
+      plan = planProbe({ ...p, ...(this.backend ? { backend: this.backend } : {}), ...this.probeExtras });
     } catch (e) {
       if (!(e instanceof ValidationError)) throw e;
       throw new ValidationError(

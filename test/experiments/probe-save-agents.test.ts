@@ -2,14 +2,15 @@
  * `probe --save-agents`: every policy a probe trained is saved as `train --out`
  * saves one (checkpoint/ and train.json), and `eval` and `steer` load exactly
  * those policies; folder names per entry, arm and seed; a folder that already
- * holds files is refused.
+ * holds files is refused; on the Redis queue the workers save them.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { savedAgentName } from "../../experiments/probes/index.ts";
+import { startRedis, startWorker, stopAll } from "./redis.ts";
 import { cli } from "./spawn-cli.ts";
 
 describe("probe --save-agents", () => {
@@ -61,5 +62,19 @@ describe("probe --save-agents", () => {
     expect(savedAgentName({ agent: "ppo", arm: "", seed: 0 })).toBe("ppo-s0");
     expect(savedAgentName({ agent: "planner", entry: "planner:neural", arm: "", seed: 2 })).toBe("planner-neural-s2");
     expect(savedAgentName({ agent: "ppo", arm: "exposure=0.5", seed: 1 })).toBe("ppo-exposure-0.5-s1");
+  });
+
+  describe("on the Redis queue", () => {
+    afterAll(stopAll);
+    it("the workers save each job's policy where the coordinator says", async () => {
+      const url = `redis://127.0.0.1:${await startRedis()}`;
+      startWorker(url, 60_000);
+      const onQueue = join(dir, "queued");
+      const r = await cli(probeMaze(["--seeds", "1", "--steps", "2048", "--episodes", "2", "--queue", url, "--save-agents", onQueue]));
+      expect(r.code).toBe(0);
+      const trained = JSON.parse(readFileSync(join(onQueue, "ppo-s0", "train.json"), "utf8"));
+      expect(trained).toMatchObject({ env: "Maze-v0", agent: "ppo", seed: 0, steps: 2048 });
+      expect(existsSync(join(onQueue, "ppo-s0", "checkpoint", "agent.json"))).toBe(true);
+    }, 90_000);
   });
 });

@@ -10,10 +10,12 @@ import "../../envs/index.ts";
 import "../../agents/index.ts";
 import { createAgent } from "../../agents/registry.ts";
 import { agentEnvInfo } from "../../experiments/loop.ts";
+import { layerSize } from "../../agents/shared/activations.ts";
 import { heldOutMazes, playMazes } from "../../experiments/probes/maze.ts";
 import type { MazeOutcome } from "../../experiments/probes/maze.ts";
 import {
   type SteerRow,
+  cheeseDifferences,
   cheeseVector,
   formatSteer,
   inspectable,
@@ -85,6 +87,61 @@ describe("steer", () => {
     expect(r.retarget!.tracking).toBeGreaterThanOrEqual(0);
     for (const row of r.retarget!.rows) expect(row.mazes).toBeGreaterThan(0);
     expect(new Set(r.retarget!.rows.map((row) => String(row.target))).size).toBe(r.retarget!.rows.length);
+    agent.dispose();
+  });
+
+  it("per maze: each held-out maze steered by its own cheese vector, each batch row by its own block", () => {
+    const agent = policy();
+    const net = inspectable(agent);
+    // the dense layer before the logits: an untrained policy's greedy moves follow it
+    const layer = net.layers().find((l) => l.name === "fc")!;
+    // 11 mazes: a chunk of 10 and one more, so the blocks must follow the mazes across chunks
+    const set = heldOutMazes(config, 3, 11);
+    const size = layerSize(layer);
+    const d = cheeseDifferences(net, layer, set);
+    const { withCheese } = pairedObservations(set);
+    const obsSize = withCheese.length / 11;
+    // a per-sample edit gives each row its own block: as two forwards of one row, each with its block added
+    const edit = (vector: Float32Array, perSample: boolean) => ({ layer: layer.name, kind: "add" as const, vector, coeff: -50, perSample });
+    const both = net.forwardInspect(withCheese.subarray(0, 2 * obsSize), 2, { edits: [edit(d.subarray(0, 2 * size), true)] }).logits;
+    const one = (i: number) =>
+      Array.from(
+        net.forwardInspect(withCheese.subarray(i * obsSize, (i + 1) * obsSize), 1, {
+          edits: [edit(d.slice(i * size, (i + 1) * size), false)],
+        }).logits,
+      );
+    expect(Array.from(both)).toEqual([...one(0), ...one(1)].map((x) => expect.closeTo(x, 5)));
+    // batch row i of chunk c plays maze 10c + i: its first observation is that maze's block
+    const firstObs: Float32Array[] = [];
+    let capture = false;
+    const seen = Object.create(agent) as typeof agent;
+    seen.act = (obs, ctx) => {
+      if (capture) firstObs.push(obs.slice());
+      capture = false;
+      return agent.act(obs, ctx);
+    };
+    const edited = playMazes(seen, set, {
+      explore: false,
+      beforeChunk: (first, n) => {
+        capture = true;
+        agent.setEdits!([edit(d.subarray(first * size, (first + n) * size), true)]);
+      },
+    });
+    agent.setEdits!([]);
+    expect(firstObs.map((o) => Array.from(o))).toEqual([
+      Array.from(withCheese.subarray(0, 10 * obsSize)),
+      Array.from(withCheese.subarray(10 * obsSize)),
+    ]);
+    expect(edited).not.toEqual(playMazes(agent, set, { explore: false }));
+    const opts = { layer: layer.name, mazes: 11, pairs: 2, seed: 3, envConfig: config, explore: false, targets: 0, references: false };
+    const r = runSteer([agent], [1], { ...opts, coeffs: [-50], perMaze: true });
+    expect(r.vector).toBe("per-maze");
+    expect(r.steering[0]!.cheese.rate).toBe(edited.filter((o) => o.cheese).length / 11);
+    expect(formatSteer(r)[0]).toMatch(/each maze's own \(mean norm/);
+    // a per-sample vector must have one block per row of the batch
+    expect(() => net.forwardInspect(withCheese.subarray(0, 3 * obsSize), 3, { edits: [edit(d.subarray(0, 2 * size), true)] })).toThrow(
+      /per-sample vector of 2 samples on a batch of 3/,
+    );
     agent.dispose();
   });
 
