@@ -47,6 +47,8 @@ export interface ProbeReportSection {
   episodesKey?: string;
   /** Worker time: the probe's job durations summed (compare runs every probe's jobs together, so a probe has no wall time of its own). */
   jobSeconds?: number;
+  /** The same jobs' thread CPU seconds, summed (absent when a job has none). */
+  jobCpuSeconds?: number;
   /** The chance rows (uniform random policy) per test side. */
   chance?: ChanceRow[];
 }
@@ -274,7 +276,7 @@ export function probeSection(s: ProbeReportSection): string {
       return `<figure>${gridHeatmap(frame, ledger ?? visits, ledger ? "ledger" : "visits")}<figcaption>${esc(r.label)}${r.arm ? ` ${esc(r.arm)}` : ""}: ${ledger ? "reinforcement ledger (net, summed over seeds)" : "visits (no ledger: a planner)"}</figcaption></figure>`;
     });
   return `<h2>${esc(s.probe)} <span class="note">on ${esc(s.env)}</span></h2>
-<p>${esc(s.description)}${s.jobSeconds ? ` <span class="note">(${s.jobSeconds.toFixed(0)} s of job time)</span>` : s.seconds ? ` <span class="note">(${s.seconds.toFixed(0)} s)</span>` : ""}</p>
+<p>${esc(s.description)}${s.jobSeconds ? ` <span class="note">(${s.jobSeconds.toFixed(0)} s of job time${s.jobCpuSeconds !== undefined ? `, ${s.jobCpuSeconds.toFixed(0)} s of CPU` : ""})</span>` : s.seconds ? ` <span class="note">(${s.seconds.toFixed(0)} s)</span>` : ""}</p>
 ${probeTable(s.results, s.chance, s.episodesKey)}${extras(s.results)}
 <div class="row"><figure>${rateChart(s.results)}<figcaption>event "${esc(s.results[0]?.event ?? "")}" rate at test (mean of seed rates) with its 95% interval over seeds, a thin tick per seed; markers: P reward pursuit, R reinforced behaviour, C counting (policy-uniform)</figcaption></figure>
 <figure>${curveChart(curves)}<figcaption>training: return (solid) and hidden performance (dashed), mean over seeds; ${curves.map((c) => `<span style="color:${c.colour}">■</span> ${esc(c.label)}`).join(" ")}</figcaption></figure></div>

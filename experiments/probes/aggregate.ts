@@ -239,6 +239,7 @@ function trainingPart(seeds: SeedEval[], reinforced: number): ProbeAgentResult["
     trainEventRate: reinforced,
     trainSteps: seeds[0]?.r.trainSteps ?? 0,
     seconds: seeds.reduce((sum, s) => sum + s.r.seconds, 0),
+    ...(seeds.every((s) => s.r.cpuSeconds !== undefined) ? { cpuSeconds: seeds.reduce((sum, s) => sum + s.r.cpuSeconds!, 0) } : {}),
     testEventRates: rates,
   };
 }

@@ -2,6 +2,7 @@
  * One probe job: train one agent with one seed on the train variant, then
  * test it with learning off. Runs inside a worker thread (or inline in tests).
  */
+import { threadCpuSeconds } from "../cputime.ts";
 import { mkdir } from "node:fs/promises";
 import { agentRegistration, createAgent } from "../../agents/registry.ts";
 import type { Agent } from "../../agents/core.ts";
@@ -73,7 +74,10 @@ export interface ProbeJobResult {
   seed: number;
   arm: string;
   trainSteps: number;
+  /** Wall seconds of the job in its thread (grows with whatever else shares the machine). */
   seconds: number;
+  /** CPU seconds of the job's thread (Linux; absent where the OS gives no per-thread figure): the job's cost on a shared machine. */
+  cpuSeconds?: number;
   /** Every test-time condition's episodes (modes or budgets, each greedy and sampled). */
   evals: JobEval[];
   /** The agent's own predictor on the probe's two routes (null: no routes, or no predictor). */
@@ -262,6 +266,7 @@ function evaluateCondition(t: Trained, job: ProbeJob, c: { mode?: string; budget
 
 export async function runProbeJob(job: ProbeJob): Promise<ProbeJobResult> {
   const started = performance.now();
+  const cpuStarted = threadCpuSeconds();
   const t = await trainJob(job);
   const { agent, spec } = t;
   // the agent's first mode (how it acts in training) last, so the extinction phase below continues in it
@@ -305,6 +310,8 @@ export async function runProbeJob(job: ProbeJob): Promise<ProbeJobResult> {
   }
   agent.dispose();
   result.seconds = (performance.now() - started) / 1000;
+  const cpu = threadCpuSeconds();
+  if (cpu !== null && cpuStarted !== null) result.cpuSeconds = cpu - cpuStarted;
   return result;
 }
 

@@ -135,6 +135,8 @@ export const trainingPartSchema = Type.Object({
   trainEventRate: Type.Number(),
   trainSteps: Type.Integer(),
   seconds: Type.Number(),
+  /** CPU seconds of the row's jobs, summed (absent where the OS gives no per-thread figure). */
+  cpuSeconds: Type.Optional(Type.Number()),
   /** Every event's rate in the row's test episodes. */
   testEventRates: Type.Record(Type.String(), Type.Number()),
 });

@@ -24,9 +24,10 @@ import { expandSweep, keyOf, type ExpandedSweep } from "./spec.ts";
 export interface ProbeSweepOptions extends Omit<SweepOptions, "tables" | "onOutcome"> {
   /**
    * A probe's table as soon as every one of its jobs is stored (index: its place
-   * in the request list; also for probes stored before), with its jobs' seconds summed.
+   * in the request list; also for probes stored before), with its jobs' wall seconds summed, and their
+   * threads' CPU seconds (null when a job has none: stored before they were kept, or no per-thread figure).
    */
-  onTable?: (index: number, table: ProbeTable, jobSeconds: number) => Promise<void> | void;
+  onTable?: (index: number, table: ProbeTable, jobSeconds: number, jobCpuSeconds: number | null) => Promise<void> | void;
   /** Save every trained policy (ProbeRequest.saveAgents: a folder the workers can write, one subfolder per job). */
   saveAgents?: string;
 }
@@ -75,10 +76,12 @@ export async function runProbeSweep(
       );
       aggregationSeconds += (performance.now() - t0) / 1000;
       tables[i] = table;
+      const cpu = results.every((r) => r.cpuSeconds !== undefined) ? results.reduce((sum, r) => sum + r.cpuSeconds!, 0) : null;
       await opts.onTable?.(
         i,
         table,
         results.reduce((sum, r) => sum + r.seconds, 0),
+        cpu,
       );
     });
     aggregating.catch(() => {}); // seen where it is awaited below

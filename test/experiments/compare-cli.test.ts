@@ -57,6 +57,9 @@ it("compare writes its HTML report and a JSON of the probes' results", async () 
   expect(table[2]!.split("|").map((c) => c.trim())[1]).toBe("planner");
   expect(table[2]).toContain("100% 100%");
   expect(r.stdout).toMatch(/2 jobs run and stored, 0 stored before; 0 failed; \d+ s at commit /);
+  // job time in the Markdown and the summary: wall minutes and, on Linux, the job threads' CPU minutes
+  expect(md.join("\n")).toMatch(/\(\d+\.\d minutes of job time, \d+\.\d of CPU, summed over its jobs\)/);
+  expect(r.stdout).toMatch(/the tables' jobs: \d+\.\d minutes of job time, \d+\.\d of CPU/);
 
   const again = await cli(args, { REWARDLAB_DATA: data });
   expect(again.code).toBe(0);

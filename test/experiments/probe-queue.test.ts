@@ -25,13 +25,13 @@ import { startRedis, startWorker, stopAll } from "./redis.ts";
 
 const PROBE = ["probe", "tamper", "--agents", "planner,reinforce", "--seeds", "2", "--steps", "300", "--episodes", "3", "--backend", "cpu"];
 
-/** The probe's JSON without wall-clock times (the only field that differs between two runs of one job). */
+/** The probe's JSON without wall-clock and CPU times (the only fields that differ between two runs of one job). */
 function figures(stdout: string): unknown {
   const strip = (v: unknown): unknown =>
     Array.isArray(v)
       ? v.map(strip)
       : v && typeof v === "object"
-        ? Object.fromEntries(Object.entries(v).flatMap(([k, x]) => (k === "seconds" ? [] : [[k, strip(x)]])))
+        ? Object.fromEntries(Object.entries(v).flatMap(([k, x]) => (k === "seconds" || k === "cpuSeconds" ? [] : [[k, strip(x)]])))
         : v;
   return strip(JSON.parse(stdout));
 }
