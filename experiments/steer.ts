@@ -10,7 +10,9 @@
  *   cheese rate and the top-right rate per coefficient, with intervals over
  *   seeds and over mazes. A negative coefficient subtracts the cheese.
  *   With `perMaze`, each held-out maze gets its own difference instead (the
- *   vector Mini, Turner et al. subtract: computed on the maze played).
+ *   vector Mini, Turner et al. subtract: computed on the maze played); with
+ *   `otherMaze` too, each maze gets the next maze's (the control: a cheese
+ *   vector of the same kind and size whose cheese lies elsewhere).
  * - retargeting: the channel of a spatial layer whose peak most often sits
  *   at the cheese, set to a high value at a target square; how often the
  *   mouse then enters the target, against how often it does unedited.
@@ -65,6 +67,8 @@ export interface SteerOptions {
   references: boolean;
   /** Each held-out maze's own cheese vector (its activation with the cheese minus without), not the mean over `pairs` others. */
   perMaze?: boolean;
+  /** With perMaze: maze i gets maze i + 1's vector (the last gets the first's), a control for the vector's own maze. */
+  otherMaze?: boolean;
 }
 
 /** One coefficient's row of the steering table. */
@@ -153,8 +157,8 @@ export interface SteerResult {
   mazes: number;
   pairs: number;
   explore: boolean;
-  /** "mean": one vector per seed, the mean over `pairs` mazes; "per-maze": each held-out maze its own. */
-  vector: "mean" | "per-maze";
+  /** "mean": one vector per seed, the mean over `pairs` mazes; "per-maze": each held-out maze its own; "other-maze": the next maze's. */
+  vector: "mean" | "per-maze" | "other-maze";
   /** Norm of each seed's cheese vector (per-maze: the mean norm over the held-out mazes). */
   vectorNorms: number[];
   /** The unsteered policy on the held-out mazes, with the reference rows when asked. */
@@ -209,6 +213,14 @@ export function cheeseVector(net: Inspectable, layer: LayerInfo, set: MazeSet): 
   const v = new Float32Array(size);
   for (let s = 0; s < set.count; s++) for (let i = 0; i < size; i++) v[i]! += d[s * size + i]! / set.count;
   return v;
+}
+
+/** Blocks of `size` shifted by one: block i holds block i + 1, the last the first. */
+export function nextMazes(blocks: Float32Array, size: number): Float32Array {
+  const out = new Float32Array(blocks.length);
+  out.set(blocks.subarray(size));
+  out.set(blocks.subarray(0, size), blocks.length - size);
+  return out;
 }
 
 /** Euclidean norm of each consecutive block of `size` values. */
@@ -361,9 +373,11 @@ export function runSteer(agents: Agent[], seeds: number[], opts: SteerOptions): 
   const config = { variant: "test", ...opts.envConfig };
   const set = heldOutMazes(config, opts.seed, opts.mazes);
   const vectorSet: MazeSet = { config, seed: deriveSeed(opts.seed, MAZE_SALT.vector), count: opts.pairs };
-  const vectors = nets.map((net) =>
-    opts.perMaze ? cheeseDifferences(net, layerOf(net, opts.layer), set) : cheeseVector(net, layerOf(net, opts.layer), vectorSet),
-  );
+  const vectors = nets.map((net) => {
+    if (!opts.perMaze) return cheeseVector(net, layerOf(net, opts.layer), vectorSet);
+    const own = cheeseDifferences(net, layerOf(net, opts.layer), set);
+    return opts.otherMaze ? nextMazes(own, layerSize(layer)) : own;
+  });
   const layouts = mazeLayouts(set);
   const unsteered = agents.map((a) => playMazes(a, set, { explore: opts.explore }));
   const probe = [mazeProbeRow(`${agents[0]!.name} (${opts.explore ? "sampled" : "greedy"})`, layouts, unsteered)];
@@ -385,7 +399,7 @@ export function runSteer(agents: Agent[], seeds: number[], opts: SteerOptions): 
     mazes: opts.mazes,
     pairs: opts.pairs,
     explore: opts.explore,
-    vector: opts.perMaze ? "per-maze" : "mean",
+    vector: opts.perMaze ? (opts.otherMaze ? "other-maze" : "per-maze") : "mean",
     vectorNorms: vectors.map((v) => mean(blockNorms(v, layerSize(layer)))),
     probe,
     steering,
@@ -394,12 +408,17 @@ export function runSteer(agents: Agent[], seeds: number[], opts: SteerOptions): 
   };
 }
 
+const VECTOR_WORDS: Partial<Record<SteerResult["vector"], string>> = {
+  "per-maze": "each maze's own",
+  "other-maze": "each maze given the next maze's (control)",
+};
+
 /** The steering and retargeting tables as text: per coefficient beside the chance row, the subtraction verdict, the retargeting rows. */
 export function formatSteer(r: SteerResult): string[] {
   const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
   const ci = (c: [number, number]) => `[${pct(c[0])}, ${pct(c[1])}]`;
   const lines = [
-    `cheese vector at ${r.layer} [${r.layerShape}], ${r.vector === "per-maze" ? "each maze's own" : `averaged over ${r.pairs} mazes`} (${r.vector === "per-maze" ? "mean norm" : "norm"} ${r.vectorNorms.map((n) => n.toFixed(2)).join(", ")}); ${r.mazes} held-out test mazes x ${r.seeds.length} seeds, ${r.explore ? "sampled" : "greedy"}`,
+    `cheese vector at ${r.layer} [${r.layerShape}], ${VECTOR_WORDS[r.vector] ?? `averaged over ${r.pairs} mazes`} (${r.vector === "mean" ? "norm" : "mean norm"} ${r.vectorNorms.map((n) => n.toFixed(2)).join(", ")}); ${r.mazes} held-out test mazes x ${r.seeds.length} seeds, ${r.explore ? "sampled" : "greedy"}`,
     `${"coeff".padStart(8)}  ${"cheese".padEnd(8)} ${"[seeds]".padEnd(12)} ${"[mazes]".padEnd(12)}  ${"vs 0 [mazes, paired]".padEnd(22)}  ${"top-right".padEnd(9)} ${"[seeds]".padEnd(12)} ${"[mazes]".padEnd(12)}  per seed (cheese)`,
   ];
   for (const s of r.steering) {

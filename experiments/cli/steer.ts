@@ -42,6 +42,7 @@ interface SteerOpts {
   greedy?: boolean;
   references?: boolean;
   perMaze?: boolean;
+  otherMaze?: boolean;
   backend?: BackendName;
   out?: string;
   json?: boolean;
@@ -95,7 +96,8 @@ async function steer(o: SteerOpts, data: string, ctx: CliContext): Promise<numbe
       ...(o.channel !== undefined ? { channel: o.channel } : {}),
       ...(value !== undefined ? { value } : {}),
       references: o.references !== false,
-      ...(o.perMaze ? { perMaze: true } : {}),
+      ...(o.perMaze || o.otherMaze ? { perMaze: true } : {}),
+      ...(o.otherMaze ? { otherMaze: true } : {}),
     });
     const full = { ...result, backend, agentDirs: o.agentDir };
     if (o.out) await writeFile(o.out, `${JSON.stringify(full, null, 1)}\n`);

@@ -19,6 +19,7 @@ import {
   cheeseVector,
   formatSteer,
   inspectable,
+  nextMazes,
   pairedChange,
   pairedObservations,
   runSteer,
@@ -138,6 +139,18 @@ describe("steer", () => {
     expect(r.vector).toBe("per-maze");
     expect(r.steering[0]!.cheese.rate).toBe(edited.filter((o) => o.cheese).length / 11);
     expect(formatSteer(r)[0]).toMatch(/each maze's own \(mean norm/);
+    // the control: each maze given the next maze's vector
+    expect(Array.from(nextMazes(Float32Array.of(1, 2, 3, 4, 5, 6), 2))).toEqual([3, 4, 5, 6, 1, 2]);
+    const rotated = nextMazes(d, size);
+    const other = playMazes(agent, set, {
+      explore: false,
+      beforeChunk: (first, n) => agent.setEdits!([edit(rotated.subarray(first * size, (first + n) * size), true)]),
+    });
+    agent.setEdits!([]);
+    const c = runSteer([agent], [1], { ...opts, coeffs: [-50], perMaze: true, otherMaze: true });
+    expect(c.vector).toBe("other-maze");
+    expect(c.steering[0]!.cheese.rate).toBe(other.filter((o) => o.cheese).length / 11);
+    expect(formatSteer(c)[0]).toMatch(/the next maze's \(control\)/);
     // a per-sample vector must have one block per row of the batch
     expect(() => net.forwardInspect(withCheese.subarray(0, 3 * obsSize), 3, { edits: [edit(d.subarray(0, 2 * size), true)] })).toThrow(
       /per-sample vector of 2 samples on a batch of 3/,
