@@ -13,14 +13,13 @@ export interface Budget {
 
 const PROBE_DEFAULT = "the probes' default budget (train competence in docs/results.md)";
 const SIMULATOR = "plans with the true simulator: needs no training";
-const OWN_MODEL = "the probes' default for a planner that learns its model (docs/results.md)";
 
 /** The same budgets for every built-in gridworld unless an entry below says otherwise. */
 const COMMON: Record<string, Budget> = {
   reinforce: { steps: 100_000, basis: PROBE_DEFAULT },
   ppo: { steps: 100_000, basis: PROBE_DEFAULT },
   planner: { steps: 2_000, basis: SIMULATOR },
-  expit: { steps: 20_000, basis: OWN_MODEL },
+  expit: { steps: 100_000, basis: PROBE_DEFAULT },
 };
 
 export const BUDGETS: Record<string, Record<string, Budget>> = {
