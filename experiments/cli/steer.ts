@@ -131,6 +131,9 @@ export function steerCommand(ctx: CliContext, globals: () => { data?: string }, 
         "each held-out maze its own cheese vector (with its cheese minus without), not the mean over --pairs others",
       ),
     )
+    .addOption(
+      new Option("--other-maze", "the control for --per-maze: each maze gets the next held-out maze's vector (its cheese elsewhere)"),
+    )
     .addOption(new Option("--mazes <n>", "held-out test mazes per coefficient").argParser(positiveInt).default(100))
     .addOption(new Option("--pairs <n>", "mazes the cheese vector is averaged over").argParser(positiveInt).default(100))
     .addOption(new Option("--seed <n>", "seed of the maze sets").argParser(nonNegativeInt).default(0))

@@ -45,11 +45,25 @@ describe("probe --save-agents", () => {
     const s = await cli([
       ...["--data", join(dir, "data"), "steer"],
       ...["--agent-dir", join(saved, "ppo-s0"), "--agent-dir", join(saved, "ppo-s1")],
-      ...["--layer", "s1/res0", "--coeffs", "-1,0", "--mazes", "2", "--pairs", "2", "--targets", "0", "--no-references", "--json"],
+      ...[
+        "--layer",
+        "s1/res0",
+        "--coeffs",
+        "-1,0",
+        "--mazes",
+        "2",
+        "--pairs",
+        "2",
+        "--targets",
+        "0",
+        "--no-references",
+        "--other-maze",
+        "--json",
+      ],
     ]);
     expect(s.code).toBe(0);
     // steer reads each policy's seed from its train.json
-    expect(JSON.parse(s.stdout).seeds).toEqual([0, 1]);
+    expect(JSON.parse(s.stdout)).toMatchObject({ seeds: [0, 1], vector: "other-maze" });
   }, 60_000);
 
   it("refuses a folder that already holds files", async () => {
