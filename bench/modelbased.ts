@@ -6,7 +6,9 @@
  * network evaluations per second inside the search (from the agent's own
  * search/* metrics), and where the time goes (acting vs learning).
  *
- *   npx tsx bench/modelbased.ts [--steps N] [--only TEXT]   (--only: cases whose label or env contains TEXT)
+ *   npx tsx bench/modelbased.ts [--steps N] [--only TEXT] [--config JSON]
+ *   (--only: cases whose label or env contains TEXT; --config: merged into those cases' agent configs,
+ *   e.g. '{"neural":{"gradientSteps":25}}' to time other settings of the neural planner)
  *
  * The aims: expit with the simulator at 50 simulations per step trains at
  * 1,000 env steps per second or more on one core; the neural planner on
@@ -49,6 +51,8 @@ export interface ModelBasedBenchRow extends ModelBasedBenchCase {
   simulationsPerSec: number | null;
   /** Network evaluations per second of search time (expit only). */
   evaluationsPerSec: number | null;
+  /** The world model's gradient steps per update, mean over the timed updates (the neural planner only). */
+  gradientSteps: number | null;
   actMs: number;
   learnMs: number;
 }
@@ -89,8 +93,9 @@ export async function benchModelBased(opts: { steps?: number; cases?: ModelBased
   for (const c of opts.cases ?? CASES) {
     const spec = resolveRunSpec({ env: c.env, variant: c.variant, agent: c.agent, config: c.config, steps });
     const agent = createAgent(c.agent, agentEnvInfo(spec), spec.config, 0);
-    // warm-up (JIT, the first update), then the timed part
-    run(agent, c.env, c.variant, 600);
+    // warm-up (JIT, and on to the first update: until then the neural planner acts at random, at no cost), then the timed part
+    let learned = run(agent, c.env, c.variant, 600).metrics.length > 0;
+    for (let i = 0; !learned && i < 100; i++) learned = run(agent, c.env, c.variant, 200).metrics.length > 0;
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
     const r = run(agent, c.env, c.variant, steps);
@@ -108,6 +113,7 @@ export async function benchModelBased(opts: { steps?: number; cases?: ModelBased
       envStepsPerCpuSec: steps / ((cpu.user + cpu.system) / 1e6),
       simulationsPerSec: mean("search/simulations_per_second"),
       evaluationsPerSec: mean("search/evaluations_per_second"),
+      gradientSteps: mean("model/gradient_steps"),
       actMs: r.actMs,
       learnMs: r.learnMs,
     });
@@ -121,8 +127,9 @@ export function formatModelBased(rows: ModelBasedBenchRow[]): string {
     .map((r) => {
       const total = r.actMs + r.learnMs;
       const target = AIMS[`${r.label} ${r.env}`];
+      const steps = r.gradientSteps === null ? "" : `  model gradient steps per update ${r.gradientSteps.toFixed(1)}`;
       const aim = target ? `  (aim ${fmt(target)} env steps per CPU second: ratio ${(r.envStepsPerCpuSec / target).toFixed(2)})` : "";
-      return `${r.label.padEnd(20)} ${r.env.padEnd(14)} env steps/s ${fmt(r.envStepsPerSec).padStart(6)} (per CPU second ${fmt(r.envStepsPerCpuSec).padStart(6)})  simulations/s ${fmt(r.simulationsPerSec).padStart(7)}  net evals/s ${fmt(r.evaluationsPerSec).padStart(7)}  time: acting ${((100 * r.actMs) / total).toFixed(0)}%, learning ${((100 * r.learnMs) / total).toFixed(0)}%${aim}`;
+      return `${r.label.padEnd(20)} ${r.env.padEnd(14)} env steps/s ${fmt(r.envStepsPerSec).padStart(6)} (per CPU second ${fmt(r.envStepsPerCpuSec).padStart(6)})  simulations/s ${fmt(r.simulationsPerSec).padStart(7)}  net evals/s ${fmt(r.evaluationsPerSec).padStart(7)}  time: acting ${((100 * r.actMs) / total).toFixed(0)}%, learning ${((100 * r.learnMs) / total).toFixed(0)}%${steps}${aim}`;
     })
     .join("\n");
 }
@@ -133,7 +140,17 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
     return i > 0 ? process.argv[i + 1] : undefined;
   };
   const only = arg("only");
-  const cases = only ? CASES.filter((c) => `${c.label} ${c.env}`.includes(only)) : CASES;
+  let extra: Record<string, unknown> = {};
+  try {
+    extra = JSON.parse(arg("config") ?? "{}") as Record<string, unknown>;
+  } catch {
+    console.error(`--config: not JSON: ${arg("config")} (give an object, e.g. '{"neural":{"gradientSteps":25}}')`);
+    process.exit(2);
+  }
+  const cases = (only ? CASES.filter((c) => `${c.label} ${c.env}`.includes(only)) : CASES).map((c) => ({
+    ...c,
+    config: { ...c.config, ...extra },
+  }));
   const backend = await initBackend();
   console.log(`backend ${backend}`);
   console.log(formatModelBased(await benchModelBased({ steps: arg("steps") ? Number(arg("steps")) : undefined, cases })));

@@ -53,6 +53,15 @@ export const neuralPlannerConfigSchema = Type.Object(
     bonus: Type.Number({ minimum: 0, maximum: 1000, default: 0.05, description: "exploration bonus per unit of ensemble disagreement" }),
     maxImagined: Type.Integer({ minimum: 1, maximum: 200000, default: 2000, description: "imagined states kept in the search graph" }),
     heldOut: Type.Integer({ minimum: 1, maximum: 100000, default: 256, description: "recent transitions scored before each update" }),
+    // a number or null, as the planner config's other optional numbers (planner/config.ts orNull)
+    exactGradientSteps: Type.Unsafe<number | null>({
+      type: ["integer", "null"],
+      minimum: 0,
+      maximum: 10000,
+      default: null,
+      description:
+        "gradient steps of an update whose new transitions (every one since the previous update, not yet trained on) the model already predicted right (decoded next observation, termination and reward), instead of gradientSteps; null: off, every update runs gradientSteps (docs/agents.md: 0 saved CPU and lowered train competence)",
+    }),
   },
   { additionalProperties: false, default: {}, description: 'model "neural": the world model and its search' },
 );

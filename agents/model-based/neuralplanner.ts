@@ -364,26 +364,49 @@ export class NeuralPlanner implements Agent {
     const t0 = performance.now();
     // score the model on what it has not trained on yet, then train
     const acc = this.model.accuracy(this.buffer, Math.min(this.neural.heldOut, this.stepsSinceLearn));
-    const losses = this.model.train(this.buffer, this.neural.gradientSteps, this.trainRng);
+    // training only while the model is wrong, when exactGradientSteps is set (null: every update runs gradientSteps)
+    const exactSteps = this.neural.exactGradientSteps;
+    const wrong = exactSteps === null ? null : this.wrongSinceLearn();
+    const steps = wrong === 0 && exactSteps !== null ? exactSteps : this.neural.gradientSteps;
+    const metrics: Record<string, number> = {};
+    if (steps > 0) {
+      const losses = this.model.train(this.buffer, steps, this.trainRng);
+      this.graph = null;
+      metrics["model/loss"] = losses.loss;
+      metrics["model/obs_loss"] = losses.obsLoss;
+      metrics["model/reward_loss"] = losses.rewardLoss;
+      metrics["model/terminal_loss"] = losses.terminalLoss;
+    } else if (this.model.learnRewardAtoms(this.buffer)) {
+      // the weights stay; the imagined graph stays too unless the rewards predictions decode to changed
+      this.graph = null;
+    }
     const trainMs = performance.now() - t0;
     this.trained = true;
-    this.graph = null;
     this.stepsSinceLearn = 0;
     this.updates++;
-    const metrics: Record<string, number> = {
-      "model/loss": losses.loss,
-      "model/obs_loss": losses.obsLoss,
-      "model/reward_loss": losses.rewardLoss,
-      "model/terminal_loss": losses.terminalLoss,
+    if (wrong !== null) metrics["model/new_wrong"] = wrong;
+    Object.assign(metrics, {
+      "model/gradient_steps": steps,
       "model/accuracy": acc.accuracy,
       "model/obs_accuracy": acc.obsAccuracy,
       "model/reward_error": acc.rewardError,
       "model/disagreement": acc.disagreement,
       "model/replay_size": this.buffer.size,
       "model/train_ms": trainMs,
-    };
+    });
     if (Number.isFinite(this.lastRootValue)) metrics["planner/value_start"] = this.lastRootValue;
     return { update: this.updates, envSteps: this.envSteps, metrics };
+  }
+
+  /**
+   * How many of the transitions since the last update (data the model has
+   * not trained on) it predicts wrong (WorldModel.accuracy's `wrong`); all
+   * of them before the first update.
+   */
+  private wrongSinceLearn(): number {
+    const fresh = Math.min(this.stepsSinceLearn, this.buffer.size);
+    if (!this.trained) return fresh;
+    return this.model.accuracy(this.buffer, fresh).wrong;
   }
 
   // save / load

@@ -221,6 +221,12 @@ export interface ModelAccuracy {
   rewardError: number;
   disagreement: number;
   samples: number;
+  /**
+   * Transitions predicted wrong: decoded next observation or termination
+   * wrong, or the decoded reward not the real one (while rewards decode to
+   * experience's few values; otherwise off by 0.05 or more).
+   */
+  wrong: number;
 }
 
 export class WorldModel {
@@ -484,6 +490,7 @@ export class WorldModel {
     for (let k = 0; k < n; k++) rows.set(buffer.obs.subarray(buffer.recent(k) * S, (buffer.recent(k) + 1) * S), k * S);
     const preds = this.predictRows(rows, n);
     let exact = 0;
+    let wrong = 0;
     let obsExact = 0;
     let rewardErr = 0;
     let dis = 0;
@@ -500,17 +507,15 @@ export class WorldModel {
       const termOk = p.terminal[a]! > 0.5 === (buffer.terminated[i] === 1);
       if (same) obsExact++;
       if (same && termOk && err < 0.05) exact++;
+      // a decoded reward is one of experience's rewards: right only when it is the real one
+      if (!(same && termOk && (this.atoms ? err === 0 : err < 0.05))) wrong++;
       rewardErr += err;
       dis += p.disagreement[a]!;
     }
     const d = Math.max(1, n);
-    return { accuracy: exact / d, obsAccuracy: obsExact / d, rewardError: rewardErr / d, disagreement: dis / d, samples: n };
+    return { accuracy: exact / d, obsAccuracy: obsExact / d, rewardError: rewardErr / d, disagreement: dis / d, samples: n, wrong };
   }
 
-  /**
-   * `steps` Adam steps; each member draws its own minibatch from the buffer
-   * (with replacement). Returns the mean losses per member and sample.
-   */
   /**
    * Reads the distinct rewards of the buffer, apart for steps that went on
    * and steps that ended: while there are at most `rewardAtoms` of them,
@@ -518,21 +523,23 @@ export class WorldModel {
    * the predicted termination (as 0/1 planes decode by rounding). So a planner
    * cannot loop on a reward the regression blurred onto an ordinary step: on
    * GoalShift-v0, where +1 only ever came with the episode's end, a step
-   * predicted to go on decodes to 0. train() calls it.
+   * predicted to go on decodes to 0. train() calls it. Returns whether the
+   * atoms changed (then the cached predictions are dropped).
    */
-  learnRewardAtoms(buffer: ReplayBuffer): void {
+  learnRewardAtoms(buffer: ReplayBuffer): boolean {
     const max = this.config.rewardAtoms;
     const seen = [new Set<number>(), new Set<number>()];
     for (let i = 0; i < buffer.size && seen[0]!.size + seen[1]!.size <= 2 * max; i++)
       seen[buffer.terminated[i] ? 1 : 0]!.add(buffer.reward[i]!);
     const all = new Set([...seen[0]!, ...seen[1]!]);
-    this.cache.clear();
-    if (all.size === 0 || all.size > max) {
-      this.atoms = null;
-      return;
-    }
     const sorted = (set: Set<number>) => [...(set.size > 0 ? set : all)].sort((a, b) => a - b);
-    this.atoms = { ongoing: sorted(seen[0]!), ending: sorted(seen[1]!) };
+    const atoms = all.size === 0 || all.size > max ? null : { ongoing: sorted(seen[0]!), ending: sorted(seen[1]!) };
+    const same = (x: readonly number[], y: readonly number[]) => x.length === y.length && x.every((v, i) => v === y[i]);
+    const old = this.atoms;
+    if (atoms === null ? old === null : old !== null && same(old.ongoing, atoms.ongoing) && same(old.ending, atoms.ending)) return false;
+    this.atoms = atoms;
+    this.cache.clear();
+    return true;
   }
 
   /** The rewards predictions decode to (null: none, predictions are used as they are); saved with the model. */
@@ -545,6 +552,10 @@ export class WorldModel {
     this.atoms = atoms ? { ongoing: [...atoms.ongoing], ending: [...atoms.ending] } : null;
   }
 
+  /**
+   * `steps` Adam steps; each member draws its own minibatch from the buffer
+   * (with replacement). Returns the mean losses per member and sample.
+   */
   train(buffer: ReplayBuffer, steps: number, rng: Rng): ModelLosses {
     this.learnRewardAtoms(buffer);
     const S = this.obsSize;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { initBackend } from "../../../agents/shared/backend.ts";
-import type { Agent } from "../../../agents/core.ts";
+import type { Agent, UpdateStats } from "../../../agents/core.ts";
 import "../../../agents/index.ts";
 import type { NeuralPlanner } from "../../../agents/model-based/neuralplanner.ts";
 import { createAgent, resolveAgentConfig } from "../../../agents/registry.ts";
@@ -53,15 +53,17 @@ function agentCell(obs: Float32Array, cells: number): number {
 
 describe("neural world model on a tiny deterministic level", () => {
   let agent: NeuralPlanner;
+  let first: UpdateStats[];
   const info = () => envInfo("TinyCorridor-v0", 1, { variant: "train" });
 
   beforeAll(async () => {
     await initBackend("cpu");
     if (!registered().some((r) => r.id === LEVEL.id)) registerLevel(parseLevel(LEVEL, "worldmodel.test.ts"));
-    agent = createAgent("planner", info(), tiny(), 0) as NeuralPlanner;
+    // training only while the model is wrong (off by default): an update whose new transitions were all right runs no step
+    agent = createAgent("planner", info(), tiny({ exactGradientSteps: 0 }), 0) as NeuralPlanner;
     const vec = makeVector("TinyCorridor-v0", 1, { variant: "train" });
     vec.reset(0);
-    runLoop(agent, vec, 900);
+    first = runLoop(agent, vec, 900).updates;
     vec.close();
   }, 300_000);
 
@@ -108,8 +110,13 @@ describe("neural world model on a tiny deterministic level", () => {
     const r = runLoop(agent, vec, 300);
     vec.close();
     const m = r.updates.at(-1)!.metrics;
-    for (const k of ["model/loss", "model/accuracy", "model/disagreement", "model/reward_error"]) expect(Number.isFinite(m[k])).toBe(true);
+    for (const k of ["model/accuracy", "model/disagreement", "model/reward_error", "model/new_wrong", "model/gradient_steps"]) {
+      expect(Number.isFinite(m[k])).toBe(true);
+    }
     expect(m["model/accuracy"]).toBeGreaterThan(0.9);
+    // the losses come with every update that ran gradient steps (the first one always does)
+    expect(first[0]!.metrics["model/gradient_steps"]).toBe(80);
+    for (const u of [...first, ...r.updates]) expect(Number.isFinite(u.metrics["model/loss"])).toBe(u.metrics["model/gradient_steps"]! > 0);
   });
 
   it("plans over its own predictions to the goal, with learning off", () => {
@@ -149,6 +156,47 @@ describe("neural world model on a tiny deterministic level", () => {
     expect(known.at(-1)!).toBeGreaterThan(0);
     expect(novel.disagreement).toBeLessThan(100 * known.at(-1)!);
   });
+
+  it("trains only while its model is wrong: new transitions it predicts skip the gradient steps, wrong ones get them all", () => {
+    const weights = () => agent.model.members.flatMap((m) => m.variables.map((v) => Array.from(v.dataSync())));
+    const before = weights();
+    const adamStep = agent.model.optimizer.t;
+    // the level as it is: every new transition predicted right, no gradient step, the weights as they were
+    const vec = makeVector("TinyCorridor-v0", 1, { variant: "train" });
+    vec.reset(3);
+    const exact = runLoop(agent, vec, 300).updates.at(-1)!.metrics;
+    vec.close();
+    expect(exact["model/new_wrong"]).toBe(0);
+    expect(exact["model/gradient_steps"]).toBe(0);
+    expect(exact["model/loss"]).toBeUndefined();
+    expect(weights()).toEqual(before);
+    expect(agent.model.optimizer.t).toBe(adamStep);
+    // the same moves paying 0.5, a reward experience never had: every one wrong, the full count
+    const env = make("TinyCorridor-v0", { variant: "train" });
+    let { obs } = env.reset({ seed: 0 });
+    for (let i = 0; i < 300; i++) {
+      const action = i % 4;
+      const step = env.step(action);
+      const ended = step.terminated || step.truncated;
+      agent.observe({
+        obs,
+        act: { actions: Int32Array.of(action) },
+        rewards: Float32Array.of(0.5),
+        terminated: Uint8Array.of(0),
+        truncated: Uint8Array.of(0),
+        nextObs: step.obs,
+        finalObs: step.obs,
+        stateKeys: Int32Array.of(-1),
+        nextStateKeys: Int32Array.of(-1),
+      });
+      obs = ended ? env.reset({ seed: i }).obs : step.obs;
+    }
+    const wrong = agent.learn().metrics;
+    expect(wrong["model/new_wrong"]).toBe(300);
+    expect(wrong["model/gradient_steps"]).toBe(80);
+    expect(weights()).not.toEqual(before);
+    expect(agent.model.optimizer.t).toBe(adamStep + 80);
+  });
 });
 
 describe("smoke: the neural planner on every registered environment", () => {
@@ -170,6 +218,8 @@ describe("smoke: the neural planner on every registered environment", () => {
     const r = runLoop(agent, vec, 48);
     expect(r.updates.length).toBeGreaterThanOrEqual(2);
     expect(Number.isFinite(r.updates.at(-1)!.metrics["model/loss"])).toBe(true);
+    // by default every update trains its gradientSteps, the model right or wrong, and does not check
+    for (const u of r.updates) expect([u.metrics["model/gradient_steps"], u.metrics["model/new_wrong"]]).toEqual([1, undefined]);
     const a = agent.act(vec.obs, { explore: false }).actions;
     expect(a.every((x) => x >= 0 && x < vec.actionCount)).toBe(true);
     vec.close();
