@@ -47,12 +47,20 @@ async function shot(name: string): Promise<void> {
 const canvasSignature = (selector: string) => signature(page, selector);
 const api = <T>(method: string, path: string, body?: unknown) => session!.server.api<T>(method, path, body);
 
-/** Sets learning on or off in the Intervene panel, applies it, and waits for the `nth` entry in the intervention log. */
-async function intervene(learning: boolean, nth: number): Promise<void> {
+/**
+ * Sets learning on or off in the Intervene panel, applies it, and waits for the `nth` entry in the intervention
+ * log; with `unlessEnded`, ending the run first (a short run on a loaded machine) also ends the wait, and the
+ * entry is then not required. Returns whether the entry arrived.
+ */
+async function intervene(learning: boolean, nth: number, unlessEnded = false): Promise<boolean> {
   await page.setChecked("[data-testid=intervene-learning]", learning);
   await page.click("[data-testid=intervene-apply]");
-  const entries = () => page.$$eval("[data-testid=intervention-log] li", (l) => l.length);
-  await until(`intervention ${nth} in the log`, entries, (n) => n >= nth, 60_000);
+  const state = async () => ({
+    entries: await page.$$eval("[data-testid=intervention-log] li", (l) => l.length),
+    live: ["running", "paused"].includes((await api<{ status: string }>("GET", `/api/runs/${firstRunId}`)).status),
+  });
+  const last = await until(`intervention ${nth} in the log`, state, (s) => s.entries >= nth || (unlessEnded && !s.live), 60_000);
+  return last.entries >= nth;
 }
 
 async function points(testid: string): Promise<number> {
@@ -165,7 +173,7 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("browser client", () => {
       await intervene(false, 1);
       // a second one while the run is still live (a short run can end between the two on a loaded machine)
       const after = await api<{ status: string }>("GET", `/api/runs/${firstRunId}`);
-      if (after.status === "running" || after.status === "paused") await intervene(true, 2);
+      if (after.status === "running" || after.status === "paused") await intervene(true, 2, true);
     }
     await page.waitForTimeout(4500); // one ledger refresh
     await shot("run-ledger");
