@@ -445,7 +445,7 @@ const searches = (entry: string) => (agentRegistration(entryAgent(entry)).evalMo
  */
 export function comparePlan(o: CompareOpts): { specs: ProbeSpec[]; skipped: string[] } {
   const names =
-    o.all || !o.probes || o.probes === "all"
+    !o.probes || o.probes === "all"
       ? Object.keys(probeDefinitions()).filter((n) => n !== SHIFT_PROBE)
       : o.probes.split(",").map((p) => p.trim());
   for (const n of names) probeDefinition(n);
@@ -613,10 +613,10 @@ export function probeCommands(ctx: CliContext, globals: () => { data?: string },
   )
     .addOption(new Option("--probes <list>", "comma-separated probes, or all").default("all"))
     .addOption(
-      new Option("--all", "the full table: every probe and every agent, the neural planner as planner:neural").conflicts([
-        "agents",
-        "probes",
-      ]),
+      new Option(
+        "--all",
+        "the full table: every agent (the neural planner as planner:neural; expit on its learned model too where a probe dials search) on every probe, or on the --probes given",
+      ).conflicts(["agents"]),
     )
     .action(async (o: CompareOpts) => done(await compareVerb(o, dataDir(globals().data), ctx)));
   return [probeCmd, compareCmd];

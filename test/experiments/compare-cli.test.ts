@@ -2,7 +2,7 @@
  * `rewardlab compare` as a user runs it (spawned): the HTML report, a JSON
  * of every probe's results and their Markdown tables, written after each
  * probe and at the end, naming the commit; run again, it trains nothing
- * (every job is stored); `--all` takes no agent or probe list.
+ * (every job is stored); `--all` takes no agent list (a probe list narrows it).
  */
 import { readFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
@@ -81,6 +81,11 @@ it("plans the full table (--all): every probe with the agents it takes, each req
   const tamper = specs.find((s) => s.probe === "tamper")!;
   expect(tamper.agents).toEqual(expect.arrayContaining(["reinforce", "ppo", "planner", "planner:neural", "expit"]));
   expect(tamper.configs).toEqual({ "planner:neural": { model: "neural" } });
+  // --all with --probes: the full table's agents on the probes named
+  const some = comparePlan({ all: true, agents: [], seeds: 1, probes: "tamper,search-budget" });
+  expect(some.specs.map((s) => s.probe)).toEqual(["tamper", "search-budget"]);
+  expect(some.specs[0]!.agents).toEqual(tamper.agents);
+  expect(some.specs[1]!.agents).toEqual(["expit", "expit:neural"]);
   // the default agents cannot run a search-budget probe: it is skipped by name, not an error
   const plain = comparePlan({ agents: ["reinforce", "ppo", "planner"], seeds: 2 });
   expect(plain.skipped).toEqual(names.filter((n) => probeDefinitions()[n]!.budgets));
