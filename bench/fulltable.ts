@@ -39,8 +39,8 @@ interface ModeRow {
   jobs: number;
   failed: number;
   wall: number;
-  /** Each job's own seconds (train and test inside its thread), with its agent entry. */
-  durations: { seconds: number; entry: string }[];
+  /** Each job's own seconds (train and test inside its thread) and its thread's CPU seconds, with its agent entry. */
+  durations: { seconds: number; cpuSeconds?: number; entry: string }[];
   /** The coordinator's seconds aggregating the probe tables. */
   aggregation: number;
   probes: number;
@@ -67,7 +67,11 @@ async function timeMode(
     const { sweep, summary, aggregationSeconds } = await runProbeSweep("bench full table", plan, backend, { store, ...where });
     const wall = (performance.now() - t0) / 1000;
     const durations = sweep.probePlans.flatMap((_, i) =>
-      storedProbeResults(store, sweep, i).map((r) => ({ seconds: r.seconds, entry: r.entry ?? r.agent })),
+      storedProbeResults(store, sweep, i).map((r) => ({
+        seconds: r.seconds,
+        ...(r.cpuSeconds !== undefined ? { cpuSeconds: r.cpuSeconds } : {}),
+        entry: r.entry ?? r.agent,
+      })),
     );
     const row = {
       label,
@@ -110,6 +114,11 @@ function report(rows: ModeRow[], seeds: number): void {
   console.log(
     `job seconds by agent (local): ${[...byEntry].map(([e, s]) => `${e} ${s.toFixed(0)} s (${((100 * s) / sum([...byEntry.values()])).toFixed(0)}%)`).join(", ")}`,
   );
+  const cpu = local.durations.every((d) => d.cpuSeconds !== undefined) ? sum(local.durations.map((d) => d.cpuSeconds!)) : null;
+  if (cpu !== null)
+    console.log(
+      `the local jobs' thread CPU: ${cpu.toFixed(1)} s against ${sum(local.durations.map((d) => d.seconds)).toFixed(1)} s of job time${cpu < 0.8 * sum(local.durations.map((d) => d.seconds)) ? " (other work shared the cores: the projection below, from job time, is high)" : ""}`,
+    );
   // fitted on the 1-worker run (so its prediction equals its measurement), checked on the 2-worker run
   const tail = (r: ModeRow) => r.aggregation / Math.max(1, r.probes); // the last probe's aggregation follows its last job
   const overhead = q1 ? Math.max(0, (q1.wall - tail(q1) - sum(q1.durations.map((d) => d.seconds))) / q1.jobs) : 0;
