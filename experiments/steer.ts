@@ -69,6 +69,8 @@ export interface SteerOptions {
   perMaze?: boolean;
   /** With perMaze: maze i gets maze i + 1's vector (the last gets the first's), a control for the vector's own maze. */
   otherMaze?: boolean;
+  /** Retargeting also sets the channel at each maze's cheese square to its value there without the cheese (at the start). */
+  clearCheese?: boolean;
 }
 
 /** One coefficient's row of the steering table. */
@@ -166,7 +168,7 @@ export interface SteerResult {
   steering: SteerRow[];
   /** Whether subtracting the cheese vector lowered the cheese rate (subtractionVerdict; null without a negative coefficient). */
   verdict: string | null;
-  retarget: { channel: number; tracking: number; value: number; rows: RetargetRow[] } | null;
+  retarget: { channel: number; tracking: number; value: number; clearCheese: boolean; rows: RetargetRow[] } | null;
 }
 
 /** The policy's inspectable network, or a one-line error naming what lacks it. */
@@ -333,18 +335,43 @@ function targetSquares(layouts: MazeLayout[], count: number, seed: number): numb
   return out;
 }
 
+/**
+ * Per seed, the edits that put the channel at each maze's cheese square back to its value there without the
+ * cheese (the start state's), one per batch row: `edits(k, first, n)` for the chunk of mazes first..first + n - 1.
+ */
+function cheeseClearing(agents: Agent[], layer: LayerInfo, channel: number, set: MazeSet) {
+  const { without, layouts } = pairedObservations(set);
+  const [, w, c] = spatialDims(layer);
+  const squares = layouts.map((l) => layerSquare(layer, l.side, l.cheese));
+  const values = agents.map((agent) => {
+    const act = inspectable(agent).forwardInspect(without, set.count, { record: [layer.name] }).recorded[layer.name]!;
+    return squares.map(([x, y], m) => act[m * layerSize(layer) + (y * w + x) * c + channel]!);
+  });
+  return (k: number, first: number, n: number): ActivationEdit[] =>
+    Array.from({ length: n }, (_, i) => {
+      const [x, y] = squares[first + i]!;
+      return { layer: layer.name, kind: "set", channel, y, x, value: values[k]![first + i]!, sample: i };
+    });
+}
+
 /** Retargeting rows: per target square, the reach rate with the channel edit and without, over the mazes where the target is open. */
 function retargetRows(agents: Agent[], layer: LayerInfo, channel: number, value: number, set: MazeSet, opts: SteerOptions): RetargetRow[] {
   const layouts = mazeLayouts(set);
+  const clearing = opts.clearCheese ? cheeseClearing(agents, layer, channel, set) : null;
   return targetSquares(layouts, opts.targets, opts.seed).map((target) => {
     const valid = layouts.map((l) => l.open[target] === 1 && target !== l.start && target !== l.cheese);
     const [x, y] = layerSquare(layer, layouts[0]!.side, target);
     const edit: ActivationEdit = { layer: layer.name, kind: "set", channel, y, x, value };
+    // edited: (the cheese's square cleared, then) the target set; the target's edit last, so it wins where the two meet
     const play = (edits: ActivationEdit[]) =>
-      agents.map((agent) => {
-        agent.setEdits!(edits);
+      agents.map((agent, k) => {
+        const perChunk = (first: number, n: number) => agent.setEdits!([...clearing!(k, first, n), ...edits]);
+        const chunked = clearing !== null && edits.length > 0;
+        if (!chunked) agent.setEdits!(edits);
         try {
-          return playMazes(agent, set, { explore: opts.explore, target }).filter((_, i) => valid[i]);
+          return playMazes(agent, set, { explore: opts.explore, target, ...(chunked ? { beforeChunk: perChunk } : {}) }).filter(
+            (_, i) => valid[i],
+          );
         } finally {
           agent.setEdits!([]);
         }
@@ -389,7 +416,8 @@ export function runSteer(agents: Agent[], seeds: number[], opts: SteerOptions): 
     const channel = opts.channel ?? found.channel;
     const value = opts.value ?? 2 * found.peak;
     const tracking = opts.channel === undefined ? found.tracking : NaN;
-    retarget = { channel, tracking, value, rows: retargetRows(agents, layer, channel, value, set, opts) };
+    const rows = retargetRows(agents, layer, channel, value, set, opts);
+    retarget = { channel, tracking, value, clearCheese: opts.clearCheese === true, rows };
   }
   return {
     env: MAZE_ID,
@@ -442,7 +470,7 @@ function formatRetarget(layer: string, t: NonNullable<SteerResult["retarget"]>):
   const ci = (c: [number, number]) => `[${pct(c[0])}, ${pct(c[1])}]`;
   const how = Number.isNaN(t.tracking) ? "given" : `its peak within one square of the cheese in ${pct(t.tracking)} of mazes`;
   const lines = [
-    `retargeting: channel ${t.channel} of ${layer} (${how}) set to ${t.value.toFixed(2)} at the target; how often the mouse enters the target square, with the edit and without`,
+    `retargeting: channel ${t.channel} of ${layer} (${how}) set to ${t.value.toFixed(2)} at the target${t.clearCheese ? ", and at the cheese's square to its value there without the cheese" : ""}; how often the mouse enters the target square, with the edit and without`,
     `${"target [x,y]".padEnd(14)} ${"layer sq".padEnd(9)} ${"mazes".padStart(5)}  ${"edited [seeds] [mazes]".padEnd(30)} unedited [seeds] [mazes]`,
   ];
   for (const row of t.rows) {

@@ -21,7 +21,8 @@
  *    or, with `perSample`, one such block per sample of the batch (sample s
  *    gets block s: each env copy its own vector);
  *  - "set": channel `channel` at square (y, x) := value (for a dense layer,
- *    unit `channel` with y = x = 0).
+ *    unit `channel` with y = x = 0), in every sample of the batch or, with
+ *    `sample`, in that one only.
  * Edits change acting only (act, actionProbs, forwardInspect); learning
  * always sees the unedited network.
  *
@@ -57,6 +58,8 @@ export interface SetEdit {
   y: number;
   x: number;
   value: number;
+  /** Only this sample of the batch (an env copy's row); default every sample. */
+  sample?: number;
 }
 
 export type ActivationEdit = AddEdit | SetEdit;
@@ -126,6 +129,8 @@ export function checkEdits(layers: readonly LayerInfo[], edits: readonly Activat
       );
     }
     if (!Number.isFinite(e.value)) throw new ValidationError(`edit on "${e.layer}": value must be a finite number, got ${e.value}`);
+    if (e.sample !== undefined && !ok(e.sample, Number.MAX_SAFE_INTEGER))
+      throw new ValidationError(`edit on "${e.layer}": sample must be a non-negative integer, got ${e.sample}`);
   }
 }
 
@@ -152,7 +157,9 @@ export function applyEdits(layer: LayerInfo, act: Float32Array, n: number, edits
       }
     } else {
       const at = (e.y * w + e.x) * c + e.channel;
-      for (let s = 0; s < n; s++) act[s * size + at] = e.value;
+      if (e.sample !== undefined) {
+        if (e.sample < n) act[e.sample * size + at] = e.value;
+      } else for (let s = 0; s < n; s++) act[s * size + at] = e.value;
     }
   }
 }

@@ -43,6 +43,7 @@ interface SteerOpts {
   references?: boolean;
   perMaze?: boolean;
   otherMaze?: boolean;
+  clearCheese?: boolean;
   backend?: BackendName;
   out?: string;
   json?: boolean;
@@ -98,6 +99,7 @@ async function steer(o: SteerOpts, data: string, ctx: CliContext): Promise<numbe
       references: o.references !== false,
       ...(o.perMaze || o.otherMaze ? { perMaze: true } : {}),
       ...(o.otherMaze ? { otherMaze: true } : {}),
+      ...(o.clearCheese ? { clearCheese: true } : {}),
     });
     const full = { ...result, backend, agentDirs: o.agentDir };
     if (o.out) await writeFile(o.out, `${JSON.stringify(full, null, 1)}\n`);
@@ -140,6 +142,9 @@ export function steerCommand(ctx: CliContext, globals: () => { data?: string }, 
     .addOption(new Option("--targets <n>", "target squares for retargeting (0: skip)").argParser(nonNegativeInt).default(5))
     .addOption(new Option("--channel <n>", "retargeting channel (default: the one whose peak tracks the cheese)").argParser(nonNegativeInt))
     .addOption(new Option("--value <x>", "activation set at the target (default: 2 x the channel's mean peak)"))
+    .addOption(
+      new Option("--clear-cheese", "retargeting also sets the channel at the cheese's square to its value there without the cheese"),
+    )
     .addOption(new Option("--env-config <file|json>", "Maze-v0 settings of the test mazes (default: those trained with)"))
     .addOption(new Option("--greedy", "greedy actions (default: sampled)"))
     .addOption(new Option("--no-references", "skip the chance and simulator-planner rows"))

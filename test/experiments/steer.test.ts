@@ -158,6 +158,29 @@ describe("steer", () => {
     agent.dispose();
   });
 
+  it("a set edit on one sample changes that row only; retargeting can clear the cheese's square first", () => {
+    const agent = policy();
+    const net = inspectable(agent);
+    const layer = net.layers().find((l) => l.name === "s0/res0")!;
+    const set = heldOutMazes(config, 4, 2);
+    const obs = pairedObservations(set).withCheese;
+    const half = obs.length / 2;
+    const edit = { layer: layer.name, kind: "set" as const, channel: 1, y: 1, x: 1, value: 40 };
+    const plain = Array.from(net.forwardInspect(obs, 2).logits);
+    const edited = Array.from(net.forwardInspect(obs, 2, { edits: [{ ...edit, sample: 1 }] }).logits);
+    const alone = Array.from(net.forwardInspect(obs.subarray(half), 1, { edits: [edit] }).logits);
+    expect(edited.slice(0, 4)).toEqual(plain.slice(0, 4));
+    expect(edited.slice(4)).toEqual(alone.map((x) => expect.closeTo(x, 5)));
+    expect(edited.slice(4)).not.toEqual(plain.slice(4));
+    expect(() => net.forwardInspect(obs, 2, { edits: [{ ...edit, sample: -1 }] })).toThrow(/sample must be a non-negative integer/);
+    const opts = { layer: layer.name, coeffs: [0], mazes: 10, pairs: 4, seed: 2, envConfig: config, explore: true, references: false };
+    const r = runSteer([agent], [1], { ...opts, targets: 1, clearCheese: true });
+    expect(r.retarget!.clearCheese).toBe(true);
+    expect(r.retarget!.rows).toHaveLength(1);
+    expect(formatSteer(r).join("\n")).toMatch(/and at the cheese's square to its value there without the cheese/);
+    agent.dispose();
+  });
+
   it("refuses a dense layer for retargeting and an unknown layer, in one line", () => {
     const agent = policy();
     const opts = { coeffs: [0], mazes: 2, pairs: 2, seed: 0, envConfig: config, explore: true, targets: 1, references: false };
