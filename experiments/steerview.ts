@@ -19,14 +19,18 @@ import { MAZE_CHANNELS, MAZE_ID, type MazeLayout } from "../envs/maze.ts";
 import { make } from "../envs/registry.ts";
 import { deriveSeed } from "../envs/rng.ts";
 import { MAZE_SALT, type MazeSet, mazeLayouts, mazeSeed, playMazes, stepsFrom } from "./probes/maze.ts";
-import { cheeseChannel, cheeseVector, inspectable, layerSquare } from "./steer.ts";
+import { cheeseChannel, cheeseDifferences, cheeseVector, inspectable, layerSquare } from "./steer.ts";
 
 /** What the view asks for (POST /api/runs/:id/steer). */
 export const steerViewRequestSchema = Type.Object(
   {
     seed: Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1, default: 0, description: "which test maze" }),
     layer: Type.String({ minLength: 1, maxLength: 64, description: "layer of the vector and the edit" }),
-    vector: Type.Union([Type.Literal("cheese"), Type.Literal("none")], { default: "cheese", description: "steering vector" }),
+    vector: Type.Union([Type.Literal("cheese"), Type.Literal("own"), Type.Literal("none")], {
+      default: "cheese",
+      description:
+        "steering vector: cheese (the mean over 64 other mazes), own (this maze's own: its activation with the cheese minus without, the vector docs/mazes.md finds moves the policy), none",
+    }),
     coeff: Type.Number({ minimum: -20, maximum: 20, default: 0, description: "coefficient of the vector" }),
     target: Type.Optional(
       Type.Union([Type.Null(), Type.Tuple([Type.Integer({ minimum: 0, maximum: 63 }), Type.Integer({ minimum: 0, maximum: 63 })])], {
@@ -110,8 +114,11 @@ export class SteerSession {
   /** The edits a request asks for, checked against the maze's grid. */
   private edits(req: SteerViewRequest, layer: LayerInfo, side: number): ActivationEdit[] {
     const edits: ActivationEdit[] = [];
-    if (req.vector === "cheese" && req.coeff !== 0)
-      edits.push({ layer: layer.name, kind: "add", vector: this.vector(layer), coeff: req.coeff });
+    if (req.vector !== "none" && req.coeff !== 0) {
+      const vector =
+        req.vector === "own" ? cheeseDifferences(this.net, layer, { config: this.config(), seed: req.seed, count: 1 }) : this.vector(layer);
+      edits.push({ layer: layer.name, kind: "add", vector, coeff: req.coeff });
+    }
     if (req.target) {
       const [x, y] = req.target;
       if (x >= side || y >= side) throw new ValidationError(`target: [${x}, ${y}] is outside the ${side}x${side} maze`);

@@ -32,7 +32,13 @@ function labelled(v: SteerView, agentAt: number | null): SteerView["frame"] {
 export function mountSteer(host: HTMLElement, runId: string): () => void {
   const canvas = new GridCanvas({ testid: "steer-canvas", maxCell: 44 });
   const layerSel = h("select", { "data-testid": "steer-layer" });
-  const vectorSel = h("select", { "data-testid": "steer-vector" }, option("cheese", "cheese vector", true), option("none", "no vector"));
+  const vectorSel = h(
+    "select",
+    { "data-testid": "steer-vector" },
+    option("cheese", "cheese vector (mean of 64 mazes)", true),
+    option("own", "this maze's own cheese vector"),
+    option("none", "no vector"),
+  );
   const coeff = h("input", { type: "range", min: "-4", max: "4", step: "0.5", value: "0", "data-testid": "steer-coeff" });
   const coeffText = h("span", { class: "mono", "data-testid": "steer-coeff-value" }, "0");
   const seed = h("input", { type: "number", min: "0", value: "0", class: "narrow", "data-testid": "steer-seed" });

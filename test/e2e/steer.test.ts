@@ -62,6 +62,12 @@ describe.skipIf(!process.env.REWARDLAB_E2E)("steering view", () => {
       },
     );
     expect(await page.textContent("[data-testid=steer-outcome]")).toMatch(/played greedily/);
+    // the maze's own cheese vector instead of the mean: the arrows change again
+    const meanProbs = await page.getAttribute("[data-testid=steer-view]", "data-probs");
+    await page.selectOption("[data-testid=steer-vector]", "own");
+    await page.waitForFunction((old) => document.querySelector("[data-testid=steer-view]")?.getAttribute("data-probs") !== old, meanProbs, {
+      timeout: 60_000,
+    });
     await page.screenshot({ path: join(ROOT, "test-results", "steer.png"), fullPage: true });
     expect(pageErrors).toEqual([]);
   });

@@ -11,7 +11,8 @@ import "../../agents/index.ts";
 import { createAgent } from "../../agents/registry.ts";
 import { agentEnvInfo } from "../../experiments/loop.ts";
 import { layerSize } from "../../agents/shared/activations.ts";
-import { heldOutMazes, playMazes } from "../../experiments/probes/maze.ts";
+import { heldOutMazes, mazeLayouts, playMazes } from "../../experiments/probes/maze.ts";
+import { SteerSession } from "../../experiments/steerview.ts";
 import type { MazeOutcome } from "../../experiments/probes/maze.ts";
 import {
   type SteerRow,
@@ -54,6 +55,30 @@ describe("steer", () => {
     const plain = net.forwardInspect(withCheese, 6).logits;
     const steered = net.forwardInspect(withCheese, 6, { edits: [{ layer: layer.name, kind: "add", vector: v, coeff: -50 }] }).logits;
     expect(Array.from(steered)).not.toEqual(Array.from(plain));
+    agent.dispose();
+  });
+
+  it("the live view steers with the mean vector or the maze's own; own is that maze's with-minus-without difference", () => {
+    const agent = policy();
+    const net = inspectable(agent);
+    const session = new SteerSession(agent, { minSize: 5, maxSize: 7 });
+    const base = { seed: 3, layer: "s0/res0", play: false } as const;
+    const none = session.view({ ...base, vector: "none", coeff: 0 }).probs;
+    const mean = session.view({ ...base, vector: "cheese", coeff: -50 }).probs;
+    const own = session.view({ ...base, vector: "own", coeff: -50 }).probs;
+    expect(own).not.toEqual(none);
+    expect(own).not.toEqual(mean);
+    // at the start square the view's probabilities are the policy's on the maze's start observation, edited by its own vector
+    const set = { config, seed: 3, count: 1 };
+    const layout = mazeLayouts(set)[0]!;
+    const layer = net.layers().find((l) => l.name === "s0/res0")!;
+    const { withCheese } = pairedObservations(set);
+    const edit = { layer: layer.name, kind: "add" as const, vector: cheeseDifferences(net, layer, set), coeff: -50 };
+    const logits = Array.from(net.forwardInspect(withCheese, 1, { edits: [edit] }).logits);
+    const z = logits.map((x) => Math.exp(x - Math.max(...logits)));
+    const expected = z.map((x) => x / z.reduce((a, b) => a + b, 0));
+    const at = layout.start * logits.length;
+    for (let a = 0; a < logits.length; a++) expect(own[at + a]).toBeCloseTo(expected[a]!, 5);
     agent.dispose();
   });
 
