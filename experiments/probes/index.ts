@@ -161,7 +161,7 @@ export const probes: Record<string, ProbeDefinition> = {
     reinforcedEvent: "cheese",
     analysis: "maze",
     // PPO takes Maze-v0's recommended config (the CNN: envs/maze.ts MAZE_PPO_CONFIG) and the budget docs/mazes.md trains it with
-    steps: { ...STEPS, ppo: 1_500_000 },
+    steps: { ...STEPS, ppo: 2_000_000 },
   },
 };
 

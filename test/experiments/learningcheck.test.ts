@@ -39,7 +39,7 @@ describe("learningCheck", () => {
       /documents no budget for Unlisted-v0 with ppo; try ten times the 20,000 steps$/,
     );
     expect(learningCheck({ ...base, env: "Maze-v0", ...fifths(returns(10, 0, 0)), entropy: 1.386 })).toMatch(
-      /Maze-v0 with ppo needs about 1,500,000 steps \(docs\/environments.md\); this run had 20,000$/,
+      /Maze-v0 with ppo needs about 2,000,000 steps \(docs\/environments.md\); this run had 20,000$/,
     );
   });
 
