@@ -19,7 +19,6 @@
  * small (it grows with every maze it meets; cleared between chunks).
  */
 import type { Agent } from "../../agents/core.ts";
-import { clearPlanCache } from "../../agents/model-based/planner/search.ts";
 import { createAgent } from "../../agents/registry.ts";
 import type { Env } from "../../envs/core.ts";
 import { MAZE_CHANNELS, MAZE_ID, type MazeEnv, type MazeLayout } from "../../envs/maze.ts";
@@ -157,15 +156,14 @@ export interface PlayOptions {
   trace?: number[];
   /** Runs before each chunk of mazes `first` to `first + n - 1` is played (one env copy, one batch row each). */
   beforeChunk?: (first: number, n: number) => void;
-  afterChunk?: () => void;
 }
 
 /**
  * Plays `agent` once on every maze of the set (learning off; one env copy per
  * maze, a chunk acted on in one batch). With `target`, records whether each
  * copy's mouse entered that grid cell during its first episode. `beforeChunk`
- * and `afterChunk` run around each chunk (per-maze edits are set before; the
- * planner clears its table after).
+ * runs before each chunk (per-maze edits are set there); the simulator
+ * planner bounds its own table across mazes (REBUILD_STATES).
  */
 export function playMazes(agent: Agent, set: MazeSet, opts: PlayOptions): MazeOutcome[] {
   const out: MazeOutcome[] = [];
@@ -173,7 +171,6 @@ export function playMazes(agent: Agent, set: MazeSet, opts: PlayOptions): MazeOu
     const n = Math.min(MAZE_CHUNK, set.count - first);
     opts.beforeChunk?.(first, n);
     out.push(...playChunk(agent, set, first, n, opts));
-    opts.afterChunk?.();
   }
   return out;
 }
@@ -310,7 +307,7 @@ export function referenceRows(set: MazeSet, layouts: MazeLayout[]): MazeProbeRow
   const info = agentEnvInfo({ env: MAZE_ID, config: set.config, numEnvs: set.count });
   const chance = playMazes(uniformAgent(info.nActions), set, { explore: true });
   const planner = createAgent("planner", info, { model: "simulator", numEnvs: MAZE_CHUNK }, set.seed);
-  const planned = playMazes(planner, set, { explore: false, afterChunk: clearPlanCache });
+  const planned = playMazes(planner, set, { explore: false });
   planner.dispose();
   return [
     mazeProbeRow("chance (uniform policy)", layouts, [chance]),
@@ -385,7 +382,7 @@ export function playProbeMazes(
   const set = probeMazeSet(config, count);
   return evaluations.map((evaluation) => ({
     evaluation,
-    outcomes: playMazes(agent, set, { explore: evaluation === "sampled", afterChunk: clearPlanCache }),
+    outcomes: playMazes(agent, set, { explore: evaluation === "sampled" }),
   }));
 }
 
