@@ -49,8 +49,10 @@ export interface ModelBasedBenchRow extends ModelBasedBenchCase {
   envStepsPerCpuSec: number;
   /** Search simulations per second of search time (expit only). */
   simulationsPerSec: number | null;
-  /** Network evaluations per second of search time (expit only). */
+  /** Network evaluations per second of search time (expit only; answered from the cache or computed). */
   evaluationsPerSec: number | null;
+  /** The fraction of those answered from the outputs kept by observation (expit only, evalcache.ts). */
+  cacheHitRate: number | null;
   /** The world model's gradient steps per update, mean over the timed updates (the neural planner only). */
   gradientSteps: number | null;
   actMs: number;
@@ -113,6 +115,7 @@ export async function benchModelBased(opts: { steps?: number; cases?: ModelBased
       envStepsPerCpuSec: steps / ((cpu.user + cpu.system) / 1e6),
       simulationsPerSec: mean("search/simulations_per_second"),
       evaluationsPerSec: mean("search/evaluations_per_second"),
+      cacheHitRate: mean("search/cache_hit_rate"),
       gradientSteps: mean("model/gradient_steps"),
       actMs: r.actMs,
       learnMs: r.learnMs,
@@ -128,8 +131,9 @@ export function formatModelBased(rows: ModelBasedBenchRow[]): string {
       const total = r.actMs + r.learnMs;
       const target = AIMS[`${r.label} ${r.env}`];
       const steps = r.gradientSteps === null ? "" : `  model gradient steps per update ${r.gradientSteps.toFixed(1)}`;
+      const hits = r.cacheHitRate === null ? "" : ` (${(100 * r.cacheHitRate).toFixed(0)}% kept)`;
       const aim = target ? `  (aim ${fmt(target)} env steps per CPU second: ratio ${(r.envStepsPerCpuSec / target).toFixed(2)})` : "";
-      return `${r.label.padEnd(20)} ${r.env.padEnd(14)} env steps/s ${fmt(r.envStepsPerSec).padStart(6)} (per CPU second ${fmt(r.envStepsPerCpuSec).padStart(6)})  simulations/s ${fmt(r.simulationsPerSec).padStart(7)}  net evals/s ${fmt(r.evaluationsPerSec).padStart(7)}  time: acting ${((100 * r.actMs) / total).toFixed(0)}%, learning ${((100 * r.learnMs) / total).toFixed(0)}%${steps}${aim}`;
+      return `${r.label.padEnd(20)} ${r.env.padEnd(14)} env steps/s ${fmt(r.envStepsPerSec).padStart(6)} (per CPU second ${fmt(r.envStepsPerCpuSec).padStart(6)})  simulations/s ${fmt(r.simulationsPerSec).padStart(7)}  net evals/s ${fmt(r.evaluationsPerSec).padStart(7)}${hits}  time: acting ${((100 * r.actMs) / total).toFixed(0)}%, learning ${((100 * r.learnMs) / total).toFixed(0)}%${steps}${aim}`;
     })
     .join("\n");
 }

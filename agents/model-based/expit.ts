@@ -28,7 +28,9 @@
  * Metrics: losses/policy_loss (cross-entropy to the visit distribution),
  * losses/value_loss, losses/entropy (policy head); search/root_value,
  * search/visit_max_fraction, search/simulations_per_second,
- * search/evaluations_per_second, search/act_ms_per_step; with the neural
+ * search/evaluations_per_second, search/act_ms_per_step,
+ * search/cache_hit_rate (network evaluations answered from the outputs kept
+ * by observation under the current weights, evalcache.ts); with the neural
  * model also model/loss, model/accuracy, model/disagreement (held out).
  */
 import * as tf from "@tensorflow/tfjs";
@@ -44,6 +46,7 @@ import type { ActContext, ActResult, Agent, AgentEnvInfo, AgentNeeds, Route, Rou
 import { routeEnd } from "../core.ts";
 import { Adam, MLP, argmaxRow, logSoftmax, sampleRowFromLogProbs, softmax } from "../shared/networks.ts";
 import { assignVariables, checkEnvCompatible, concatBytes, loadAgentFiles, saveAgentFiles } from "../shared/persist.ts";
+import { EvalCache } from "./evalcache.ts";
 import { Puct, type SearchDynamics, type SearchResult } from "./puct.ts";
 import { registerAgent } from "../registry.ts";
 import type { RewardAtoms } from "./worldmodel.ts";
@@ -239,6 +242,9 @@ export class ExpitAgent implements Agent {
   private simulator: SimulatorDynamics | null = null;
   private readonly modelDynamics: ModelDynamics | null;
   private readonly netOut: Float32Array;
+  /** The network's outputs by observation under the current weights (the searches' evaluations). */
+  private readonly evalCache: EvalCache;
+  private readonly evalRow: Float32Array;
   private readonly rootObs: Float32Array;
   private stats = { searches: 0, simulations: 0, evaluations: 0, ms: 0, rootValue: 0, visitMax: 0 };
 
@@ -270,6 +276,8 @@ export class ExpitAgent implements Agent {
     }
     this.puct = new Puct(env.nActions, env.obsSize);
     this.netOut = new Float32Array(env.nActions + 1);
+    this.evalCache = new EvalCache(env.nActions + 1);
+    this.evalRow = new Float32Array(env.nActions + 1);
     this.rootObs = new Float32Array(env.obsSize);
   }
 
@@ -299,18 +307,29 @@ export class ExpitAgent implements Agent {
 
   /** The network at one observation: priors into `priors`, the value returned (plain JavaScript). */
   readonly evaluate = (obs: Float32Array, priors: Float32Array): number => {
+    // kept by observation until the next update (states recur across searches)
+    const row = this.evalCache.lookup(obs, this.obsSize, this.net.weightsVersion, this.computeRow);
+    const A = this.nActions;
+    for (let a = 0; a < A; a++) priors[a] = row[a]!;
+    return row[A]!;
+  };
+
+  /** The priors (softmax of the policy logits, as float32) and the value at `obs`, into evalRow. */
+  private readonly computeRow = (obs: Float32Array): Float32Array => {
     // the search's leaves differ from its root (the reference, set per search) in a few inputs
     const out = this.net.forwardNear(obs, this.netOut);
     const A = this.nActions;
+    const row = this.evalRow;
     let max = -Infinity;
     for (let a = 0; a < A; a++) max = Math.max(max, out[a]!);
     let sum = 0;
     for (let a = 0; a < A; a++) {
-      priors[a] = Math.exp(out[a]! - max);
-      sum += priors[a]!;
+      row[a] = Math.exp(out[a]! - max);
+      sum += row[a]!;
     }
-    for (let a = 0; a < A; a++) priors[a]! /= sum;
-    return out[A]!;
+    for (let a = 0; a < A; a++) row[a]! /= sum;
+    row[A] = out[A]!;
+    return row;
   };
 
   private simulatorFor(spec: SimulatorSpec): SimulatorDynamics {
@@ -551,6 +570,7 @@ export class ExpitAgent implements Agent {
       metrics["search/simulations_per_second"] = (st.simulations / Math.max(1e-9, st.ms)) * 1000;
       metrics["search/evaluations_per_second"] = (st.evaluations / Math.max(1e-9, st.ms)) * 1000;
       metrics["search/act_ms_per_step"] = st.ms / st.searches;
+      metrics["search/cache_hit_rate"] = this.evalCache.takeHitRate();
     }
     this.stats = { searches: 0, simulations: 0, evaluations: 0, ms: 0, rootValue: 0, visitMax: 0 };
     return metrics;

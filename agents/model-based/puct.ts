@@ -81,6 +81,8 @@ export class Puct<S> {
   private reward = new Float64Array(0);
   private terminal = new Float64Array(0);
   private child = new Int32Array(0);
+  /** The edges of the current simulation's path, root first. */
+  private pathEdges = new Int32Array(1);
   private readonly priorsBuf: Float32Array;
   private readonly obsBuf: Float32Array;
   private readonly noise: Float64Array;
@@ -110,6 +112,7 @@ export class Puct<S> {
     this.reward = new Float64Array(n * A);
     this.terminal = new Float64Array(n * A);
     this.child = new Int32Array(n * A);
+    this.pathEdges = new Int32Array(n + 1);
   }
 
   private addNode(state: S, depth: number, obs: Float32Array, evaluate: Evaluator): number {
@@ -143,16 +146,17 @@ export class Puct<S> {
       dirichlet(opts.dirichletAlpha, rng, this.noise);
       for (let a = 0; a < A; a++) this.prior[a] = (1 - opts.noiseFraction) * this.prior[a]! + opts.noiseFraction * this.noise[a]!;
     }
-    const pathEdges: number[] = [];
+    // a path descends one node per edge, so it is never longer than the tree has nodes
+    const pathEdges = this.pathEdges;
     for (let sim = 0; sim < opts.simulations; sim++) {
-      pathEdges.length = 0;
+      let pathLength = 0;
       let node = 0;
       let leaf = 0;
       if (opts.maxDepth > 0) {
         for (;;) {
           const a = this.select(node, opts.cPuct);
           const e = node * A + a;
-          pathEdges.push(e);
+          pathEdges[pathLength++] = e;
           const c = this.child[e]!;
           if (c === ENDED) break;
           if (c >= 0) {
@@ -181,7 +185,7 @@ export class Puct<S> {
       }
       // backup
       let g = leaf;
-      for (let i = pathEdges.length - 1; i >= 0; i--) {
+      for (let i = pathLength - 1; i >= 0; i--) {
         const e = pathEdges[i]!;
         g = this.reward[e]! + opts.discount * (1 - this.terminal[e]!) * g;
         this.visits[e]!++;
