@@ -28,7 +28,10 @@ export interface OverviewSection {
 const CHANCE = "chance";
 
 /** The rows of one evaluation mode: table name -> column -> cell. */
-function cells(sections: readonly OverviewSection[], evaluation: Evaluation): { columns: string[]; rows: Map<string, Map<string, string>> } {
+function cells(
+  sections: readonly OverviewSection[],
+  evaluation: Evaluation,
+): { columns: string[]; rows: Map<string, Map<string, string>> } {
   const columns: string[] = [];
   const rows = new Map<string, Map<string, string>>();
   for (const s of sections) {
