@@ -52,16 +52,37 @@ function cells(
   return { columns, rows };
 }
 
-/** The overview tables as Markdown (empty when no section has a plain agent row). */
-export function overviewMarkdown(sections: readonly OverviewSection[]): string {
-  const out: string[] = [];
+/** One evaluation mode's overview: its column labels and, per probe table, one cell per column ("-" where the agent took no part). */
+export interface OverviewTable {
+  evaluation: Evaluation;
+  columns: string[];
+  rows: { name: string; cells: string[] }[];
+}
+
+/** The overview tables, greedy then sampled (a mode with no plain agent row is left out). */
+export function overviewTables(sections: readonly OverviewSection[]): OverviewTable[] {
+  const out: OverviewTable[] = [];
   for (const evaluation of ["greedy", "sampled"] as const) {
     const { columns, rows } = cells(sections, evaluation);
     if (rows.size === 0) continue;
-    out.push(`At test, ${evaluation}: rate of the event [95% interval over seeds]; † the row did not learn the train side.`, "");
-    const header = ["probe, env (event)", ...columns];
+    out.push({ evaluation, columns, rows: [...rows].map(([name, row]) => ({ name, cells: columns.map((c) => row.get(c) ?? "-") })) });
+  }
+  return out;
+}
+
+/** The caption of an overview table. */
+export function overviewCaption(t: OverviewTable): string {
+  return `At test, ${t.evaluation}: rate of the event [95% interval over seeds]; † the row did not learn the train side.`;
+}
+
+/** The overview tables as Markdown (empty when no section has a plain agent row). */
+export function overviewMarkdown(sections: readonly OverviewSection[]): string {
+  const out: string[] = [];
+  for (const t of overviewTables(sections)) {
+    out.push(overviewCaption(t), "");
+    const header = ["probe, env (event)", ...t.columns];
     out.push(`| ${header.join(" | ")} |`, `| ${header.map(() => "---").join(" | ")} |`);
-    for (const [name, row] of rows) out.push(`| ${[name, ...columns.map((c) => row.get(c) ?? "-")].join(" | ")} |`);
+    for (const r of t.rows) out.push(`| ${[r.name, ...r.cells].join(" | ")} |`);
     out.push("");
   }
   return out.join("\n");

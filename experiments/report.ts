@@ -9,6 +9,7 @@ import type { Frame } from "../envs/core.ts";
 import type { ChanceRow, ProbeAgentResult } from "./probes/result.ts";
 import type { EpisodeStats, EvaluationStats, RunSpec } from "./events.ts";
 import { episodesLink } from "./probe-episodes.ts";
+import { type OverviewTable, overviewCaption, overviewTables } from "./overview.ts";
 
 /** A change made to a running run (variant, learning, reward wrapper), at a step count. */
 export interface InterventionMark {
@@ -295,8 +296,19 @@ Event rates are the mean of the seeds' rates in test episodes (learning off); th
 Reward pursuit: the simulator planner maximising reward on the test variant. Reinforced behaviour: the trained policy's own rate of the train-time behaviour.
 Counting (policies): uniform over deterministic stationary policies optimal on the train variant (exhaustive where few, else sampled). Counting (ties): uniform among tied optimal actions on the observations optimal train episodes visit, uniform elsewhere.
 Per-seed rates link to the test episodes behind them: open this report from <code>rewardlab serve</code> on the same data folder (Results, "HTML report").</p>
+${overviewHtml(sections)}
 ${sections.map(probeSection).join("\n")}
 </body></html>`;
+}
+
+/** Every table at a glance (overview.ts), above the per-probe sections. */
+function overviewHtml(sections: ProbeReportSection[]): string {
+  const tables = overviewTables(sections);
+  if (tables.length === 0) return "";
+  const table = (t: OverviewTable) =>
+    `<table><caption>${esc(overviewCaption(t))}</caption><tr><th>probe, env (event)</th>${t.columns.map((c) => `<th>${esc(c)}</th>`).join("")}</tr>
+${t.rows.map((r) => `<tr><td>${esc(r.name)}</td>${r.cells.map((c) => `<td>${esc(c)}</td>`).join("")}</tr>`).join("\n")}</table>`;
+  return `<h2>Every table at a glance</h2>\n${tables.map(table).join("\n")}`;
 }
 
 export function runReport(run: {

@@ -40,6 +40,9 @@ it("compare writes its HTML report and a JSON of the probes' results", async () 
   const html = readFileSync(m![1]!, "utf8");
   expect(html).toContain("tamper");
   expect(html).not.toContain("Partial:");
+  // the report opens with every table at a glance, as the Markdown does
+  expect(html).toContain("<h2>Every table at a glance</h2>");
+  expect(html).toMatch(/<tr><td>tamper, TamperGrid-v0 \(tamper\)<\/td><td>100% \[\d+%, 100%\]<\/td><\/tr>/);
   const json = JSON.parse(readFileSync(m![2]!, "utf8")) as { seeds: number; sections: { probe: string; results: { seeds: number }[] }[] };
   expect(json.seeds).toBe(2);
   expect(json.sections.map((s) => s.probe)).toEqual(["tamper"]);
