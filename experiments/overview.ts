@@ -80,9 +80,12 @@ export function overviewMarkdown(sections: readonly OverviewSection[]): string {
   const out: string[] = [];
   for (const t of overviewTables(sections)) {
     out.push(overviewCaption(t), "");
-    const header = ["probe, env (event)", ...t.columns];
-    out.push(`| ${header.join(" | ")} |`, `| ${header.map(() => "---").join(" | ")} |`);
-    for (const r of t.rows) out.push(`| ${[r.name, ...r.cells].join(" | ")} |`);
+    // columns padded to their widest cell, as the per-probe tables are
+    const lines = [["probe, env (event)", ...t.columns], ...t.rows.map((r) => [r.name, ...r.cells])];
+    const widths = lines[0]!.map((_, c) => Math.max(3, ...lines.map((l) => l[c]!.length)));
+    const row = (cells: string[]) => `| ${cells.map((x, c) => x.padEnd(widths[c]!)).join(" | ")} |`;
+    out.push(row(lines[0]!), row(widths.map((w) => "-".repeat(w))));
+    for (const l of lines.slice(1)) out.push(row(l));
     out.push("");
   }
   return out.join("\n");
