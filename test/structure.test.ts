@@ -129,7 +129,7 @@ describe("the import graph", () => {
 // dependencies flow one way. From the bottom: the step loop, runs and what
 // every part shares (pool.ts included: generic over the job); probes/; steering
 // (steer.ts, steerview.ts: built on the maze probe's plays); the
-// files that store and show probe results (store, report, manager, jobs);
+// files that store and show probe results (store, report, overview, manager, jobs);
 // sweeps/ (the coordinator and the queue); the entry points (the command
 // line, and worker.ts, the thread that executes every kind of job). A file
 // imports only files on its own floor or below; a new file directly in
@@ -139,7 +139,7 @@ describe("the import graph", () => {
 const EXPERIMENT_FLOORS: { name: string; holds: (file: string) => boolean }[] = [
   { name: "entry points", holds: (f) => /^experiments\/(cli\/|cli\.ts$|worker\.ts$|worker-boot\.js$)/.test(f) },
   { name: "sweeps/", holds: (f) => f.startsWith("experiments/sweeps/") },
-  { name: "store and views", holds: (f) => /^experiments\/(store|report|manager|jobs)\.ts$/.test(f) },
+  { name: "store and views", holds: (f) => /^experiments\/(store|report|overview|manager|jobs)\.ts$/.test(f) },
   { name: "steering (on the maze probe's plays)", holds: (f) => /^experiments\/steer(view)?\.ts$/.test(f) },
   { name: "probes/", holds: (f) => f.startsWith("experiments/probes/") },
   { name: "loop, runs and shared parts", holds: (f) => f.startsWith("experiments/") },
