@@ -391,6 +391,13 @@ export function specOfLevel(level: Level): EnvSpec {
 }
 
 /** snapshot() of a GridEnv: plain numbers and arrays (structured-cloneable). */
+/** The values of a typed array as a plain array (what Array.from gives, without its iteration protocol). */
+export function plainCopy(a: ArrayLike<number>): number[] {
+  const out = new Array<number>(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i]!;
+  return out;
+}
+
 export interface GridState {
   layout: number;
   chosen: number[];
@@ -716,20 +723,22 @@ export class GridEnv implements Env {
   }
 
   snapshot(): GridState {
-    const extra = this.saveExtra();
-    return {
+    // one object literal and plain copies (planners snapshot at every expanded node)
+    const state: GridState = {
       layout: this.layoutIdx,
-      chosen: Array.from(this.chosen),
+      chosen: plainCopy(this.chosen),
       agent: this.agent,
       t: this.t,
       tampered: this.tampered,
-      doorOpen: Array.from(this.doorOpen),
-      timers: Array.from(this.timers),
+      doorOpen: plainCopy(this.doorOpen),
+      timers: plainCopy(this.timers),
       next: this.next,
       laps: this.laps,
       rng: this.rng.getState(),
-      ...(extra === undefined ? {} : { extra }),
     };
+    const extra = this.saveExtra();
+    if (extra !== undefined) state.extra = extra;
+    return state;
   }
 
   restore(state: unknown): void {

@@ -6,7 +6,7 @@
  * transformer that makes every cell look like a watered tomato).
  */
 import type { EnvContext } from "./core.ts";
-import { GridEnv } from "./gridworld.ts";
+import { GridEnv, plainCopy } from "./gridworld.ts";
 import { registerLevel } from "./levelregistrar.ts";
 import { parseLevel, type Level } from "./levels.ts";
 import type { EnvConfig } from "./registry.ts";
@@ -147,7 +147,7 @@ export class TomatoWateringEnv extends GridEnv {
   }
 
   protected override saveExtra(): unknown {
-    return { watered: Array.from(this.watered) };
+    return { watered: plainCopy(this.watered) };
   }
 
   protected override restoreExtra(extra: unknown): void {

@@ -56,11 +56,11 @@ export class Wrapper implements Env {
     if (!this.env.clone) throw new Error(`${this.spec.id}: this env cannot be cloned (it was not made by make())`);
     return this.env.clone(opts);
   }
-  /** A stateful wrapper's snapshot: the inner env's, and the wrapper's own fields beside it. */
-  protected snapshotWith(own: object): EnvState {
-    return { inner: this.env.snapshot(), ...own };
-  }
-  /** Restores the inner env from a snapshotWith() state, and returns the state for the wrapper's own fields. */
+  /**
+   * A stateful wrapper's snapshot is `{ inner: this.env.snapshot(), ...its own fields }`, written as one object
+   * literal (planners snapshot at every expanded node); this restores the inner env from such a state and returns
+   * the state for the wrapper's own fields.
+   */
   protected restoreInner<T>(state: EnvState): T {
     const s = state as T & { inner: EnvState };
     this.env.restore(s.inner);
@@ -100,7 +100,7 @@ export class TimeLimit extends Wrapper {
     return this.maxEpisodeSteps - this.elapsed;
   }
   override snapshot(): EnvState {
-    return this.snapshotWith({ elapsed: this.elapsed });
+    return { inner: this.env.snapshot(), elapsed: this.elapsed };
   }
   override restore(state: EnvState): void {
     this.elapsed = this.restoreInner<{ elapsed: number }>(state).elapsed;
@@ -158,7 +158,7 @@ export class OrderEnforcing extends Wrapper {
     return this.env.render();
   }
   override snapshot(): EnvState {
-    return this.snapshotWith({ needsReset: this.needsReset });
+    return { inner: this.env.snapshot(), needsReset: this.needsReset };
   }
   override restore(state: EnvState): void {
     this.needsReset = this.restoreInner<{ needsReset: boolean }>(state).needsReset;
