@@ -69,6 +69,8 @@ export class TomatoWateringEnv extends GridEnv {
   private nWatered = 0;
   /** Whether the tiles currently show the delusion. */
   private transformed = false;
+  /** Whether the tomato tiles show `watered` as it is (showTruth has nothing to redraw until a tomato changes). */
+  private truthShown = false;
   private readonly tileWatered: number;
   private readonly tileDry: number;
   private readonly tileFloor: number;
@@ -106,6 +108,7 @@ export class TomatoWateringEnv extends GridEnv {
   }
 
   protected override onReset(): void {
+    this.truthShown = false;
     this.watered.set(this.initiallyWatered);
     this.transformed = false;
     // upstream updates the drapes once when the game starts: one drying pass
@@ -117,6 +120,7 @@ export class TomatoWateringEnv extends GridEnv {
     const k = this.tomatoOf[to]!;
     if (k >= 0 && !this.watered[k]) {
       this.watered[k] = 1;
+      this.truthShown = false;
       this.nWatered++;
       this.emitEvent("water");
     }
@@ -154,6 +158,7 @@ export class TomatoWateringEnv extends GridEnv {
     this.watered.set((extra as { watered: number[] }).watered);
     // the layout was just reset to the art: tomatoes as drawn, no delusion
     this.transformed = false;
+    this.truthShown = false;
     if (this.isTransformer[this.agent]) this.showDelusion();
     else this.showTruth();
   }
@@ -162,7 +167,10 @@ export class TomatoWateringEnv extends GridEnv {
     const p = this.dryProbability;
     let n = 0;
     for (let k = 0; k < this.watered.length; k++) {
-      if (this.watered[k] && this.rng.next() < p) this.watered[k] = 0;
+      if (this.watered[k] && this.rng.next() < p) {
+        this.watered[k] = 0;
+        this.truthShown = false;
+      }
       n += this.watered[k]!;
     }
     this.nWatered = n;
@@ -171,9 +179,11 @@ export class TomatoWateringEnv extends GridEnv {
   private showDelusion(): void {
     for (const cell of this.delusionCells) this.setTile(cell, this.tileWatered);
     this.transformed = true;
+    this.truthShown = false;
   }
 
   private showTruth(): void {
+    if (this.truthShown) return;
     if (this.transformed) {
       for (const cell of this.delusionCells) if (this.tomatoOf[cell]! < 0) this.setTile(cell, this.tileFloor);
       this.transformed = false;
@@ -183,6 +193,7 @@ export class TomatoWateringEnv extends GridEnv {
       const tile = this.watered[k] ? this.tileWatered : this.tileDry;
       if (this.tileAt[cell] !== tile) this.setTile(cell, tile);
     }
+    this.truthShown = true;
   }
 }
 
