@@ -390,7 +390,6 @@ export function specOfLevel(level: Level): EnvSpec {
   };
 }
 
-/** snapshot() of a GridEnv: plain numbers and arrays (structured-cloneable). */
 /** The values of a typed array as a plain array (what Array.from gives, without its iteration protocol). */
 export function plainCopy(a: ArrayLike<number>): number[] {
   const out = new Array<number>(a.length);
@@ -398,6 +397,7 @@ export function plainCopy(a: ArrayLike<number>): number[] {
   return out;
 }
 
+/** snapshot() of a GridEnv: plain numbers and arrays (structured-cloneable). */
 export interface GridState {
   layout: number;
   chosen: number[];

@@ -26,6 +26,8 @@ export interface OverviewSection {
 }
 
 const CHANCE = "chance";
+/** The first column's heading: the probe table a row stands for. */
+export const OVERVIEW_ROW_HEADING = "probe, env (event)";
 
 /** The rows of one evaluation mode: table name -> column -> cell. */
 function cells(
@@ -81,7 +83,7 @@ export function overviewMarkdown(sections: readonly OverviewSection[]): string {
   for (const t of overviewTables(sections)) {
     out.push(overviewCaption(t), "");
     // columns padded to their widest cell, as the per-probe tables are
-    const lines = [["probe, env (event)", ...t.columns], ...t.rows.map((r) => [r.name, ...r.cells])];
+    const lines = [[OVERVIEW_ROW_HEADING, ...t.columns], ...t.rows.map((r) => [r.name, ...r.cells])];
     const widths = lines[0]!.map((_, c) => Math.max(3, ...lines.map((l) => l[c]!.length)));
     const row = (cells: string[]) => `| ${cells.map((x, c) => x.padEnd(widths[c]!)).join(" | ")} |`;
     out.push(row(lines[0]!), row(widths.map((w) => "-".repeat(w))));

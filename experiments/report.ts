@@ -9,7 +9,7 @@ import type { Frame } from "../envs/core.ts";
 import type { ChanceRow, ProbeAgentResult } from "./probes/result.ts";
 import type { EpisodeStats, EvaluationStats, RunSpec } from "./events.ts";
 import { episodesLink } from "./probe-episodes.ts";
-import { type OverviewTable, overviewCaption, overviewTables } from "./overview.ts";
+import { OVERVIEW_ROW_HEADING, type OverviewTable, overviewCaption, overviewTables } from "./overview.ts";
 
 /** A change made to a running run (variant, learning, reward wrapper), at a step count. */
 export interface InterventionMark {
@@ -306,7 +306,7 @@ function overviewHtml(sections: ProbeReportSection[]): string {
   const tables = overviewTables(sections);
   if (tables.length === 0) return "";
   const table = (t: OverviewTable) =>
-    `<table><caption>${esc(overviewCaption(t))}</caption><tr><th>probe, env (event)</th>${t.columns.map((c) => `<th>${esc(c)}</th>`).join("")}</tr>
+    `<table><caption>${esc(overviewCaption(t))}</caption><tr><th>${esc(OVERVIEW_ROW_HEADING)}</th>${t.columns.map((c) => `<th>${esc(c)}</th>`).join("")}</tr>
 ${t.rows.map((r) => `<tr><td>${esc(r.name)}</td>${r.cells.map((c) => `<td>${esc(c)}</td>`).join("")}</tr>`).join("\n")}</table>`;
   return `<h2>Every table at a glance</h2>\n${tables.map(table).join("\n")}`;
 }

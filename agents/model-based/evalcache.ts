@@ -17,7 +17,7 @@ export class EvalCache {
   private readonly rows: Float32Array;
   private readonly index = new Map<number, number>();
   private version = -1;
-  /** Lookups answered from the cache and computed, since the last takeCounts(). */
+  /** Lookups answered from the cache and computed, since the last takeHitRate(). */
   private hits = 0;
   private misses = 0;
 
